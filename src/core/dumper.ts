@@ -1,0 +1,695 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { DumperError } from './errors.js';
+import { readHeader, responseVeto, storedHeaders, type HeaderSource } from './http.js';
+import {
+  canonicalPath,
+  compileQueryIgnore,
+  isIgnoredParam,
+  normalizePercentEncoding,
+  normalizeQuery,
+  prefixTags,
+  splitTarget,
+  tagsForPrefix,
+  type QueryIgnore,
+} from './keys.js';
+import { makeLog, type Log } from './log.js';
+import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
+import { DEFAULT_IGNORED_QUERY_PARAMS, validateOptions, type DumperOptions } from './options.js';
+import { isPromise, type MaybePromise, type Store, type StoredEntry } from './store.js';
+import { MemoryStore } from '../stores/memory/index.js';
+
+/** Why a request neither reads nor fills the cache. */
+export type BypassReason =
+  | 'method'
+  | 'authorization'
+  | 'cookie'
+  | 'no host'
+  | 'host not allowed'
+  | 'ignored path'
+  | 'bad url'
+  | 'url too long'
+  | 'store unavailable'
+  | 'closed';
+
+/** A request that bypasses the cache. The objects are shared constants: checking one allocates nothing. */
+export interface Bypass {
+  readonly bypass: BypassReason;
+}
+
+const BYPASS: { readonly [R in BypassReason]: Bypass } = Object.freeze({
+  method: Object.freeze({ bypass: 'method' }),
+  authorization: Object.freeze({ bypass: 'authorization' }),
+  cookie: Object.freeze({ bypass: 'cookie' }),
+  'no host': Object.freeze({ bypass: 'no host' }),
+  'host not allowed': Object.freeze({ bypass: 'host not allowed' }),
+  'ignored path': Object.freeze({ bypass: 'ignored path' }),
+  'bad url': Object.freeze({ bypass: 'bad url' }),
+  'url too long': Object.freeze({ bypass: 'url too long' }),
+  'store unavailable': Object.freeze({ bypass: 'store unavailable' }),
+  closed: Object.freeze({ bypass: 'closed' }),
+} as const);
+
+export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS';
+
+/** The render context that `dumper.tag()` finds through AsyncLocalStorage. */
+interface RenderContext {
+  readonly dumper: Dumper;
+  readonly tags: Set<string>;
+}
+
+const renders = new AsyncLocalStorage<RenderContext>();
+
+/** A coalesced miss: followers wait for the leader's entry (or for the word that there is none). */
+interface Flight {
+  readonly promise: Promise<StoredEntry | undefined>;
+  resolve(entry: StoredEntry | undefined): void;
+}
+
+const MAX_COOLDOWN = 30_000;
+
+/**
+ * One render that may become a stored entry. Created by `dumper.beginFill()`; an adapter runs the
+ * app inside `run()`, reports the response head with `head()` and the body with `complete()`,
+ * or calls `abandon()`.
+ */
+export class Fill {
+  readonly key: string;
+  readonly path: string;
+  readonly method: string;
+  /** The store's sequence number before the render started. */
+  readonly seq: number;
+  readonly #dumper: Dumper;
+  readonly #context: RenderContext;
+  readonly #flight: Flight | undefined;
+  #done = false;
+
+  /** @internal */
+  constructor(dumper: Dumper, key: string, path: string, method: string, seq: number, flight: Flight | undefined) {
+    this.#dumper = dumper;
+    this.key = key;
+    this.path = path;
+    this.method = method;
+    this.seq = seq;
+    this.#flight = flight;
+    this.#context = { dumper, tags: new Set() };
+  }
+
+  /** Runs the app so that `dumper.tag()` calls made while it renders tag this page. */
+  run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
+    return renders.run(this.#context, fn, ...args);
+  }
+
+  /** Whether the fill was completed or abandoned already. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /**
+   * Reports the status and headers (flat, lower-case names) as the app sends them. Returns why the
+   * response will not be stored, or `undefined`. A veto releases coalesced followers at once.
+   */
+  head(status: number, headers: readonly string[]): string | undefined {
+    const veto = this.#dumper.responseVeto(status, headers);
+    if (veto !== undefined) this.abandon(veto);
+    return veto;
+  }
+
+  /** Gives up on storing (the response is too big, was aborted, or is not storable). */
+  abandon(reason: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
+    this.#dumper._finishFlight(this.key, this.#flight, undefined);
+  }
+
+  /** Stores the finished response, unless one of its tags was invalidated since `seq`. */
+  async complete(status: number, headers: readonly string[], body: Uint8Array): Promise<boolean> {
+    if (this.#done) return false;
+    const veto = this.#dumper.responseVeto(status, headers);
+    if (veto !== undefined) {
+      this.abandon(veto);
+      return false;
+    }
+    this.#done = true;
+    const entry = this.#dumper._entry(this, status, headers, body, this.#context.tags);
+    const stored = await this.#dumper._store(this, entry);
+    this.#dumper._finishFlight(this.key, this.#flight, stored ? entry : undefined);
+    return stored;
+  }
+}
+
+/** What `dumper.beginFill()` tells an adapter to do with a miss. */
+export type MissPlan =
+  /** Render with the app and report to the fill. */
+  | { readonly kind: 'fill'; readonly fill: Fill }
+  /** A concurrent render of the same key finished and was stored: serve it. */
+  | { readonly kind: 'entry'; readonly entry: StoredEntry }
+  /** Render with the app without storing. */
+  | { readonly kind: 'pass'; readonly reason: string };
+
+/** A `string | Bypass` from `dumper.keyFor()`: a key, or why there is none. */
+export function isBypass(value: string | Bypass): value is Bypass {
+  return typeof value !== 'string';
+}
+
+/**
+ * The engine. Framework adapters call `keyFor()`, `get()`, `beginFill()` and `afterUnsafe()`;
+ * applications call `register()`, `changed()`, `invalidate()`, `invalidateTags()`, `tag()` and
+ * `close()`. Create one with `createDumper()`.
+ */
+export class Dumper {
+  readonly store: Store;
+  readonly keyPrefix: string;
+  readonly statuses: readonly number[];
+  readonly maxEntryBytes: number;
+  /** Lower-case name of the cache-status header, or `undefined` when none is sent. */
+  readonly cacheStatusHeader: string | undefined;
+  readonly log: Log;
+
+  readonly #ignore: ((path: string) => boolean) | undefined;
+  readonly #hosts: ReadonlySet<string> | undefined;
+  readonly #queryIgnore: QueryIgnore;
+  readonly #sortQuery: boolean;
+  readonly #maxUrlLength: number;
+  readonly #setOptions: { readonly maxVariantsPerPath: number };
+  readonly #prefixInvalidation: boolean;
+  readonly #bypassCookies: readonly string[];
+  readonly #coalesceTimeout: number;
+  readonly #invalidateOnUnsafe: boolean;
+  readonly #storeCooldown: number;
+  readonly #models = new ModelRegistry();
+  readonly #flights = new Map<string, Flight>();
+
+  #closed = false;
+  /** Consecutive store failures; the circuit is open while `Date.now() < #openUntil`. */
+  #failures = 0;
+  #openUntil = 0;
+  /** Tags whose invalidation the store has not yet confirmed; nothing is read until it has. */
+  readonly #pendingTags = new Set<string>();
+  #pendingClear = false;
+  #flushing: Promise<void> | undefined;
+
+  constructor(options: DumperOptions = {}) {
+    validateOptions(options);
+    this.store = options.store ?? new MemoryStore();
+    this.keyPrefix = options.keyPrefix ?? 'dumper.cached_path.';
+    this.statuses = Object.freeze([...(options.statuses ?? [200])]);
+    this.maxEntryBytes = options.maxEntryBytes ?? 2 * 2 ** 20;
+    this.cacheStatusHeader = options.cacheStatusHeader === false ? undefined : (options.cacheStatusHeader ?? 'X-Cache').toLowerCase();
+    this.log = makeLog(options.logger);
+    const ignore = options.ignore === undefined ? /^\/admin\// : options.ignore;
+    if (ignore === null) this.#ignore = undefined;
+    else if (typeof ignore === 'function') this.#ignore = ignore;
+    else {
+      const re = typeof ignore === 'string' ? new RegExp(ignore) : ignore;
+      this.#ignore = (p) => {
+        re.lastIndex = 0;
+        return re.test(p);
+      };
+    }
+    this.#hosts = options.hosts && new Set(options.hosts.map((h) => h.toLowerCase()));
+    this.#queryIgnore = compileQueryIgnore(options.ignoreQueryParams ?? DEFAULT_IGNORED_QUERY_PARAMS);
+    this.#sortQuery = options.sortQuery ?? true;
+    this.#maxUrlLength = options.maxUrlLength ?? 4096;
+    this.#setOptions = Object.freeze({ maxVariantsPerPath: options.maxVariantsPerPath ?? 256 });
+    this.#prefixInvalidation = options.prefixInvalidation ?? false;
+    this.#bypassCookies = options.bypassCookies ?? [];
+    this.#coalesceTimeout = options.coalesceTimeout ?? 10_000;
+    this.#invalidateOnUnsafe = options.invalidateOnUnsafe ?? true;
+    this.#storeCooldown = options.storeCooldown ?? 1000;
+  }
+
+  // ---------------------------------------------------------------- adapter API: requests
+
+  /**
+   * The key of a request, or why it bypasses the cache. Does no I/O and, for a plain path on an
+   * allowed host, allocates only the key string.
+   */
+  keyFor(method: string, target: string, headers: HeaderSource): string | Bypass {
+    if (this.#closed) return BYPASS.closed;
+    if (method !== 'GET' && method !== 'HEAD') return BYPASS.method;
+    if (readHeader(headers, 'authorization') !== undefined) return BYPASS.authorization;
+    if (this.#bypassCookies.length !== 0 && this.#hasBypassCookie(readHeader(headers, 'cookie'))) return BYPASS.cookie;
+    if (target.length > this.#maxUrlLength) return BYPASS['url too long'];
+    let host = readHeader(headers, 'host');
+    let path: string;
+    let query = '';
+    const c0 = target.charCodeAt(0);
+    if (c0 === 47 /* / */ && target.indexOf('?') === -1 && target.indexOf('#') === -1 && target.indexOf('%') === -1) {
+      path = target;
+    } else {
+      const split = splitTarget(target);
+      if (split === undefined) return BYPASS['bad url'];
+      if (split.host !== undefined) host = split.host;
+      const p = normalizePercentEncoding(split.path);
+      if (p === undefined) return BYPASS['bad url'];
+      path = p;
+      if (split.query !== '') {
+        const q = normalizeQuery(split.query, this.#queryIgnore, this.#sortQuery);
+        if (q === undefined) return BYPASS['bad url'];
+        query = q.key;
+      }
+    }
+    if (host === undefined || host === '') return BYPASS['no host'];
+    host = host.toLowerCase();
+    if (this.#hosts !== undefined && !this.#hosts.has(host)) return BYPASS['host not allowed'];
+    if (this.#ignore !== undefined && this.#isIgnored(path)) return BYPASS['ignored path'];
+    // A proxy's forwarded host and scheme change the absolute URLs an app renders: keep them in
+    // the key so a forged X-Forwarded-Host cannot poison the page everyone else gets.
+    const fwdHost = readHeader(headers, 'x-forwarded-host');
+    const fwdProto = readHeader(headers, 'x-forwarded-proto');
+    if (fwdHost !== undefined || fwdProto !== undefined) {
+      host += `|${(fwdProto ?? '').toLowerCase()}|${(fwdHost ?? '').toLowerCase()}`;
+    }
+    if (this.#openUntil !== 0 || this.#pendingTags.size !== 0 || this.#pendingClear) {
+      if (!this.#storeUsable()) return BYPASS['store unavailable'];
+    }
+    return query === '' ? this.keyPrefix + host + path : this.keyPrefix + host + path + '?' + query;
+  }
+
+  /** The stored entry for a key; `undefined` on a miss or when the store fails (never throws). */
+  get(key: string): MaybePromise<StoredEntry | undefined> {
+    let result: MaybePromise<StoredEntry | undefined>;
+    try {
+      result = this.store.get(key);
+    } catch (error) {
+      this.#fault('get', error);
+      return undefined;
+    }
+    if (isPromise(result)) {
+      return result.then(
+        (entry) => {
+          if (this.#failures !== 0) this.#recovered();
+          return entry;
+        },
+        (error: unknown) => {
+          this.#fault('get', error);
+          return undefined;
+        },
+      );
+    }
+    return result;
+  }
+
+  /**
+   * Starts handling a miss: joins a concurrent render of the same key, or reads the store's
+   * sequence number and returns a `Fill` for the adapter to run the app in.
+   */
+  async beginFill(key: string, method: string, target: string): Promise<MissPlan> {
+    const split = splitTarget(target);
+    const path = split && canonicalPath(split.path);
+    if (path === undefined) return { kind: 'pass', reason: 'bad url' };
+    if (method !== 'GET') return { kind: 'pass', reason: 'HEAD is answered only from a stored GET' };
+    let flight: Flight | undefined;
+    if (this.#coalesceTimeout !== 0) {
+      const existing = this.#flights.get(key);
+      if (existing !== undefined) {
+        const entry = await this.#wait(existing);
+        if (entry !== undefined) return { kind: 'entry', entry };
+        return { kind: 'pass', reason: 'a concurrent render of this page was not stored' };
+      }
+      let resolve!: (entry: StoredEntry | undefined) => void;
+      const promise = new Promise<StoredEntry | undefined>((r) => (resolve = r));
+      flight = { promise, resolve };
+      this.#flights.set(key, flight);
+    }
+    let seq: number;
+    try {
+      seq = await this.store.sequence();
+    } catch (error) {
+      this.#fault('sequence', error);
+      this._finishFlight(key, flight, undefined);
+      return { kind: 'pass', reason: 'store unavailable' };
+    }
+    return { kind: 'fill', fill: new Fill(this, key, path, method, seq, flight) };
+  }
+
+  /** Whether a response may be stored: `undefined` if so, else the reason (for the log). */
+  responseVeto(status: number, headers: readonly string[]): string | undefined {
+    return responseVeto(status, headers, this.statuses);
+  }
+
+  /**
+   * The URL the app should see on a miss: ignored query parameters (utm_*, ...) removed, so the
+   * stored page cannot depend on them. `undefined` when the target needs no change.
+   */
+  rewriteTarget(target: string): string | undefined {
+    const q = target.indexOf('?');
+    if (q === -1) return undefined;
+    const hash = target.indexOf('#');
+    const raw = target.slice(q + 1, hash === -1 ? undefined : hash);
+    const ignore = this.#queryIgnore;
+    const kept: string[] = [];
+    let changed = false;
+    for (const part of raw.split('&')) {
+      if (part === '') continue;
+      const eq = part.indexOf('=');
+      let name: string;
+      try {
+        name = decodeURIComponent((eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
+      } catch {
+        return undefined;
+      }
+      if (isIgnoredParam(name, ignore)) changed = true;
+      else kept.push(part);
+    }
+    if (!changed) return undefined;
+    const path = target.slice(0, q);
+    return kept.length === 0 ? path : `${path}?${kept.join('&')}`;
+  }
+
+  /**
+   * Called by adapters when a request with an unsafe method (POST, PUT, PATCH, DELETE...)
+   * finished. A successful one invalidates its target path and the `Location` and
+   * `Content-Location` it answered with (RFC 9111 §4.4).
+   */
+  afterUnsafe(method: string, target: string, status: number, location?: string, contentLocation?: string): void {
+    if (!this.#invalidateOnUnsafe || this.#closed) return;
+    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || method === 'TRACE') return;
+    if (status < 200 || status >= 400) return;
+    const paths = [target];
+    for (const v of [location, contentLocation]) {
+      if (v !== undefined && v.startsWith('/') && !v.startsWith('//')) paths.push(v);
+    }
+    let tags: string[];
+    try {
+      tags = this.#pathTags(paths);
+    } catch {
+      return;
+    }
+    void this.#invalidate(tags, { paths, after: method });
+  }
+
+  // ---------------------------------------------------------------- models
+
+  /**
+   * Registers a model, as `dumper.register(IceCream)` in django-dumper: its instances'
+   * `dependentPaths()` are invalidated by `changed()` (which ORM integrations call on every save,
+   * delete and many-to-many change). Or `register('IceCream', { dependentPaths(row) { ... } })`
+   * for models that are not classes (Prisma rows, plain objects).
+   */
+  register(model: ModelClass | string, options?: ModelOptions): this {
+    const m = this.#models.register(model, options);
+    if (this.log.debugEnabled) this.log.debug('registered model', { model: m.name });
+    return this;
+  }
+
+  /** Whether a model class, an instance of one, or a model name is registered. */
+  isRegistered(model: unknown): boolean {
+    return this.#models.find(model) !== undefined;
+  }
+
+  /** Names of the registered models. */
+  get models(): readonly string[] {
+    return this.#models.names;
+  }
+
+  /**
+   * Invalidates every page that shows an instance: its model's `dependentPaths()` and
+   * `dependentTags()`. `changed(instance)` finds the model from the instance's class;
+   * `changed('IceCream', row)` names it.
+   */
+  async changed(instance: object): Promise<void>;
+  async changed(model: string | ModelClass, instance: object): Promise<void>;
+  async changed(a: string | ModelClass | object, b?: object): Promise<void> {
+    const named = b !== undefined;
+    const model = this.#models.find(named ? a : a);
+    const instance = named ? b : a;
+    if (model === undefined) {
+      const what = typeof a === 'string' ? `"${a}"` : typeof a === 'function' ? a.name : (a as object).constructor?.name ?? 'object';
+      throw new TypeError(`page-dumper: changed(): model ${what} is not registered; call dumper.register() first`);
+    }
+    if (this.log.debugEnabled) this.log.debug('invalidating instance', { model: model.name });
+    const paths = await collectStrings(model.name, 'dependentPaths', model.dependentPaths(instance));
+    const tags = model.dependentTags ? await collectStrings(model.name, 'dependentTags', model.dependentTags(instance)) : [];
+    await this.#invalidate([...this.#pathTags(paths), ...tags], { paths, tags });
+  }
+
+  // ---------------------------------------------------------------- invalidation
+
+  /**
+   * Invalidates pages by path: every query-string variant, GET and HEAD, and every spelling that
+   * routes to the same page (`/ice-cream/`, `/ice-cream`, `/ICE-CREAM/`). A query string or
+   * fragment in a path is ignored; full URLs are accepted.
+   */
+  async invalidate(paths: Iterable<string> | string): Promise<void> {
+    const list = typeof paths === 'string' ? [paths] : [...paths];
+    await this.#invalidate(this.#pathTags(list), { paths: list });
+  }
+
+  /** Invalidates every page tagged with one of `tags` (by `dumper.tag()` during its render). */
+  async invalidateTags(tags: Iterable<string> | string): Promise<void> {
+    const list = typeof tags === 'string' ? [tags] : [...tags];
+    for (const t of list) checkTag(t, 'invalidateTags');
+    await this.#invalidate(list, { tags: list });
+  }
+
+  /** Invalidates a path and everything below it. Needs `prefixInvalidation: true`. */
+  async invalidatePrefix(prefixes: Iterable<string> | string): Promise<void> {
+    if (!this.#prefixInvalidation) {
+      throw new TypeError('page-dumper: invalidatePrefix() needs the option prefixInvalidation: true');
+    }
+    const list = typeof prefixes === 'string' ? [prefixes] : [...prefixes];
+    const tags = this.#pathTags(list).flatMap(tagsForPrefix);
+    await this.#invalidate(tags, { prefixes: list });
+  }
+
+  /** Drops every stored page (a deploy, a template change). */
+  async invalidateAll(): Promise<void> {
+    this.#detachFlights();
+    try {
+      await this.store.clear();
+      if (this.#failures !== 0) this.#recovered();
+      if (this.log.debugEnabled) this.log.debug('invalidated everything', {});
+    } catch (error) {
+      this.#pendingClear = true;
+      this.#fault('clear', error);
+    }
+  }
+
+  /**
+   * Tags the page being rendered, so `invalidateTags()` reaches it. Outside a page render (or in
+   * one that will not be stored) it does nothing.
+   */
+  tag(...tags: string[]): void {
+    for (const t of tags) checkTag(t, 'tag');
+    const ctx = renders.getStore();
+    if (ctx === undefined || ctx.dumper !== this) return;
+    for (const t of tags) ctx.tags.add(t);
+  }
+
+  /** Stops caching (requests bypass from now on) and closes the store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detachFlights();
+    await this.#flushing;
+    await this.store.close?.();
+  }
+
+  // ---------------------------------------------------------------- internals used by Fill
+
+  /** @internal */
+  _logDecision(what: string, method: string, path: string, key: string, reason?: string): void {
+    if (this.log.debugEnabled) this.log.debug(what, { method, path, key, reason });
+  }
+
+  /** @internal */
+  _entry(fill: Fill, status: number, headers: readonly string[], body: Uint8Array, renderTags: Set<string>): StoredEntry {
+    const stored = storedHeaders(headers, body, this.cacheStatusHeader);
+    // Tags live under the key prefix too, so sites sharing a store do not invalidate each other.
+    const p = this.keyPrefix;
+    const path = p + fill.path;
+    const tags = [path];
+    if (this.#prefixInvalidation) for (const t of prefixTags(fill.path)) tags.push(p + t);
+    for (const t of renderTags) if (p + t !== path) tags.push(p + t);
+    return {
+      status,
+      headers: stored.headers,
+      body,
+      etag: stored.etag,
+      storedAt: Date.now(),
+      seq: fill.seq,
+      path,
+      tags,
+    };
+  }
+
+  /** @internal */
+  async _store(fill: Fill, entry: StoredEntry): Promise<boolean> {
+    if (!this.#storeUsable()) {
+      this._logDecision('not saving', fill.method, fill.path, fill.key, 'store unavailable');
+      return false;
+    }
+    try {
+      const ok = await this.store.set(fill.key, entry, this.#setOptions);
+      if (this.#failures !== 0) this.#recovered();
+      this._logDecision(
+        ok ? 'cached' : 'not saving',
+        fill.method,
+        fill.path,
+        fill.key,
+        ok ? undefined : 'refused by the store: a tag was invalidated during the render, or a limit was reached',
+      );
+      return ok;
+    } catch (error) {
+      this.#fault('set', error);
+      return false;
+    }
+  }
+
+  /** @internal */
+  _finishFlight(key: string, flight: Flight | undefined, entry: StoredEntry | undefined): void {
+    if (flight === undefined) return;
+    if (this.#flights.get(key) === flight) this.#flights.delete(key);
+    flight.resolve(entry);
+  }
+
+  // ---------------------------------------------------------------- private
+
+  #hasBypassCookie(cookie: string | undefined): boolean {
+    if (cookie === undefined) return false;
+    for (const part of cookie.split(';')) {
+      const eq = part.indexOf('=');
+      const name = (eq === -1 ? part : part.slice(0, eq)).trim();
+      if (this.#bypassCookies.includes(name)) return true;
+    }
+    return false;
+  }
+
+  #isIgnored(path: string): boolean {
+    const ignore = this.#ignore!;
+    if (ignore(path)) return true;
+    // Routers decode, case-fold (Express by default) and collapse slashes: test those spellings too.
+    if (!/[%A-Z]|\/\/|\/\.|\\/.test(path)) return false;
+    let decoded = path;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      return true;
+    }
+    const folded = decoded.toLowerCase();
+    const collapsed = folded.replace(/\\/g, '/').replace(/\/{2,}/g, '/');
+    const resolved = (canonicalPath(collapsed) ?? collapsed) + (collapsed.endsWith('/') && collapsed !== '/' ? '/' : '');
+    return ignore(decoded) || ignore(folded) || ignore(collapsed) || ignore(resolved);
+  }
+
+  #pathTags(paths: readonly string[]): string[] {
+    const tags: string[] = [];
+    for (const p of paths) {
+      if (typeof p !== 'string') {
+        throw new TypeError(`page-dumper: paths must be strings, got ${p === null ? 'null' : typeof p}`);
+      }
+      let path = p;
+      if (!path.startsWith('/')) {
+        const split = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(path) ? splitTarget(path) : undefined;
+        if (split === undefined) {
+          throw new TypeError(`page-dumper: a path must start with "/" (or be a full URL), got ${JSON.stringify(p)}`);
+        }
+        path = split.path;
+      }
+      const cut = path.search(/[?#]/);
+      if (cut !== -1) path = path.slice(0, cut);
+      // An undecodable path can still be a key (it bypasses), so invalidate its raw spelling.
+      tags.push(canonicalPath(path) ?? path.toLowerCase());
+    }
+    return tags;
+  }
+
+  async #invalidate(tags: string[], what: Record<string, unknown>): Promise<void> {
+    if (tags.length === 0) return;
+    const unique = [...new Set(tags)].map((t) => this.keyPrefix + t);
+    try {
+      await this.store.invalidate(unique);
+      if (this.#failures !== 0) this.#recovered();
+      if (this.log.debugEnabled) this.log.debug('invalidated', { ...what, tags: unique });
+    } catch (error) {
+      for (const t of unique) this.#pendingTags.add(t);
+      this.#fault('invalidate', error);
+    }
+  }
+
+  #detachFlights(): void {
+    for (const [key, flight] of this.#flights) {
+      this.#flights.delete(key);
+      flight.resolve(undefined);
+    }
+  }
+
+  async #wait(flight: Flight): Promise<StoredEntry | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, this.#coalesceTimeout, undefined);
+    });
+    try {
+      return await Promise.race([flight.promise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Whether reads and fills may use the store now. False while the circuit is open, and while
+   * invalidations that failed have not been replayed: an entry that may have missed one is never
+   * served.
+   */
+  #storeUsable(): boolean {
+    if (this.#openUntil !== 0) {
+      if (Date.now() < this.#openUntil) return false;
+    }
+    if (this.#pendingTags.size !== 0 || this.#pendingClear) {
+      this.#flushing ??= this.#flushPending().finally(() => (this.#flushing = undefined));
+      return false;
+    }
+    return true;
+  }
+
+  async #flushPending(): Promise<void> {
+    try {
+      if (this.#pendingClear) {
+        await this.store.clear();
+        this.#pendingClear = false;
+      }
+      if (this.#pendingTags.size !== 0) {
+        const tags = [...this.#pendingTags];
+        await this.store.invalidate(tags);
+        for (const t of tags) this.#pendingTags.delete(t);
+        this.log.warn('replayed invalidations that failed while the store was unavailable', { tags });
+      }
+      this.#recovered();
+    } catch (error) {
+      this.#fault('replay invalidations', error);
+    }
+  }
+
+  #fault(op: string, error: unknown): void {
+    this.#failures++;
+    const cooldown = Math.min(this.#storeCooldown * 2 ** (this.#failures - 1), MAX_COOLDOWN);
+    this.#openUntil = Date.now() + cooldown;
+    const wrapped = new DumperError('DUMPER_STORE_FAILURE', `store ${op} failed`, { cause: error });
+    if (this.#failures === 1) {
+      this.log.error(`store ${op} failed; requests go to the app for ${cooldown} ms`, { error: error as Error, code: wrapped.code });
+    } else if (this.log.debugEnabled) {
+      this.log.debug(`store ${op} failed again`, { error: error as Error, failures: this.#failures, cooldown });
+    }
+  }
+
+  #recovered(): void {
+    if (this.#failures !== 0 || this.#openUntil !== 0) {
+      this.log.warn('store recovered', { failures: this.#failures });
+    }
+    this.#failures = 0;
+    this.#openUntil = 0;
+  }
+}
+
+function checkTag(tag: unknown, method: string): void {
+  if (typeof tag !== 'string' || tag === '') {
+    throw new TypeError(`page-dumper: ${method}() takes non-empty strings, got ${tag === '' ? 'an empty string' : typeof tag}`);
+  }
+}
+
+/** Creates a dumper. Options are validated here: a mistake is a `TypeError` naming the option. */
+export function createDumper(options?: DumperOptions): Dumper {
+  return new Dumper(options);
+}

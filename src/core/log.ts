@@ -1,0 +1,92 @@
+import createDebug from 'debug';
+
+/**
+ * Anything with `debug` (and ideally `warn`/`error`) methods: `console`, pino, winston, bunyan,
+ * consola... pino and bunyan take the fields object first; console-like loggers take the message
+ * first. page-dumper detects pino/bunyan (they have `bindings()` or `fields`) and calls each in its
+ * own shape.
+ */
+export interface DumperLogger {
+  debug(...args: any[]): void;
+  warn?(...args: any[]): void;
+  error?(...args: any[]): void;
+}
+
+export type LogFields = Record<string, unknown>;
+
+/** What the dumper logs through: every decision at debug level, faults at warn/error. */
+export interface Log {
+  /** Whether debug messages go anywhere; checked before a message is built on the hit path. */
+  readonly debugEnabled: boolean;
+  debug(message: string, fields: LogFields): void;
+  warn(message: string, fields: LogFields): void;
+  error(message: string, fields: LogFields): void;
+}
+
+/** The namespace of the default logger: `DEBUG=dumper` shows every decision. */
+export const LOG_NAMESPACE = 'dumper';
+
+function fieldsText(fields: LogFields): string {
+  let s = '';
+  for (const k in fields) {
+    const v = fields[k];
+    if (v === undefined) continue;
+    s += ` ${k}=${typeof v === 'string' ? v : v instanceof Error ? v.message : JSON.stringify(v)}`;
+  }
+  return s;
+}
+
+/** The default: decisions through the `debug` package (`DEBUG=dumper`), faults always to stderr. */
+function defaultLog(): Log {
+  const d = createDebug(LOG_NAMESPACE);
+  const e = createDebug(LOG_NAMESPACE + ':error');
+  return {
+    get debugEnabled() {
+      return d.enabled;
+    },
+    debug(message, fields) {
+      d('%s%s', message, fieldsText(fields));
+    },
+    warn(message, fields) {
+      if (e.enabled) e('%s%s', message, fieldsText(fields));
+      else console.warn(`${LOG_NAMESPACE}: ${message}${fieldsText(fields)}`);
+    },
+    error(message, fields) {
+      if (e.enabled) e('%s%s', message, fieldsText(fields));
+      else console.error(`${LOG_NAMESPACE}: ${message}${fieldsText(fields)}`);
+    },
+  };
+}
+
+function wrap(logger: DumperLogger): Log {
+  const anyLogger = logger as unknown as Record<string, unknown>;
+  const objectFirst = typeof anyLogger.bindings === 'function' || typeof anyLogger.fields === 'object';
+  const call = (fn: ((...args: any[]) => void) | undefined, message: string, fields: LogFields) => {
+    if (!fn) return;
+    const withName = { name: LOG_NAMESPACE, ...fields };
+    if (objectFirst) fn.call(logger, withName, message);
+    else fn.call(logger, `${LOG_NAMESPACE}: ${message}`, fields);
+  };
+  const levelEnabled = anyLogger.isLevelEnabled;
+  return {
+    get debugEnabled() {
+      return typeof levelEnabled === 'function' ? Boolean(levelEnabled.call(logger, 'debug')) : true;
+    },
+    debug: (m, f) => call(logger.debug, m, f),
+    warn: (m, f) => call(logger.warn ?? logger.debug, m, f),
+    error: (m, f) => call(logger.error ?? logger.warn ?? logger.debug, m, f),
+  };
+}
+
+const silent: Log = {
+  debugEnabled: false,
+  debug() {},
+  warn() {},
+  error() {},
+};
+
+export function makeLog(logger: DumperLogger | false | undefined): Log {
+  if (logger === false) return silent;
+  if (logger === undefined) return defaultLog();
+  return wrap(logger);
+}

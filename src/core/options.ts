@@ -1,0 +1,220 @@
+import type { DumperLogger } from './log.js';
+import type { Store } from './store.js';
+
+/** Tracking parameters that never change what a page shows; left out of keys by default. */
+export const DEFAULT_IGNORED_QUERY_PARAMS: readonly string[] = Object.freeze([
+  'utm_*',
+  'gclid',
+  'gbraid',
+  'wbraid',
+  'dclid',
+  'fbclid',
+  'msclkid',
+  'twclid',
+  'mc_cid',
+  'mc_eid',
+  '_hsenc',
+  '_hsmi',
+]);
+
+/** A path matcher: a RegExp, a regular-expression source string, or a predicate. */
+export type PathMatcher = RegExp | string | ((path: string) => boolean);
+
+export interface DumperOptions {
+  /**
+   * Where pages are kept (django-dumper's `DUMPER_CACHE_ALIAS`).
+   * @default new MemoryStore() — 64 MiB, in this process only. Use a shared store
+   * (`page-dumper/redis`, `page-dumper/sqlite`) when several processes serve the site.
+   */
+  store?: Store;
+  /**
+   * Prepended to every key, so that several sites can share one store (`DUMPER_KEY_PREFIX`).
+   * @default 'dumper.cached_path.'
+   */
+  keyPrefix?: string;
+  /**
+   * Paths that are neither stored nor served, even if an entry was stored before this setting
+   * changed (`DUMPER_PATH_IGNORE_REGEX`). Matched against the raw path and its decoded,
+   * lower-cased, dot-resolved form, because routers such as Express match case-insensitively:
+   * `/ADMIN/` must not slip past `^/admin/`. `null` caches every path.
+   * @default /^\/admin\//
+   */
+  ignore?: PathMatcher | null;
+  /**
+   * Response statuses that are stored. Anything else (404, 301, 500...) goes to the app every time.
+   * @default [200]
+   */
+  statuses?: readonly number[];
+  /**
+   * Host allowlist (lower-case, with port if not the default). Requests for other hosts are
+   * neither stored nor served. Without it the `Host` header is part of the key, so an unknown
+   * host cannot poison a known one, but it can fill the store.
+   * @default undefined (any host)
+   */
+  hosts?: readonly string[];
+  /**
+   * Query parameters left out of the key and removed from the URL the app sees on a miss, so a
+   * page can never depend on them. Strings ending in `*` match a prefix.
+   * @default DEFAULT_IGNORED_QUERY_PARAMS (utm_*, gclid, fbclid, msclkid, ...)
+   */
+  ignoreQueryParams?: ReadonlyArray<string | RegExp>;
+  /**
+   * Sort query parameters by name in the key, so `?a=1&b=2` and `?b=2&a=1` share an entry.
+   * Repeated names keep their order.
+   * @default true
+   */
+  sortQuery?: boolean;
+  /**
+   * Bodies larger than this many bytes are not stored (the response still streams to the client).
+   * @default 2 MiB
+   */
+  maxEntryBytes?: number;
+  /**
+   * Requests whose target is longer than this many characters are not cached.
+   * @default 4096
+   */
+  maxUrlLength?: number;
+  /**
+   * Query-string variants stored per path; further variants are served but not stored, so
+   * `?nonce=<random>` cannot push every other page out of the store.
+   * @default 256
+   */
+  maxVariantsPerPath?: number;
+  /**
+   * Give every entry the tags of its ancestor paths so `dumper.invalidatePrefix()` works. Costs
+   * one tag per path segment on every entry (a shared store checks them on each hit).
+   * @default false
+   */
+  prefixInvalidation?: boolean;
+  /**
+   * Requests carrying any of these cookies (a session cookie, say) neither read nor fill the
+   * cache: their pages may be personal.
+   * @default []
+   */
+  bypassCookies?: readonly string[];
+  /**
+   * Name of the response header that reports `HIT`, `MISS` or `BYPASS`; `false` sends none.
+   * @default 'X-Cache'
+   */
+  cacheStatusHeader?: string | false;
+  /**
+   * Where decisions are logged. By default the `debug` package under the `dumper` namespace
+   * (`DEBUG=dumper`), and store faults to stderr. Pass `console`, a pino or winston logger, or
+   * `false` for silence.
+   */
+  logger?: DumperLogger | false;
+  /**
+   * Concurrent misses for one key render once; the others wait at most this many milliseconds for
+   * that render before going to the app themselves. `0` turns coalescing off.
+   * @default 10000
+   */
+  coalesceTimeout?: number;
+  /**
+   * After a successful POST, PUT, PATCH or DELETE, invalidate its target path (RFC 9111 §4.4).
+   * @default true
+   */
+  invalidateOnUnsafe?: boolean;
+  /**
+   * After a store operation fails, skip the store for this many milliseconds (doubling on each
+   * further failure, up to 30 s) instead of hammering it. Requests go to the app meanwhile.
+   * @default 1000
+   */
+  storeCooldown?: number;
+}
+
+function fail(name: string, expected: string, got: unknown): never {
+  const shown =
+    got === null ? 'null' : Array.isArray(got) ? 'an array' : typeof got === 'object' ? 'an object' : `${typeof got} ${String(got)}`;
+  throw new TypeError(`page-dumper: option "${name}" must be ${expected}, got ${shown}`);
+}
+
+function positiveInt(name: string, value: unknown, allowZero = false): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
+    fail(name, allowZero ? 'a non-negative integer' : 'a positive integer', value);
+  }
+}
+
+const KNOWN = new Set<string>([
+  'store', 'keyPrefix', 'ignore', 'statuses', 'hosts', 'ignoreQueryParams', 'sortQuery',
+  'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
+  'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown',
+]);
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Validates options once, at creation; every message names the option and what was wrong. */
+export function validateOptions(options: unknown): asserts options is DumperOptions {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError('page-dumper: createDumper() options must be an object');
+  }
+  const o = options as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!KNOWN.has(k)) throw new TypeError(`page-dumper: unknown option "${k}"`);
+  }
+  if (o.store !== undefined) {
+    const s = o.store as Record<string, unknown> | null;
+    for (const m of ['sequence', 'get', 'set', 'invalidate', 'clear']) {
+      if (!s || typeof s[m] !== 'function') fail('store', `a Store (missing method "${m}")`, o.store);
+    }
+  }
+  if (o.keyPrefix !== undefined && typeof o.keyPrefix !== 'string') fail('keyPrefix', 'a string', o.keyPrefix);
+  if (o.ignore !== undefined && o.ignore !== null) {
+    if (typeof o.ignore === 'string') {
+      try {
+        new RegExp(o.ignore);
+      } catch (cause) {
+        throw new TypeError(`page-dumper: option "ignore" is not a valid regular expression: ${(cause as Error).message}`);
+      }
+    } else if (!(o.ignore instanceof RegExp) && typeof o.ignore !== 'function') {
+      fail('ignore', 'a RegExp, a regular-expression string, a function or null', o.ignore);
+    }
+  }
+  if (o.statuses !== undefined) {
+    if (!Array.isArray(o.statuses) || o.statuses.length === 0) fail('statuses', 'a non-empty array of status codes', o.statuses);
+    for (const s of o.statuses) {
+      if (!Number.isInteger(s) || s < 200 || s > 599) fail('statuses', 'status codes between 200 and 599', s);
+      if (s === 204 || s === 206 || s === 304) {
+        throw new TypeError(`page-dumper: option "statuses" cannot include ${s}: it has no complete body to replay`);
+      }
+    }
+  }
+  if (o.hosts !== undefined) {
+    if (!Array.isArray(o.hosts) || o.hosts.some((h) => typeof h !== 'string' || h === '')) {
+      fail('hosts', 'an array of host names', o.hosts);
+    }
+  }
+  if (o.ignoreQueryParams !== undefined) {
+    if (!Array.isArray(o.ignoreQueryParams) || o.ignoreQueryParams.some((p) => typeof p !== 'string' && !(p instanceof RegExp))) {
+      fail('ignoreQueryParams', 'an array of parameter names or RegExps', o.ignoreQueryParams);
+    }
+  }
+  if (o.sortQuery !== undefined && typeof o.sortQuery !== 'boolean') fail('sortQuery', 'a boolean', o.sortQuery);
+  if (o.maxEntryBytes !== undefined) positiveInt('maxEntryBytes', o.maxEntryBytes);
+  if (o.maxUrlLength !== undefined) positiveInt('maxUrlLength', o.maxUrlLength);
+  if (o.maxVariantsPerPath !== undefined) positiveInt('maxVariantsPerPath', o.maxVariantsPerPath);
+  if (o.prefixInvalidation !== undefined && typeof o.prefixInvalidation !== 'boolean') {
+    fail('prefixInvalidation', 'a boolean', o.prefixInvalidation);
+  }
+  if (o.bypassCookies !== undefined) {
+    if (!Array.isArray(o.bypassCookies) || o.bypassCookies.some((c) => typeof c !== 'string' || c === '')) {
+      fail('bypassCookies', 'an array of cookie names', o.bypassCookies);
+    }
+  }
+  if (o.cacheStatusHeader !== undefined && o.cacheStatusHeader !== false) {
+    if (typeof o.cacheStatusHeader !== 'string' || !TOKEN.test(o.cacheStatusHeader)) {
+      fail('cacheStatusHeader', 'a header name or false', o.cacheStatusHeader);
+    }
+  }
+  if (o.logger !== undefined && o.logger !== false) {
+    const l = o.logger as Record<string, unknown> | null;
+    if (!l || typeof l !== 'object' || typeof l.debug !== 'function') {
+      fail('logger', 'an object with a debug() method (console, pino, winston) or false', o.logger);
+    }
+  }
+  if (o.coalesceTimeout !== undefined) positiveInt('coalesceTimeout', o.coalesceTimeout, true);
+  if (o.invalidateOnUnsafe !== undefined && typeof o.invalidateOnUnsafe !== 'boolean') {
+    fail('invalidateOnUnsafe', 'a boolean', o.invalidateOnUnsafe);
+  }
+  if (o.storeCooldown !== undefined) positiveInt('storeCooldown', o.storeCooldown);
+}

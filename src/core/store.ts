@@ -1,0 +1,65 @@
+/** A value or a promise of it: in-process stores answer synchronously, so a hit allocates no promise. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * One stored response. Entries are immutable once stored; a store may keep the object it was
+ * given (the memory store does) or serialize it (shared stores do).
+ */
+export interface StoredEntry {
+  /** HTTP status, one of the dumper's `statuses` (200 by default). */
+  readonly status: number;
+  /**
+   * Response headers as a flat list `[name, value, name, value, ...]`, names lower-case. Includes
+   * `etag` and `content-length`; excludes hop-by-hop headers and `date`, which are made per reply.
+   */
+  readonly headers: readonly string[];
+  /** The complete response body. */
+  readonly body: Uint8Array;
+  /** The entity tag served with the entry, as it appears in `headers`. */
+  readonly etag: string;
+  /** When the response was stored, in milliseconds since the epoch (for `Age`). */
+  readonly storedAt: number;
+  /** The store's sequence number, read before the response was rendered. */
+  readonly seq: number;
+  /**
+   * The canonical path tag of the page. Always also the first element of `tags`; stores use it
+   * to bound the number of query-string variants of one path.
+   */
+  readonly path: string;
+  /** Every tag of the entry: its path tag first, then prefix tags and tags added during the render. */
+  readonly tags: readonly string[];
+}
+
+/** Limits the dumper passes with every `set`. */
+export interface SetOptions {
+  /** Refuse a new variant (another query string) of a path that already has this many. */
+  readonly maxVariantsPerPath: number;
+}
+
+/**
+ * The storage contract. Every method may answer synchronously or with a promise.
+ *
+ * The contract (checked by `runStoreConformance` from `page-dumper/testing`):
+ * - `sequence()` reads the current sequence number without changing it.
+ * - `invalidate(tags)` atomically increments the sequence number, records the new value as the
+ *   invalidation point of every tag, and makes every entry carrying one of the tags unreachable;
+ *   it resolves to the new sequence number.
+ * - `set(key, entry)` stores the entry unless one of `entry.tags` was invalidated at a sequence
+ *   number greater than `entry.seq` (or the store was cleared since), in which case it stores
+ *   nothing and resolves to `false`. This is what closes the render/invalidate race.
+ * - `get(key)` resolves to the entry only while none of its tags was invalidated after `entry.seq`.
+ * - `clear()` drops every entry and, like `invalidate`, refuses fills that started before it.
+ */
+export interface Store {
+  sequence(): MaybePromise<number>;
+  get(key: string): MaybePromise<StoredEntry | undefined>;
+  set(key: string, entry: StoredEntry, options: SetOptions): MaybePromise<boolean>;
+  invalidate(tags: readonly string[]): MaybePromise<number>;
+  clear(): MaybePromise<void>;
+  /** Releases connections, timers and files. The dumper calls it from `dumper.close()`. */
+  close?(): MaybePromise<void>;
+}
+
+export function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
+}

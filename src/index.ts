@@ -1,0 +1,14 @@
+export { createDumper, Dumper, Fill, isBypass } from './core/dumper.js';
+export type { Bypass, BypassReason, CacheStatus, MissPlan } from './core/dumper.js';
+export { DumperError } from './core/errors.js';
+export type { DumperErrorCode } from './core/errors.js';
+export { DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';
+export type { DumperOptions, PathMatcher } from './core/options.js';
+export type { DumperLogger } from './core/log.js';
+export type { ModelClass, ModelOptions, PathsResult } from './core/models.js';
+export type { MaybePromise, SetOptions, Store, StoredEntry } from './core/store.js';
+export type { HeaderSource } from './core/http.js';
+export { ageOf, notModified, notModifiedHeaders, readHeader } from './core/http.js';
+export { canonicalPath } from './core/keys.js';
+export { MemoryStore } from './stores/memory/index.js';
+export type { MemoryStoreOptions } from './stores/memory/index.js';

@@ -1,0 +1,193 @@
+/**
+ * The store conformance suite. Every store that ships with page-dumper runs it, and a third-party
+ * store runs it in three lines with any test runner that has `test(name, fn)`:
+ *
+ * ```ts
+ * import { test } from 'vitest';            // or node:test, jest, mocha's it
+ * import { runStoreConformance } from 'page-dumper/testing';
+ * runStoreConformance({ test, create: () => new MyStore({ namespace: crypto.randomUUID() }) });
+ * ```
+ */
+import assert from 'node:assert/strict';
+import type { SetOptions, Store, StoredEntry } from '../core/store.js';
+
+export interface StoreConformanceOptions {
+  /** Registers one test case; `vitest`'s, `node:test`'s and jest's `test` all fit. */
+  test: (name: string, fn: () => Promise<void>) => unknown;
+  /** Makes a fresh, empty store. Shared stores should use a fresh key prefix or database each time. */
+  create: () => Store | Promise<Store>;
+  /** Prepended to every test name. @default 'store conformance: ' */
+  prefix?: string;
+}
+
+const LIMITS: SetOptions = { maxVariantsPerPath: 256 };
+
+function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): StoredEntry {
+  const body = extra.body ?? new TextEncoder().encode(`<h1>${path}</h1>`);
+  return {
+    status: 200,
+    headers: ['content-type', 'text/html; charset=utf-8', 'etag', '"e1"', 'content-length', String(body.byteLength)],
+    body,
+    etag: '"e1"',
+    storedAt: 1_700_000_000_000,
+    seq,
+    path,
+    tags: [path],
+    ...extra,
+  };
+}
+
+function bytes(e: StoredEntry | undefined): number[] {
+  assert.ok(e, 'expected an entry');
+  return [...e.body];
+}
+
+export function runStoreConformance({ test, create, prefix = 'store conformance: ' }: StoreConformanceOptions): void {
+  const t = (name: string, fn: (store: Store) => Promise<void>) =>
+    test(prefix + name, async () => {
+      const store = await create();
+      try {
+        await fn(store);
+      } finally {
+        await store.close?.();
+      }
+    });
+
+  t('sequence() is a number that reading does not change', async (s) => {
+    const a = await s.sequence();
+    const b = await s.sequence();
+    assert.equal(typeof a, 'number');
+    assert.ok(Number.isSafeInteger(a));
+    assert.equal(a, b);
+  });
+
+  t('get() of an unknown key is undefined', async (s) => {
+    assert.equal(await s.get('nope'), undefined);
+  });
+
+  t('set() then get() returns the same status, headers, body, etag, tags and times', async (s) => {
+    const seq = await s.sequence();
+    const e = entry(seq, '/a', { tags: ['/a', 'flavour:1'] });
+    assert.equal(await s.set('k:/a', e, LIMITS), true);
+    const got = await s.get('k:/a');
+    assert.ok(got);
+    assert.equal(got.status, 200);
+    assert.deepEqual([...got.headers], [...e.headers]);
+    assert.deepEqual(bytes(got), [...e.body]);
+    assert.equal(got.etag, e.etag);
+    assert.equal(got.storedAt, e.storedAt);
+    assert.equal(got.seq, seq);
+    assert.equal(got.path, '/a');
+    assert.deepEqual([...got.tags], ['/a', 'flavour:1']);
+  });
+
+  t('binary bodies survive byte for byte', async (s) => {
+    const body = new Uint8Array(256 * 4);
+    for (let i = 0; i < body.length; i++) body[i] = i % 256;
+    await s.set('k:/bin', entry(await s.sequence(), '/bin', { body }), LIMITS);
+    assert.deepEqual(bytes(await s.get('k:/bin')), [...body]);
+  });
+
+  t('an empty body is stored', async (s) => {
+    await s.set('k:/empty', entry(await s.sequence(), '/empty', { body: new Uint8Array(0) }), LIMITS);
+    assert.deepEqual(bytes(await s.get('k:/empty')), []);
+  });
+
+  t('set() replaces the entry under the same key', async (s) => {
+    const seq = await s.sequence();
+    await s.set('k:/a', entry(seq, '/a', { body: new Uint8Array([1]) }), LIMITS);
+    await s.set('k:/a', entry(seq, '/a', { body: new Uint8Array([2]) }), LIMITS);
+    assert.deepEqual(bytes(await s.get('k:/a')), [2]);
+  });
+
+  t('invalidate() increases the sequence number and returns it', async (s) => {
+    const before = await s.sequence();
+    const n = await s.invalidate(['/a']);
+    assert.ok(n > before, `expected ${n} > ${before}`);
+    assert.equal(await s.sequence(), n);
+    const m = await s.invalidate(['/b']);
+    assert.ok(m > n);
+  });
+
+  t('invalidate() drops every entry carrying a tag, and only those', async (s) => {
+    const seq = await s.sequence();
+    await s.set('k:/a', entry(seq, '/a'), LIMITS);
+    await s.set('k:/a?x=1', entry(seq, '/a'), LIMITS);
+    await s.set('k:/b', entry(seq, '/b', { tags: ['/b', 'flavour:1'] }), LIMITS);
+    await s.set('k:/c', entry(seq, '/c'), LIMITS);
+    await s.invalidate(['/a', 'flavour:1']);
+    assert.equal(await s.get('k:/a'), undefined);
+    assert.equal(await s.get('k:/a?x=1'), undefined);
+    assert.equal(await s.get('k:/b'), undefined);
+    assert.ok(await s.get('k:/c'));
+  });
+
+  t('invalidate([]) is harmless', async (s) => {
+    await s.set('k:/a', entry(await s.sequence(), '/a'), LIMITS);
+    await s.invalidate([]);
+    assert.ok(await s.get('k:/a'));
+  });
+
+  t('a fill that started before an invalidation of one of its tags is refused', async (s) => {
+    const seq = await s.sequence();
+    await s.invalidate(['flavour:1']);
+    const ok = await s.set('k:/a', entry(seq, '/a', { tags: ['/a', 'flavour:1'] }), LIMITS);
+    assert.equal(ok, false);
+    assert.equal(await s.get('k:/a'), undefined);
+  });
+
+  t('a fill that started before an invalidation of an unrelated tag is stored', async (s) => {
+    const seq = await s.sequence();
+    await s.invalidate(['/other']);
+    assert.equal(await s.set('k:/a', entry(seq, '/a'), LIMITS), true);
+    assert.ok(await s.get('k:/a'));
+  });
+
+  t('a fill that started after the invalidation is stored', async (s) => {
+    await s.invalidate(['/a']);
+    const seq = await s.sequence();
+    assert.equal(await s.set('k:/a', entry(seq, '/a'), LIMITS), true);
+    assert.ok(await s.get('k:/a'));
+  });
+
+  t('an invalidation racing many fills leaves no fill that started before it', async (s) => {
+    const before = await s.sequence();
+    const fills = Array.from({ length: 20 }, (_, i) => s.set(`k:/r?i=${i}`, entry(before, '/r'), LIMITS));
+    const inv = s.invalidate(['/r']);
+    await Promise.all([...fills, inv]);
+    for (let i = 0; i < 20; i++) assert.equal(await s.get(`k:/r?i=${i}`), undefined, `variant ${i} survived`);
+  });
+
+  t('concurrent invalidations get distinct sequence numbers', async (s) => {
+    const seqs = await Promise.all(Array.from({ length: 25 }, (_, i) => s.invalidate([`/p${i}`])));
+    assert.equal(new Set(seqs).size, 25);
+  });
+
+  t('clear() drops everything and refuses fills that started before it', async (s) => {
+    const seq = await s.sequence();
+    await s.set('k:/a', entry(seq, '/a'), LIMITS);
+    await s.clear();
+    assert.equal(await s.get('k:/a'), undefined);
+    assert.equal(await s.set('k:/b', entry(seq, '/b'), LIMITS), false);
+    assert.equal(await s.set('k:/b', entry(await s.sequence(), '/b'), LIMITS), true);
+  });
+
+  t('maxVariantsPerPath bounds the variants of one path, not replacements', async (s) => {
+    const seq = await s.sequence();
+    const limits = { maxVariantsPerPath: 2 };
+    assert.equal(await s.set('k:/v?1', entry(seq, '/v'), limits), true);
+    assert.equal(await s.set('k:/v?2', entry(seq, '/v'), limits), true);
+    assert.equal(await s.set('k:/v?3', entry(seq, '/v'), limits), false);
+    assert.equal(await s.get('k:/v?3'), undefined);
+    assert.equal(await s.set('k:/v?2', entry(seq, '/v'), limits), true);
+    assert.equal(await s.set('k:/w', entry(seq, '/w'), limits), true);
+  });
+
+  t('entries of other keys are independent', async (s) => {
+    const seq = await s.sequence();
+    await s.set('site1:/a', entry(seq, '/a', { body: new Uint8Array([1]) }), LIMITS);
+    await s.set('site2:/a', entry(seq, '/a', { body: new Uint8Array([2]) }), LIMITS);
+    assert.deepEqual(bytes(await s.get('site1:/a')), [1]);
+    assert.deepEqual(bytes(await s.get('site2:/a')), [2]);
+  });
+}

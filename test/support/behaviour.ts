@@ -1,0 +1,419 @@
+/**
+ * The HTTP behaviour suite: one set of cases that every adapter (node front door, Express and
+ * Connect middleware, and the framework adapters) must pass unchanged. An adapter test supplies
+ * `mount(dumper, site)`, which serves the test site through that adapter on a loopback port.
+ */
+import { afterEach, describe, expect, test } from 'vitest';
+import { createDumper, MemoryStore, type Dumper, type DumperOptions, type Store } from '../../src/index.js';
+import { rawRequest } from './http.js';
+import { Site } from './site.js';
+
+export interface Mounted {
+  /** Base URL, `http://127.0.0.1:<port>`. */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export type Mount = (dumper: Dumper, site: Site) => Promise<Mounted>;
+
+export interface SuiteOptions {
+  /** Makes the store for each test; a fresh MemoryStore by default. */
+  store?: () => Store | Promise<Store>;
+}
+
+const X = 'x-cache';
+
+export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptions = {}): void {
+  describe(`HTTP behaviour: ${name}`, () => {
+    const open: Array<{ m: Mounted; d: Dumper }> = [];
+    afterEach(async () => {
+      for (const { m, d } of open.splice(0)) {
+        await m.close();
+        await d.close();
+      }
+    });
+
+    async function setup(options: DumperOptions = {}) {
+      const store = options.store ?? (suite.store ? await suite.store() : new MemoryStore());
+      const dumper = createDumper({ logger: false, ...options, store });
+      const site = new Site(dumper);
+      const m = await mount(dumper, site);
+      open.push({ m, d: dumper });
+      const get = (path: string, init: RequestInit = {}) => fetch(m.url + path, { redirect: 'manual', ...init });
+      const text = async (path: string, init: RequestInit = {}) => {
+        const r = await get(path, init);
+        return { status: r.status, cache: r.headers.get(X), body: await r.text(), headers: r.headers };
+      };
+      return { dumper, site, m, get, text };
+    }
+
+    test('a page is rendered once: MISS, then HIT with the same body and headers', async () => {
+      const { site, text } = await setup();
+      const a = await text('/page/a');
+      const b = await text('/page/a');
+      expect(a.status).toBe(200);
+      expect(a.cache).toBe('MISS');
+      expect(b.cache).toBe('HIT');
+      expect(b.body).toBe(a.body);
+      expect(b.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(b.headers.get('x-app')).toBe('yes');
+      expect(b.headers.get('link')).toContain('</b.js>');
+      expect(b.headers.get('content-length')).toBe(String(Buffer.byteLength(a.body)));
+      expect(b.headers.get('age')).toMatch(/^\d+$/);
+      expect(b.headers.get('date')).toBeTruthy();
+      expect(site.count('/page/a')).toBe(1);
+    });
+
+    test('HEAD is answered from the GET entry, without a body; a HEAD miss stores nothing', async () => {
+      const { site, get } = await setup();
+      const h1 = await get('/page/h', { method: 'HEAD' });
+      expect(h1.headers.get(X)).toBe('MISS');
+      const g = await get('/page/h');
+      expect(g.headers.get(X)).toBe('MISS');
+      const body = await g.text();
+      const h2 = await get('/page/h', { method: 'HEAD' });
+      expect(h2.status).toBe(200);
+      expect(h2.headers.get(X)).toBe('HIT');
+      expect(h2.headers.get('content-length')).toBe(String(Buffer.byteLength(body)));
+      expect(await h2.text()).toBe('');
+      expect(site.count('/page/h')).toBe(2);
+    });
+
+    test('hits carry a strong ETag and answer If-None-Match with 304', async () => {
+      const { get } = await setup();
+      await (await get('/page/e')).text();
+      const hit = await get('/page/e');
+      await hit.text();
+      const etag = hit.headers.get('etag')!;
+      expect(etag).toMatch(/^"[\w-]+"$/);
+      const nm = await get('/page/e', { headers: { 'if-none-match': etag } });
+      expect(nm.status).toBe(304);
+      expect(nm.headers.get('etag')).toBe(etag);
+      expect(nm.headers.get(X)).toBe('HIT');
+      expect(await nm.text()).toBe('');
+      const weak = await get('/page/e', { headers: { 'if-none-match': `"other", W/${etag}` } });
+      expect(weak.status).toBe(304);
+      const star = await get('/page/e', { headers: { 'if-none-match': '*' } });
+      expect(star.status).toBe(304);
+      const other = await get('/page/e', { headers: { 'if-none-match': '"nope"' } });
+      expect(other.status).toBe(200);
+      expect(await other.text()).toContain('/page/e');
+    });
+
+    test("the app's own ETag is kept, and If-Modified-Since uses Last-Modified", async () => {
+      const { get } = await setup();
+      await (await get('/etag')).text();
+      const nm = await get('/etag', { headers: { 'if-none-match': '"app-etag"' } });
+      expect(nm.status).toBe(304);
+      expect(nm.headers.get('etag')).toBe('W/"app-etag"');
+      await (await get('/modified')).text();
+      const ims = await get('/modified', { headers: { 'if-modified-since': 'Thu, 02 Jan 2025 00:00:00 GMT' } });
+      expect(ims.status).toBe(304);
+      const older = await get('/modified', { headers: { 'if-modified-since': 'Tue, 31 Dec 2024 00:00:00 GMT' } });
+      expect(older.status).toBe(200);
+      await older.text();
+    });
+
+    test('a conditional request on a miss still stores the full page', async () => {
+      const { site, text } = await setup();
+      const first = await text('/headers', { headers: { 'if-none-match': '"whatever"' } });
+      expect(first.status).toBe(200);
+      expect(first.body).toContain('inm= ');
+      expect((await text('/headers')).cache).toBe('HIT');
+      expect(site.count('/headers')).toBe(1);
+    });
+
+    test('invalidating a path reaches every spelling that routes to it, every variant, GET and HEAD', async () => {
+      const { dumper, site, text, get } = await setup();
+      const spellings = ['/page/ice-cream/', '/page/ice-cream', '/PAGE/ICE-CREAM/', '/page//ice-cream', '/page/ice-cream?size=2'];
+      for (const s of spellings) expect((await text(s)).cache, s).toBe('MISS');
+      for (const s of spellings) expect((await text(s)).cache, s).toBe('HIT');
+      // Percent-encoded unreserved characters are the same URL (RFC 3986 §6.2.2.2): same key.
+      expect((await text('/page/ice%2Dcream')).cache).toBe('HIT');
+      await dumper.invalidate(['/page/ice-cream/']);
+      const head = await get('/page/ice-cream', { method: 'HEAD' });
+      expect(head.headers.get(X)).toBe('MISS');
+      for (const s of spellings) expect((await text(s)).cache, s).toBe('MISS');
+      expect(site.count('/page/ice-cream')).toBeGreaterThan(2);
+    });
+
+    test('other pages survive an invalidation', async () => {
+      const { dumper, text } = await setup();
+      await text('/page/a');
+      await text('/page/b');
+      await dumper.invalidate('/page/a');
+      expect((await text('/page/a')).cache).toBe('MISS');
+      expect((await text('/page/b')).cache).toBe('HIT');
+    });
+
+    test('query strings are part of the key, normalized; tracking parameters are dropped before the app', async () => {
+      const { site, text } = await setup();
+      const a = await text('/echo?q=a');
+      const b = await text('/echo?q=b');
+      expect(a.body).toContain('echo q=a');
+      expect(b.body).toContain('echo q=b');
+      expect(b.cache).toBe('MISS');
+      expect((await text('/echo?q=a')).body).toBe(a.body);
+      const ab = await text('/echo?a=1&b=2');
+      const ba = await text('/echo?b=2&a=1');
+      expect(ba.cache).toBe('HIT');
+      expect(ba.body).toBe(ab.body);
+      const u = await text('/echo?q=a&utm_source=news&fbclid=xyz');
+      expect(u.cache).toBe('HIT');
+      expect(u.body).toBe(a.body);
+      const fresh = await text('/echo?z=1&utm_medium=mail');
+      expect(fresh.cache).toBe('MISS');
+      expect(fresh.body).toContain('echo z=1 render');
+      expect(site.seen.some((r) => r.query.has('utm_medium'))).toBe(false);
+      expect((await text('/echo?q=%7e')).body).toBe((await text('/echo?q=~')).body);
+      expect((await text('/echo?q=a+b')).body).not.toBe((await text('/echo?q=a%2Bb')).body);
+    });
+
+    test('a fragment never reaches the key', async () => {
+      const { m, text } = await setup();
+      await text('/page/frag');
+      const r = await rawRequest(m.port, `GET /page/frag#section HTTP/1.1\r\nHost: 127.0.0.1:${m.port}\r\n\r\n`);
+      expect(r.status).toBe(200);
+      expect(r.headers[X]).toBe('HIT');
+    });
+
+    test('tags added during the render invalidate the page', async () => {
+      const { dumper, site, text } = await setup();
+      expect((await text('/data/1')).body).toContain('vanilla');
+      site.db.set('1', 'strawberry');
+      expect((await text('/data/1')).body).toContain('vanilla');
+      await dumper.invalidateTags(['item:1']);
+      const after = await text('/data/1');
+      expect(after.cache).toBe('MISS');
+      expect(after.body).toContain('strawberry');
+    });
+
+    test('registered models invalidate their dependent paths on changed()', async () => {
+      const { dumper, site, text } = await setup();
+      class Flavour {
+        constructor(readonly id: string) {}
+        dependentPaths() {
+          return [`/data/${this.id}`, '/page/list/'];
+        }
+      }
+      dumper.register(Flavour);
+      await text('/data/2');
+      await text('/page/list');
+      site.db.set('2', 'mint');
+      await dumper.changed(new Flavour('2'));
+      expect((await text('/data/2')).body).toContain('mint');
+      expect((await text('/page/list')).cache).toBe('MISS');
+    });
+
+    test('a render that read data before an invalidation is never stored (the race)', async () => {
+      const { dumper, site, text } = await setup();
+      const gate = site.gate('race');
+      const slow = text('/slow/1?gate=race');
+      await gate.reached; // the render has read "vanilla"
+      site.db.set('1', 'pistachio');
+      await dumper.invalidate('/slow/1');
+      gate.release();
+      const first = await slow;
+      expect(first.body).toContain('vanilla');
+      const next = await text('/slow/1?gate=race');
+      expect(next.cache).toBe('MISS');
+      expect(next.body).toContain('pistachio');
+      expect((await text('/slow/1?gate=race')).body).toContain('pistachio');
+    });
+
+    test('the race is closed for tags as well as paths', async () => {
+      const { dumper, site, text } = await setup();
+      const gate = site.gate('race2');
+      const slow = text('/slow/2?gate=race2');
+      await gate.reached;
+      site.db.set('2', 'caramel');
+      await dumper.invalidateTags('item:2');
+      gate.release();
+      expect((await slow).body).toContain('chocolate');
+      expect((await text('/slow/2?gate=race2')).body).toContain('caramel');
+    });
+
+    test('concurrent misses for one page render once', async () => {
+      const { site, text } = await setup();
+      const all = await Promise.all(Array.from({ length: 8 }, () => text('/slow/1?ms=80')));
+      expect(site.count('/slow/1')).toBe(1);
+      expect(new Set(all.map((r) => r.body)).size).toBe(1);
+      expect(all.filter((r) => r.cache === 'MISS')).toHaveLength(1);
+    });
+
+    test("a waiter never receives another visitor's uncacheable response", async () => {
+      const { site, text } = await setup();
+      const all = await Promise.all(Array.from({ length: 5 }, () => text('/slow/1?ms=80&cookie=v')));
+      const cookies = all.map((r) => r.headers.get('set-cookie'));
+      expect(new Set(cookies).size).toBe(5);
+      expect(site.count('/slow/1')).toBe(5);
+      expect(all.every((r) => r.cache === 'MISS')).toBe(true);
+    });
+
+    test.each([
+      ['/cookie', 'sets a cookie'],
+      ['/private', 'Cache-Control: private'],
+      ['/nostore', 'Cache-Control: no-store'],
+      ['/vary-cookie', 'Vary: Cookie'],
+      ['/vary-star', 'Vary: *'],
+      ['/gzip', 'Content-Encoding'],
+      ['/nothing-here', '404'],
+      ['/error', '500'],
+      ['/redirect', '301'],
+      ['/created', '201'],
+    ])('%s is never stored (%s)', async (path) => {
+      const { site, get } = await setup();
+      const a = await get(path);
+      await a.arrayBuffer();
+      const b = await get(path);
+      await b.arrayBuffer();
+      expect(b.headers.get(X)).toBe('MISS');
+      expect(site.count(path)).toBe(2);
+    });
+
+    test('Vary: Accept-Encoding and public Cache-Control are stored', async () => {
+      const { text } = await setup();
+      await text('/vary-ae');
+      await text('/public');
+      expect((await text('/vary-ae')).cache).toBe('HIT');
+      const hit = await text('/public');
+      expect(hit.cache).toBe('HIT');
+      expect(hit.headers.get('cache-control')).toBe('public, max-age=60');
+    });
+
+    test('a request with Authorization neither reads nor fills the cache', async () => {
+      const { site, text } = await setup();
+      await text('/page/auth');
+      const r = await text('/page/auth', { headers: { authorization: 'Bearer x' } });
+      expect(r.cache).toBe('BYPASS');
+      expect(r.body).toContain('render 2');
+      await text('/page/auth2', { headers: { authorization: 'Basic eDp5' } });
+      expect((await text('/page/auth2')).cache).toBe('MISS');
+      expect(site.count('/page/auth2')).toBe(2);
+    });
+
+    test('bypass cookies keep personal requests away from the cache', async () => {
+      const { text } = await setup({ bypassCookies: ['session'] });
+      await text('/page/c');
+      expect((await text('/page/c', { headers: { cookie: 'theme=dark' } })).cache).toBe('HIT');
+      expect((await text('/page/c', { headers: { cookie: 'theme=dark; session=abc' } })).cache).toBe('BYPASS');
+    });
+
+    test('ignored paths are neither stored nor served, in any spelling', async () => {
+      const { site, text } = await setup();
+      for (const p of ['/admin/x', '/ADMIN/x', '/%61dmin/x', '//admin/x', '/./admin/x']) {
+        expect((await text(p)).cache, p).toBe('BYPASS');
+      }
+      await text('/admin/x');
+      expect(site.seen).toHaveLength(6);
+    });
+
+    test('an entry stored before a path became ignored is not served', async () => {
+      const store = new MemoryStore();
+      const before = await setup({ store, ignore: null });
+      await before.text('/admin/old');
+      expect((await before.text('/admin/old')).cache).toBe('HIT');
+      const after = await setup({ store });
+      const r = await after.text('/admin/old');
+      expect(r.cache).toBe('BYPASS');
+      expect(r.body).toContain('render 1');
+      expect(after.site.count('/admin/old')).toBe(1);
+    });
+
+    test('streamed bodies are stored whole; bodies past maxEntryBytes stream but are not stored', async () => {
+      const { site, get } = await setup({ maxEntryBytes: 1024 * 1024 });
+      const a = await (await get('/stream')).text();
+      const hit = await get('/stream');
+      expect(hit.headers.get(X)).toBe('HIT');
+      expect(await hit.text()).toBe(a);
+      expect(a).toBe('one,two,three,render 1');
+      const big = await get('/big');
+      expect((await big.arrayBuffer()).byteLength).toBe(40 * 64 * 1024);
+      const big2 = await get('/big');
+      expect(big2.headers.get(X)).toBe('MISS');
+      await big2.arrayBuffer();
+      expect(site.count('/big')).toBe(2);
+      const bin = await (await get('/binary')).arrayBuffer();
+      const bin2 = await get('/binary');
+      expect(bin2.headers.get(X)).toBe('HIT');
+      expect(Buffer.from(await bin2.arrayBuffer()).equals(Buffer.from(bin))).toBe(true);
+    });
+
+    test('a successful POST invalidates its target and the Location it redirects to', async () => {
+      const { text } = await setup();
+      await text('/page/p');
+      await text('/page/moved');
+      expect((await text('/page/p', { method: 'POST', body: 'x' })).cache).toBe('BYPASS');
+      expect((await text('/page/p')).cache).toBe('MISS');
+      await text('/move', { method: 'POST' });
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await text('/page/moved')).cache).toBe('MISS');
+    });
+
+    test('the host is part of the key, and so are forwarded host and scheme', async () => {
+      const { m, text } = await setup();
+      const a = await text('/headers');
+      const other = await rawRequest(m.port, `GET /headers HTTP/1.1\r\nHost: other.example\r\n\r\n`);
+      expect(other.headers[X]).toBe('MISS');
+      expect(other.body).toContain('host=other.example');
+      const forged = await text('/headers', { headers: { 'x-forwarded-host': 'evil.example' } });
+      expect(forged.cache).toBe('MISS');
+      const again = await text('/headers');
+      expect(again.body).toBe(a.body);
+      expect(again.body).not.toContain('evil');
+    });
+
+    test('a host allowlist bypasses unknown hosts', async () => {
+      const { m, text } = await setup({ hosts: ['127.0.0.1:0'] });
+      void text;
+      const r = await rawRequest(m.port, `GET /page/a HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n`);
+      expect(r.status).toBe(200);
+      expect(r.headers[X]).toBe('BYPASS');
+    });
+
+    test('bad input gets a normal answer and poisons nothing', async () => {
+      const { m, site, text } = await setup();
+      const bad = await rawRequest(m.port, `GET /page/%zz HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect(bad.status).toBeLessThan(500);
+      const badQuery = await rawRequest(m.port, `GET /echo?q=%E0%A4%A HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect(badQuery.status).toBeLessThan(500);
+      expect(badQuery.headers[X]).toBe('BYPASS');
+      const long = await text('/page/' + 'x'.repeat(5000));
+      expect(long.status).toBe(200);
+      expect(long.cache).toBe('BYPASS');
+      const odd = await rawRequest(m.port, `PURGE /page/a HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect(odd.status).toBeLessThan(500);
+      const http10 = await rawRequest(m.port, `GET /page/nohost HTTP/1.0\r\n\r\n`);
+      expect(http10.status).toBe(200);
+      expect(http10.headers[X]).toBe('BYPASS');
+      const absolute = await rawRequest(m.port, `GET http://abs.example/page/abs HTTP/1.1\r\nHost: abs.example\r\n\r\n`);
+      expect(absolute.status).toBe(200);
+      const absolute2 = await rawRequest(m.port, `GET http://abs.example/page/abs HTTP/1.1\r\nHost: abs.example\r\n\r\n`);
+      expect(absolute2.headers[X]).toBe('HIT');
+      expect((await text('/page/ok')).status).toBe(200);
+      expect(site.count('/page/ok')).toBe(1);
+    });
+
+    test('the cache-status header can be renamed or turned off', async () => {
+      const named = await setup({ cacheStatusHeader: 'X-Page-Cache' });
+      await named.text('/page/n');
+      const hit = await named.get('/page/n');
+      expect(hit.headers.get('x-page-cache')).toBe('HIT');
+      expect(hit.headers.get(X)).toBeNull();
+      const none = await setup({ cacheStatusHeader: false });
+      await none.text('/page/n');
+      expect((await none.get('/page/n')).headers.get(X)).toBeNull();
+    });
+
+    test('after close() every request goes to the app', async () => {
+      const { dumper, site, m } = await setup();
+      await fetch(m.url + '/page/z').then((r) => r.text());
+      await dumper.close();
+      const r = await fetch(m.url + '/page/z');
+      expect(r.headers.get(X)).toBe('BYPASS');
+      await r.text();
+      expect(site.count('/page/z')).toBe(2);
+    });
+  });
+}

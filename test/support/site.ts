@@ -1,0 +1,156 @@
+/**
+ * A framework-neutral test site. Every HTTP adapter mounts it in its own framework's way, then the
+ * shared behaviour suite runs against it. It counts renders per path so tests can tell a hit from
+ * a re-render, and keeps a tiny in-memory "database" with gates to hold a render mid-flight.
+ */
+import type { Dumper } from '../../src/index.js';
+
+export interface SiteRequest {
+  method: string;
+  /** Path without query. */
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string | undefined>;
+}
+
+export interface SiteResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  /** The body, as chunks written one after another (with a pause between them when `pauseMs`). */
+  chunks: Array<string | Uint8Array>;
+  pauseMs?: number;
+}
+
+export class Site {
+  readonly renders = new Map<string, number>();
+  readonly db = new Map<string, string>([
+    ['1', 'vanilla'],
+    ['2', 'chocolate'],
+  ]);
+  readonly seen: SiteRequest[] = [];
+  readonly #gates = new Map<string, { promise: Promise<void>; release: () => void; reached: () => void; wasReached: Promise<void> }>();
+
+  constructor(readonly dumper: Dumper) {}
+
+  count(path: string): number {
+    return this.renders.get(path) ?? 0;
+  }
+
+  /** Creates a gate: a render of `/slow/<id>?gate=<name>` reads the data, then waits at it. */
+  gate(name: string): { release(): void; reached: Promise<void> } {
+    let release!: () => void;
+    let reached!: () => void;
+    const promise = new Promise<void>((r) => (release = r));
+    const wasReached = new Promise<void>((r) => (reached = r));
+    this.#gates.set(name, { promise, release, reached, wasReached });
+    return { release, reached: wasReached };
+  }
+
+  async handle(req: SiteRequest): Promise<SiteResponse> {
+    this.seen.push(req);
+    const key = `${req.method} ${req.path}`;
+    const n = (this.renders.get(req.path) ?? 0) + 1;
+    this.renders.set(req.path, n);
+    void key;
+    const html = (s: string, extra: Record<string, string | string[]> = {}): SiteResponse => ({
+      status: 200,
+      headers: { 'content-type': 'text/html; charset=utf-8', ...extra },
+      chunks: [s],
+    });
+    const p = req.path.toLowerCase().replace(/\/+$/, '') || '/';
+    const parts = p.split('/').filter(Boolean);
+    if (req.method === 'POST' && parts[0] === 'page') return html(`posted ${req.path}`);
+    if (req.method === 'POST' && parts[0] === 'move') {
+      return { status: 303, headers: { location: '/page/moved' }, chunks: [''] };
+    }
+    switch (parts[0]) {
+      case undefined:
+        return html(`<h1>home</h1> render ${n}`);
+      case 'page':
+      case 'admin':
+        return html(`<h1>${req.path}</h1> render ${n} q=${req.query.toString()}`, { 'x-app': 'yes', link: ['</a.css>; rel=preload', '</b.js>; rel=preload'] });
+      case 'data': {
+        const id = parts[1] ?? '';
+        this.dumper.tag(`item:${id}`);
+        return html(`item ${id} = ${this.db.get(id) ?? 'none'} render ${n}`);
+      }
+      case 'slow': {
+        const id = parts[1] ?? '';
+        const value = this.db.get(id) ?? 'none';
+        this.dumper.tag(`item:${id}`);
+        const gate = req.query.get('gate');
+        const g = gate ? this.#gates.get(gate) : undefined;
+        if (g) {
+          g.reached();
+          await g.promise;
+        } else {
+          await new Promise((r) => setTimeout(r, Number(req.query.get('ms') ?? 50)));
+        }
+        const cookie = req.query.get('cookie');
+        return html(`slow ${id} = ${value} render ${n}`, cookie ? { 'set-cookie': `sid=${cookie}-${n}` } : {});
+      }
+      case 'cookie':
+        return html(`cookie render ${n}`, { 'set-cookie': `sid=${n}; HttpOnly` });
+      case 'private':
+        return html(`private render ${n}`, { 'cache-control': 'private, max-age=60' });
+      case 'nostore':
+        return html(`nostore render ${n}`, { 'cache-control': 'no-store' });
+      case 'public':
+        return html(`public render ${n}`, { 'cache-control': 'public, max-age=60' });
+      case 'vary-cookie':
+        return html(`vary render ${n}`, { vary: 'Cookie' });
+      case 'vary-star':
+        return html(`vary star render ${n}`, { vary: '*' });
+      case 'vary-ae':
+        return html(`vary ae render ${n}`, { vary: 'Accept-Encoding' });
+      case 'gzip':
+        return { status: 200, headers: { 'content-type': 'text/plain', 'content-encoding': 'gzip' }, chunks: [new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0])] };
+      case 'etag':
+        return html(`etag render ${n}`, { etag: 'W/"app-etag"' });
+      case 'modified':
+        return html(`modified render ${n}`, { 'last-modified': 'Wed, 01 Jan 2025 00:00:00 GMT' });
+      case 'stream':
+        return { status: 200, headers: { 'content-type': 'text/plain' }, chunks: ['one,', 'two,', new TextEncoder().encode('three'), `,render ${n}`], pauseMs: 5 };
+      case 'big':
+        return { status: 200, headers: { 'content-type': 'application/octet-stream' }, chunks: Array.from({ length: 40 }, () => new Uint8Array(64 * 1024).fill(n)) };
+      case 'binary':
+        return { status: 200, headers: { 'content-type': 'application/octet-stream' }, chunks: [Uint8Array.from({ length: 512 }, (_, i) => i % 256)] };
+      case 'redirect':
+        return { status: 301, headers: { location: '/page/a' }, chunks: [''] };
+      case 'error':
+        return { status: 500, headers: { 'content-type': 'text/plain' }, chunks: [`error render ${n}`] };
+      case 'created':
+        return { status: 201, headers: { 'content-type': 'text/plain' }, chunks: [`created render ${n}`] };
+      case 'echo':
+        return html(`echo ${req.query.toString()} render ${n}`);
+      case 'headers':
+        return html(`host=${req.headers.host ?? ''} xfh=${req.headers['x-forwarded-host'] ?? ''} inm=${req.headers['if-none-match'] ?? ''} render ${n}`);
+      default:
+        return { status: 404, headers: { 'content-type': 'text/plain' }, chunks: [`not found render ${n}`] };
+    }
+  }
+}
+
+/** Writes a site response to a node `ServerResponse` the way apps do: setHeader, write, end. */
+export async function writeNode(res: import('node:http').ServerResponse, r: SiteResponse): Promise<void> {
+  res.statusCode = r.status;
+  for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
+  for (let i = 0; i < r.chunks.length; i++) {
+    const c = r.chunks[i]!;
+    if (i === r.chunks.length - 1) {
+      res.end(c);
+    } else {
+      res.write(c);
+      if (r.pauseMs) await new Promise((x) => setTimeout(x, r.pauseMs));
+    }
+  }
+  if (r.chunks.length === 0) res.end();
+}
+
+/** The node-flavoured site request from an `IncomingMessage`. */
+export function nodeRequest(req: import('node:http').IncomingMessage, url = req.url ?? '/'): SiteRequest {
+  const u = new URL(url, 'http://x');
+  const headers: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  return { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, headers };
+}
