@@ -1,29 +1,10 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import connect from 'connect';
 import express from 'express';
 import { dumperMiddleware, withDumper } from '../../src/http/node/index.js';
-import { httpBehaviourSuite, type Mounted } from '../support/behaviour.js';
+import { httpBehaviourSuite } from '../support/behaviour.js';
+import { listen } from '../support/listen.js';
 import { nodeRequest, writeNode, type Site } from '../support/site.js';
-
-export function listen(listener: http.RequestListener): Promise<Mounted> {
-  return new Promise((resolve) => {
-    const server = http.createServer(listener);
-    server.keepAliveTimeout = 100;
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        port,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
-}
 
 const plain = (site: Site): http.RequestListener => (req, res) => {
   site.handle(nodeRequest(req)).then((r) => writeNode(res, r));

@@ -1,0 +1,51 @@
+import { describe, expect, test } from 'vitest';
+import { canonicalPath, compileQueryIgnore, normalizePercentEncoding, normalizeQuery, prefixTags, splitTarget } from '../../src/core/keys.js';
+import { createDumper, isBypass } from '../../src/index.js';
+
+describe('canonical path tags are coarse', () => {
+  test.each([
+    ['/ice-cream/', '/ice-cream'],
+    ['/ice-cream', '/ice-cream'],
+    ['/ICE-CREAM/', '/ice-cream'],
+    ['//ice-cream//', '/ice-cream'],
+    ['/ice%2Dcream', '/ice-cream'],
+    ['/a/./b/../c/', '/a/c'],
+    ['/', '/'],
+    ['', '/'],
+    ['/caf%C3%A9', '/café'],
+  ])('%s -> %s', (input, tag) => expect(canonicalPath(input)).toBe(tag));
+  test('undecodable paths have no tag', () => expect(canonicalPath('/%E0%A4%A')).toBeUndefined());
+  test('prefix tags', () => expect(prefixTags('/a/b/c')).toEqual(['/*', '/a/*', '/a/b/*']));
+});
+
+describe('keys are exact where exactness is safe', () => {
+  const ignore = compileQueryIgnore(['utm_*', 'gclid', /^_ga$/]);
+  test('percent-encoding: case and unreserved characters only', () => {
+    expect(normalizePercentEncoding('/a%7eb%2fc')).toBe('/a~b%2Fc');
+    expect(normalizePercentEncoding('/a%zz')).toBeUndefined();
+    expect(normalizePercentEncoding('/a%')).toBeUndefined();
+  });
+  test('query: sorted by name, repeated names keep their order, ignored names dropped', () => {
+    expect(normalizeQuery('b=2&a=1&a=0&utm_source=x&gclid=1&_ga=2&&', ignore, true)).toEqual({ key: 'a=1&a=0&b=2', stripped: true });
+    expect(normalizeQuery('b=2&a=1', ignore, false)).toEqual({ key: 'b=2&a=1', stripped: false });
+    expect(normalizeQuery('q=a+b', ignore, true)!.key).not.toBe(normalizeQuery('q=a%2Bb', ignore, true)!.key);
+    expect(normalizeQuery('q=%zz', ignore, true)).toBeUndefined();
+  });
+  test('targets: fragments dropped, absolute-form understood', () => {
+    expect(splitTarget('/a?b=1#frag')).toEqual({ path: '/a', query: 'b=1', host: undefined });
+    expect(splitTarget('http://user@Example.com:8080/x?y')).toEqual({ path: '/x', query: 'y', host: 'Example.com:8080' });
+    expect(splitTarget('*')).toBeUndefined();
+  });
+  test('the key holds prefix, host, path and normalized query; never the fragment', () => {
+    const d = createDumper({ logger: false });
+    expect(d.keyFor('GET', '/a/?b=2&a=1#x', { host: 'Site.example' })).toBe('dumper.cached_path.site.example/a/?a=1&b=2');
+    expect(d.keyFor('HEAD', '/a', { host: 'x' })).toBe(d.keyFor('GET', '/a', { host: 'x' }));
+    expect(d.keyFor('GET', '/a', { host: 'x' })).not.toBe(d.keyFor('GET', '/a/', { host: 'x' }));
+    const post = d.keyFor('POST', '/a', { host: 'x' });
+    expect(isBypass(post) && post.bypass).toBe('method');
+  });
+  test('fetch-style headers work as well as node records', () => {
+    const d = createDumper({ logger: false });
+    expect(d.keyFor('GET', '/a', new Headers({ host: 'x' }))).toBe(d.keyFor('GET', '/a', { host: 'x' }));
+  });
+});

@@ -1,0 +1,94 @@
+import { Writable } from 'node:stream';
+import createDebug from 'debug';
+import pino from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+import { dumperMiddleware } from '../../src/http/node/index.js';
+import { createDumper, type DumperLogger } from '../../src/index.js';
+import express from 'express';
+import { listen } from '../support/listen.js';
+
+async function exercise(logger: DumperLogger | undefined) {
+  const dumper = createDumper(logger === undefined ? {} : { logger });
+  class IceCream {
+    dependentPaths() {
+      return ['/ice-cream/'];
+    }
+  }
+  dumper.register(IceCream);
+  const app = express();
+  app.use(dumperMiddleware(dumper));
+  app.get('/ice-cream/', (_req, res) => res.send('list'));
+  app.get('/admin/', (_req, res) => res.send('admin'));
+  const m = await listen(app);
+  for (const p of ['/ice-cream/', '/ice-cream/', '/admin/', '/missing']) await (await fetch(m.url + p)).text();
+  await dumper.changed(new IceCream());
+  await m.close();
+  await dumper.close();
+}
+
+describe('logging: every decision django-dumper logs, under the "dumper" name', () => {
+  afterEach(() => createDebug.disable());
+
+  test('console-shaped loggers get the message first, then the fields', async () => {
+    const lines: Array<[string, Record<string, unknown>]> = [];
+    await exercise({ debug: (m: string, f: Record<string, unknown>) => lines.push([m, f]) });
+    const messages = lines.map(([m]) => m);
+    expect(messages).toEqual([
+      'dumper: registered model',
+      "dumper: didn't find",
+      'dumper: cached',
+      'dumper: found',
+      'dumper: skipped getting',
+      "dumper: didn't find",
+      'dumper: not saving',
+      'dumper: invalidating instance',
+      'dumper: invalidated',
+    ]);
+    expect(lines[1]![1]).toMatchObject({ method: 'GET', path: '/ice-cream/', key: expect.stringMatching(/^dumper\.cached_path\.127\.0\.0\.1:\d+\/ice-cream\/$/) });
+    expect(lines[4]![1]).toMatchObject({ path: '/admin/', reason: 'ignored path' });
+    expect(lines[6]![1]).toMatchObject({ path: '/missing', reason: 'status 404' });
+    expect(lines[8]![1]).toMatchObject({ paths: ['/ice-cream/'], tags: ['dumper.cached_path./ice-cream'] });
+  });
+
+  test('pino gets the fields first and is asked whether debug is enabled', async () => {
+    const records: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        records.push(JSON.parse(String(chunk)));
+        cb();
+      },
+    });
+    await exercise(pino({ level: 'debug' }, sink) as unknown as DumperLogger);
+    expect(records.map((r) => r.msg)).toContain('found');
+    expect(records.find((r) => r.msg === 'found')).toMatchObject({ name: 'dumper', method: 'GET', path: '/ice-cream/' });
+    records.length = 0;
+    await exercise(pino({ level: 'info' }, sink) as unknown as DumperLogger);
+    expect(records).toEqual([]);
+  });
+
+  test('by default, DEBUG=dumper shows the decisions through the debug package', async () => {
+    const out: string[] = [];
+    const original = createDebug.log;
+    createDebug.log = (...args: unknown[]) => void out.push(args.map(String).join(' '));
+    createDebug.enable('dumper');
+    try {
+      await exercise(undefined);
+    } finally {
+      createDebug.log = original;
+    }
+    expect(out.some((l) => l.includes('dumper') && l.includes('found') && l.includes('path=/ice-cream/'))).toBe(true);
+    expect(out.some((l) => l.includes('invalidated'))).toBe(true);
+  });
+
+  test('without DEBUG nothing is printed for decisions', async () => {
+    const out: string[] = [];
+    const original = createDebug.log;
+    createDebug.log = (...args: unknown[]) => void out.push(args.map(String).join(' '));
+    try {
+      await exercise(undefined);
+    } finally {
+      createDebug.log = original;
+    }
+    expect(out).toEqual([]);
+  });
+});

@@ -1,0 +1,23 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Mounted } from './behaviour.js';
+
+/** Serves a node request listener on a free loopback port. */
+export function listen(listener: http.RequestListener): Promise<Mounted> {
+  return new Promise((resolve) => {
+    const server = http.createServer(listener);
+    server.keepAliveTimeout = 100;
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        port,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
