@@ -1,0 +1,87 @@
+/**
+ * `npm pack` makes a package that installs and works: every subpath export resolves from a
+ * project outside this repository, at runtime and for TypeScript.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..');
+let dir: string;
+let stage: string;
+
+beforeAll(() => {
+  // Build and pack from a staging copy, so the repository's own dist/ (used by the demo's
+  // tests running alongside) is never touched.
+  dir = mkdtempSync(join(tmpdir(), 'page-dumper-pack-'));
+  stage = join(dir, 'stage');
+  mkdirSync(stage);
+  for (const f of ['package.json', 'README.md', 'LICENSE']) if (existsSync(join(root, f))) cpSync(join(root, f), join(stage, f));
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', join(stage, 'dist')], { stdio: 'pipe' });
+  execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: stage, stdio: 'pipe' });
+  const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  execFileSync('npm', ['install', '--silent', '--prefer-offline', '--no-audit', '--no-fund', `./${tgz}`], { cwd: dir, stdio: 'pipe', timeout: 120_000 });
+}, 180_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test('the packed tarball holds the build and no sources or tests', () => {
+  const list = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: stage, encoding: 'utf8' });
+  const files: string[] = JSON.parse(list)[0].files.map((f: { path: string }) => f.path);
+  expect(files).toContain('dist/index.js');
+  expect(files).toContain('dist/index.d.ts');
+  expect(files).toContain('dist/http/node/index.js');
+  expect(files).toContain('README.md');
+  expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map'))).toBe(false);
+});
+
+test('an installed copy serves MISS then HIT through every entry point', () => {
+  writeFileSync(
+    join(dir, 'check.mjs'),
+    `
+import http from 'node:http';
+import { createDumper, MemoryStore } from 'page-dumper';
+import { withDumper, dumperMiddleware } from 'page-dumper/node';
+import { runStoreConformance } from 'page-dumper/testing';
+if (typeof dumperMiddleware !== 'function' || typeof runStoreConformance !== 'function') throw new Error('missing export');
+const dumper = createDumper({ store: new MemoryStore({ maxBytes: 1 << 20 }), logger: false });
+const server = http.createServer(withDumper(dumper, (req, res) => res.end('hello'))).listen(0, '127.0.0.1', async () => {
+  const url = 'http://127.0.0.1:' + server.address().port + '/';
+  const a = await fetch(url); await a.text();
+  const b = await fetch(url); await b.text();
+  console.log(a.headers.get('x-cache'), b.headers.get('x-cache'));
+  server.close(); await dumper.close();
+});
+`,
+  );
+  expect(execFileSync('node', ['check.mjs'], { cwd: dir, encoding: 'utf8' }).trim()).toBe('MISS HIT');
+});
+
+test('the types resolve under NodeNext for a TypeScript consumer', () => {
+  writeFileSync(
+    join(dir, 'check.ts'),
+    `
+import { createDumper, type Store, type DumperOptions } from 'page-dumper';
+import { dumperMiddleware } from 'page-dumper/node';
+import { runStoreConformance } from 'page-dumper/testing';
+const options: DumperOptions = { keyPrefix: 'site.', ignore: /^\\/admin\\// };
+const dumper = createDumper(options);
+const store: Store = dumper.store;
+const mw: (req: any, res: any, next: () => void) => void = dumperMiddleware(dumper);
+// @ts-expect-error keyPrefix must be a string
+createDumper({ keyPrefix: 3 });
+void store; void mw; void runStoreConformance;
+`,
+  );
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false, typeRoots: [join(root, 'node_modules/@types')], types: ['node'] },
+      files: ['check.ts'],
+    }),
+  );
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8' });
+});
