@@ -14,7 +14,7 @@ import {
 } from './keys.js';
 import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
-import { DEFAULT_IGNORED_QUERY_PARAMS, validateOptions, type DumperOptions } from './options.js';
+import { DEFAULT_IGNORE, DEFAULT_IGNORED_QUERY_PARAMS, validateOptions, type DumperOptions } from './options.js';
 import { isPromise, type MaybePromise, type Store, type StoredEntry } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
@@ -197,7 +197,7 @@ export class Dumper {
     this.maxEntryBytes = options.maxEntryBytes ?? 2 * 2 ** 20;
     this.cacheStatusHeader = options.cacheStatusHeader === false ? undefined : (options.cacheStatusHeader ?? 'X-Cache').toLowerCase();
     this.log = makeLog(options.logger);
-    const ignore = options.ignore === undefined ? /^\/admin\// : options.ignore;
+    const ignore = options.ignore === undefined ? DEFAULT_IGNORE : options.ignore;
     if (ignore === null) this.#ignore = undefined;
     else if (typeof ignore === 'function') this.#ignore = ignore;
     else {
@@ -299,7 +299,6 @@ export class Dumper {
     const split = splitTarget(target);
     const path = split && canonicalPath(split.path);
     if (path === undefined) return { kind: 'pass', reason: 'bad url' };
-    if (method !== 'GET') return { kind: 'pass', reason: 'HEAD is answered only from a stored GET' };
     let flight: Flight | undefined;
     if (this.#coalesceTimeout !== 0) {
       const existing = this.#flights.get(key);
@@ -412,9 +411,11 @@ export class Dumper {
   async changed(instance: object): Promise<void>;
   async changed(model: string | ModelClass, instance: object): Promise<void>;
   async changed(a: string | ModelClass | object, b?: object): Promise<void> {
-    const named = b !== undefined;
-    const model = this.#models.find(named ? a : a);
-    const instance = named ? b : a;
+    if (b === undefined && typeof a === 'function') {
+      throw new TypeError(`page-dumper: changed(${a.name}) needs the instance that changed: changed(${a.name}, instance) or changed(instance)`);
+    }
+    const model = this.#models.find(a);
+    const instance = b ?? a;
     if (model === undefined) {
       const what = typeof a === 'string' ? `"${a}"` : typeof a === 'function' ? a.name : (a as object).constructor?.name ?? 'object';
       throw new TypeError(`page-dumper: changed(): model ${what} is not registered; call dumper.register() first`);

@@ -17,6 +17,12 @@ export const DEFAULT_IGNORED_QUERY_PARAMS: readonly string[] = Object.freeze([
   '_hsmi',
 ]);
 
+/**
+ * The default of `ignore`: django-dumper's `^/admin/`, and `/admin` itself, which Express routes
+ * to the same admin router.
+ */
+export const DEFAULT_IGNORE = /^\/admin(?:\/|$)/;
+
 /** A path matcher: a RegExp, a regular-expression source string, or a predicate. */
 export type PathMatcher = RegExp | string | ((path: string) => boolean);
 
@@ -37,7 +43,7 @@ export interface DumperOptions {
    * changed (`DUMPER_PATH_IGNORE_REGEX`). Matched against the raw path and its decoded,
    * lower-cased, dot-resolved form, because routers such as Express match case-insensitively:
    * `/ADMIN/` must not slip past `^/admin/`. `null` caches every path.
-   * @default /^\/admin\//
+   * @default /^\/admin(?:\/|$)/ — `/admin`, `/admin/` and everything below
    */
   ignore?: PathMatcher | null;
   /**

@@ -111,6 +111,13 @@ describe('models', () => {
     class Stranger {}
     await expect(dumper.changed(new Stranger())).rejects.toThrow('page-dumper: changed(): model Stranger is not registered; call dumper.register() first');
     await expect(dumper.changed('Nobody', {})).rejects.toThrow('model "Nobody" is not registered');
+    class Known {
+      dependentPaths() {
+        return [];
+      }
+    }
+    dumper.register(Known);
+    await expect(dumper.changed(Known as never)).rejects.toThrow('page-dumper: changed(Known) needs the instance that changed: changed(Known, instance) or changed(instance)');
   });
 
   test('invalidate() accepts full URLs and drops query strings and fragments', async () => {

@@ -20,7 +20,7 @@ export type DumperMiddleware = (req: IncomingMessage, res: ServerResponse, next:
  * handler) so cached pages are served without calling it:
  * `http.createServer(withDumper(dumper, app))`.
  */
-export function withDumper<L extends Listener>(dumper: Dumper, listener: L): (req: IncomingMessage, res: ServerResponse) => void {
+export function withDumper(dumper: Dumper, listener: Listener): Listener {
   if (typeof listener !== 'function') {
     throw new TypeError('page-dumper: withDumper(dumper, listener) needs a request listener function');
   }
@@ -130,9 +130,11 @@ function runApp(app: () => void): void {
 /**
  * On a miss that may be stored: drop conditional headers, so the app renders the full page rather
  * than a 304 we could not store (RFC 9111 §4.3.2 lets a cache send its own unconditional request);
- * and remove ignored query parameters from the URL the app sees.
+ * remove ignored query parameters from the URL the app sees; and render a HEAD as a GET, so it
+ * fills the GET entry (Node still sends no body: the response was made for a HEAD request).
  */
 function prepareRequest(dumper: Dumper, req: IncomingMessage): void {
+  if (req.method === 'HEAD') req.method = 'GET';
   delete req.headers['if-none-match'];
   delete req.headers['if-modified-since'];
   delete req.headers['if-match'];
