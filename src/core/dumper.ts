@@ -59,6 +59,16 @@ interface RenderContext {
 
 const renders = new AsyncLocalStorage<RenderContext>();
 
+/**
+ * Render contexts are tracked only once some render has called `dumper.tag()`. On Node 20 and 22,
+ * the first `AsyncLocalStorage.run()` switches on async_hooks for the whole process, which makes
+ * every promise of the app markedly slower (about 2x in a promise-heavy loop), so an app that never
+ * tags pages must not pay for it. Until then, fills in flight are remembered here: when a
+ * `tag()` call finds no context, it cannot tell which render made it, so none of them is stored.
+ */
+let trackContexts = false;
+const untracked = new Set<Fill>();
+
 /** A coalesced miss: followers wait for the leader's entry (or for the word that there is none). */
 interface Flight {
   readonly promise: Promise<StoredEntry | undefined>;
@@ -82,6 +92,7 @@ export class Fill {
   readonly #context: RenderContext;
   readonly #flight: Flight | undefined;
   #done = false;
+  #untraceable = false;
 
   /** @internal */
   constructor(dumper: Dumper, key: string, path: string, method: string, seq: number, flight: Flight | undefined) {
@@ -96,7 +107,14 @@ export class Fill {
 
   /** Runs the app so that `dumper.tag()` calls made while it renders tag this page. */
   run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
-    return renders.run(this.#context, fn, ...args);
+    if (trackContexts) return renders.run(this.#context, fn, ...args);
+    untracked.add(this);
+    return fn(...args);
+  }
+
+  /** @internal A `tag()` call may have come from this render, without a context to say so. */
+  _untraceable(): void {
+    this.#untraceable = true;
   }
 
   /** Whether the fill was completed or abandoned already. */
@@ -118,21 +136,31 @@ export class Fill {
   abandon(reason: string): void {
     if (this.#done) return;
     this.#done = true;
+    untracked.delete(this);
     this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
     this.#dumper._finishFlight(this.key, this.#flight, undefined);
   }
 
   /** Stores the finished response, unless one of its tags was invalidated since `seq`. */
-  async complete(status: number, headers: readonly string[], body: Uint8Array): Promise<boolean> {
+  complete(status: number, headers: readonly string[], body: Uint8Array): MaybePromise<boolean> {
     if (this.#done) return false;
-    const veto = this.#dumper.responseVeto(status, headers);
+    const veto = this.#untraceable
+      ? 'the render may have called dumper.tag() before render contexts were tracked'
+      : this.#dumper.responseVeto(status, headers);
     if (veto !== undefined) {
       this.abandon(veto);
       return false;
     }
     this.#done = true;
+    untracked.delete(this);
     const entry = this.#dumper._entry(this, status, headers, body, this.#context.tags);
-    const stored = await this.#dumper._store(this, entry);
+    const stored = this.#dumper._store(this, entry);
+    if (isPromise(stored)) {
+      return stored.then((ok) => {
+        this.#dumper._finishFlight(this.key, this.#flight, ok ? entry : undefined);
+        return ok;
+      });
+    }
     this.#dumper._finishFlight(this.key, this.#flight, stored ? entry : undefined);
     return stored;
   }
@@ -217,6 +245,7 @@ export class Dumper {
     this.#coalesceTimeout = options.coalesceTimeout ?? 10_000;
     this.#invalidateOnUnsafe = options.invalidateOnUnsafe ?? true;
     this.#storeCooldown = options.storeCooldown ?? 1000;
+    if (options.trackRenders === true) trackContexts = true;
   }
 
   // ---------------------------------------------------------------- adapter API: requests
@@ -295,32 +324,44 @@ export class Dumper {
    * Starts handling a miss: joins a concurrent render of the same key, or reads the store's
    * sequence number and returns a `Fill` for the adapter to run the app in.
    */
-  async beginFill(key: string, method: string, target: string): Promise<MissPlan> {
+  beginFill(key: string, method: string, target: string): MissPlan | Promise<MissPlan> {
     const split = splitTarget(target);
     const path = split && canonicalPath(split.path);
     if (path === undefined) return { kind: 'pass', reason: 'bad url' };
     let flight: Flight | undefined;
     if (this.#coalesceTimeout !== 0) {
       const existing = this.#flights.get(key);
-      if (existing !== undefined) {
-        const entry = await this.#wait(existing);
-        if (entry !== undefined) return { kind: 'entry', entry };
-        return { kind: 'pass', reason: 'a concurrent render of this page was not stored' };
-      }
+      if (existing !== undefined) return this.#follow(existing);
       let resolve!: (entry: StoredEntry | undefined) => void;
       const promise = new Promise<StoredEntry | undefined>((r) => (resolve = r));
       flight = { promise, resolve };
       this.#flights.set(key, flight);
     }
-    let seq: number;
+    let seq: MaybePromise<number>;
     try {
-      seq = await this.store.sequence();
+      seq = this.store.sequence();
     } catch (error) {
-      this.#fault('sequence', error);
-      this._finishFlight(key, flight, undefined);
-      return { kind: 'pass', reason: 'store unavailable' };
+      return this.#noSequence(key, flight, error);
+    }
+    if (isPromise(seq)) {
+      return seq.then(
+        (n) => ({ kind: 'fill', fill: new Fill(this, key, path, method, n, flight) }) as const,
+        (error: unknown) => this.#noSequence(key, flight, error),
+      );
     }
     return { kind: 'fill', fill: new Fill(this, key, path, method, seq, flight) };
+  }
+
+  async #follow(flight: Flight): Promise<MissPlan> {
+    const entry = await this.#wait(flight);
+    if (entry !== undefined) return { kind: 'entry', entry };
+    return { kind: 'pass', reason: 'a concurrent render of this page was not stored' };
+  }
+
+  #noSequence(key: string, flight: Flight | undefined, error: unknown): MissPlan {
+    this.#fault('sequence', error);
+    this._finishFlight(key, flight, undefined);
+    return { kind: 'pass', reason: 'store unavailable' };
   }
 
   /** Whether a response may be stored: `undefined` if so, else the reason (for the log). */
@@ -475,8 +516,16 @@ export class Dumper {
   tag(...tags: string[]): void {
     for (const t of tags) checkTag(t, 'tag');
     const ctx = renders.getStore();
-    if (ctx === undefined || ctx.dumper !== this) return;
-    for (const t of tags) ctx.tags.add(t);
+    if (ctx !== undefined) {
+      if (ctx.dumper === this) for (const t of tags) ctx.tags.add(t);
+      return;
+    }
+    if (!trackContexts) {
+      trackContexts = true;
+      for (const fill of untracked) fill._untraceable();
+      untracked.clear();
+      if (this.log.debugEnabled) this.log.debug('tracking render contexts from now on: dumper.tag() was called', { tags });
+    }
   }
 
   /** Stops caching (requests bypass from now on) and closes the store. */
@@ -517,14 +566,33 @@ export class Dumper {
   }
 
   /** @internal */
-  async _store(fill: Fill, entry: StoredEntry): Promise<boolean> {
+  _store(fill: Fill, entry: StoredEntry): MaybePromise<boolean> {
     if (!this.#storeUsable()) {
       this._logDecision('not saving', fill.method, fill.path, fill.key, 'store unavailable');
       return false;
     }
+    let result: MaybePromise<boolean>;
     try {
-      const ok = await this.store.set(fill.key, entry, this.#setOptions);
-      if (this.#failures !== 0) this.#recovered();
+      result = this.store.set(fill.key, entry, this.#setOptions);
+    } catch (error) {
+      this.#fault('set', error);
+      return false;
+    }
+    if (isPromise(result)) {
+      return result.then(
+        (ok) => this.#stored(fill, ok),
+        (error: unknown) => {
+          this.#fault('set', error);
+          return false;
+        },
+      );
+    }
+    return this.#stored(fill, result);
+  }
+
+  #stored(fill: Fill, ok: boolean): boolean {
+    if (this.#failures !== 0) this.#recovered();
+    if (this.log.debugEnabled) {
       this._logDecision(
         ok ? 'cached' : 'not saving',
         fill.method,
@@ -532,11 +600,8 @@ export class Dumper {
         fill.key,
         ok ? undefined : 'refused by the store: a tag was invalidated during the render, or a limit was reached',
       );
-      return ok;
-    } catch (error) {
-      this.#fault('set', error);
-      return false;
     }
+    return ok;
   }
 
   /** @internal */

@@ -121,6 +121,15 @@ export interface DumperOptions {
    */
   invalidateOnUnsafe?: boolean;
   /**
+   * Track the render context of every miss from the start, so `dumper.tag()` is attributed from
+   * the very first render. By default tracking starts at the first `dumper.tag()` call (the renders
+   * in flight at that moment are not stored), because on Node 20 and 22 `AsyncLocalStorage`
+   * slows every promise in the process once it is used: an app that never tags pages should not
+   * pay for it.
+   * @default false
+   */
+  trackRenders?: boolean;
+  /**
    * After a store operation fails, skip the store for this many milliseconds (doubling on each
    * further failure, up to 30 s) instead of hammering it. Requests go to the app meanwhile.
    * @default 1000
@@ -143,7 +152,7 @@ function positiveInt(name: string, value: unknown, allowZero = false): void {
 const KNOWN = new Set<string>([
   'store', 'keyPrefix', 'ignore', 'statuses', 'hosts', 'ignoreQueryParams', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
-  'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown',
+  'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders',
 ]);
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -223,4 +232,5 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
     fail('invalidateOnUnsafe', 'a boolean', o.invalidateOnUnsafe);
   }
   if (o.storeCooldown !== undefined) positiveInt('storeCooldown', o.storeCooldown);
+  if (o.trackRenders !== undefined && typeof o.trackRenders !== 'boolean') fail('trackRenders', 'a boolean', o.trackRenders);
 }

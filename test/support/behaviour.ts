@@ -36,7 +36,8 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
 
     async function setup(options: DumperOptions = {}) {
       const store = options.store ?? (suite.store ? await suite.store() : new MemoryStore());
-      const dumper = createDumper({ logger: false, ...options, store });
+      // The site tags pages; track render contexts from the first request (see trackRenders).
+      const dumper = createDumper({ logger: false, trackRenders: true, ...options, store });
       const site = new Site(dumper);
       const m = await mount(dumper, site);
       open.push({ m, d: dumper });

@@ -5,7 +5,7 @@
  * `dumperMiddleware(dumper)` is the same engine as Connect/Express middleware; mount it first.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { isBypass, type Dumper, type Fill } from '../../core/dumper.js';
+import { isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 
@@ -96,24 +96,40 @@ function hit(dumper: Dumper, req: IncomingMessage, res: ServerResponse, entry: S
 
 function miss(dumper: Dumper, req: IncomingMessage, res: ServerResponse, app: () => void, key: string, method: string, target: string): void {
   if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
-  dumper.beginFill(key, method, target).then(
-    (plan) => {
-      if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key);
-      if (dumper.cacheStatusHeader !== undefined) res.setHeader(dumper.cacheStatusHeader, 'MISS');
-      if (plan.kind === 'pass') {
-        if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, target, key, plan.reason);
-        return runApp(app);
-      }
-      const fill = plan.fill;
-      prepareRequest(dumper, req);
-      capture(dumper, res, fill);
-      fill.run(runApp, app);
-    },
-    (error: unknown) => {
-      dumper.log.error('unexpected error while handling a miss', { error: error as Error, key });
-      if (!res.headersSent) runApp(app);
-    },
-  );
+  let plan: MissPlan | Promise<MissPlan>;
+  try {
+    plan = dumper.beginFill(key, method, target);
+  } catch (error) {
+    return missFailed(dumper, res, app, key, error);
+  }
+  if (isPromise(plan)) plan.then((p) => onPlan(dumper, req, res, app, key, method, target, p), (e: unknown) => missFailed(dumper, res, app, key, e));
+  else onPlan(dumper, req, res, app, key, method, target, plan);
+}
+
+function onPlan(dumper: Dumper, req: IncomingMessage, res: ServerResponse, app: () => void, key: string, method: string, target: string, plan: MissPlan): void {
+  if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key);
+  const status = dumper.cacheStatusHeader;
+  if (status !== undefined) {
+    res.setHeader(status, 'MISS');
+  } else if (plan.kind === 'fill') {
+    // capture() relies on Node merging writeHead()'s headers into those set with setHeader(),
+    // which it does once setHeader() has been called on the response.
+    res.setHeader('x-page-dumper', '');
+    res.removeHeader('x-page-dumper');
+  }
+  if (plan.kind === 'pass') {
+    if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, target, key, plan.reason);
+    return runApp(app);
+  }
+  const fill = plan.fill;
+  prepareRequest(dumper, req);
+  capture(dumper, res, fill);
+  fill.run(runApp, app);
+}
+
+function missFailed(dumper: Dumper, res: ServerResponse, app: () => void, key: string, error: unknown): void {
+  dumper.log.error('unexpected error while handling a miss', { error: error as Error, key });
+  if (!res.headersSent) runApp(app);
 }
 
 /** Runs the app outside our promise chain, so its synchronous errors surface as they would without us. */
@@ -135,11 +151,13 @@ function runApp(app: () => void): void {
  */
 function prepareRequest(dumper: Dumper, req: IncomingMessage): void {
   if (req.method === 'HEAD') req.method = 'GET';
-  delete req.headers['if-none-match'];
-  delete req.headers['if-modified-since'];
-  delete req.headers['if-match'];
-  delete req.headers['if-unmodified-since'];
-  delete req.headers['if-range'];
+  const h = req.headers;
+  // Delete only what is there: a delete turns the headers object into a slow dictionary.
+  if (h['if-none-match'] !== undefined) delete h['if-none-match'];
+  if (h['if-modified-since'] !== undefined) delete h['if-modified-since'];
+  if (h['if-match'] !== undefined) delete h['if-match'];
+  if (h['if-unmodified-since'] !== undefined) delete h['if-unmodified-since'];
+  if (h['if-range'] !== undefined) delete h['if-range'];
   const r = req as IncomingMessage & { originalUrl?: string };
   if (r.url !== undefined) {
     const url = dumper.rewriteTarget(r.url);
@@ -160,33 +178,30 @@ function watchUnsafe(dumper: Dumper, res: ServerResponse, method: string, target
   });
 }
 
-/** Appends headers in any shape `writeHead` accepts to a flat lower-case list. */
-function pushHeaders(out: string[], headers: unknown): void {
-  if (headers === undefined || headers === null) return;
-  if (Array.isArray(headers)) {
-    if (headers.length !== 0 && Array.isArray(headers[0])) {
-      for (const pair of headers as Array<[string, unknown]>) pushValue(out, String(pair[0]).toLowerCase(), pair[1]);
-    } else {
-      for (let i = 0; i + 1 < headers.length; i += 2) pushValue(out, String(headers[i]).toLowerCase(), headers[i + 1]);
-    }
-    return;
+/** Flattens `getHeaders()` to a lower-case `[name, value, ...]` list, leaving out `skip`ped values. */
+function flatten(headers: OutgoingHttpHeaders, skip: OutgoingHttpHeaders): string[] {
+  const out: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    // Headers set before the app ran (by middleware mounted before the dumper) are set again on
+    // every request: storing them would replay one request's values (a request id) to everyone.
+    if (skip[name] !== undefined && String(skip[name]) === String(value)) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, String(value));
   }
-  for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) pushValue(out, name.toLowerCase(), value);
-}
-
-function pushValue(out: string[], name: string, value: unknown): void {
-  if (value === undefined) return;
-  if (Array.isArray(value)) for (const v of value) out.push(name, String(v));
-  else out.push(name, String(value));
+  return out;
 }
 
 /**
  * Tees what the app writes into the fill. The response streams to the client unchanged; the copy
  * is dropped as soon as the response turns out not to be storable or grows past `maxEntryBytes`.
+ *
+ * Only `write` and `end` are wrapped (each property added to `res` costs a hidden-class change).
+ * Headers are read with `getHeaders()` at the first write: the dumper has called `setHeader()`
+ * before the app ran, so Node merges headers passed to `writeHead()` into that set.
  */
 function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
-  // Headers set before the app ran (by middleware mounted before the dumper) are set again on
-  // every request: storing them would replay one request's values (a request id) to everyone.
   const preset = res.getHeaders();
   const max = dumper.maxEntryBytes;
   let chunks: Uint8Array[] | undefined = [];
@@ -199,7 +214,17 @@ function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
     fill.abandon(reason);
   };
   const add = (chunk: unknown, encoding: unknown) => {
-    if (chunks === undefined || chunk === undefined || chunk === null || typeof chunk === 'function') return;
+    if (chunks === undefined) return;
+    if (head === undefined) {
+      // The head is final at the app's first write. Read it before passing the write on: the
+      // middleware mounted before the dumper (compression) sees it after, and what it changes
+      // (Content-Encoding) applies to its own output, not to the body captured here.
+      status = res.statusCode;
+      head = flatten(res.getHeaders(), preset);
+      if (fill.head(status, head) !== undefined) return void (chunks = undefined);
+      if (Number(res.getHeader('content-length') ?? 0) > max) return stop(`body larger than maxEntryBytes (${max})`);
+    }
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
     const buf =
       typeof chunk === 'string'
         ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
@@ -212,50 +237,35 @@ function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
     chunks.push(buf);
   };
 
-  const writeHead = res.writeHead;
   const write = res.write;
   const end = res.end;
-  res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
-    if (chunks !== undefined && head === undefined) {
-      status = code;
-      const extra = typeof rest[0] === 'string' ? rest[1] : rest[0];
-      const flat: string[] = [];
-      const current = this.getHeaders();
-      const overridden = new Set<string>();
-      if (extra !== undefined && extra !== null) {
-        const tmp: string[] = [];
-        pushHeaders(tmp, extra);
-        for (let i = 0; i < tmp.length; i += 2) overridden.add(tmp[i]!);
-        flat.push(...tmp);
-      }
-      for (const [name, value] of Object.entries(current)) {
-        if (overridden.has(name)) continue;
-        if (name in preset && String(preset[name]) === String(value)) continue;
-        pushValue(flat, name, value);
-      }
-      head = flat;
-      const declared = Number(this.getHeader('content-length') ?? NaN);
-      if (declared > max) stop(`body larger than maxEntryBytes (${max})`);
-      else if (fill.head(code, flat) !== undefined) chunks = undefined;
-    }
-    return (writeHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
-  } as ServerResponse['writeHead'];
-  res.write = function (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) {
+  res.write = function (this: ServerResponse, chunk: unknown, encoding?: unknown) {
     add(chunk, encoding);
     return (write as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
   } as ServerResponse['write'];
-  res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
+  res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown) {
     add(chunk, encoding);
     return (end as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
   } as ServerResponse['end'];
 
   res.once('finish', () => {
     if (chunks === undefined || fill.done) return;
-    // One copy: the entry must not pin the app's buffers (or Node's shared 8 KiB pool).
-    const body = Buffer.concat(chunks, size);
-    void fill.complete(status, head ?? [], body);
+    if (head === undefined) add(undefined, undefined); // ended without a write we saw
+    if (chunks === undefined || head === undefined) return;
+    void fill.complete(status, head, bodyOf(chunks, size));
   });
   res.once('close', () => {
     if (!res.writableFinished) stop('response aborted before it finished');
   });
+}
+
+/**
+ * The stored body. A single chunk that owns its whole memory (Express's `res.send(string)`, our
+ * own `Buffer.from(string)`) is kept as it is; anything else is copied once, so an entry never pins
+ * a larger buffer (such as Node's shared 8 KiB pool) or an app's buffers.
+ */
+function bodyOf(chunks: Uint8Array[], size: number): Uint8Array {
+  const only = chunks[0];
+  if (chunks.length === 1 && only!.byteOffset === 0 && only!.byteLength === only!.buffer.byteLength) return only!;
+  return Buffer.concat(chunks, size);
 }

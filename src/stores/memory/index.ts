@@ -26,17 +26,26 @@ function entrySize(key: string, entry: StoredEntry): number {
   return n;
 }
 
+/** One entry in the recency list. */
+interface Slot {
+  readonly key: string;
+  readonly entry: StoredEntry;
+  readonly size: number;
+  newer: Slot | undefined;
+  older: Slot | undefined;
+}
+
 /**
  * The default store: a byte-bounded LRU in this process. Invalidation deletes the affected
- * entries at once (a tag → keys index), so a hit is one Map lookup and no check. Answers
- * synchronously, so a hit allocates no promise.
+ * entries at once (a tag → keys index), so a hit is one Map lookup and a few pointer moves in the
+ * recency list: no check, no allocation. Answers synchronously, so a hit allocates no promise.
  */
 export class MemoryStore implements Store {
   readonly maxBytes: number;
   readonly #maxTrackedTags: number;
-  /** key → entry, in least- to most-recently-used order. */
-  readonly #entries = new Map<string, StoredEntry>();
-  readonly #sizes = new Map<string, number>();
+  readonly #slots = new Map<string, Slot>();
+  #newest: Slot | undefined;
+  #oldest: Slot | undefined;
   /** tag → keys of the entries carrying it. */
   readonly #byTag = new Map<string, Set<string>>();
   /** tag → sequence number of its last invalidation. */
@@ -65,7 +74,7 @@ export class MemoryStore implements Store {
 
   /** Number of entries held. */
   get size(): number {
-    return this.#entries.size;
+    return this.#slots.size;
   }
 
   /** Bytes accounted to the entries held. */
@@ -78,13 +87,13 @@ export class MemoryStore implements Store {
   }
 
   get(key: string): StoredEntry | undefined {
-    const entry = this.#entries.get(key);
-    if (entry !== undefined) {
-      // Move to the most-recently-used end. Two Map operations, no allocation.
-      this.#entries.delete(key);
-      this.#entries.set(key, entry);
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return undefined;
+    if (slot !== this.#newest) {
+      this.#unlink(slot);
+      this.#link(slot);
     }
-    return entry;
+    return slot.entry;
   }
 
   set(key: string, entry: StoredEntry, options: SetOptions): boolean {
@@ -95,22 +104,19 @@ export class MemoryStore implements Store {
     }
     const size = entrySize(key, entry);
     if (size > this.maxBytes) return false;
-    if (this.#entries.has(key)) this.#remove(key);
+    if (this.#slots.has(key)) this.#remove(key);
     const variants = this.#byTag.get(entry.path);
     if (variants !== undefined && variants.size >= options.maxVariantsPerPath) return false;
-    this.#entries.set(key, entry);
-    this.#sizes.set(key, size);
+    const slot: Slot = { key, entry, size, newer: undefined, older: undefined };
+    this.#slots.set(key, slot);
+    this.#link(slot);
     this.#bytes += size;
     for (const tag of entry.tags) {
       let keys = this.#byTag.get(tag);
       if (keys === undefined) this.#byTag.set(tag, (keys = new Set()));
       keys.add(key);
     }
-    while (this.#bytes > this.maxBytes) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done) break;
-      this.#remove(oldest.value);
-    }
+    while (this.#bytes > this.maxBytes && this.#oldest !== undefined) this.#remove(this.#oldest.key);
     return true;
   }
 
@@ -130,8 +136,8 @@ export class MemoryStore implements Store {
 
   clear(): void {
     this.#floor = ++this.#seq;
-    this.#entries.clear();
-    this.#sizes.clear();
+    this.#slots.clear();
+    this.#newest = this.#oldest = undefined;
     this.#byTag.clear();
     this.#tagSeq.clear();
     this.#bytes = 0;
@@ -141,13 +147,30 @@ export class MemoryStore implements Store {
     this.clear();
   }
 
+  /** Makes `slot` the most recently used. */
+  #link(slot: Slot): void {
+    slot.older = this.#newest;
+    slot.newer = undefined;
+    if (this.#newest !== undefined) this.#newest.newer = slot;
+    this.#newest = slot;
+    if (this.#oldest === undefined) this.#oldest = slot;
+  }
+
+  #unlink(slot: Slot): void {
+    if (slot.newer !== undefined) slot.newer.older = slot.older;
+    else this.#newest = slot.older;
+    if (slot.older !== undefined) slot.older.newer = slot.newer;
+    else this.#oldest = slot.newer;
+    slot.newer = slot.older = undefined;
+  }
+
   #remove(key: string): void {
-    const entry = this.#entries.get(key);
-    if (entry === undefined) return;
-    this.#entries.delete(key);
-    this.#bytes -= this.#sizes.get(key) ?? 0;
-    this.#sizes.delete(key);
-    for (const tag of entry.tags) {
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return;
+    this.#slots.delete(key);
+    this.#unlink(slot);
+    this.#bytes -= slot.size;
+    for (const tag of slot.entry.tags) {
       const keys = this.#byTag.get(tag);
       if (keys === undefined) continue;
       keys.delete(key);

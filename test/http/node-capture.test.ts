@@ -1,0 +1,110 @@
+/** How the node adapter reads what an app writes, in the ways node apps write it. */
+import express from 'express';
+import { afterEach, expect, test } from 'vitest';
+import { dumperMiddleware, withDumper } from '../../src/http/node/index.js';
+import { createDumper, type DumperOptions } from '../../src/index.js';
+import type { Mounted } from '../support/behaviour.js';
+import { listen } from '../support/listen.js';
+import type http from 'node:http';
+
+const open: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of open.splice(0)) await close();
+});
+
+async function front(listener: http.RequestListener, options: DumperOptions = {}) {
+  const dumper = createDumper({ logger: false, ...options });
+  const m: Mounted = await listen(withDumper(dumper, listener));
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  return async (path = '/p') => {
+    const r = await fetch(m.url + path);
+    return { status: r.status, headers: r.headers, body: await r.text() };
+  };
+}
+
+test.each([{ cacheStatusHeader: 'X-Cache' }, { cacheStatusHeader: false as const }])(
+  'headers passed to writeHead() are stored (%o)',
+  async (options) => {
+    let n = 0;
+    const get = await front((_req, res) => {
+      n++;
+      res.writeHead(200, 'Fine', { 'Content-Type': 'text/x-test', 'X-Custom': ['a', 'b'] });
+      res.end('body');
+    }, options);
+    await get();
+    const hit = await get();
+    expect(n).toBe(1);
+    expect(hit.headers.get('content-type')).toBe('text/x-test');
+    expect(hit.headers.get('x-custom')).toBe('a, b');
+    expect(hit.body).toBe('body');
+  },
+);
+
+test('a flat raw header array in writeHead() is stored, and the hit replays what the miss sent', async () => {
+  let n = 0;
+  const get = await front((_req, res) => {
+    n++;
+    res.writeHead(200, ['content-type', 'text/plain', 'x-raw', 'yes', 'link', '</b>']);
+    res.end('raw');
+  });
+  const miss = await get();
+  const hit = await get();
+  expect(n).toBe(1);
+  expect(hit.headers.get('x-raw')).toBe('yes');
+  expect(hit.headers.get('link')).toBe(miss.headers.get('link'));
+});
+
+test('writes with encodings and Uint8Arrays are stored byte for byte', async () => {
+  const get = await front((_req, res) => {
+    res.setHeader('content-type', 'text/plain; charset=utf-8');
+    res.write('Y2Fm', 'base64');
+    res.write(new Uint8Array([0xc3, 0xa9]));
+    res.end(' crème', 'utf8');
+  });
+  const miss = await get();
+  const hit = await get();
+  expect(miss.body).toBe('café crème');
+  expect(hit.body).toBe('café crème');
+  expect(hit.headers.get('x-cache')).toBe('HIT');
+});
+
+test('headers set by middleware before dumperMiddleware are not stored, so they stay per request', async () => {
+  const dumper = createDumper({ logger: false });
+  let id = 0;
+  const app = express();
+  app.use((_req, res, next) => {
+    res.setHeader('x-request-id', String(++id));
+    next();
+  });
+  app.use(dumperMiddleware(dumper));
+  app.get('/p', (_req, res) => {
+    res.setHeader('x-from-app', 'yes');
+    res.send('page');
+  });
+  const m = await listen(app);
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  await (await fetch(m.url + '/p')).text();
+  const hit = await fetch(m.url + '/p');
+  expect(hit.headers.get('x-cache')).toBe('HIT');
+  expect(hit.headers.get('x-request-id')).toBe('2');
+  expect(hit.headers.get('x-from-app')).toBe('yes');
+});
+
+test('an empty 200 body is stored', async () => {
+  let n = 0;
+  const get = await front((_req, res) => {
+    n++;
+    res.end();
+  });
+  await get();
+  const hit = await get();
+  expect(hit.headers.get('x-cache')).toBe('HIT');
+  expect(hit.body).toBe('');
+  expect(n).toBe(1);
+});
