@@ -1,0 +1,26 @@
+// Runs one autocannon measurement in its own process and prints `AC_JSON {...}` (see loadgen.mjs).
+import autocannon from 'autocannon';
+
+const { url, connections, seconds, uniquePrefix } = JSON.parse(process.argv[2]);
+const opts = { url, connections, duration: seconds, pipelining: 1, timeout: 10 };
+if (uniquePrefix !== undefined) {
+  let n = 0;
+  opts.requests = [{ setupRequest: (req) => ({ ...req, path: `${uniquePrefix}${++n}` }) }];
+}
+const started = process.hrtime.bigint();
+const r = await autocannon(opts);
+const secs = Number(process.hrtime.bigint() - started) / 1e9;
+const requests = r['2xx'] + r.non2xx;
+console.log(
+  'AC_JSON ' +
+    JSON.stringify({
+      requests,
+      seconds: secs,
+      rps: requests / r.duration,
+      bytes: r.throughput.total,
+      errors: r.errors + r.timeouts,
+      non2xx: r.non2xx,
+      p50ms: r.latency.p50,
+      p99ms: r.latency.p99,
+    }),
+);
