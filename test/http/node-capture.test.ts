@@ -5,7 +5,7 @@ import { dumperMiddleware, withDumper } from '../../src/http/node/index.js';
 import { createDumper, type DumperOptions } from '../../src/index.js';
 import type { Mounted } from '../support/behaviour.js';
 import { listen } from '../support/listen.js';
-import type http from 'node:http';
+import http from 'node:http';
 
 const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -107,4 +107,38 @@ test('an empty 200 body is stored', async () => {
   expect(hit.headers.get('x-cache')).toBe('HIT');
   expect(hit.body).toBe('');
   expect(n).toBe(1);
+});
+
+test('a response whose client went away before it finished is not stored', async () => {
+  let n = 0;
+  let finish!: () => void;
+  const dumper = createDumper({ logger: false });
+  const m = await listen(
+    withDumper(dumper, (_req, res) => {
+      n++;
+      res.setHeader('content-type', 'text/plain');
+      res.write('partial ');
+      finish = () => res.end('rest');
+    }),
+  );
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  await new Promise<void>((resolve) => {
+    const req = http.get(m.url + '/p', (res) => {
+      res.once('data', () => {
+        req.destroy(); // the visitor leaves mid-page
+        setTimeout(resolve, 50);
+      });
+    });
+    req.on('error', () => {});
+  });
+  finish();
+  const next = await fetch(m.url + '/p');
+  expect(next.headers.get('x-cache')).toBe('MISS');
+  finish();
+  expect(await next.text()).toBe('partial rest');
+  expect(n).toBe(2);
+  expect((await fetch(m.url + '/p')).headers.get('x-cache')).toBe('HIT');
 });
