@@ -26,7 +26,7 @@ export function withDumper(dumper: Dumper, listener: Listener): Listener {
   }
   checkDumper(dumper, 'withDumper');
   return function dumperFrontDoor(req, res) {
-    handle(dumper, req, res, req.url ?? '/', () => listener(req, res));
+    handle(dumper, req, res, req.url ?? '/', () => listener(req, res), false);
   };
 }
 
@@ -39,7 +39,7 @@ export function dumperMiddleware(dumper: Dumper): DumperMiddleware {
   checkDumper(dumper, 'dumperMiddleware');
   return function dumper_(req, res, next) {
     const original = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '/';
-    handle(dumper, req, res, original, next);
+    handle(dumper, req, res, original, next, true);
   };
 }
 
@@ -49,7 +49,7 @@ function checkDumper(dumper: Dumper, fn: string): void {
   }
 }
 
-function handle(dumper: Dumper, req: IncomingMessage, res: ServerResponse, target: string, app: () => void): void {
+function handle(dumper: Dumper, req: IncomingMessage, res: ServerResponse, target: string, app: () => void, merge: boolean): void {
   const method = req.method ?? 'GET';
   const key = dumper.keyFor(method, target, req.headers);
   if (isBypass(key)) {
@@ -62,17 +62,17 @@ function handle(dumper: Dumper, req: IncomingMessage, res: ServerResponse, targe
   const found = dumper.get(key);
   if (isPromise(found)) {
     found.then(
-      (entry) => (entry !== undefined ? hit(dumper, req, res, entry, method, target, key) : miss(dumper, req, res, app, key, method, target)),
+      (entry) => (entry !== undefined ? hit(dumper, req, res, entry, method, target, key, merge) : miss(dumper, req, res, app, key, method, target)),
       () => miss(dumper, req, res, app, key, method, target),
     );
   } else if (found !== undefined) {
-    hit(dumper, req, res, found, method, target, key);
+    hit(dumper, req, res, found, method, target, key, merge);
   } else {
     miss(dumper, req, res, app, key, method, target);
   }
 }
 
-function hit(dumper: Dumper, req: IncomingMessage, res: ServerResponse, entry: StoredEntry, method: string, target: string, key: string): void {
+function hit(dumper: Dumper, req: IncomingMessage, res: ServerResponse, entry: StoredEntry, method: string, target: string, key: string, merge: boolean): void {
   if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
   const status = dumper.cacheStatusHeader;
   const h = req.headers;
@@ -86,12 +86,38 @@ function hit(dumper: Dumper, req: IncomingMessage, res: ServerResponse, entry: S
     res.end();
     return;
   }
-  const head = entry.headers.slice();
-  head.push('age', ageOf(entry.storedAt, Date.now()));
-  if (status !== undefined) head.push(status, 'HIT');
-  res.writeHead(entry.status, head);
+  if (merge) {
+    // Middleware: headers are already set on the response (Express's X-Powered-By, say), so
+    // Node merges whatever writeHead() gets; it merges an object at half the cost of a list.
+    res.setHeader('age', ageOf(entry.storedAt, Date.now()));
+    if (status !== undefined) res.setHeader(status, 'HIT');
+    res.writeHead(entry.status, headerObject(entry));
+  } else {
+    const head = entry.headers.slice();
+    head.push('age', ageOf(entry.storedAt, Date.now()));
+    if (status !== undefined) head.push(status, 'HIT');
+    res.writeHead(entry.status, head);
+  }
   if (method === 'HEAD') res.end();
   else res.end(entry.body);
+}
+
+const headerObjects = new WeakMap<StoredEntry, OutgoingHttpHeaders>();
+
+/** The entry's headers as an object (repeated names become arrays), made once per entry. */
+function headerObject(entry: StoredEntry): OutgoingHttpHeaders {
+  let o = headerObjects.get(entry);
+  if (o === undefined) {
+    o = {};
+    const h = entry.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i]!;
+      const prev = o[name];
+      o[name] = prev === undefined ? h[i + 1]! : Array.isArray(prev) ? [...prev, h[i + 1]!] : [String(prev), h[i + 1]!];
+    }
+    headerObjects.set(entry, o);
+  }
+  return o;
 }
 
 function miss(dumper: Dumper, req: IncomingMessage, res: ServerResponse, app: () => void, key: string, method: string, target: string): void {
@@ -107,7 +133,7 @@ function miss(dumper: Dumper, req: IncomingMessage, res: ServerResponse, app: ()
 }
 
 function onPlan(dumper: Dumper, req: IncomingMessage, res: ServerResponse, app: () => void, key: string, method: string, target: string, plan: MissPlan): void {
-  if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key);
+  if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key, false);
   const status = dumper.cacheStatusHeader;
   if (status !== undefined) {
     res.setHeader(status, 'MISS');
