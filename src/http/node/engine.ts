@@ -97,7 +97,7 @@ function hit(
 const headerObjects = new WeakMap<StoredEntry, OutgoingHttpHeaders>();
 
 /** The entry's headers as an object (repeated names become arrays), made once per entry. */
-function headerObject(entry: StoredEntry): OutgoingHttpHeaders {
+export function headerObject(entry: StoredEntry): OutgoingHttpHeaders {
   let o = headerObjects.get(entry);
   if (o === undefined) {
     o = {};
@@ -190,7 +190,7 @@ function runApp(app: () => void): void {
  * remove ignored query parameters from the URL the app sees; and render a HEAD as a GET, so it
  * fills the GET entry (Node still sends no body: the response was made for a HEAD request).
  */
-function prepareRequest(dumper: Dumper, req: IncomingMessage): void {
+export function prepareRequest(dumper: Dumper, req: IncomingMessage): void {
   if (req.method === 'HEAD') req.method = 'GET';
   const h = req.headers;
   // Delete only what is there: a delete turns the headers object into a slow dictionary.
@@ -220,7 +220,7 @@ function watchUnsafe(dumper: Dumper, res: ServerResponse, method: string, target
 }
 
 /** Flattens `getHeaders()` to a lower-case `[name, value, ...]` list, leaving out `skip`ped values. */
-function flatten(headers: OutgoingHttpHeaders, skip: OutgoingHttpHeaders): string[] {
+export function flatten(headers: OutgoingHttpHeaders, skip: OutgoingHttpHeaders): string[] {
   const out: string[] = [];
   for (const name in headers) {
     const value = headers[name];
