@@ -3,7 +3,7 @@
  * project outside this repository, at runtime and for TypeScript.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -23,7 +23,9 @@ beforeAll(() => {
   execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: stage, stdio: 'pipe' });
   const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--silent', '--prefer-offline', '--no-audit', '--no-fund', `./${tgz}`], { cwd: dir, stdio: 'pipe', timeout: 120_000 });
+  // The framework adapters' peers, as a user of them has them installed.
+  const peers = ['koa', 'hono', 'fastify'].map((p) => `${p}@${JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')).version}`);
+  execFileSync('npm', ['install', '--silent', '--prefer-offline', '--no-audit', '--no-fund', `./${tgz}`, ...peers], { cwd: dir, stdio: 'pipe', timeout: 180_000 });
 }, 180_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,7 +48,13 @@ import http from 'node:http';
 import { createDumper, MemoryStore } from 'page-dumper';
 import { withDumper, dumperMiddleware } from 'page-dumper/node';
 import { runStoreConformance } from 'page-dumper/testing';
-if (typeof dumperMiddleware !== 'function' || typeof runStoreConformance !== 'function') throw new Error('missing export');
+import { dumperFetch } from 'page-dumper/fetch';
+import { koaDumper } from 'page-dumper/koa';
+import { honoDumper } from 'page-dumper/hono';
+import { fastifyDumper } from 'page-dumper/fastify';
+for (const f of [dumperMiddleware, runStoreConformance, dumperFetch, koaDumper, honoDumper, fastifyDumper]) {
+  if (typeof f !== 'function') throw new Error('missing export');
+}
 const dumper = createDumper({ store: new MemoryStore({ maxBytes: 1 << 20 }), logger: false });
 const server = http.createServer(withDumper(dumper, (req, res) => res.end('hello'))).listen(0, '127.0.0.1', async () => {
   const url = 'http://127.0.0.1:' + server.address().port + '/';
@@ -67,6 +75,12 @@ test('the types resolve under NodeNext for a TypeScript consumer', () => {
 import { createDumper, type Store, type DumperOptions } from 'page-dumper';
 import { dumperMiddleware } from 'page-dumper/node';
 import { runStoreConformance } from 'page-dumper/testing';
+import Fastify from 'fastify';
+import fastifyDumper from 'page-dumper/fastify';
+const app = Fastify();
+void app.register(fastifyDumper, { dumper: createDumper() });
+const typed: import('page-dumper').Dumper = app.dumper;
+void typed;
 const options: DumperOptions = { keyPrefix: 'site.', ignore: /^\\/admin\\// };
 const dumper = createDumper(options);
 const store: Store = dumper.store;
