@@ -23,8 +23,10 @@
  * are not seen here: call `dumper.changed()` / `dumper.invalidate()` yourself after those.
  *
  * Not done here (the design's TypeORM integration will): invalidating again when the outermost
- * transaction commits. With SQLite's single connection the demo never reads uncommitted data from
- * another connection, so invalidating at the write is enough.
+ * transaction commits or rolls back. With SQLite's single connection, a page rendered between a
+ * write and its commit reads the uncommitted row; if the transaction then rolls back, that page
+ * stays stored until the next write. The demo's writes are single statements that commit at
+ * once, so the window does not arise here.
  *
  * TypeORM only instantiates subscribers from `DataSourceOptions.subscribers` when they carry the
  * `@EventSubscriber()` decorator, so without decorators the instance is pushed onto

@@ -24,6 +24,8 @@ export type BypassReason =
   | 'authorization'
   | 'cookie'
   | 'no host'
+  | 'bad host'
+  | 'conditional request'
   | 'host not allowed'
   | 'ignored path'
   | 'bad url'
@@ -41,6 +43,8 @@ const BYPASS: { readonly [R in BypassReason]: Bypass } = Object.freeze({
   authorization: Object.freeze({ bypass: 'authorization' }),
   cookie: Object.freeze({ bypass: 'cookie' }),
   'no host': Object.freeze({ bypass: 'no host' }),
+  'bad host': Object.freeze({ bypass: 'bad host' }),
+  'conditional request': Object.freeze({ bypass: 'conditional request' }),
   'host not allowed': Object.freeze({ bypass: 'host not allowed' }),
   'ignored path': Object.freeze({ bypass: 'ignored path' }),
   'bad url': Object.freeze({ bypass: 'bad url' }),
@@ -49,12 +53,17 @@ const BYPASS: { readonly [R in BypassReason]: Bypass } = Object.freeze({
   closed: Object.freeze({ bypass: 'closed' }),
 } as const);
 
-export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS';
+/** A host as RFC 3986 §3.2.2 allows it (reg-name or IP literal), with an optional port. */
+const HOST = /^(?:(?:[a-z0-9._~!$&'()*+,;=-]|%[0-9a-f]{2})+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
+/** X-Forwarded-Host may list several hosts, comma-separated. */
+const FORWARDED_HOST = /^[a-z0-9._~!$&'()*+,;=:[\] -]*$/i;
+const FORWARDED_PROTO = /^[a-z0-9+.,\s-]*$/i;
 
 /** The render context that `dumper.tag()` finds through AsyncLocalStorage. */
 interface RenderContext {
   readonly dumper: Dumper;
   readonly tags: Set<string>;
+  readonly fill: Fill;
 }
 
 const renders = new AsyncLocalStorage<RenderContext>();
@@ -67,7 +76,14 @@ const renders = new AsyncLocalStorage<RenderContext>();
  * `tag()` call finds no context, it cannot tell which render made it, so none of them is stored.
  */
 let trackContexts = false;
-const untracked = new Set<Fill>();
+/** Every fill between its `run()` and its end. */
+const inflight = new Set<Fill>();
+
+/** No fill in flight may be stored: a tag was added that cannot be attributed to one of them. */
+function distrustInflight(): void {
+  for (const fill of inflight) fill._untraceable();
+  inflight.clear();
+}
 
 /** A coalesced miss: followers wait for the leader's entry (or for the word that there is none). */
 interface Flight {
@@ -102,14 +118,13 @@ export class Fill {
     this.method = method;
     this.seq = seq;
     this.#flight = flight;
-    this.#context = { dumper, tags: new Set() };
+    this.#context = { dumper, tags: new Set(), fill: this };
   }
 
   /** Runs the app so that `dumper.tag()` calls made while it renders tag this page. */
   run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
-    if (trackContexts) return renders.run(this.#context, fn, ...args);
-    untracked.add(this);
-    return fn(...args);
+    inflight.add(this);
+    return trackContexts ? renders.run(this.#context, fn, ...args) : fn(...args);
   }
 
   /** @internal A `tag()` call may have come from this render, without a context to say so. */
@@ -136,7 +151,7 @@ export class Fill {
   abandon(reason: string): void {
     if (this.#done) return;
     this.#done = true;
-    untracked.delete(this);
+    inflight.delete(this);
     this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
     this.#dumper._finishFlight(this.key, this.#flight, undefined);
   }
@@ -152,7 +167,7 @@ export class Fill {
       return false;
     }
     this.#done = true;
-    untracked.delete(this);
+    inflight.delete(this);
     const entry = this.#dumper._entry(this, status, headers, body, this.#context.tags);
     const stored = this.#dumper._store(this, entry);
     if (isPromise(stored)) {
@@ -258,6 +273,16 @@ export class Dumper {
     if (this.#closed) return BYPASS.closed;
     if (method !== 'GET' && method !== 'HEAD') return BYPASS.method;
     if (readHeader(headers, 'authorization') !== undefined) return BYPASS.authorization;
+    // Only If-None-Match and If-Modified-Since are answered from the store. Range requests and
+    // the other preconditions need the app (a 206, a 412), so they neither read nor fill.
+    if (
+      readHeader(headers, 'range') !== undefined ||
+      readHeader(headers, 'if-match') !== undefined ||
+      readHeader(headers, 'if-unmodified-since') !== undefined ||
+      readHeader(headers, 'if-range') !== undefined
+    ) {
+      return BYPASS['conditional request'];
+    }
     if (this.#bypassCookies.length !== 0 && this.#hasBypassCookie(readHeader(headers, 'cookie'))) return BYPASS.cookie;
     if (target.length > this.#maxUrlLength) return BYPASS['url too long'];
     let host = readHeader(headers, 'host');
@@ -269,7 +294,11 @@ export class Dumper {
     } else {
       const split = splitTarget(target);
       if (split === undefined) return BYPASS['bad url'];
-      if (split.host !== undefined) host = split.host;
+      if (split.host !== undefined) {
+        // Absolute-form (RFC 9112 §3.2.2): apps read Host, so the two must name the same host.
+        if (host !== undefined && host.toLowerCase() !== split.host.toLowerCase()) return BYPASS['bad host'];
+        host = split.host;
+      }
       const p = normalizePercentEncoding(split.path);
       if (p === undefined) return BYPASS['bad url'];
       path = p;
@@ -280,6 +309,9 @@ export class Dumper {
       }
     }
     if (host === undefined || host === '') return BYPASS['no host'];
+    // Only a real host (RFC 3986 §3.2.2) may be part of a key: `Host: a.example/x` would make
+    // `/y` share a key with `/x/y` on a.example.
+    if (!HOST.test(host)) return BYPASS['bad host'];
     host = host.toLowerCase();
     if (this.#hosts !== undefined && !this.#hosts.has(host)) return BYPASS['host not allowed'];
     if (this.#ignore !== undefined && this.#isIgnored(path)) return BYPASS['ignored path'];
@@ -288,6 +320,9 @@ export class Dumper {
     const fwdHost = readHeader(headers, 'x-forwarded-host');
     const fwdProto = readHeader(headers, 'x-forwarded-proto');
     if (fwdHost !== undefined || fwdProto !== undefined) {
+      if ((fwdHost !== undefined && !FORWARDED_HOST.test(fwdHost)) || (fwdProto !== undefined && !FORWARDED_PROTO.test(fwdProto))) {
+        return BYPASS['bad host'];
+      }
       host += `|${(fwdProto ?? '').toLowerCase()}|${(fwdHost ?? '').toLowerCase()}`;
     }
     if (this.#openUntil !== 0 || this.#pendingTags.size !== 0 || this.#pendingClear) {
@@ -331,7 +366,7 @@ export class Dumper {
     let flight: Flight | undefined;
     if (this.#coalesceTimeout !== 0) {
       const existing = this.#flights.get(key);
-      if (existing !== undefined) return this.#follow(existing);
+      if (existing !== undefined) return this.#follow(key, existing);
       let resolve!: (entry: StoredEntry | undefined) => void;
       const promise = new Promise<StoredEntry | undefined>((r) => (resolve = r));
       flight = { promise, resolve };
@@ -352,8 +387,8 @@ export class Dumper {
     return { kind: 'fill', fill: new Fill(this, key, path, method, seq, flight) };
   }
 
-  async #follow(flight: Flight): Promise<MissPlan> {
-    const entry = await this.#wait(flight);
+  async #follow(key: string, flight: Flight): Promise<MissPlan> {
+    const entry = await this.#wait(key, flight);
     if (entry !== undefined) return { kind: 'entry', entry };
     return { kind: 'pass', reason: 'a concurrent render of this page was not stored' };
   }
@@ -517,13 +552,21 @@ export class Dumper {
     for (const t of tags) checkTag(t, 'tag');
     const ctx = renders.getStore();
     if (ctx !== undefined) {
-      if (ctx.dumper === this) for (const t of tags) ctx.tags.add(t);
+      if (ctx.dumper !== this) return;
+      if (ctx.fill.done) {
+        // A context outliving its render: work batched across requests (a DataLoader) runs in
+        // the context of the request that started the batch, so this tag may belong to any page
+        // in flight. None of them is stored.
+        distrustInflight();
+        if (this.log.debugEnabled) this.log.debug('tag() from a finished render: renders in flight are not stored', { tags });
+        return;
+      }
+      for (const t of tags) ctx.tags.add(t);
       return;
     }
     if (!trackContexts) {
       trackContexts = true;
-      for (const fill of untracked) fill._untraceable();
-      untracked.clear();
+      distrustInflight();
       if (this.log.debugEnabled) this.log.debug('tracking render contexts from now on: dumper.tag() was called', { tags });
     }
   }
@@ -682,15 +725,21 @@ export class Dumper {
     }
   }
 
-  async #wait(flight: Flight): Promise<StoredEntry | undefined> {
+  async #wait(key: string, flight: Flight): Promise<StoredEntry | undefined> {
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, this.#coalesceTimeout, undefined);
+      timer = setTimeout(() => {
+        timedOut = true;
+        resolve(undefined);
+      }, this.#coalesceTimeout);
     });
     try {
       return await Promise.race([flight.promise, timeout]);
     } finally {
       clearTimeout(timer);
+      // A render that outlives the wait is not waited for again: later misses start their own.
+      if (timedOut && this.#flights.get(key) === flight) this.#flights.delete(key);
     }
   }
 
@@ -734,7 +783,7 @@ export class Dumper {
     this.#openUntil = Date.now() + cooldown;
     const wrapped = new DumperError('DUMPER_STORE_FAILURE', `store ${op} failed`, { cause: error });
     if (this.#failures === 1) {
-      this.log.error(`store ${op} failed; requests go to the app for ${cooldown} ms`, { error: error as Error, code: wrapped.code });
+      this.log.error(`store ${op} failed; requests go to the app for ${cooldown} ms`, { error: wrapped, cause: error as Error, code: wrapped.code });
     } else if (this.log.debugEnabled) {
       this.log.debug(`store ${op} failed again`, { error: error as Error, failures: this.#failures, cooldown });
     }

@@ -1,11 +1,10 @@
 /** Stable error codes carried by every error page-dumper throws or reports. */
-export type DumperErrorCode =
-  | 'DUMPER_STORE_FAILURE'
-  | 'DUMPER_CLOSED';
+export type DumperErrorCode = 'DUMPER_STORE_FAILURE';
 
 /**
- * An operational error: a store that failed, a dumper used after `close()`.
- * Configuration and programming mistakes are plain `TypeError`s thrown where they happen.
+ * An operational error, as page-dumper logs it: a store operation that failed, with the store's
+ * own error as `cause`. Such errors are never thrown into requests or writers (a failing store
+ * fails open). Configuration and programming mistakes are `TypeError`s thrown where they happen.
  */
 export class DumperError extends Error {
   readonly code: DumperErrorCode;

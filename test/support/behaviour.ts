@@ -260,6 +260,8 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       ['/cookie', 'sets a cookie'],
       ['/private', 'Cache-Control: private'],
       ['/nostore', 'Cache-Control: no-store'],
+      ['/nocache', 'Cache-Control: no-cache'],
+      ['/events', 'an event stream'],
       ['/vary-cookie', 'Vary: Cookie'],
       ['/vary-star', 'Vary: *'],
       ['/gzip', 'Content-Encoding'],
@@ -369,18 +371,61 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       expect(again.body).not.toContain('evil');
     });
 
-    test('a host allowlist bypasses unknown hosts', async () => {
-      const { m, text } = await setup({ hosts: ['127.0.0.1:0'] });
-      void text;
+    test('a host allowlist bypasses unknown hosts and caches the listed ones', async () => {
+      const { m } = await setup({ hosts: ['site.example'] });
       const r = await rawRequest(m.port, `GET /page/a HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n`);
       expect(r.status).toBe(200);
       expect(r.headers[X]).toBe('BYPASS');
+      const listed = () => rawRequest(m.port, `GET /page/a HTTP/1.1\r\nHost: Site.example\r\n\r\n`);
+      expect((await listed()).headers[X]).toBe('MISS');
+      expect((await listed()).headers[X]).toBe('HIT');
+    });
+
+    test("a client's Cache-Control: no-cache does not force a re-render", async () => {
+      const { site, text } = await setup();
+      await text('/page/reload');
+      const r = await text('/page/reload', { headers: { 'cache-control': 'no-cache', pragma: 'no-cache' } });
+      expect(r.cache).toBe('HIT');
+      expect(site.count('/page/reload')).toBe(1);
+    });
+
+    test('query variants per path are bounded by maxVariantsPerPath', async () => {
+      const { text } = await setup({ maxVariantsPerPath: 2 });
+      for (const q of ['a', 'b', 'c']) await text(`/echo?q=${q}`);
+      expect((await text('/echo?q=a')).cache).toBe('HIT');
+      expect((await text('/echo?q=b')).cache).toBe('HIT');
+      expect((await text('/echo?q=c')).cache).toBe('MISS');
+    });
+
+    test('sortQuery: false keeps parameter order in the key', async () => {
+      const { text } = await setup({ sortQuery: false });
+      await text('/echo?a=1&b=2');
+      expect((await text('/echo?b=2&a=1')).cache).toBe('MISS');
+      expect((await text('/echo?a=1&b=2')).cache).toBe('HIT');
+    });
+
+    test('invalidateOnUnsafe: false leaves pages alone after a POST', async () => {
+      const { text } = await setup({ invalidateOnUnsafe: false });
+      await text('/page/keep');
+      await text('/page/keep', { method: 'POST', body: 'x' });
+      expect((await text('/page/keep')).cache).toBe('HIT');
+    });
+
+    test('coalesceTimeout: 0 renders concurrent misses separately; a short timeout stops waiting', async () => {
+      const off = await setup({ coalesceTimeout: 0 });
+      await Promise.all(Array.from({ length: 3 }, () => off.text('/slow/1?ms=60')));
+      expect(off.site.count('/slow/1')).toBe(3);
+      const short = await setup({ coalesceTimeout: 10 });
+      const all = await Promise.all(Array.from({ length: 3 }, () => short.text('/slow/2?ms=80')));
+      expect(short.site.count('/slow/2')).toBe(3);
+      expect(all.every((r) => r.body.includes('chocolate'))).toBe(true);
     });
 
     test('bad input gets a normal answer and poisons nothing', async () => {
       const { m, site, text } = await setup();
       const bad = await rawRequest(m.port, `GET /page/%zz HTTP/1.1\r\nHost: a\r\n\r\n`);
       expect(bad.status).toBeLessThan(500);
+      if (bad.status === 200) expect(bad.headers[X]).toBe('BYPASS');
       const badQuery = await rawRequest(m.port, `GET /echo?q=%E0%A4%A HTTP/1.1\r\nHost: a\r\n\r\n`);
       expect(badQuery.status).toBeLessThan(500);
       expect(badQuery.headers[X]).toBe('BYPASS');

@@ -95,6 +95,10 @@ export class Site {
         return html(`private render ${n}`, { 'cache-control': 'private, max-age=60' });
       case 'nostore':
         return html(`nostore render ${n}`, { 'cache-control': 'no-store' });
+      case 'nocache':
+        return html(`nocache render ${n}`, { 'cache-control': 'no-cache' });
+      case 'events':
+        return { status: 200, headers: { 'content-type': 'text/event-stream' }, chunks: [`data: ${n}\n\n`] };
       case 'public':
         return html(`public render ${n}`, { 'cache-control': 'public, max-age=60' });
       case 'vary-cookie':

@@ -33,6 +33,15 @@ declare module 'fastify' {
 /** The fill of each request that may be stored, from `onRequest` to `onSend`. */
 const fills = new WeakMap<FastifyRequest, Fill>();
 
+/** A captured response, stored in `onResponse` once every `onSend` hook has had its say. */
+interface Captured {
+  readonly fill: Fill;
+  readonly status: number;
+  readonly head: string[];
+  body: Uint8Array | undefined;
+}
+const captured = new WeakMap<FastifyRequest, Captured>();
+
 function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, entry: StoredEntry): FastifyReply {
   const h = request.headers;
   const inm = h['if-none-match'];
@@ -116,7 +125,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
       const body = payload == null ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload;
       if (body.byteLength > max) fill.abandon(`body larger than maxEntryBytes (${max})`);
-      else void fill.complete(status, head, body);
+      else captured.set(request, { fill, status, head, body });
       return next(null, payload);
     }
     if (typeof (payload as Readable).pipe !== 'function') {
@@ -126,6 +135,8 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     // A stream: tee it as it flows to the client.
     let chunks: Buffer[] | undefined = [];
     let size = 0;
+    const capture: Captured = { fill, status, head, body: undefined };
+    captured.set(request, capture);
     const tee = new Transform({
       transform(chunk: Buffer | string, encoding, callback) {
         if (chunks !== undefined) {
@@ -139,7 +150,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
         callback(null, chunk);
       },
       flush(callback) {
-        if (chunks !== undefined) void fill.complete(status, head, Buffer.concat(chunks, size));
+        if (chunks !== undefined) capture.body = Buffer.concat(chunks, size);
         callback();
       },
     });
@@ -159,6 +170,18 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     if (fill !== undefined) {
       fills.delete(request);
       fill.abandon('no response was sent through onSend');
+    }
+    const c = captured.get(request);
+    if (c !== undefined) {
+      captured.delete(request);
+      // Hooks that ran after ours (a session plugin's onSend) may have made the response
+      // personal: check the headers as sent. Content-Encoding from a compression plugin that
+      // runs after ours applies to its output only.
+      const sent: string[] = flatten(reply.getHeaders() as import('node:http').OutgoingHttpHeaders, {});
+      const veto = dumper.responseVeto(c.status, sent.filter((_, i) => sent[i - (i % 2)] !== 'content-encoding'));
+      if (veto !== undefined) c.fill.abandon(veto);
+      else if (c.body === undefined) c.fill.abandon('response aborted before it finished');
+      else void c.fill.complete(c.status, c.head, c.body);
     }
     const method = request.raw.method;
     if (method !== 'GET' && method !== 'HEAD') {

@@ -154,10 +154,11 @@ function appRequest(dumper: Dumper, request: Request): Request {
   const url = request.url;
   const rewritten = dumper.rewriteTarget(targetOf(url));
   const h = request.headers;
-  const conditional = h.has('if-none-match') || h.has('if-modified-since') || h.has('if-match') || h.has('if-unmodified-since') || h.has('if-range');
+  const conditional = h.has('if-none-match') || h.has('if-modified-since');
   if (request.method === 'GET' && rewritten === undefined && !conditional) return request;
   const headers = new Headers(h);
-  for (const name of ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range']) headers.delete(name);
+  headers.delete('if-none-match');
+  headers.delete('if-modified-since');
   const target = rewritten === undefined ? url : url.slice(0, url.length - targetOf(url).length) + rewritten;
   return new Request(target, { method: 'GET', headers, signal: request.signal });
 }

@@ -38,13 +38,16 @@ export function handle(
   }
   const found = dumper.get(key);
   if (isPromise(found)) {
-    found.then(
-      (entry) =>
-        entry !== undefined
-          ? hit(dumper, req, res, entry, method, target, key, merge, served)
-          : miss(dumper, req, res, app, key, method, target, served),
-      () => miss(dumper, req, res, app, key, method, target, served),
-    );
+    found
+      .then(
+        (entry) => {
+          if (res.headersSent || res.destroyed) return; // answered or gone while we waited
+          if (entry !== undefined) hit(dumper, req, res, entry, method, target, key, merge, served);
+          else miss(dumper, req, res, app, key, method, target, served);
+        },
+        () => miss(dumper, req, res, app, key, method, target, served),
+      )
+      .catch((error: unknown) => missFailed(dumper, res, app, key, error));
   } else if (found !== undefined) {
     hit(dumper, req, res, found, method, target, key, merge, served);
   } else {
@@ -130,10 +133,9 @@ function miss(
     return missFailed(dumper, res, app, key, error);
   }
   if (isPromise(plan)) {
-    plan.then(
-      (p) => onPlan(dumper, req, res, app, key, method, target, p, served),
-      (e: unknown) => missFailed(dumper, res, app, key, e),
-    );
+    plan
+      .then((p) => onPlan(dumper, req, res, app, key, method, target, p, served))
+      .catch((e: unknown) => missFailed(dumper, res, app, key, e));
   } else onPlan(dumper, req, res, app, key, method, target, plan, served);
 }
 
@@ -148,6 +150,12 @@ function onPlan(
   plan: MissPlan,
   served: (() => void) | undefined,
 ): void {
+  if (res.headersSent || res.destroyed) {
+    // Answered by someone else, or the client left, while the store or a concurrent render was
+    // awaited: 'close' has fired already, so a fill would never end.
+    if (plan.kind === 'fill') plan.fill.abandon('response closed before the app ran');
+    return;
+  }
   if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key, false, served);
   const status = dumper.cacheStatusHeader;
   if (status !== undefined) {
@@ -185,7 +193,7 @@ function runApp(app: () => void): void {
 }
 
 /**
- * On a miss that may be stored: drop conditional headers, so the app renders the full page rather
+ * On a miss that may be stored: drop the validators, so the app renders the full page rather
  * than a 304 we could not store (RFC 9111 §4.3.2 lets a cache send its own unconditional request);
  * remove ignored query parameters from the URL the app sees; and render a HEAD as a GET, so it
  * fills the GET entry (Node still sends no body: the response was made for a HEAD request).
@@ -196,9 +204,6 @@ export function prepareRequest(dumper: Dumper, req: IncomingMessage): void {
   // Delete only what is there: a delete turns the headers object into a slow dictionary.
   if (h['if-none-match'] !== undefined) delete h['if-none-match'];
   if (h['if-modified-since'] !== undefined) delete h['if-modified-since'];
-  if (h['if-match'] !== undefined) delete h['if-match'];
-  if (h['if-unmodified-since'] !== undefined) delete h['if-unmodified-since'];
-  if (h['if-range'] !== undefined) delete h['if-range'];
   const r = req as IncomingMessage & { originalUrl?: string };
   if (r.url !== undefined) {
     const url = dumper.rewriteTarget(r.url);
@@ -212,7 +217,9 @@ export function prepareRequest(dumper: Dumper, req: IncomingMessage): void {
 
 function watchUnsafe(dumper: Dumper, res: ServerResponse, method: string, target: string): void {
   if (method === 'OPTIONS' || method === 'TRACE') return;
-  res.once('finish', () => {
+  // 'close', not 'finish': the write happened even if the client left before the response ended.
+  res.once('close', () => {
+    if (!res.headersSent) return;
     const loc = res.getHeader('location');
     const cloc = res.getHeader('content-location');
     dumper.afterUnsafe(method, target, res.statusCode, typeof loc === 'string' ? loc : undefined, typeof cloc === 'string' ? cloc : undefined);
@@ -234,20 +241,41 @@ export function flatten(headers: OutgoingHttpHeaders, skip: OutgoingHttpHeaders)
   return out;
 }
 
+/** Appends headers in any shape `writeHead` accepts to a flat lower-case list. */
+function pushHeaders(out: string[], headers: unknown): void {
+  if (headers === undefined || headers === null || typeof headers !== 'object') return;
+  if (Array.isArray(headers)) {
+    if (headers.length !== 0 && Array.isArray(headers[0])) {
+      for (const pair of headers as Array<[string, unknown]>) pushValue(out, String(pair[0]).toLowerCase(), pair[1]);
+    } else {
+      for (let i = 0; i + 1 < headers.length; i += 2) pushValue(out, String(headers[i]).toLowerCase(), headers[i + 1]);
+    }
+    return;
+  }
+  for (const name in headers as OutgoingHttpHeaders) pushValue(out, name.toLowerCase(), (headers as OutgoingHttpHeaders)[name]);
+}
+
+function pushValue(out: string[], name: string, value: unknown): void {
+  if (value === undefined) return;
+  if (Array.isArray(value)) for (const v of value) out.push(name, String(v));
+  else out.push(name, String(value));
+}
+
 /**
  * Tees what the app writes into the fill. The response streams to the client unchanged; the copy
  * is dropped as soon as the response turns out not to be storable or grows past `maxEntryBytes`.
  *
- * The head is read with `getHeaders()` at the app's first write, before the write is passed on:
- * the dumper has called `setHeader()` before the app ran, so Node has merged any headers given to
- * `writeHead()` into that set; and middleware mounted before the dumper (compression) sees the
- * head only after, so what it changes (Content-Encoding) applies to its own output, not to the
- * body captured here. One `close` listener does the work of `finish` and `close`: it fires once
- * the response is done, finished or not.
+ * The head is read in `writeHead()`. Hooks that middleware mounted after the dumper attach there
+ * (express-session, cookie-session set their cookie in one) have run by then, while middleware
+ * mounted before it (compression) changes the head only afterwards, for its own output, not for
+ * the body captured here. When the response closes, the final headers are checked once more, so
+ * nothing that makes a response personal slips past (`Content-Encoding` from compression mounted
+ * in front is expected there). One `close` listener does the work of `finish` and `close`.
  */
 class Capture {
   chunks: Uint8Array[] | undefined = [];
   size = 0;
+  /** Headers to store: the response's own, less those set before the app ran. */
   head: string[] | undefined;
   status = 200;
   constructor(
@@ -255,6 +283,7 @@ class Capture {
     readonly fill: Fill,
     /** Headers set before the app ran (middleware mounted before the dumper). */
     readonly preset: OutgoingHttpHeaders,
+    readonly writeHead: ServerResponse['writeHead'],
     readonly write: ServerResponse['write'],
     readonly end: ServerResponse['end'],
   ) {}
@@ -264,16 +293,35 @@ class Capture {
     this.fill.abandon(reason);
   }
 
+  onHead(res: ServerResponse, code: number, extra: unknown): void {
+    if (this.chunks === undefined || this.head !== undefined) return;
+    this.status = code;
+    const current = res.getHeaders();
+    // The safety check sees every header, including those set before the app ran.
+    const all: string[] = [];
+    pushHeaders(all, extra);
+    const given = new Set<string>();
+    for (let i = 0; i < all.length; i += 2) given.add(all[i]!);
+    const stored = all.slice();
+    for (const name in current) {
+      if (given.has(name)) continue;
+      pushValue(all, name, current[name]);
+      const before = this.preset[name];
+      if (before === undefined || String(before) !== String(current[name])) pushValue(stored, name, current[name]);
+    }
+    this.head = stored;
+    if (this.dumper.responseVeto(code, all) !== undefined) {
+      this.fill.head(code, all);
+      this.chunks = undefined;
+      return;
+    }
+    const declared = Number(res.getHeader('content-length') ?? 0);
+    if (declared > this.dumper.maxEntryBytes) this.stop(`body larger than maxEntryBytes (${this.dumper.maxEntryBytes})`);
+  }
+
   add(res: ServerResponse, chunk: unknown, encoding: unknown): void {
     const chunks = this.chunks;
-    if (chunks === undefined) return;
-    const max = this.dumper.maxEntryBytes;
-    if (this.head === undefined) {
-      this.status = res.statusCode;
-      this.head = flatten(res.getHeaders(), this.preset);
-      if (this.fill.head(this.status, this.head) !== undefined) return void (this.chunks = undefined);
-      if (Number(res.getHeader('content-length') ?? 0) > max) return this.stop(`body larger than maxEntryBytes (${max})`);
-    }
+    if (chunks === undefined || res.writableEnded) return;
     if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
     const buf =
       typeof chunk === 'string'
@@ -283,6 +331,7 @@ class Capture {
           : undefined;
     if (buf === undefined) return this.stop('unsupported body chunk');
     this.size += buf.byteLength;
+    const max = this.dumper.maxEntryBytes;
     if (this.size > max) return this.stop(`body larger than maxEntryBytes (${max})`);
     chunks.push(buf);
   }
@@ -290,13 +339,21 @@ class Capture {
   close(res: ServerResponse): void {
     if (!res.writableFinished) return this.stop('response aborted before it finished');
     if (this.chunks === undefined || this.head === undefined || this.fill.done) return;
+    const final: string[] = [];
+    pushHeaders(final, res.getHeaders());
+    const veto = this.dumper.responseVeto(this.status, final.filter((_, i) => final[i - (i % 2)] !== 'content-encoding'));
+    if (veto !== undefined) return this.stop(veto);
     void this.fill.complete(this.status, this.head, bodyOf(this.chunks, this.size));
   }
 }
 
 function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
-  const c = new Capture(dumper, fill, res.getHeaders(), res.write, res.end);
-  // Each property added to an Express response costs ~2 µs (a hidden-class change): add two.
+  const c = new Capture(dumper, fill, res.getHeaders(), res.writeHead, res.write, res.end);
+  // Each property added to an Express response costs ~2 µs (a hidden-class change): three.
+  res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
+    c.onHead(this, code, typeof rest[0] === 'string' ? rest[1] : rest[0]);
+    return (c.writeHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
+  } as ServerResponse['writeHead'];
   res.write = function (this: ServerResponse, chunk: unknown, encoding?: unknown) {
     c.add(this, chunk, encoding);
     return (c.write as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
