@@ -75,13 +75,17 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       expect(g.headers.get(X)).toBe('HIT');
       const body = await g.text();
       expect(body).toContain('/page/h');
+      // A HEAD response may carry Content-Length only if it is the GET body's (RFC 9110 §8.6).
+      const declared = h1.headers.get('content-length');
+      if (declared !== null) expect(declared).toBe(String(Buffer.byteLength(body)));
       const h2 = await get('/page/h', { method: 'HEAD' });
       expect(h2.status).toBe(200);
       expect(h2.headers.get(X)).toBe('HIT');
       expect(h2.headers.get('content-length')).toBe(String(Buffer.byteLength(body)));
       expect(await h2.text()).toBe('');
       expect(site.count('/page/h')).toBe(1);
-      expect(site.seen[0]!.method).toBe('GET');
+      // The app rendered the page in full: as a GET (node, Koa), or as Fastify's HEAD route does.
+      expect(['GET', 'HEAD']).toContain(site.seen[0]!.method);
     });
 
     test('hits carry a strong ETag and answer If-None-Match with 304', async () => {

@@ -101,7 +101,9 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       if (plan.kind === 'pass') return next();
       const fill = plan.fill;
       fills.set(request, fill);
-      prepareRequest(dumper, raw);
+      // Fastify answers HEAD with the GET route and hands its full payload to onSend: the
+      // method stays HEAD, so Fastify still sends the right Content-Length and no body.
+      prepareRequest(dumper, raw, false);
       // Fastify parsed the query string while routing: drop the ignored parameters there too.
       const query = request.query as Record<string, unknown> | undefined;
       if (query !== null && typeof query === 'object' && raw.url !== target) {
@@ -125,6 +127,8 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
       const body = payload == null ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload;
       if (body.byteLength > max) fill.abandon(`body larger than maxEntryBytes (${max})`);
+      // An empty payload for HEAD may come from an explicit HEAD route: never the GET entry.
+      else if (body.byteLength === 0 && request.raw.method === 'HEAD') fill.abandon('HEAD route sent no body');
       else captured.set(request, { fill, status, head, body });
       return next(null, payload);
     }

@@ -198,8 +198,8 @@ function runApp(app: () => void): void {
  * remove ignored query parameters from the URL the app sees; and render a HEAD as a GET, so it
  * fills the GET entry (Node still sends no body: the response was made for a HEAD request).
  */
-export function prepareRequest(dumper: Dumper, req: IncomingMessage): void {
-  if (req.method === 'HEAD') req.method = 'GET';
+export function prepareRequest(dumper: Dumper, req: IncomingMessage, headAsGet = true): void {
+  if (headAsGet && req.method === 'HEAD') req.method = 'GET';
   const h = req.headers;
   // Delete only what is there: a delete turns the headers object into a slow dictionary.
   if (h['if-none-match'] !== undefined) delete h['if-none-match'];
