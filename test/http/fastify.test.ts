@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { expect, expectTypeOf, test } from 'vitest';
@@ -6,22 +5,7 @@ import { fastifyDumper } from '../../src/http/fastify/index.js';
 import { createDumper, type Dumper } from '../../src/index.js';
 import type { FastifyDumperOptions } from '../../src/http/fastify/index.js';
 import { httpBehaviourSuite } from '../support/behaviour.js';
-import { nodeRequest, type SiteResponse } from '../support/site.js';
-
-function body(r: SiteResponse): string | Buffer | Readable {
-  if (r.chunks.length === 1) {
-    const c = r.chunks[0]!;
-    return typeof c === 'string' ? c : Buffer.from(c);
-  }
-  return Readable.from(
-    (async function* () {
-      for (const c of r.chunks) {
-        yield Buffer.from(c);
-        if (r.pauseMs) await new Promise((x) => setTimeout(x, r.pauseMs));
-      }
-    })(),
-  );
-}
+import { bodyValue, nodeRequest } from '../support/site.js';
 
 httpBehaviourSuite('fastifyDumper plugin in Fastify', async (dumper, site) => {
   const app = Fastify({ maxParamLength: 10_000 });
@@ -30,7 +14,7 @@ httpBehaviourSuite('fastifyDumper plugin in Fastify', async (dumper, site) => {
     const r = await site.handle(nodeRequest(request.raw, request.url));
     reply.code(r.status);
     for (const [k, v] of Object.entries(r.headers)) reply.header(k, v);
-    return reply.send(body(r));
+    return reply.send(bodyValue(r));
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;

@@ -1,9 +1,10 @@
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import { dumperFetch } from '../../src/http/fetch/index.js';
 import { honoDumper } from '../../src/http/hono/index.js';
 import { httpBehaviourSuite, type Mounted } from '../support/behaviour.js';
+import { listen } from '../support/listen.js';
 import type { Site, SiteResponse } from '../support/site.js';
 
 /** The site as a Web-standard handler: Request in, Response out (streamed when it has chunks). */
@@ -31,21 +32,7 @@ function body(r: SiteResponse): ConstructorParameters<typeof Response>[0] {
 }
 
 function serve(fetch: (request: Request) => Response | Promise<Response>): Promise<Mounted> {
-  const server = createAdaptorServer({ fetch });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        port,
-        close: () =>
-          new Promise<void>((r) => {
-            (server as import('node:http').Server).closeAllConnections?.();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  return listen(createAdaptorServer({ fetch }) as http.Server);
 }
 
 httpBehaviourSuite('dumperFetch(fetch handler)', (dumper, site) => serve(dumperFetch(dumper, (request) => handle(site, request))));

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 /**
  * A framework-neutral test site. Every HTTP adapter mounts it in its own framework's way, then the
  * shared behaviour suite runs against it. It counts renders per path so tests can tell a hit from
@@ -149,6 +150,25 @@ export async function writeNode(res: import('node:http').ServerResponse, r: Site
     }
   }
   if (r.chunks.length === 0) res.end();
+}
+
+/**
+ * A site response as frameworks that take a body value want it (Koa's ctx.body, Fastify's
+ * reply.send): a string or Buffer for one chunk, a stream (with the pauses) for several.
+ */
+export function bodyValue(r: SiteResponse): string | Buffer | Readable {
+  if (r.chunks.length === 1) {
+    const c = r.chunks[0]!;
+    return typeof c === 'string' ? c : Buffer.from(c);
+  }
+  return Readable.from(
+    (async function* () {
+      for (const c of r.chunks) {
+        yield Buffer.from(c);
+        if (r.pauseMs) await new Promise((x) => setTimeout(x, r.pauseMs));
+      }
+    })(),
+  );
 }
 
 /** The node-flavoured site request from an `IncomingMessage`. */
