@@ -4,6 +4,7 @@
 //   node bench/profile.mjs                              front-door and bare, 10 s each
 //   node bench/profile.mjs express-middleware express-ceiling --duration=10 --top=30
 //   node bench/profile.mjs origin+dumper-miss origin --keep    (also writes the .cpuprofile files)
+//   node bench/profile.mjs hono-dumper hono-bare               (the variants of bench/frameworks.mjs too)
 //
 // Each variant's server is started as in bench/run.mjs, primed and verified, warmed up for 3 s,
 // then profiled (V8 sampling profiler through node:inspector, 100 µs interval) while the load
@@ -14,7 +15,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { ensureBuilt, fmt, measure, ROOT, sleep, startServer, verify, VARIANTS } from './lib/harness.mjs';
+import { ensureBuilt, fmt, measure, ROOT, sleep, startServer, variantNamed, verify } from './lib/harness.mjs';
 import { pickLoadGenerator } from './lib/loadgen.mjs';
 
 const flags = {};
@@ -25,11 +26,7 @@ for (const a of process.argv.slice(2)) {
   else names.push(a);
 }
 if (names.length === 0) names.push('front-door', 'bare');
-const variants = names.map((n) => {
-  const v = VARIANTS.find((x) => x.name === n);
-  if (!v) throw new Error(`unknown variant ${n}; one of ${VARIANTS.map((x) => x.name).join(', ')}`);
-  return v;
-});
+const variants = names.map(variantNamed);
 const opts = {
   seconds: Number(flags.duration ?? 10),
   connections: Number(flags.connections ?? 50),

@@ -31,6 +31,53 @@ export const VARIANTS = [
   },
 ];
 
+/**
+ * The variants of bench/frameworks.mjs (servers in lib/frameworks.mjs); `bare` is the node:http
+ * one above. Listed in the order they are measured in (rotated each round), each dumper variant
+ * close after its bare reference; `diagnostic` ones only help explain a gap.
+ */
+export const FRAMEWORK_VARIANTS = [
+  VARIANTS.find((v) => v.name === 'bare'),
+  {
+    name: 'fastify-hook-ceiling',
+    kind: 'static',
+    ref: 'fastify-bare',
+    diagnostic: true,
+    what: 'Fastify `onRequest` hook sends the bytes (ceiling of a plugin answering there)',
+  },
+  { name: 'fastify-bare', kind: 'static', ref: 'bare', what: 'Fastify route `reply.headers(h).send(PAGE)` (Fastify ceiling)' },
+  { name: 'fastify-dumper', kind: 'hit', xCache: 'HIT', ref: 'fastify-bare', what: '`app.register(fastifyDumper, { dumper })`, hits' },
+  { name: 'koa-bare', kind: 'static', ref: 'bare', what: 'Koa middleware `ctx.set(h); ctx.body = PAGE` (Koa ceiling)' },
+  { name: 'koa-dumper', kind: 'hit', xCache: 'HIT', ref: 'koa-bare', what: '`app.use(koaDumper(dumper))` first, hits' },
+  {
+    name: 'hono-middleware-ceiling',
+    kind: 'static',
+    ref: 'hono-bare',
+    diagnostic: true,
+    what: 'Hono, first middleware `c.body(PAGE, 200, h)` (ceiling of any Hono middleware)',
+  },
+  {
+    name: 'hono-fetch-ceiling',
+    kind: 'static',
+    ref: 'hono-bare',
+    diagnostic: true,
+    what: '@hono/node-server, `async () => new Response(PAGE, { headers: h })` (ceiling of any async fetch wrapper)',
+  },
+  { name: 'hono-bare', kind: 'static', ref: 'bare', what: 'Hono route `c.body(PAGE, 200, h)` on @hono/node-server (Hono ceiling)' },
+  { name: 'hono-dumper', kind: 'hit', xCache: 'HIT', ref: 'hono-bare', what: '`app.use(honoDumper(dumper))` first, hits' },
+  { name: 'hono-front-door', kind: 'hit', xCache: 'HIT', ref: 'hono-bare', what: '`dumperFetch(dumper, app.fetch)` on @hono/node-server, hits' },
+];
+
+/** A variant of either benchmark by name (bench/profile.mjs profiles both). */
+export function variantNamed(name) {
+  const v = VARIANTS.find((x) => x.name === name) ?? FRAMEWORK_VARIANTS.find((x) => x.name === name);
+  if (v === undefined) {
+    const all = [...new Set([...VARIANTS, ...FRAMEWORK_VARIANTS].map((x) => x.name))];
+    throw new Error(`unknown variant ${name}; one of ${all.join(', ')}`);
+  }
+  return v;
+}
+
 // ------------------------------------------------------------------------------------ build
 
 function newestMtime(dir) {

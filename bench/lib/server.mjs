@@ -1,4 +1,5 @@
 // One benchmark server, run as a child process: `node bench/lib/server.mjs <variant>`.
+// The node and Express variants are here; the Fastify, Koa and Hono ones are in frameworks.mjs.
 // Listens on 127.0.0.1 (ephemeral port), then tells the parent over IPC:
 //   -> { type: 'ready', port, variant }
 //   <- { cmd: 'stats' }  -> { type: 'stats', renders, cpu, rss }   (cpu in microseconds, user+system)
@@ -9,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { createDumper, MemoryStore } from 'page-dumper';
 import { dumperMiddleware, withDumper } from 'page-dumper/node';
+import { frameworkVariants } from './frameworks.mjs';
 import { CONTENT_TYPE, ETAG, PAGE } from './page.mjs';
 
 const require = createRequire(import.meta.url);
@@ -79,6 +81,8 @@ const variants = {
   origin: () => http.createServer(originApp([])),
   /** The origin behind dumperMiddleware, driven with a unique path per request: every request is a miss that is rendered and stored. */
   'origin+dumper-miss': () => http.createServer(originApp([dumperMiddleware(made(missStore()))])),
+  // Fastify, Koa and Hono (bench/frameworks.mjs): factories returning a promise of the server.
+  ...frameworkVariants({ made, rendered: () => renders++, dataMs: DATA_MS }),
 };
 
 export const VARIANTS = Object.keys(variants);
@@ -108,7 +112,7 @@ if (isMain) {
     console.error(`unknown variant ${name}; one of: ${VARIANTS.join(', ')}`);
     process.exit(2);
   }
-  const server = make();
+  const server = await make();
   server.listen(0, '127.0.0.1', () => {
     const { port } = server.address();
     if (process.send) process.send({ type: 'ready', port, variant: name });
