@@ -171,7 +171,7 @@ function targetsTable({ targets }) {
     lines.push(
       `| ${t.label} (\`${t.a}\` / \`${t.b}\`) | ${t.ratio.toFixed(3)} | ${t.paired.toFixed(3)} | ${Math.min(...t.perRound).toFixed(2)}–${Math.max(...t.perRound).toFixed(2)} | ` +
         `${t.roundsMet} of ${t.perRound.length} | ${t.quiet.length > 0 ? `${t.quietPaired.toFixed(3)} (${t.quiet.length} of ${t.perRound.length})` : '– (none quiet)'} | ` +
-        `≥ ${t.goal.toFixed(2)} | ${t.met ? 'yes' : '**no**'} (${t.verdict.toFixed(2)}, ${t.useQuiet ? 'quiet rounds' : 'all rounds'}) | ${c(t.cpuA)} / ${c(t.cpuB)} (${extra >= 0 ? '+' : ''}${c(extra)}) |`,
+        `≥ ${t.goal.toFixed(2)} | ${t.met ? 'yes' : '**no**'} (${t.verdict.toFixed(3)}, ${t.useQuiet ? 'quiet rounds' : 'all rounds'}) | ${c(t.cpuA)} / ${c(t.cpuB)} (${extra >= 0 ? '+' : ''}${c(extra)}) |`,
     );
   }
   return lines.join('\n');
@@ -305,7 +305,7 @@ function section(opts, lg, summary, meta) {
     `- Machine: ${os.availableParallelism()} cores (\`nproc\`), ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`,
     `- Interference: the machine is not isolated (a shared VM). Over the run the cores were ${busyPct(meta)} busy in total (the server and the load generator alone need up to ~2 cores), ` +
       `steal ${stealPct(meta)}; load average (1 min) ${meta.loadStart.toFixed(2)} at the start, ${meta.loadEnd.toFixed(2)} at the end. Rounds alternate, so interference is spread over all variants; ` +
-      'each dumper variant runs right after its bare reference in most rounds, so the per-round ratios are less sensitive to it than req/s.',
+      'each dumper variant is measured close to its bare reference (usually one or two measurements later), so the per-round ratios are less sensitive to it than req/s.',
     `- Node ${process.version}; fastify ${versionOf('fastify')}, koa ${versionOf('koa')}, hono ${versionOf('hono')}, @hono/node-server ${versionOf('@hono/node-server')}; ` +
       'servers run with `NODE_ENV=production`, one child process per variant on 127.0.0.1',
     `- Load generator: ${lg.name} ${lg.version}${lg.name === 'wrk' ? ' (`-t1`, one thread)' : ''}, ${opts.connections} keep-alive connections, always \`GET /page/1\``,
