@@ -399,6 +399,17 @@ export class Dumper {
     return { kind: 'pass', reason: 'store unavailable' };
   }
 
+  /**
+   * The second look at a response, at its end: the headers as sent, after hooks that ran later
+   * (a session's cookie). `Content-Encoding` is left out: compression mounted in front of the
+   * dumper applies to its own output, not to the body that was captured.
+   */
+  sentVeto(status: number, sent: readonly string[]): string | undefined {
+    const headers: string[] = [];
+    for (let i = 0; i < sent.length; i += 2) if (sent[i] !== 'content-encoding') headers.push(sent[i]!, sent[i + 1]!);
+    return responseVeto(status, headers, this.statuses);
+  }
+
   /** Whether a response may be stored: `undefined` if so, else the reason (for the log). */
   responseVeto(status: number, headers: readonly string[]): string | undefined {
     return responseVeto(status, headers, this.statuses);
@@ -801,6 +812,13 @@ export class Dumper {
 function checkTag(tag: unknown, method: string): void {
   if (typeof tag !== 'string' || tag === '') {
     throw new TypeError(`page-dumper: ${method}() takes non-empty strings, got ${tag === '' ? 'an empty string' : typeof tag}`);
+  }
+}
+
+/** Throws a `TypeError` naming `fn` unless `value` is a dumper; adapters call it when they are set up. */
+export function assertDumper(value: unknown, fn: string): asserts value is Dumper {
+  if (value === null || typeof value !== 'object' || typeof (value as Dumper).keyFor !== 'function') {
+    throw new TypeError(`page-dumper: ${fn}() needs a dumper made by createDumper()`);
   }
 }
 

@@ -13,10 +13,10 @@
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { isBypass, type Dumper, type Fill } from '../../core/dumper.js';
+import { assertDumper, isBypass, type Dumper, type Fill } from '../../core/dumper.js';
 import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
-import { checkDumper, flatten, headerObject, prepareRequest } from '../node/engine.js';
+import { flatten, headerObject, prepareRequest } from '../node/engine.js';
 
 export interface FastifyDumperOptions {
   /** The dumper made by `createDumper()`. */
@@ -63,7 +63,7 @@ function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, en
 const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyInstance, options, done) => {
   const dumper = options?.dumper;
   try {
-    checkDumper(dumper, 'fastifyDumper');
+    assertDumper(dumper, 'fastifyDumper');
   } catch (error) {
     return done(error as Error);
   }
@@ -179,10 +179,9 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     if (c !== undefined) {
       captured.delete(request);
       // Hooks that ran after ours (a session plugin's onSend) may have made the response
-      // personal: check the headers as sent. Content-Encoding from a compression plugin that
-      // runs after ours applies to its output only.
+      // personal: check the headers as sent.
       const sent: string[] = flatten(reply.getHeaders() as import('node:http').OutgoingHttpHeaders, {});
-      const veto = dumper.responseVeto(c.status, sent.filter((_, i) => sent[i - (i % 2)] !== 'content-encoding'));
+      const veto = dumper.sentVeto(c.status, sent);
       if (veto !== undefined) c.fill.abandon(veto);
       else if (c.body === undefined) c.fill.abandon('response aborted before it finished');
       else void c.fill.complete(c.status, c.head, c.body);

@@ -6,7 +6,7 @@
  * const handler = dumperFetch(dumper, app.fetch);
  * ```
  */
-import { isBypass, type Dumper, type Fill } from '../../core/dumper.js';
+import { assertDumper, isBypass, type Dumper, type Fill } from '../../core/dumper.js';
 import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 
@@ -14,9 +14,7 @@ export type FetchHandler<A extends unknown[] = []> = (request: Request, ...rest:
 
 /** Wraps a fetch handler so stored pages are answered without calling it. Extra arguments (env, context) pass through. */
 export function dumperFetch<A extends unknown[]>(dumper: Dumper, handler: FetchHandler<A>): FetchHandler<A> {
-  if (dumper === null || typeof dumper !== 'object' || typeof dumper.keyFor !== 'function') {
-    throw new TypeError('page-dumper: dumperFetch() needs a dumper made by createDumper()');
-  }
+  assertDumper(dumper, 'dumperFetch');
   if (typeof handler !== 'function') {
     throw new TypeError('page-dumper: dumperFetch(dumper, handler) needs a handler function');
   }

@@ -7,13 +7,11 @@
  * `dumperFetch(dumper, app.fetch)` from `page-dumper/fetch`.
  */
 import type { MiddlewareHandler } from 'hono';
-import type { Dumper } from '../../core/dumper.js';
+import { assertDumper, type Dumper } from '../../core/dumper.js';
 import { serveFetch } from '../fetch/index.js';
 
 export function honoDumper(dumper: Dumper): MiddlewareHandler {
-  if (dumper === null || typeof dumper !== 'object' || typeof dumper.keyFor !== 'function') {
-    throw new TypeError('page-dumper: honoDumper() needs a dumper made by createDumper()');
-  }
+  assertDumper(dumper, 'honoDumper');
   return async function honoDumperMiddleware(c, next) {
     const response = await serveFetch(dumper, c.req.raw, async (request) => {
       // The dumper may hand the app a cleaned request (no validators, no tracking parameters).

@@ -6,11 +6,11 @@
  * writes it, whatever `ctx.body` was (string, Buffer, stream, JSON).
  */
 import type { Context, Middleware, Next } from 'koa';
-import type { Dumper } from '../../core/dumper.js';
-import { checkDumper, handle } from '../node/engine.js';
+import { handle } from '../node/engine.js';
+import { assertDumper, type Dumper } from '../../core/dumper.js';
 
 export function koaDumper(dumper: Dumper): Middleware {
-  checkDumper(dumper, 'koaDumper');
+  assertDumper(dumper, 'koaDumper');
   return function koaDumperMiddleware(ctx: Context, next: Next): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       handle(

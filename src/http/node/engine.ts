@@ -7,11 +7,6 @@ import { isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dump
 import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 
-export function checkDumper(dumper: Dumper, fn: string): void {
-  if (dumper === null || typeof dumper !== 'object' || typeof dumper.keyFor !== 'function') {
-    throw new TypeError(`page-dumper: ${fn}() needs a dumper made by createDumper()`);
-  }
-}
 
 /**
  * Serves one request: a hit is written to `res` (then `served()` is called), anything else goes
@@ -341,7 +336,7 @@ class Capture {
     if (this.chunks === undefined || this.head === undefined || this.fill.done) return;
     const final: string[] = [];
     pushHeaders(final, res.getHeaders());
-    const veto = this.dumper.responseVeto(this.status, final.filter((_, i) => final[i - (i % 2)] !== 'content-encoding'));
+    const veto = this.dumper.sentVeto(this.status, final);
     if (veto !== undefined) return this.stop(veto);
     void this.fill.complete(this.status, this.head, bodyOf(this.chunks, this.size));
   }

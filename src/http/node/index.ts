@@ -5,8 +5,8 @@
  * `dumperMiddleware(dumper)` is the same engine as Connect/Express middleware; mount it first.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dumper } from '../../core/dumper.js';
-import { checkDumper, handle } from './engine.js';
+import { handle } from './engine.js';
+import { assertDumper, type Dumper } from '../../core/dumper.js';
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 type Next = (err?: unknown) => void;
@@ -23,7 +23,7 @@ export function withDumper(dumper: Dumper, listener: Listener): Listener {
   if (typeof listener !== 'function') {
     throw new TypeError('page-dumper: withDumper(dumper, listener) needs a request listener function');
   }
-  checkDumper(dumper, 'withDumper');
+  assertDumper(dumper, 'withDumper');
   return function dumperFrontDoor(req, res) {
     handle(dumper, req, res, req.url ?? '/', () => listener(req, res), false);
   };
@@ -35,7 +35,7 @@ export function withDumper(dumper: Dumper, listener: Listener): Listener {
  * headers it sets are not stored (they are set afresh each time).
  */
 export function dumperMiddleware(dumper: Dumper): DumperMiddleware {
-  checkDumper(dumper, 'dumperMiddleware');
+  assertDumper(dumper, 'dumperMiddleware');
   return function dumper_(req, res, next) {
     const original = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '/';
     handle(dumper, req, res, original, next, true);
