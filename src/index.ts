@@ -1,5 +1,5 @@
 export { createDumper, Dumper, Fill, isBypass } from './core/dumper.js';
-export type { Bypass, BypassReason, MissPlan } from './core/dumper.js';
+export type { Bypass, BypassReason, Dependents, MissPlan } from './core/dumper.js';
 export { DumperError } from './core/errors.js';
 export type { DumperErrorCode } from './core/errors.js';
 export { DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';

@@ -19,6 +19,18 @@ import { isPromise, type MaybePromise, type Store, type StoredEntry } from './st
 import { MemoryStore } from '../stores/memory/index.js';
 
 /** Why a request neither reads nor fills the cache. */
+/** The paths and tags that show one instance of a registered model (see `Dumper.dependentsOf`). */
+export interface Dependents {
+  /** The registered model's name. */
+  readonly model: string;
+  readonly paths: readonly string[];
+  readonly tags: readonly string[];
+}
+
+function isDependents(value: Dependents | Iterable<Dependents>): value is Dependents {
+  return !(Symbol.iterator in value) && Array.isArray((value as Dependents).paths);
+}
+
 export type BypassReason =
   | 'method'
   | 'authorization'
@@ -498,6 +510,17 @@ export class Dumper {
   async changed(instance: object): Promise<void>;
   async changed(model: string | ModelClass, instance: object): Promise<void>;
   async changed(a: string | ModelClass | object, b?: object): Promise<void> {
+    await this.invalidateDependents(await this.dependentsOf(a as string, b as object));
+  }
+
+  /**
+   * What `changed()` would invalidate for an instance, without invalidating it: the paths and
+   * tags its model names. ORM integrations compute this when a row is written (a deleted row
+   * loses its id afterwards) and hand it to `invalidateDependents()` again after the commit.
+   */
+  async dependentsOf(instance: object): Promise<Dependents>;
+  async dependentsOf(model: string | ModelClass, instance: object): Promise<Dependents>;
+  async dependentsOf(a: string | ModelClass | object, b?: object): Promise<Dependents> {
     if (b === undefined && typeof a === 'function') {
       throw new TypeError(`page-dumper: changed(${a.name}) needs the instance that changed: changed(${a.name}, instance) or changed(instance)`);
     }
@@ -507,10 +530,23 @@ export class Dumper {
       const what = typeof a === 'string' ? `"${a}"` : typeof a === 'function' ? a.name : (a as object).constructor?.name ?? 'object';
       throw new TypeError(`page-dumper: changed(): model ${what} is not registered; call dumper.register() first`);
     }
-    if (this.log.debugEnabled) this.log.debug('invalidating instance', { model: model.name });
     const paths = await collectStrings(model.name, 'dependentPaths', model.dependentPaths(instance));
     const tags = model.dependentTags ? await collectStrings(model.name, 'dependentTags', model.dependentTags(instance)) : [];
-    await this.#invalidate([...this.#pathTags(paths), ...tags], { paths, tags });
+    return { model: model.name, paths, tags };
+  }
+
+  /** Invalidates the paths and tags of `dependentsOf()` (one or several), in one store call. */
+  async invalidateDependents(dependents: Dependents | Iterable<Dependents>): Promise<void> {
+    const list: Dependents[] = isDependents(dependents) ? [dependents] : [...dependents];
+    const paths: string[] = [];
+    const tags: string[] = [];
+    for (const d of list) {
+      paths.push(...d.paths);
+      tags.push(...d.tags);
+    }
+    for (const t of tags) checkTag(t, 'invalidateDependents');
+    if (this.log.debugEnabled) this.log.debug('invalidating instance', { model: [...new Set(list.map((d) => d.model))].join(', ') });
+    await this.#invalidate([...new Set([...this.#pathTags(paths), ...tags])], { paths, tags });
   }
 
   // ---------------------------------------------------------------- invalidation

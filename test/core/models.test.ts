@@ -61,6 +61,20 @@ describe('models', () => {
     expect(store.invalidated).toEqual([['/sizes/3', 'size:3']]);
   });
 
+  test('dependentsOf() computes without invalidating; invalidateDependents() sends several in one store call', async () => {
+    const { store, dumper } = setup();
+    dumper.register('Size', { dependentPaths: (s: { id: number }) => ['/sizes/', `/sizes/${s.id}/`], dependentTags: (s: { id: number }) => [`size:${s.id}`] });
+    const one = await dumper.dependentsOf('Size', { id: 1 });
+    const two = await dumper.dependentsOf('Size', { id: 2 });
+    expect(one).toEqual({ model: 'Size', paths: ['/sizes/', '/sizes/1/'], tags: ['size:1'] });
+    expect(store.invalidated).toEqual([]);
+    await dumper.invalidateDependents([one, two]);
+    expect(store.invalidated).toEqual([['/sizes', '/sizes/1', '/sizes/2', 'size:1', 'size:2']]);
+    await dumper.invalidateDependents(one);
+    expect(store.invalidated[1]).toEqual(['/sizes', '/sizes/1', 'size:1']);
+    await expect(dumper.dependentsOf('Nope', {})).rejects.toThrow('model "Nope" is not registered');
+  });
+
   test('a string from dependentPaths is a TypeError naming the model, as in django-dumper', async () => {
     const { dumper } = setup();
     class IceCream {
