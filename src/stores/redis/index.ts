@@ -1,0 +1,359 @@
+/**
+ * `page-dumper/redis`: a store shared by every process and machine that talks to one Redis (or
+ * Valkey). Every operation is one Lua script, so one round trip, and atomic.
+ */
+import { createHash } from 'node:crypto';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
+import { MemoryStore } from '../memory/index.js';
+import { CLEAR, GET, INVALIDATE, SEQUENCE, SET } from './scripts.js';
+
+export interface RedisLocalTierOptions {
+  /**
+   * Upper bound of the local tier's memory, in bytes, in each process.
+   * @default 16 MiB
+   */
+  maxBytes?: number;
+}
+
+export interface RedisStoreOptions {
+  /**
+   * A connected ioredis client or Cluster to use. The store never changes its options and does
+   * not close it (you do). Give it a short `commandTimeout` (the store's own clients use 250 ms):
+   * a hit waits for Redis at most that long before the request goes to the app.
+   */
+  client?: Redis | Cluster;
+  /**
+   * A Redis URL (`redis://host:6379/0`, `rediss://...`) for a client the store creates and closes.
+   * Ignored when `client` is given.
+   * @default 'redis://127.0.0.1:6379'
+   */
+  url?: string;
+  /**
+   * Every key the store writes starts with `{prefix}`: the braces are a Redis Cluster hash tag,
+   * which keeps all of the store's keys in one slot (see the README on Redis Cluster). Give each
+   * site its own prefix when sites share a Redis.
+   * @default 'page-dumper:'
+   */
+  prefix?: string;
+  /**
+   * Time to live of each entry, in milliseconds; 0 keeps entries until they are invalidated (or
+   * evicted by Redis's `maxmemory-policy`). Set one when Redis has no memory limit of its own.
+   * @default 0
+   */
+  ttl?: number;
+  /**
+   * How many tag invalidation points are kept. Past it the oldest half is folded into a floor:
+   * entries stored before the folded points are then re-rendered once (safe, never stale).
+   * @default 100000
+   */
+  maxTrackedTags?: number;
+  /**
+   * `commandTimeout` of the clients the store creates, in milliseconds. A Redis that is slow or
+   * gone costs a request at most this long; the dumper's circuit breaker then stops asking.
+   * @default 250
+   */
+  commandTimeout?: number;
+  /**
+   * An in-process memory tier in front of Redis, kept coherent by Redis pub/sub: hits are as fast
+   * as MemoryStore's. Off by default because it widens the promise: another process's
+   * invalidation reaches this process's tier by pub/sub, so for the propagation delay (well under
+   * a millisecond on loopback, see BENCHMARKS.md) this process may still serve the old page. The
+   * process that invalidates is never behind itself, and the tier is emptied and bypassed whenever
+   * the subscription is down.
+   * @default false
+   */
+  localTier?: boolean | RedisLocalTierOptions;
+}
+
+interface Script {
+  readonly src: string;
+  readonly sha: string;
+}
+
+function script(src: string): Script {
+  return { src, sha: createHash('sha1').update(src).digest('hex') };
+}
+
+const SCRIPTS = {
+  get: script(GET),
+  sequence: script(SEQUENCE),
+  set: script(SET),
+  invalidate: script(INVALIDATE),
+  clear: script(CLEAR),
+};
+
+/** How long a sequence number read by a miss may serve the fill that follows it. */
+const MISS_SEQ_MS = 1000;
+
+// An entry is one buffer: a 4-byte length, a JSON head with everything but the body, the body.
+function encode(entry: StoredEntry): Buffer {
+  const head = Buffer.from(
+    JSON.stringify([entry.status, entry.headers, entry.etag, entry.storedAt, entry.seq, entry.path, entry.tags]),
+  );
+  const out = Buffer.allocUnsafe(4 + head.length + entry.body.byteLength);
+  out.writeUInt32BE(head.length, 0);
+  head.copy(out, 4);
+  out.set(entry.body, 4 + head.length);
+  return out;
+}
+
+function decode(buf: Buffer): StoredEntry {
+  const n = buf.readUInt32BE(0);
+  const [status, headers, etag, storedAt, seq, path, tags] = JSON.parse(buf.toString('utf8', 4, 4 + n)) as [
+    number,
+    string[],
+    string,
+    number,
+    number,
+    string,
+    string[],
+  ];
+  return { status, headers, body: buf.subarray(4 + n), etag, storedAt, seq, path, tags };
+}
+
+function positiveInteger(name: string, value: unknown, allowZero = false): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new TypeError(
+      `page-dumper: RedisStore option "${name}" must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+type Client = Redis | Cluster;
+
+/**
+ * A shared store on Redis or Valkey, through ioredis.
+ *
+ * - A hit is one round trip: a script fetches the entry and checks its tags' invalidation points.
+ * - An invalidation of any number of paths and tags is one round trip: it bumps the sequence
+ *   number, records it for every tag, and frees every entry carrying one of them.
+ * - A fill is one round trip (the sequence number it needs comes with the miss that preceded it).
+ * - Validity lives in one key, so a flush, a restart without persistence or an eviction loses all
+ *   of it at once, and then nothing stored before is served again.
+ */
+export class RedisStore implements Store {
+  /** The pub/sub channel invalidations are published on (when the local tier is on). */
+  readonly channel: string;
+  readonly #client: Client;
+  readonly #ownsClient: boolean;
+  readonly #prefix: string;
+  readonly #meta: string;
+  readonly #order: string;
+  readonly #ttl: number;
+  readonly #maxTrackedTags: number;
+  readonly #local: MemoryStore | undefined;
+  #subscriber: Client | undefined;
+  #localReady = false;
+  #localLimits: SetOptions = { maxVariantsPerPath: 256 };
+  #missSeq = 0;
+  #missAt = -Infinity;
+  #closed = false;
+
+  constructor(options: RedisStoreOptions = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError('page-dumper: RedisStore options must be an object');
+    }
+    const { client, url, prefix = 'page-dumper:', ttl = 0, maxTrackedTags = 100_000, commandTimeout = 250, localTier = false } = options;
+    if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
+      throw new TypeError(`page-dumper: RedisStore option "prefix" must be a non-empty string without braces, got ${JSON.stringify(prefix)}`);
+    }
+    this.#ttl = positiveInteger('ttl', ttl, true);
+    this.#maxTrackedTags = positiveInteger('maxTrackedTags', maxTrackedTags);
+    positiveInteger('commandTimeout', commandTimeout);
+    if (client !== undefined && (client === null || typeof client !== 'object' || typeof (client as Redis).evalsha !== 'function')) {
+      throw new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client');
+    }
+    if (url !== undefined && typeof url !== 'string') {
+      throw new TypeError(`page-dumper: RedisStore option "url" must be a string, got ${String(url)}`);
+    }
+    let local: RedisLocalTierOptions | undefined;
+    if (localTier === true) local = {};
+    else if (localTier !== false && localTier !== undefined) {
+      if (localTier === null || typeof localTier !== 'object') {
+        throw new TypeError(`page-dumper: RedisStore option "localTier" must be a boolean or { maxBytes }, got ${String(localTier)}`);
+      }
+      local = localTier;
+    }
+
+    this.#prefix = `{${prefix}}`;
+    this.#meta = `${this.#prefix}m`;
+    this.#order = `${this.#prefix}z`;
+    this.channel = `${this.#prefix}invalidations`;
+    if (client !== undefined) {
+      this.#client = client;
+      this.#ownsClient = false;
+    } else {
+      const clientOptions: RedisOptions = {
+        commandTimeout,
+        connectTimeout: Math.max(1000, commandTimeout * 4),
+        maxRetriesPerRequest: 1,
+        enableAutoPipelining: true,
+        // Reconnect quickly; while Redis is away every command fails within commandTimeout.
+        retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+      };
+      this.#client = new Redis(url ?? 'redis://127.0.0.1:6379', clientOptions);
+      // Errors surface through the commands that fail; a connection error alone is not news.
+      this.#client.on('error', () => {});
+      this.#ownsClient = true;
+    }
+    if (local !== undefined) {
+      this.#local = new MemoryStore({ maxBytes: local.maxBytes ?? 16 * 2 ** 20 });
+      this.#subscribe();
+    }
+  }
+
+  sequence(): number | Promise<number> {
+    if (performance.now() - this.#missAt < MISS_SEQ_MS) return this.#missSeq;
+    return this.#run(SCRIPTS.sequence, [this.#meta], []) as Promise<number>;
+  }
+
+  get(key: string): StoredEntry | undefined | Promise<StoredEntry | undefined> {
+    const local = this.#local;
+    let localSeq = -1;
+    if (local !== undefined && this.#localReady) {
+      const hit = local.get(key);
+      if (hit !== undefined) return hit;
+      localSeq = local.sequence();
+    }
+    return this.#run(SCRIPTS.get, [this.#meta, this.#entryKey(key)], []).then((reply) => {
+      if (typeof reply === 'number') {
+        this.#missSeq = reply;
+        this.#missAt = performance.now();
+        return undefined;
+      }
+      const entry = decode(reply as Buffer);
+      // Kept locally unless a published invalidation of one of its tags (or a resubscription)
+      // arrived since the fetch began: the local store refuses fills older than those.
+      if (local !== undefined && localSeq >= 0 && this.#localReady) {
+        local.set(key, { ...entry, seq: localSeq }, this.#localLimits);
+      }
+      return entry;
+    });
+  }
+
+  async set(key: string, entry: StoredEntry, options: SetOptions): Promise<boolean> {
+    this.#localLimits = options;
+    const tags = entry.tags;
+    const keys = [this.#meta, this.#entryKey(key), `${this.#prefix}v:${entry.path}`];
+    for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
+    const args: Array<string | Buffer> = [
+      encode(entry),
+      String(entry.seq),
+      JSON.stringify(tags),
+      String(this.#ttl),
+      String(options.maxVariantsPerPath),
+      ...tags,
+    ];
+    return (await this.#run(SCRIPTS.set, keys, args)) === 1;
+  }
+
+  async invalidate(tags: readonly string[]): Promise<number> {
+    const keys = [this.#meta, this.#order];
+    for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`, `${this.#prefix}v:${tag}`);
+    const seq = (await this.#run(SCRIPTS.invalidate, keys, [
+      String(this.#maxTrackedTags),
+      this.#local ? this.channel : '',
+      ...tags,
+    ])) as number;
+    // This process never waits for its own message: what it invalidated is gone here at once.
+    this.#local?.invalidate(tags);
+    return seq;
+  }
+
+  async clear(): Promise<void> {
+    await this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : '']);
+    this.#local?.clear();
+    // Everything is already invalid (the floor moved); free the memory too.
+    await this.#deleteMatching(`${this.#prefix}[etv]:*`);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#localReady = false;
+    this.#local?.clear();
+    this.#subscriber?.disconnect();
+    if (this.#ownsClient) {
+      try {
+        await this.#client.quit();
+      } catch {
+        this.#client.disconnect();
+      }
+    }
+  }
+
+  #entryKey(key: string): string {
+    return `${this.#prefix}e:${key}`;
+  }
+
+  /** EVALSHA, and EVAL once when the server does not know the script yet (new, restarted, flushed). */
+  #run(s: Script, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
+    // ioredis flattens array arguments, which keeps 10,000-path invalidations off the JS stack.
+    const client = this.#client as unknown as {
+      evalshaBuffer(...a: unknown[]): Promise<unknown>;
+      evalBuffer(...a: unknown[]): Promise<unknown>;
+    };
+    return client.evalshaBuffer(s.sha, keys.length, keys, args).catch((error: unknown) => {
+      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+        return client.evalBuffer(s.src, keys.length, keys, args);
+      }
+      throw error;
+    });
+  }
+
+  async #deleteMatching(pattern: string): Promise<void> {
+    const nodes = isCluster(this.#client) ? this.#client.nodes('master') : [this.#client];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        if (found.length > 0) await node.unlink(...found);
+      } while (cursor !== '0');
+    }
+  }
+
+  #subscribe(): void {
+    const local = this.#local!;
+    const sub = this.#client.duplicate() as Client;
+    this.#subscriber = sub;
+    const down = () => {
+      this.#localReady = false;
+      local.clear();
+    };
+    sub.on('error', () => {});
+    if (sub.status === 'wait') sub.connect().catch(() => {});
+    sub.on('close', down);
+    sub.on('end', down);
+    sub.on('ready', () => {
+      sub.subscribe(this.channel).then(
+        () => {
+          if (this.#closed) return;
+          // Whatever was published while the subscription was down is lost: start empty.
+          local.clear();
+          this.#localReady = true;
+        },
+        down,
+      );
+    });
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      const space = message.indexOf(' ');
+      const rest = message.slice(space + 1);
+      if (rest === '*') local.clear();
+      else {
+        try {
+          local.invalidate(JSON.parse(rest) as string[]);
+        } catch {
+          down();
+        }
+      }
+    });
+  }
+}
+
+function isCluster(client: Client): client is Cluster {
+  return typeof (client as Cluster).nodes === 'function' && (client as { isCluster?: boolean }).isCluster === true;
+}

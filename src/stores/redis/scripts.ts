@@ -1,0 +1,177 @@
+/**
+ * The Lua scripts of RedisStore. Each store operation is one script, so each is one round trip
+ * and atomic: Redis runs a script with nothing interleaved.
+ *
+ * Keys (all under one hash tag, `{prefix}`, so that a Redis Cluster keeps them in one slot, where
+ * scripts may touch several keys):
+ * - `{p}m`       hash: `seq` (the sequence number), `floor`, and `t:<tag>` = the tag's last
+ *                invalidation point. Everything that decides validity lives in this one key, so an
+ *                eviction or a flush loses all of it or none of it.
+ * - `{p}z`       sorted set: tag → invalidation point, the age order used to bound `{p}m`.
+ * - `{p}e:<key>` hash: `v` (the encoded entry), `s` (its sequence number), `t` (its tags, JSON).
+ * - `{p}t:<tag>` set: keys of the entries carrying the tag, for eager freeing.
+ * - `{p}v:<path>` set: keys of the query-string variants of a path, for the variant bound.
+ *
+ * Sequence numbers are integers below 2^53; every number written goes through string.format('%d')
+ * because Redis turns a Lua number argument into text with an exponent past 1e14.
+ */
+
+/**
+ * Reads `seq` and `floor`, creating them when the meta hash is missing (first use, FLUSHALL, an
+ * eviction, a restart without persistence). A new sequence starts at the server clock in
+ * microseconds, above every number handed out before (one per invalidation cannot outrun the
+ * clock), and becomes the floor: nothing stored or rendered under the lost numbers is valid again.
+ */
+const META = `
+local function fmt(n) return string.format('%d', n) end
+local function meta(m)
+  local v = redis.call('HMGET', m, 'seq', 'floor')
+  if v[1] and v[2] then return tonumber(v[1]), tonumber(v[2]) end
+  local t = redis.call('TIME')
+  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if v[1] and tonumber(v[1]) >= n then n = tonumber(v[1]) + 1 end
+  redis.call('HSET', m, 'seq', fmt(n), 'floor', fmt(n))
+  return n, n
+end
+`;
+
+/**
+ * get. KEYS: meta, entry. Answers the encoded entry while it is valid: its sequence number is at
+ * or above the floor and none of its tags was invalidated after it. Otherwise frees the entry and
+ * answers the current sequence number, which the fill that follows a miss may use (it was read
+ * before the render started, which is all the fill protocol asks of it).
+ */
+export const GET = `${META}
+local e = redis.call('HMGET', KEYS[2], 'v', 's', 't')
+if not e[1] then return (meta(KEYS[1])) end
+local s = tonumber(e[2])
+local tags = cjson.decode(e[3])
+local fields = {'seq', 'floor'}
+for i = 1, #tags do fields[i + 2] = 't:' .. tags[i] end
+local v = redis.call('HMGET', KEYS[1], unpack(fields))
+if v[1] and v[2] and s >= tonumber(v[2]) then
+  local ok = true
+  for i = 3, #v do
+    if v[i] and tonumber(v[i]) > s then ok = false break end
+  end
+  if ok then return e[1] end
+end
+redis.call('UNLINK', KEYS[2])
+return (meta(KEYS[1]))
+`;
+
+/** sequence. KEYS: meta. */
+export const SEQUENCE = `${META}
+return (meta(KEYS[1]))
+`;
+
+/**
+ * set. KEYS: meta, entry, variants, then one index set per tag.
+ * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, then the tags.
+ * Answers 1 when stored, 0 when refused (a tag invalidated after seq, a floor above it, the meta
+ * hash lost since the render started, or too many variants of the path).
+ */
+export const SET = `
+local s = tonumber(ARGV[2])
+local fields = {'seq', 'floor'}
+for i = 6, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+local v = redis.call('HMGET', KEYS[1], unpack(fields))
+if not v[1] or not v[2] or s < tonumber(v[2]) then return 0 end
+for i = 3, #v do
+  if v[i] and tonumber(v[i]) > s then return 0 end
+end
+local ttl = tonumber(ARGV[4])
+if redis.call('SISMEMBER', KEYS[3], KEYS[2]) == 0 then
+  local max = tonumber(ARGV[5])
+  if redis.call('SCARD', KEYS[3]) >= max then
+    -- Variants that expired or were evicted still count until pruned.
+    for _, k in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+      if redis.call('EXISTS', k) == 0 then redis.call('SREM', KEYS[3], k) end
+    end
+    if redis.call('SCARD', KEYS[3]) >= max then return 0 end
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'v', ARGV[1], 's', ARGV[2], 't', ARGV[3])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[2])
+end
+if ttl > 0 then
+  -- Index sets are refreshed with every member, so they outlive the entries they list.
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1
+`;
+
+/**
+ * invalidate. KEYS: meta, age order, then per tag its index set and its variants set.
+ * ARGV: max tracked tags, pub/sub channel ('' for none), then the tags.
+ * Bumps the sequence number once, records it as every tag's invalidation point, frees the entries
+ * the index sets list, bounds the meta hash, and publishes `<seq> <tags as JSON>` for local tiers.
+ */
+export const INVALIDATE = `${META}
+meta(KEYS[1])
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local s = fmt(seq)
+local max = tonumber(ARGV[1])
+local n = #ARGV - 2
+local batch = 500
+for from = 1, n, batch do
+  local h, z = {}, {}
+  for i = from, math.min(from + batch - 1, n) do
+    local tag = ARGV[i + 2]
+    h[#h + 1] = 't:' .. tag
+    h[#h + 1] = s
+    z[#z + 1] = s
+    z[#z + 1] = tag
+  end
+  redis.call('HSET', KEYS[1], unpack(h))
+  redis.call('ZADD', KEYS[2], unpack(z))
+end
+for i = 1, n do
+  local idx = KEYS[2 * i + 1]
+  local members = redis.call('SMEMBERS', idx)
+  for from = 1, #members, batch do
+    redis.call('UNLINK', unpack(members, from, math.min(from + batch - 1, #members)))
+  end
+  redis.call('UNLINK', idx, KEYS[2 * i + 2])
+end
+-- Bound the invalidation points: fold the oldest half into the floor. Entries older than the
+-- folded points become invalid, which is safe (a re-render) and rare.
+local tracked = redis.call('ZCARD', KEYS[2])
+if tracked > max then
+  local drop = tracked - math.floor(max / 2)
+  local old = redis.call('ZRANGE', KEYS[2], 0, drop - 1, 'WITHSCORES')
+  local f = {}
+  for i = 1, #old, 2 do f[#f + 1] = 't:' .. old[i] end
+  for from = 1, #f, batch do
+    redis.call('HDEL', KEYS[1], unpack(f, from, math.min(from + batch - 1, #f)))
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, drop - 1)
+  redis.call('HSET', KEYS[1], 'floor', fmt(tonumber(old[#old])))
+elseif redis.call('HLEN', KEYS[1]) > 2 * max + 2 then
+  -- The age order was lost (evicted apart from the meta hash): fold everything.
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'seq', s, 'floor', s)
+end
+if ARGV[2] ~= '' and n > 0 then
+  local list = {}
+  for i = 1, n do list[i] = ARGV[i + 2] end
+  redis.call('PUBLISH', ARGV[2], s .. ' ' .. cjson.encode(list))
+end
+return seq
+`;
+
+/**
+ * clear. KEYS: meta, age order. ARGV: pub/sub channel ('' for none).
+ * Raises the floor to a new sequence number: every entry and every render in flight is invalid at
+ * once; the entries themselves are then deleted by a scan outside the script.
+ */
+export const CLEAR = `${META}
+meta(KEYS[1])
+local s = fmt(redis.call('HINCRBY', KEYS[1], 'seq', 1))
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'seq', s, 'floor', s)
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], s .. ' *') end
+return tonumber(s)
+`;

@@ -1,0 +1,309 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, test } from 'vitest';
+import { createDumper, type StoredEntry } from '../../src/index.js';
+import { withDumper } from '../../src/http/node/index.js';
+import { RedisStore } from '../../src/stores/redis/index.js';
+import { runStoreConformance } from '../../src/testing/index.js';
+import { httpBehaviourSuite } from '../support/behaviour.js';
+import { listen } from '../support/listen.js';
+import { RedisServer } from '../support/redis-server.js';
+import { needService } from '../support/services.js';
+import { nodeRequest, writeNode, Site } from '../support/site.js';
+
+const hasRedis = await needService('redis');
+const URL = 'redis://127.0.0.1:6379';
+// Every key of this file is under one run prefix, deleted at the end.
+const run = `pdtest:${randomUUID().slice(0, 8)}:`;
+const prefix = () => `${run}${randomUUID().slice(0, 8)}:`;
+
+const limits = { maxVariantsPerPath: 256 };
+function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): StoredEntry {
+  const body = extra.body ?? new TextEncoder().encode(`<p>${path}</p>`);
+  return { status: 200, headers: ['content-type', 'text/html'], body, etag: '"e"', storedAt: 1, seq, path, tags: [path], ...extra };
+}
+
+/** Counts the commands a client sends, by name. */
+function counting(client: Redis): Map<string, number> {
+  const counts = new Map<string, number>();
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    counts.set(command.name, (counts.get(command.name) ?? 0) + 1);
+    return (send as (...a: unknown[]) => unknown)(command, ...rest);
+  }) as typeof client.sendCommand;
+  return counts;
+}
+const total = (counts: Map<string, number>) => [...counts.values()].reduce((a, b) => a + b, 0);
+
+const until = async (check: () => boolean | Promise<boolean>, what: string) => {
+  const end = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+/** Whether the store answers `key` from its local tier (synchronously), after one fetch to fill it. */
+async function heldLocally(store: RedisStore, key: string): Promise<boolean> {
+  await store.get(key);
+  const answer = store.get(key);
+  return !(answer instanceof Promise) && answer !== undefined;
+}
+
+describe.skipIf(!hasRedis)('RedisStore', () => {
+  const admin = hasRedis ? new Redis(URL) : undefined;
+  afterAll(async () => {
+    if (!admin) return;
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `{${run}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await admin.unlink(...keys);
+    } while (cursor !== '0');
+    admin.disconnect();
+  });
+
+  runStoreConformance({ test, create: () => new RedisStore({ url: URL, prefix: prefix() }), prefix: 'RedisStore conformance: ' });
+  runStoreConformance({
+    test,
+    create: () => new RedisStore({ url: URL, prefix: prefix(), localTier: true }),
+    prefix: 'RedisStore with local tier conformance: ',
+  });
+
+  test('options are checked when the store is made', () => {
+    expect(() => new RedisStore({ prefix: 'a{b}' })).toThrow(
+      new TypeError('page-dumper: RedisStore option "prefix" must be a non-empty string without braces, got "a{b}"'),
+    );
+    expect(() => new RedisStore({ ttl: -1 })).toThrow(
+      new TypeError('page-dumper: RedisStore option "ttl" must be a non-negative integer, got -1'),
+    );
+    expect(() => new RedisStore({ maxTrackedTags: 0 })).toThrow(
+      new TypeError('page-dumper: RedisStore option "maxTrackedTags" must be a positive integer, got 0'),
+    );
+    expect(() => new RedisStore({ client: {} as Redis })).toThrow(
+      new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client'),
+    );
+    expect(() => new RedisStore({ localTier: 'yes' as never })).toThrow(
+      new TypeError('page-dumper: RedisStore option "localTier" must be a boolean or { maxBytes }, got yes'),
+    );
+  });
+
+  test('all keys live under {prefix}, and invalidation frees entries, index sets and variant sets', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p });
+    const seq = await store.sequence();
+    await store.set('k:/a?x=1', entry(seq, '/a', { tags: ['/a', 'flavour:1'] }), limits);
+    await store.set('k:/a?x=2', entry(seq, '/a'), limits);
+    const keys = (await admin!.keys(`*${p}*`)).sort();
+    expect(keys.every((k) => k.startsWith(`{${p}}`))).toBe(true);
+    expect(keys).toEqual([`{${p}}e:k:/a?x=1`, `{${p}}e:k:/a?x=2`, `{${p}}m`, `{${p}}t:/a`, `{${p}}t:flavour:1`, `{${p}}v:/a`].sort());
+    await store.invalidate(['/a']);
+    expect((await admin!.keys(`*${p}*`)).sort()).toEqual([`{${p}}m`, `{${p}}t:flavour:1`, `{${p}}z`]);
+    await store.close();
+  });
+
+  test('a hit, a fill and an invalidation of any number of paths are one round trip each', async () => {
+    const client = new Redis(URL);
+    await client.ping(); // the connection handshake is not the store's
+    const store = new RedisStore({ client, prefix: prefix() });
+    const counts = counting(client);
+    const seq = await store.sequence();
+    expect(total(counts)).toBe(1);
+    for (let i = 0; i < 50; i++) await store.set(`k:/a?v=${i}`, entry(seq, '/a'), limits);
+    expect(total(counts)).toBe(51);
+    counts.clear();
+    expect(await store.get('k:/a?v=7')).toBeDefined();
+    expect(total(counts)).toBe(1);
+    counts.clear();
+    await store.invalidate(['/a', '/b', 'flavour:1']);
+    expect(total(counts)).toBe(1);
+    expect(await store.get('k:/a?v=7')).toBeUndefined();
+    counts.clear();
+    const many = Array.from({ length: 10_000 }, (_, i) => `/page/${i}`);
+    await store.invalidate(many);
+    expect(total(counts)).toBe(1);
+    expect([...counts.keys()]).toEqual(['evalsha']);
+    await store.close();
+    client.disconnect();
+  });
+
+  test('through the dumper: a HIT is one round trip, a MISS two (no separate sequence read)', async () => {
+    const client = new Redis(URL);
+    await client.ping();
+    const store = new RedisStore({ client, prefix: prefix() });
+    const dumper = createDumper({ store, logger: false });
+    const site = new Site(dumper);
+    const m = await listen(withDumper(dumper, (req, res) => void site.handle(nodeRequest(req)).then((r) => writeNode(res, r))));
+    const counts = counting(client);
+    expect((await fetch(`${m.url}/page/a`)).headers.get('x-cache')).toBe('MISS');
+    expect(total(counts)).toBe(2);
+    counts.clear();
+    expect((await fetch(`${m.url}/page/a`)).headers.get('x-cache')).toBe('HIT');
+    expect(total(counts)).toBe(1);
+    await m.close();
+    await dumper.close();
+    client.disconnect();
+  });
+
+  test('two stores on one prefix (two processes) see each other at once', async () => {
+    const p = prefix();
+    const a = new RedisStore({ url: URL, prefix: p });
+    const b = new RedisStore({ url: URL, prefix: p });
+    await a.set('k', entry(await a.sequence(), '/a'), limits);
+    expect((await b.get('k'))?.path).toBe('/a');
+    await b.invalidate(['/a']);
+    expect(await a.get('k')).toBeUndefined();
+    // A render that started in A before B's invalidation is refused.
+    const old = await a.sequence();
+    await b.invalidate(['/a']);
+    expect(await a.set('k', entry(old, '/a'), limits)).toBe(false);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test('a lost meta key (FLUSHALL, eviction, restart) makes every older entry and render invalid', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p });
+    const seq = await store.sequence();
+    await store.set('k:/a', entry(seq, '/a'), limits);
+    const inFlight = await store.sequence();
+    await admin!.del(`{${p}}m`);
+    expect(await store.get('k:/a')).toBeUndefined();
+    expect(await store.set('k:/b', entry(inFlight, '/b'), limits)).toBe(false);
+    const fresh = await store.sequence();
+    expect(fresh).toBeGreaterThan(inFlight);
+    expect(await store.set('k:/b', entry(fresh, '/b'), limits)).toBe(true);
+    expect(await store.get('k:/b')).toBeDefined();
+    await store.close();
+  });
+
+  test('a lost index set does not bring a stale entry back: the hit checks the tag points', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p });
+    await store.set('k:/a', entry(await store.sequence(), '/a', { tags: ['/a', 'x'] }), limits);
+    await admin!.del(`{${p}}t:x`);
+    await store.invalidate(['x']);
+    expect(await admin!.exists(`{${p}}e:k:/a`)).toBe(1);
+    expect(await store.get('k:/a')).toBeUndefined();
+    expect(await admin!.exists(`{${p}}e:k:/a`)).toBe(0);
+    await store.close();
+  });
+
+  test('ttl sets an expiry on entries and their index sets', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p, ttl: 60_000 });
+    await store.set('k:/a', entry(await store.sequence(), '/a'), limits);
+    for (const key of [`{${p}}e:k:/a`, `{${p}}t:/a`, `{${p}}v:/a`]) {
+      const ttl = await admin!.pttl(key);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+    }
+    expect(await admin!.pttl(`{${p}}m`)).toBe(-1);
+    await store.close();
+  });
+
+  test('the variant bound counts only variants that still exist', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p });
+    const seq = await store.sequence();
+    const two = { maxVariantsPerPath: 2 };
+    expect(await store.set('k:/a?1', entry(seq, '/a'), two)).toBe(true);
+    expect(await store.set('k:/a?2', entry(seq, '/a'), two)).toBe(true);
+    expect(await store.set('k:/a?3', entry(seq, '/a'), two)).toBe(false);
+    expect(await store.set('k:/a?2', entry(seq, '/a'), two)).toBe(true); // replacing is not a new variant
+    await admin!.del(`{${p}}e:k:/a?1`); // expired or evicted
+    expect(await store.set('k:/a?3', entry(seq, '/a'), two)).toBe(true);
+    await store.close();
+  });
+
+  test('invalidation points are bounded: the oldest half folds into a floor', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p, maxTrackedTags: 10 });
+    const before = await store.sequence();
+    await store.set('k:/old', entry(before, '/old'), limits);
+    for (let i = 0; i < 11; i++) await store.invalidate([`tag:${i}`]);
+    expect(await admin!.zcard(`{${p}}z`)).toBe(5);
+    expect(await admin!.hlen(`{${p}}m`)).toBe(7); // seq, floor and 5 points
+    // The old entry is older than the folded points: it is re-rendered, never served.
+    expect(await store.get('k:/old')).toBeUndefined();
+    expect(await store.set('k:/late', entry(before, '/late'), limits)).toBe(false);
+    const now = await store.sequence();
+    expect(await store.set('k:/new', entry(now, '/new'), limits)).toBe(true);
+    expect(await store.get('k:/new')).toBeDefined();
+    await store.close();
+  });
+
+  test('clear() drops everything, refuses renders in flight and empties local tiers', async () => {
+    const p = prefix();
+    const a = new RedisStore({ url: URL, prefix: p, localTier: true });
+    const b = new RedisStore({ url: URL, prefix: p, localTier: true });
+    await a.set('k:/a', entry(await a.sequence(), '/a'), limits);
+    await until(() => heldLocally(b, 'k:/a'), 'b to hold /a locally');
+    const inFlight = await a.sequence();
+    await a.clear();
+    expect(await a.get('k:/a')).toBeUndefined();
+    expect(await a.set('k:/b', entry(inFlight, '/b'), limits)).toBe(false);
+    await until(async () => (await b.get('k:/a')) === undefined, 'b to drop /a');
+    expect(await admin!.keys(`{${p}}e:*`)).toEqual([]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  describe('local tier', () => {
+    test('a repeated hit is answered in process, synchronously', async () => {
+      const store = new RedisStore({ url: URL, prefix: prefix(), localTier: true });
+      await store.set('k:/a', entry(await store.sequence(), '/a'), limits);
+      await until(() => heldLocally(store, 'k:/a'), 'the local tier to hold /a');
+      const local = store.get('k:/a') as StoredEntry;
+      expect(new TextDecoder().decode(local.body)).toBe('<p>/a</p>');
+      await store.close();
+    });
+
+    test("the invalidating process drops its own copy before invalidate() resolves; others by pub/sub", async () => {
+      const p = prefix();
+      const a = new RedisStore({ url: URL, prefix: p, localTier: true });
+      const b = new RedisStore({ url: URL, prefix: p, localTier: true });
+      await a.set('k:/a', entry(await a.sequence(), '/a'), limits);
+      await until(() => heldLocally(a, 'k:/a'), 'a to hold /a locally');
+      await until(() => heldLocally(b, 'k:/a'), 'b to hold /a locally');
+      await a.invalidate(['/a']);
+      expect(a.get('k:/a')).toBeInstanceOf(Promise); // not local any more
+      expect(await a.get('k:/a')).toBeUndefined();
+      await until(async () => (await b.get('k:/a')) === undefined, 'b to drop /a');
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    test('while the subscription is down the tier is empty and bypassed', async () => {
+      const server = await RedisServer.start();
+      try {
+        const p = prefix();
+        const store = new RedisStore({ url: server.url, prefix: p, localTier: true });
+        const writer = new RedisStore({ url: server.url, prefix: p });
+        const admin2 = new Redis(server.url);
+        await store.set('k:/a', entry(await store.sequence(), '/a'), limits);
+        await until(() => heldLocally(store, 'k:/a'), 'the local tier to hold /a');
+        await admin2.client('KILL', 'TYPE', 'pubsub');
+        await until(() => store.get('k:/a') instanceof Promise, 'the tier to be bypassed');
+        // Another process invalidates while this store's subscription is down: the message is
+        // lost, and the page is still never served from the tier.
+        await writer.invalidate(['/a']);
+        expect(await store.get('k:/a')).toBeUndefined();
+        // Once resubscribed, the tier is used again, starting empty.
+        await writer.set('k:/a', entry(await writer.sequence(), '/a', { body: new Uint8Array([2]) }), limits);
+        await until(() => heldLocally(store, 'k:/a'), 'the tier to be back');
+        expect([...(store.get('k:/a') as StoredEntry).body]).toEqual([2]);
+        await Promise.all([store.close(), writer.close()]);
+        admin2.disconnect();
+      } finally {
+        await server.destroy();
+      }
+    });
+  });
+
+  httpBehaviourSuite('withDumper + RedisStore', (dumper, site) => listen(withDumper(dumper, (req, res) => void site.handle(nodeRequest(req)).then((r) => writeNode(res, r)))), {
+    store: () => new RedisStore({ url: URL, prefix: prefix() }),
+  });
+  httpBehaviourSuite(
+    'withDumper + RedisStore with local tier',
+    (dumper, site) => listen(withDumper(dumper, (req, res) => void site.handle(nodeRequest(req)).then((r) => writeNode(res, r)))),
+    { store: () => new RedisStore({ url: URL, prefix: prefix(), localTier: true }) },
+  );
+});

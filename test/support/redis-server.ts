@@ -1,0 +1,104 @@
+/**
+ * A private `redis-server` on its own loopback port, for tests that stop, pause and restart Redis
+ * (faults) or count what reaches it. It keeps nothing on disk unless asked to.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { reachable } from './services.js';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export class RedisServer {
+  readonly dir = mkdtempSync(join(tmpdir(), 'page-dumper-redis-'));
+  #child: ChildProcess | undefined;
+  private constructor(
+    readonly port: number,
+    readonly persist: boolean,
+  ) {}
+
+  /** Starts a server on a free port. `persist` keeps data across restarts (an RDB file in a temp dir). */
+  static async start(options: { persist?: boolean } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options.persist ?? false);
+    await server.restart();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined;
+  }
+
+  async restart(): Promise<void> {
+    if (this.#child) return;
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'no', '--save', ''];
+    if (this.persist) args.push('--dbfilename', 'dump.rdb');
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    this.#child = child;
+    child.once('exit', () => {
+      if (this.#child === child) this.#child = undefined;
+    });
+    await until(() => reachable(this.port), `redis-server on port ${this.port}`);
+  }
+
+  /** Stops the server (saving first when it persists) and waits until the port is closed. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    if (this.persist) {
+      // SHUTDOWN SAVE writes the RDB file even though automatic saves are off.
+      await new Promise<void>((resolve) => {
+        const socket = net.connect(this.port, '127.0.0.1', () => socket.end('SHUTDOWN SAVE\r\n'));
+        socket.on('close', () => resolve());
+        socket.on('error', () => resolve());
+      });
+    } else {
+      child.kill('SIGTERM');
+    }
+    await new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+    this.#child = undefined;
+    await until(async () => !(await reachable(this.port, '127.0.0.1', 200)), `port ${this.port} to close`);
+  }
+
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers, as with a slow Redis. */
+  pause(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
+  async destroy(): Promise<void> {
+    this.resume();
+    const child = this.#child;
+    if (child) {
+      child.kill('SIGKILL');
+      await new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+    }
+    this.#child = undefined;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
