@@ -241,6 +241,7 @@ export class Dumper {
   #openUntil = 0;
   /** Tags whose invalidation the store has not yet confirmed; nothing is read until it has. */
   readonly #pendingTags = new Set<string>();
+  #replayTimer: NodeJS.Timeout | undefined;
   #pendingClear = false;
   #flushing: Promise<void> | undefined;
 
@@ -588,6 +589,7 @@ export class Dumper {
     } catch (error) {
       this.#pendingClear = true;
       this.#fault('clear', error);
+      this.#scheduleReplay();
     }
   }
 
@@ -622,6 +624,7 @@ export class Dumper {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#replayTimer);
     this.#detachFlights();
     await this.#flushing;
     await this.store.close?.();
@@ -762,7 +765,27 @@ export class Dumper {
     } catch (error) {
       for (const t of unique) this.#pendingTags.add(t);
       this.#fault('invalidate', error);
+      this.#scheduleReplay();
     }
+  }
+
+  /**
+   * Retries failed invalidations on a timer too, not only when a request comes: with a shared
+   * store, other processes read it and cannot know what this one failed to write, so the sooner
+   * the store has it, the shorter their window. The timer backs off with the circuit breaker.
+   */
+  #scheduleReplay(): void {
+    if (this.#replayTimer !== undefined || this.#closed) return;
+    const delay = Math.max(this.#openUntil - Date.now(), 50);
+    this.#replayTimer = setTimeout(() => {
+      this.#replayTimer = undefined;
+      if (this.#closed || (this.#pendingTags.size === 0 && !this.#pendingClear)) return;
+      this.#flushing ??= this.#flushPending().finally(() => (this.#flushing = undefined));
+      void this.#flushing.then(() => {
+        if (this.#pendingTags.size !== 0 || this.#pendingClear) this.#scheduleReplay();
+      });
+    }, delay);
+    this.#replayTimer.unref();
   }
 
   #detachFlights(): void {

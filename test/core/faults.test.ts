@@ -118,4 +118,20 @@ describe('store faults never fail a request', () => {
     expect(t.store.inner.size).toBe(1);
     await t.close();
   });
+
+  test('a failed invalidation is retried on a timer, with no request needed, until the store takes it', async () => {
+    const t = await setup(30);
+    await t.get();
+    expect(t.store.inner.size).toBe(1);
+    t.store.down = true;
+    await t.dumper.invalidate('/p');
+    expect(t.store.inner.size).toBe(1);
+    await sleep(150); // a few retries fail while the store is down
+    t.store.down = false;
+    const start = Date.now();
+    while (t.store.inner.size !== 0 && Date.now() - start < 5000) await sleep(10);
+    // Another process reading the same store would now find the page gone.
+    expect(t.store.inner.size).toBe(0);
+    await t.close();
+  });
 });
