@@ -848,6 +848,12 @@ export class Dumper {
   }
 
   #fault(op: string, error: unknown): void {
+    // Operations that were in flight when the circuit opened fail together; they are one failure,
+    // or a burst of concurrent requests would push the cooldown to its maximum at once.
+    if (this.#openUntil > Date.now()) {
+      if (this.log.debugEnabled) this.log.debug(`store ${op} failed while the circuit is open`, { error: error as Error });
+      return;
+    }
     this.#failures++;
     const cooldown = Math.min(this.#storeCooldown * 2 ** (this.#failures - 1), MAX_COOLDOWN);
     this.#openUntil = Date.now() + cooldown;
