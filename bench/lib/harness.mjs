@@ -68,12 +68,20 @@ export const FRAMEWORK_VARIANTS = [
   { name: 'hono-front-door', kind: 'hit', xCache: 'HIT', ref: 'hono-bare', what: '`dumperFetch(dumper, app.fetch)` on @hono/node-server, hits' },
 ];
 
-/** A variant of either benchmark by name (bench/profile.mjs profiles both). */
+/** The variants of bench/stores.mjs: the front door on each store, hits. */
+export const STORE_VARIANTS = [
+  { name: 'store-memory', kind: 'hit', xCache: 'HIT', ref: 'store-memory', what: '`withDumper`, MemoryStore (the default)' },
+  { name: 'store-redis', kind: 'hit', xCache: 'HIT', ref: 'store-memory', what: '`withDumper`, RedisStore' },
+  { name: 'store-redis-local', kind: 'hit', xCache: 'HIT', ref: 'store-memory', what: '`withDumper`, RedisStore with `localTier: true`' },
+  { name: 'store-sqlite', kind: 'hit', xCache: 'HIT', ref: 'store-memory', what: '`withDumper`, SqliteStore (WAL file)' },
+];
+
+/** A variant of any benchmark by name (bench/profile.mjs profiles them all). */
 export function variantNamed(name) {
-  const v = VARIANTS.find((x) => x.name === name) ?? FRAMEWORK_VARIANTS.find((x) => x.name === name);
+  const all = [...VARIANTS, ...FRAMEWORK_VARIANTS, ...STORE_VARIANTS];
+  const v = all.find((x) => x.name === name);
   if (v === undefined) {
-    const all = [...new Set([...VARIANTS, ...FRAMEWORK_VARIANTS].map((x) => x.name))];
-    throw new Error(`unknown variant ${name}; one of ${all.join(', ')}`);
+    throw new Error(`unknown variant ${name}; one of ${[...new Set(all.map((x) => x.name))].join(', ')}`);
   }
   return v;
 }

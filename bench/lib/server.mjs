@@ -77,6 +77,24 @@ const variants = {
     const apicache = require('apicache');
     return http.createServer(originApp([apicache.middleware('1 hour')]));
   },
+  /**
+   * The front door on each store (bench/stores.mjs). The shared stores' servers read their
+   * address from BENCH_REDIS_URL and BENCH_SQLITE_PATH.
+   */
+  'store-memory': () => http.createServer(withDumper(made(), originApp([]))),
+  'store-redis': async () => {
+    const { RedisStore } = await import('page-dumper/redis');
+    return http.createServer(withDumper(made({ store: new RedisStore({ url: process.env.BENCH_REDIS_URL }) }), originApp([])));
+  },
+  'store-redis-local': async () => {
+    const { RedisStore } = await import('page-dumper/redis');
+    const store = new RedisStore({ url: process.env.BENCH_REDIS_URL, prefix: 'bench-local:', localTier: true });
+    return http.createServer(withDumper(made({ store }), originApp([])));
+  },
+  'store-sqlite': async () => {
+    const { SqliteStore } = await import('page-dumper/sqlite');
+    return http.createServer(withDumper(made({ store: new SqliteStore({ path: process.env.BENCH_SQLITE_PATH }) }), originApp([])));
+  },
   /** The origin alone, no cache. */
   origin: () => http.createServer(originApp([])),
   /** The origin behind dumperMiddleware, driven with a unique path per request: every request is a miss that is rendered and stored. */

@@ -236,8 +236,9 @@ export class RedisStore implements Store {
   async set(key: string, entry: StoredEntry, options: SetOptions): Promise<boolean> {
     this.#localLimits = options;
     const tags = entry.tags;
-    const keys = [this.#meta, this.#entryKey(key), `${this.#prefix}v:${entry.path}`];
-    for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
+    // The path tag's index set comes first: it is also the set of the path's variants.
+    const keys = [this.#meta, this.#entryKey(key), `${this.#prefix}t:${entry.path}`];
+    for (const tag of tags) if (tag !== entry.path) keys.push(`${this.#prefix}t:${tag}`);
     const args: Array<string | Buffer> = [
       encode(entry),
       String(entry.seq),
@@ -251,7 +252,7 @@ export class RedisStore implements Store {
 
   async invalidate(tags: readonly string[]): Promise<number> {
     const keys = [this.#meta, this.#order];
-    for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`, `${this.#prefix}v:${tag}`);
+    for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
     const seq = (await this.#run(SCRIPTS.invalidate, keys, [
       String(this.#maxTrackedTags),
       this.#local ? this.channel : '',
@@ -266,7 +267,7 @@ export class RedisStore implements Store {
     await this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : '']);
     this.#local?.clear();
     // Everything is already invalid (the floor moved); free the memory too.
-    await this.#deleteMatching(`${this.#prefix}[etv]:*`);
+    await this.#deleteMatching(`${this.#prefix}[et]:*`);
   }
 
   async close(): Promise<void> {

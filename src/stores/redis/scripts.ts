@@ -9,8 +9,9 @@
  *                eviction or a flush loses all of it or none of it.
  * - `{p}z`       sorted set: tag → invalidation point, the age order used to bound `{p}m`.
  * - `{p}e:<key>` hash: `v` (the encoded entry), `s` (its sequence number), `t` (its tags, JSON).
- * - `{p}t:<tag>` set: keys of the entries carrying the tag, for eager freeing.
- * - `{p}v:<path>` set: keys of the query-string variants of a path, for the variant bound.
+ * - `{p}t:<tag>` set: keys of the entries carrying the tag, for eager freeing. The set of an
+ *                entry's path tag lists the query-string variants of the path: it also serves the
+ *                variant bound.
  *
  * Sequence numbers are integers below 2^53; every number written goes through string.format('%d')
  * because Redis turns a Lua number argument into text with an exponent past 1e14.
@@ -66,7 +67,7 @@ return (meta(KEYS[1]))
 `;
 
 /**
- * set. KEYS: meta, entry, variants, then one index set per tag.
+ * set. KEYS: meta, entry, then one index set per tag, the path tag's first (the variants).
  * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, then the tags.
  * Answers 1 when stored, 0 when refused (a tag invalidated after seq, a floor above it, the meta
  * hash lost since the render started, or too many variants of the path).
@@ -81,6 +82,7 @@ for i = 3, #v do
   if v[i] and tonumber(v[i]) > s then return 0 end
 end
 local ttl = tonumber(ARGV[4])
+-- KEYS[3] is the index set of the path tag: the variants of the path.
 if redis.call('SISMEMBER', KEYS[3], KEYS[2]) == 0 then
   local max = tonumber(ARGV[5])
   if redis.call('SCARD', KEYS[3]) >= max then
@@ -104,7 +106,7 @@ return 1
 `;
 
 /**
- * invalidate. KEYS: meta, age order, then per tag its index set and its variants set.
+ * invalidate. KEYS: meta, age order, then the index set of every tag.
  * ARGV: max tracked tags, pub/sub channel ('' for none), then the tags.
  * Bumps the sequence number once, records it as every tag's invalidation point, frees the entries
  * the index sets list, bounds the meta hash, and publishes `<seq> <tags as JSON>` for local tiers.
@@ -128,14 +130,18 @@ for from = 1, n, batch do
   redis.call('HSET', KEYS[1], unpack(h))
   redis.call('ZADD', KEYS[2], unpack(z))
 end
+-- Free the entries listed by the index sets, and the sets, a few hundred keys per UNLINK.
+local doomed = {}
 for i = 1, n do
-  local idx = KEYS[2 * i + 1]
-  local members = redis.call('SMEMBERS', idx)
-  for from = 1, #members, batch do
-    redis.call('UNLINK', unpack(members, from, math.min(from + batch - 1, #members)))
+  local idx = KEYS[i + 2]
+  doomed[#doomed + 1] = idx
+  for _, k in ipairs(redis.call('SMEMBERS', idx)) do doomed[#doomed + 1] = k end
+  if #doomed >= batch then
+    redis.call('UNLINK', unpack(doomed))
+    doomed = {}
   end
-  redis.call('UNLINK', idx, KEYS[2 * i + 2])
 end
+if #doomed > 0 then redis.call('UNLINK', unpack(doomed)) end
 -- Bound the invalidation points: fold the oldest half into the floor. Entries older than the
 -- folded points become invalid, which is safe (a re-render) and rare.
 local tracked = redis.call('ZCARD', KEYS[2])
