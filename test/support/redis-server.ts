@@ -34,11 +34,15 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     readonly persist: boolean,
+    readonly cluster: boolean,
   ) {}
 
-  /** Starts a server on a free port. `persist` keeps data across restarts (an RDB file in a temp dir). */
-  static async start(options: { persist?: boolean } = {}): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), options.persist ?? false);
+  /**
+   * Starts a server on a free port. `persist` keeps data across restarts (an RDB file in a temp
+   * dir); `cluster` starts it with cluster mode on (see `startCluster`).
+   */
+  static async start(options: { persist?: boolean; cluster?: boolean } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options.persist ?? false, options.cluster ?? false);
     await server.restart();
     return server;
   }
@@ -55,6 +59,7 @@ export class RedisServer {
     if (this.#child) return;
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'no', '--save', ''];
     if (this.persist) args.push('--dbfilename', 'dump.rdb');
+    if (this.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf'));
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.#child = child;
     child.once('exit', () => {
@@ -101,4 +106,27 @@ export class RedisServer {
     this.#child = undefined;
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A Redis Cluster of `size` masters (no replicas) on free ports, slots spread over them. */
+export async function startCluster(size = 3): Promise<{ nodes: RedisServer[]; destroy(): Promise<void> }> {
+  const nodes = await Promise.all(Array.from({ length: size }, () => RedisServer.start({ cluster: true })));
+  const create = spawn('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    stdio: 'ignore',
+  });
+  const code = await new Promise<number | null>((resolve) => create.once('exit', resolve));
+  const destroy = async () => {
+    await Promise.all(nodes.map((n) => n.destroy()));
+  };
+  if (code !== 0) {
+    await destroy();
+    throw new Error(`redis-cli --cluster create exited with ${code}`);
+  }
+  // The cluster is usable once every node agrees that all slots are served.
+  const { Redis } = await import('ioredis');
+  const probe = new Redis(nodes[0]!.port, '127.0.0.1', { lazyConnect: true });
+  await probe.connect();
+  await until(async () => /cluster_state:ok/.test(String(await probe.cluster('INFO'))), 'the cluster to be ready');
+  probe.disconnect();
+  return { nodes, destroy };
 }
