@@ -1,0 +1,544 @@
+/**
+ * page-dumper/sqlite: a store in one SQLite file (better-sqlite3), shared by every process on the
+ * machine that opens the same file.
+ *
+ * ```ts
+ * import { SqliteStore } from 'page-dumper/sqlite';
+ * const dumper = createDumper({ store: new SqliteStore({ path: '/var/cache/site/pages.sqlite' }) });
+ * ```
+ *
+ * Only this entry point imports better-sqlite3 (an optional peer dependency): `page-dumper` itself
+ * never loads it.
+ */
+import Database from 'better-sqlite3';
+import { DumperError } from '../../core/errors.js';
+import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
+
+export interface SqliteStoreOptions {
+  /**
+   * The database file, created (with its tables) if missing. Every process that opens the same
+   * file shares the cache: an invalidation committed by one is seen by the next read of all.
+   * The store opens it in WAL mode and closes it in `close()`. Give `path` or `database`.
+   * The directory must exist. `':memory:'` works but is private to the store, like a MemoryStore.
+   */
+  path?: string;
+  /**
+   * An open better-sqlite3 database to keep the tables in (the app's own, say). Its settings are
+   * left as they are (open it in WAL mode, `db.pragma('journal_mode = WAL')`, so that readers do
+   * not wait for writers), and `close()` leaves it open. Give `path` or `database`.
+   */
+  database?: Database.Database;
+  /**
+   * Prefix of the store's table, index and trigger names, so that several stores (or the app's
+   * own tables) can live in one file. Letters, digits and `_`, not starting with a digit.
+   * @default 'page_dumper_'
+   */
+  tablePrefix?: string;
+  /**
+   * Upper bound of the bytes the entries take: bodies, headers, keys and tags, plus a fixed
+   * overhead per entry and per tag. The oldest stored entries are evicted past it. The file is
+   * larger by SQLite's own page overhead, and keeps its size when entries go (freed pages are
+   * reused, `VACUUM` gives them back).
+   * @default 256 MiB
+   */
+  maxBytes?: number;
+  /**
+   * Upper bound of the number of entries, on top of `maxBytes`; the oldest stored are evicted
+   * past it.
+   * @default unbounded (only `maxBytes` applies)
+   */
+  maxEntries?: number;
+  /**
+   * How many tag invalidation points are kept before they are folded into one floor sequence
+   * number (fills that started before the floor are then refused: safe, slightly fewer stores
+   * for renders in flight at that moment).
+   * @default 10000
+   */
+  maxTrackedTags?: number;
+  /**
+   * Bytes of entries this process keeps decoded, least recently used evicted past it. Such a copy
+   * is never served on trust: every `get()` first looks the key up in the file (one index lookup,
+   * no row read) and serves the copy only if the row it was read from is still the key's row.
+   * Rows are never updated in place and their ids never reused, so the same id means the same
+   * entry. A hit from the copy skips reading and decoding the body. `0` turns it off.
+   * @default 16 MiB
+   */
+  localBytes?: number;
+  /**
+   * How long, in milliseconds, an operation waits for another process's write to finish before
+   * it fails (the dumper then answers from the app and retries later). better-sqlite3 waits
+   * synchronously: the event loop is blocked for as long. Writes are short, so waits are too.
+   * Only with `path`; set the timeout of an injected `database` when opening it.
+   * @default 5000
+   */
+  busyTimeout?: number;
+}
+
+/** Bytes counted per entry on top of its body, headers, key and tags: the row, its rowid and key index. */
+const ENTRY_OVERHEAD = 128;
+/** Bytes counted per tag of an entry: its row in the tag index. */
+const TAG_OVERHEAD = 24;
+/** The layout of the tables; a file made by another layout is refused at construction. */
+const SCHEMA_VERSION = 1;
+const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** `PRAGMA synchronous` levels. */
+const SYNC_FULL = 2;
+
+interface EntryRow {
+  id: number;
+  status: number;
+  headers: string;
+  tags: string;
+  etag: string;
+  stored_at: number;
+  seq: number;
+  path: string;
+  body: Buffer;
+}
+
+/** A decoded entry kept in this process, with the id of the row it was read from. */
+interface LocalEntry {
+  readonly id: number;
+  readonly entry: StoredEntry;
+  readonly size: number;
+}
+
+interface CountRow {
+  bytes: number;
+  entries: number;
+}
+
+function positiveInteger(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`page-dumper: SqliteStore option "${name}" must be a positive integer, got ${String(value)}`);
+  }
+}
+
+function byteLength(s: string): number {
+  return Buffer.byteLength(s);
+}
+
+/**
+ * A store in one SQLite file, for several processes on one machine (cluster workers, pm2, a
+ * CLI next to the server): every read goes to the file, so an invalidation committed by one
+ * process is seen by the next `get()` of every other, with no bus. The file survives restarts:
+ * entries are kept and the sequence number never goes back.
+ *
+ * Answers synchronously (better-sqlite3 is synchronous), so a hit allocates no promise. A hit
+ * never writes: it is one lookup in the key's index, then either the copy this process decoded
+ * from that very row (see `localBytes`) or a read of the row. A fill, an invalidation and `clear()`
+ * are each one `BEGIN IMMEDIATE` transaction, which serializes them across processes: the
+ * sequence bump, the tag invalidation points and the deletion of the entries they reach commit
+ * together or not at all. Because invalidation deletes the entries it reaches in that same
+ * transaction, and a fill checks the points in its own, a row in the table is always valid: a
+ * read needs no check of tags.
+ */
+export class SqliteStore implements Store {
+  /** The database the tables live in. */
+  readonly database: Database.Database;
+  readonly tablePrefix: string;
+  readonly maxBytes: number;
+  readonly maxEntries: number;
+  readonly localBytes: number;
+  /** key → decoded entry; the Map's order is the recency order (oldest first). */
+  readonly #local = new Map<string, LocalEntry>();
+  #localUsed = 0;
+  readonly #owned: boolean;
+  /** The connection's `synchronous` level outside invalidations (see `#durably`). */
+  readonly #sync: number;
+  #closed = false;
+
+  readonly #get: Database.Statement<[string], EntryRow>;
+  readonly #idOf: Database.Statement<[string], number>;
+  readonly #seq: Database.Statement<[], number>;
+  readonly #counts: Database.Statement<[], CountRow>;
+  readonly #setSync: Database.Statement<[], unknown>;
+  readonly #restoreSync: Database.Statement<[], unknown>;
+  readonly #set: (key: string, entry: StoredEntry, options: SetOptions) => boolean;
+  readonly #invalidate: (tags: readonly string[]) => number;
+  readonly #clear: () => void;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError('page-dumper: SqliteStore options must be an object with a "path" or a "database"');
+    }
+    const {
+      path,
+      database,
+      tablePrefix = 'page_dumper_',
+      maxBytes = 256 * 2 ** 20,
+      maxEntries,
+      maxTrackedTags = 10_000,
+      localBytes = 16 * 2 ** 20,
+      busyTimeout,
+    } = options;
+    if (path !== undefined && database !== undefined) {
+      throw new TypeError('page-dumper: SqliteStore takes a "path" or a "database", not both');
+    }
+    if (path === undefined && database === undefined) {
+      throw new TypeError('page-dumper: SqliteStore needs a "path" (a database file, created if missing) or a "database" (an open better-sqlite3 Database)');
+    }
+    if (path !== undefined && (typeof path !== 'string' || path === '')) {
+      throw new TypeError(`page-dumper: SqliteStore option "path" must be a non-empty string, got ${path === '' ? 'an empty string' : typeof path}`);
+    }
+    if (database !== undefined && !isDatabase(database)) {
+      throw new TypeError('page-dumper: SqliteStore option "database" must be an open better-sqlite3 Database');
+    }
+    if (typeof tablePrefix !== 'string' || !TABLE_PREFIX.test(tablePrefix)) {
+      throw new TypeError(
+        `page-dumper: SqliteStore option "tablePrefix" must be letters, digits and "_", not starting with a digit, got ${JSON.stringify(tablePrefix)}`,
+      );
+    }
+    positiveInteger('maxBytes', maxBytes);
+    if (maxEntries !== undefined) positiveInteger('maxEntries', maxEntries);
+    positiveInteger('maxTrackedTags', maxTrackedTags);
+    if (typeof localBytes !== 'number' || !Number.isSafeInteger(localBytes) || localBytes < 0) {
+      throw new TypeError(`page-dumper: SqliteStore option "localBytes" must be a non-negative integer, got ${String(localBytes)}`);
+    }
+    if (busyTimeout !== undefined) {
+      if (database !== undefined) {
+        throw new TypeError('page-dumper: SqliteStore option "busyTimeout" applies to a "path" only; open the injected database with its own timeout');
+      }
+      if (typeof busyTimeout !== 'number' || !Number.isSafeInteger(busyTimeout) || busyTimeout < 0) {
+        throw new TypeError(`page-dumper: SqliteStore option "busyTimeout" must be a non-negative integer (milliseconds), got ${String(busyTimeout)}`);
+      }
+    }
+    this.tablePrefix = tablePrefix;
+    this.maxBytes = maxBytes;
+    this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
+    this.localBytes = localBytes;
+    this.#owned = database === undefined;
+
+    let db: Database.Database | undefined = database;
+    try {
+      if (db === undefined) {
+        db = new Database(path!, { timeout: busyTimeout ?? 5000 });
+        // WAL: a read never waits for a write (nor a write for reads), and each read sees the
+        // last committed transaction of every process. Setting it needs the file for a moment,
+        // hence the busy timeout first (given to the constructor above).
+        db.pragma('journal_mode = WAL');
+        // NORMAL in WAL syncs at checkpoints instead of at every commit: a fill costs no fsync,
+        // and the file stays consistent through a crash. A power loss may only lose the last
+        // commits: harmless for a fill (a miss later), not for an invalidation, so those are
+        // made durable one by one (see #durably).
+        db.pragma('synchronous = NORMAL');
+        // The WAL is reused after each checkpoint, but its file keeps its largest size unless told.
+        db.pragma('journal_size_limit = 16777216');
+      }
+      this.database = db;
+      this.#sync = Number(db.pragma('synchronous', { simple: true }));
+      this.#createTables(db);
+      const p = tablePrefix;
+      const prepare = <P extends unknown[], R>(sql: string) => db!.prepare<P, R>(sql).safeIntegers(false);
+
+      this.#get = prepare<[string], EntryRow>(
+        `SELECT id, status, headers, tags, etag, stored_at, seq, path, body FROM ${p}entries WHERE key = ?`,
+      );
+      // Answered from the key's unique index alone (it holds the rowid): no table page is read.
+      this.#idOf = prepare<[string], number>(`SELECT id FROM ${p}entries WHERE key = ?`).pluck();
+      this.#seq = prepare<[], number>(`SELECT seq FROM ${p}state WHERE id = 1`).pluck();
+      this.#counts = prepare<[], CountRow>(`SELECT bytes, entries FROM ${p}state WHERE id = 1`);
+      this.#setSync = db.prepare(`PRAGMA synchronous = ${Math.max(this.#sync, SYNC_FULL)}`);
+      this.#restoreSync = db.prepare(`PRAGMA synchronous = ${this.#sync}`);
+
+      // Tags travel as one JSON array (json_each): a statement per call, not one per tag, which
+      // makes an invalidation of 10,000 paths about three times faster.
+      const refusal = prepare<[string], { floor: number; point: number | null }>(
+        `SELECT floor, (SELECT max(seq) FROM ${p}tag_points WHERE tag IN (SELECT value FROM json_each(?))) AS point FROM ${p}state WHERE id = 1`,
+      );
+      const deleteKey = prepare<[string], unknown>(`DELETE FROM ${p}entries WHERE key = ?`);
+      const variants = prepare<[string, number], number>(`SELECT count(*) FROM (SELECT 1 FROM ${p}entries WHERE path = ? LIMIT ?)`).pluck();
+      const insert = prepare<[string, string, number, number, string, string, string, number, number, Uint8Array], unknown>(
+        `INSERT INTO ${p}entries (key, path, seq, status, headers, tags, etag, stored_at, size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const insertTags = prepare<[number | bigint, string], unknown>(
+        `INSERT OR IGNORE INTO ${p}entry_tags (tag, entry) SELECT value, ? FROM json_each(?)`,
+      );
+      const evictOldest = prepare<[], unknown>(`DELETE FROM ${p}entries WHERE id = (SELECT min(id) FROM ${p}entries)`);
+      const bump = prepare<[], number>(`UPDATE ${p}state SET seq = seq + 1 WHERE id = 1 RETURNING seq`).pluck();
+      const points = prepare<[number, string], unknown>(
+        `INSERT INTO ${p}tag_points (tag, seq) SELECT value, ? FROM json_each(?) WHERE true ON CONFLICT (tag) DO UPDATE SET seq = excluded.seq`,
+      );
+      const deleteTagged = prepare<[string], unknown>(
+        `DELETE FROM ${p}entries WHERE id IN (SELECT entry FROM ${p}entry_tags WHERE tag IN (SELECT value FROM json_each(?)))`,
+      );
+      const pointCount = prepare<[], number>(`SELECT count(*) FROM ${p}tag_points`).pluck();
+      const fold = prepare<[number], unknown>(`UPDATE ${p}state SET floor = ? WHERE id = 1`);
+      const dropPoints = prepare<[], unknown>(`DELETE FROM ${p}tag_points`);
+      const clearState = prepare<[], number>(`UPDATE ${p}state SET seq = seq + 1, floor = seq + 1 WHERE id = 1 RETURNING seq`).pluck();
+      const dropEntries = prepare<[], unknown>(`DELETE FROM ${p}entries`);
+      const counts = this.#counts;
+
+      const maxEntriesBound = this.maxEntries;
+      /** Stores the entry; its row id, or `undefined` when it is refused. */
+      const setTx = db.transaction((key: string, entry: StoredEntry, options: SetOptions): number | undefined => {
+        const tags = JSON.stringify(entry.tags);
+        const { floor, point } = refusal.get(tags)!;
+        if (entry.seq < floor || (point !== null && point > entry.seq)) return undefined;
+        const headers = JSON.stringify(entry.headers);
+        let size = ENTRY_OVERHEAD + byteLength(key) + byteLength(entry.path) + byteLength(headers) + byteLength(tags) + byteLength(entry.etag);
+        size += entry.body.byteLength;
+        for (const tag of entry.tags) size += byteLength(tag) + TAG_OVERHEAD;
+        if (size > maxBytes) return undefined;
+        deleteKey.run(key);
+        if (variants.get(entry.path, options.maxVariantsPerPath)! >= options.maxVariantsPerPath) return undefined;
+        const { lastInsertRowid } = insert.run(
+          key,
+          entry.path,
+          entry.seq,
+          entry.status,
+          headers,
+          tags,
+          entry.etag,
+          entry.storedAt,
+          size,
+          entry.body,
+        ) as Database.RunResult;
+        insertTags.run(lastInsertRowid, tags);
+        // Evicts in storing order (the rowid): a hit stays a pure read, with no write to record
+        // its use. Recording it would take the file's one write lock on every hit, serializing
+        // the hits of every process behind each other and behind every fill.
+        for (;;) {
+          const c = counts.get()!;
+          if (c.bytes <= maxBytes && c.entries <= maxEntriesBound) break;
+          evictOldest.run();
+        }
+        return Number(lastInsertRowid);
+      });
+      this.#set = (key, entry, options) => {
+        const id = setTx.immediate(key, entry, options);
+        if (id === undefined) return false;
+        this.#keep(key, id, entry);
+        return true;
+      };
+
+      const maxTracked = maxTrackedTags;
+      const invalidateTx = db.transaction((tags: readonly string[]): number => {
+        const seq = bump.get()!;
+        if (tags.length === 0) return seq;
+        const json = JSON.stringify(tags);
+        points.run(seq, json);
+        deleteTagged.run(json);
+        if (pointCount.get()! > maxTracked) {
+          fold.run(seq);
+          dropPoints.run();
+        }
+        return seq;
+      });
+      this.#invalidate = (tags) => invalidateTx.immediate(tags);
+
+      const clearTx = db.transaction((): void => {
+        clearState.get();
+        dropEntries.run();
+        dropPoints.run();
+      });
+      this.#clear = () => clearTx.immediate();
+
+      // Fail here, not on the first request, when the file cannot be written (read-only, full
+      // disk, another program's lock): this writes without changing anything.
+      db.transaction(() => db!.prepare(`UPDATE ${p}state SET seq = seq WHERE id = 1`).run()).immediate();
+    } catch (error) {
+      if (this.#owned && db?.open) db.close();
+      if (error instanceof TypeError && String(error.message).startsWith('page-dumper:')) throw error;
+      const where = path ?? (database as Database.Database).name;
+      throw new DumperError(
+        'DUMPER_STORE_FAILURE',
+        `page-dumper: SqliteStore could not use the database "${where}": ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Number of entries held (by every process sharing the file). */
+  get size(): number {
+    return this.#open().#counts.get()!.entries;
+  }
+
+  /** Bytes accounted to the entries held (see `maxBytes`). */
+  get bytes(): number {
+    return this.#open().#counts.get()!.bytes;
+  }
+
+  sequence(): number {
+    return this.#open().#seq.get()!;
+  }
+
+  get(key: string): StoredEntry | undefined {
+    const local = this.#local;
+    if (this.localBytes !== 0) {
+      const id = this.#open().#idOf.get(key);
+      const kept = local.get(key);
+      if (id === undefined) {
+        if (kept !== undefined) this.#forget(key, kept);
+        return undefined;
+      }
+      if (kept !== undefined) {
+        if (kept.id === id) {
+          if (local.size > 1) {
+            local.delete(key);
+            local.set(key, kept);
+          }
+          return kept.entry;
+        }
+        this.#forget(key, kept);
+      }
+    }
+    const row = this.#open().#get.get(key);
+    if (row === undefined) return undefined;
+    const entry: StoredEntry = {
+      status: row.status,
+      headers: JSON.parse(row.headers) as string[],
+      body: row.body,
+      etag: row.etag,
+      storedAt: row.stored_at,
+      seq: row.seq,
+      path: row.path,
+      tags: JSON.parse(row.tags) as string[],
+    };
+    this.#keep(key, row.id, entry);
+    return entry;
+  }
+
+  set(key: string, entry: StoredEntry, options: SetOptions): boolean {
+    return this.#open().#set(key, entry, options);
+  }
+
+  invalidate(tags: readonly string[]): number {
+    this.#open();
+    return this.#durably(() => this.#invalidate(tags));
+  }
+
+  clear(): void {
+    this.#open();
+    this.#durably(this.#clear);
+    this.#local.clear();
+    this.#localUsed = 0;
+  }
+
+  /** Closes the database if the store opened it (`path`); an injected `database` stays open. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#local.clear();
+    this.#localUsed = 0;
+    if (this.#owned) this.database.close();
+  }
+
+  /** Keeps a decoded entry in this process (see `localBytes`). */
+  #keep(key: string, id: number, entry: StoredEntry): void {
+    // A row written or read inside the app's own transaction (an injected database) may be rolled
+    // back, and its id given again to another entry: only committed rows are kept.
+    if (this.localBytes === 0 || this.database.inTransaction) return;
+    const local = this.#local;
+    const old = local.get(key);
+    if (old !== undefined) this.#forget(key, old);
+    let size = ENTRY_OVERHEAD + key.length * 2 + entry.body.byteLength;
+    for (const h of entry.headers) size += h.length * 2;
+    for (const t of entry.tags) size += t.length * 2;
+    if (size > this.localBytes) return;
+    local.set(key, { id, entry, size });
+    this.#localUsed += size;
+    while (this.#localUsed > this.localBytes) {
+      const oldest = local.entries().next().value!;
+      this.#forget(oldest[0], oldest[1]);
+    }
+  }
+
+  #forget(key: string, kept: LocalEntry): void {
+    this.#local.delete(key);
+    this.#localUsed -= kept.size;
+  }
+
+  #open(): this {
+    if (this.#closed) throw new Error('page-dumper: the SqliteStore is closed');
+    return this;
+  }
+
+  /**
+   * Runs an invalidation with the commit synced to disk. The app's own write is durable by the
+   * time it invalidates; if the invalidation were not, a power loss could bring back, after the
+   * reboot, entries that it had deleted: stale pages served forever. Syncing the WAL also makes
+   * every earlier commit durable, so fills never need it.
+   */
+  #durably<T>(fn: () => T): T {
+    // Inside the app's own transaction on an injected database the level cannot change (SQLite
+    // refuses); the app's commit decides.
+    if (this.#sync >= SYNC_FULL || this.database.inTransaction) return fn();
+    this.#setSync.run();
+    try {
+      return fn();
+    } finally {
+      this.#restoreSync.run();
+    }
+  }
+
+  #createTables(db: Database.Database): void {
+    const p = this.tablePrefix;
+    db.transaction(() => {
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS ${p}state (
+          id INTEGER PRIMARY KEY CHECK (id = 1),
+          version INTEGER NOT NULL,
+          seq INTEGER NOT NULL,
+          floor INTEGER NOT NULL,
+          bytes INTEGER NOT NULL,
+          entries INTEGER NOT NULL
+        );
+        INSERT OR IGNORE INTO ${p}state (id, version, seq, floor, bytes, entries) VALUES (1, ${SCHEMA_VERSION}, 0, 0, 0, 0);
+      `);
+      const version = db.prepare<[], number>(`SELECT version FROM ${p}state WHERE id = 1`).pluck().safeIntegers(false).get();
+      if (version !== SCHEMA_VERSION) {
+        throw new Error(
+          `its tables "${p}*" have layout version ${String(version)}, this version of page-dumper uses ${SCHEMA_VERSION}: use another tablePrefix, or drop them`,
+        );
+      }
+      db.exec(`
+        -- AUTOINCREMENT: an id is never reused, even after the newest row was deleted, so an id
+        -- names one entry for good (the local copies rely on it).
+        CREATE TABLE IF NOT EXISTS ${p}entries (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          key TEXT NOT NULL UNIQUE,
+          path TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          status INTEGER NOT NULL,
+          headers TEXT NOT NULL,
+          tags TEXT NOT NULL,
+          etag TEXT NOT NULL,
+          stored_at INTEGER NOT NULL,
+          size INTEGER NOT NULL,
+          body BLOB NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS ${p}entries_path ON ${p}entries (path);
+        CREATE TABLE IF NOT EXISTS ${p}entry_tags (
+          tag TEXT NOT NULL,
+          entry INTEGER NOT NULL,
+          PRIMARY KEY (tag, entry)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS ${p}entry_tags_entry ON ${p}entry_tags (entry);
+        CREATE TABLE IF NOT EXISTS ${p}tag_points (
+          tag TEXT PRIMARY KEY,
+          seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TRIGGER IF NOT EXISTS ${p}entry_added AFTER INSERT ON ${p}entries BEGIN
+          UPDATE ${p}state SET bytes = bytes + new.size, entries = entries + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER IF NOT EXISTS ${p}entry_removed AFTER DELETE ON ${p}entries BEGIN
+          DELETE FROM ${p}entry_tags WHERE entry = old.id;
+          UPDATE ${p}state SET bytes = bytes - old.size, entries = entries - 1 WHERE id = 1;
+        END;
+      `);
+    }).immediate();
+  }
+}
+
+function isDatabase(value: unknown): value is Database.Database {
+  const db = value as Partial<Database.Database> | null;
+  return (
+    typeof db === 'object' &&
+    db !== null &&
+    typeof db.prepare === 'function' &&
+    typeof db.transaction === 'function' &&
+    typeof db.pragma === 'function' &&
+    db.open === true
+  );
+}

@@ -1,0 +1,353 @@
+/**
+ * SqliteStore across real processes: several app processes (test/stores/fixtures/sqlite-server.mjs)
+ * share one page cache file and one data file. After a write through one process has answered, no
+ * process serves the old page; under concurrent readers and writers spread over the processes, no
+ * response shows data older than what a write had committed before that request was sent. The
+ * same check, run against processes that skip the invalidation, finds stale pages: it can fail.
+ *
+ * The children run plain JavaScript, so the package is compiled first (only the entry points they
+ * use) into a directory of its own under .tmp/, never touching dist/. The same build runs the
+ * example of docs/stores.md, a cluster of two workers.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const fixture = join(root, 'test/stores/fixtures/sqlite-server.mjs');
+let build: string;
+
+beforeAll(() => {
+  mkdirSync(join(root, '.tmp'), { recursive: true });
+  build = mkdtempSync(join(root, '.tmp', 'sqlite-multiprocess-'));
+  const entries = ['index.ts', 'http/node/index.ts', 'stores/sqlite/index.ts'];
+  writeFileSync(
+    join(build, 'tsconfig.json'),
+    JSON.stringify({
+      extends: join(root, 'tsconfig.build.json'),
+      compilerOptions: { rootDir: join(root, 'src'), outDir: join(build, 'dist'), declaration: false },
+      files: entries.map((e) => join(root, 'src', e)),
+      include: [],
+    }),
+  );
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(build, 'tsconfig.json')], { encoding: 'utf8' });
+  // A type error elsewhere still emits JavaScript; only missing output stops the test.
+  for (const e of entries) {
+    const out = join(build, 'dist', e.replace(/\.ts$/, '.js'));
+    if (!existsSync(out)) throw new Error(`the build did not write ${out}:\n${tsc.stdout}${tsc.stderr}`);
+  }
+  // The package's own exports, so that code in `build` imports 'page-dumper/sqlite' by name.
+  copyFileSync(join(root, 'package.json'), join(build, 'package.json'));
+}, 180_000);
+
+afterAll(() => {
+  if (build) rmSync(build, { recursive: true, force: true });
+});
+
+interface App {
+  name: string;
+  url: string;
+  child: ChildProcess;
+}
+
+const running = new Set<ChildProcess>();
+
+function stop(child: ChildProcess): Promise<void> {
+  running.delete(child);
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      done();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+afterAll(async () => {
+  await Promise.all([...running].map(stop));
+});
+
+/** Starts one app process and resolves once it listens. */
+function startApp(name: string, env: Record<string, string>): Promise<App> {
+  const child = spawn(process.execPath, [fixture], {
+    env: { ...process.env, ...env, NAME: name, PAGE_DUMPER_DIST: join(build, 'dist') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let output = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  return new Promise((ok, fail) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      const m = /LISTENING (\d+)/.exec(d);
+      if (m) ok({ name, url: `http://127.0.0.1:${m[1]}`, child });
+    });
+    child.once('exit', (code) => fail(new Error(`${name} exited with ${code}: ${output}`)));
+  });
+}
+
+/** A cache file and a data file with `items` items at version 0, in a directory of their own. */
+function files(items: number): { CACHE_DB: string; DATA_DB: string } {
+  const dir = mkdtempSync(join(build, 'run-'));
+  const DATA_DB = join(dir, 'data.sqlite');
+  const db = new Database(DATA_DB);
+  db.pragma('journal_mode = WAL');
+  db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)');
+  const insert = db.prepare('INSERT INTO items (id, version) VALUES (?, 0)');
+  for (let id = 1; id <= items; id++) insert.run(id);
+  db.close();
+  return { CACHE_DB: join(dir, 'pages.sqlite'), DATA_DB };
+}
+
+interface Page {
+  cache: string | undefined;
+  /** item id → version shown. */
+  versions: Map<number, number>;
+  by: string;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+afterAll(() => agent.destroy());
+
+/**
+ * One request with the Host a load balancer would pass on: the same for every process (the host
+ * is part of the key, and each process listens on its own port).
+ */
+function request(app: App, method: string, path: string): Promise<{ status: number; cache: string | undefined; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = http.request(app.url + path, { method, agent, headers: { host: 'shop.test' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => ok({ status: res.statusCode!, cache: res.headers['x-cache'] as string | undefined, body }));
+    });
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+async function read(app: App, path: string): Promise<Page> {
+  const res = await request(app, 'GET', path);
+  if (res.status !== 200) throw new Error(`GET ${path} on ${app.name}: ${res.status} ${res.body}`);
+  const versions = new Map<number, number>();
+  for (const m of res.body.matchAll(/data-id="(\d+)" data-version="(\d+)"/g)) versions.set(Number(m[1]), Number(m[2]));
+  return { cache: res.cache, versions, by: /rendered by (\w+)/.exec(res.body)?.[1] ?? '?' };
+}
+
+async function write(app: App, id: number): Promise<number> {
+  const res = await request(app, 'POST', `/item/${id}`);
+  if (res.status !== 200) throw new Error(`POST /item/${id} on ${app.name}: ${res.status} ${res.body}`);
+  return (JSON.parse(res.body) as { version: number }).version;
+}
+
+interface LoadResult {
+  checked: number;
+  reads: number;
+  writes: number;
+  hits: number;
+  stale: string[];
+  /** Hits served by a process other than the one that rendered the page. */
+  crossHits: number;
+}
+
+/**
+ * `clients` concurrent loops send `requests` requests in all to random processes: a tenth are
+ * writes, the rest read one item or the list. Every read is checked against the versions whose
+ * writes had answered before it was sent.
+ */
+async function load(apps: App[], items: number, requests: number, clients: number): Promise<LoadResult> {
+  const committed = new Map<number, number>();
+  for (let id = 1; id <= items; id++) committed.set(id, 0);
+  const result: LoadResult = { checked: 0, reads: 0, writes: 0, hits: 0, stale: [], crossHits: 0 };
+  let sent = 0;
+  const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
+  const ids = [...committed.keys()];
+  async function client(): Promise<void> {
+    while (sent < requests) {
+      sent++;
+      const app = pick(apps);
+      if (Math.random() < 0.1) {
+        const id = pick(ids);
+        const version = await write(app, id);
+        if (version > committed.get(id)!) committed.set(id, version);
+        result.writes++;
+        continue;
+      }
+      const path = Math.random() < 0.25 ? '/items' : `/item/${pick(ids)}`;
+      const floor = new Map(committed);
+      const page = await read(app, path);
+      result.reads++;
+      if (page.cache === 'HIT') {
+        result.hits++;
+        if (page.by !== app.name) result.crossHits++;
+      }
+      if (page.versions.size === 0) throw new Error(`GET ${path}: no versions in the page`);
+      for (const [id, version] of page.versions) {
+        result.checked++;
+        if (version < floor.get(id)!) result.stale.push(`${app.name} ${path} (${page.cache}, by ${page.by}): item ${id} version ${version} < ${floor.get(id)}`);
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: clients }, client));
+  return result;
+}
+
+describe('SqliteStore shared by several app processes', () => {
+  test('after a write through process A has answered, process B never serves the old page', async () => {
+    const env = files(2);
+    const [a, b] = await Promise.all([startApp('A', env), startApp('B', env)]);
+    try {
+      for (let round = 1; round <= 5; round++) {
+        const at = (what: string) => `round ${round}: ${what}`;
+        // B has the pages cached: the item, and the list (reached through the item's tag).
+        await read(b, '/item/1');
+        await read(b, '/items');
+        expect((await read(b, '/item/1')).cache, at('B /item/1 before the write')).toBe('HIT');
+        expect((await read(b, '/items')).cache, at('B /items before the write')).toBe('HIT');
+        // A page B rendered is served by A from the same file.
+        expect(await read(a, '/item/1'), at('A /item/1 before the write')).toMatchObject({ cache: 'HIT', by: 'B' });
+
+        expect(await write(a, 1)).toBe(round);
+        const item = await read(b, '/item/1');
+        expect(item.versions.get(1), at('B /item/1 after the write')).toBe(round);
+        expect(item.cache, at('B /item/1 after the write')).toBe('MISS');
+        const list = await read(b, '/items');
+        expect(list.versions.get(1), at('B /items after the write')).toBe(round);
+        expect(list.versions.get(2), at('B /items after the write')).toBe(0);
+        // Item 2's page was not touched by item 1's write.
+        await read(b, '/item/2');
+        expect((await read(b, '/item/2')).cache, at('B /item/2')).toBe('HIT');
+        expect((await read(a, '/item/2')).cache, at('A /item/2')).toBe('HIT');
+      }
+    } finally {
+      await Promise.all([stop(a.child), stop(b.child)]);
+    }
+  });
+
+  test('many readers and writers over three processes: zero stale responses', async () => {
+    const env = files(4);
+    const apps = await Promise.all(['A', 'B', 'C'].map((n) => startApp(n, env)));
+    try {
+      const r = await load(apps, 4, 900, 12);
+      process.stdout.write(
+        `SqliteStore, 3 processes: ${r.reads} reads (${r.hits} hits, ${r.crossHits} of them rendered by another process), ` +
+          `${r.writes} writes, ${r.checked} versions checked, ${r.stale.length} stale\n`,
+      );
+      expect(r.stale).toEqual([]);
+      expect(r.writes).toBeGreaterThan(0);
+      // The cache was in use, across processes: the check was not run against misses only.
+      expect(r.crossHits).toBeGreaterThan(0);
+      expect(r.checked).toBeGreaterThan(800);
+    } finally {
+      await Promise.all(apps.map((a) => stop(a.child)));
+    }
+  });
+
+  test('the same check finds stale pages when the write does not invalidate', async () => {
+    const env = { ...files(4), NO_INVALIDATE: '1' };
+    const apps = await Promise.all(['A', 'B'].map((n) => startApp(n, env)));
+    try {
+      const r = await load(apps, 4, 300, 6);
+      expect(r.stale.length).toBeGreaterThan(0);
+    } finally {
+      await Promise.all(apps.map((a) => stop(a.child)));
+    }
+  });
+
+  test('importing page-dumper does not load better-sqlite3; page-dumper/sqlite does', () => {
+    const loaded = (entry: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { createRequire } from 'node:module';
+           await import(${JSON.stringify(join(build, 'dist', entry))});
+           const cache = createRequire(import.meta.url).cache;
+           console.log(Object.keys(cache).some((f) => f.includes('better-sqlite3')));`,
+        ],
+        { encoding: 'utf8', cwd: build },
+      ).stdout.trim();
+    expect(loaded('index.js')).toBe('false');
+    expect(loaded('http/node/index.js')).toBe('false');
+    expect(loaded('stores/sqlite/index.js')).toBe('true');
+  });
+});
+
+describe('docs/stores.md', () => {
+  test('the SqliteStore example runs: two cluster workers share the cache, a write re-renders for both', async () => {
+    const doc = readFileSync(join(root, 'docs/stores.md'), 'utf8');
+    const start = doc.indexOf('## SqliteStore');
+    expect(start).not.toBe(-1);
+    const next = doc.indexOf('\n## ', start + 1);
+    const section = doc.slice(start, next === -1 ? undefined : next);
+    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code).toContain("from 'page-dumper/sqlite'");
+    const dir = mkdtempSync(join(build, 'example-'));
+    // Inside `build`, whose package.json names it page-dumper: the imports resolve to its dist/.
+    const file = join(build, `${dir.slice(build.length + 1)}.mjs`);
+    writeFileSync(file, code!);
+    const child = spawn(process.execPath, [file], { cwd: dir, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+    try {
+      const base = await new Promise<string>((ok, fail) => {
+        child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+          output += d;
+          const m = /(http:\/\/localhost:\d+)\/ice-cream\//.exec(output);
+          if (m) ok(m[1]!);
+        });
+        child.once('exit', (code) => fail(new Error(`the example exited with ${code}: ${output}`)));
+      });
+      // Both workers must listen before the round-robin can reach both.
+      await new Promise<void>((ok) => {
+        const check = () => ((output.match(/worker \d+: http/g) ?? []).length >= 2 ? ok() : setTimeout(check, 20));
+        check();
+      });
+      // A connection of its own for every request: the primary hands connections to the workers
+      // in turn, so consecutive requests go to both.
+      const get = (path: string) =>
+        new Promise<{ cache: string | undefined; body: string }>((ok, fail) => {
+          http
+            .get(base + path, { agent: false }, (res) => {
+              let body = '';
+              res.setEncoding('utf8').on('data', (d: string) => (body += d));
+              res.on('end', () => ok({ cache: res.headers['x-cache'] as string | undefined, body }));
+            })
+            .on('error', fail);
+        });
+      // A worker stores a page once its response has gone out: the next request, on another
+      // worker, may come a moment earlier.
+      const warm = async (path: string) => {
+        for (let i = 0; i < 50; i++) {
+          const page = await get(path);
+          if (page.cache === 'HIT') return page;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        throw new Error(`${path} is never a HIT`);
+      };
+      expect(await get('/ice-cream/vanilla/')).toMatchObject({ cache: 'MISS', body: '<h1>Vanilla</h1>' });
+      await warm('/ice-cream/vanilla/');
+      for (let i = 0; i < 4; i++) expect(await get('/ice-cream/vanilla/')).toEqual({ cache: 'HIT', body: '<h1>Vanilla</h1>' });
+      expect(await warm('/ice-cream/')).toMatchObject({ body: '<ul><li>Chocolate</li><li>Vanilla</li></ul>' });
+      const post = await fetch(base + '/ice-cream/vanilla/', { method: 'POST', body: 'Vanilla bean' });
+      expect(post.status).toBe(204);
+      // Whichever worker answers, the old page is gone at once.
+      expect(await get('/ice-cream/vanilla/')).toEqual({ cache: 'MISS', body: '<h1>Vanilla bean</h1>' });
+      expect(await get('/ice-cream/')).toEqual({ cache: 'MISS', body: '<ul><li>Chocolate</li><li>Vanilla bean</li></ul>' });
+      await warm('/ice-cream/vanilla/');
+      for (let i = 0; i < 4; i++) expect(await get('/ice-cream/vanilla/')).toEqual({ cache: 'HIT', body: '<h1>Vanilla bean</h1>' });
+    } finally {
+      // The primary and its workers are one process group.
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      await new Promise((done) => (child.exitCode !== null || child.signalCode !== null ? done(undefined) : child.once('exit', done)));
+    }
+  });
+});

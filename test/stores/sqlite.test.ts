@@ -1,0 +1,466 @@
+/**
+ * SqliteStore: the store conformance suite and the whole HTTP behaviour suite run against it,
+ * then what is its own: the file survives a reopen, several store instances on one file see each
+ * other's writes at once, the bounds (bytes, entries, tag points), and loud failures at
+ * construction. Every store works on a file of its own under os.tmpdir().
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, test } from 'vitest';
+import { createDumper, DumperError, type StoredEntry } from '../../src/index.js';
+import { withDumper } from '../../src/http/node/index.js';
+import { SqliteStore } from '../../src/stores/sqlite/index.js';
+import { runStoreConformance } from '../../src/testing/index.js';
+import { httpBehaviourSuite } from '../support/behaviour.js';
+import { listen } from '../support/listen.js';
+import { nodeRequest, writeNode, type Site } from '../support/site.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'page-dumper-sqlite-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const freshPath = () => join(dir, `store-${++files}.sqlite`);
+
+runStoreConformance({ test, create: () => new SqliteStore({ path: freshPath() }), prefix: 'SqliteStore conformance: ' });
+
+runStoreConformance({
+  test,
+  // An injected database (in memory, 64-bit integers as BigInt by default) holding two stores,
+  // every read from the database.
+  create: () => {
+    const db = new Database(':memory:');
+    db.defaultSafeIntegers(true);
+    new SqliteStore({ database: db, tablePrefix: 'other_' }).invalidate(['/a']);
+    const store = new SqliteStore({ database: db, tablePrefix: 'cache_', localBytes: 0 });
+    return { ...bind(store), close: () => void db.close() };
+  },
+  prefix: 'SqliteStore conformance (injected database, no local copies): ',
+});
+
+/** The store's methods bound to it, as a plain object. */
+function bind(s: SqliteStore) {
+  return {
+    sequence: () => s.sequence(),
+    get: (k: string) => s.get(k),
+    set: (k: string, e: StoredEntry, o: { maxVariantsPerPath: number }) => s.set(k, e, o),
+    invalidate: (t: readonly string[]) => s.invalidate(t),
+    clear: () => s.clear(),
+  };
+}
+
+const plain = (site: Site): http.RequestListener => (req, res) => {
+  site.handle(nodeRequest(req)).then((r) => writeNode(res, r));
+};
+
+httpBehaviourSuite('withDumper + SqliteStore', (dumper, site) => listen(withDumper(dumper, plain(site))), {
+  store: () => new SqliteStore({ path: freshPath() }),
+});
+
+const limits = { maxVariantsPerPath: 1000 };
+const entry = (path: string, size: number, seq = 0, tags: string[] = [path]): StoredEntry => ({
+  status: 200,
+  headers: ['content-type', 'text/html'],
+  body: new Uint8Array(size),
+  etag: '"x"',
+  storedAt: 0,
+  seq,
+  path,
+  tags,
+});
+
+/** An entry with its body as a plain array: a fill's Uint8Array and a read's Buffer compare equal. */
+const bytesOf = (e: StoredEntry | undefined) => e && { ...e, body: [...e.body] };
+
+/** Rows of one of the store's tables, read through a connection of its own. */
+function rows(path: string, table: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare<[], number>(`SELECT count(*) FROM page_dumper_${table}`).pluck().get()!;
+  } finally {
+    db.close();
+  }
+}
+
+describe('SqliteStore', () => {
+  test('entries, invalidation points and the sequence number survive a reopen', () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    const before = a.sequence();
+    a.set('k:/a', entry('/a', 10, before), limits);
+    const seq = a.invalidate(['/b']);
+    a.close();
+
+    const b = new SqliteStore({ path });
+    expect(b.sequence()).toBe(seq);
+    expect(b.get('k:/a')?.body.byteLength).toBe(10);
+    // The point of /b was kept: a render that started before it may still not be stored.
+    expect(b.set('k:/b', entry('/b', 10, before), limits)).toBe(false);
+    expect(b.set('k:/b', entry('/b', 10, seq), limits)).toBe(true);
+    b.close();
+  });
+
+  test('the sequence number never goes back: through invalidations, clears, folds and reopens', () => {
+    const path = freshPath();
+    let last = -1;
+    for (let round = 0; round < 3; round++) {
+      const s = new SqliteStore({ path, maxTrackedTags: 3 });
+      // A reopen reads the number where the last writer left it.
+      expect(s.sequence()).toBe(round === 0 ? 0 : last);
+      for (let i = 0; i < 5; i++) {
+        const n = s.invalidate([`/r${round}-${i}`]);
+        expect(n).toBeGreaterThan(last);
+        last = n;
+      }
+      s.clear();
+      expect(s.sequence()).toBeGreaterThan(last);
+      last = s.sequence();
+      s.close();
+    }
+  });
+
+  test('two stores on one file see each other\'s fills and invalidations at once', () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    const b = new SqliteStore({ path });
+    const seq = a.sequence();
+    a.set('k:/x', entry('/x', 5, seq, ['/x', 'flavour:1']), limits);
+    expect(b.get('k:/x')?.body.byteLength).toBe(5);
+    const n = b.invalidate(['flavour:1']);
+    expect(a.sequence()).toBe(n);
+    expect(a.get('k:/x')).toBeUndefined();
+    // A render that began in A before B's invalidation is refused by A.
+    expect(a.set('k:/x', entry('/x', 5, seq, ['/x', 'flavour:1']), limits)).toBe(false);
+    a.set('k:/y', entry('/y', 5, n), limits);
+    b.clear();
+    expect(a.get('k:/y')).toBeUndefined();
+    expect(a.set('k:/y', entry('/y', 5, n), limits)).toBe(false);
+    a.close();
+    b.close();
+  });
+
+  test('a hit never writes to the file; a fill does', () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path });
+    s.set('k:/a', entry('/a', 100, s.sequence()), limits);
+    const watcher = new Database(path);
+    // data_version changes when another connection commits to the file.
+    const version = () => watcher.pragma('data_version', { simple: true });
+    const v0 = version();
+    for (let i = 0; i < 50; i++) expect(s.get('k:/a')).toBeDefined();
+    expect(version()).toBe(v0);
+    s.set('k:/b', entry('/b', 100, s.sequence()), limits);
+    expect(version()).not.toBe(v0);
+    watcher.close();
+    s.close();
+  });
+
+  test('a copy kept in this process is served only while its row is still the key\'s row', () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    const b = new SqliteStore({ path });
+    const body = (n: number) => new Uint8Array([n]);
+    a.set('k', { ...entry('/k', 1, a.sequence()), body: body(1) }, limits);
+    const first = a.get('k');
+    expect(a.get('k')).toBe(first); // the decoded copy, not a new read
+    // B deletes the row and stores the key again: the only row, so a reused id would be the same.
+    b.invalidate(['/k']);
+    expect(a.get('k')).toBeUndefined();
+    a.set('k', { ...entry('/k', 1, a.sequence()), body: body(2) }, limits);
+    expect([...a.get('k')!.body]).toEqual([2]);
+    b.invalidate(['/k']);
+    b.set('k', { ...entry('/k', 1, b.sequence()), body: body(3) }, limits);
+    expect([...a.get('k')!.body]).toEqual([3]);
+    // Replaced without an invalidation (a later fill of the same key): the new row is served.
+    b.set('k', { ...entry('/k', 1, b.sequence()), body: body(4) }, limits);
+    expect([...a.get('k')!.body]).toEqual([4]);
+    b.clear();
+    expect(a.get('k')).toBeUndefined();
+    a.close();
+    b.close();
+  });
+
+  test('local copies are bounded by localBytes, and off with 0', () => {
+    const path = freshPath();
+    const one = new SqliteStore({ path, localBytes: 1500 });
+    one.set('a', entry('/a', 1000), limits);
+    one.set('b', entry('/b', 1000), limits);
+    const b = one.get('b');
+    expect(one.get('b')).toBe(b);
+    const a = one.get('a'); // read from the file; its copy pushes out b's
+    expect(one.get('a')).toBe(a);
+    expect(one.get('b')).not.toBe(b);
+    expect(bytesOf(one.get('b'))).toEqual(bytesOf(b));
+    const off = new SqliteStore({ path, localBytes: 0 });
+    expect(off.get('a')).not.toBe(off.get('a'));
+    expect(bytesOf(off.get('a'))).toEqual(bytesOf(a));
+    one.close();
+    off.close();
+  });
+
+  test('invalidations and clear() commit synced to disk; fills and hits do not wait for it', () => {
+    const statements: string[] = [];
+    const db = new Database(freshPath(), { verbose: (sql) => statements.push(String(sql)) });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    const s = new SqliteStore({ database: db });
+    const during = (fn: () => unknown) => {
+      statements.length = 0;
+      fn();
+      return statements.filter((sql) => sql.startsWith('PRAGMA') || sql === 'BEGIN IMMEDIATE' || sql === 'COMMIT');
+    };
+    const durable = ['PRAGMA synchronous = 2', 'BEGIN IMMEDIATE', 'COMMIT', 'PRAGMA synchronous = 1'];
+    expect(during(() => s.invalidate(['/a']))).toEqual(durable);
+    expect(during(() => s.clear())).toEqual(durable);
+    expect(during(() => s.set('k', entry('/a', 1, s.sequence()), limits))).toEqual(['BEGIN IMMEDIATE', 'COMMIT']);
+    expect(during(() => s.get('k'))).toEqual([]);
+    expect(db.pragma('synchronous', { simple: true })).toBe(1);
+    db.close();
+  });
+
+  test("an injected database: the app's write and the invalidation commit together, or not at all", () => {
+    const db = new Database(freshPath());
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE flavour (id INTEGER PRIMARY KEY, name TEXT)');
+    db.exec("INSERT INTO flavour VALUES (1, 'vanilla')");
+    const s = new SqliteStore({ database: db });
+    s.set('k:/f/1', entry('/f/1', s.sequence()), limits);
+    const rename = db.transaction((name: string, fail: boolean) => {
+      db.prepare('UPDATE flavour SET name = ? WHERE id = 1').run(name);
+      s.invalidate(['/f/1']);
+      if (fail) throw new Error('rolled back');
+    });
+    expect(() => rename('mint', true)).toThrow('rolled back');
+    expect(s.get('k:/f/1')).toBeDefined();
+    rename('mint', false);
+    expect(s.get('k:/f/1')).toBeUndefined();
+    expect(db.prepare('SELECT name FROM flavour').pluck().get()).toBe('mint');
+    db.close();
+  });
+
+  test('an entry stored in a transaction that rolls back is never served from a local copy', () => {
+    const path = freshPath();
+    const db = new Database(path);
+    const a = new SqliteStore({ database: db });
+    const b = new SqliteStore({ path });
+    const fill = db.transaction(() => {
+      a.set('k', { ...entry('/k', 1, a.sequence()), body: new Uint8Array([1]) }, limits);
+      throw new Error('rolled back');
+    });
+    expect(fill).toThrow('rolled back');
+    // The rolled-back row's id is given again to the next row.
+    b.set('k', { ...entry('/k', 1, b.sequence()), body: new Uint8Array([2]) }, limits);
+    expect([...a.get('k')!.body]).toEqual([2]);
+    b.close();
+    db.close();
+  });
+
+  test('is bounded by bytes and evicts the entry stored first (a hit does not keep it)', () => {
+    const s = new SqliteStore({ path: freshPath(), maxBytes: 11_000 });
+    s.set('a', entry('/a', 3000), limits);
+    s.set('b', entry('/b', 3000), limits);
+    s.set('c', entry('/c', 3000), limits);
+    expect(s.size).toBe(3);
+    s.get('a');
+    s.set('d', entry('/d', 3000), limits);
+    expect(s.get('a')).toBeUndefined();
+    expect(s.get('b')).toBeDefined();
+    expect(s.get('d')).toBeDefined();
+    expect(s.size).toBe(3);
+    expect(s.bytes).toBeLessThanOrEqual(11_000);
+    // Storing a key again makes it the newest.
+    s.set('b', entry('/b', 3000), limits);
+    s.set('e', entry('/e', 3000), limits);
+    expect(s.get('c')).toBeUndefined();
+    expect(s.get('b')).toBeDefined();
+    s.close();
+  });
+
+  test('is bounded by the number of entries', () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path, maxEntries: 5 });
+    for (let i = 0; i < 20; i++) s.set(`k${i}`, entry(`/p${i}`, 10, 0, [`/p${i}`, 'all']), limits);
+    expect(s.size).toBe(5);
+    expect(s.get('k14')).toBeUndefined();
+    expect(s.get('k15')).toBeDefined();
+    // The evicted entries' tag rows went with them.
+    expect(rows(path, 'entry_tags')).toBe(10);
+    s.close();
+  });
+
+  test('refuses an entry larger than the whole store', () => {
+    const s = new SqliteStore({ path: freshPath(), maxBytes: 1000 });
+    expect(s.set('a', entry('/a', 5000), limits)).toBe(false);
+    expect(s.size).toBe(0);
+    s.close();
+  });
+
+  test('frees invalidated entries and their tag rows at once', () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path });
+    for (let i = 0; i < 100; i++) s.set(`k${i}`, entry('/p', 10, 0, ['/p', `t${i}`]), limits);
+    s.set('other', entry('/q', 10), limits);
+    expect(s.size).toBe(101);
+    s.invalidate(['/p']);
+    expect(s.size).toBe(1);
+    expect(rows(path, 'entries')).toBe(1);
+    expect(rows(path, 'entry_tags')).toBe(1);
+    s.invalidate(['/q']);
+    expect(s.bytes).toBe(0);
+    s.close();
+  });
+
+  test('folds old invalidation points into a floor: a bounded table, still no stale fill', () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path, maxTrackedTags: 10 });
+    const before = s.sequence();
+    for (let i = 0; i < 50; i++) s.invalidate([`/t${i}`]);
+    expect(rows(path, 'tag_points')).toBeLessThanOrEqual(10);
+    // The record of /t0's invalidation is gone, but a fill that started before it is still refused.
+    expect(s.set('k', entry('/t0', 10, before), limits)).toBe(false);
+    expect(s.set('k', entry('/t0', 10, s.sequence()), limits)).toBe(true);
+    // One invalidation of more tags than the bound folds at once.
+    const during = s.sequence();
+    s.invalidate(Array.from({ length: 25 }, (_, i) => `/u${i}`));
+    expect(rows(path, 'tag_points')).toBe(0);
+    expect(s.set('k2', entry('/u3', 10, during), limits)).toBe(false);
+    s.close();
+  });
+
+  test('tables under another prefix in the same file are another store', () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path, tablePrefix: 'site_a_' });
+    const b = new SqliteStore({ path, tablePrefix: 'site_b_' });
+    a.set('k', entry('/x', 1), limits);
+    b.set('k', entry('/x', 2), limits);
+    a.invalidate(['/x']);
+    expect(a.get('k')).toBeUndefined();
+    expect(b.get('k')?.body.byteLength).toBe(2);
+    a.close();
+    b.close();
+  });
+
+  test('close() closes a database it opened, and only that one', () => {
+    const own = new SqliteStore({ path: freshPath() });
+    own.close();
+    expect(own.database.open).toBe(false);
+    expect(() => own.get('k')).toThrow('page-dumper: the SqliteStore is closed');
+    const db = new Database(freshPath());
+    const injected = new SqliteStore({ database: db });
+    injected.set('k', entry('/x', 1), limits);
+    injected.close();
+    expect(db.open).toBe(true);
+    expect(db.prepare('SELECT count(*) FROM page_dumper_entries').pluck().get()).toBe(1);
+    db.close();
+  });
+
+  test('while another connection holds the write lock, hits are served and a fill fails open after busyTimeout', async () => {
+    const path = freshPath();
+    const store = new SqliteStore({ path, busyTimeout: 50 });
+    const dumper = createDumper({ store, logger: false });
+    let renders = 0;
+    const site = await listen(withDumper(dumper, (_req, res) => res.end(`render ${++renders}`)));
+    const get = async (p: string) => {
+      const r = await fetch(site.url + p);
+      return { status: r.status, cache: r.headers.get('x-cache'), body: await r.text() };
+    };
+    try {
+      await get('/cached');
+      expect((await get('/cached')).cache).toBe('HIT');
+      const other = new Database(path);
+      other.exec('BEGIN IMMEDIATE');
+      try {
+        expect(await get('/cached')).toMatchObject({ status: 200, cache: 'HIT', body: 'render 1' });
+        // The fill cannot take the lock: the page is still answered by the app.
+        expect(await get('/new')).toMatchObject({ status: 200, body: 'render 2' });
+        expect(() => store.set('k', entry('/k', 1, store.sequence()), limits)).toThrow(/locked|busy/i);
+      } finally {
+        other.exec('ROLLBACK');
+        other.close();
+      }
+    } finally {
+      await site.close();
+      await dumper.close();
+    }
+  });
+
+  test('validates its options', () => {
+    const path = freshPath();
+    const bad = (options: unknown) => () => new SqliteStore(options as never);
+    expect(bad(undefined)).toThrow(new TypeError('page-dumper: SqliteStore options must be an object with a "path" or a "database"'));
+    expect(bad({})).toThrow(
+      new TypeError('page-dumper: SqliteStore needs a "path" (a database file, created if missing) or a "database" (an open better-sqlite3 Database)'),
+    );
+    expect(bad({ path: '' })).toThrow(new TypeError('page-dumper: SqliteStore option "path" must be a non-empty string, got an empty string'));
+    expect(bad({ path: 3 })).toThrow(new TypeError('page-dumper: SqliteStore option "path" must be a non-empty string, got number'));
+    const db = new Database(':memory:');
+    expect(bad({ path, database: db })).toThrow(new TypeError('page-dumper: SqliteStore takes a "path" or a "database", not both'));
+    expect(bad({ database: {} })).toThrow(new TypeError('page-dumper: SqliteStore option "database" must be an open better-sqlite3 Database'));
+    expect(bad({ database: db, busyTimeout: 10 })).toThrow(
+      new TypeError('page-dumper: SqliteStore option "busyTimeout" applies to a "path" only; open the injected database with its own timeout'),
+    );
+    db.close();
+    expect(bad({ database: db })).toThrow(new TypeError('page-dumper: SqliteStore option "database" must be an open better-sqlite3 Database'));
+    expect(bad({ path, tablePrefix: 'x; DROP TABLE y' })).toThrow(
+      new TypeError('page-dumper: SqliteStore option "tablePrefix" must be letters, digits and "_", not starting with a digit, got "x; DROP TABLE y"'),
+    );
+    expect(bad({ path, tablePrefix: '1x' })).toThrow(TypeError);
+    expect(bad({ path, maxBytes: 0 })).toThrow(new TypeError('page-dumper: SqliteStore option "maxBytes" must be a positive integer, got 0'));
+    expect(bad({ path, maxBytes: 1.5 })).toThrow(TypeError);
+    expect(bad({ path, maxEntries: -1 })).toThrow(new TypeError('page-dumper: SqliteStore option "maxEntries" must be a positive integer, got -1'));
+    expect(bad({ path, maxTrackedTags: '10' })).toThrow(
+      new TypeError('page-dumper: SqliteStore option "maxTrackedTags" must be a positive integer, got 10'),
+    );
+    expect(bad({ path, localBytes: -1 })).toThrow(new TypeError('page-dumper: SqliteStore option "localBytes" must be a non-negative integer, got -1'));
+    expect(bad({ path, busyTimeout: -5 })).toThrow(
+      new TypeError('page-dumper: SqliteStore option "busyTimeout" must be a non-negative integer (milliseconds), got -5'),
+    );
+  });
+
+  describe('fails loudly at construction', () => {
+    const fails = (make: () => unknown, message: RegExp) => {
+      let error: unknown;
+      try {
+        make();
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(DumperError);
+      expect((error as DumperError).code).toBe('DUMPER_STORE_FAILURE');
+      expect((error as DumperError).message).toMatch(/^page-dumper: SqliteStore could not use the database "/);
+      expect((error as DumperError).message).toMatch(message);
+      expect((error as DumperError).cause).toBeInstanceOf(Error);
+    };
+
+    test('on a file that is not a database', () => {
+      const path = freshPath();
+      writeFileSync(path, 'this is not a database, '.repeat(200));
+      fails(() => new SqliteStore({ path }), /file is not a database/);
+    });
+
+    test('in a directory that does not exist, or on a directory', () => {
+      fails(() => new SqliteStore({ path: join(dir, 'missing', 'pages.sqlite') }), /directory does not exist/);
+      const sub = join(dir, `a-directory-${++files}`);
+      mkdirSync(sub);
+      fails(() => new SqliteStore({ path: sub }), /unable to open|directory/i);
+    });
+
+    test('on a database opened read-only', () => {
+      const path = freshPath();
+      new SqliteStore({ path }).close();
+      const db = new Database(path, { readonly: true });
+      fails(() => new SqliteStore({ database: db }), /readonly/);
+      db.close();
+    });
+
+    test('on tables of another layout', () => {
+      const path = freshPath();
+      const db = new Database(path);
+      db.exec('CREATE TABLE page_dumper_state (id INTEGER PRIMARY KEY, version INTEGER, seq INTEGER, floor INTEGER, bytes INTEGER, entries INTEGER)');
+      db.exec('INSERT INTO page_dumper_state VALUES (1, 99, 0, 0, 0, 0)');
+      db.close();
+      fails(() => new SqliteStore({ path }), /layout version 99/);
+    });
+  });
+});
