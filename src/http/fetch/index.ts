@@ -6,9 +6,10 @@
  * const handler = dumperFetch(dumper, app.fetch);
  * ```
  */
-import { assertDumper, isBypass, type Dumper, type Fill } from '../../core/dumper.js';
-import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
+import { assertDumper, isBypass, type Bypass, type Dumper, type Fill } from '../../core/dumper.js';
+import { ageOf, notModified, notModifiedHeaders, readHeader, type HeaderSource } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
+import { nodeHeadersOf } from './node-request.js';
 
 export type FetchHandler<A extends unknown[] = []> = (request: Request, ...rest: A) => Response | Promise<Response>;
 
@@ -19,7 +20,7 @@ export function dumperFetch<A extends unknown[]>(dumper: Dumper, handler: FetchH
     throw new TypeError('page-dumper: dumperFetch(dumper, handler) needs a handler function');
   }
   return function dumperFetchHandler(request: Request, ...rest: A) {
-    return serveFetch(dumper, request, (r) => handler(r, ...rest));
+    return answer(dumper, request, (r) => handler(r, ...rest));
   };
 }
 
@@ -31,28 +32,80 @@ export function targetOf(url: string): string {
 
 /**
  * Serves one request: a stored page if there is one, else `app(request)`, whose response is
- * teed into the store as it streams to the client. Used by `dumperFetch` and `honoDumper`.
+ * teed into the store as it streams to the client. What `dumperFetch` and `honoDumper` do.
  */
 export async function serveFetch(dumper: Dumper, request: Request, app: (request: Request) => Response | Promise<Response>): Promise<Response> {
-  const method = request.method;
-  const url = request.url;
-  const target = targetOf(url);
-  const headers = request.headers;
-  const key = dumper.keyFor(method, headers.has('host') ? target : url, headers);
-  if (isBypass(key)) {
-    if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
-    const response = await app(request);
-    if (key.bypass === 'method') {
-      dumper.afterUnsafe(method, target, response.status, response.headers.get('location') ?? undefined, response.headers.get('content-location') ?? undefined);
+  return answer(dumper, request, app);
+}
+
+/**
+ * @internal `serveFetch`, with a hit from a synchronous store answered synchronously: servers
+ * take a Response that is not a promise on a shorter path (@hono/node-server writes it at once),
+ * as they do for a bare route. Never throws: errors reject the promise, as from `serveFetch`.
+ */
+export function answer(dumper: Dumper, request: Request, app: (request: Request) => Response | Promise<Response>): Response | Promise<Response> {
+  try {
+    const method = request.method;
+    const url = request.url;
+    const target = targetOf(url);
+    // From @hono/node-server, the key is read from the headers Node parsed, not from a Headers
+    // object made for the purpose (see node-request.ts); from anywhere else, from request.headers.
+    const node = nodeHeadersOf(request);
+    let headers: HeaderSource;
+    let hasHost: boolean;
+    if (node !== undefined) {
+      headers = node;
+      hasHost = node.host !== undefined;
+    } else {
+      const h = request.headers;
+      headers = h;
+      hasHost = h.has('host');
     }
-    return withStatus(dumper, response, 'BYPASS');
+    const key = dumper.keyFor(method, hasHost ? target : url, headers);
+    if (isBypass(key)) return bypass(dumper, request, app, method, target, key);
+    const found = dumper.get(key);
+    if (isPromise(found)) {
+      return found.then((entry) =>
+        entry !== undefined ? hit(dumper, entry, method, target, key, headers) : miss(dumper, request, app, method, target, key, headers),
+      );
+    }
+    if (found !== undefined) return hit(dumper, found, method, target, key, headers);
+    return miss(dumper, request, app, method, target, key, headers);
+  } catch (error) {
+    return Promise.reject(error);
   }
-  const found = dumper.get(key);
-  const entry = isPromise(found) ? await found : found;
-  if (entry !== undefined) {
-    if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
-    return replay(dumper, entry, method, headers);
+}
+
+function hit(dumper: Dumper, entry: StoredEntry, method: string, target: string, key: string, headers: HeaderSource): Response {
+  if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
+  return replay(dumper, entry, method, headers);
+}
+
+async function bypass(
+  dumper: Dumper,
+  request: Request,
+  app: (request: Request) => Response | Promise<Response>,
+  method: string,
+  target: string,
+  key: Bypass,
+): Promise<Response> {
+  if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
+  const response = await app(request);
+  if (key.bypass === 'method') {
+    dumper.afterUnsafe(method, target, response.status, response.headers.get('location') ?? undefined, response.headers.get('content-location') ?? undefined);
   }
+  return withStatus(dumper, response, 'BYPASS');
+}
+
+async function miss(
+  dumper: Dumper,
+  request: Request,
+  app: (request: Request) => Response | Promise<Response>,
+  method: string,
+  target: string,
+  key: string,
+  headers: HeaderSource,
+): Promise<Response> {
   if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
   const planned = dumper.beginFill(key, method, target);
   const plan = isPromise(planned) ? await planned : planned;
@@ -162,18 +215,71 @@ function appRequest(dumper: Dumper, request: Request): Request {
 }
 
 /** A stored entry as a Response: 304 when the request's validators match. */
-export function replay(dumper: Dumper, entry: StoredEntry, method: string, requestHeaders: Headers): Response {
-  const status = dumper.cacheStatusHeader;
-  const inm = requestHeaders.get('if-none-match') ?? undefined;
-  const ims = requestHeaders.get('if-modified-since') ?? undefined;
+export function replay(dumper: Dumper, entry: StoredEntry, method: string, requestHeaders: HeaderSource): Response {
+  const inm = readHeader(requestHeaders, 'if-none-match');
+  const ims = readHeader(requestHeaders, 'if-modified-since');
   const notMod = (inm !== undefined || ims !== undefined) && notModified(entry.etag, entry.headers, inm, ims);
-  const list = notMod ? notModifiedHeaders(entry.headers) : entry.headers;
-  const headers = new Headers();
-  for (let i = 0; i < list.length; i += 2) headers.append(list[i]!, list[i + 1]!);
-  headers.set('age', ageOf(entry.storedAt, Date.now()));
-  if (status !== undefined) headers.set(status, 'HIT');
+  const headers = replyHeaders(dumper, entry, notMod);
   if (notMod) return new Response(null, { status: 304, headers });
   return new Response(method === 'HEAD' ? null : (entry.body as Uint8Array<ArrayBuffer>), { status: entry.status, headers });
+}
+
+/**
+ * What every reply of one entry repeats, as plain objects: @hono/node-server writes a plain
+ * object as it is, where it would turn a `Headers` back into one on every hit. Made once per
+ * entry (entries are immutable) and copied per reply, since `age` and the cache status are not.
+ */
+interface Heads {
+  /** The entry's headers, or `undefined` when they must go as a `Headers` (see `plainHeads`). */
+  readonly full: Readonly<Record<string, string>> | undefined;
+  /** The headers a 304 repeats (RFC 9110 §15.4.5), made at the first 304. */
+  notModified: Readonly<Record<string, string>> | undefined;
+}
+
+const heads = new WeakMap<StoredEntry, Heads>();
+
+function replyHeaders(dumper: Dumper, entry: StoredEntry, notMod: boolean): Headers | Record<string, string> {
+  let h = heads.get(entry);
+  if (h === undefined) {
+    h = { full: plainHeads(entry.headers, true), notModified: undefined };
+    heads.set(entry, h);
+  }
+  const base = notMod ? (h.notModified ??= plainHeads(notModifiedHeaders(entry.headers), false)) : h.full;
+  const age = ageOf(entry.storedAt, Date.now());
+  const status = dumper.cacheStatusHeader;
+  if (base === undefined) {
+    const list = notMod ? notModifiedHeaders(entry.headers) : entry.headers;
+    const out = new Headers();
+    for (let i = 0; i < list.length; i += 2) out.append(list[i]!, list[i + 1]!);
+    out.set('age', age);
+    if (status !== undefined) out.set(status, 'HIT');
+    return out;
+  }
+  // Object.assign, not a spread: V8 (Node 20) copies these objects by spread over 10x slower.
+  const out: Record<string, string> = Object.assign({}, base);
+  out['age'] = age;
+  if (status !== undefined) out[status] = 'HIT';
+  return out;
+}
+
+/**
+ * A flat header list as an object, repeated names joined with ", " as `Headers` joins them; or
+ * `undefined` when an object would not say the same as a `Headers`: a Set-Cookie (which is never
+ * joined), a name an object cannot hold, or, for a reply with a body, no Content-Type
+ * (@hono/node-server adds its default to a `Headers`, and a miss of the same page got it).
+ */
+function plainHeads(list: readonly string[], withBody: boolean): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  let typed = false;
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!;
+    const value = list[i + 1]!;
+    if (name === 'set-cookie' || name === '__proto__') return undefined;
+    if (name === 'content-type') typed = true;
+    const prev = out[name];
+    out[name] = prev === undefined ? value : `${prev}, ${value}`;
+  }
+  return typed || !withBody ? out : undefined;
 }
 
 /** The response with the cache-status header set (a copy when its headers are immutable). */

@@ -8,18 +8,29 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
-import { serveFetch } from '../fetch/index.js';
+import { isPromise } from '../../core/store.js';
+import { answer } from '../fetch/index.js';
+
+/** What a middleware that answered without waiting returns: one promise for every hit. */
+const DONE: Promise<void> = Promise.resolve();
 
 export function honoDumper(dumper: Dumper): MiddlewareHandler {
   assertDumper(dumper, 'honoDumper');
-  return async function honoDumperMiddleware(c, next) {
-    const response = await serveFetch(dumper, c.req.raw, async (request) => {
+  return function honoDumperMiddleware(c, next) {
+    const response = answer(dumper, c.req.raw, async (request) => {
       // The dumper may hand the app a cleaned request (no validators, no tracking parameters).
       c.req.raw = request;
       await next();
       return c.res;
     });
+    if (isPromise(response)) {
+      return response.then((r) => {
+        c.res = r;
+      });
+    }
+    // A hit from a synchronous store: no promise of our own to wait for.
     c.res = response;
+    return DONE;
   };
 }
 
