@@ -238,7 +238,7 @@ describe('the ice cream demo', () => {
   });
 
   test('a flavour removed through TypeORM from a bare { id } still invalidates its pages', async () => {
-    // The subscriber loads the row (slug, sizes) in beforeRemove: after the delete there is
+    // page-dumper/typeorm loads the row (slug, sizes) before the delete: after it there is
     // nothing left to tell which pages showed it.
     const id = await idOf('mint-chip');
     await warm('/ice-cream/mint-chip/');
@@ -249,6 +249,28 @@ describe('the ice cream demo', () => {
     const kids = await get('/sizes/kids/');
     expect(kids.cache).toBe('MISS');
     expect(kids.body).not.toContain('Mint');
+  });
+
+  test('writes that bypass the admin (by criteria, through RelationQueryBuilder, in a transaction) invalidate too', async () => {
+    const iceCreams = demo.dataSource.getRepository<{ id: number; slug: string; name: string }>('IceCream');
+    await warm('/ice-cream/vanilla/');
+    await warm('/ice-cream/');
+    await warm('/sizes/kids/');
+    await iceCreams.update({ slug: 'vanilla' }, { name: 'Bourbon vanilla' });
+    for (const path of ['/ice-cream/vanilla/', '/ice-cream/', '/sizes/kids/']) {
+      const page = await get(path);
+      expect(page.cache, path).toBe('MISS');
+      expect(page.body, path).toContain('Bourbon vanilla');
+    }
+
+    const [tub] = await sizeIds('tub');
+    await warm('/ice-cream/rum-raisin/');
+    await warm('/sizes/tub/');
+    await demo.dataSource.transaction(async (manager) => {
+      await manager.createQueryBuilder().relation('IceCream', 'sizes').of(await idOf('rum-raisin')).remove(Number(tub));
+    });
+    expect((await get('/ice-cream/rum-raisin/')).body).not.toContain('href="/sizes/tub/"');
+    expect((await get('/sizes/tub/')).body).not.toContain('Rum');
   });
 });
 

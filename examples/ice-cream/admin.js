@@ -1,7 +1,7 @@
 /**
  * The admin: forms that write through TypeORM. It lives under /admin/, which the dumper ignores
- * by default (X-Cache: BYPASS). Nothing here calls the dumper: the subscriber in invalidation.js
- * sees every save and remove and invalidates the public pages that show the row.
+ * by default (X-Cache: BYPASS). Nothing here calls the dumper: page-dumper/typeorm (installed in
+ * server.js) sees every write and invalidates the public pages that show the rows.
  */
 import express, { Router } from 'express';
 import { In } from 'typeorm';
@@ -40,7 +40,7 @@ export function adminRoutes(dataSource) {
     res.type('html').send(views.admin({ iceCreams: allIceCreams, sizes: allSizes }));
   });
 
-  // Create a flavour (and its sizes: junction rows, reported to the subscriber too).
+  // Create a flavour (and its sizes: junction rows, which invalidate the pages of both sides).
   router.post('/ice-cream/', async (req, res) => {
     const name = field(req, 'name');
     if (!name) return void badRequest(res, 'A flavour needs a name');
@@ -57,7 +57,7 @@ export function adminRoutes(dataSource) {
     back(res, `#ice-cream-${iceCream.id}`);
   });
 
-  // Edit a flavour's name and description: afterUpdate.
+  // Edit a flavour's name and description: its pages as they were and as they are now are invalidated.
   router.post('/ice-cream/:id', async (req, res) => {
     const iceCream = await iceCreams.findOneBy({ id: idParam(req) });
     if (!iceCream) return void notFound(res);
@@ -70,7 +70,7 @@ export function adminRoutes(dataSource) {
   });
 
   // Choose a flavour's sizes. TypeORM diffs the relation against the database and inserts or
-  // deletes junction rows; the subscriber invalidates both sides of each row it touches.
+  // deletes junction rows; page-dumper/typeorm invalidates both sides of each row it touches.
   router.post('/ice-cream/:id/sizes', async (req, res) => {
     const iceCream = await iceCreams.findOneBy({ id: idParam(req) });
     if (!iceCream) return void notFound(res);
@@ -79,8 +79,8 @@ export function adminRoutes(dataSource) {
     back(res, `#ice-cream-${iceCream.id}`);
   });
 
-  // Delete a flavour: beforeRemove captures its pages (and its sizes' pages), afterRemove
-  // invalidates them.
+  // Delete a flavour: its pages (and its sizes' pages) are found before the delete and
+  // invalidated after it.
   router.post('/ice-cream/:id/delete', async (req, res) => {
     const iceCream = await iceCreams.findOneBy({ id: idParam(req) });
     if (!iceCream) return void notFound(res);

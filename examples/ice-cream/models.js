@@ -17,8 +17,8 @@ export class IceCream {
 
   /**
    * The pages that show this flavour: the list, its own page, and the page of every size it comes
-   * in (a size page lists its flavours by name). `sizes` must be loaded for the last part; the
-   * subscriber in invalidation.js makes sure it is.
+   * in (a size page lists its flavours by name). `sizes` must be loaded for the last part:
+   * page-dumper/typeorm loads a row's relations before it calls dependentPaths().
    */
   *dependentPaths() {
     yield '/ice-cream/';

@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { createDumper } from 'page-dumper';
 import { dumperMiddleware } from 'page-dumper/node';
+import { typeormDumper } from 'page-dumper/typeorm';
 import { adminRoutes } from './admin.js';
 import { DEFAULT_DATABASE, openDatabase } from './db.js';
-import { installDumperSubscriber } from './invalidation.js';
 import { IceCream, Size } from './models.js';
 import { siteRoutes } from './site.js';
 
@@ -30,7 +30,9 @@ export async function createApp({ database, logger } = {}) {
   dumper.register(Size);
 
   const dataSource = await openDatabase(database ?? process.env.DATABASE ?? DEFAULT_DATABASE);
-  installDumperSubscriber(dataSource, dumper);
+  // Every write TypeORM makes to a registered model (saves, removes, many-to-many changes,
+  // update() and delete() by criteria) now invalidates the pages that show the row.
+  const invalidation = typeormDumper(dumper, dataSource);
 
   const app = express();
   app.disable('x-powered-by');
@@ -51,6 +53,7 @@ export async function createApp({ database, logger } = {}) {
   let closing;
   const close = () =>
     (closing ??= (async () => {
+      invalidation.close();
       await dumper.close();
       if (dataSource.isInitialized) await dataSource.destroy();
     })());
