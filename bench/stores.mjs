@@ -71,12 +71,20 @@ const entryFor = (path, seq, body = PAGE) => ({
   tags: [path],
 });
 
-/** Commands one ioredis client sends, counted client-side. */
-function countCommands(client) {
-  let n = 0;
+/**
+ * Round trips of one ioredis client, counted client-side as writes to its connection: every write
+ * is followed by a wait for the replies to all it carried (a pipeline of several commands is one
+ * write). The commands are counted too.
+ */
+function countRoundTrips(client) {
+  let writes = 0;
+  let commands = 0;
   const send = client.sendCommand.bind(client);
-  client.sendCommand = (cmd, ...rest) => (n++, send(cmd, ...rest));
-  return { take: () => ((n = 0), undefined), get count() { return n; } };
+  client.sendCommand = (cmd, ...rest) => (commands++, send(cmd, ...rest));
+  const stream = client.stream;
+  const write = stream.write.bind(stream);
+  stream.write = (...a) => (writes++, write(...a));
+  return { take: () => ((writes = commands = 0), undefined), get count() { return writes; }, get commands() { return commands; } };
 }
 
 async function roundTrips(redisUrl) {
@@ -85,7 +93,7 @@ async function roundTrips(redisUrl) {
   const client = new Redis(redisUrl);
   await client.ping();
   const store = new RedisStore({ client, prefix: 'rt:' });
-  const c = countCommands(client);
+  const c = countRoundTrips(client);
   const seq = await store.sequence();
   for (let i = 0; i < 20; i++) await store.set(`k:/p?v=${i}`, entryFor('/p', seq), limits);
   // Loads every script on the server: the first call of each after a (re)start is EVAL after
@@ -95,6 +103,7 @@ async function roundTrips(redisUrl) {
   c.take();
   for (let i = 0; i < 100; i++) await store.get(`k:/p?v=${i % 20}`);
   const perHit = c.count / 100;
+  const commandsPerHit = c.commands / 100;
   c.take();
   await store.invalidate(['/p']); // 20 query variants
   const perInvalidation = c.count;
@@ -111,7 +120,7 @@ async function roundTrips(redisUrl) {
   const perMiss = c.count;
   await store.close();
   client.disconnect();
-  return { perHit, perInvalidation, per10k, perMiss };
+  return { perHit, commandsPerHit, perInvalidation, per10k, perMiss };
 }
 
 /** Median ms to invalidate 10,000 stored paths in one call, over `runs` runs. */
@@ -213,17 +222,28 @@ async function main() {
       servers.push(s);
     }
     const results = new Map(STORE_VARIANTS.map((v) => [v.name, []]));
+    // Redis's own CPU time during each round (INFO cpu), per request: a hit's cost on the Redis side.
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(redis.url);
+    const redisCpu = async () => {
+      const info = await admin.info('cpu');
+      const field = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+      return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6;
+    };
     for (let round = 0; round < opts.rounds; round++) {
       const order = servers.map((_, i) => servers[(i + round) % servers.length]);
       for (const s of order) {
         if (round === 0) await measure(s, lg, opts, 1); // warm-up
+        const before = await redisCpu();
         const r = await measure(s, lg, opts, opts.seconds);
+        r.redisCpuPerReq = (await redisCpu() - before) / Math.max(1, r.requests ?? r.rps * opts.seconds);
         results.get(s.variant.name).push(r);
-        log(`round ${round + 1}/${opts.rounds} ${s.variant.name}: ${fmt(r.rps)} req/s, ${r.cpuPerReq.toFixed(1)} µs CPU/req`);
+        log(`round ${round + 1}/${opts.rounds} ${s.variant.name}: ${fmt(r.rps)} req/s, ${r.cpuPerReq.toFixed(1)} µs CPU/req, Redis ${r.redisCpuPerReq.toFixed(1)} µs/req`);
       }
     }
     stoppingServers();
     for (const s of servers) s.stop();
+    admin.disconnect();
 
     log('round trips, 10,000-path invalidations, memory per page, propagation ...');
     const rt = await roundTrips(redis.url);
@@ -242,7 +262,7 @@ async function main() {
       const runs = results.get(v.name);
       const rps = runs.map((r) => r.rps);
       const ref = results.get('store-memory').map((r) => r.rps);
-      return { v, median: median(rps), min: Math.min(...rps), max: Math.max(...rps), cpu: median(runs.map((r) => r.cpuPerReq)), p99: median(runs.map((r) => r.p99ms)), paired: median(rps.map((x, i) => x / ref[i])), ratio: median(rps) / median(ref) };
+      return { v, median: median(rps), min: Math.min(...rps), max: Math.max(...rps), cpu: median(runs.map((r) => r.cpuPerReq)), redisCpu: median(runs.map((r) => r.redisCpuPerReq)), p99: median(runs.map((r) => r.p99ms)), paired: median(rps.map((x, i) => x / ref[i])), ratio: median(rps) / median(ref) };
     });
     const goal = { 'store-redis': 0.5, 'store-redis-local': 0.9 };
     const text = [
@@ -256,13 +276,13 @@ async function main() {
       '',
       '### Hit throughput',
       '',
-      '| variant | what | median req/s | min–max | ratio to MemoryStore (of medians / median per round) | goal | server CPU µs/req | p99 ms |',
-      '|---|---|--:|--:|--:|--:|--:|--:|',
-      ...rows.map((r) => `| \`${r.v.name}\` | ${r.v.what} | ${fmt(r.median)} | ${fmt(r.min)}–${fmt(r.max)} | ${r.ratio.toFixed(2)} / ${r.paired.toFixed(2)} | ${goal[r.v.name] ? `≥ ${goal[r.v.name]} ${r.paired >= goal[r.v.name] ? '(met)' : '(**not met**)'}` : '–'} | ${r.cpu.toFixed(1)} | ${r.p99.toFixed(1)} |`),
+      '| variant | what | median req/s | min–max | ratio to MemoryStore (of medians / median per round) | goal | server CPU µs/req | Redis CPU µs/req | p99 ms |',
+      '|---|---|--:|--:|--:|--:|--:|--:|--:|',
+      ...rows.map((r) => `| \`${r.v.name}\` | ${r.v.what} | ${fmt(r.median)} | ${fmt(r.min)}–${fmt(r.max)} | ${r.ratio.toFixed(2)} / ${r.paired.toFixed(2)} | ${goal[r.v.name] ? `≥ ${goal[r.v.name]} ${r.paired >= goal[r.v.name] ? '(met)' : '(**not met**)'}` : '–'} | ${r.cpu.toFixed(1)} | ${r.v.name.startsWith('store-redis') ? r.redisCpu.toFixed(1) : '–'} | ${r.p99.toFixed(1)} |`),
       '',
-      '### Redis round trips (commands sent by the store\'s client, counted client-side)',
+      '### Redis round trips (writes to the connection by the store\'s client, each followed by a wait for all it carried; counted client-side)',
       '',
-      `- per hit: **${rt.perHit}**; per invalidation of a path with 20 query variants: **${rt.perInvalidation}**; per invalidation of 10,000 paths in one call: **${rt.per10k}**`,
+      `- per hit: **${rt.perHit}** (${rt.commandsPerHit} commands: the first get of an entry runs the get script, later ones send \`HGET\` + \`HMGET\` together); per invalidation of a path with 20 query variants: **${rt.perInvalidation}**; per invalidation of 10,000 paths in one call: **${rt.per10k}**`,
       `- per miss through the dumper (get, then store the render; the sequence number comes with the miss): **${rt.perMiss}**`,
       '',
       '### Invalidating 10,000 paths in one call (median of 5; each path had one stored page)',

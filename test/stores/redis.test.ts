@@ -23,14 +23,29 @@ function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): Sto
   return { status: 200, headers: ['content-type', 'text/html'], body, etag: '"e"', storedAt: 1, seq, path, tags: [path], ...extra };
 }
 
-/** Counts the commands a client sends, by name. */
-function counting(client: Redis): Map<string, number> {
-  const counts = new Map<string, number>();
+/**
+ * Counts what a connected client sends: commands by name, and round trips as writes to its
+ * connection (each write is followed by a wait for the replies to all it carried, so a pipeline of
+ * several commands is one round trip).
+ */
+function counting(client: Redis): Map<string, number> & { roundTrips: number } {
+  const counts = Object.assign(new Map<string, number>(), { roundTrips: 0 });
   const send = client.sendCommand.bind(client);
   client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
     counts.set(command.name, (counts.get(command.name) ?? 0) + 1);
     return (send as (...a: unknown[]) => unknown)(command, ...rest);
   }) as typeof client.sendCommand;
+  const stream = client.stream as { write: (...a: unknown[]) => boolean };
+  const write = stream.write.bind(stream);
+  stream.write = (...a: unknown[]) => {
+    counts.roundTrips++;
+    return write(...a);
+  };
+  const clear = counts.clear.bind(counts);
+  counts.clear = () => {
+    clear();
+    counts.roundTrips = 0;
+  };
   return counts;
 }
 const total = (counts: Map<string, number>) => [...counts.values()].reduce((a, b) => a + b, 0);
@@ -108,20 +123,32 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     const store = new RedisStore({ client, prefix: prefix() });
     const counts = counting(client);
     const seq = await store.sequence();
-    expect(total(counts)).toBe(1);
+    expect(counts.roundTrips).toBe(1);
     for (let i = 0; i < 50; i++) await store.set(`k:/a?v=${i}`, entry(seq, '/a'), limits);
-    expect(total(counts)).toBe(51);
+    expect(counts.roundTrips).toBe(51);
     counts.clear();
+    // The first get of an entry runs the get script ...
     expect(await store.get('k:/a?v=7')).toBeDefined();
-    expect(total(counts)).toBe(1);
+    expect(counts.roundTrips).toBe(1);
+    expect([...counts]).toEqual([['evalsha', 1]]);
+    counts.clear();
+    // ... later ones read the entry and its tags' points side by side, in one pipeline.
+    expect(await store.get('k:/a?v=7')).toBeDefined();
+    expect(counts.roundTrips).toBe(1);
+    expect([...counts]).toEqual([['hget', 1], ['hmget', 1]]);
+    counts.clear();
+    // Gets asked for together share one round trip.
+    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => store.get(`k:/a?v=${i}`)));
+    expect(many.every((e) => e !== undefined)).toBe(true);
+    expect(counts.roundTrips).toBe(1);
     counts.clear();
     await store.invalidate(['/a', '/b', 'flavour:1']);
-    expect(total(counts)).toBe(1);
+    expect(counts.roundTrips).toBe(1);
     expect(await store.get('k:/a?v=7')).toBeUndefined();
     counts.clear();
-    const many = Array.from({ length: 10_000 }, (_, i) => `/page/${i}`);
-    await store.invalidate(many);
-    expect(total(counts)).toBe(1);
+    const paths = Array.from({ length: 10_000 }, (_, i) => `/page/${i}`);
+    await store.invalidate(paths);
+    expect(counts.roundTrips).toBe(1);
     expect([...counts.keys()]).toEqual(['evalsha']);
     await store.close();
     client.disconnect();
@@ -136,13 +163,74 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     const m = await listen(withDumper(dumper, (req, res) => void site.handle(nodeRequest(req)).then((r) => writeNode(res, r))));
     const counts = counting(client);
     expect((await fetch(`${m.url}/page/a`)).headers.get('x-cache')).toBe('MISS');
-    expect(total(counts)).toBe(2);
-    counts.clear();
-    expect((await fetch(`${m.url}/page/a`)).headers.get('x-cache')).toBe('HIT');
-    expect(total(counts)).toBe(1);
+    expect(counts.roundTrips).toBe(2);
+    for (let i = 0; i < 3; i++) {
+      counts.clear();
+      expect((await fetch(`${m.url}/page/a`)).headers.get('x-cache')).toBe('HIT');
+      expect(counts.roundTrips).toBe(1);
+    }
     await m.close();
     await dumper.close();
     client.disconnect();
+  });
+
+  describe('a hit without the get script (an entry this process fetched before)', () => {
+    // Each case fetches an entry once (the script), then changes Redis behind the store's back in
+    // a way the plain reads must notice, and checks the next get.
+    async function remembered(extra: Partial<StoredEntry> = {}) {
+      const p = prefix();
+      const store = new RedisStore({ url: URL, prefix: p });
+      const other = new RedisStore({ url: URL, prefix: p });
+      const seq = await store.sequence();
+      expect(await store.set('k:/r', entry(seq, '/r', extra), limits)).toBe(true);
+      expect(await store.get('k:/r')).toBeDefined();
+      expect(await store.get('k:/r')).toBeDefined(); // the plain reads, now
+      return { store, other, seq, meta: `{${p}}m`, key: `{${p}}e:k:/r` };
+    }
+
+    test('an entry rendered again with other tags, even at the same sequence number, is checked against its own tags', async () => {
+      const { store, other, seq, meta } = await remembered();
+      // Another process stores the page again, from a render that began at the same sequence
+      // number but was tagged flavour:9 this time ...
+      expect(await other.set('k:/r', entry(seq, '/r', { tags: ['/r', 'flavour:9'] }), limits)).toBe(true);
+      // ... and flavour:9 is invalidated without the entry being freed (its index set lost).
+      await admin!.hset(meta, 't:flavour:9', String(seq + 5), 'seq', String(seq + 5));
+      // The points of the tags remembered (only /r) say valid; the entry's own tags do not.
+      expect(await store.get('k:/r')).toBeUndefined();
+      await Promise.all([store.close(), other.close()]);
+    });
+
+    test("a tag invalidated without freeing the entry (its index set lost) is noticed", async () => {
+      const { store, other, seq, meta, key } = await remembered();
+      await admin!.hset(meta, 't:/r', String(seq + 10), 'seq', String(seq + 10));
+      expect(await store.get('k:/r')).toBeUndefined();
+      // The get script ran and freed the entry.
+      expect(await admin!.exists(key)).toBe(0);
+      await Promise.all([store.close(), other.close()]);
+    });
+
+    test('a floor raised above the entry (clear() elsewhere) is noticed', async () => {
+      const { store, other, seq, meta } = await remembered();
+      await admin!.hset(meta, 'floor', String(seq + 1), 'seq', String(seq + 1));
+      expect(await store.get('k:/r')).toBeUndefined();
+      await Promise.all([store.close(), other.close()]);
+    });
+
+    test('the meta hash lost (FLUSHALL, eviction) with the entry still there: not served', async () => {
+      const { store, other, meta } = await remembered();
+      await admin!.del(meta);
+      expect(await store.get('k:/r')).toBeUndefined();
+      await Promise.all([store.close(), other.close()]);
+    });
+
+    test('an entry gone: a miss that still carries the sequence number for the fill', async () => {
+      const { store, other, key, seq } = await remembered();
+      await admin!.del(key);
+      expect(await store.get('k:/r')).toBeUndefined();
+      // The fill after that miss needs no round trip of its own for the sequence number.
+      expect(store.sequence()).toBe(seq);
+      await Promise.all([store.close(), other.close()]);
+    });
   });
 
   test('two stores on one prefix (two processes) see each other at once', async () => {
