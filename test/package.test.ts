@@ -2,8 +2,8 @@
  * `npm pack` makes a package that installs and works: every subpath export resolves from a
  * project outside this repository, at runtime and for TypeScript.
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -23,9 +23,13 @@ beforeAll(() => {
   execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: stage, stdio: 'pipe' });
   const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  // The framework adapters' peers, as a user of them has them installed.
-  const peers = ['koa', 'hono', 'fastify'].map((p) => `${p}@${JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')).version}`);
-  execFileSync('npm', ['install', '--silent', '--prefer-offline', '--no-audit', '--no-fund', `./${tgz}`, ...peers], { cwd: dir, stdio: 'pipe', timeout: 180_000 });
+  // The optional peers of the adapters, stores and ORM integrations, as their users have them
+  // installed (none needs an install script for what is checked here).
+  const version = (p: string) => JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')).version as string;
+  const peers = ['koa', 'hono', 'fastify', 'ioredis', 'typeorm', '@prisma/client', '@types/better-sqlite3'].map((p) => `${p}@${version(p)}`);
+  execFileSync('npm', ['install', '--silent', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', `./${tgz}`, ...peers], { cwd: dir, stdio: 'pipe', timeout: 180_000 });
+  // better-sqlite3 is a native addon: linked from this repository's install rather than compiled again.
+  symlinkSync(join(root, 'node_modules/better-sqlite3'), join(dir, 'node_modules/better-sqlite3'), 'dir');
 }, 180_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,9 +56,16 @@ import { dumperFetch } from 'page-dumper/fetch';
 import { koaDumper } from 'page-dumper/koa';
 import { honoDumper } from 'page-dumper/hono';
 import { fastifyDumper } from 'page-dumper/fastify';
-for (const f of [dumperMiddleware, runStoreConformance, dumperFetch, koaDumper, honoDumper, fastifyDumper]) {
+import { RedisStore } from 'page-dumper/redis';
+import { SqliteStore } from 'page-dumper/sqlite';
+import { typeormDumper } from 'page-dumper/typeorm';
+import { prismaDumper } from 'page-dumper/prisma';
+for (const f of [dumperMiddleware, runStoreConformance, dumperFetch, koaDumper, honoDumper, fastifyDumper, RedisStore, SqliteStore, typeormDumper, prismaDumper]) {
   if (typeof f !== 'function') throw new Error('missing export');
 }
+const sqlite = new SqliteStore({ path: 'pages.sqlite' });
+if (typeof (await sqlite.sequence()) !== 'number') throw new Error('SqliteStore did not answer');
+await sqlite.close();
 const dumper = createDumper({ store: new MemoryStore({ maxBytes: 1 << 20 }), logger: false });
 const server = http.createServer(withDumper(dumper, (req, res) => res.end('hello'))).listen(0, '127.0.0.1', async () => {
   const url = 'http://127.0.0.1:' + server.address().port + '/';
@@ -77,6 +88,14 @@ import { dumperMiddleware } from 'page-dumper/node';
 import { runStoreConformance } from 'page-dumper/testing';
 import Fastify from 'fastify';
 import fastifyDumper from 'page-dumper/fastify';
+import { RedisStore, type RedisStoreOptions } from 'page-dumper/redis';
+import { SqliteStore } from 'page-dumper/sqlite';
+import { typeormDumper } from 'page-dumper/typeorm';
+import { prismaDumper } from 'page-dumper/prisma';
+const redisOptions: RedisStoreOptions = { url: 'redis://127.0.0.1:6379', prefix: 'site:', localTier: { maxBytes: 1 << 20 } };
+// @ts-expect-error ttl is a number of milliseconds
+const badRedis: RedisStoreOptions = { ttl: '1h' };
+void RedisStore; void SqliteStore; void typeormDumper; void prismaDumper; void redisOptions; void badRedis;
 const app = Fastify();
 void app.register(fastifyDumper, { dumper: createDumper() });
 const typed: import('page-dumper').Dumper = app.dumper;
@@ -97,5 +116,7 @@ void store; void mw; void runStoreConformance;
       files: ['check.ts'],
     }),
   );
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8' });
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8' });
+  expect(tsc.stdout + tsc.stderr).toBe('');
+  expect(tsc.status).toBe(0);
 });
