@@ -23,6 +23,14 @@
 // keeps the variants whose name starts with one of the prefixes; `--warmup=N` hit requests per
 // server before the rounds (20000).
 //
+// `--fastify` measures Fastify instead: fastify-bare (route `reply.headers(h).send(PAGE)`),
+// fastify-hook-ceiling (an onRequest hook sends the bytes), fastify-hooks-ceiling (the same, plus
+// an onSend and an onResponse hook that do nothing, as the plugin has) and fastify-dumper@DIR.
+//
+// `--store=memory|redis|redis-local` (repeatable) gives the dumper variants that store (RedisStore
+// on BENCH_REDIS_URL, default redis://127.0.0.1:6379, under a prefix of its own; `redis-local` with
+// the local tier), for a per-hit comparison of stores that noisy req/s cannot give.
+//
 // `--callgrind` runs the servers under valgrind and counts the instructions per hit instead
 // (user space only, all threads, GC and JIT included): indifferent to what else the machine
 // runs, so builds compare on a busy one, but slow (~10 min for every variant at --rounds=3
@@ -42,7 +50,38 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // ------------------------------------------------------------------------------ server side
 
-async function server(kind, dist) {
+/** The Fastify variants: a bare route, an onRequest hook sending the bytes, and the plugin. */
+async function fastifyServer(kind, dist) {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ logger: false });
+  let renders = 0;
+  if (kind === 'fastify-bare') app.get(ROUTE, (req, reply) => reply.headers(HEADERS).send(PAGE));
+  else if (kind === 'fastify-hook-ceiling') {
+    app.addHook('onRequest', (req, reply) => void reply.headers(HEADERS).send(PAGE));
+    app.get(ROUTE, (req, reply) => reply.headers(HEADERS).send(PAGE)); // never reached
+  } else if (kind === 'fastify-hooks-ceiling') {
+    // The hook ceiling plus the two other hooks the plugin registers, doing nothing.
+    app.addHook('onRequest', (req, reply) => void reply.headers(HEADERS).send(PAGE));
+    app.addHook('onSend', (req, reply, payload, done) => done(null, payload));
+    app.addHook('onResponse', (req, reply, done) => done());
+    app.get(ROUTE, (req, reply) => reply.headers(HEADERS).send(PAGE));
+  } else if (kind === 'fastify-dumper') {
+    const load = (p) => import(pathToFileURL(path.resolve(ROOT, dist, p)).href);
+    const { createDumper } = await load('index.js');
+    const { fastifyDumper } = await load('http/fastify/index.js');
+    await app.register(fastifyDumper, { dumper: createDumper({ logger: false }) });
+    app.get(ROUTE, async (req, reply) => {
+      await new Promise((r) => setTimeout(r, 5));
+      renders++;
+      return reply.headers(HEADERS).send(PAGE);
+    });
+  } else throw new Error(`unknown variant ${kind}`);
+  await app.ready();
+  return { server: app.server, renders: () => renders };
+}
+
+async function server(kind, dist, storeKind = 'memory') {
+  if (kind.startsWith('fastify-')) return fastifyServer(kind, dist);
   const { Hono } = await import('hono');
   const { createAdaptorServer } = await import('@hono/node-server');
   const app = new Hono();
@@ -62,7 +101,15 @@ async function server(kind, dist) {
   }
   const load = (p) => import(pathToFileURL(path.resolve(ROOT, dist, p)).href);
   const { createDumper } = await load('index.js');
-  dumper = createDumper({ logger: false });
+  let store;
+  if (storeKind === 'redis' || storeKind === 'redis-local') {
+    const { RedisStore } = await load('stores/redis/index.js');
+    store = new RedisStore({ url: process.env.BENCH_REDIS_URL, prefix: `hit-cpu-${process.pid}:`, localTier: storeKind === 'redis-local' });
+    await store.clear();
+    // The local tier is used once its subscription is up.
+    await new Promise((r) => setTimeout(r, 200));
+  } else if (storeKind !== 'memory') throw new Error(`unknown store ${storeKind}`);
+  dumper = createDumper({ logger: false, store });
   let fetch = app.fetch;
   if (kind === 'hono-dumper') {
     const { honoDumper } = await load('http/hono/index.js');
@@ -89,13 +136,13 @@ function option(name, fallback) {
 }
 
 /** With `grind` (a directory), the server runs under callgrind, instrumentation off until measured. */
-function start(name, kind, dist, grind) {
+function start(name, kind, dist, grind, storeKind) {
   const options = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] };
   if (grind !== undefined) {
     options.execPath = 'valgrind';
     options.execArgv = ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${grind}/cg.%p`, `--log-file=${grind}/vg.%p.log`, process.execPath];
   }
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', kind, dist ?? ''], options);
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', kind, dist ?? '', storeKind ?? 'memory'], options);
   const waiters = [];
   child.on('message', (m) => waiters.shift()?.(m));
   const next = () => new Promise((resolve) => waiters.push(resolve));
@@ -119,7 +166,7 @@ function start(name, kind, dist, grind) {
       return Number(totals[1]);
     },
     port: ready.port,
-    hit: kind.startsWith('hono-dumper') || kind.startsWith('hono-front-door'),
+    hit: kind.startsWith('hono-dumper') || kind.startsWith('hono-front-door') || kind === 'fastify-dumper',
     stats: () => {
       const p = next();
       child.send({ cmd: 'stats' });
@@ -205,19 +252,34 @@ async function main() {
   const connections = Number(option('connections', ['50'])[0]);
   const warmup = Number(option('warmup', ['20000'])[0]);
   const dists = option('dist', ['dist']);
+  const stores = option('store', ['memory']);
   const filter = option('variants', undefined)?.flatMap((v) => v.split(','));
   const grind = process.argv.includes('--callgrind') ? fs.mkdtempSync(path.join(os.tmpdir(), 'hit-cpu-')) : undefined;
-  const plan = [
+  const fastify = process.argv.includes('--fastify');
+  const plan = fastify
+    ? [
+        ['fastify-bare', 'fastify-bare'],
+        ['fastify-hook-ceiling', 'fastify-hook-ceiling'],
+        ['fastify-hooks-ceiling', 'fastify-hooks-ceiling'],
+        ...dists.map((d) => [`fastify-dumper@${d}`, 'fastify-dumper', d]),
+      ]
+    : [
     ['hono-bare', 'hono-bare'],
     ['hono-middleware-ceiling', 'hono-middleware-ceiling'],
     ['hono-fetch-ceiling', 'hono-fetch-ceiling'],
-    ...dists.flatMap((d) => [
-      [`hono-dumper@${d}`, 'hono-dumper', d],
-      [`hono-front-door@${d}`, 'hono-front-door', d],
-    ]),
-  ].filter(([name]) => filter === undefined || filter.some((f) => name.startsWith(f)));
+    ...dists.flatMap((d) =>
+      stores.flatMap((st) => {
+        const suffix = stores.length > 1 || st !== 'memory' ? `+${st}` : '';
+        return [
+          [`hono-dumper@${d}${suffix}`, 'hono-dumper', d, st],
+          [`hono-front-door@${d}${suffix}`, 'hono-front-door', d, st],
+        ];
+      }),
+    ),
+  ];
+  const chosen = plan.filter(([name]) => filter === undefined || filter.some((f) => name.startsWith(f)));
   const servers = [];
-  for (const [name, kind, dist] of plan) servers.push(await start(name, kind, dist, grind));
+  for (const [name, kind, dist, st] of chosen) servers.push(await start(name, kind, dist, grind, st));
   const cpu = new Map(servers.map((s) => [s.name, []]));
   const rps = new Map(servers.map((s) => [s.name, []]));
   try {
@@ -253,7 +315,8 @@ async function main() {
     );
     if (grind !== undefined) fs.rmSync(grind, { recursive: true, force: true });
   }
-  const bare = cpu.has('hono-bare') ? median(cpu.get('hono-bare')) : undefined;
+  const reference = fastify ? 'fastify-bare' : 'hono-bare';
+  const bare = cpu.has(reference) ? median(cpu.get(reference)) : undefined;
   console.log(`\n${requests} requests per measurement, ${connections} connections, ${rounds} rounds, node ${process.version}\n`);
   const unit = grind === undefined ? 'server CPU µs/hit' : 'server instructions/hit (callgrind)';
   console.log(`| variant | ${unit} (median) | min–max | bare / variant | req/s (median, noisy) |`);
@@ -270,7 +333,7 @@ async function main() {
 // ------------------------------------------------------------------------------ entry
 
 if (process.argv[2] === '--serve') {
-  const { server: s, renders } = await server(process.argv[3], process.argv[4]);
+  const { server: s, renders } = await server(process.argv[3], process.argv[4], process.argv[5]);
   s.listen(0, '127.0.0.1', () => process.send({ type: 'ready', port: s.address().port }));
   process.on('message', (msg) => {
     if (msg?.cmd === 'stats') {
