@@ -8,7 +8,7 @@ import { httpBehaviourSuite } from '../support/behaviour.js';
 import { bodyValue, nodeRequest } from '../support/site.js';
 
 httpBehaviourSuite('fastifyDumper plugin in Fastify', async (dumper, site) => {
-  const app = Fastify({ maxParamLength: 10_000 });
+  const app = Fastify({ routerOptions: { maxParamLength: 10_000 } });
   await app.register(fastifyDumper, { dumper });
   app.all('/*', async (request, reply) => {
     const r = await site.handle(nodeRequest(request.raw, request.url));
