@@ -5,6 +5,7 @@
 //   node bench/profile.mjs express-middleware express-ceiling --duration=10 --top=30
 //   node bench/profile.mjs origin+dumper-miss origin --keep    (also writes the .cpuprofile files)
 //   node bench/profile.mjs hono-dumper hono-bare               (the variants of bench/frameworks.mjs too)
+//   node bench/profile.mjs store-redis --pages=1000            (requests going round 1,000 cached pages)
 //
 // Each variant's server is started as in bench/run.mjs, primed and verified, warmed up for 3 s,
 // then profiled (V8 sampling profiler through node:inspector, 100 µs interval) while the load
@@ -33,6 +34,8 @@ const opts = {
   dataMs: Number(process.env.BENCH_DATA_MS ?? 5),
   top: Number(flags.top ?? 25),
   interval: Number(flags.interval ?? 100),
+  // --pages=N: requests go round /page/1 ... /page/N, each cached first (hit variants only).
+  cycle: flags.pages === undefined ? undefined : { base: '/page/', count: Number(flags.pages) },
 };
 
 /** Where a function lives: page-dumper (dist/), a package, node internals, or V8 pseudo-frames. */
@@ -141,6 +144,10 @@ async function main() {
     const server = await startServer(v, opts.dataMs);
     try {
       await verify(server);
+      if (opts.cycle !== undefined) {
+        for (let i = 1; i <= opts.cycle.count; i++) await (await fetch(`http://127.0.0.1:${server.port}${opts.cycle.base}${i}`)).arrayBuffer();
+        await sleep(200);
+      }
       await measure(server, lg, opts, 3); // warm-up: JIT, caches
       await sleep(300);
       await server.call({ cmd: 'profile-start', intervalUs: opts.interval }, 'profiling');

@@ -1,11 +1,14 @@
 // Runs one autocannon measurement in its own process and prints `AC_JSON {...}` (see loadgen.mjs).
 import autocannon from 'autocannon';
 
-const { url, connections, seconds, uniquePrefix } = JSON.parse(process.argv[2]);
+const { url, connections, seconds, uniquePrefix, cycle } = JSON.parse(process.argv[2]);
 const opts = { url, connections, duration: seconds, pipelining: 1, timeout: 10 };
 if (uniquePrefix !== undefined) {
   let n = 0;
   opts.requests = [{ setupRequest: (req) => ({ ...req, path: `${uniquePrefix}${++n}` }) }];
+} else if (cycle !== undefined) {
+  let n = 0;
+  opts.requests = [{ setupRequest: (req) => ({ ...req, path: `${cycle.base}${(++n % cycle.count) + 1}` }) }];
 }
 const started = process.hrtime.bigint();
 const r = await autocannon(opts);

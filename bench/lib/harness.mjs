@@ -259,11 +259,15 @@ export const median = (xs) => {
 export const fmt = (n) => Math.round(n).toLocaleString('en-US');
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * One measurement of `seconds` on `server`: `GET /page/1` on every request, or, with
+ * `opts.cycle = { base, count }`, requests going round base + 1 ... base + count.
+ */
 export async function measure(server, lg, opts, seconds) {
   const v = server.variant;
   const before = await server.stats();
   const uniquePrefix = v.kind === 'render' ? `/page/u${randomBytes(3).toString('hex')}-` : undefined;
-  const r = await lg.run({ url: `http://127.0.0.1:${server.port}/page/1`, connections: opts.connections, seconds, uniquePrefix });
+  const r = await lg.run({ url: `http://127.0.0.1:${server.port}/page/1`, connections: opts.connections, seconds, uniquePrefix, cycle: opts.cycle });
   await sleep(2 * opts.dataMs + 20); // let renders of requests cut off by the load generator land
   const after = await server.stats();
   checkRun(v, r, before, after, opts.connections);

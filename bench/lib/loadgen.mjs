@@ -51,13 +51,15 @@ function collect(child) {
 
 /**
  * One measurement.
- * @param {{ url: string, connections: number, seconds: number, uniquePrefix?: string }} o
+ * @param {{ url: string, connections: number, seconds: number, uniquePrefix?: string, cycle?: { base: string, count: number } }} o
  *   uniquePrefix: when set, every request's path is uniquePrefix + a counter (never repeats).
+ *   cycle: when set, requests go round base + 1 ... base + count.
  * @returns {Promise<{ requests: number, seconds: number, rps: number, bytes: number, errors: number, non2xx: number, p50ms: number, p99ms: number }>}
  */
-async function runWrk({ url, connections, seconds, uniquePrefix }) {
+async function runWrk({ url, connections, seconds, uniquePrefix, cycle }) {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', WRK_LUA, url];
   if (uniquePrefix !== undefined) args.push('--', uniquePrefix);
+  else if (cycle !== undefined) args.push('--', 'cycle', cycle.base, String(cycle.count));
   const { code, out, err } = await collect(spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${code}): ${err || out}`);

@@ -3,6 +3,8 @@
 -- script costs nothing per request.
 -- Unique-path mode (`-- /page/<prefix>-`): every request gets a path never requested before
 -- (prefix .. thread .. counter), so a cache in front of the origin can only miss.
+-- Cycle mode (`-- cycle /page/ 1000`): requests go round /page/1 ... /page/1000, so consecutive
+-- requests (and concurrent ones) ask for different pages.
 
 local prefix = nil
 local n = 0
@@ -15,7 +17,14 @@ function setup(thread)
 end
 
 function init(args)
-  if args[1] ~= nil and args[1] ~= "" then
+  if args[1] == "cycle" then
+    local base = args[2]
+    local count = tonumber(args[3])
+    request = function()
+      n = n + 1
+      return wrk.format("GET", base .. ((n % count) + 1))
+    end
+  elseif args[1] ~= nil and args[1] ~= "" then
     prefix = args[1]
     tid = tonumber(wrk.thread:get("tid")) or 0
     request = function()

@@ -137,10 +137,17 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     expect(counts.roundTrips).toBe(1);
     expect([...counts]).toEqual([['hget', 1], ['hmget', 1]]);
     counts.clear();
-    // Gets asked for together share one round trip.
+    // Gets asked for together share one round trip, and one read of the tags' points.
     const many = await Promise.all(Array.from({ length: 50 }, (_, i) => store.get(`k:/a?v=${i}`)));
     expect(many.every((e) => e !== undefined)).toBe(true);
     expect(counts.roundTrips).toBe(1);
+    expect(counts.get('hmget')).toBe(1);
+    counts.clear();
+    // Gets of one key asked for together share one fetch and one answer.
+    const same = await Promise.all(Array.from({ length: 20 }, () => store.get('k:/a?v=7')));
+    expect(new Set(same).size).toBe(1);
+    expect(same[0]?.path).toBe('/a');
+    expect([...counts]).toEqual([['hget', 1], ['hmget', 1]]);
     counts.clear();
     await store.invalidate(['/a', '/b', 'flavour:1']);
     expect(counts.roundTrips).toBe(1);
@@ -206,6 +213,18 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
       expect(await store.get('k:/r')).toBeUndefined();
       // The get script ran and freed the entry.
       expect(await admin!.exists(key)).toBe(0);
+      await Promise.all([store.close(), other.close()]);
+    });
+
+    test('in one batch, each entry is judged by its own tags', async () => {
+      const { store, other, seq, meta } = await remembered();
+      expect(await store.set('k:/s', entry(seq, '/s', { tags: ['/s', 'flavour:2'] }), limits)).toBe(true);
+      expect(await store.get('k:/s')).toBeDefined();
+      // flavour:2 is invalidated without the entry being freed: only /s's entry is stale.
+      await admin!.hset(meta, 't:flavour:2', String(seq + 3), 'seq', String(seq + 3));
+      const [r, st] = await Promise.all([store.get('k:/r'), store.get('k:/s')]);
+      expect(r?.path).toBe('/r');
+      expect(st).toBeUndefined();
       await Promise.all([store.close(), other.close()]);
     });
 

@@ -120,9 +120,7 @@ interface RememberedHead {
   readonly entry: StoredEntry;
 }
 
-interface PendingGet {
-  readonly entryKey: string;
-  readonly head: RememberedHead | undefined;
+interface Waiter {
   readonly resolve: (answer: StoredEntry | number) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -133,12 +131,12 @@ const NO_REPLY = new Error('page-dumper: Redis sent no reply for a pipelined com
 
 /**
  * Decides a get from the plain reads: the entry (or null) and the meta fields `seq`, `floor` and
- * the remembered tags' points. Answers the entry, the sequence number for a miss, or undefined
- * when only the get script can tell.
+ * the remembered tags' points (`point(field)`). Answers the entry, the sequence number for a miss,
+ * or undefined when only the get script can tell.
  */
-function checkRemembered(head: RememberedHead, value: Buffer | null, points: Array<string | null>): StoredEntry | number | undefined {
-  const seq = points[0];
-  const floor = points[1];
+function checkRemembered(head: RememberedHead, value: Buffer | null, point: (field: string) => string | null | undefined): StoredEntry | number | undefined {
+  const seq = point('seq');
+  const floor = point('floor');
   // The meta hash is gone (flushed, evicted): the script re-creates it.
   if (seq == null || floor == null) return undefined;
   if (value === null) return Number(seq);
@@ -146,8 +144,9 @@ function checkRemembered(head: RememberedHead, value: Buffer | null, points: Arr
   if (value.length < n || value.compare(head.bytes, 0, n, 0, n) !== 0) return undefined;
   const s = head.entry.seq;
   if (s < Number(floor)) return undefined;
-  for (let i = 2; i < points.length; i++) {
-    const p = points[i];
+  const fields = head.fields;
+  for (let i = 2; i < fields.length; i++) {
+    const p = point(fields[i]!);
     if (p != null && Number(p) > s) return undefined;
   }
   return { ...head.entry, body: value.subarray(n) };
@@ -192,7 +191,8 @@ export class RedisStore implements Store {
   #missSeq = 0;
   #missAt = -Infinity;
   #closed = false;
-  #gets: PendingGet[] = [];
+  /** Entry key → the gets waiting for it, until the next flush. */
+  #gets = new Map<string, Waiter[]>();
   /** Entry key → the head of the entry last fetched under it (bounded, oldest first out). */
   readonly #heads = new Map<string, RememberedHead>();
 
@@ -340,75 +340,109 @@ export class RedisStore implements Store {
    * Gets asked for in the same turn of the event loop go out together, as one pipeline: one write
    * and one read for all of them. (ioredis's auto-pipelining flushes on the next tick, which comes
    * after each request's socket callback, so requests that arrived together would each pay for a
-   * write and a read of their own.)
+   * write and a read of their own.) Gets of the same key in one turn share one fetch and one answer,
+   * as if they had come one right after the other.
    *
-   * An entry this process has seen before is fetched without a script: `HGET` of the entry and
-   * `HMGET` of the invalidation points of the tags it had, side by side in the pipeline. When the
-   * entry's head (its sequence number and tags included) is still the one remembered, those points
-   * decide its validity; the points were read after the entry, and they only ever rise, so an
-   * entry valid at that moment was valid when it was read. Anything else (an entry rendered again
-   * since, or one that is no longer valid) goes to the get script, which also frees invalid
-   * entries. A script costs Redis tens of times what the two plain reads do.
+   * An entry this process has seen before is fetched without a script: `HGET` of the entry, and
+   * after the batch's `HGET`s one `HMGET` of the invalidation points of every tag the batch's
+   * entries had. When an entry's head (its sequence number and tags included) is still the one
+   * remembered, those points decide its validity; they were read after the entry, and they only
+   * ever rise, so an entry valid at that moment was valid when it was read. Anything else (an
+   * entry rendered again since, or one that is no longer valid) goes to the get script, which also
+   * frees invalid entries. A script costs Redis tens of times what the plain reads do.
    */
   #batchedGet(entryKey: string): Promise<StoredEntry | number> {
     return new Promise((resolve, reject) => {
-      const first = this.#gets.length === 0;
-      this.#gets.push({ entryKey, head: this.#heads.get(entryKey), resolve, reject });
+      const first = this.#gets.size === 0;
+      const waiting = this.#gets.get(entryKey);
+      if (waiting !== undefined) waiting.push({ resolve, reject });
+      else this.#gets.set(entryKey, [{ resolve, reject }]);
       if (first) setImmediate(this.#flushGets);
     });
   }
 
   readonly #flushGets = (): void => {
     const gets = this.#gets;
-    this.#gets = [];
+    this.#gets = new Map();
     const pipeline = this.#client.pipeline() as unknown as {
       evalshaBuffer(...a: unknown[]): unknown;
       hgetBuffer(key: string, field: string): unknown;
       hmget(key: string, fields: string[]): unknown;
       exec(): Promise<Array<[Error | null, unknown]> | null>;
     };
-    for (const g of gets) {
-      if (g.head === undefined) pipeline.evalshaBuffer(SCRIPTS.get.sha, 2, this.#meta, g.entryKey);
+    /** The batch's keys, in pipeline order, each with its remembered head if any. */
+    const batch: Array<{ entryKey: string; head: RememberedHead | undefined; waiting: Waiter[] }> = [];
+    /** meta field → its index in the batch's one HMGET. */
+    const fields = new Map<string, number>([
+      ['seq', 0],
+      ['floor', 1],
+    ]);
+    for (const [entryKey, waiting] of gets) {
+      const head = this.#heads.get(entryKey);
+      batch.push({ entryKey, head, waiting });
+      if (head === undefined) pipeline.evalshaBuffer(SCRIPTS.get.sha, 2, this.#meta, entryKey);
       else {
-        pipeline.hgetBuffer(g.entryKey, 'v');
-        pipeline.hmget(this.#meta, g.head.fields);
+        pipeline.hgetBuffer(entryKey, 'v');
+        for (const f of head.fields) if (!fields.has(f)) fields.set(f, fields.size);
       }
     }
+    const plain = batch.some((g) => g.head !== undefined);
+    if (plain) pipeline.hmget(this.#meta, [...fields.keys()]);
+    const settle = (waiting: Waiter[], answer: StoredEntry | number | Error) => {
+      for (const w of waiting) {
+        if (answer instanceof Error) w.reject(answer);
+        else w.resolve(answer);
+      }
+    };
     pipeline.exec().then(
       (results) => {
-        let i = 0;
-        for (const g of gets) {
+        const last = results?.[batch.length];
+        const points = plain && last !== undefined && last[0] === null ? (last[1] as Array<string | null>) : undefined;
+        for (let i = 0; i < batch.length; i++) {
+          const { entryKey, head, waiting } = batch[i]!;
           try {
-            if (g.head === undefined) {
-              const [error, reply] = results?.[i++] ?? [NO_REPLY, undefined];
-              if (error === null) g.resolve(this.#scriptReply(g.entryKey, reply));
-              else if (error.message.startsWith('NOSCRIPT')) this.#scriptGet(g);
-              else g.reject(error);
+            const [error, reply] = results?.[i] ?? [NO_REPLY, undefined];
+            if (head === undefined) {
+              if (error === null) settle(waiting, this.#scriptReply(entryKey, reply));
+              else if (error.message.startsWith('NOSCRIPT')) this.#scriptGet(entryKey, waiting);
+              else settle(waiting, error);
               continue;
             }
-            const [e1, value] = results?.[i++] ?? [NO_REPLY, undefined];
-            const [e2, points] = results?.[i++] ?? [NO_REPLY, undefined];
-            const error = e1 ?? e2;
-            if (error !== null) g.reject(error);
+            if (error !== null) settle(waiting, error);
+            else if (points === undefined) settle(waiting, last?.[0] ?? NO_REPLY);
             else {
-              const answer = checkRemembered(g.head, value as Buffer | null, points as Array<string | null>);
-              if (answer === undefined) this.#scriptGet(g);
-              else g.resolve(answer);
+              const answer = checkRemembered(head, reply as Buffer | null, (field) => points[fields.get(field)!]);
+              if (answer === undefined) this.#scriptGet(entryKey, waiting);
+              else settle(waiting, answer);
             }
           } catch (error) {
-            g.reject(error);
+            settle(waiting, error instanceof Error ? error : new Error(String(error)));
           }
         }
       },
       (error: unknown) => {
-        for (const g of gets) g.reject(error);
+        for (const { waiting } of batch) settle(waiting, error instanceof Error ? error : new Error(String(error)));
       },
     );
   };
 
   /** The get script alone, for an entry the plain reads could not decide. */
-  #scriptGet(g: PendingGet): void {
-    this.#run(SCRIPTS.get, [this.#meta, g.entryKey], []).then((reply) => this.#scriptReply(g.entryKey, reply)).then(g.resolve, g.reject);
+  #scriptGet(entryKey: string, waiting: Waiter[]): void {
+    this.#run(SCRIPTS.get, [this.#meta, entryKey], []).then(
+      (reply) => {
+        let answer: StoredEntry | number;
+        try {
+          answer = this.#scriptReply(entryKey, reply);
+        } catch (error) {
+          for (const w of waiting) w.reject(error);
+          return;
+        }
+        for (const w of waiting) w.resolve(answer);
+      },
+      (error: unknown) => {
+        for (const w of waiting) w.reject(error);
+      },
+    );
   }
 
   /** Decodes the get script's answer, and remembers the entry's head for the plain reads next time. */
