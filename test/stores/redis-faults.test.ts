@@ -104,6 +104,8 @@ describe.skipIf(!hasRedis)('RedisStore faults (own redis-server)', () => {
     const writer = await site(s, prefix);
     const reader = await site(s, prefix); // another process on the same store
     await writer.get();
+    // The writer stores the page once its response has gone out: the reader may be a moment early.
+    await eventually(async () => (await reader.get()).cache === 'HIT', 'the reader to find the page cached', 5000);
     expect(await reader.get()).toMatchObject({ cache: 'HIT', version: 1 });
     await s.stop();
     writer.state.version = 2;

@@ -24,23 +24,22 @@ function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): Sto
 }
 
 /**
- * Counts what a connected client sends: commands by name, and round trips as writes to its
- * connection (each write is followed by a wait for the replies to all it carried, so a pipeline of
- * several commands is one round trip).
+ * Counts what a client sends: commands by name, and round trips. A round trip starts with a
+ * command sent while no earlier one awaits its reply; commands sent before that reply comes
+ * (pipelined, automatically or not) travel in the same round trip.
  */
 function counting(client: Redis): Map<string, number> & { roundTrips: number } {
   const counts = Object.assign(new Map<string, number>(), { roundTrips: 0 });
+  let awaiting = 0;
   const send = client.sendCommand.bind(client);
-  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+  client.sendCommand = ((command: { name: string; promise: Promise<unknown> }, ...rest: unknown[]) => {
     counts.set(command.name, (counts.get(command.name) ?? 0) + 1);
+    if (awaiting === 0) counts.roundTrips++;
+    awaiting++;
+    const done = () => void awaiting--;
+    command.promise.then(done, done);
     return (send as (...a: unknown[]) => unknown)(command, ...rest);
   }) as typeof client.sendCommand;
-  const stream = client.stream as { write: (...a: unknown[]) => boolean };
-  const write = stream.write.bind(stream);
-  stream.write = (...a: unknown[]) => {
-    counts.roundTrips++;
-    return write(...a);
-  };
   const clear = counts.clear.bind(counts);
   counts.clear = () => {
     clear();
@@ -92,6 +91,9 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     expect(() => new RedisStore({ ttl: -1 })).toThrow(
       new TypeError('page-dumper: RedisStore option "ttl" must be a non-negative integer, got -1'),
     );
+    expect(() => new RedisStore({ localBytes: 1.5 })).toThrow(
+      new TypeError('page-dumper: RedisStore option "localBytes" must be a non-negative integer, got 1.5'),
+    );
     expect(() => new RedisStore({ maxTrackedTags: 0 })).toThrow(
       new TypeError('page-dumper: RedisStore option "maxTrackedTags" must be a positive integer, got 0'),
     );
@@ -120,23 +122,33 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
   test('a hit, a fill and an invalidation of any number of paths are one round trip each', async () => {
     const client = new Redis(URL);
     await client.ping(); // the connection handshake is not the store's
-    const store = new RedisStore({ client, prefix: prefix() });
+    const p = prefix();
+    const store = new RedisStore({ client, prefix: p });
     const counts = counting(client);
     const seq = await store.sequence();
     expect(counts.roundTrips).toBe(1);
     for (let i = 0; i < 50; i++) await store.set(`k:/a?v=${i}`, entry(seq, '/a'), limits);
     expect(counts.roundTrips).toBe(51);
     counts.clear();
-    // The first get of an entry runs the get script ...
-    expect(await store.get('k:/a?v=7')).toBeDefined();
-    expect(counts.roundTrips).toBe(1);
-    expect([...counts]).toEqual([['evalsha', 1]]);
-    counts.clear();
-    // ... later ones read the entry and its tags' points side by side, in one pipeline.
+    // The process that stored an entry keeps a copy: a hit asks Redis only for the entry's fill id
+    // and its tags' points, in one round trip, and Redis sends no page.
     expect(await store.get('k:/a?v=7')).toBeDefined();
     expect(counts.roundTrips).toBe(1);
     expect([...counts]).toEqual([['hget', 1], ['hmget', 1]]);
     counts.clear();
+    // Another process: its first get of an entry runs the get script, which sends the page ...
+    const otherClient = new Redis(URL);
+    await otherClient.ping();
+    const other = new RedisStore({ client: otherClient, prefix: p });
+    const otherCounts = counting(otherClient);
+    expect(await other.get('k:/a?v=7')).toBeDefined();
+    expect(otherCounts.roundTrips).toBe(1);
+    expect([...otherCounts]).toEqual([['evalsha', 1]]);
+    otherCounts.clear();
+    // ... and keeps a copy, so the next one is the two plain reads.
+    expect(await other.get('k:/a?v=7')).toBeDefined();
+    expect(otherCounts.roundTrips).toBe(1);
+    expect([...otherCounts]).toEqual([['hget', 1], ['hmget', 1]]);
     // Gets asked for together share one round trip, and one read of the tags' points.
     const many = await Promise.all(Array.from({ length: 50 }, (_, i) => store.get(`k:/a?v=${i}`)));
     expect(many.every((e) => e !== undefined)).toBe(true);
@@ -152,13 +164,38 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     await store.invalidate(['/a', '/b', 'flavour:1']);
     expect(counts.roundTrips).toBe(1);
     expect(await store.get('k:/a?v=7')).toBeUndefined();
+    expect(await other.get('k:/a?v=7')).toBeUndefined();
     counts.clear();
     const paths = Array.from({ length: 10_000 }, (_, i) => `/page/${i}`);
     await store.invalidate(paths);
     expect(counts.roundTrips).toBe(1);
     expect([...counts.keys()]).toEqual(['evalsha']);
-    await store.close();
+    await Promise.all([store.close(), other.close()]);
     client.disconnect();
+    otherClient.disconnect();
+  });
+
+  test('a copy saves the page, not the check: Redis sends a few bytes per hit instead of the page', async () => {
+    const p = prefix();
+    const body = new Uint8Array(20_000).fill(65);
+    const received = async (localBytes: number) => {
+      const client = new Redis(URL);
+      await client.ping();
+      const store = new RedisStore({ client, prefix: p, localBytes });
+      expect((await store.get('k:/big'))?.body.byteLength).toBe(20_000); // the script: the page comes
+      let bytes = 0;
+      (client.stream as NodeJS.ReadableStream).on('data', (d: Buffer) => (bytes += d.length));
+      const hit = await store.get('k:/big');
+      expect(Buffer.from(hit!.body).equals(Buffer.from(body))).toBe(true);
+      await store.close();
+      client.disconnect();
+      return bytes;
+    };
+    const writer = new RedisStore({ url: URL, prefix: p });
+    expect(await writer.set('k:/big', entry(await writer.sequence(), '/big', { body }), limits)).toBe(true);
+    await writer.close();
+    expect(await received(16 * 2 ** 20)).toBeLessThan(200);
+    expect(await received(0)).toBeGreaterThan(20_000);
   });
 
   test('through the dumper: a HIT is one round trip, a MISS two (no separate sequence read)', async () => {
@@ -181,9 +218,9 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     client.disconnect();
   });
 
-  describe('a hit without the get script (an entry this process fetched before)', () => {
-    // Each case fetches an entry once (the script), then changes Redis behind the store's back in
-    // a way the plain reads must notice, and checks the next get.
+  describe("a hit from this process's copy is checked against Redis every time", () => {
+    // Each case stores an entry (the store keeps a copy) and gets it, then changes Redis behind
+    // the store's back in a way the plain reads must notice, and checks the next get.
     async function remembered(extra: Partial<StoredEntry> = {}) {
       const p = prefix();
       const store = new RedisStore({ url: URL, prefix: p });
@@ -204,6 +241,15 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
       await admin!.hset(meta, 't:flavour:9', String(seq + 5), 'seq', String(seq + 5));
       // The points of the tags remembered (only /r) say valid; the entry's own tags do not.
       expect(await store.get('k:/r')).toBeUndefined();
+      await Promise.all([store.close(), other.close()]);
+    });
+
+    test('an entry stored again by another process is fetched again, not answered from the copy', async () => {
+      const { store, other, seq } = await remembered();
+      const body = new TextEncoder().encode('<p>rendered again</p>');
+      expect(await other.set('k:/r', entry(seq, '/r', { body }), limits)).toBe(true);
+      const got = await store.get('k:/r');
+      expect(new TextDecoder().decode(got!.body)).toBe('<p>rendered again</p>');
       await Promise.all([store.close(), other.close()]);
     });
 

@@ -1,11 +1,12 @@
 /**
  * `page-dumper/redis`: a store shared by every process and machine that talks to one Redis (or
  * Valkey). Every operation is one round trip: a Lua script, atomic on the server, or, for a hit on an
- * entry this process has fetched before, two plain reads pipelined together.
+ * entry this process holds a copy of, two plain reads sent together.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
+import { LocalCopies, type LocalCopy } from '../local-copies.js';
 import { MemoryStore } from '../memory/index.js';
 import { CLEAR, GET, INVALIDATE, SEQUENCE, SET } from './scripts.js';
 
@@ -55,6 +56,16 @@ export interface RedisStoreOptions {
    * @default 250
    */
   commandTimeout?: number;
+  /**
+   * Bytes of entries each process keeps decoded, least recently used evicted past it. Such a copy
+   * is never served on trust: every hit still asks Redis, in its one round trip, which entry the
+   * key holds now and whether its tags were invalidated since, and serves the copy only if it is
+   * that same entry, still valid. Redis then sends back a few bytes instead of the page. Unlike
+   * `localTier`, this keeps the full promise: nothing is served that Redis would not serve. `0`
+   * turns it off: every hit then runs the get script and receives the page.
+   * @default 16 MiB
+   */
+  localBytes?: number;
   /**
    * An in-process memory tier in front of Redis, kept coherent by Redis pub/sub: hits are as fast
    * as MemoryStore's. Off by default because it widens the promise: another process's
@@ -113,11 +124,12 @@ function decode(buf: Buffer): StoredEntry {
   return { status, headers, body: buf.subarray(4 + n), etag, storedAt, seq, path, tags };
 }
 
-/** The head of an entry as last fetched: its bytes, the meta fields that decide its validity, the decoded entry. */
-interface RememberedHead {
-  readonly bytes: Buffer;
-  readonly fields: string[];
-  readonly entry: StoredEntry;
+/**
+ * A decoded entry kept in this process (see `localBytes`): the id its fill gave it, and the meta
+ * fields that decide its validity (`seq`, `floor`, and `t:<tag>` for each of its tags).
+ */
+interface RedisCopy extends LocalCopy<string> {
+  readonly fields: readonly string[];
 }
 
 interface Waiter {
@@ -125,31 +137,37 @@ interface Waiter {
   readonly reject: (error: unknown) => void;
 }
 
-/** How many entry heads a store remembers for script-free hits. */
-const MAX_REMEMBERED = 10_000;
-const NO_REPLY = new Error('page-dumper: Redis sent no reply for a pipelined command');
+
+/** Fill ids: unique per process (a random origin) and per fill (a counter). */
+const ORIGIN = randomBytes(9).toString('base64url');
+let fills = 0;
+
+function copyOf(id: string, entry: StoredEntry): RedisCopy {
+  const fields = ['seq', 'floor'];
+  for (const tag of entry.tags) fields.push(`t:${tag}`);
+  return { id, entry, fields };
+}
 
 /**
- * Decides a get from the plain reads: the entry (or null) and the meta fields `seq`, `floor` and
- * the remembered tags' points (`point(field)`). Answers the entry, the sequence number for a miss,
- * or undefined when only the get script can tell.
+ * Decides a get from the plain reads: the id of the entry the key holds now (or null), and the meta
+ * fields by name (`point`). Answers the copy's entry, the sequence number for a miss, or undefined
+ * when only the get script can tell.
  */
-function checkRemembered(head: RememberedHead, value: Buffer | null, point: (field: string) => string | null | undefined): StoredEntry | number | undefined {
+function checkCopy(copy: RedisCopy, id: string | null, point: (field: string) => string | null | undefined): StoredEntry | number | undefined {
   const seq = point('seq');
   const floor = point('floor');
   // The meta hash is gone (flushed, evicted): the script re-creates it.
   if (seq == null || floor == null) return undefined;
-  if (value === null) return Number(seq);
-  const n = head.bytes.length;
-  if (value.length < n || value.compare(head.bytes, 0, n, 0, n) !== 0) return undefined;
-  const s = head.entry.seq;
+  if (id === null) return Number(seq);
+  if (id !== copy.id) return undefined;
+  const s = copy.entry.seq;
   if (s < Number(floor)) return undefined;
-  const fields = head.fields;
+  const fields = copy.fields;
   for (let i = 2; i < fields.length; i++) {
     const p = point(fields[i]!);
     if (p != null && Number(p) > s) return undefined;
   }
-  return { ...head.entry, body: value.subarray(n) };
+  return copy.entry;
 }
 
 function positiveInteger(name: string, value: unknown, allowZero = false): number {
@@ -166,8 +184,8 @@ type Client = Redis | Cluster;
 /**
  * A shared store on Redis or Valkey, through ioredis.
  *
- * - A hit is one round trip: the entry and its tags' invalidation points, read together (a script
- *   the first time, two pipelined reads after), and shared with the other gets of the same tick.
+ * - A hit is one round trip: the entry (or, for a copy this process holds, the entry's fill id) and
+ *   its tags' invalidation points, read together, and sent with the other gets of the same tick.
  * - An invalidation of any number of paths and tags is one round trip: it bumps the sequence
  *   number, records it for every tag, and frees every entry carrying one of them.
  * - A fill is one round trip (the sequence number it needs comes with the miss that preceded it).
@@ -193,19 +211,29 @@ export class RedisStore implements Store {
   #closed = false;
   /** Entry key → the gets waiting for it, until the next flush. */
   #gets = new Map<string, Waiter[]>();
-  /** Entry key → the head of the entry last fetched under it (bounded, oldest first out). */
-  readonly #heads = new Map<string, RememberedHead>();
+  /** Entry key → the entry this process last fetched or stored under it (see `localBytes`). */
+  readonly #copies: LocalCopies<RedisCopy>;
 
   constructor(options: RedisStoreOptions = {}) {
     if (options === null || typeof options !== 'object') {
       throw new TypeError('page-dumper: RedisStore options must be an object');
     }
-    const { client, url, prefix = 'page-dumper:', ttl = 0, maxTrackedTags = 100_000, commandTimeout = 250, localTier = false } = options;
+    const {
+      client,
+      url,
+      prefix = 'page-dumper:',
+      ttl = 0,
+      maxTrackedTags = 100_000,
+      commandTimeout = 250,
+      localBytes = 16 * 2 ** 20,
+      localTier = false,
+    } = options;
     if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
       throw new TypeError(`page-dumper: RedisStore option "prefix" must be a non-empty string without braces, got ${JSON.stringify(prefix)}`);
     }
     this.#ttl = positiveInteger('ttl', ttl, true);
     this.#maxTrackedTags = positiveInteger('maxTrackedTags', maxTrackedTags);
+    this.#copies = new LocalCopies(positiveInteger('localBytes', localBytes, true));
     positiveInteger('commandTimeout', commandTimeout);
     if (client !== undefined && (client === null || typeof client !== 'object' || typeof (client as Redis).evalsha !== 'function')) {
       throw new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client');
@@ -284,15 +312,23 @@ export class RedisStore implements Store {
     // The path tag's index set comes first: it is also the set of the path's variants.
     const keys = [this.#meta, this.#entryKey(key), `${this.#prefix}t:${entry.path}`];
     for (const tag of tags) if (tag !== entry.path) keys.push(`${this.#prefix}t:${tag}`);
+    const id = `${ORIGIN}.${++fills}`;
     const args: Array<string | Buffer> = [
       encode(entry),
       String(entry.seq),
       JSON.stringify(tags),
       String(this.#ttl),
       String(options.maxVariantsPerPath),
+      id,
       ...tags,
     ];
-    return (await this.#run(SCRIPTS.set, keys, args)) === 1;
+    const entryKey = this.#entryKey(key);
+    // Whatever the key held before is replaced, or the fill refused: no copy of it is served again.
+    this.#copies.forget(entryKey);
+    const stored = (await this.#run(SCRIPTS.set, keys, args)) === 1;
+    // The process that rendered a page is likely to serve it next.
+    if (stored) this.#copies.keep(entryKey, copyOf(id, entry));
+    return stored;
   }
 
   async invalidate(tags: readonly string[]): Promise<number> {
@@ -311,6 +347,7 @@ export class RedisStore implements Store {
   async clear(): Promise<void> {
     await this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : '']);
     this.#local?.clear();
+    this.#copies.clear();
     // Everything is already invalid (the floor moved); free the memory too.
     await this.#deleteMatching(`${this.#prefix}[et]:*`);
   }
@@ -320,6 +357,7 @@ export class RedisStore implements Store {
     this.#closed = true;
     this.#localReady = false;
     this.#local?.clear();
+    this.#copies.clear();
     this.#subscriber?.disconnect();
     if (this.#ownsClient) {
       try {
@@ -337,19 +375,17 @@ export class RedisStore implements Store {
   /**
    * Fetches one entry, answering it when valid or the current sequence number when not.
    *
-   * Gets asked for in the same turn of the event loop go out together, as one pipeline: one write
-   * and one read for all of them. (ioredis's auto-pipelining flushes on the next tick, which comes
-   * after each request's socket callback, so requests that arrived together would each pay for a
-   * write and a read of their own.) Gets of the same key in one turn share one fetch and one answer,
-   * as if they had come one right after the other.
+   * Gets asked for in the same turn of the event loop are sent together, and with the store's own
+   * client (auto-pipelining) in one write. Gets of the same key in one turn share one fetch and one
+   * answer, as if they had come one right after the other.
    *
-   * An entry this process has seen before is fetched without a script: `HGET` of the entry, and
-   * after the batch's `HGET`s one `HMGET` of the invalidation points of every tag the batch's
-   * entries had. When an entry's head (its sequence number and tags included) is still the one
-   * remembered, those points decide its validity; they were read after the entry, and they only
-   * ever rise, so an entry valid at that moment was valid when it was read. Anything else (an
-   * entry rendered again since, or one that is no longer valid) goes to the get script, which also
-   * frees invalid entries. A script costs Redis tens of times what the plain reads do.
+   * For a key this process holds a copy of (see `localBytes`), the get is `HGET` of the entry's
+   * fill id, and after the batch's `HGET`s one `HMGET` of the invalidation points of every tag
+   * those copies have. When the key still holds the entry the copy was made from (ids are never
+   * reused), the points decide its validity; they were read after the id, and they only ever
+   * rise, so an entry valid at that moment was valid when the id was read. Redis then sends a few
+   * bytes instead of the page. Anything else (no copy, an entry stored again since, one no longer
+   * valid) goes to the get script, which also frees invalid entries.
    */
   #batchedGet(entryKey: string): Promise<StoredEntry | number> {
     return new Promise((resolve, reject) => {
@@ -364,66 +400,49 @@ export class RedisStore implements Store {
   readonly #flushGets = (): void => {
     const gets = this.#gets;
     this.#gets = new Map();
-    const pipeline = this.#client.pipeline() as unknown as {
-      evalshaBuffer(...a: unknown[]): unknown;
-      hgetBuffer(key: string, field: string): unknown;
-      hmget(key: string, fields: string[]): unknown;
-      exec(): Promise<Array<[Error | null, unknown]> | null>;
+    // Commands go through the client one by one, never as a pipeline of our own: ioredis writes
+    // them in the order they were issued (auto-pipelined or not), so a get issued after an
+    // invalidation reaches Redis after it. An explicit pipeline could overtake commands that ioredis
+    // holds back while an auto-pipeline is in flight.
+    const client = this.#client as unknown as {
+      hget(key: string, field: string): Promise<string | null>;
+      hmget(key: string, fields: string[]): Promise<Array<string | null>>;
     };
-    /** The batch's keys, in pipeline order, each with its remembered head if any. */
-    const batch: Array<{ entryKey: string; head: RememberedHead | undefined; waiting: Waiter[] }> = [];
     /** meta field → its index in the batch's one HMGET. */
     const fields = new Map<string, number>([
       ['seq', 0],
       ['floor', 1],
     ]);
+    const checks: Array<{ entryKey: string; copy: RedisCopy; waiting: Waiter[]; id: Promise<string | null> }> = [];
     for (const [entryKey, waiting] of gets) {
-      const head = this.#heads.get(entryKey);
-      batch.push({ entryKey, head, waiting });
-      if (head === undefined) pipeline.evalshaBuffer(SCRIPTS.get.sha, 2, this.#meta, entryKey);
-      else {
-        pipeline.hgetBuffer(entryKey, 'v');
-        for (const f of head.fields) if (!fields.has(f)) fields.set(f, fields.size);
+      const copy = this.#copies.peek(entryKey);
+      if (copy === undefined) {
+        this.#scriptGet(entryKey, waiting);
+        continue;
       }
+      checks.push({ entryKey, copy, waiting, id: client.hget(entryKey, 'i') });
+      for (const f of copy.fields) if (!fields.has(f)) fields.set(f, fields.size);
     }
-    const plain = batch.some((g) => g.head !== undefined);
-    if (plain) pipeline.hmget(this.#meta, [...fields.keys()]);
-    const settle = (waiting: Waiter[], answer: StoredEntry | number | Error) => {
-      for (const w of waiting) {
-        if (answer instanceof Error) w.reject(answer);
-        else w.resolve(answer);
-      }
-    };
-    pipeline.exec().then(
-      (results) => {
-        const last = results?.[batch.length];
-        const points = plain && last !== undefined && last[0] === null ? (last[1] as Array<string | null>) : undefined;
-        for (let i = 0; i < batch.length; i++) {
-          const { entryKey, head, waiting } = batch[i]!;
-          try {
-            const [error, reply] = results?.[i] ?? [NO_REPLY, undefined];
-            if (head === undefined) {
-              if (error === null) settle(waiting, this.#scriptReply(entryKey, reply));
-              else if (error.message.startsWith('NOSCRIPT')) this.#scriptGet(entryKey, waiting);
-              else settle(waiting, error);
-              continue;
-            }
-            if (error !== null) settle(waiting, error);
-            else if (points === undefined) settle(waiting, last?.[0] ?? NO_REPLY);
-            else {
-              const answer = checkRemembered(head, reply as Buffer | null, (field) => points[fields.get(field)!]);
-              if (answer === undefined) this.#scriptGet(entryKey, waiting);
-              else settle(waiting, answer);
-            }
-          } catch (error) {
-            settle(waiting, error instanceof Error ? error : new Error(String(error)));
+    if (checks.length === 0) return;
+    const points = client.hmget(this.#meta, [...fields.keys()]);
+    for (const c of checks) {
+      Promise.all([c.id, points]).then(
+        ([id, values]) => {
+          const answer = checkCopy(c.copy, id, (field) => values[fields.get(field)!]);
+          if (answer === undefined) {
+            this.#copies.forget(c.entryKey);
+            this.#scriptGet(c.entryKey, c.waiting);
+            return;
           }
-        }
-      },
-      (error: unknown) => {
-        for (const { waiting } of batch) settle(waiting, error instanceof Error ? error : new Error(String(error)));
-      },
-    );
+          if (typeof answer === 'number') this.#copies.forget(c.entryKey);
+          else this.#copies.get(c.entryKey); // most recently used
+          for (const w of c.waiting) w.resolve(answer);
+        },
+        (error: unknown) => {
+          for (const w of c.waiting) w.reject(error);
+        },
+      );
+    }
   };
 
   /** The get script alone, for an entry the plain reads could not decide. */
@@ -445,21 +464,20 @@ export class RedisStore implements Store {
     );
   }
 
-  /** Decodes the get script's answer, and remembers the entry's head for the plain reads next time. */
+  /** Decodes the get script's answer (`[entry, fill id]` or a number), and keeps a copy of the entry. */
   #scriptReply(entryKey: string, reply: unknown): StoredEntry | number {
     if (typeof reply === 'number') {
-      this.#heads.delete(entryKey);
+      this.#copies.forget(entryKey);
       return reply;
     }
-    const buf = reply as Buffer;
+    const [buf, id] = reply as [Buffer, Buffer | null];
     const entry = decode(buf);
-    const headLength = 4 + buf.readUInt32BE(0);
-    const fields = ['seq', 'floor'];
-    for (const tag of entry.tags) fields.push(`t:${tag}`);
-    const heads = this.#heads;
-    if (heads.size >= MAX_REMEMBERED && !heads.has(entryKey)) heads.delete(heads.keys().next().value!);
-    // A copy: the reply's buffer also holds the body, which must not be kept alive by this.
-    heads.set(entryKey, { bytes: Buffer.from(buf.subarray(0, headLength)), fields, entry });
+    if (id !== null && this.#copies.maxBytes !== 0) {
+      // The copy gets a body of its own: the reply's buffer may be a slice of a larger read.
+      const kept = { ...entry, body: Buffer.from(entry.body) };
+      this.#copies.keep(entryKey, copyOf(id.toString(), kept));
+      return kept;
+    }
     return entry;
   }
 

@@ -8,7 +8,8 @@
  *                invalidation point. Everything that decides validity lives in this one key, so an
  *                eviction or a flush loses all of it or none of it.
  * - `{p}z`       sorted set: tag → invalidation point, the age order used to bound `{p}m`.
- * - `{p}e:<key>` hash: `v` (the encoded entry), `s` (its sequence number), `t` (its tags, JSON).
+ * - `{p}e:<key>` hash: `v` (the encoded entry), `s` (its sequence number), `t` (its tags, JSON),
+ *                `i` (its fill id: unique, never reused, so that a process's copy can be checked).
  * - `{p}t:<tag>` set: keys of the entries carrying the tag, for eager freeing. The set of an
  *                entry's path tag lists the query-string variants of the path: it also serves the
  *                variant bound.
@@ -37,13 +38,13 @@ end
 `;
 
 /**
- * get. KEYS: meta, entry. Answers the encoded entry while it is valid: its sequence number is at
+ * get. KEYS: meta, entry. Answers the encoded entry and its fill id while it is valid: its sequence number is at
  * or above the floor and none of its tags was invalidated after it. Otherwise frees the entry and
  * answers the current sequence number, which the fill that follows a miss may use (it was read
  * before the render started, which is all the fill protocol asks of it).
  */
 export const GET = `${META}
-local e = redis.call('HMGET', KEYS[2], 'v', 's', 't')
+local e = redis.call('HMGET', KEYS[2], 'v', 's', 't', 'i')
 if not e[1] then return (meta(KEYS[1])) end
 local s = tonumber(e[2])
 local tags = cjson.decode(e[3])
@@ -55,7 +56,7 @@ if v[1] and v[2] and s >= tonumber(v[2]) then
   for i = 3, #v do
     if v[i] and tonumber(v[i]) > s then ok = false break end
   end
-  if ok then return e[1] end
+  if ok then return {e[1], e[4]} end
 end
 redis.call('UNLINK', KEYS[2])
 return (meta(KEYS[1]))
@@ -68,14 +69,14 @@ return (meta(KEYS[1]))
 
 /**
  * set. KEYS: meta, entry, then one index set per tag, the path tag's first (the variants).
- * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, then the tags.
+ * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, fill id, then the tags.
  * Answers 1 when stored, 0 when refused (a tag invalidated after seq, a floor above it, the meta
  * hash lost since the render started, or too many variants of the path).
  */
 export const SET = `
 local s = tonumber(ARGV[2])
 local fields = {'seq', 'floor'}
-for i = 6, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+for i = 7, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
 if not v[1] or not v[2] or s < tonumber(v[2]) then return 0 end
 for i = 3, #v do
@@ -94,7 +95,7 @@ if redis.call('SISMEMBER', KEYS[3], KEYS[2]) == 0 then
   end
 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'v', ARGV[1], 's', ARGV[2], 't', ARGV[3])
+redis.call('HSET', KEYS[2], 'v', ARGV[1], 's', ARGV[2], 't', ARGV[3], 'i', ARGV[6])
 for i = 3, #KEYS do
   redis.call('SADD', KEYS[i], KEYS[2])
 end

@@ -13,6 +13,7 @@
 import Database from 'better-sqlite3';
 import { DumperError } from '../../core/errors.js';
 import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
+import { LocalCopies, type LocalCopy } from '../local-copies.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -96,12 +97,6 @@ interface EntryRow {
   body: Buffer;
 }
 
-/** A decoded entry kept in this process, with the id of the row it was read from. */
-interface LocalEntry {
-  readonly id: number;
-  readonly entry: StoredEntry;
-  readonly size: number;
-}
 
 interface CountRow {
   bytes: number;
@@ -140,9 +135,8 @@ export class SqliteStore implements Store {
   readonly maxBytes: number;
   readonly maxEntries: number;
   readonly localBytes: number;
-  /** key → decoded entry; the Map's order is the recency order (oldest first). */
-  readonly #local = new Map<string, LocalEntry>();
-  #localUsed = 0;
+  /** key → decoded entry, with the id of the row it was read from (see `localBytes`). */
+  readonly #local: LocalCopies<LocalCopy<number>>;
   readonly #owned: boolean;
   /** The connection's `synchronous` level outside invalidations (see `#durably`). */
   readonly #sync: number;
@@ -207,6 +201,7 @@ export class SqliteStore implements Store {
     this.maxBytes = maxBytes;
     this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
     this.localBytes = localBytes;
+    this.#local = new LocalCopies(localBytes);
     this.#owned = database === undefined;
 
     let db: Database.Database | undefined = database;
@@ -367,20 +362,14 @@ export class SqliteStore implements Store {
     const local = this.#local;
     if (this.localBytes !== 0) {
       const id = this.#open().#idOf.get(key);
-      const kept = local.get(key);
       if (id === undefined) {
-        if (kept !== undefined) this.#forget(key, kept);
+        local.forget(key);
         return undefined;
       }
+      const kept = local.get(key);
       if (kept !== undefined) {
-        if (kept.id === id) {
-          if (local.size > 1) {
-            local.delete(key);
-            local.set(key, kept);
-          }
-          return kept.entry;
-        }
-        this.#forget(key, kept);
+        if (kept.id === id) return kept.entry;
+        local.forget(key);
       }
     }
     const row = this.#open().#get.get(key);
@@ -412,7 +401,6 @@ export class SqliteStore implements Store {
     this.#open();
     this.#durably(this.#clear);
     this.#local.clear();
-    this.#localUsed = 0;
   }
 
   /** Closes the database if the store opened it (`path`); an injected `database` stays open. */
@@ -420,7 +408,6 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#local.clear();
-    this.#localUsed = 0;
     if (this.#owned) this.database.close();
   }
 
@@ -428,25 +415,8 @@ export class SqliteStore implements Store {
   #keep(key: string, id: number, entry: StoredEntry): void {
     // A row written or read inside the app's own transaction (an injected database) may be rolled
     // back, and its id given again to another entry: only committed rows are kept.
-    if (this.localBytes === 0 || this.database.inTransaction) return;
-    const local = this.#local;
-    const old = local.get(key);
-    if (old !== undefined) this.#forget(key, old);
-    let size = ENTRY_OVERHEAD + key.length * 2 + entry.body.byteLength;
-    for (const h of entry.headers) size += h.length * 2;
-    for (const t of entry.tags) size += t.length * 2;
-    if (size > this.localBytes) return;
-    local.set(key, { id, entry, size });
-    this.#localUsed += size;
-    while (this.#localUsed > this.localBytes) {
-      const oldest = local.entries().next().value!;
-      this.#forget(oldest[0], oldest[1]);
-    }
-  }
-
-  #forget(key: string, kept: LocalEntry): void {
-    this.#local.delete(key);
-    this.#localUsed -= kept.size;
+    if (this.database.inTransaction) return;
+    this.#local.keep(key, { id, entry });
   }
 
   #open(): this {
