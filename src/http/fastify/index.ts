@@ -55,9 +55,12 @@ function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, en
     if (status !== undefined) reply.header(status, 'HIT');
     return reply.code(304).send();
   }
-  reply.code(entry.status).headers(headerObject(entry)).header('age', age);
+  if (reply.statusCode !== entry.status) reply.code(entry.status);
+  reply.headers(headerObject(entry)).header('age', age);
   if (status !== undefined) reply.header(status, 'HIT');
-  return reply.send(Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength));
+  // Fastify sends a Buffer as it is; a body captured from Fastify is one already.
+  const body = entry.body;
+  return reply.send(Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
 
 const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyInstance, options, done) => {
