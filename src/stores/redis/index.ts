@@ -62,7 +62,8 @@ export interface RedisStoreOptions {
    * key holds now and whether its tags were invalidated since, and serves the copy only if it is
    * that same entry, still valid. Redis then sends back a few bytes instead of the page. Unlike
    * `localTier`, this keeps the full promise: nothing is served that Redis would not serve. `0`
-   * turns it off: every hit then runs the get script and receives the page.
+   * turns it off: every hit then runs the get script and receives the page. (With `localTier` on,
+   * the copies serve the tier's misses; the two bounds add up.)
    * @default 16 MiB
    */
   localBytes?: number;
@@ -136,7 +137,6 @@ interface Waiter {
   readonly resolve: (answer: StoredEntry | number) => void;
   readonly reject: (error: unknown) => void;
 }
-
 
 /** Fill ids: unique per process (a random origin) and per fill (a counter). */
 const ORIGIN = randomBytes(9).toString('base64url');
