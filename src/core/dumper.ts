@@ -104,6 +104,8 @@ interface Flight {
 }
 
 const MAX_COOLDOWN = 30_000;
+/** How many plain-path keys `keyFor` remembers before it starts again from empty. */
+const MAX_KNOWN_KEYS = 10_000;
 
 /**
  * One render that may become a stored entry. Created by `dumper.beginFill()`; an adapter runs the
@@ -226,6 +228,9 @@ export class Dumper {
   readonly #queryIgnore: QueryIgnore;
   readonly #sortQuery: boolean;
   readonly #maxUrlLength: number;
+  /** Host header → plain request target → key (see `#rememberKey`). */
+  readonly #knownKeys = new Map<string, Map<string, string>>();
+  #knownCount = 0;
   readonly #setOptions: { readonly maxVariantsPerPath: number };
   readonly #prefixInvalidation: boolean;
   readonly #bypassCookies: readonly string[];
@@ -280,7 +285,7 @@ export class Dumper {
 
   /**
    * The key of a request, or why it bypasses the cache. Does no I/O and, for a plain path on an
-   * allowed host, allocates only the key string.
+   * allowed host, allocates only the key string, and for one it has seen before, nothing.
    */
   keyFor(method: string, target: string, headers: HeaderSource): string | Bypass {
     if (this.#closed) return BYPASS.closed;
@@ -298,11 +303,23 @@ export class Dumper {
     }
     if (this.#bypassCookies.length !== 0 && this.#hasBypassCookie(readHeader(headers, 'cookie'))) return BYPASS.cookie;
     if (target.length > this.#maxUrlLength) return BYPASS['url too long'];
-    let host = readHeader(headers, 'host');
+    const hostHeader = readHeader(headers, 'host');
+    let host = hostHeader;
+    // A proxy's forwarded host and scheme change the absolute URLs an app renders: they are part
+    // of the key (below), so a forged X-Forwarded-Host cannot poison the page everyone else gets.
+    const fwdHost = readHeader(headers, 'x-forwarded-host');
+    const fwdProto = readHeader(headers, 'x-forwarded-proto');
     let path: string;
     let query = '';
     const c0 = target.charCodeAt(0);
-    if (c0 === 47 /* / */ && target.indexOf('?') === -1 && target.indexOf('#') === -1 && target.indexOf('%') === -1) {
+    const plain = c0 === 47 /* / */ && target.indexOf('?') === -1 && target.indexOf('#') === -1 && target.indexOf('%') === -1;
+    if (plain) {
+      // The key of a plain path on a host seen before, as computed then: the same string each
+      // time, so the store's lookup finds its hash already computed.
+      if (hostHeader !== undefined && fwdHost === undefined && fwdProto === undefined) {
+        const known = this.#knownKeys.get(hostHeader)?.get(target);
+        if (known !== undefined) return this.#ifUsable(known);
+      }
       path = target;
     } else {
       const split = splitTarget(target);
@@ -328,20 +345,41 @@ export class Dumper {
     host = host.toLowerCase();
     if (this.#hosts !== undefined && !this.#hosts.has(host)) return BYPASS['host not allowed'];
     if (this.#ignore !== undefined && this.#isIgnored(path)) return BYPASS['ignored path'];
-    // A proxy's forwarded host and scheme change the absolute URLs an app renders: keep them in
-    // the key so a forged X-Forwarded-Host cannot poison the page everyone else gets.
-    const fwdHost = readHeader(headers, 'x-forwarded-host');
-    const fwdProto = readHeader(headers, 'x-forwarded-proto');
     if (fwdHost !== undefined || fwdProto !== undefined) {
       if ((fwdHost !== undefined && !FORWARDED_HOST.test(fwdHost)) || (fwdProto !== undefined && !FORWARDED_PROTO.test(fwdProto))) {
         return BYPASS['bad host'];
       }
       host += `|${(fwdProto ?? '').toLowerCase()}|${(fwdHost ?? '').toLowerCase()}`;
     }
+    if (query !== '') return this.#ifUsable(this.keyPrefix + host + path + '?' + query);
+    const key = this.keyPrefix + host + path;
+    if (plain && hostHeader !== undefined && fwdHost === undefined && fwdProto === undefined) this.#rememberKey(hostHeader, target, key);
+    return this.#ifUsable(key);
+  }
+
+  /** `key`, unless the store is down or has invalidations to replay first. */
+  #ifUsable(key: string): string | Bypass {
     if (this.#openUntil !== 0 || this.#pendingTags.size !== 0 || this.#pendingClear) {
       if (!this.#storeUsable()) return BYPASS['store unavailable'];
     }
-    return query === '' ? this.keyPrefix + host + path : this.keyPrefix + host + path + '?' + query;
+    return key;
+  }
+
+  /**
+   * Remembers the key of a plain path (no query, no percent-encoding) on a host, for `keyFor`.
+   * Everything that decided it is fixed when the dumper is made (key prefix, host allowlist,
+   * ignore pattern) or read again on every request (the bypass headers, the store's state).
+   * Bounded: past MAX_KNOWN_KEYS, it starts again from empty.
+   */
+  #rememberKey(host: string, target: string, key: string): void {
+    if (this.#knownCount >= MAX_KNOWN_KEYS) {
+      this.#knownKeys.clear();
+      this.#knownCount = 0;
+    }
+    let byTarget = this.#knownKeys.get(host);
+    if (byTarget === undefined) this.#knownKeys.set(host, (byTarget = new Map()));
+    if (!byTarget.has(target)) this.#knownCount++;
+    byTarget.set(target, key);
   }
 
   /** The stored entry for a key; `undefined` on a miss or when the store fails (never throws). */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { canonicalPath, compileQueryIgnore, normalizePercentEncoding, normalizeQuery, prefixTags, splitTarget } from '../../src/core/keys.js';
-import { createDumper, isBypass } from '../../src/index.js';
+import { createDumper, isBypass, MemoryStore } from '../../src/index.js';
 
 describe('canonical path tags are coarse', () => {
   test.each([
@@ -47,5 +47,54 @@ describe('keys are exact where exactness is safe', () => {
   test('fetch-style headers work as well as node records', () => {
     const d = createDumper({ logger: false });
     expect(d.keyFor('GET', '/a', new Headers({ host: 'x' }))).toBe(d.keyFor('GET', '/a', { host: 'x' }));
+  });
+});
+
+describe('keys of plain paths are remembered, and nothing that decides a key is skipped', () => {
+  test('the same request gets the same key again, and every per-request check still runs', () => {
+    const d = createDumper({ logger: false, hosts: ['site.example'], ignore: /^\/admin\// });
+    const first = d.keyFor('GET', '/a', { host: 'Site.example' });
+    expect(first).toBe('dumper.cached_path.site.example/a');
+    expect(d.keyFor('GET', '/a', { host: 'Site.example' })).toBe(first);
+    // Per-request headers are read again for a remembered key.
+    const reasons = (headers: Record<string, string>) => {
+      const k = d.keyFor('GET', '/a', { host: 'Site.example', ...headers });
+      return isBypass(k) ? k.bypass : k;
+    };
+    expect(reasons({ authorization: 'Bearer x' })).toBe('authorization');
+    expect(reasons({ range: 'bytes=0-1' })).toBe('conditional request');
+    expect(reasons({ 'x-forwarded-host': 'evil.example' })).toBe('dumper.cached_path.site.example||evil.example/a');
+    expect(reasons({ 'x-forwarded-host': 'bad host/' })).toBe('bad host');
+    // Host and path checks hold for requests never seen, and are not remembered as keys.
+    for (let i = 0; i < 2; i++) {
+      const other = d.keyFor('GET', '/a', { host: 'other.example' });
+      expect(isBypass(other) && other.bypass).toBe('host not allowed');
+      const admin = d.keyFor('GET', '/admin/x', { host: 'site.example' });
+      expect(isBypass(admin) && admin.bypass).toBe('ignored path');
+    }
+  });
+
+  test('a remembered key still bypasses while the store is unavailable', async () => {
+    let failing = false;
+    const store = new MemoryStore();
+    const get = store.get.bind(store);
+    store.get = (key) => {
+      if (failing) throw new Error('down');
+      return get(key);
+    };
+    const d = createDumper({ logger: false, store, storeCooldown: 60_000 });
+    const key = d.keyFor('GET', '/a', { host: 'x' }) as string;
+    expect(d.keyFor('GET', '/a', { host: 'x' })).toBe(key);
+    failing = true;
+    expect(d.get(key)).toBeUndefined(); // the failure opens the circuit
+    const after = d.keyFor('GET', '/a', { host: 'x' });
+    expect(isBypass(after) && after.bypass).toBe('store unavailable');
+    await d.close();
+  });
+
+  test('keys stay right past the bound of remembered keys (10,000), where remembering starts again', () => {
+    const d = createDumper({ logger: false });
+    for (let i = 0; i < 25_000; i++) expect(d.keyFor('GET', `/p/${i}`, { host: 'x' })).toBe(`dumper.cached_path.x/p/${i}`);
+    expect(d.keyFor('GET', '/p/24999', { host: 'x' })).toBe('dumper.cached_path.x/p/24999');
   });
 });
