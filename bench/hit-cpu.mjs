@@ -28,7 +28,7 @@
 // an onSend and an onResponse hook that do nothing, as the plugin has) and fastify-dumper@DIR.
 //
 // `--store=memory|redis|redis-local` (repeatable) gives the dumper variants that store (RedisStore
-// on BENCH_REDIS_URL, default redis://127.0.0.1:6379, under a prefix of its own; `redis-local` with
+// on BENCH_REDIS_URL, default redis://127.0.0.1:6379, under the prefix `hit-cpu:<store>:`; `redis-local` with
 // the local tier), for a per-hit comparison of stores that noisy req/s cannot give.
 //
 // `--callgrind` runs the servers under valgrind and counts the instructions per hit instead
@@ -50,7 +50,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // ------------------------------------------------------------------------------ server side
 
-/** The Fastify variants: a bare route, an onRequest hook sending the bytes, and the plugin. */
+/** The Fastify variants: a bare route, an onRequest hook sending the bytes (alone, or with two idle hooks), and the plugin. */
 async function fastifyServer(kind, dist) {
   const { default: Fastify } = await import('fastify');
   const app = Fastify({ logger: false });
@@ -104,7 +104,8 @@ async function server(kind, dist, storeKind = 'memory') {
   let store;
   if (storeKind === 'redis' || storeKind === 'redis-local') {
     const { RedisStore } = await load('stores/redis/index.js');
-    store = new RedisStore({ url: process.env.BENCH_REDIS_URL, prefix: `hit-cpu-${process.pid}:`, localTier: storeKind === 'redis-local' });
+    // One prefix per store kind, emptied at start: runs reuse the same few keys instead of leaving new ones.
+    store = new RedisStore({ url: process.env.BENCH_REDIS_URL, prefix: `hit-cpu:${storeKind}:`, localTier: storeKind === 'redis-local' });
     await store.clear();
     // The local tier is used once its subscription is up.
     await new Promise((r) => setTimeout(r, 200));

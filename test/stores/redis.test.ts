@@ -221,31 +221,31 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
   describe("a hit from this process's copy is checked against Redis every time", () => {
     // Each case stores an entry (the store keeps a copy) and gets it, then changes Redis behind
     // the store's back in a way the plain reads must notice, and checks the next get.
-    async function remembered(extra: Partial<StoredEntry> = {}) {
+    async function withCopy(extra: Partial<StoredEntry> = {}) {
       const p = prefix();
       const store = new RedisStore({ url: URL, prefix: p });
       const other = new RedisStore({ url: URL, prefix: p });
       const seq = await store.sequence();
       expect(await store.set('k:/r', entry(seq, '/r', extra), limits)).toBe(true);
       expect(await store.get('k:/r')).toBeDefined();
-      expect(await store.get('k:/r')).toBeDefined(); // the plain reads, now
+      expect(await store.get('k:/r')).toBeDefined(); // from the copy, checked
       return { store, other, seq, meta: `{${p}}m`, key: `{${p}}e:k:/r` };
     }
 
     test('an entry rendered again with other tags, even at the same sequence number, is checked against its own tags', async () => {
-      const { store, other, seq, meta } = await remembered();
+      const { store, other, seq, meta } = await withCopy();
       // Another process stores the page again, from a render that began at the same sequence
       // number but was tagged flavour:9 this time ...
       expect(await other.set('k:/r', entry(seq, '/r', { tags: ['/r', 'flavour:9'] }), limits)).toBe(true);
       // ... and flavour:9 is invalidated without the entry being freed (its index set lost).
       await admin!.hset(meta, 't:flavour:9', String(seq + 5), 'seq', String(seq + 5));
-      // The points of the tags remembered (only /r) say valid; the entry's own tags do not.
+      // The points of the copy's tags (only /r) say valid; the entry's own tags do not.
       expect(await store.get('k:/r')).toBeUndefined();
       await Promise.all([store.close(), other.close()]);
     });
 
     test('an entry stored again by another process is fetched again, not answered from the copy', async () => {
-      const { store, other, seq } = await remembered();
+      const { store, other, seq } = await withCopy();
       const body = new TextEncoder().encode('<p>rendered again</p>');
       expect(await other.set('k:/r', entry(seq, '/r', { body }), limits)).toBe(true);
       const got = await store.get('k:/r');
@@ -254,7 +254,7 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     });
 
     test("a tag invalidated without freeing the entry (its index set lost) is noticed", async () => {
-      const { store, other, seq, meta, key } = await remembered();
+      const { store, other, seq, meta, key } = await withCopy();
       await admin!.hset(meta, 't:/r', String(seq + 10), 'seq', String(seq + 10));
       expect(await store.get('k:/r')).toBeUndefined();
       // The get script ran and freed the entry.
@@ -263,7 +263,7 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     });
 
     test('in one batch, each entry is judged by its own tags', async () => {
-      const { store, other, seq, meta } = await remembered();
+      const { store, other, seq, meta } = await withCopy();
       expect(await store.set('k:/s', entry(seq, '/s', { tags: ['/s', 'flavour:2'] }), limits)).toBe(true);
       expect(await store.get('k:/s')).toBeDefined();
       // flavour:2 is invalidated without the entry being freed: only /s's entry is stale.
@@ -275,21 +275,21 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     });
 
     test('a floor raised above the entry (clear() elsewhere) is noticed', async () => {
-      const { store, other, seq, meta } = await remembered();
+      const { store, other, seq, meta } = await withCopy();
       await admin!.hset(meta, 'floor', String(seq + 1), 'seq', String(seq + 1));
       expect(await store.get('k:/r')).toBeUndefined();
       await Promise.all([store.close(), other.close()]);
     });
 
     test('the meta hash lost (FLUSHALL, eviction) with the entry still there: not served', async () => {
-      const { store, other, meta } = await remembered();
+      const { store, other, meta } = await withCopy();
       await admin!.del(meta);
       expect(await store.get('k:/r')).toBeUndefined();
       await Promise.all([store.close(), other.close()]);
     });
 
     test('an entry gone: a miss that still carries the sequence number for the fill', async () => {
-      const { store, other, key, seq } = await remembered();
+      const { store, other, key, seq } = await withCopy();
       await admin!.del(key);
       expect(await store.get('k:/r')).toBeUndefined();
       // The fill after that miss needs no round trip of its own for the sequence number.

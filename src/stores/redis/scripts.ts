@@ -38,10 +38,10 @@ end
 `;
 
 /**
- * get. KEYS: meta, entry. Answers the encoded entry and its fill id while it is valid: its sequence number is at
- * or above the floor and none of its tags was invalidated after it. Otherwise frees the entry and
- * answers the current sequence number, which the fill that follows a miss may use (it was read
- * before the render started, which is all the fill protocol asks of it).
+ * get. KEYS: meta, entry. Answers `{encoded entry, fill id}` while the entry is valid: its sequence
+ * number is at or above the floor and none of its tags was invalidated after it. Otherwise frees
+ * the entry and answers the current sequence number, which the fill that follows a miss may use (it
+ * was read before the render started, which is all the fill protocol asks of it).
  */
 export const GET = `${META}
 local e = redis.call('HMGET', KEYS[2], 'v', 's', 't', 'i')

@@ -97,7 +97,6 @@ interface EntryRow {
   body: Buffer;
 }
 
-
 interface CountRow {
   bytes: number;
   entries: number;
