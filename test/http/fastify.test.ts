@@ -1,8 +1,8 @@
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { expect, expectTypeOf, test } from 'vitest';
 import { fastifyDumper } from '../../src/http/fastify/index.js';
-import { createDumper, type Dumper } from '../../src/index.js';
+import { createDumper, type Dumper, type DumperOptions } from '../../src/index.js';
 import type { FastifyDumperOptions } from '../../src/http/fastify/index.js';
 import { httpBehaviourSuite } from '../support/behaviour.js';
 import { bodyValue, nodeRequest } from '../support/site.js';
@@ -39,4 +39,114 @@ test('types: the decorator is typed, and the options require a dumper', () => {
   // @ts-expect-error the dumper option is required
   typeOnly(() => app.register(fastifyDumper, {}));
   void app.close();
+});
+
+/** A Fastify app with the plugin and a counting route, for the Fastify-only cases below. */
+async function plain(setup: (app: FastifyInstance, renders: Map<string, number>) => void, options: DumperOptions = { logger: false }) {
+  const dumper = createDumper(options);
+  const app = Fastify();
+  await app.register(fastifyDumper, { dumper });
+  const renders = new Map<string, number>();
+  setup(app, renders);
+  return { app, dumper, renders, close: async () => (await app.close(), await dumper.close()) };
+}
+
+const bump = (renders: Map<string, number>, path: string): number => {
+  const n = (renders.get(path) ?? 0) + 1;
+  renders.set(path, n);
+  return n;
+};
+
+test('app.inject(): a miss is stored when light-my-request finishes the response, and the next inject is a hit', async () => {
+  const { app, renders, close } = await plain((app, renders) => {
+    app.get('/p', async () => `render ${bump(renders, '/p')}`);
+  });
+  const first = await app.inject('/p');
+  expect(first.headers['x-cache']).toBe('MISS');
+  const second = await app.inject('/p');
+  expect(second.headers['x-cache']).toBe('HIT');
+  expect(second.body).toBe('render 1');
+  expect(renders.get('/p')).toBe(1);
+  await close();
+});
+
+test('an onSend hook registered after the plugin that sets a cookie stops storage (headers are checked as sent)', async () => {
+  const { app, close } = await plain((app, renders) => {
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (request.url === '/session') reply.header('set-cookie', 'sid=1');
+      return payload;
+    });
+    app.get('/session', async () => `render ${bump(renders, '/session')}`);
+    app.get('/public', async () => `render ${bump(renders, '/public')}`);
+  });
+  await app.inject('/session');
+  const again = await app.inject('/session');
+  expect(again.headers['x-cache']).toBe('MISS');
+  expect(again.body).toBe('render 2');
+  await app.inject('/public');
+  expect((await app.inject('/public')).headers['x-cache']).toBe('HIT');
+  await close();
+});
+
+test('a hijacked reply is not stored, and requests waiting on its render are released', async () => {
+  const notSaving: unknown[] = [];
+  const logger = { debug: (m: string, f: { reason?: string }) => void (m.includes('not saving') && notSaving.push(f.reason)), info() {}, warn() {}, error() {} };
+  // Were the fill left open, the second request would wait out this timeout, past the test's.
+  const { app, renders, close } = await plain(
+    (app, renders) => {
+      app.get('/raw', async (request, reply) => {
+        const n = bump(renders, '/raw');
+        await new Promise((r) => setTimeout(r, 30));
+        reply.hijack();
+        reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+        reply.raw.end(`raw ${n}`);
+      });
+    },
+    { logger, coalesceTimeout: 120_000 },
+  );
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}/raw`;
+  // The second request waits for the first's render (coalescing), then renders itself.
+  const bodies = await Promise.all([fetch(url).then((r) => r.text()), fetch(url).then((r) => r.text())]);
+  expect(bodies.sort()).toEqual(['raw 1', 'raw 2']);
+  expect(notSaving).toContain('no response was sent through onSend');
+  const third = await fetch(url);
+  expect(third.headers.get('x-cache')).toBeNull();
+  expect(await third.text()).toBe('raw 3');
+  await close();
+});
+
+test('a successful POST answered through app.inject() invalidates its target and its Location', async () => {
+  const { app, close } = await plain((app, renders) => {
+    app.get('/page/:id', async (request) => `render ${bump(renders, request.url)}`);
+    app.post('/page/:id', async (request, reply) => reply.code(303).header('location', '/page/moved').send());
+  });
+  await app.inject('/page/a');
+  await app.inject('/page/moved');
+  expect((await app.inject('/page/a')).headers['x-cache']).toBe('HIT');
+  expect((await app.inject({ method: 'POST', url: '/page/a' })).statusCode).toBe(303);
+  await new Promise((r) => setTimeout(r, 20));
+  expect((await app.inject('/page/a')).headers['x-cache']).toBe('MISS');
+  expect((await app.inject('/page/moved')).headers['x-cache']).toBe('MISS');
+  await close();
+});
+
+test('a response replaced by an error in a later onSend hook is not stored', async () => {
+  let fail = true;
+  const { app, close } = await plain((app, renders) => {
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (fail && request.url === '/p' && reply.statusCode === 200) throw new Error('late failure');
+      return payload;
+    });
+    app.get('/p', async () => `render ${bump(renders, '/p')}`);
+  });
+  const first = await app.inject('/p');
+  expect(first.statusCode).toBe(500);
+  fail = false;
+  const second = await app.inject('/p');
+  expect(second.headers['x-cache']).toBe('MISS');
+  expect(second.body).toBe('render 2');
+  expect((await app.inject('/p')).headers['x-cache']).toBe('HIT');
+  await close();
 });

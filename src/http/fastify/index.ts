@@ -10,13 +10,14 @@
  * are captured in `onSend`, after serialization. Plugins whose `onSend` runs after this one (such
  * as `@fastify/compress` registered later) apply to hits too. `fastify.dumper` is the dumper.
  */
+import type { OutgoingHttpHeaders } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { assertDumper, isBypass, type Dumper, type Fill } from '../../core/dumper.js';
+import { assertDumper, isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
-import { flatten, headerObject, prepareRequest } from '../node/engine.js';
+import { flatten, headerObject, prepareRequest, watchUnsafe } from '../node/engine.js';
 
 export interface FastifyDumperOptions {
   /** The dumper made by `createDumper()`. */
@@ -30,17 +31,41 @@ declare module 'fastify' {
   }
 }
 
-/** The fill of each request that may be stored, from `onRequest` to `onSend`. */
-const fills = new WeakMap<FastifyRequest, Fill>();
-
-/** A captured response, stored in `onResponse` once every `onSend` hook has had its say. */
-interface Captured {
+/**
+ * A miss that may be stored: `onSend` records the response as the app made it, and the
+ * response's `close` settles the fill, once every `onSend` hook has had its say.
+ */
+interface Capture {
   readonly fill: Fill;
-  readonly status: number;
-  readonly head: string[];
+  /** Whether `onSend` saw the response. */
+  seen: boolean;
+  status: number;
+  head: string[];
+  /** The whole body, once it is known (a stream's when it has ended). */
   body: Uint8Array | undefined;
 }
-const captured = new WeakMap<FastifyRequest, Captured>();
+/** The capture of each request whose response may be stored, from `onRequest` to its `onSend`. */
+const captures = new WeakMap<FastifyRequest, Capture>();
+
+/**
+ * Stores or drops a captured response once it has been sent. A `close` listener on the misses
+ * that need one, rather than an `onResponse` hook, which Fastify would run for every hit too.
+ */
+function settle(dumper: Dumper, reply: FastifyReply, c: Capture): void {
+  const fill = c.fill;
+  if (fill.done) return;
+  if (!c.seen) return fill.abandon('no response was sent through onSend');
+  // `writableEnded`, not `writableFinished`, which light-my-request (`app.inject()`) never sets.
+  // The body was whole when onSend saw it; a stream's only once it ended.
+  if (c.body === undefined || !reply.raw.writableEnded) return fill.abandon('response aborted before it finished');
+  // A later onSend hook failed, and Fastify sent its error instead.
+  if (reply.statusCode !== c.status) return fill.abandon(`status changed to ${reply.statusCode} after onSend`);
+  // Hooks that ran after ours (a session plugin's onSend) may have made the response personal:
+  // check the headers as sent.
+  const veto = dumper.sentVeto(c.status, flatten(reply.getHeaders() as OutgoingHttpHeaders, {}));
+  if (veto !== undefined) fill.abandon(veto);
+  else void fill.complete(c.status, c.head, c.body);
+}
 
 function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, entry: StoredEntry): FastifyReply {
   const h = request.headers;
@@ -63,6 +88,60 @@ function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, en
   return reply.send(Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
 
+type HookDone = (error?: Error) => void;
+
+/** What the store said about a request's key: replay the entry, or start a miss. */
+function onEntry(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, next: HookDone, key: string, entry: StoredEntry | undefined): void {
+  const raw = request.raw;
+  if (entry !== undefined) {
+    if (dumper.log.debugEnabled) dumper._logDecision('found', raw.method ?? 'GET', raw.url ?? '/', key);
+    replay(dumper, request, reply, entry);
+    return;
+  }
+  const method = raw.method ?? 'GET';
+  const target = raw.url ?? '/';
+  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
+  const planned = dumper.beginFill(key, method, target);
+  if (isPromise(planned)) {
+    planned.then(
+      (plan) => onPlan(dumper, request, reply, next, target, plan),
+      (error: unknown) => next(error as Error),
+    );
+  } else onPlan(dumper, request, reply, next, target, planned);
+}
+
+/** A miss: serve a concurrent render's entry, or render, capturing the response when it may be stored. */
+function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, next: HookDone, target: string, plan: MissPlan): void {
+  if (plan.kind === 'entry') {
+    replay(dumper, request, reply, plan.entry);
+    return;
+  }
+  const statusHeader = dumper.cacheStatusHeader;
+  if (statusHeader !== undefined) reply.header(statusHeader, 'MISS');
+  if (plan.kind === 'pass') return next();
+  const fill = plan.fill;
+  const res = reply.raw;
+  // The client left while the store or a concurrent render was awaited: 'close' may have fired.
+  if (res.destroyed) {
+    fill.abandon('response closed before the app ran');
+    return next();
+  }
+  const capture: Capture = { fill, seen: false, status: 0, head: [], body: undefined };
+  captures.set(request, capture);
+  res.once('close', () => settle(dumper, reply, capture));
+  const raw = request.raw;
+  // Fastify answers HEAD with the GET route and hands its full payload to onSend: the method
+  // stays HEAD, so Fastify still sends the right Content-Length and no body.
+  prepareRequest(dumper, raw, false);
+  // Fastify parsed the query string while routing: drop the ignored parameters there too.
+  const query = request.query as Record<string, unknown> | undefined;
+  if (query !== null && typeof query === 'object' && raw.url !== target) {
+    const kept = new URL(raw.url ?? '/', 'http://x').searchParams;
+    for (const name of Object.keys(query)) if (!kept.has(name)) delete query[name];
+  }
+  fill.run(next);
+}
+
 const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyInstance, options, done) => {
   const dumper = options?.dumper;
   try {
@@ -81,50 +160,27 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     if (isBypass(key)) {
       if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
       if (statusHeader !== undefined) reply.header(statusHeader, 'BYPASS');
+      if (key.bypass === 'method') watchUnsafe(dumper, reply.raw, method, target, reply);
       return next();
     }
     const found = dumper.get(key);
-    const onEntry = (entry: StoredEntry | undefined): void => {
-      if (entry !== undefined) {
-        if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
-        replay(dumper, request, reply, entry);
-        return;
-      }
-      if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
-      const planned = dumper.beginFill(key, method, target);
-      if (isPromise(planned)) planned.then(onPlan, (error: unknown) => next(error as Error));
-      else onPlan(planned);
-    };
-    const onPlan = (plan: ReturnType<Dumper['beginFill']> extends infer P ? Awaited<P> : never): void => {
-      if (plan.kind === 'entry') {
-        replay(dumper, request, reply, plan.entry);
-        return;
-      }
-      if (statusHeader !== undefined) reply.header(statusHeader, 'MISS');
-      if (plan.kind === 'pass') return next();
-      const fill = plan.fill;
-      fills.set(request, fill);
-      // Fastify answers HEAD with the GET route and hands its full payload to onSend: the
-      // method stays HEAD, so Fastify still sends the right Content-Length and no body.
-      prepareRequest(dumper, raw, false);
-      // Fastify parsed the query string while routing: drop the ignored parameters there too.
-      const query = request.query as Record<string, unknown> | undefined;
-      if (query !== null && typeof query === 'object' && raw.url !== target) {
-        const kept = new URL(raw.url ?? '/', 'http://x').searchParams;
-        for (const name of Object.keys(query)) if (!kept.has(name)) delete query[name];
-      }
-      fill.run(next);
-    };
-    if (isPromise(found)) found.then(onEntry, () => onEntry(undefined));
-    else onEntry(found);
+    if (isPromise(found)) {
+      found.then(
+        (entry) => onEntry(dumper, request, reply, next, key, entry),
+        () => onEntry(dumper, request, reply, next, key, undefined),
+      );
+    } else onEntry(dumper, request, reply, next, key, found);
   });
 
   fastify.addHook('onSend', function dumperOnSend(request, reply, payload, next) {
-    const fill = fills.get(request);
-    if (fill === undefined) return next(null, payload);
-    fills.delete(request);
-    const status = reply.statusCode;
-    const head = flatten(reply.getHeaders() as import('node:http').OutgoingHttpHeaders, {});
+    const capture = captures.get(request);
+    if (capture === undefined) return next(null, payload);
+    // Once: an error raised after this send goes through onSend again, and is not the page.
+    captures.delete(request);
+    capture.seen = true;
+    const fill = capture.fill;
+    const status = (capture.status = reply.statusCode);
+    const head = (capture.head = flatten(reply.getHeaders() as OutgoingHttpHeaders, {}));
     if (fill.head(status, head) !== undefined) return next(null, payload);
     const max = dumper.maxEntryBytes;
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
@@ -132,7 +188,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       if (body.byteLength > max) fill.abandon(`body larger than maxEntryBytes (${max})`);
       // An empty payload for HEAD may come from an explicit HEAD route: never the GET entry.
       else if (body.byteLength === 0 && request.raw.method === 'HEAD') fill.abandon('HEAD route sent no body');
-      else captured.set(request, { fill, status, head, body });
+      else capture.body = body;
       return next(null, payload);
     }
     if (typeof (payload as Readable).pipe !== 'function') {
@@ -142,8 +198,6 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     // A stream: tee it as it flows to the client.
     let chunks: Buffer[] | undefined = [];
     let size = 0;
-    const capture: Captured = { fill, status, head, body: undefined };
-    captured.set(request, capture);
     const tee = new Transform({
       transform(chunk: Buffer | string, encoding, callback) {
         if (chunks !== undefined) {
@@ -170,32 +224,6 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       if (!tee.writableFinished) fill.abandon('response aborted before it finished');
     });
     return next(null, source.pipe(tee));
-  });
-
-  fastify.addHook('onResponse', function dumperOnResponse(request, reply, next) {
-    const fill = fills.get(request);
-    if (fill !== undefined) {
-      fills.delete(request);
-      fill.abandon('no response was sent through onSend');
-    }
-    const c = captured.get(request);
-    if (c !== undefined) {
-      captured.delete(request);
-      // Hooks that ran after ours (a session plugin's onSend) may have made the response
-      // personal: check the headers as sent.
-      const sent: string[] = flatten(reply.getHeaders() as import('node:http').OutgoingHttpHeaders, {});
-      const veto = dumper.sentVeto(c.status, sent);
-      if (veto !== undefined) c.fill.abandon(veto);
-      else if (c.body === undefined) c.fill.abandon('response aborted before it finished');
-      else void c.fill.complete(c.status, c.head, c.body);
-    }
-    const method = request.raw.method;
-    if (method !== 'GET' && method !== 'HEAD') {
-      const loc = reply.getHeader('location');
-      const cloc = reply.getHeader('content-location');
-      dumper.afterUnsafe(method ?? '', request.raw.url ?? '/', reply.statusCode, typeof loc === 'string' ? loc : undefined, typeof cloc === 'string' ? cloc : undefined);
-    }
-    next();
   });
 
   done();

@@ -210,13 +210,24 @@ export function prepareRequest(dumper: Dumper, req: IncomingMessage, headAsGet =
   }
 }
 
-function watchUnsafe(dumper: Dumper, res: ServerResponse, method: string, target: string): void {
+/**
+ * After an unsafe request's response, invalidates its target and the paths its `Location` and
+ * `Content-Location` name (`invalidateOnUnsafe`). `headers` is where the response's headers are
+ * read: the response itself, or a framework's reply that keeps them until it writes the head.
+ */
+export function watchUnsafe(
+  dumper: Dumper,
+  res: ServerResponse,
+  method: string,
+  target: string,
+  headers: { getHeader(name: string): unknown } = res,
+): void {
   if (method === 'OPTIONS' || method === 'TRACE') return;
   // 'close', not 'finish': the write happened even if the client left before the response ended.
   res.once('close', () => {
     if (!res.headersSent) return;
-    const loc = res.getHeader('location');
-    const cloc = res.getHeader('content-location');
+    const loc = headers.getHeader('location');
+    const cloc = headers.getHeader('content-location');
     dumper.afterUnsafe(method, target, res.statusCode, typeof loc === 'string' ? loc : undefined, typeof cloc === 'string' ? cloc : undefined);
   });
 }
