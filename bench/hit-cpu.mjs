@@ -25,7 +25,7 @@
 //
 // `--fastify` measures Fastify instead: fastify-bare (route `reply.headers(h).send(PAGE)`),
 // fastify-hook-ceiling (an onRequest hook sends the bytes), fastify-hooks-ceiling (the same, plus
-// an onSend and an onResponse hook that do nothing, as the plugin has) and fastify-dumper@DIR.
+// an onSend hook that does nothing, as the plugin has) and fastify-dumper@DIR.
 //
 // `--store=memory|redis|redis-local` (repeatable) gives the dumper variants that store (RedisStore
 // on BENCH_REDIS_URL, default redis://127.0.0.1:6379, under the prefix `hit-cpu:<store>:`; `redis-local` with
@@ -50,7 +50,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // ------------------------------------------------------------------------------ server side
 
-/** The Fastify variants: a bare route, an onRequest hook sending the bytes (alone, or with two idle hooks), and the plugin. */
+/** The Fastify variants: a bare route, an onRequest hook sending the bytes (alone, or with an idle onSend hook), and the plugin. */
 async function fastifyServer(kind, dist) {
   const { default: Fastify } = await import('fastify');
   const app = Fastify({ logger: false });
@@ -60,10 +60,9 @@ async function fastifyServer(kind, dist) {
     app.addHook('onRequest', (req, reply) => void reply.headers(HEADERS).send(PAGE));
     app.get(ROUTE, (req, reply) => reply.headers(HEADERS).send(PAGE)); // never reached
   } else if (kind === 'fastify-hooks-ceiling') {
-    // The hook ceiling plus the two other hooks the plugin registers, doing nothing.
+    // The hook ceiling plus the other hook the plugin registers (onSend), doing nothing.
     app.addHook('onRequest', (req, reply) => void reply.headers(HEADERS).send(PAGE));
     app.addHook('onSend', (req, reply, payload, done) => done(null, payload));
-    app.addHook('onResponse', (req, reply, done) => done());
     app.get(ROUTE, (req, reply) => reply.headers(HEADERS).send(PAGE));
   } else if (kind === 'fastify-dumper') {
     const load = (p) => import(pathToFileURL(path.resolve(ROOT, dist, p)).href);
