@@ -1,8 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { expect, expectTypeOf, test } from 'vitest';
 import { fastifyDumper } from '../../src/http/fastify/index.js';
-import { createDumper, type Dumper, type DumperOptions } from '../../src/index.js';
+import { createDumper, MemoryStore, type Dumper, type DumperOptions, type Store } from '../../src/index.js';
 import type { FastifyDumperOptions } from '../../src/http/fastify/index.js';
 import { httpBehaviourSuite } from '../support/behaviour.js';
 import { bodyValue, nodeRequest } from '../support/site.js';
@@ -148,5 +148,44 @@ test('a response replaced by an error in a later onSend hook is not stored', asy
   expect(second.headers['x-cache']).toBe('MISS');
   expect(second.body).toBe('render 2');
   expect((await app.inject('/p')).headers['x-cache']).toBe('HIT');
+  await close();
+});
+
+test('a client that leaves while the store is asked for a sequence number does not hold up the next request', async () => {
+  const notSaving: unknown[] = [];
+  const logger = { debug: (m: string, f: { reason?: string }) => void (m.includes('not saving') && notSaving.push(f.reason)), info() {}, warn() {}, error() {} };
+  const inner = new MemoryStore();
+  let release!: () => void;
+  let asked!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const sequenceAsked = new Promise<void>((r) => (asked = r));
+  // A store whose first sequence() answers only when the test says so.
+  const store: Store = {
+    async sequence() {
+      asked();
+      await gate;
+      return inner.sequence();
+    },
+    get: (key) => inner.get(key),
+    set: (key, entry, options) => inner.set(key, entry, options),
+    invalidate: (tags) => inner.invalidate(tags),
+    clear: () => inner.clear(),
+  };
+  // Were the abandoned fill left open, the next request would wait out this timeout, past the test's.
+  const { app, close } = await plain((app, renders) => void app.get('/p', async () => `render ${bump(renders, '/p')}`), { logger, store, coalesceTimeout: 120_000 });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  const socket = net.connect(port, '127.0.0.1');
+  // The same Host as fetch() sends below: the same key, so the next request would follow this fill.
+  socket.write(`GET /p HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  await sequenceAsked;
+  const closed = new Promise((r) => socket.once('close', r));
+  socket.destroy();
+  await closed;
+  await new Promise((r) => setTimeout(r, 20));
+  release();
+  const next = await fetch(`http://127.0.0.1:${port}/p`);
+  expect(await next.text()).toMatch(/^render \d$/);
+  expect(notSaving).toContain('response closed before the app ran');
   await close();
 });

@@ -26,7 +26,7 @@ export interface FastifyDumperOptions {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The page-dumper instance registered with `fastify-dumper`. */
+    /** The dumper registered with `fastifyDumper`. */
     dumper: Dumper;
   }
 }
