@@ -35,7 +35,9 @@
 // (user space only, all threads, GC and JIT included): indifferent to what else the machine
 // runs, so builds compare on a busy one, but slow (~10 min for every variant at --rounds=3
 // --requests=6000), and a round can still catch a JIT compile or a major GC: read the median of
-// three or more. It is not a time: syscalls and cache misses are not in it.
+// three or more. It is not a time: syscalls and cache misses are not in it. `--keep-dumps` keeps
+// callgrind's files (one per measurement) for `callgrind_annotate`, which names V8's own functions
+// (garbage collection, compilers, inline-cache misses) though not JavaScript compiled at run time.
 import { execFileSync, fork } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -313,7 +315,8 @@ async function main() {
         return exited;
       }),
     );
-    if (grind !== undefined) fs.rmSync(grind, { recursive: true, force: true });
+    if (grind !== undefined && process.argv.includes('--keep-dumps')) console.log(`callgrind dumps kept in ${grind} (cg.<pid>.<n>; callgrind_annotate reads them)`);
+    else if (grind !== undefined) fs.rmSync(grind, { recursive: true, force: true });
   }
   const reference = fastify ? 'fastify-bare' : 'hono-bare';
   const bare = cpu.has(reference) ? median(cpu.get(reference)) : undefined;
