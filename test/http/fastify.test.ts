@@ -175,14 +175,16 @@ test('a client that leaves while the store is asked for a sequence number does n
   const { app, close } = await plain((app, renders) => void app.get('/p', async () => `render ${bump(renders, '/p')}`), { logger, store, coalesceTimeout: 120_000 });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
+  const serverSide = new Promise<net.Socket>((r) => app.server.once('connection', r));
   const socket = net.connect(port, '127.0.0.1');
   // The same Host as fetch() sends below: the same key, so the next request would follow this fill.
   socket.write(`GET /p HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
   await sequenceAsked;
-  const closed = new Promise((r) => socket.once('close', r));
+  // Node's own 'close' listener, added when the connection came, has run when this one runs.
+  const peer = await serverSide;
+  const closed = new Promise((r) => peer.once('close', r));
   socket.destroy();
   await closed;
-  await new Promise((r) => setTimeout(r, 20));
   release();
   const next = await fetch(`http://127.0.0.1:${port}/p`);
   expect(await next.text()).toMatch(/^render \d$/);
