@@ -303,7 +303,18 @@ export class Dumper {
     }
     if (this.#bypassCookies.length !== 0 && this.#hasBypassCookie(readHeader(headers, 'cookie'))) return BYPASS.cookie;
     if (target.length > this.#maxUrlLength) return BYPASS['url too long'];
-    const hostHeader = readHeader(headers, 'host');
+    let hostHeader = readHeader(headers, 'host');
+    // HTTP/2 names the host in `:authority` (RFC 9113 §8.3.1), which Node's compatibility API
+    // (and Fastify with `http2: true`) leaves among the headers. A Host that names another
+    // host than `:authority` makes the request ambiguous: no key.
+    if (typeof (headers as { get?: unknown }).get !== 'function') {
+      const authority = (headers as Record<string, string | string[] | undefined>)[':authority'];
+      if (authority !== undefined) {
+        if (typeof authority !== 'string') return BYPASS['bad host'];
+        if (hostHeader === undefined) hostHeader = authority;
+        else if (hostHeader.toLowerCase() !== authority.toLowerCase()) return BYPASS['bad host'];
+      }
+    }
     let host = hostHeader;
     // A proxy's forwarded host and scheme change the absolute URLs an app renders: they are part
     // of the key (below), so a forged X-Forwarded-Host cannot poison the page everyone else gets.

@@ -116,7 +116,10 @@ export interface DumperOptions {
    */
   coalesceTimeout?: number;
   /**
-   * After a successful POST, PUT, PATCH or DELETE, invalidate its target path (RFC 9111 §4.4).
+   * After a successful POST, PUT, PATCH or DELETE, invalidate its target path and the path its
+   * `Location` names (RFC 9111 §4.4), once the response has gone out. A safety net: a request whose
+   * client left before the app answered is not seen. `changed()` and the ORM integrations
+   * invalidate on the write itself.
    * @default true
    */
   invalidateOnUnsafe?: boolean;

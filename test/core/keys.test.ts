@@ -48,6 +48,19 @@ describe('keys are exact where exactness is safe', () => {
     const d = createDumper({ logger: false });
     expect(d.keyFor('GET', '/a', new Headers({ host: 'x' }))).toBe(d.keyFor('GET', '/a', { host: 'x' }));
   });
+  test("HTTP/2: `:authority` names the host when there is no Host; a Host naming another host bypasses", () => {
+    const d = createDumper({ logger: false });
+    const viaHost = d.keyFor('GET', '/a', { host: 'site.example' });
+    expect(d.keyFor('GET', '/a', { ':authority': 'Site.example' })).toBe(viaHost);
+    expect(d.keyFor('GET', '/a', { ':authority': 'site.example', host: 'SITE.example' })).toBe(viaHost);
+    const other = d.keyFor('GET', '/a', { ':authority': 'evil.example', host: 'site.example' });
+    expect(isBypass(other) && other.bypass).toBe('bad host');
+    const bad = d.keyFor('GET', '/a', { ':authority': 'site.example/x' });
+    expect(isBypass(bad) && bad.bypass).toBe('bad host');
+    // Asked again, once the plain path's key is remembered for that Host.
+    const again = d.keyFor('GET', '/a', { ':authority': 'evil.example', host: 'site.example' });
+    expect(isBypass(again) && again.bypass).toBe('bad host');
+  });
 });
 
 describe('keys of plain paths are remembered, and nothing that decides a key is skipped', () => {

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
-import { expect, expectTypeOf, test } from 'vitest';
+import { describe, expect, expectTypeOf, test } from 'vitest';
 import { fastifyDumper } from '../../src/http/fastify/index.js';
 import { createDumper, MemoryStore, type Dumper, type DumperOptions, type Store } from '../../src/index.js';
 import type { FastifyDumperOptions } from '../../src/http/fastify/index.js';
@@ -190,4 +191,97 @@ test('a client that leaves while the store is asked for a sequence number does n
   expect(await next.text()).toMatch(/^render \d$/);
   expect(notSaving).toContain('response closed before the app ran');
   await close();
+});
+
+test('a response replaced through a custom error handler is not stored, even with the same status', async () => {
+  let fail = true;
+  const { app, close } = await plain((app, renders) => {
+    // A custom error handler gets no status from Fastify: this one answers 200.
+    app.setErrorHandler((error, request, reply) => reply.type('text/plain').send('fallback'));
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (fail && payload !== 'fallback') throw new Error('late failure');
+      return payload;
+    });
+    app.get('/p', async () => `render ${bump(renders, '/p')}`);
+  });
+  const first = await app.inject('/p');
+  expect([first.statusCode, first.body]).toEqual([200, 'fallback']);
+  fail = false;
+  const second = await app.inject('/p');
+  expect(second.headers['x-cache']).toBe('MISS');
+  expect(second.body).toBe('render 2');
+  expect((await app.inject('/p')).headers['x-cache']).toBe('HIT');
+  await close();
+});
+
+describe('Fastify over HTTP/2 (`http2: true`)', () => {
+  /** One GET over an HTTP/2 session: what a browser sends, `:authority` and no Host. */
+  function get(client: http2.ClientHttp2Session, path: string) {
+    return new Promise<{ status: number; cache: string | undefined; body: string }>((resolve, reject) => {
+      const stream = client.request({ ':path': path });
+      let body = '';
+      let head: http2.IncomingHttpHeaders = {};
+      stream.on('response', (h) => (head = h));
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => (body += d));
+      stream.on('end', () => resolve({ status: Number(head[':status']), cache: head['x-cache'] as string | undefined, body }));
+      stream.on('error', reject);
+    });
+  }
+
+  async function h2app(options: DumperOptions) {
+    const dumper = createDumper(options);
+    const app = Fastify({ http2: true });
+    await app.register(fastifyDumper, { dumper });
+    const renders = new Map<string, number>();
+    app.get('/p', async () => `render ${bump(renders, '/p')}`);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const client = http2.connect(`http://127.0.0.1:${port}`);
+    return { app, client, close: async () => (client.close(), await app.close(), await dumper.close()) };
+  }
+
+  test('a page is stored and hit, keyed by :authority', async () => {
+    const { client, close } = await h2app({ logger: false });
+    expect(await get(client, '/p')).toEqual({ status: 200, cache: 'MISS', body: 'render 1' });
+    expect(await get(client, '/p')).toEqual({ status: 200, cache: 'HIT', body: 'render 1' });
+    await close();
+  });
+
+  test('a stream cancelled while the store is asked for a sequence number does not hold up the next request', async () => {
+    const notSaving: unknown[] = [];
+    const logger = { debug: (m: string, f: { reason?: string }) => void (m.includes('not saving') && notSaving.push(f.reason)), info() {}, warn() {}, error() {} };
+    const inner = new MemoryStore();
+    let gated = true;
+    let release!: () => void;
+    let asked!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const sequenceAsked = new Promise<void>((r) => (asked = r));
+    const store: Store = {
+      async sequence() {
+        if (gated) {
+          asked();
+          await gate;
+        }
+        return inner.sequence();
+      },
+      get: (key) => inner.get(key),
+      set: (key, entry, options) => inner.set(key, entry, options),
+      invalidate: (tags) => inner.invalidate(tags),
+      clear: () => inner.clear(),
+    };
+    // Were the abandoned fill left open, the next request would wait out this timeout, past the test's.
+    const { app, client, close } = await h2app({ logger, store, coalesceTimeout: 120_000 });
+    const serverClosed = new Promise((r) => app.server.once('stream', (s: http2.ServerHttp2Stream) => s.once('close', r)));
+    const stream = client.request({ ':path': '/p' });
+    stream.on('error', () => undefined);
+    await sequenceAsked;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    await serverClosed;
+    gated = false;
+    release();
+    expect((await get(client, '/p')).body).toMatch(/^render \d$/);
+    expect(notSaving).toContain('response closed before the app ran');
+    await close();
+  });
 });

@@ -44,7 +44,7 @@ interface Capture {
   /** The whole body, once it is known (a stream's when it has ended). */
   body: Uint8Array | undefined;
 }
-/** The capture of each request whose response may be stored, from `onRequest` to its `onSend`. */
+/** The capture of each request whose response may be stored. */
 const captures = new WeakMap<FastifyRequest, Capture>();
 
 /**
@@ -58,7 +58,7 @@ function settle(dumper: Dumper, reply: FastifyReply, c: Capture): void {
   // `writableEnded`, not `writableFinished`, which light-my-request (`app.inject()`) never sets.
   // The body was whole when onSend saw it; a stream's only once it ended.
   if (c.body === undefined || !reply.raw.writableEnded) return fill.abandon('response aborted before it finished');
-  // A later onSend hook failed, and Fastify sent its error instead.
+  // Something after onSend changed the status the client gets.
   if (reply.statusCode !== c.status) return fill.abandon(`status changed to ${reply.statusCode} after onSend`);
   // Hooks that ran after ours (a session plugin's onSend) may have made the response personal:
   // check the headers as sent.
@@ -122,7 +122,8 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
   const fill = plan.fill;
   const res = reply.raw;
   // The client left while the store or a concurrent render was awaited: 'close' may have fired.
-  if (res.destroyed) {
+  // (An HTTP/2 response has no `destroyed` of its own: its stream has.)
+  if (res.destroyed || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true) {
     fill.abandon('response closed before the app ran');
     return next();
   }
@@ -175,8 +176,12 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
   fastify.addHook('onSend', function dumperOnSend(request, reply, payload, next) {
     const capture = captures.get(request);
     if (capture === undefined) return next(null, payload);
-    // Once: an error raised after this send goes through onSend again, and is not the page.
-    captures.delete(request);
+    if (capture.seen) {
+      // Only Fastify's error path sends twice: a later onSend hook failed, and the client gets
+      // what the error handler sends instead, whatever its status.
+      capture.fill.abandon('the response was replaced after onSend (an error in a later hook)');
+      return next(null, payload);
+    }
     capture.seen = true;
     const fill = capture.fill;
     const status = (capture.status = reply.statusCode);

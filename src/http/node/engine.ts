@@ -223,7 +223,8 @@ export function watchUnsafe(
   headers: { getHeader(name: string): unknown } = res,
 ): void {
   if (method === 'OPTIONS' || method === 'TRACE') return;
-  // 'close', not 'finish': the write happened even if the client left before the response ended.
+  // 'close', not 'finish': a client that leaves while the response is being sent does not stop
+  // the invalidation. One that leaves before the app answers is not seen (nothing was sent).
   res.once('close', () => {
     if (!res.headersSent) return;
     const loc = headers.getHeader('location');
