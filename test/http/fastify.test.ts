@@ -213,10 +213,10 @@ test('a client that leaves while the store is asked for a sequence number does n
 });
 
 describe('Fastify over HTTP/2 (`http2: true`)', () => {
-  /** One GET over an HTTP/2 session: what a browser sends, `:authority` and no Host. */
-  function get(client: http2.ClientHttp2Session, path: string) {
+  /** One request over an HTTP/2 session: what a browser sends, `:authority` and no Host. */
+  function get(client: http2.ClientHttp2Session, path: string, method = 'GET') {
     return new Promise<{ status: number; cache: string | undefined; body: string }>((resolve, reject) => {
-      const stream = client.request({ ':path': path });
+      const stream = client.request({ ':path': path, ':method': method });
       let body = '';
       let head: http2.IncomingHttpHeaders = {};
       stream.on('response', (h) => (head = h));
@@ -233,6 +233,8 @@ describe('Fastify over HTTP/2 (`http2: true`)', () => {
     await app.register(fastifyDumper, { dumper });
     const renders = new Map<string, number>();
     app.get('/p', async () => `render ${bump(renders, '/p')}`);
+    app.get('/moved', async () => `moved ${bump(renders, '/moved')}`);
+    app.post('/p', async (request, reply) => reply.code(303).header('location', '/moved').send());
     await app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = app.server.address() as AddressInfo;
     const client = http2.connect(`http://127.0.0.1:${port}`);
@@ -243,6 +245,18 @@ describe('Fastify over HTTP/2 (`http2: true`)', () => {
     const { client, close } = await h2app({ logger: false });
     expect(await get(client, '/p')).toEqual({ status: 200, cache: 'MISS', body: 'render 1' });
     expect(await get(client, '/p')).toEqual({ status: 200, cache: 'HIT', body: 'render 1' });
+    await close();
+  });
+
+  test('a successful POST invalidates its target and its Location', async () => {
+    const { client, close } = await h2app({ logger: false });
+    await get(client, '/p');
+    await get(client, '/moved');
+    expect((await get(client, '/p')).cache).toBe('HIT');
+    expect((await get(client, '/p', 'POST')).status).toBe(303);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await get(client, '/p')).toEqual({ status: 200, cache: 'MISS', body: 'render 2' });
+    expect(await get(client, '/moved')).toEqual({ status: 200, cache: 'MISS', body: 'moved 2' });
     await close();
   });
 

@@ -17,7 +17,7 @@ import fp from 'fastify-plugin';
 import { assertDumper, isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
-import { flatten, headerObject, prepareRequest, watchUnsafe } from '../node/engine.js';
+import { flatten, headerObject, isGone, prepareRequest, watchUnsafe } from '../node/engine.js';
 
 export interface FastifyDumperOptions {
   /** The dumper made by `createDumper()`. */
@@ -122,8 +122,7 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
   const fill = plan.fill;
   const res = reply.raw;
   // The client left while the store or a concurrent render was awaited: 'close' may have fired.
-  // (An HTTP/2 response has no `destroyed` of its own: its stream has.)
-  if (res.destroyed || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true) {
+  if (isGone(res)) {
     fill.abandon('response closed before the app ran');
     return next();
   }

@@ -36,7 +36,7 @@ export function handle(
     found
       .then(
         (entry) => {
-          if (res.headersSent || res.destroyed) return; // answered or gone while we waited
+          if (res.headersSent || isGone(res)) return; // answered or gone while we waited
           if (entry !== undefined) hit(dumper, req, res, entry, method, target, key, merge, served);
           else miss(dumper, req, res, app, key, method, target, served);
         },
@@ -145,7 +145,7 @@ function onPlan(
   plan: MissPlan,
   served: (() => void) | undefined,
 ): void {
-  if (res.headersSent || res.destroyed) {
+  if (res.headersSent || isGone(res)) {
     // Answered by someone else, or the client left, while the store or a concurrent render was
     // awaited: 'close' has fired already, so a fill would never end.
     if (plan.kind === 'fill') plan.fill.abandon('response closed before the app ran');
@@ -208,6 +208,14 @@ export function prepareRequest(dumper: Dumper, req: IncomingMessage, headAsGet =
     const url = dumper.rewriteTarget(r.originalUrl);
     if (url !== undefined) r.originalUrl = url;
   }
+}
+
+/**
+ * Whether the client has gone (its response was destroyed). An HTTP/2 compatibility response has
+ * no `destroyed` of its own: its stream has.
+ */
+export function isGone(res: ServerResponse): boolean {
+  return res.destroyed || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
 }
 
 /**
