@@ -15,7 +15,7 @@ import {
 import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
 import { DEFAULT_IGNORE, DEFAULT_IGNORED_QUERY_PARAMS, validateOptions, type DumperOptions } from './options.js';
-import { isPromise, type MaybePromise, type Store, type StoredEntry } from './store.js';
+import { isPromise, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
 /** Why a request neither reads nor fills the cache. */
@@ -231,7 +231,9 @@ export class Dumper {
   /** Host header → plain request target → key (see `#rememberKey`). */
   readonly #knownKeys = new Map<string, Map<string, string>>();
   #knownCount = 0;
-  readonly #setOptions: { readonly maxVariantsPerPath: number };
+  /** What `set` is told, for a plain page and for a query-string variant. */
+  readonly #setPlain: SetOptions;
+  readonly #setVariant: SetOptions;
   readonly #prefixInvalidation: boolean;
   readonly #bypassCookies: readonly string[];
   readonly #coalesceTimeout: number;
@@ -272,7 +274,9 @@ export class Dumper {
     this.#queryIgnore = compileQueryIgnore(options.ignoreQueryParams ?? DEFAULT_IGNORED_QUERY_PARAMS);
     this.#sortQuery = options.sortQuery ?? true;
     this.#maxUrlLength = options.maxUrlLength ?? 4096;
-    this.#setOptions = Object.freeze({ maxVariantsPerPath: options.maxVariantsPerPath ?? 256 });
+    const maxVariantsPerPath = options.maxVariantsPerPath ?? 256;
+    this.#setPlain = Object.freeze({ maxVariantsPerPath, variant: false });
+    this.#setVariant = Object.freeze({ maxVariantsPerPath, variant: true });
     this.#prefixInvalidation = options.prefixInvalidation ?? false;
     this.#bypassCookies = options.bypassCookies ?? [];
     this.#coalesceTimeout = options.coalesceTimeout ?? 10_000;
@@ -715,7 +719,9 @@ export class Dumper {
     }
     let result: MaybePromise<boolean>;
     try {
-      result = this.store.set(fill.key, entry, this.#setOptions);
+      // The host and the key prefix come first; a `?` after them starts the query string.
+      const variant = fill.key.indexOf('?', this.keyPrefix.length) !== -1;
+      result = this.store.set(fill.key, entry, variant ? this.#setVariant : this.#setPlain);
     } catch (error) {
       this.#fault('set', error);
       return false;

@@ -28,12 +28,28 @@ export interface StoredEntry {
   readonly path: string;
   /** Every tag of the entry: its path tag first, then prefix tags and tags added during the render. */
   readonly tags: readonly string[];
+  /**
+   * The render read the request's cookies, and the request carried none (after ignored cookies
+   * were removed): the page is the anonymous one, served only to requests without cookies. A
+   * store must keep this flag with the entry. Absent or `false`: served to every request.
+   */
+  readonly anonymousOnly?: boolean;
 }
 
 /** Limits the dumper passes with every `set`. */
 export interface SetOptions {
-  /** Refuse a new variant (another query string) of a path that already has this many. */
+  /**
+   * How many query-string variants of one path (entries with the same `path` that are stored with
+   * `variant: true`) the store keeps. Storing one more evicts the least recently used variant of
+   * that path (a shared store may evict the least recently stored one instead). Never refuses.
+   */
   readonly maxVariantsPerPath: number;
+  /**
+   * Whether this entry is a query-string variant of its path (its key has a query string). Plain
+   * entries are never counted against `maxVariantsPerPath` and never evicted to make room for a
+   * variant, so a flood of junk query strings cannot push the page itself out.
+   */
+  readonly variant: boolean;
 }
 
 /**

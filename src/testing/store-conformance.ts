@@ -20,7 +20,7 @@ export interface StoreConformanceOptions {
   prefix?: string;
 }
 
-const LIMITS: SetOptions = { maxVariantsPerPath: 256 };
+const LIMITS: SetOptions = { maxVariantsPerPath: 256, variant: false };
 
 function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): StoredEntry {
   const body = extra.body ?? new TextEncoder().encode(`<h1>${path}</h1>`);
@@ -174,7 +174,7 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
 
   t('maxVariantsPerPath bounds the variants of one path, not replacements', async (s) => {
     const seq = await s.sequence();
-    const limits = { maxVariantsPerPath: 2 };
+    const limits = { maxVariantsPerPath: 2, variant: true };
     assert.equal(await s.set('k:/v?1', entry(seq, '/v'), limits), true);
     assert.equal(await s.set('k:/v?2', entry(seq, '/v'), limits), true);
     assert.equal(await s.set('k:/v?3', entry(seq, '/v'), limits), false);

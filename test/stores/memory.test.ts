@@ -4,7 +4,7 @@ import { runStoreConformance } from '../../src/testing/index.js';
 
 runStoreConformance({ test, create: () => new MemoryStore(), prefix: 'MemoryStore conformance: ' });
 
-const limits = { maxVariantsPerPath: 1000 };
+const limits = { maxVariantsPerPath: 1000, variant: false };
 const entry = (path: string, size: number, seq = 0): StoredEntry => ({
   status: 200,
   headers: ['content-type', 'text/html'],

@@ -22,7 +22,7 @@ import { nodeRequest, writeNode } from '../support/site.js';
 // The cluster's nodes are redis-server processes, which come with the Redis service.
 const hasRedis = await needService('redis');
 
-const limits = { maxVariantsPerPath: 256 };
+const limits = { maxVariantsPerPath: 256, variant: false };
 const entry = (seq: number, path: string, tags = [path]): StoredEntry => ({
   status: 200,
   headers: ['content-type', 'text/html'],

@@ -17,7 +17,7 @@ const URL = 'redis://127.0.0.1:6379';
 const run = `pdtest:${randomUUID().slice(0, 8)}:`;
 const prefix = () => `${run}${randomUUID().slice(0, 8)}:`;
 
-const limits = { maxVariantsPerPath: 256 };
+const limits = { maxVariantsPerPath: 256, variant: false };
 function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): StoredEntry {
   const body = extra.body ?? new TextEncoder().encode(`<p>${path}</p>`);
   return { status: 200, headers: ['content-type', 'text/html'], body, etag: '"e"', storedAt: 1, seq, path, tags: [path], ...extra };
@@ -358,7 +358,7 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     const p = prefix();
     const store = new RedisStore({ url: URL, prefix: p });
     const seq = await store.sequence();
-    const two = { maxVariantsPerPath: 2 };
+    const two = { maxVariantsPerPath: 2, variant: true };
     expect(await store.set('k:/a?1', entry(seq, '/a'), two)).toBe(true);
     expect(await store.set('k:/a?2', entry(seq, '/a'), two)).toBe(true);
     expect(await store.set('k:/a?3', entry(seq, '/a'), two)).toBe(false);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, test } from 'vitest';
-import { createDumper, DumperError, type StoredEntry } from '../../src/index.js';
+import { createDumper, DumperError, type SetOptions, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { runStoreConformance } from '../../src/testing/index.js';
@@ -44,7 +44,7 @@ function bind(s: SqliteStore) {
   return {
     sequence: () => s.sequence(),
     get: (k: string) => s.get(k),
-    set: (k: string, e: StoredEntry, o: { maxVariantsPerPath: number }) => s.set(k, e, o),
+    set: (k: string, e: StoredEntry, o: SetOptions) => s.set(k, e, o),
     invalidate: (t: readonly string[]) => s.invalidate(t),
     clear: () => s.clear(),
   };
@@ -58,7 +58,7 @@ httpBehaviourSuite('withDumper + SqliteStore', (dumper, site) => listen(withDump
   store: () => new SqliteStore({ path: freshPath() }),
 });
 
-const limits = { maxVariantsPerPath: 1000 };
+const limits = { maxVariantsPerPath: 1000, variant: false };
 const entry = (path: string, size: number, seq = 0, tags: string[] = [path]): StoredEntry => ({
   status: 200,
   headers: ['content-type', 'text/html'],

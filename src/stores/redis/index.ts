@@ -205,7 +205,7 @@ export class RedisStore implements Store {
   readonly #local: MemoryStore | undefined;
   #subscriber: Client | undefined;
   #localReady = false;
-  #localLimits: SetOptions = { maxVariantsPerPath: 256 };
+  #localLimits: SetOptions = { maxVariantsPerPath: 256, variant: false };
   #missSeq = 0;
   #missAt = -Infinity;
   #closed = false;
