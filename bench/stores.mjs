@@ -120,8 +120,8 @@ async function roundTrips(redisUrl) {
   const dumper = createDumper({ store, logger: false });
   const plan = dumper.keyFor('GET', '/rt', { host: 'bench.test' });
   c.take();
-  await dumper.get(plan);
-  const fill = await dumper.beginFill(plan, 'GET', '/rt');
+  await dumper.get(plan, { host: 'bench.test' });
+  const fill = await dumper.beginFill(plan, 'GET', { host: 'bench.test' });
   if (fill.fill) await fill.fill.complete(200, ['content-type', 'text/html'], PAGE);
   const perMiss = c.count;
   await store.close();

@@ -2,7 +2,7 @@ export { createDumper, Dumper, Fill, isBypass } from './core/dumper.js';
 export type { Bypass, BypassReason, Dependents, MissPlan } from './core/dumper.js';
 export { DumperError } from './core/errors.js';
 export type { DumperErrorCode } from './core/errors.js';
-export { DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';
+export { DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';
 export type { DumperOptions, PathMatcher } from './core/options.js';
 export type { DumperLogger } from './core/log.js';
 export type { ModelClass, ModelOptions, PathsResult } from './core/models.js';

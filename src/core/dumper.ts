@@ -14,7 +14,7 @@ import {
 } from './keys.js';
 import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
-import { DEFAULT_IGNORE, DEFAULT_IGNORED_QUERY_PARAMS, validateOptions, type DumperOptions } from './options.js';
+import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, validateOptions, type DumperOptions } from './options.js';
 import { isPromise, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
@@ -38,6 +38,7 @@ export type BypassReason =
   | 'no host'
   | 'bad host'
   | 'conditional request'
+  | 'request body'
   | 'host not allowed'
   | 'ignored path'
   | 'bad url'
@@ -57,6 +58,7 @@ const BYPASS: { readonly [R in BypassReason]: Bypass } = Object.freeze({
   'no host': Object.freeze({ bypass: 'no host' }),
   'bad host': Object.freeze({ bypass: 'bad host' }),
   'conditional request': Object.freeze({ bypass: 'conditional request' }),
+  'request body': Object.freeze({ bypass: 'request body' }),
   'host not allowed': Object.freeze({ bypass: 'host not allowed' }),
   'ignored path': Object.freeze({ bypass: 'ignored path' }),
   'bad url': Object.freeze({ bypass: 'bad url' }),
@@ -108,9 +110,29 @@ const MAX_COOLDOWN = 30_000;
 const MAX_KNOWN_KEYS = 10_000;
 
 /**
- * One render that may become a stored entry. Created by `dumper.beginFill()`; an adapter runs the
- * app inside `run()`, reports the response head with `head()` and the body with `complete()`,
- * or calls `abandon()`.
+ * The request an app is given on a fill: exactly what the key describes, so that nothing the
+ * key leaves out (a fragment, userinfo, an ignored parameter, the letter case of a host, the
+ * spelling of a percent-encoding, an analytics cookie) can reach the stored page. Adapters apply
+ * it to the request before the app runs.
+ */
+export interface AppView {
+  /** The origin-form target: the key's normalized path and query (no fragment, no ignored parameters). */
+  readonly target: string;
+  /** The `Host` the key was made for, lower-case. */
+  readonly host: string;
+  /** `X-Forwarded-Proto`, lower-case, or `undefined` when the key has none. */
+  readonly forwardedProto: string | undefined;
+  /** `X-Forwarded-Host`, lower-case, or `undefined` when the key has none. */
+  readonly forwardedHost: string | undefined;
+  /** The `Cookie` header without ignored cookies (`ignoreCookies`), or `undefined` when none is left. */
+  readonly cookie: string | undefined;
+}
+
+/**
+ * One render that may become a stored entry. Created by `dumper.beginFill()`; an adapter gives
+ * the app the request `view` describes, runs the app inside `run()`, reports reads of the
+ * request's cookies with `readCookies()`, the response head with `head()` and the whole body
+ * with `complete()`, or calls `abandon()`.
  */
 export class Fill {
   readonly key: string;
@@ -118,16 +140,20 @@ export class Fill {
   readonly method: string;
   /** The store's sequence number before the render started. */
   readonly seq: number;
+  /** The request the app must see. */
+  readonly view: AppView;
   readonly #dumper: Dumper;
   readonly #context: RenderContext;
   readonly #flight: Flight | undefined;
   #done = false;
   #untraceable = false;
+  #cookiesRead = false;
 
   /** @internal */
-  constructor(dumper: Dumper, key: string, path: string, method: string, seq: number, flight: Flight | undefined) {
+  constructor(dumper: Dumper, key: string, view: AppView, path: string, method: string, seq: number, flight: Flight | undefined) {
     this.#dumper = dumper;
     this.key = key;
+    this.view = view;
     this.path = path;
     this.method = method;
     this.seq = seq;
@@ -139,6 +165,15 @@ export class Fill {
   run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
     inflight.add(this);
     return trackContexts ? renders.run(this.#context, fn, ...args) : fn(...args);
+  }
+
+  /**
+   * The render read the request's cookies (the `Cookie` header, or cookies a framework parsed from
+   * it). A page rendered for a request with cookies is then not stored; one rendered for a
+   * request without is stored as the anonymous page, never served to a request with cookies.
+   */
+  readCookies(): void {
+    this.#cookiesRead = true;
   }
 
   /** @internal A `tag()` call may have come from this render, without a context to say so. */
@@ -170,19 +205,27 @@ export class Fill {
     this.#dumper._finishFlight(this.key, this.#flight, undefined);
   }
 
-  /** Stores the finished response, unless one of its tags was invalidated since `seq`. */
-  complete(status: number, headers: readonly string[], body: Uint8Array): MaybePromise<boolean> {
+  /**
+   * Stores the finished response, unless one of its tags was invalidated since `seq`. The body
+   * (one buffer, or the chunks in order) must be the whole body the app sent (adapters check it
+   * against `Content-Length`); it is copied into memory of its own, so an app that reuses its
+   * buffers cannot change the entry.
+   */
+  complete(status: number, headers: readonly string[], body: Uint8Array | readonly Uint8Array[]): MaybePromise<boolean> {
     if (this.#done) return false;
+    const personal = this.#cookiesRead && this.view.cookie !== undefined;
     const veto = this.#untraceable
       ? 'the render may have called dumper.tag() before render contexts were tracked'
-      : this.#dumper.responseVeto(status, headers);
+      : personal
+        ? "the render read the request's cookies"
+        : this.#dumper.responseVeto(status, headers);
     if (veto !== undefined) {
       this.abandon(veto);
       return false;
     }
     this.#done = true;
     inflight.delete(this);
-    const entry = this.#dumper._entry(this, status, headers, body, this.#context.tags);
+    const entry = this.#dumper._entry(this, status, headers, ownCopy(body), this.#context.tags, this.#cookiesRead);
     const stored = this.#dumper._store(this, entry);
     if (isPromise(stored)) {
       return stored.then((ok) => {
@@ -193,6 +236,60 @@ export class Fill {
     this.#dumper._finishFlight(this.key, this.#flight, stored ? entry : undefined);
     return stored;
   }
+}
+
+/**
+ * A copy of `body` in memory of its own: not a slice of Node's shared 8 KiB pool (which would pin
+ * the whole pool slab, so a store would hold far more than it counts), and not the app's buffer
+ * (an app that reuses its output buffer would change the stored page).
+ */
+function ownCopy(body: Uint8Array | readonly Uint8Array[]): Uint8Array {
+  if (body instanceof Uint8Array) {
+    const out = Buffer.allocUnsafeSlow(body.byteLength);
+    out.set(body);
+    return out;
+  }
+  let size = 0;
+  for (const c of body) size += c.byteLength;
+  const out = Buffer.allocUnsafeSlow(size);
+  let at = 0;
+  for (const c of body) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** A finished unsafe request, for `dumper.afterUnsafe()`. */
+export interface UnsafeResponse {
+  readonly method: string;
+  /** The request target, as the client sent it. */
+  readonly target: string;
+  /** The request's `Host` (or `:authority`), if any: absolute URLs naming it are followed. */
+  readonly host: string | undefined;
+  readonly status: number;
+  readonly location?: string | undefined;
+  readonly contentLocation?: string | undefined;
+}
+
+/**
+ * The path a `Location` or `Content-Location` value names on the request's own origin: a path,
+ * a relative reference resolved against the target (RFC 3986 §5), or an absolute URL whose host
+ * is the request's. `undefined` for another host or a value that is not a URL reference.
+ */
+function sameOriginPath(value: string, target: string, host: string | undefined): string | undefined {
+  if (value === '') return undefined;
+  if (value.charCodeAt(0) === 47 /* / */ && value.charCodeAt(1) !== 47) return value;
+  const own = host === undefined || !HOST.test(host) ? 'origin.invalid' : host.toLowerCase();
+  const base = splitTarget(target);
+  let url: URL;
+  try {
+    url = new URL(value, `http://${own}${base === undefined ? '/' : base.path}`);
+  } catch {
+    return undefined;
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.host !== new URL(`http://${own}`).host) return undefined;
+  return url.pathname;
 }
 
 /** What `dumper.beginFill()` tells an adapter to do with a miss. */
@@ -226,6 +323,7 @@ export class Dumper {
   readonly #ignore: ((path: string) => boolean) | undefined;
   readonly #hosts: ReadonlySet<string> | undefined;
   readonly #queryIgnore: QueryIgnore;
+  readonly #cookieIgnore: QueryIgnore;
   readonly #sortQuery: boolean;
   readonly #maxUrlLength: number;
   /** Host header → plain request target → key (see `#rememberKey`). */
@@ -272,6 +370,7 @@ export class Dumper {
     }
     this.#hosts = options.hosts && new Set(options.hosts.map((h) => h.toLowerCase()));
     this.#queryIgnore = compileQueryIgnore(options.ignoreQueryParams ?? DEFAULT_IGNORED_QUERY_PARAMS);
+    this.#cookieIgnore = compileQueryIgnore(options.ignoreCookies ?? DEFAULT_IGNORED_COOKIES);
     this.#sortQuery = options.sortQuery ?? true;
     this.#maxUrlLength = options.maxUrlLength ?? 4096;
     const maxVariantsPerPath = options.maxVariantsPerPath ?? 256;
@@ -295,6 +394,11 @@ export class Dumper {
     if (this.#closed) return BYPASS.closed;
     if (method !== 'GET' && method !== 'HEAD') return BYPASS.method;
     if (readHeader(headers, 'authorization') !== undefined) return BYPASS.authorization;
+    // A GET with a body: the key cannot describe it, yet body parsers read it; and a fill must not
+    // wait on a body that may never arrive while other visitors wait on the fill.
+    if (readHeader(headers, 'transfer-encoding') !== undefined) return BYPASS['request body'];
+    const length = readHeader(headers, 'content-length');
+    if (length !== undefined && length !== '0') return BYPASS['request body'];
     // Only If-None-Match and If-Modified-Since are answered from the store. Range requests and
     // the other preconditions need the app (a 206, a 412), so they neither read nor fill.
     if (
@@ -397,8 +501,12 @@ export class Dumper {
     byTarget.set(target, key);
   }
 
-  /** The stored entry for a key; `undefined` on a miss or when the store fails (never throws). */
-  get(key: string): MaybePromise<StoredEntry | undefined> {
+  /**
+   * The stored entry for a request's key; `undefined` on a miss, when the store fails (never
+   * throws), and when the entry is the anonymous page (its render read cookies) and the request
+   * carries cookies: that visitor's page may differ, so the app renders it.
+   */
+  get(key: string, headers: HeaderSource): MaybePromise<StoredEntry | undefined> {
     let result: MaybePromise<StoredEntry | undefined>;
     try {
       result = this.store.get(key);
@@ -410,7 +518,7 @@ export class Dumper {
       return result.then(
         (entry) => {
           if (this.#failures !== 0) this.#recovered();
-          return entry;
+          return entry !== undefined && entry.anonymousOnly === true ? this.#anonymous(entry, headers) : entry;
         },
         (error: unknown) => {
           this.#fault('get', error);
@@ -418,21 +526,47 @@ export class Dumper {
         },
       );
     }
-    return result;
+    return result !== undefined && result.anonymousOnly === true ? this.#anonymous(result, headers) : result;
+  }
+
+  /** An anonymous page, unless the request carries cookies. */
+  #anonymous(entry: StoredEntry, headers: HeaderSource): StoredEntry | undefined {
+    if (this.#cookiesOf(readHeader(headers, 'cookie')) === undefined) return entry;
+    if (this.log.debugEnabled) this.log.debug("skipped getting: the stored page is the anonymous one and the request has cookies", { path: entry.path });
+    return undefined;
+  }
+
+  /** The `Cookie` header without ignored cookies, or `undefined` when nothing is left. */
+  #cookiesOf(header: string | undefined): string | undefined {
+    if (header === undefined) return undefined;
+    let kept: string | undefined;
+    for (const part of header.split(';')) {
+      const pair = part.trim();
+      if (pair === '') continue;
+      const eq = pair.indexOf('=');
+      if (isIgnoredParam((eq === -1 ? pair : pair.slice(0, eq)).trim(), this.#cookieIgnore)) continue;
+      kept = kept === undefined ? pair : `${kept}; ${pair}`;
+    }
+    return kept;
   }
 
   /**
    * Starts handling a miss: joins a concurrent render of the same key, or reads the store's
-   * sequence number and returns a `Fill` for the adapter to run the app in.
+   * sequence number and returns a `Fill` for the adapter to run the app in. `headers` are the
+   * request's, as given to `keyFor()`.
    */
-  beginFill(key: string, method: string, target: string): MissPlan | Promise<MissPlan> {
-    const split = splitTarget(target);
-    const path = split && canonicalPath(split.path);
-    if (path === undefined) return { kind: 'pass', reason: 'bad url' };
+  beginFill(key: string, method: string, headers: HeaderSource): MissPlan | Promise<MissPlan> {
+    const view = this.#viewOf(key, headers);
+    const q = view === undefined ? -1 : view.target.indexOf('?');
+    const path = view && canonicalPath(q === -1 ? view.target : view.target.slice(0, q));
+    if (view === undefined || path === undefined) return { kind: 'pass', reason: 'bad url' };
+    // A store that just failed (this request's own get, say) is not asked again: a request
+    // waits for a failing store once at most.
+    if (this.#openUntil !== 0 && !this.#storeUsable()) return { kind: 'pass', reason: 'store unavailable' };
     let flight: Flight | undefined;
     if (this.#coalesceTimeout !== 0) {
       const existing = this.#flights.get(key);
-      if (existing !== undefined) return this.#follow(key, existing);
+      if (existing !== undefined) return this.#follow(key, existing, view.cookie !== undefined);
       let resolve!: (entry: StoredEntry | undefined) => void;
       const promise = new Promise<StoredEntry | undefined>((r) => (resolve = r));
       flight = { promise, resolve };
@@ -446,17 +580,37 @@ export class Dumper {
     }
     if (isPromise(seq)) {
       return seq.then(
-        (n) => ({ kind: 'fill', fill: new Fill(this, key, path, method, n, flight) }) as const,
+        (n) => ({ kind: 'fill', fill: new Fill(this, key, view, path, method, n, flight) }) as const,
         (error: unknown) => this.#noSequence(key, flight, error),
       );
     }
-    return { kind: 'fill', fill: new Fill(this, key, path, method, seq, flight) };
+    return { kind: 'fill', fill: new Fill(this, key, view, path, method, seq, flight) };
   }
 
-  async #follow(key: string, flight: Flight): Promise<MissPlan> {
+  async #follow(key: string, flight: Flight, cookies: boolean): Promise<MissPlan> {
     const entry = await this.#wait(key, flight);
-    if (entry !== undefined) return { kind: 'entry', entry };
-    return { kind: 'pass', reason: 'a concurrent render of this page was not stored' };
+    if (entry !== undefined && !(cookies && entry.anonymousOnly === true)) return { kind: 'entry', entry };
+    return { kind: 'pass', reason: 'a concurrent render of this page was not stored, or was the anonymous page' };
+  }
+
+  /** The request a key describes (see `AppView`). */
+  #viewOf(key: string, headers: HeaderSource): AppView | undefined {
+    const rest = key.slice(this.keyPrefix.length);
+    const slash = rest.indexOf('/');
+    if (slash === -1) return undefined;
+    // Host, then `|proto|forwarded host` when either forwarded header was sent (see keyFor).
+    const hostPart = rest.slice(0, slash);
+    let host = hostPart;
+    let forwardedProto: string | undefined;
+    let forwardedHost: string | undefined;
+    const bar = hostPart.indexOf('|');
+    if (bar !== -1) {
+      const bar2 = hostPart.indexOf('|', bar + 1);
+      host = hostPart.slice(0, bar);
+      forwardedProto = hostPart.slice(bar + 1, bar2) || undefined;
+      forwardedHost = hostPart.slice(bar2 + 1) || undefined;
+    }
+    return { target: rest.slice(slash), host, forwardedProto, forwardedHost, cookie: this.#cookiesOf(readHeader(headers, 'cookie')) };
   }
 
   #noSequence(key: string, flight: Flight | undefined, error: unknown): MissPlan {
@@ -482,46 +636,20 @@ export class Dumper {
   }
 
   /**
-   * The URL the app should see on a miss: ignored query parameters (utm_*, ...) removed, so the
-   * stored page cannot depend on them. `undefined` when the target needs no change.
-   */
-  rewriteTarget(target: string): string | undefined {
-    const q = target.indexOf('?');
-    if (q === -1) return undefined;
-    const hash = target.indexOf('#');
-    const raw = target.slice(q + 1, hash === -1 ? undefined : hash);
-    const ignore = this.#queryIgnore;
-    const kept: string[] = [];
-    let changed = false;
-    for (const part of raw.split('&')) {
-      if (part === '') continue;
-      const eq = part.indexOf('=');
-      let name: string;
-      try {
-        name = decodeURIComponent((eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
-      } catch {
-        return undefined;
-      }
-      if (isIgnoredParam(name, ignore)) changed = true;
-      else kept.push(part);
-    }
-    if (!changed) return undefined;
-    const path = target.slice(0, q);
-    return kept.length === 0 ? path : `${path}?${kept.join('&')}`;
-  }
-
-  /**
    * Called by adapters when a request with an unsafe method (POST, PUT, PATCH, DELETE...)
    * finished. A successful one invalidates its target path and the `Location` and
-   * `Content-Location` it answered with (RFC 9111 §4.4).
+   * `Content-Location` it answered with (RFC 9111 §4.4): paths, relative references resolved
+   * against the target, and absolute URLs of the request's own host.
    */
-  afterUnsafe(method: string, target: string, status: number, location?: string, contentLocation?: string): void {
+  afterUnsafe(done: UnsafeResponse): void {
     if (!this.#invalidateOnUnsafe || this.#closed) return;
+    const { method, target, status } = done;
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || method === 'TRACE') return;
     if (status < 200 || status >= 400) return;
     const paths = [target];
-    for (const v of [location, contentLocation]) {
-      if (v !== undefined && v.startsWith('/') && !v.startsWith('//')) paths.push(v);
+    for (const v of [done.location, done.contentLocation]) {
+      const path = v === undefined ? undefined : sameOriginPath(v, target, done.host);
+      if (path !== undefined) paths.push(path);
     }
     let tags: string[];
     try {
@@ -691,24 +819,30 @@ export class Dumper {
   }
 
   /** @internal */
-  _entry(fill: Fill, status: number, headers: readonly string[], body: Uint8Array, renderTags: Set<string>): StoredEntry {
-    const stored = storedHeaders(headers, body, this.cacheStatusHeader);
+  _entry(fill: Fill, status: number, headers: readonly string[], body: Uint8Array, renderTags: Set<string>, cookiesRead: boolean): StoredEntry {
+    const now = Date.now();
+    const stored = storedHeaders(headers, body, this.cacheStatusHeader, now);
     // Tags live under the key prefix too, so sites sharing a store do not invalidate each other.
     const p = this.keyPrefix;
     const path = p + fill.path;
     const tags = [path];
     if (this.#prefixInvalidation) for (const t of prefixTags(fill.path)) tags.push(p + t);
     for (const t of renderTags) if (p + t !== path) tags.push(p + t);
-    return {
+    const entry: StoredEntry = {
       status,
       headers: stored.headers,
       body,
       etag: stored.etag,
-      storedAt: Date.now(),
+      // A response that was already `Age` seconds old when it arrived (from a cache behind the
+      // app) is that much older on every hit (RFC 9111 §5.1): count its age from then.
+      storedAt: now - stored.age * 1000,
       seq: fill.seq,
       path,
       tags,
     };
+    // Only an anonymous page carries the flag, so entries of pages that never read cookies stay
+    // as they were.
+    return cookiesRead ? { ...entry, anonymousOnly: true } : entry;
   }
 
   /** @internal */

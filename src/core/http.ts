@@ -64,7 +64,10 @@ export function responseVeto(status: number, headers: readonly string[], statuse
   return undefined;
 }
 
-/** Headers never stored: hop-by-hop (RFC 9110 §7.6.1) and those made afresh for each reply. */
+/**
+ * Headers never stored: hop-by-hop (RFC 9110 §7.6.1) and those made afresh for each reply. `Date`
+ * is kept, as Varnish keeps it: it says when the page was generated, and `Age` counts from it.
+ */
 const NOT_STORED = new Set([
   'connection',
   'keep-alive',
@@ -75,7 +78,6 @@ const NOT_STORED = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'date',
   'age',
   'content-length',
 ]);
@@ -87,30 +89,46 @@ export function makeEtag(body: Uint8Array): string {
 
 /**
  * The headers of a stored entry: the response's own minus hop-by-hop ones and the cache-status
- * header, plus `etag` (made from the body if the app sent none) and `content-length`.
+ * header, plus `etag` (made from the body if the app sent none), `content-length`, and `date`
+ * (the time `now`, when the app sent none). `age`: the `Age` the response arrived with, in
+ * seconds (RFC 9111 §5.1), or 0.
  */
 export function storedHeaders(
   headers: readonly string[],
   body: Uint8Array,
   statusHeader: string | undefined,
-): { headers: string[]; etag: string } {
+  now: number,
+): { headers: string[]; etag: string; age: number } {
   const connectionListed = new Set<string>();
   const conn = flatGet(headers, 'connection');
   if (conn) for (const t of tokens(conn)) connectionListed.add(t);
   const out: string[] = [];
   let etag: string | undefined;
+  let date = false;
+  let age = 0;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
+    if (name === 'age') {
+      // delta-seconds (RFC 9111 §1.2.2); anything else is ignored, as §5.1 lets a cache do.
+      const v = headers[i + 1]!.trim();
+      if (/^\d{1,10}$/.test(v)) age = Math.max(age, Number(v));
+      continue;
+    }
     if (NOT_STORED.has(name) || connectionListed.has(name) || name === statusHeader) continue;
     if (name === 'etag') etag = headers[i + 1]!;
+    else if (name === 'date') {
+      if (date) continue;
+      date = true;
+    }
     out.push(name, headers[i + 1]!);
   }
   if (etag === undefined) {
     etag = makeEtag(body);
     out.push('etag', etag);
   }
+  if (!date) out.push('date', new Date(now).toUTCString());
   out.push('content-length', String(body.byteLength));
-  return { headers: out, etag };
+  return { headers: out, etag, age };
 }
 
 function opaque(tag: string): string {

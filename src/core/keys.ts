@@ -84,9 +84,11 @@ export interface NormalizedQuery {
 
 /**
  * Normalizes a raw query string (without `?`): drops empty pairs and ignored parameters, fixes
- * percent-encoding, and (when `sort`) orders parameters by name, keeping the relative order of
- * repeated names (`a=2&a=1` is not `a=1&a=2` to most applications). `+` is left alone: it means a
- * space to form parsers but a plus sign to others, so merging it with `%20` could serve the wrong page.
+ * percent-encoding, and (when `sort`) orders parameters by their decoded name, keeping the
+ * relative order of repeated names (`a=2&a=1` is not `a=1&a=2` to most applications), however
+ * each is spelled: `a+b=1&a%20b=2` is the parameter `a b` twice to a form parser, so its two
+ * values keep their order. `+` is left alone: it means a space to form parsers but a plus sign to
+ * others, so merging it with `%20` could serve the wrong page.
  * Returns `undefined` for malformed percent-encoding.
  */
 export function normalizeQuery(
@@ -114,7 +116,7 @@ export function normalizeQuery(
       stripped = true;
       continue;
     }
-    kept.push({ name, pair });
+    kept.push({ name: decodedName, pair });
   }
   if (sort) kept.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   let key = '';

@@ -18,6 +18,37 @@ export const DEFAULT_IGNORED_QUERY_PARAMS: readonly string[] = Object.freeze([
 ]);
 
 /**
+ * Cookies that analytics and advertising scripts set in the browser and that no server reads:
+ * removed from the request the app renders on a miss, so they neither make a page personal nor
+ * keep a visitor away from the cached page.
+ */
+export const DEFAULT_IGNORED_COOKIES: readonly string[] = Object.freeze([
+  '_ga',
+  '_ga_*',
+  '_gid',
+  '_gat*',
+  '_gcl_*',
+  '_fbp',
+  '_fbc',
+  '_hj*',
+  '_clck',
+  '_clsk',
+  '_uetsid',
+  '_uetvid',
+  '_ttp',
+  '__utm*',
+  '_pk_id*',
+  '_pk_ses*',
+  'ajs_anonymous_id',
+  'ajs_user_id',
+  'mp_*',
+  '__hstc',
+  '__hssc',
+  '__hssrc',
+  'hubspotutk',
+]);
+
+/**
  * The default of `ignore`: django-dumper's `^/admin/`, and `/admin` itself, which Express routes
  * to the same admin router.
  */
@@ -93,8 +124,18 @@ export interface DumperOptions {
    */
   prefixInvalidation?: boolean;
   /**
+   * Cookies the site never reads (analytics, advertising). They are removed from the request the
+   * app renders on a miss, and a request that carries only these counts as a request without
+   * cookies. Every other cookie is watched: a page whose render read the request's cookies is
+   * never served to another visitor, and a visitor with cookies is never given a page whose
+   * render read cookies (the anonymous one). Strings ending in `*` match a prefix.
+   * @default DEFAULT_IGNORED_COOKIES (_ga, _ga_*, _gid, _fbp, _hj*, ...)
+   */
+  ignoreCookies?: ReadonlyArray<string | RegExp>;
+  /**
    * Requests carrying any of these cookies (a session cookie, say) neither read nor fill the
-   * cache: their pages may be personal.
+   * cache, whether or not the render reads them. Not needed for safety (see `ignoreCookies`);
+   * it saves the store lookup for visitors who are known to get their own pages.
    * @default []
    */
   bypassCookies?: readonly string[];
@@ -153,7 +194,7 @@ function positiveInt(name: string, value: unknown, allowZero = false): void {
 }
 
 const KNOWN = new Set<string>([
-  'store', 'keyPrefix', 'ignore', 'statuses', 'hosts', 'ignoreQueryParams', 'sortQuery',
+  'store', 'keyPrefix', 'ignore', 'statuses', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
   'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders',
 ]);
@@ -205,6 +246,11 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
   if (o.ignoreQueryParams !== undefined) {
     if (!Array.isArray(o.ignoreQueryParams) || o.ignoreQueryParams.some((p) => typeof p !== 'string' && !(p instanceof RegExp))) {
       fail('ignoreQueryParams', 'an array of parameter names or RegExps', o.ignoreQueryParams);
+    }
+  }
+  if (o.ignoreCookies !== undefined) {
+    if (!Array.isArray(o.ignoreCookies) || o.ignoreCookies.some((p) => (typeof p !== 'string' || p === '') && !(p instanceof RegExp))) {
+      fail('ignoreCookies', 'an array of cookie names or RegExps', o.ignoreCookies);
     }
   }
   if (o.sortQuery !== undefined && typeof o.sortQuery !== 'boolean') fail('sortQuery', 'a boolean', o.sortQuery);

@@ -146,7 +146,7 @@ describe('models', () => {
     const store = new MemoryStore();
     const d = createDumper({ store, logger: false, prefixInvalidation: true });
     const put = async (path: string) => {
-      const plan = await d.beginFill(d.keyFor('GET', path, { host: 'h' }) as string, 'GET', path);
+      const plan = await d.beginFill(d.keyFor('GET', path, { host: 'h' }) as string, 'GET', { host: 'h' });
       if (plan.kind !== 'fill') throw new Error('expected a fill');
       await plan.fill.complete(200, ['content-type', 'text/plain'], new Uint8Array([1]));
     };
@@ -154,7 +154,7 @@ describe('models', () => {
     expect(store.size).toBe(4);
     await d.invalidatePrefix('/a/');
     expect(store.size).toBe(1);
-    expect(d.get(d.keyFor('GET', '/ab', { host: 'h' }) as string)).toBeDefined();
+    expect(d.get(d.keyFor('GET', '/ab', { host: 'h' }) as string, { host: 'h' })).toBeDefined();
   });
 
   test('tag() outside a render does nothing; bad tags are TypeErrors', () => {
@@ -167,12 +167,12 @@ describe('models', () => {
     const store = new MemoryStore();
     const d = createDumper({ store, logger: false });
     const key = d.keyFor('GET', '/x', { host: 'h' }) as string;
-    const plan = await d.beginFill(key, 'GET', '/x');
+    const plan = await d.beginFill(key, 'GET', { host: 'h' });
     await d.invalidateAll();
     if (plan.kind !== 'fill') throw new Error('expected a fill');
     expect(await plan.fill.complete(200, [], new Uint8Array([1]))).toBe(false);
     expect(store.size).toBe(0);
-    const entry: StoredEntry | undefined = await d.get(key);
+    const entry: StoredEntry | undefined = await d.get(key, { host: 'h' });
     expect(entry).toBeUndefined();
   });
 });

@@ -14,9 +14,8 @@ import { Site, type SiteResponse } from '../support/site.js';
 /** The site as a Web-standard handler: Request in, Response out (streamed when it has chunks). */
 async function handle(site: Site, request: Request): Promise<Response> {
   const u = new URL(request.url);
-  const headers: Record<string, string> = {};
-  request.headers.forEach((v, k) => (headers[k] = v));
-  const r = await site.handle({ method: request.method, path: u.pathname, query: u.searchParams, headers });
+  const header = (name: string) => request.headers.get(name) ?? undefined;
+  const r = await site.handle({ method: request.method, path: u.pathname, query: u.searchParams, url: u.pathname + u.search, header });
   const out = new Headers();
   for (const [k, v] of Object.entries(r.headers)) for (const x of Array.isArray(v) ? v : [v]) out.append(k, x);
   return new Response(body(r), { status: r.status, headers: out });
@@ -28,6 +27,7 @@ function body(r: SiteResponse): ConstructorParameters<typeof Response>[0] {
   let i = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (r.abort !== undefined && i === 1) return controller.error(new Error('the app aborted the response'));
       if (i === r.chunks.length) return controller.close();
       if (i > 0 && r.pauseMs) await new Promise((x) => setTimeout(x, r.pauseMs));
       controller.enqueue(enc(r.chunks[i++]!));

@@ -11,7 +11,10 @@ export interface SiteRequest {
   /** Path without query. */
   path: string;
   query: URLSearchParams;
-  headers: Record<string, string | undefined>;
+  /** The full request target the app was given (path and query as the framework saw them). */
+  url: string;
+  /** Reads one request header (lower-case name), as apps do: only the headers asked for are read. */
+  header(name: string): string | undefined;
 }
 
 export interface SiteResponse {
@@ -20,7 +23,16 @@ export interface SiteResponse {
   /** The body, as chunks written one after another (with a pause between them when `pauseMs`). */
   chunks: Array<string | Uint8Array>;
   pauseMs?: number;
+  /**
+   * The app aborts the response after its first chunk: a node app destroys the response, then
+   * still calls `end()` (at once, in a microtask, on the next tick, or on the next turn); a
+   * framework body stream or a fetch body fails.
+   */
+  abort?: 'sync' | 'microtask' | 'nextTick' | 'immediate';
 }
+
+/** One output buffer that the app reuses for every `/reuse/...` page, as some template engines do. */
+const reused = new Uint8Array(4096);
 
 export class Site {
   readonly renders = new Map<string, number>();
@@ -60,9 +72,13 @@ export class Site {
     });
     const p = req.path.toLowerCase().replace(/\/+$/, '') || '/';
     const parts = p.split('/').filter(Boolean);
-    if (req.method === 'POST' && parts[0] === 'page') return html(`posted ${req.path}`);
+    if (req.method === 'POST' && parts[0] === 'page') {
+      const to = req.query.get('to');
+      return to === null ? html(`posted ${req.path}`) : { status: 303, headers: { location: to }, chunks: [''] };
+    }
     if (req.method === 'POST' && parts[0] === 'move') {
-      return { status: 303, headers: { location: '/page/moved' }, chunks: [''] };
+      const to = req.query.get('to') ?? '/page/moved';
+      return { status: 303, headers: { location: to === 'absolute' ? `http://${req.header('host') ?? ''}/page/moved` : to }, chunks: [''] };
     }
     switch (parts[0]) {
       case undefined:
@@ -129,7 +145,34 @@ export class Site {
       case 'echo':
         return html(`echo ${req.query.toString()} render ${n}`);
       case 'headers':
-        return html(`host=${req.headers.host ?? ''} xfh=${req.headers['x-forwarded-host'] ?? ''} inm=${req.headers['if-none-match'] ?? ''} render ${n}`);
+        return html(`host=${req.header('host') ?? ''} xfh=${req.header('x-forwarded-host') ?? ''} xfp=${req.header('x-forwarded-proto') ?? ''} inm=${req.header('if-none-match') ?? ''} render ${n}`);
+      case 'who': {
+        // A page that greets the visitor by their session cookie, as a session middleware would.
+        const user = /(?:^|;\s*)user=([^;]*)/.exec(req.header('cookie') ?? '')?.[1];
+        return html(`hello ${user ?? 'stranger'} render ${n}`);
+      }
+      case 'canonical':
+        // A page that echoes its own URL (a canonical link): whatever reaches the app is stored.
+        return html(`<link rel="canonical" href="http://${req.header('host') ?? ''}${req.url}"> render ${n}`);
+      case 'reuse': {
+        // The page's bytes are written into the shared buffer, and the app hands out that buffer.
+        const text = new TextEncoder().encode(`reused ${parts[1] ?? ''} render ${n}`.padEnd(64));
+        reused.set(text);
+        return { status: 200, headers: { 'content-type': 'text/plain' }, chunks: [reused.subarray(0, text.byteLength)] };
+      }
+      case 'abort':
+        return { status: 200, headers: { 'content-type': 'text/plain' }, chunks: ['partial,', `rest render ${n}`], abort: (req.query.get('how') ?? 'sync') as SiteResponse['abort'] };
+      case 'short':
+        // Declares more bytes than it sends.
+        return { status: 200, headers: { 'content-type': 'text/plain', 'content-length': '100' }, chunks: [`short render ${n}`] };
+      case 'hang': {
+        const g = this.#gates.get(req.query.get('gate') ?? '');
+        g?.reached();
+        await g?.promise;
+        return html(`hang render ${n}`);
+      }
+      case 'dated':
+        return html(`dated render ${n}`, { date: 'Wed, 01 Jan 2025 00:00:00 GMT', age: '100' });
       default:
         return { status: 404, headers: { 'content-type': 'text/plain' }, chunks: [`not found render ${n}`] };
     }
@@ -140,6 +183,16 @@ export class Site {
 export async function writeNode(res: import('node:http').ServerResponse, r: SiteResponse): Promise<void> {
   res.statusCode = r.status;
   for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
+  if (r.abort !== undefined) {
+    res.write(r.chunks[0]!);
+    res.destroy();
+    const end = () => res.end(r.chunks[1]);
+    if (r.abort === 'sync') end();
+    else if (r.abort === 'microtask') queueMicrotask(end);
+    else if (r.abort === 'nextTick') process.nextTick(end);
+    else setImmediate(end);
+    return;
+  }
   for (let i = 0; i < r.chunks.length; i++) {
     const c = r.chunks[i]!;
     if (i === r.chunks.length - 1) {
@@ -157,14 +210,16 @@ export async function writeNode(res: import('node:http').ServerResponse, r: Site
  * reply.send): a string or Buffer for one chunk, a stream (with the pauses) for several.
  */
 export function bodyValue(r: SiteResponse): string | Buffer | Readable {
-  if (r.chunks.length === 1) {
+  if (r.chunks.length === 1 && r.abort === undefined) {
     const c = r.chunks[0]!;
-    return typeof c === 'string' ? c : Buffer.from(c);
+    // The app's own memory, not a copy: a framework that keeps it would see the app reuse it.
+    return typeof c === 'string' ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
   }
   return Readable.from(
     (async function* () {
       for (const c of r.chunks) {
         yield Buffer.from(c);
+        if (r.abort !== undefined) throw new Error('the app aborted the response');
         if (r.pauseMs) await new Promise((x) => setTimeout(x, r.pauseMs));
       }
     })(),
@@ -174,7 +229,9 @@ export function bodyValue(r: SiteResponse): string | Buffer | Readable {
 /** The node-flavoured site request from an `IncomingMessage`. */
 export function nodeRequest(req: import('node:http').IncomingMessage, url = req.url ?? '/'): SiteRequest {
   const u = new URL(url, 'http://x');
-  const headers: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-  return { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, headers };
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+  return { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, url, header };
 }

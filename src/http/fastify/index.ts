@@ -48,18 +48,23 @@ interface Capture {
 const captures = new WeakMap<FastifyRequest, Capture>();
 
 /**
- * Stores or drops a captured response once it has been sent. A `close` listener on the misses
- * that need one, rather than an `onResponse` hook, which Fastify would run for every hit too.
+ * Stores or drops a captured response once Fastify has ended it: wrapped around the miss's own
+ * `res.end()`, rather than an `onResponse` hook, which Fastify would run for every hit too, and
+ * not at `close`, which waits for the socket (a response queued behind a pipelined one that
+ * never ends would hold up every visitor waiting on this page).
  */
-function settle(dumper: Dumper, reply: FastifyReply, c: Capture): void {
+function settle(dumper: Dumper, reply: FastifyReply, c: Capture, destroyed: boolean): void {
   const fill = c.fill;
   if (fill.done) return;
   if (!c.seen) return fill.abandon('no response was sent through onSend');
-  // `writableEnded`, not `writableFinished`, which light-my-request (`app.inject()`) never sets.
   // The body was whole when onSend saw it; a stream's only once it ended.
-  if (c.body === undefined || !reply.raw.writableEnded) return fill.abandon('response aborted before it finished');
+  if (c.body === undefined || destroyed) return fill.abandon('response aborted before it ended');
   // Something after onSend changed the status the client gets.
   if (reply.statusCode !== c.status) return fill.abandon(`status changed to ${reply.statusCode} after onSend`);
+  const declared = reply.getHeader('content-length');
+  if (declared !== undefined && Number(declared) !== c.body.byteLength) {
+    return fill.abandon(`body of ${c.body.byteLength} bytes does not match Content-Length ${String(declared)}`);
+  }
   // Hooks that ran after ours (a session plugin's onSend) may have made the response personal:
   // check the headers as sent.
   const veto = dumper.sentVeto(c.status, flatten(reply.getHeaders() as OutgoingHttpHeaders, {}));
@@ -101,7 +106,7 @@ function onEntry(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, n
   const method = raw.method ?? 'GET';
   const target = raw.url ?? '/';
   if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
-  const planned = dumper.beginFill(key, method, target);
+  const planned = dumper.beginFill(key, method, raw.headers);
   if (isPromise(planned)) {
     planned.then(
       (plan) => onPlan(dumper, request, reply, next, target, plan),
@@ -126,14 +131,31 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
     fill.abandon('response closed before the app ran');
     return next();
   }
-  const capture: Capture = { fill, seen: false, status: 0, head: [], body: undefined };
-  captures.set(request, capture);
-  res.once('close', () => settle(dumper, reply, capture));
   const raw = request.raw;
   // Fastify answers HEAD with the GET route and hands its full payload to onSend: the method
   // stays HEAD, so Fastify still sends the right Content-Length and no body.
-  prepareRequest(dumper, raw, false);
-  // Fastify parsed the query string while routing: drop the ignored parameters there too.
+  if (!prepareRequest(raw, fill, target, false)) {
+    fill.abandon('the request could not be given the URL of its key');
+    return next();
+  }
+  // @fastify/cookie registered before this plugin parsed the cookies already, out of our sight.
+  if ((request as FastifyRequest & { cookies?: unknown }).cookies != null) fill.readCookies();
+  const capture: Capture = { fill, seen: false, status: 0, head: [], body: undefined };
+  captures.set(request, capture);
+  const end = res.end;
+  let ending = false;
+  res.end = function (this: typeof res, ...args: unknown[]) {
+    const destroyed = isGone(this);
+    ending = true;
+    const out = (end as (...a: unknown[]) => typeof res).apply(this, args);
+    settle(dumper, reply, capture, destroyed);
+    return out;
+  } as typeof res.end;
+  res.once('close', () => {
+    // light-my-request (`app.inject()`) closes inside end(): the end wrapper settles that one.
+    if (!fill.done && !ending) fill.abandon('response aborted before it ended');
+  });
+  // Fastify parsed the query string while routing: drop what the key leaves out there too.
   const query = request.query as Record<string, unknown> | undefined;
   if (query !== null && typeof query === 'object' && raw.url !== target) {
     const kept = new URL(raw.url ?? '/', 'http://x').searchParams;
@@ -163,7 +185,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       if (key.bypass === 'method') watchUnsafe(dumper, reply.raw, method, target, reply);
       return next();
     }
-    const found = dumper.get(key);
+    const found = dumper.get(key, raw.headers);
     if (isPromise(found)) {
       found.then(
         (entry) => onEntry(dumper, request, reply, next, key, entry),

@@ -63,7 +63,7 @@ export function answer(dumper: Dumper, request: Request, app: (request: Request)
     }
     const key = dumper.keyFor(method, hasHost ? target : url, headers);
     if (isBypass(key)) return bypass(dumper, request, app, method, target, key);
-    const found = dumper.get(key);
+    const found = dumper.get(key, headers);
     if (isPromise(found)) {
       return found.then((entry) =>
         entry !== undefined ? hit(dumper, entry, method, target, key, headers) : miss(dumper, request, app, method, target, key, headers),
@@ -92,7 +92,14 @@ async function bypass(
   if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
   const response = await app(request);
   if (key.bypass === 'method') {
-    dumper.afterUnsafe(method, target, response.status, response.headers.get('location') ?? undefined, response.headers.get('content-location') ?? undefined);
+    dumper.afterUnsafe({
+      method,
+      target,
+      host: new URL(request.url).host,
+      status: response.status,
+      location: response.headers.get('location') ?? undefined,
+      contentLocation: response.headers.get('content-location') ?? undefined,
+    });
   }
   return withStatus(dumper, response, 'BYPASS');
 }
@@ -107,7 +114,7 @@ async function miss(
   headers: HeaderSource,
 ): Promise<Response> {
   if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
-  const planned = dumper.beginFill(key, method, target);
+  const planned = dumper.beginFill(key, method, headers);
   const plan = isPromise(planned) ? await planned : planned;
   if (plan.kind === 'entry') return replay(dumper, plan.entry, method, headers);
   if (plan.kind === 'pass') {
@@ -120,7 +127,7 @@ async function miss(
 async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request: Request) => Response | Promise<Response>): Promise<Response> {
   let response: Response;
   try {
-    response = await fill.run(app, appRequest(dumper, request));
+    response = await fill.run(app, appRequest(request, fill));
   } catch (error) {
     fill.abandon('the app threw');
     throw error;
@@ -133,7 +140,8 @@ async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request:
   for (const cookie of response.headers.getSetCookie()) head.push('set-cookie', cookie);
   const max = dumper.maxEntryBytes;
   if (fill.head(response.status, head) !== undefined) return withStatus(dumper, response, 'MISS');
-  if (Number(response.headers.get('content-length') ?? 0) > max) {
+  const declared = response.headers.get('content-length');
+  if (Number(declared ?? 0) > max) {
     fill.abandon(`body larger than maxEntryBytes (${max})`);
     return withStatus(dumper, response, 'MISS');
   }
@@ -144,74 +152,102 @@ async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request:
     // A HEAD was rendered as a GET to fill the entry: read the body here, send none.
     const body = response.body === null ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
     if (body.byteLength > max) fill.abandon(`body larger than maxEntryBytes (${max})`);
-    else void fill.complete(response.status, head, body);
+    else finish(fill, response.status, head, declared, [body], body.byteLength);
     return new Response(request.method === 'HEAD' ? null : body, init);
   }
-  // Stream to the client and keep a copy; the copy is dropped past maxEntryBytes or on cancel.
-  let chunks: Uint8Array[] | undefined = [];
+  // One branch streams to the client at its pace; the other is read at once, so the fill ends
+  // when the app's body does, not when a slow (or pipelined) client has taken it all.
+  const [toClient, toStore] = response.body.tee();
+  void keep(fill, response.status, head, declared, toStore, max);
+  return new Response(toClient, init);
+}
+
+/** Reads the stored branch of a body to its end, and completes the fill with it. */
+async function keep(fill: Fill, status: number, head: string[], declared: string | null, body: ReadableStream<Uint8Array>, max: number): Promise<void> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
   let size = 0;
-  const tee = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      if (chunks !== undefined) {
-        size += chunk.byteLength;
-        if (size > max) {
-          chunks = undefined;
-          fill.abandon(`body larger than maxEntryBytes (${max})`);
-        } else chunks.push(chunk);
-      }
-      controller.enqueue(chunk);
-    },
-    flush() {
-      if (chunks === undefined) return;
-      void fill.complete(response.status, head, concat(chunks, size));
-    },
-  });
-  const body = response.body.pipeThrough(tee);
-  return new Response(cancelAware(body, () => fill.abandon('response aborted before it finished')), init);
-}
-
-/** Calls `onCancel` when the consumer (the client) cancels the stream before its end. */
-function cancelAware(stream: ReadableStream<Uint8Array>, onCancel: () => void): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+  try {
+    for (;;) {
       const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel(reason) {
-      onCancel();
-      return reader.cancel(reason);
-    },
-  });
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        fill.abandon(`body larger than maxEntryBytes (${max})`);
+        // Cancelling one branch leaves the client's streaming.
+        await reader.cancel();
+        return;
+      }
+      chunks.push(value);
+    }
+  } catch {
+    fill.abandon('the body stream failed');
+    return;
+  }
+  finish(fill, status, head, declared, chunks, size);
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+function finish(fill: Fill, status: number, head: string[], declared: string | null, chunks: Uint8Array[], size: number): void {
+  if (declared !== null && Number(declared) !== size) fill.abandon(`body of ${size} bytes does not match Content-Length ${declared}`);
+  else void fill.complete(status, head, chunks);
 }
 
 /**
- * The request the app sees on a miss that may be stored: a GET without conditional headers
- * (so it renders the full page, RFC 9111 §4.3.2), without ignored query parameters.
+ * The request the app sees on a miss that may be stored: the request the key describes
+ * (`fill.view`: normalized URL, lower-case host and forwarded headers, cookies without ignored
+ * ones), as a GET without conditional headers (so it renders the full page, RFC 9111 §4.3.2).
+ * Its `headers` report every look at the cookies to the fill.
  */
-function appRequest(dumper: Dumper, request: Request): Request {
+function appRequest(request: Request, fill: Fill): Request {
+  const view = fill.view;
   const url = request.url;
-  const rewritten = dumper.rewriteTarget(targetOf(url));
-  const h = request.headers;
-  const conditional = h.has('if-none-match') || h.has('if-modified-since');
-  if (request.method === 'GET' && rewritten === undefined && !conditional) return request;
-  const headers = new Headers(h);
+  const headers = new Headers(request.headers);
   headers.delete('if-none-match');
   headers.delete('if-modified-since');
-  const target = rewritten === undefined ? url : url.slice(0, url.length - targetOf(url).length) + rewritten;
-  return new Request(target, { method: 'GET', headers, signal: request.signal });
+  headers.set('host', view.host);
+  setOrDelete(headers, 'x-forwarded-proto', view.forwardedProto);
+  setOrDelete(headers, 'x-forwarded-host', view.forwardedHost);
+  setOrDelete(headers, 'cookie', view.cookie);
+  const target = url.slice(0, url.length - targetOf(url).length) + view.target;
+  const out = new Request(target, { method: 'GET', headers, signal: request.signal });
+  Object.defineProperty(out, 'headers', { value: cookieWatch(headers, fill), configurable: true });
+  return out;
+}
+
+function setOrDelete(headers: Headers, name: string, value: string | undefined): void {
+  if (value === undefined) headers.delete(name);
+  else headers.set(name, value);
+}
+
+/**
+ * Headers that tell the fill when the cookies are looked at: `get`/`has` of `cookie` (Hono's
+ * `getCookie()`, a handler of its own), and any walk through all of them that includes a cookie. Own methods in front of
+ * `Headers.prototype`'s, which still do the work on the same object.
+ */
+function cookieWatch(init: Headers, fill: Fill): Headers {
+  const h = new Headers(init);
+  const proto = Headers.prototype;
+  const named = (method: 'get' | 'has') =>
+    function (this: Headers, name: string) {
+      if (String(name).toLowerCase() === 'cookie') fill.readCookies();
+      return (proto[method] as (n: string) => unknown).call(this, name);
+    };
+  const walk = (method: 'forEach' | 'entries' | 'keys' | 'values' | typeof Symbol.iterator) =>
+    function (this: Headers, ...args: unknown[]) {
+      // A walk that finds no cookie shows none, as a Node request's absent `cookie` is not listed.
+      if (proto.has.call(this, 'cookie')) fill.readCookies();
+      return (proto[method] as (...a: unknown[]) => unknown).apply(this, args);
+    };
+  Object.defineProperties(h, {
+    get: { value: named('get') },
+    has: { value: named('has') },
+    forEach: { value: walk('forEach') },
+    entries: { value: walk('entries') },
+    keys: { value: walk('keys') },
+    values: { value: walk('values') },
+    [Symbol.iterator]: { value: walk(Symbol.iterator) },
+  });
+  return h;
 }
 
 /** A stored entry as a Response: 304 when the request's validators match. */

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
-import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
+import { ageOf, flatGet, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 
 
@@ -31,7 +31,7 @@ export function handle(
     app();
     return;
   }
-  const found = dumper.get(key);
+  const found = dumper.get(key, req.headers);
   if (isPromise(found)) {
     found
       .then(
@@ -123,7 +123,7 @@ function miss(
   if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
   let plan: MissPlan | Promise<MissPlan>;
   try {
-    plan = dumper.beginFill(key, method, target);
+    plan = dumper.beginFill(key, method, req.headers);
   } catch (error) {
     return missFailed(dumper, res, app, key, error);
   }
@@ -166,7 +166,10 @@ function onPlan(
     return runApp(app);
   }
   const fill = plan.fill;
-  prepareRequest(dumper, req);
+  if (!prepareRequest(req, fill, target)) {
+    fill.abandon('the request could not be given the URL of its key (a mount path that normalizing changed)');
+    return runApp(app);
+  }
   capture(dumper, res, fill);
   fill.run(runApp, app);
 }
@@ -188,26 +191,85 @@ function runApp(app: () => void): void {
 }
 
 /**
- * On a miss that may be stored: drop the validators, so the app renders the full page rather
- * than a 304 we could not store (RFC 9111 §4.3.2 lets a cache send its own unconditional request);
- * remove ignored query parameters from the URL the app sees; and render a HEAD as a GET, so it
- * fills the GET entry (Node still sends no body: the response was made for a HEAD request).
+ * On a miss that may be stored, gives the app the request its key describes (`fill.view`), so
+ * that nothing the key leaves out can reach the stored page: the normalized target (no fragment,
+ * no userinfo, no ignored parameters, percent-encoding as in the key), the lower-case `Host` and
+ * forwarded headers of the key, and the cookies without ignored ones, with every read of them
+ * reported to the fill. Also drops the validators, so the app renders the full page rather than a
+ * 304 we could not store (RFC 9111 §4.3.2 lets a cache send its own unconditional request), and
+ * renders a HEAD as a GET, so it fills the GET entry (Node still sends no body: the response was
+ * made for a HEAD request). `target` is the one given to `keyFor`: `req.originalUrl` under
+ * Express, of which `req.url` may be the part below a mount path. Returns false when the target
+ * cannot be given (normalizing changed the mount path itself).
  */
-export function prepareRequest(dumper: Dumper, req: IncomingMessage, headAsGet = true): void {
+export function prepareRequest(req: IncomingMessage, fill: Fill, target: string, headAsGet = true): boolean {
   if (headAsGet && req.method === 'HEAD') req.method = 'GET';
   const h = req.headers;
   // Delete only what is there: a delete turns the headers object into a slow dictionary.
   if (h['if-none-match'] !== undefined) delete h['if-none-match'];
   if (h['if-modified-since'] !== undefined) delete h['if-modified-since'];
-  const r = req as IncomingMessage & { originalUrl?: string };
-  if (r.url !== undefined) {
-    const url = dumper.rewriteTarget(r.url);
-    if (url !== undefined) r.url = url;
+  const view = fill.view;
+  if (target !== view.target) {
+    const r = req as IncomingMessage & { originalUrl?: string; query?: unknown; app?: { get?(name: string): unknown } };
+    const url = r.url ?? target;
+    let next = view.target;
+    if (url !== target) {
+      // Mounted (`app.use('/blog', ...)`): req.url is what follows the mount path.
+      if (!target.endsWith(url)) return false;
+      const mount = target.slice(0, target.length - url.length);
+      if (!view.target.startsWith(mount)) return false;
+      next = view.target.slice(mount.length);
+      if (next.charCodeAt(0) !== 47 /* / */) next = '/' + next;
+    }
+    r.url = next;
+    if (r.originalUrl !== undefined) r.originalUrl = view.target;
+    // Express 4 parsed req.query before any middleware ran; Express 5 parses it from req.url.
+    if (Object.hasOwn(r, 'query')) {
+      const parse = r.app?.get?.('query parser fn');
+      if (typeof parse === 'function') {
+        const q = view.target.indexOf('?');
+        r.query = parse(q === -1 ? '' : view.target.slice(q + 1));
+      }
+    }
   }
-  if (r.originalUrl !== undefined) {
-    const url = dumper.rewriteTarget(r.originalUrl);
-    if (url !== undefined) r.originalUrl = url;
-  }
+  setHeader(h, 'host', view.host);
+  if (h[':authority'] !== undefined) setHeader(h, ':authority', view.host);
+  setHeader(h, 'x-forwarded-proto', view.forwardedProto);
+  setHeader(h, 'x-forwarded-host', view.forwardedHost);
+  trackCookies(req, fill);
+  return true;
+}
+
+function setHeader(h: IncomingMessage['headers'], name: string, value: string | undefined): void {
+  if (h[name] === value) return;
+  if (value === undefined) delete h[name];
+  else h[name] = value;
+}
+
+/**
+ * Gives the app the request's cookies without ignored ones, and reports every read of them to
+ * the fill: a getter on `req.headers.cookie` (what cookie-parser, cookie-session, express-session,
+ * koa-session and Koa's `ctx.cookies` read). Cookies or a session that middleware mounted before
+ * the dumper parsed already may have shaped the page without a read we could see: that counts as
+ * a read.
+ */
+function trackCookies(req: IncomingMessage, fill: Fill): void {
+  const r = req as IncomingMessage & { cookies?: unknown; signedCookies?: unknown; session?: unknown };
+  if (r.cookies != null || r.signedCookies != null || r.session != null) fill.readCookies();
+  let value = fill.view.cookie;
+  Object.defineProperty(req.headers, 'cookie', {
+    configurable: true,
+    // Absent, it is not listed (Object.keys, for...in), but reading it still counts: a page that
+    // looked for a session and found none is the anonymous page.
+    enumerable: value !== undefined,
+    get() {
+      fill.readCookies();
+      return value;
+    },
+    set(v: string | undefined) {
+      value = v;
+    },
+  });
 }
 
 /**
@@ -237,7 +299,15 @@ export function watchUnsafe(
     if (!res.headersSent) return;
     const loc = headers.getHeader('location');
     const cloc = headers.getHeader('content-location');
-    dumper.afterUnsafe(method, target, res.statusCode, typeof loc === 'string' ? loc : undefined, typeof cloc === 'string' ? cloc : undefined);
+    const host = (res.req as IncomingMessage | undefined)?.headers;
+    dumper.afterUnsafe({
+      method,
+      target,
+      host: host === undefined ? undefined : (host.host ?? (host[':authority'] as string | undefined)),
+      status: res.statusCode,
+      location: typeof loc === 'string' ? loc : undefined,
+      contentLocation: typeof cloc === 'string' ? cloc : undefined,
+    });
   });
 }
 
@@ -283,16 +353,24 @@ function pushValue(out: string[], name: string, value: unknown): void {
  * The head is read in `writeHead()`. Hooks that middleware mounted after the dumper attach there
  * (express-session, cookie-session set their cookie in one) have run by then, while middleware
  * mounted before it (compression) changes the head only afterwards, for its own output, not for
- * the body captured here. When the response closes, the final headers are checked once more, so
+ * the body captured here. The fill completes when the app ends the response, not when the socket
+ * has flushed it: a response queued behind a pipelined one that never ends must not hold up the
+ * visitors waiting on this page. At that moment the final headers are checked once more, so
  * nothing that makes a response personal slips past (`Content-Encoding` from compression mounted
- * in front is expected there). One `close` listener does the work of `finish` and `close`.
+ * in front is expected there); a response destroyed before it ended, or whose body does not match
+ * its `Content-Length`, is not stored.
  */
 class Capture {
+  /** Copies of the chunks written: an app may reuse its buffers once a write returns. */
   chunks: Uint8Array[] | undefined = [];
   size = 0;
   /** Headers to store: the response's own, less those set before the app ran. */
   head: string[] | undefined;
   status = 200;
+  /** The `Content-Length` the app declared, if any. */
+  declared: string | undefined;
+  /** `end()` has been called. */
+  ending = false;
   constructor(
     readonly dumper: Dumper,
     readonly fill: Fill,
@@ -330,19 +408,20 @@ class Capture {
       this.chunks = undefined;
       return;
     }
-    const declared = Number(res.getHeader('content-length') ?? 0);
-    if (declared > this.dumper.maxEntryBytes) this.stop(`body larger than maxEntryBytes (${this.dumper.maxEntryBytes})`);
+    this.declared = flatGet(all, 'content-length');
+    if (Number(this.declared ?? 0) > this.dumper.maxEntryBytes) this.stop(`body larger than maxEntryBytes (${this.dumper.maxEntryBytes})`);
   }
 
   add(res: ServerResponse, chunk: unknown, encoding: unknown): void {
     const chunks = this.chunks;
     if (chunks === undefined || res.writableEnded) return;
+    if (res.destroyed) return this.stop('response destroyed before it ended');
     if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
     const buf =
       typeof chunk === 'string'
         ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
         : chunk instanceof Uint8Array
-          ? chunk
+          ? Buffer.from(chunk)
           : undefined;
     if (buf === undefined) return this.stop('unsupported body chunk');
     this.size += buf.byteLength;
@@ -351,14 +430,23 @@ class Capture {
     chunks.push(buf);
   }
 
-  close(res: ServerResponse): void {
-    if (!res.writableFinished) return this.stop('response aborted before it finished');
-    if (this.chunks === undefined || this.head === undefined || this.fill.done) return;
+  /**
+   * The app ended the response (`end()` has returned): store it if it is whole. `destroyed`: the
+   * response was destroyed before `end()` was called (the app aborted it, or the client left).
+   * Not `writableEnded`: middleware in front (compression) may end the socket's side later.
+   */
+  ended(res: ServerResponse, destroyed: boolean): void {
+    if (this.chunks === undefined || this.fill.done) return;
+    if (destroyed) return this.stop('response destroyed before it ended');
+    if (this.head === undefined) return this.stop('no response head');
+    if (this.declared !== undefined && Number(this.declared) !== this.size) {
+      return this.stop(`body of ${this.size} bytes does not match Content-Length ${this.declared}`);
+    }
     const final: string[] = [];
     pushHeaders(final, res.getHeaders());
     const veto = this.dumper.sentVeto(this.status, final);
     if (veto !== undefined) return this.stop(veto);
-    void this.fill.complete(this.status, this.head, bodyOf(this.chunks, this.size));
+    void this.fill.complete(this.status, this.head, this.chunks);
   }
 }
 
@@ -375,18 +463,15 @@ function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
   } as ServerResponse['write'];
   res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown) {
     c.add(this, chunk, encoding);
-    return (c.end as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+    const destroyed = isGone(this);
+    c.ending = true;
+    const out = (c.end as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
+    c.ended(this, destroyed);
+    return out;
   } as ServerResponse['end'];
-  res.on('close', () => c.close(res));
-}
-
-/**
- * The stored body. A single chunk that owns its whole memory (Express's `res.send(string)`, our
- * own `Buffer.from(string)`) is kept as it is; anything else is copied once, so an entry never pins
- * a larger buffer (such as Node's shared 8 KiB pool) or an app's buffers.
- */
-function bodyOf(chunks: Uint8Array[], size: number): Uint8Array {
-  const only = chunks[0];
-  if (chunks.length === 1 && only!.byteOffset === 0 && only!.byteLength === only!.buffer.byteLength) return only!;
-  return Buffer.concat(chunks, size);
+  // Closed before the app ended it: the client left, or the app destroyed the response.
+  res.on('close', () => {
+    // A close inside end() (a response that closes as it ends) is settled by the end wrapper.
+    if (!fill.done && !c.ending) c.stop('response aborted before it ended');
+  });
 }
