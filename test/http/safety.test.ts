@@ -70,8 +70,10 @@ test('a session cookie set in a writeHead hook (cookie-session) stops storage', 
   app.use(dumperMiddleware(dumper));
   app.use(cookieSession({ name: 'session', keys: ['k'] }));
   app.get('/count', (req, res) => {
-    req.session!.views = (req.session!.views ?? 0) + 1;
-    res.send(`seen ${req.session!.views} times`);
+    // (Typed loosely: express-session's types, used by another test, claim req.session too.)
+    const session = req.session as unknown as { views?: number };
+    session.views = (session.views ?? 0) + 1;
+    res.send(`seen ${session.views} times`);
   });
   const m = await serve(app, dumper);
   const first = await fetch(m.url + '/count');
@@ -237,3 +239,30 @@ test('nothing written after end() is stored', async () => {
   expect(await hit.text()).toBe('sent');
 });
 
+
+test('Express 4: the app sees no ignored parameter in req.query (parsed before any middleware ran)', async () => {
+  const { default: express4 } = await import('express4');
+  const dumper = createDumper({ logger: false });
+  const app = express4();
+  app.use(dumperMiddleware(dumper));
+  app.get('/search', (req, res) => res.send(`query ${JSON.stringify(req.query)} url ${req.url}`));
+  const m = await serve(app, dumper);
+  const r = await fetch(m.url + '/search?utm_source=news&q=ice&fbclid=x');
+  expect(await r.text()).toBe('query {"q":"ice"} url /search?q=ice');
+  const hit = await fetch(m.url + '/search?q=ice');
+  expect(hit.headers.get('x-cache')).toBe('HIT');
+  await hit.text();
+});
+
+test('mounted at a path, the middleware gives the app the normalized URL below the mount', async () => {
+  const dumper = createDumper({ logger: false });
+  const app = express();
+  const blog = express.Router();
+  blog.get('/{*rest}', (req, res) => res.send(`url ${req.url} original ${req.originalUrl} q ${JSON.stringify(req.query)}`));
+  app.use('/blog', dumperMiddleware(dumper), blog);
+  const m = await serve(app, dumper);
+  const r = await rawRequest(m.port, `GET /blog/%61b?b=2&utm_medium=x&a=1#frag HTTP/1.1\r\nHost: a.example\r\n\r\n`);
+  expect(r.body).toBe('url /ab?a=1&b=2 original /blog/ab?a=1&b=2 q {"a":"1","b":"2"}');
+  const hit = await rawRequest(m.port, `GET /blog/ab?a=1&b=2 HTTP/1.1\r\nHost: a.example\r\n\r\n`);
+  expect(hit.headers['x-cache']).toBe('HIT');
+});
