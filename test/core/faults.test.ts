@@ -99,6 +99,18 @@ describe('store faults never fail a request', () => {
     await t.close();
   });
 
+  test('a request whose store read failed does not ask the store again (a failing store costs it one wait)', async () => {
+    const t = await setup(10_000);
+    t.store.down = true;
+    const before = t.store.calls;
+    const r = await t.get('/fresh');
+    expect(r.status).toBe(200);
+    expect(r.cache).toBe('MISS');
+    // get() failed; neither sequence() nor set() was tried for the same request.
+    expect(t.store.calls - before).toBe(1);
+    await t.close();
+  });
+
   test('an invalidation lost to an outage is replayed before anything is served again', async () => {
     const t = await setup();
     await t.get();
