@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DumperError } from './errors.js';
-import { readHeader, responseVeto, storedHeaders, type HeaderSource } from './http.js';
+import { readHeader, responseVeto, storedHeaders, type HeaderSource, type StoragePolicy } from './http.js';
 import {
   canonicalPath,
   compileQueryIgnore,
@@ -14,7 +14,7 @@ import {
 } from './keys.js';
 import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
-import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, validateOptions, type DumperOptions } from './options.js';
+import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, defaultVersion, validateOptions, type DumperOptions } from './options.js';
 import { isPromise, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
@@ -176,6 +176,15 @@ export class Fill {
     this.#cookiesRead = true;
   }
 
+  /**
+   * The app answered with a file from disk (Koa's body is a file stream, as `koa-static` sends):
+   * not stored unless the option `staticFiles` is on. Adapters for frameworks whose file handlers
+   * do not say `Accept-Ranges: bytes` call it.
+   */
+  staticFile(): void {
+    if (!this.#dumper.storesStaticFiles) this.abandon('a static file (option staticFiles)');
+  }
+
   /** @internal A `tag()` call may have come from this render, without a context to say so. */
   _untraceable(): void {
     this.#untraceable = true;
@@ -314,12 +323,17 @@ export function isBypass(value: string | Bypass): value is Bypass {
 export class Dumper {
   readonly store: Store;
   readonly keyPrefix: string;
+  /** The build whose entries this dumper stores and serves (option `version`), if any. */
+  readonly version: string | undefined;
+  /** What every key starts with: the key prefix, then the version and a space. Tags have only the prefix. */
+  readonly #keyHead: string;
   readonly statuses: readonly number[];
   readonly maxEntryBytes: number;
   /** Lower-case name of the cache-status header, or `undefined` when none is sent. */
   readonly cacheStatusHeader: string | undefined;
   readonly log: Log;
 
+  readonly #policy: StoragePolicy;
   readonly #ignore: ((path: string) => boolean) | undefined;
   readonly #hosts: ReadonlySet<string> | undefined;
   readonly #queryIgnore: QueryIgnore;
@@ -354,7 +368,10 @@ export class Dumper {
     validateOptions(options);
     this.store = options.store ?? new MemoryStore();
     this.keyPrefix = options.keyPrefix ?? 'dumper.cached_path.';
+    this.version = options.version === false ? undefined : (options.version ?? defaultVersion());
+    this.#keyHead = this.version === undefined ? this.keyPrefix : `${this.keyPrefix}${this.version} `;
     this.statuses = Object.freeze([...(options.statuses ?? [200])]);
+    this.#policy = Object.freeze({ statuses: this.statuses, staticFiles: options.staticFiles ?? false });
     this.maxEntryBytes = options.maxEntryBytes ?? 2 * 2 ** 20;
     this.cacheStatusHeader = options.cacheStatusHeader === false ? undefined : (options.cacheStatusHeader ?? 'X-Cache').toLowerCase();
     this.log = makeLog(options.logger);
@@ -470,8 +487,8 @@ export class Dumper {
       }
       host += `|${(fwdProto ?? '').toLowerCase()}|${(fwdHost ?? '').toLowerCase()}`;
     }
-    if (query !== '') return this.#ifUsable(this.keyPrefix + host + path + '?' + query);
-    const key = this.keyPrefix + host + path;
+    if (query !== '') return this.#ifUsable(this.#keyHead + host + path + '?' + query);
+    const key = this.#keyHead + host + path;
     if (plain && hostHeader !== undefined && fwdHost === undefined && fwdProto === undefined) this.#rememberKey(hostHeader, target, key);
     return this.#ifUsable(key);
   }
@@ -595,7 +612,7 @@ export class Dumper {
 
   /** The request a key describes (see `AppView`). */
   #viewOf(key: string, headers: HeaderSource): AppView | undefined {
-    const rest = key.slice(this.keyPrefix.length);
+    const rest = key.slice(this.#keyHead.length);
     const slash = rest.indexOf('/');
     if (slash === -1) return undefined;
     // Host, then `|proto|forwarded host` when either forwarded header was sent (see keyFor).
@@ -627,12 +644,17 @@ export class Dumper {
   sentVeto(status: number, sent: readonly string[]): string | undefined {
     const headers: string[] = [];
     for (let i = 0; i < sent.length; i += 2) if (sent[i] !== 'content-encoding') headers.push(sent[i]!, sent[i + 1]!);
-    return responseVeto(status, headers, this.statuses);
+    return responseVeto(status, headers, this.#policy);
+  }
+
+  /** Whether responses of static file handlers are stored (option `staticFiles`). */
+  get storesStaticFiles(): boolean {
+    return this.#policy.staticFiles;
   }
 
   /** Whether a response may be stored: `undefined` if so, else the reason (for the log). */
   responseVeto(status: number, headers: readonly string[]): string | undefined {
-    return responseVeto(status, headers, this.statuses);
+    return responseVeto(status, headers, this.#policy);
   }
 
   /**
@@ -854,7 +876,7 @@ export class Dumper {
     let result: MaybePromise<boolean>;
     try {
       // The host and the key prefix come first; a `?` after them starts the query string.
-      const variant = fill.key.indexOf('?', this.keyPrefix.length) !== -1;
+      const variant = fill.key.indexOf('?', this.#keyHead.length) !== -1;
       result = this.store.set(fill.key, entry, variant ? this.#setVariant : this.#setPlain);
     } catch (error) {
       this.#fault('set', error);

@@ -27,13 +27,21 @@ function tokens(value: string): string[] {
     .filter(Boolean);
 }
 
+/** What a dumper stores (see `responseVeto`). */
+export interface StoragePolicy {
+  /** Statuses that are stored. */
+  readonly statuses: readonly number[];
+  /** Whether responses of static file handlers are stored. */
+  readonly staticFiles: boolean;
+}
+
 /**
  * Why a response must not be stored, or `undefined` if it may be. `headers` is a flat list with
  * lower-case names. These are the safety defaults: other visitors must never receive a response
  * meant for one visitor, or one the origin asked not to be shared (RFC 9111 §3, §5.2.2).
  */
-export function responseVeto(status: number, headers: readonly string[], statuses: readonly number[]): string | undefined {
-  if (!statuses.includes(status)) return `status ${status}`;
+export function responseVeto(status: number, headers: readonly string[], policy: StoragePolicy): string | undefined {
+  if (!policy.statuses.includes(status)) return `status ${status}`;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
@@ -58,6 +66,12 @@ export function responseVeto(status: number, headers: readonly string[], statuse
         break;
       case 'content-type':
         if (value.toLowerCase().startsWith('text/event-stream')) return 'event stream';
+        break;
+      case 'accept-ranges':
+        // The mark of a file handler (send: express.static, serve-static, @fastify/static): a
+        // file changes with a deploy, never with a write, and its handler already answers from
+        // the file system with validators.
+        if (!policy.staticFiles && value.trim().toLowerCase() === 'bytes') return 'a static file (option staticFiles)';
         break;
     }
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { DumperLogger } from './log.js';
 import type { Store } from './store.js';
 
@@ -82,6 +83,27 @@ export interface DumperOptions {
    * @default [200]
    */
   statuses?: readonly number[];
+  /**
+   * Store the responses of static file handlers too: `express.static`/`serve-static` and
+   * `@fastify/static` (recognized by `Accept-Ranges: bytes`) and `koa-static`/`koa-send` (a file
+   * stream as Koa's body). Off by default: a file changes with a deploy, never with a data write,
+   * so nothing would invalidate it; its handler already answers from the file system with
+   * validators (304s) at close to the speed of a hit; and bundles and images would push pages out
+   * of a byte-bounded store. Serve them from a CDN or a reverse proxy.
+   * @default false
+   */
+  staticFiles?: boolean;
+  /**
+   * The build of the site. Entries are stored under it, so pages rendered by another build (with
+   * other templates, styles, scripts) are never served by this one, while processes still running
+   * the old build keep serving theirs during a rolling deploy: nothing is flushed. Invalidations
+   * reach every build's entries. `false` turns it off.
+   * @default the first of these environment variables that is set: PAGE_DUMPER_VERSION,
+   * SOURCE_VERSION, HEROKU_SLUG_COMMIT, RENDER_GIT_COMMIT, VERCEL_GIT_COMMIT_SHA,
+   * RAILWAY_GIT_COMMIT_SHA, KOYEB_GIT_SHA, CF_PAGES_COMMIT_SHA, K_REVISION, FLY_IMAGE_REF,
+   * GIT_COMMIT, COMMIT_SHA; else none.
+   */
+  version?: string | false;
   /**
    * Host allowlist (lower-case, with port if not the default). Requests for other hosts are
    * neither stored nor served. Without it the `Host` header is part of the key, so an unknown
@@ -194,12 +216,38 @@ function positiveInt(name: string, value: unknown, allowZero = false): void {
 }
 
 const KNOWN = new Set<string>([
-  'store', 'keyPrefix', 'ignore', 'statuses', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
+  'store', 'keyPrefix', 'ignore', 'statuses', 'staticFiles', 'version', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
   'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders',
 ]);
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const VERSION = /^[A-Za-z0-9._:+/@-]{1,100}$/;
+
+/** Environment variables that name the running build on common hosts, in order. */
+const VERSION_VARIABLES = [
+  'PAGE_DUMPER_VERSION',
+  'SOURCE_VERSION',
+  'HEROKU_SLUG_COMMIT',
+  'RENDER_GIT_COMMIT',
+  'VERCEL_GIT_COMMIT_SHA',
+  'RAILWAY_GIT_COMMIT_SHA',
+  'KOYEB_GIT_SHA',
+  'CF_PAGES_COMMIT_SHA',
+  'K_REVISION',
+  'FLY_IMAGE_REF',
+  'GIT_COMMIT',
+  'COMMIT_SHA',
+];
+
+/** The `version` option's default: the running build's id from the environment, if a host set one. */
+export function defaultVersion(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const name of VERSION_VARIABLES) {
+    const v = env[name]?.trim();
+    if (v) return VERSION.test(v) ? v : createHash('sha256').update(v).digest('base64url').slice(0, 22);
+  }
+  return undefined;
+}
 
 /** Validates options once, at creation; every message names the option and what was wrong. */
 export function validateOptions(options: unknown): asserts options is DumperOptions {
@@ -236,6 +284,12 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
       if (s === 204 || s === 206 || s === 304) {
         throw new TypeError(`page-dumper: option "statuses" cannot include ${s}: it has no complete body to replay`);
       }
+    }
+  }
+  if (o.staticFiles !== undefined && typeof o.staticFiles !== 'boolean') fail('staticFiles', 'a boolean', o.staticFiles);
+  if (o.version !== undefined && o.version !== false) {
+    if (typeof o.version !== 'string' || !VERSION.test(o.version)) {
+      fail('version', 'a string of up to 100 letters, digits and ._:+/@- (a build id, a commit), or false', o.version);
     }
   }
   if (o.hosts !== undefined) {

@@ -5,8 +5,9 @@
  * dumper runs for them. On a miss Koa renders as usual, and the response is captured as Koa
  * writes it, whatever `ctx.body` was (string, Buffer, stream, JSON).
  */
+import { ReadStream } from 'node:fs';
 import type { Context, Middleware, Next } from 'koa';
-import { handle } from '../node/engine.js';
+import { fillOf, handle } from '../node/engine.js';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
 
 export function koaDumper(dumper: Dumper): Middleware {
@@ -18,7 +19,12 @@ export function koaDumper(dumper: Dumper): Middleware {
         ctx.req,
         ctx.res,
         ctx.originalUrl,
-        () => void next().then(() => resolve(), reject),
+        () =>
+          void next().then(() => {
+            // koa-static and koa-send answer with a file stream (and no Accept-Ranges).
+            if (ctx.body instanceof ReadStream) fillOf(ctx.res)?.staticFile();
+            resolve();
+          }, reject),
         true,
         () => {
           ctx.respond = false;

@@ -450,8 +450,17 @@ class Capture {
   }
 }
 
+/** The fill each captured response feeds, for adapters that learn more about it (Koa's file bodies). */
+const fills = new WeakMap<ServerResponse, Fill>();
+
+/** The fill a response is captured for, if it is. */
+export function fillOf(res: ServerResponse): Fill | undefined {
+  return fills.get(res);
+}
+
 function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
   const c = new Capture(dumper, fill, res.getHeaders(), res.writeHead, res.write, res.end);
+  fills.set(res, fill);
   // Each property added to an Express response costs ~2 µs (a hidden-class change): three.
   res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
     c.onHead(this, code, typeof rest[0] === 'string' ? rest[1] : rest[0]);
