@@ -105,15 +105,21 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     );
   });
 
-  test('all keys live under {prefix}, and invalidation frees entries and their index sets', async () => {
+  test('all keys live under {prefix}, and invalidation frees entries, their index sets and the variants of the path', async () => {
     const p = prefix();
     const store = new RedisStore({ url: URL, prefix: p });
     const seq = await store.sequence();
-    await store.set('k:/a?x=1', entry(seq, '/a', { tags: ['/a', 'flavour:1'] }), limits);
-    await store.set('k:/a?x=2', entry(seq, '/a'), limits);
+    const variant = { maxVariantsPerPath: 256, variant: true };
+    await store.set('k:/a', entry(seq, '/a'), limits);
+    await store.set('k:/a?x=1', entry(seq, '/a', { tags: ['/a', 'flavour:1'] }), variant);
+    await store.set('k:/a?x=2', entry(seq, '/a'), variant);
     const keys = (await admin!.keys(`*${p}*`)).sort();
     expect(keys.every((k) => k.startsWith(`{${p}}`))).toBe(true);
-    expect(keys).toEqual([`{${p}}e:k:/a?x=1`, `{${p}}e:k:/a?x=2`, `{${p}}m`, `{${p}}t:/a`, `{${p}}t:flavour:1`].sort());
+    expect(keys).toEqual(
+      [`{${p}}e:k:/a`, `{${p}}e:k:/a?x=1`, `{${p}}e:k:/a?x=2`, `{${p}}m`, `{${p}}t:/a`, `{${p}}t:flavour:1`, `{${p}}v:/a`].sort(),
+    );
+    // Only the variants are in the path's variants set, in storing order.
+    expect(await admin!.zrange(`{${p}}v:/a`, 0, -1)).toEqual([`{${p}}e:k:/a?x=1`, `{${p}}e:k:/a?x=2`]);
     await store.invalidate(['/a']);
     expect((await admin!.keys(`*${p}*`)).sort()).toEqual([`{${p}}m`, `{${p}}t:flavour:1`, `{${p}}z`]);
     await store.close();
@@ -354,18 +360,46 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     await store.close();
   });
 
-  test('the variant bound counts only variants that still exist', async () => {
+  test('past maxVariantsPerPath the least recently stored variant is evicted, in Redis, with its index membership', async () => {
     const p = prefix();
     const store = new RedisStore({ url: URL, prefix: p });
     const seq = await store.sequence();
     const two = { maxVariantsPerPath: 2, variant: true };
+    const key = (k: string) => `{${p}}e:${k}`;
+    expect(await store.set('k:/a', entry(seq, '/a'), limits)).toBe(true); // the plain page: never counted
     expect(await store.set('k:/a?1', entry(seq, '/a'), two)).toBe(true);
     expect(await store.set('k:/a?2', entry(seq, '/a'), two)).toBe(true);
-    expect(await store.set('k:/a?3', entry(seq, '/a'), two)).toBe(false);
-    expect(await store.set('k:/a?2', entry(seq, '/a'), two)).toBe(true); // replacing is not a new variant
-    await admin!.del(`{${p}}e:k:/a?1`); // expired or evicted
     expect(await store.set('k:/a?3', entry(seq, '/a'), two)).toBe(true);
-    await store.close();
+    expect(await admin!.exists(key('k:/a?1'))).toBe(0);
+    expect(await admin!.sismember(`{${p}}t:/a`, key('k:/a?1'))).toBe(0);
+    expect(await admin!.zrange(`{${p}}v:/a`, 0, -1)).toEqual([key('k:/a?2'), key('k:/a?3')]);
+    // Storing a variant again makes it the most recent.
+    expect(await store.set('k:/a?2', entry(seq, '/a'), two)).toBe(true);
+    expect(await store.set('k:/a?4', entry(seq, '/a'), two)).toBe(true);
+    expect(await admin!.zrange(`{${p}}v:/a`, 0, -1)).toEqual([key('k:/a?2'), key('k:/a?4')]);
+    // A variant that expired (or that Redis evicted) makes room when its turn comes, without a victim.
+    await admin!.del(key('k:/a?2'));
+    expect(await store.set('k:/a?5', entry(seq, '/a'), two)).toBe(true);
+    expect(await admin!.exists(key('k:/a?4'))).toBe(1);
+    expect(await admin!.exists(key('k:/a'))).toBe(1);
+    // Another process, without copies, finds the same.
+    const other = new RedisStore({ url: URL, prefix: p, localBytes: 0 });
+    expect(await other.get('k:/a?3')).toBeUndefined();
+    expect(await other.get('k:/a?4')).toBeDefined();
+    expect(await other.get('k:/a')).toBeDefined();
+    await Promise.all([store.close(), other.close()]);
+  });
+
+  test('anonymousOnly is stored with the entry: another process reads it back', async () => {
+    const p = prefix();
+    const writer = new RedisStore({ url: URL, prefix: p });
+    const reader = new RedisStore({ url: URL, prefix: p, localBytes: 0 });
+    const seq = await writer.sequence();
+    await writer.set('k:/anon', entry(seq, '/anon', { anonymousOnly: true }), limits);
+    await writer.set('k:/all', entry(seq, '/all'), limits);
+    expect((await reader.get('k:/anon'))?.anonymousOnly).toBe(true);
+    expect((await reader.get('k:/all'))?.anonymousOnly).toBeUndefined();
+    await Promise.all([writer.close(), reader.close()]);
   });
 
   test('invalidation points are bounded: the oldest half folds into a floor', async () => {

@@ -100,9 +100,25 @@ const SCRIPTS = {
 const MISS_SEQ_MS = 1000;
 
 // An entry is one buffer: a 4-byte length, a JSON head with everything but the body, the body.
-function encode(entry: StoredEntry): Buffer {
+// The head's eighth element holds flags: ANONYMOUS_ONLY, and VARIANT (stored with `variant: true`,
+// which a local tier needs to bound the entry as the dumper asked). Entries stored before the flags
+// existed have seven elements and read back as plain pages served to every request, which is what
+// they were.
+const ANONYMOUS_ONLY = 1;
+const VARIANT = 2;
+
+function encode(entry: StoredEntry, variant: boolean): Buffer {
   const head = Buffer.from(
-    JSON.stringify([entry.status, entry.headers, entry.etag, entry.storedAt, entry.seq, entry.path, entry.tags]),
+    JSON.stringify([
+      entry.status,
+      entry.headers,
+      entry.etag,
+      entry.storedAt,
+      entry.seq,
+      entry.path,
+      entry.tags,
+      (entry.anonymousOnly === true ? ANONYMOUS_ONLY : 0) | (variant ? VARIANT : 0),
+    ]),
   );
   const out = Buffer.allocUnsafe(4 + head.length + entry.body.byteLength);
   out.writeUInt32BE(head.length, 0);
@@ -111,9 +127,10 @@ function encode(entry: StoredEntry): Buffer {
   return out;
 }
 
-function decode(buf: Buffer): StoredEntry {
+/** A decoded entry, and whether it was stored as a query-string variant. */
+function decode(buf: Buffer): { entry: StoredEntry; variant: boolean } {
   const n = buf.readUInt32BE(0);
-  const [status, headers, etag, storedAt, seq, path, tags] = JSON.parse(buf.toString('utf8', 4, 4 + n)) as [
+  const [status, headers, etag, storedAt, seq, path, tags, flags = 0] = JSON.parse(buf.toString('utf8', 4, 4 + n)) as [
     number,
     string[],
     string,
@@ -121,39 +138,61 @@ function decode(buf: Buffer): StoredEntry {
     number,
     string,
     string[],
+    number | undefined,
   ];
-  return { status, headers, body: buf.subarray(4 + n), etag, storedAt, seq, path, tags };
+  const body = buf.subarray(4 + n);
+  // One object shape for entries without the flag, one for those with it.
+  const entry: StoredEntry =
+    (flags & ANONYMOUS_ONLY) !== 0
+      ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
+      : { status, headers, body, etag, storedAt, seq, path, tags };
+  return { entry, variant: (flags & VARIANT) !== 0 };
+}
+
+/** An entry read from Redis, and whether it was stored as a query-string variant (for the local tier). */
+interface Fetched {
+  readonly entry: StoredEntry;
+  readonly variant: boolean;
+}
+
+/** An entry read from Redis, and whether it was stored as a query-string variant (for the local tier). */
+interface Fetched {
+  readonly entry: StoredEntry;
+  readonly variant: boolean;
 }
 
 /**
  * A decoded entry kept in this process (see `localBytes`): the id its fill gave it, and the meta
  * fields that decide its validity (`seq`, `floor`, and `t:<tag>` for each of its tags).
  */
-interface RedisCopy extends LocalCopy<string> {
+interface RedisCopy extends LocalCopy<string>, Fetched {
   readonly fields: readonly string[];
 }
 
 interface Waiter {
-  readonly resolve: (answer: StoredEntry | number) => void;
+  readonly resolve: (answer: Fetched | number) => void;
   readonly reject: (error: unknown) => void;
 }
+
+/** How the local tier keeps a plain page fetched from Redis (variants: the last limits seen). */
+const LOCAL_PLAIN: SetOptions = { maxVariantsPerPath: 256, variant: false };
 
 /** Fill ids: unique per process (a random origin) and per fill (a counter). */
 const ORIGIN = randomBytes(9).toString('base64url');
 let fills = 0;
 
-function copyOf(id: string, entry: StoredEntry): RedisCopy {
+function copyOf(id: string, entry: StoredEntry, variant: boolean): RedisCopy {
   const fields = ['seq', 'floor'];
   for (const tag of entry.tags) fields.push(`t:${tag}`);
-  return { id, entry, fields };
+  return { id, entry, variant, fields };
 }
 
 /**
  * Decides a get from the plain reads: the id of the entry the key holds now (or null), and the meta
- * fields by name (`point`). Answers the copy's entry, the sequence number for a miss, or undefined
- * when only the get script can tell.
+ * fields by name (`point`). Answers the copy, the sequence number for a miss, or undefined when
+ * only the get script can tell.
  */
-function checkCopy(copy: RedisCopy, id: string | null, point: (field: string) => string | null | undefined): StoredEntry | number | undefined {
+function checkCopy(copy: RedisCopy, id: string | null, point: (field: string) => string | null | undefined): RedisCopy | number | undefined {
   const seq = point('seq');
   const floor = point('floor');
   // The meta hash is gone (flushed, evicted): the script re-creates it.
@@ -167,7 +206,7 @@ function checkCopy(copy: RedisCopy, id: string | null, point: (field: string) =>
     const p = point(fields[i]!);
     if (p != null && Number(p) > s) return undefined;
   }
-  return copy.entry;
+  return copy;
 }
 
 function positiveInteger(name: string, value: unknown, allowZero = false): number {
@@ -205,7 +244,8 @@ export class RedisStore implements Store {
   readonly #local: MemoryStore | undefined;
   #subscriber: Client | undefined;
   #localReady = false;
-  #localLimits: SetOptions = { maxVariantsPerPath: 256, variant: false };
+  /** The limits the dumper last gave for a variant: the local tier bounds variants with them. */
+  #variantLimits: SetOptions = { maxVariantsPerPath: 256, variant: true };
   #missSeq = 0;
   #missAt = -Infinity;
   #closed = false;
@@ -296,44 +336,54 @@ export class RedisStore implements Store {
         this.#missAt = performance.now();
         return undefined;
       }
-      const entry = reply;
+      const entry = reply.entry;
       // Kept locally unless a published invalidation of one of its tags (or a resubscription)
       // arrived since the fetch began: the local store refuses fills older than those.
       if (local !== undefined && localSeq >= 0 && this.#localReady) {
-        local.set(key, { ...entry, seq: localSeq }, this.#localLimits);
+        local.set(key, { ...entry, seq: localSeq }, reply.variant ? this.#variantLimits : LOCAL_PLAIN);
       }
       return entry;
     });
   }
 
   async set(key: string, entry: StoredEntry, options: SetOptions): Promise<boolean> {
-    this.#localLimits = options;
+    if (options.variant) this.#variantLimits = options;
     const tags = entry.tags;
-    // The path tag's index set comes first: it is also the set of the path's variants.
-    const keys = [this.#meta, this.#entryKey(key), `${this.#prefix}t:${entry.path}`];
+    const entryKey = this.#entryKey(key);
+    // The path tag's index set and its variants come first.
+    const keys = [this.#meta, entryKey, `${this.#prefix}t:${entry.path}`, `${this.#prefix}v:${entry.path}`];
     for (const tag of tags) if (tag !== entry.path) keys.push(`${this.#prefix}t:${tag}`);
     const id = `${ORIGIN}.${++fills}`;
     const args: Array<string | Buffer> = [
-      encode(entry),
+      encode(entry, options.variant),
       String(entry.seq),
       JSON.stringify(tags),
       String(this.#ttl),
       String(options.maxVariantsPerPath),
       id,
+      options.variant ? '1' : '0',
       ...tags,
     ];
-    const entryKey = this.#entryKey(key);
     // Whatever the key held before is replaced, or the fill refused: no copy of it is served again.
     this.#copies.forget(entryKey);
+    const local = this.#local;
+    const localSeq = local !== undefined && this.#localReady ? local.sequence() : -1;
     const stored = (await this.#run(SCRIPTS.set, keys, args)) === 1;
-    // The process that rendered a page is likely to serve it next.
-    if (stored) this.#copies.keep(entryKey, copyOf(id, entry));
+    if (stored) {
+      // The process that rendered a page is likely to serve it next.
+      this.#copies.keep(entryKey, copyOf(id, entry, options.variant));
+      // The tier answers this key with the new entry from now on, not one it fetched before;
+      // refused if a message for one of its tags arrived since the set was sent. With the dumper's
+      // limits: junk variants rendered here evict one another in the tier too.
+      if (local !== undefined && localSeq >= 0 && this.#localReady) local.set(key, { ...entry, seq: localSeq }, options);
+    }
     return stored;
   }
 
   async invalidate(tags: readonly string[]): Promise<number> {
     const keys = [this.#meta, this.#order];
     for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
+    for (const tag of tags) keys.push(`${this.#prefix}v:${tag}`);
     const seq = (await this.#run(SCRIPTS.invalidate, keys, [
       String(this.#maxTrackedTags),
       this.#local ? this.channel : '',
@@ -349,7 +399,7 @@ export class RedisStore implements Store {
     this.#local?.clear();
     this.#copies.clear();
     // Everything is already invalid (the floor moved); free the memory too.
-    await this.#deleteMatching(`${this.#prefix}[et]:*`);
+    await this.#deleteMatching(`${this.#prefix}[etv]:*`);
   }
 
   async close(): Promise<void> {
@@ -387,7 +437,7 @@ export class RedisStore implements Store {
    * bytes instead of the page. Anything else (no copy, an entry stored again since, one no longer
    * valid) goes to the get script, which also frees invalid entries.
    */
-  #batchedGet(entryKey: string): Promise<StoredEntry | number> {
+  #batchedGet(entryKey: string): Promise<Fetched | number> {
     return new Promise((resolve, reject) => {
       const first = this.#gets.size === 0;
       const waiting = this.#gets.get(entryKey);
@@ -449,7 +499,7 @@ export class RedisStore implements Store {
   #scriptGet(entryKey: string, waiting: Waiter[]): void {
     this.#run(SCRIPTS.get, [this.#meta, entryKey], []).then(
       (reply) => {
-        let answer: StoredEntry | number;
+        let answer: Fetched | number;
         try {
           answer = this.#scriptReply(entryKey, reply);
         } catch (error) {
@@ -465,20 +515,20 @@ export class RedisStore implements Store {
   }
 
   /** Decodes the get script's answer (`[entry, fill id]` or a number), and keeps a copy of the entry. */
-  #scriptReply(entryKey: string, reply: unknown): StoredEntry | number {
+  #scriptReply(entryKey: string, reply: unknown): Fetched | number {
     if (typeof reply === 'number') {
       this.#copies.forget(entryKey);
       return reply;
     }
     const [buf, id] = reply as [Buffer, Buffer | null];
-    const entry = decode(buf);
+    const fetched = decode(buf);
     if (id !== null && this.#copies.maxBytes !== 0) {
       // The copy gets a body of its own: the reply's buffer may be a slice of a larger read.
-      const kept = { ...entry, body: Buffer.from(entry.body) };
-      this.#copies.keep(entryKey, copyOf(id.toString(), kept));
-      return kept;
+      const copy = copyOf(id.toString(), { ...fetched.entry, body: Buffer.from(fetched.entry.body) }, fetched.variant);
+      this.#copies.keep(entryKey, copy);
+      return copy;
     }
-    return entry;
+    return fetched;
   }
 
   /** EVALSHA, and EVAL once when the server does not know the script yet (new, restarted, flushed). */

@@ -10,9 +10,10 @@
  * - `{p}z`       sorted set: tag → invalidation point, the age order used to bound `{p}m`.
  * - `{p}e:<key>` hash: `v` (the encoded entry), `s` (its sequence number), `t` (its tags, JSON),
  *                `i` (its fill id: unique, never reused, so that a process's copy can be checked).
- * - `{p}t:<tag>` set: keys of the entries carrying the tag, for eager freeing. The set of an
- *                entry's path tag lists the query-string variants of the path: it also serves the
- *                variant bound.
+ * - `{p}t:<tag>` set: keys of the entries carrying the tag, for eager freeing.
+ * - `{p}v:<path>` sorted set: the query-string variants of a path (entries stored with
+ *                `variant: true`), scored in storing order: the lowest is evicted when one more
+ *                would pass `maxVariantsPerPath`. Plain entries are never in it.
  *
  * Sequence numbers are integers below 2^53; every number written goes through string.format('%d')
  * because Redis turns a Lua number argument into text with an exponent past 1e14.
@@ -68,35 +69,45 @@ return (meta(KEYS[1]))
 `;
 
 /**
- * set. KEYS: meta, entry, then one index set per tag, the path tag's first (the variants).
- * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, fill id, then the tags.
- * Answers 1 when stored, 0 when refused (a tag invalidated after seq, a floor above it, the meta
- * hash lost since the render started, or too many variants of the path).
+ * set. KEYS: meta, entry, the index set of the path tag, the path's variants (sorted set), then the
+ * index sets of the other tags.
+ * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, fill id, '1' for a
+ * query-string variant ('0' for the plain page), then the tags.
+ * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, or the
+ * meta hash lost since the render started. A variant is never refused for the bound: the variant of the path
+ * stored least recently makes room for it. A plain page is neither counted nor evicted.
  */
 export const SET = `
 local s = tonumber(ARGV[2])
 local fields = {'seq', 'floor'}
-for i = 7, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
 if not v[1] or not v[2] or s < tonumber(v[2]) then return 0 end
 for i = 3, #v do
   if v[i] and tonumber(v[i]) > s then return 0 end
 end
 local ttl = tonumber(ARGV[4])
--- KEYS[3] is the index set of the path tag: the variants of the path.
-if redis.call('SISMEMBER', KEYS[3], KEYS[2]) == 0 then
-  local max = tonumber(ARGV[5])
-  if redis.call('SCARD', KEYS[3]) >= max then
-    -- Variants that expired or were evicted still count until pruned.
-    for _, k in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-      if redis.call('EXISTS', k) == 0 then redis.call('SREM', KEYS[3], k) end
+if ARGV[7] == '1' then
+  local vz = KEYS[4]
+  local order = 1
+  local last = redis.call('ZRANGE', vz, -1, -1, 'WITHSCORES')
+  if last[2] then order = tonumber(last[2]) + 1 end
+  if not redis.call('ZSCORE', vz, KEYS[2]) then
+    -- One more variant: evict in storing order until it fits. A variant that expired or was
+    -- evicted by Redis still has its member here; popping it frees its place without a victim.
+    local max = math.max(tonumber(ARGV[5]), 1)
+    while redis.call('ZCARD', vz) >= max do
+      local victim = redis.call('ZPOPMIN', vz)[1]
+      redis.call('UNLINK', victim)
+      redis.call('SREM', KEYS[3], victim)
     end
-    if redis.call('SCARD', KEYS[3]) >= max then return 0 end
   end
+  redis.call('ZADD', vz, string.format('%d', order), KEYS[2])
 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'v', ARGV[1], 's', ARGV[2], 't', ARGV[3], 'i', ARGV[6])
-for i = 3, #KEYS do
+redis.call('SADD', KEYS[3], KEYS[2])
+for i = 5, #KEYS do
   redis.call('SADD', KEYS[i], KEYS[2])
 end
 if ttl > 0 then
@@ -107,7 +118,8 @@ return 1
 `;
 
 /**
- * invalidate. KEYS: meta, age order, then the index set of every tag.
+ * invalidate. KEYS: meta, age order, then the index set of every tag, then the variants set of
+ * every tag (a tag that is no path has none: the key is simply absent).
  * ARGV: max tracked tags, pub/sub channel ('' for none), then the tags.
  * Bumps the sequence number once, records it as every tag's invalidation point, frees the entries
  * the index sets list, bounds the meta hash, and publishes `<seq> <tags as JSON>` for local tiers.
@@ -136,6 +148,7 @@ local doomed = {}
 for i = 1, n do
   local idx = KEYS[i + 2]
   doomed[#doomed + 1] = idx
+  doomed[#doomed + 1] = KEYS[i + 2 + n]
   for _, k in ipairs(redis.call('SMEMBERS', idx)) do doomed[#doomed + 1] = k end
   if #doomed >= batch then
     redis.call('UNLINK', unpack(doomed))
@@ -182,3 +195,4 @@ redis.call('HSET', KEYS[1], 'seq', s, 'floor', s)
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], s .. ' *') end
 return tonumber(s)
 `;
+
