@@ -419,6 +419,38 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     await store.close();
   });
 
+  test('the fold never lowers the floor (the age order outliving a lost meta hash, a floor raised since)', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p, maxTrackedTags: 4 });
+    const other = new RedisStore({ url: URL, prefix: p, localBytes: 0 });
+    for (let i = 0; i < 4; i++) await store.invalidate([`tag:${i}`]);
+    const old = await store.sequence();
+    await store.set('k:/old', entry(old, '/old'), limits);
+    // The floor moves above the entry (a new meta hash, a raise) while the four points stay listed.
+    await admin!.hset(`{${p}}m`, 'seq', String(old + 100), 'floor', String(old + 100));
+    await store.invalidate(['tag:4']); // five points: the oldest three fold
+    expect(await admin!.hget(`{${p}}m`, 'floor')).toBe(String(old + 100));
+    expect(await other.get('k:/old')).toBeUndefined(); // the get script
+    expect(await store.get('k:/old')).toBeUndefined(); // the checked copy
+    await Promise.all([store.close(), other.close()]);
+  });
+
+  test('a sequence number above the current one (a Redis back with an older or restarted sequence) is never trusted', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p });
+    const other = new RedisStore({ url: URL, prefix: p, localBytes: 0 });
+    const seq = await store.sequence();
+    expect(await store.set('k:/a', entry(seq, '/a'), limits)).toBe(true);
+    const inFlight = await store.sequence();
+    // The meta hash comes back lower than numbers handed out before: a clock that went back, a
+    // failover to a replica that had not seen the last invalidations.
+    await admin!.hset(`{${p}}m`, 'seq', String(seq - 1000), 'floor', String(seq - 1000));
+    expect(await store.set('k:/b', entry(inFlight, '/b'), limits)).toBe(false);
+    expect(await other.get('k:/a')).toBeUndefined(); // the get script
+    expect(await store.get('k:/a')).toBeUndefined(); // the checked copy
+    await Promise.all([store.close(), other.close()]);
+  });
+
   test('clear() drops everything, refuses renders in flight and empties local tiers', async () => {
     const p = prefix();
     const a = new RedisStore({ url: URL, prefix: p, localTier: true });

@@ -200,7 +200,7 @@ function checkCopy(copy: RedisCopy, id: string | null, point: (field: string) =>
   if (id === null) return Number(seq);
   if (id !== copy.id) return undefined;
   const s = copy.entry.seq;
-  if (s < Number(floor)) return undefined;
+  if (s < Number(floor) || s > Number(seq)) return undefined;
   const fields = copy.fields;
   for (let i = 2; i < fields.length; i++) {
     const p = point(fields[i]!);

@@ -40,9 +40,11 @@ end
 
 /**
  * get. KEYS: meta, entry. Answers `{encoded entry, fill id}` while the entry is valid: its sequence
- * number is at or above the floor and none of its tags was invalidated after it. Otherwise frees
- * the entry and answers the current sequence number, which the fill that follows a miss may use (it
- * was read before the render started, which is all the fill protocol asks of it).
+ * number is at or above the floor, not above the current one (a Redis that came back with an older
+ * sequence never vouches for numbers it did not hand out), and none of its tags was invalidated
+ * after it. Otherwise frees the entry and answers the current sequence number, which the fill that
+ * follows a miss may use (it was read before the render started, which is all the fill protocol
+ * asks of it).
  */
 export const GET = `${META}
 local e = redis.call('HMGET', KEYS[2], 'v', 's', 't', 'i')
@@ -52,7 +54,7 @@ local tags = cjson.decode(e[3])
 local fields = {'seq', 'floor'}
 for i = 1, #tags do fields[i + 2] = 't:' .. tags[i] end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
-if v[1] and v[2] and s >= tonumber(v[2]) then
+if v[1] and v[2] and s >= tonumber(v[2]) and s <= tonumber(v[1]) then
   local ok = true
   for i = 3, #v do
     if v[i] and tonumber(v[i]) > s then ok = false break end
@@ -73,8 +75,9 @@ return (meta(KEYS[1]))
  * index sets of the other tags.
  * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, fill id, '1' for a
  * query-string variant ('0' for the plain page), then the tags.
- * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, or the
- * meta hash lost since the render started. A variant is never refused for the bound: the variant of the path
+ * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, a seq above
+ * the current one (handed out before Redis lost or rolled back its data), or the meta hash lost
+ * since the render started. A variant is never refused for the bound: the variant of the path
  * stored least recently makes room for it. A plain page is neither counted nor evicted.
  */
 export const SET = `
@@ -82,7 +85,7 @@ local s = tonumber(ARGV[2])
 local fields = {'seq', 'floor'}
 for i = 8, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
-if not v[1] or not v[2] or s < tonumber(v[2]) then return 0 end
+if not v[1] or not v[2] or s < tonumber(v[2]) or s > tonumber(v[1]) then return 0 end
 for i = 3, #v do
   if v[i] and tonumber(v[i]) > s then return 0 end
 end
@@ -157,7 +160,8 @@ for i = 1, n do
 end
 if #doomed > 0 then redis.call('UNLINK', unpack(doomed)) end
 -- Bound the invalidation points: fold the oldest half into the floor. Entries older than the
--- folded points become invalid, which is safe (a re-render) and rare.
+-- folded points become invalid, which is safe (a re-render) and rare. The floor never goes down:
+-- the age order can list points below it (it outlived a lost meta hash, or the floor was raised).
 local tracked = redis.call('ZCARD', KEYS[2])
 if tracked > max then
   local drop = tracked - math.floor(max / 2)
@@ -168,7 +172,8 @@ if tracked > max then
     redis.call('HDEL', KEYS[1], unpack(f, from, math.min(from + batch - 1, #f)))
   end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, drop - 1)
-  redis.call('HSET', KEYS[1], 'floor', fmt(tonumber(old[#old])))
+  local floor = tonumber(redis.call('HGET', KEYS[1], 'floor'))
+  if tonumber(old[#old]) > floor then redis.call('HSET', KEYS[1], 'floor', fmt(tonumber(old[#old]))) end
 elseif redis.call('HLEN', KEYS[1]) > 2 * max + 2 then
   -- The age order was lost (evicted apart from the meta hash): fold everything.
   redis.call('DEL', KEYS[1], KEYS[2])
