@@ -20,7 +20,10 @@ export interface StoreConformanceOptions {
   prefix?: string;
 }
 
+/** What the dumper passes for a plain page (no query string)... */
 const LIMITS: SetOptions = { maxVariantsPerPath: 256, variant: false };
+/** ... and for a query-string variant. */
+const VARIANT: SetOptions = { maxVariantsPerPath: 256, variant: true };
 
 function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): StoredEntry {
   const body = extra.body ?? new TextEncoder().encode(`<h1>${path}</h1>`);
@@ -112,7 +115,7 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
   t('invalidate() drops every entry carrying a tag, and only those', async (s) => {
     const seq = await s.sequence();
     await s.set('k:/a', entry(seq, '/a'), LIMITS);
-    await s.set('k:/a?x=1', entry(seq, '/a'), LIMITS);
+    await s.set('k:/a?x=1', entry(seq, '/a'), VARIANT);
     await s.set('k:/b', entry(seq, '/b', { tags: ['/b', 'flavour:1'] }), LIMITS);
     await s.set('k:/c', entry(seq, '/c'), LIMITS);
     await s.invalidate(['/a', 'flavour:1']);
@@ -152,7 +155,7 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
 
   t('an invalidation racing many fills leaves no fill that started before it', async (s) => {
     const before = await s.sequence();
-    const fills = Array.from({ length: 20 }, (_, i) => s.set(`k:/r?i=${i}`, entry(before, '/r'), LIMITS));
+    const fills = Array.from({ length: 20 }, (_, i) => s.set(`k:/r?i=${i}`, entry(before, '/r'), VARIANT));
     const inv = s.invalidate(['/r']);
     await Promise.all([...fills, inv]);
     for (let i = 0; i < 20; i++) assert.equal(await s.get(`k:/r?i=${i}`), undefined, `variant ${i} survived`);
@@ -172,15 +175,106 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.equal(await s.set('k:/b', entry(await s.sequence(), '/b'), LIMITS), true);
   });
 
-  t('maxVariantsPerPath bounds the variants of one path, not replacements', async (s) => {
+  // maxVariantsPerPath: one more variant evicts one (the least recently used, or in a shared store
+  // the least recently stored; with no reads in between both are the oldest), and never refuses.
+  // Plain entries are never counted and never evicted for a variant: a flood of junk query
+  // strings must neither push the page out nor keep it out.
+
+  t('maxVariantsPerPath: one variant more evicts the oldest variant of the path, never refuses', async (s) => {
     const seq = await s.sequence();
-    const limits = { maxVariantsPerPath: 2, variant: true };
-    assert.equal(await s.set('k:/v?1', entry(seq, '/v'), limits), true);
-    assert.equal(await s.set('k:/v?2', entry(seq, '/v'), limits), true);
-    assert.equal(await s.set('k:/v?3', entry(seq, '/v'), limits), false);
-    assert.equal(await s.get('k:/v?3'), undefined);
-    assert.equal(await s.set('k:/v?2', entry(seq, '/v'), limits), true);
-    assert.equal(await s.set('k:/w', entry(seq, '/w'), limits), true);
+    const two: SetOptions = { maxVariantsPerPath: 2, variant: true };
+    assert.equal(await s.set('k:/v?1', entry(seq, '/v'), two), true);
+    assert.equal(await s.set('k:/v?2', entry(seq, '/v'), two), true);
+    assert.equal(await s.set('k:/v?3', entry(seq, '/v'), two), true, 'a third variant was refused');
+    assert.equal(await s.get('k:/v?1'), undefined, 'the oldest variant was kept');
+    assert.ok(await s.get('k:/v?2'));
+    assert.ok(await s.get('k:/v?3'));
+    assert.equal(await s.set('k:/v?4', entry(seq, '/v'), two), true);
+    assert.equal(await s.get('k:/v?2'), undefined);
+    assert.ok(await s.get('k:/v?3'));
+    assert.ok(await s.get('k:/v?4'));
+  });
+
+  t('maxVariantsPerPath: the plain entry survives a flood of variants of its path', async (s) => {
+    const seq = await s.sequence();
+    const four: SetOptions = { maxVariantsPerPath: 4, variant: true };
+    const plain: SetOptions = { maxVariantsPerPath: 4, variant: false };
+    // Variants first: the plain page is not locked out by them.
+    for (let i = 0; i < 10; i++) assert.equal(await s.set(`k:/p?x=${i}`, entry(seq, '/p'), four), true, `variant ${i} was refused`);
+    assert.equal(await s.set('k:/p', entry(seq, '/p', { body: new Uint8Array([7]) }), plain), true, 'the plain page was refused');
+    // Then a flood: every junk variant is stored, none pushes the plain page out.
+    for (let i = 10; i < 300; i++) assert.equal(await s.set(`k:/p?x=${i}`, entry(seq, '/p'), four), true, `variant ${i} was refused`);
+    assert.deepEqual(bytes(await s.get('k:/p')), [7], 'the plain page was evicted by variants');
+    const kept: number[] = [];
+    for (let i = 0; i < 300; i++) if ((await s.get(`k:/p?x=${i}`)) !== undefined) kept.push(i);
+    assert.deepEqual(kept, [296, 297, 298, 299]);
+    // The plain page can still be stored again.
+    assert.equal(await s.set('k:/p', entry(seq, '/p', { body: new Uint8Array([8]) }), plain), true);
+    assert.deepEqual(bytes(await s.get('k:/p')), [8]);
+  });
+
+  t('maxVariantsPerPath: plain entries of a path are not counted, however many', async (s) => {
+    const seq = await s.sequence();
+    const one: SetOptions = { maxVariantsPerPath: 1, variant: false };
+    // Other hosts and other spellings of one path are plain entries with the same path tag.
+    for (const key of ['site1:/a', 'site2:/a', 'site1:/A/', 'site1:/a/']) assert.equal(await s.set(key, entry(seq, '/a'), one), true, key);
+    assert.equal(await s.set('site1:/a?q=1', entry(seq, '/a'), { maxVariantsPerPath: 1, variant: true }), true);
+    assert.equal(await s.set('site1:/a?q=2', entry(seq, '/a'), { maxVariantsPerPath: 1, variant: true }), true);
+    for (const key of ['site1:/a', 'site2:/a', 'site1:/A/', 'site1:/a/', 'site1:/a?q=2']) assert.ok(await s.get(key), `${key} was evicted`);
+    assert.equal(await s.get('site1:/a?q=1'), undefined);
+  });
+
+  t('maxVariantsPerPath: replacing a variant is not one more variant', async (s) => {
+    const seq = await s.sequence();
+    const two: SetOptions = { maxVariantsPerPath: 2, variant: true };
+    assert.equal(await s.set('k:/v?1', entry(seq, '/v'), two), true);
+    assert.equal(await s.set('k:/v?2', entry(seq, '/v', { body: new Uint8Array([2]) }), two), true);
+    for (let round = 0; round < 3; round++) {
+      assert.equal(await s.set('k:/v?1', entry(seq, '/v', { body: new Uint8Array([10 + round]) }), two), true);
+      assert.equal(await s.set('k:/v?2', entry(seq, '/v', { body: new Uint8Array([20 + round]) }), two), true);
+    }
+    assert.deepEqual(bytes(await s.get('k:/v?1')), [12]);
+    assert.deepEqual(bytes(await s.get('k:/v?2')), [22]);
+  });
+
+  t('maxVariantsPerPath: variants of other paths are not counted', async (s) => {
+    const seq = await s.sequence();
+    const two: SetOptions = { maxVariantsPerPath: 2, variant: true };
+    for (const path of ['/v', '/w', '/x']) {
+      for (let i = 0; i < 2; i++) assert.equal(await s.set(`k:${path}?${i}`, entry(seq, path), two), true);
+    }
+    for (const path of ['/v', '/w', '/x']) for (let i = 0; i < 2; i++) assert.ok(await s.get(`k:${path}?${i}`), `${path}?${i} was evicted`);
+  });
+
+  t('anonymousOnly: true is kept with the entry', async (s) => {
+    const seq = await s.sequence();
+    assert.equal(await s.set('k:/anon', entry(seq, '/anon', { anonymousOnly: true }), LIMITS), true);
+    assert.equal(await s.set('k:/anon?q=1', entry(seq, '/anon', { anonymousOnly: true }), VARIANT), true);
+    assert.equal((await s.get('k:/anon'))?.anonymousOnly, true);
+    assert.equal((await s.get('k:/anon?q=1'))?.anonymousOnly, true);
+    // Read again (a store may answer the second read from a copy of the first).
+    assert.equal((await s.get('k:/anon'))?.anonymousOnly, true);
+  });
+
+  t('anonymousOnly: absent or false comes back as not anonymous-only', async (s) => {
+    const seq = await s.sequence();
+    await s.set('k:/absent', entry(seq, '/absent'), LIMITS);
+    await s.set('k:/false', entry(seq, '/false', { anonymousOnly: false }), LIMITS);
+    for (const key of ['k:/absent', 'k:/false']) {
+      const got = await s.get(key);
+      assert.ok(got, key);
+      assert.notEqual(got.anonymousOnly, true, `${key} came back anonymousOnly`);
+      assert.ok(got.anonymousOnly === undefined || got.anonymousOnly === false, `${key}: anonymousOnly is ${String(got.anonymousOnly)}`);
+    }
+  });
+
+  t('anonymousOnly: replacing an entry replaces its flag', async (s) => {
+    const seq = await s.sequence();
+    await s.set('k:/r', entry(seq, '/r', { anonymousOnly: true }), LIMITS);
+    await s.set('k:/r', entry(seq, '/r'), LIMITS);
+    assert.notEqual((await s.get('k:/r'))?.anonymousOnly, true);
+    await s.set('k:/r', entry(seq, '/r', { anonymousOnly: true }), LIMITS);
+    assert.equal((await s.get('k:/r'))?.anonymousOnly, true);
   });
 
   t('entries of other keys are independent', async (s) => {

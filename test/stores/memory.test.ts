@@ -1,10 +1,13 @@
+import http from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { MemoryStore, type StoredEntry } from '../../src/index.js';
+import { createDumper, MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { withDumper } from '../../src/http/node/index.js';
 import { runStoreConformance } from '../../src/testing/index.js';
 
 runStoreConformance({ test, create: () => new MemoryStore(), prefix: 'MemoryStore conformance: ' });
 
-const limits = { maxVariantsPerPath: 1000, variant: false };
+const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
+const variants = (maxVariantsPerPath: number): SetOptions => ({ maxVariantsPerPath, variant: true });
 const entry = (path: string, size: number, seq = 0): StoredEntry => ({
   status: 200,
   headers: ['content-type', 'text/html'],
@@ -16,9 +19,17 @@ const entry = (path: string, size: number, seq = 0): StoredEntry => ({
   tags: [path],
 });
 
+/** What the store counts for one entry, alone in a store of its own. */
+function counted(key: string, e: StoredEntry, options = limits): number {
+  const s = new MemoryStore();
+  expect(s.set(key, e, options)).toBe(true);
+  return s.bytes;
+}
+
 describe('MemoryStore', () => {
   test('is bounded by bytes and evicts the least recently used entry', () => {
-    const s = new MemoryStore({ maxBytes: 11_000 });
+    const one = counted('a', entry('/a', 3000));
+    const s = new MemoryStore({ maxBytes: 3 * one + one / 2 });
     s.set('a', entry('/a', 3000), limits);
     s.set('b', entry('/b', 3000), limits);
     s.set('c', entry('/c', 3000), limits);
@@ -28,13 +39,51 @@ describe('MemoryStore', () => {
     expect(s.get('b')).toBeUndefined();
     expect(s.get('a')).toBeDefined();
     expect(s.get('d')).toBeDefined();
-    expect(s.bytes).toBeLessThanOrEqual(11_000);
+    expect(s.bytes).toBeLessThanOrEqual(s.maxBytes);
   });
 
-  test('refuses an entry larger than the whole store', () => {
-    const s = new MemoryStore({ maxBytes: 1000 });
+  test('refuses an entry larger than the whole store, and keeps the entry it would have replaced', () => {
+    const s = new MemoryStore({ maxBytes: 2000 });
     expect(s.set('a', entry('/a', 5000), limits)).toBe(false);
     expect(s.size).toBe(0);
+    expect(s.set('a', entry('/a', 10), limits)).toBe(true);
+    expect(s.set('a', entry('/a', 5000), limits)).toBe(false);
+    expect(s.get('a')?.body.byteLength).toBe(10);
+  });
+
+  test('one variant more evicts the least recently used variant: a hit counts as a use', () => {
+    const s = new MemoryStore();
+    const two = variants(2);
+    s.set('k:/v?1', entry('/v', 10), two);
+    s.set('k:/v?2', entry('/v', 10), two);
+    expect(s.get('k:/v?1')).toBeDefined(); // ?1 is now more recent than ?2
+    expect(s.set('k:/v?3', entry('/v', 10), two)).toBe(true);
+    expect(s.get('k:/v?2')).toBeUndefined();
+    expect(s.get('k:/v?1')).toBeDefined();
+    expect(s.get('k:/v?3')).toBeDefined();
+    // Hits on the plain page and on other paths do not disturb the order of the variants.
+    s.set('k:/v', entry('/v', 10), limits);
+    s.get('k:/v');
+    s.get('k:/v?1'); // ?3 is the least recently used variant now
+    expect(s.set('k:/v?4', entry('/v', 10), two)).toBe(true);
+    expect(s.get('k:/v?3')).toBeUndefined();
+    expect(s.get('k:/v?1')).toBeDefined();
+    expect(s.get('k:/v')).toBeDefined();
+    expect(s.size).toBe(3);
+  });
+
+  test('an invalidation or clear() of a path frees its variants: as many can be stored again', () => {
+    const s = new MemoryStore();
+    const three = variants(3);
+    for (let i = 0; i < 3; i++) s.set(`k:/v?${i}`, entry('/v', 10), three);
+    s.invalidate(['/v']);
+    expect(s.size).toBe(0);
+    for (let i = 0; i < 3; i++) s.set(`k:/v?n${i}`, entry('/v', 10, s.sequence()), three);
+    expect(s.size).toBe(3);
+    s.clear();
+    for (let i = 0; i < 3; i++) s.set(`k:/v?c${i}`, entry('/v', 10, s.sequence()), three);
+    for (let i = 0; i < 3; i++) expect(s.get(`k:/v?c${i}`)).toBeDefined();
+    expect(s.bytes).toBe(3 * counted('k:/v?c0', entry('/v', 10), three));
   });
 
   test('frees invalidated entries and their tag index at once', () => {
@@ -46,6 +95,23 @@ describe('MemoryStore', () => {
     expect(s.bytes).toBe(0);
   });
 
+  test('a tag shared by entries reaches all of them, as their number goes up and down', () => {
+    const s = new MemoryStore();
+    const tagged = (path: string): StoredEntry => ({ ...entry(path, 10), tags: [path, 'site'] });
+    s.set('a', tagged('/a'), limits);
+    s.set('b', tagged('/b'), limits);
+    s.invalidate(['/a']); // 'site' is left with one entry
+    s.set('c', tagged('/c'), limits);
+    s.set('c', tagged('/c'), limits); // replaced, not added twice
+    s.set('d', tagged('/d'), limits);
+    s.invalidate(['/d']);
+    s.set('e', entry('/e', 10), limits);
+    s.invalidate(['site']);
+    expect([s.get('a'), s.get('b'), s.get('c'), s.get('d')]).toEqual([undefined, undefined, undefined, undefined]);
+    expect(s.get('e')).toBeDefined();
+    expect(s.size).toBe(1);
+  });
+
   test('folds old invalidation points into a floor: bounded memory, still no stale fill', () => {
     const s = new MemoryStore({ maxTrackedTags: 10 });
     const before = s.sequence();
@@ -53,6 +119,39 @@ describe('MemoryStore', () => {
     // The record of /t0's invalidation is gone, but a fill that started before it is still refused.
     expect(s.set('k', entry('/t0', 10, before), limits)).toBe(false);
     expect(s.set('k', entry('/t0', 10, s.sequence()), limits)).toBe(true);
+  });
+
+  test('through the dumper: 300 junk query strings neither push the page out nor keep it out', async () => {
+    const store = new MemoryStore();
+    const dumper = createDumper({ store, logger: false, maxVariantsPerPath: 8 });
+    let renders = 0;
+    const app: http.RequestListener = (req, res) => {
+      renders++;
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<p>${req.url}</p>`);
+    };
+    const server = http.createServer(withDumper(dumper, app));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    const get = async (target: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}${target}`);
+      return { cache: r.headers.get('x-cache'), body: await r.text() };
+    };
+    try {
+      // The junk comes first: the page is still stored when it is asked for.
+      for (let i = 0; i < 20; i++) expect((await get(`/page?x=${i}`)).cache).toBe('MISS');
+      expect(await get('/page')).toEqual({ cache: 'MISS', body: '<p>/page</p>' });
+      expect(await get('/page')).toEqual({ cache: 'HIT', body: '<p>/page</p>' });
+      // Then more junk: every variant is stored (the newest 8 are kept), the page stays.
+      for (let i = 20; i < 300; i++) expect((await get(`/page?x=${i}`)).cache).toBe('MISS');
+      expect(await get('/page')).toEqual({ cache: 'HIT', body: '<p>/page</p>' });
+      expect((await get('/page?x=299')).cache).toBe('HIT');
+      expect((await get('/page?x=0')).cache).toBe('MISS');
+      expect(store.size).toBe(1 + 8);
+      expect(renders).toBe(302);
+    } finally {
+      await new Promise((r) => server.close(r));
+      await dumper.close();
+    }
   });
 
   test('validates its options', () => {

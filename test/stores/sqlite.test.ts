@@ -83,6 +83,31 @@ function rows(path: string, table: string): number {
   }
 }
 
+/** The tables as a store of layout 1 (before variants and anonymousOnly were kept) created them. */
+const LAYOUT_1 = `
+  CREATE TABLE page_dumper_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, seq INTEGER NOT NULL,
+    floor INTEGER NOT NULL, bytes INTEGER NOT NULL, entries INTEGER NOT NULL
+  );
+  INSERT INTO page_dumper_state (id, version, seq, floor, bytes, entries) VALUES (1, 1, 0, 0, 0, 0);
+  CREATE TABLE page_dumper_entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
+    seq INTEGER NOT NULL, status INTEGER NOT NULL, headers TEXT NOT NULL, tags TEXT NOT NULL,
+    etag TEXT NOT NULL, stored_at INTEGER NOT NULL, size INTEGER NOT NULL, body BLOB NOT NULL
+  );
+  CREATE INDEX page_dumper_entries_path ON page_dumper_entries (path);
+  CREATE TABLE page_dumper_entry_tags (tag TEXT NOT NULL, entry INTEGER NOT NULL, PRIMARY KEY (tag, entry)) WITHOUT ROWID;
+  CREATE INDEX page_dumper_entry_tags_entry ON page_dumper_entry_tags (entry);
+  CREATE TABLE page_dumper_tag_points (tag TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TRIGGER page_dumper_entry_added AFTER INSERT ON page_dumper_entries BEGIN
+    UPDATE page_dumper_state SET bytes = bytes + new.size, entries = entries + 1 WHERE id = 1;
+  END;
+  CREATE TRIGGER page_dumper_entry_removed AFTER DELETE ON page_dumper_entries BEGIN
+    DELETE FROM page_dumper_entry_tags WHERE entry = old.id;
+    UPDATE page_dumper_state SET bytes = bytes - old.size, entries = entries - 1 WHERE id = 1;
+  END;
+`;
+
 describe('SqliteStore', () => {
   test('entries, invalidation points and the sequence number survive a reopen', () => {
     const path = freshPath();
@@ -277,6 +302,55 @@ describe('SqliteStore', () => {
     s.close();
   });
 
+  test('one variant more evicts the variant stored first: a hit does not keep it', () => {
+    const s = new SqliteStore({ path: freshPath() });
+    const two: SetOptions = { maxVariantsPerPath: 2, variant: true };
+    s.set('k:/v?1', entry('/v', 10), two);
+    s.set('k:/v?2', entry('/v', 10), two);
+    expect(s.get('k:/v?1')).toBeDefined();
+    expect(s.set('k:/v?3', entry('/v', 10), two)).toBe(true);
+    expect(s.get('k:/v?1')).toBeUndefined();
+    expect(s.get('k:/v?2')).toBeDefined();
+    // Storing a variant again makes it the newest.
+    s.set('k:/v?2', entry('/v', 10), two);
+    s.set('k:/v?4', entry('/v', 10), two);
+    expect(s.get('k:/v?3')).toBeUndefined();
+    expect(s.get('k:/v?2')).toBeDefined();
+    // A smaller bound than before evicts down to it at once.
+    for (let i = 5; i < 10; i++) s.set(`k:/v?${i}`, entry('/v', 10), { maxVariantsPerPath: 5, variant: true });
+    expect(s.set('k:/v?10', entry('/v', 10), two)).toBe(true);
+    expect(['k:/v?8', 'k:/v?9', 'k:/v?10'].map((k) => s.get(k) !== undefined)).toEqual([false, true, true]);
+    expect(s.size).toBe(2);
+    s.close();
+  });
+
+  test('two stores on one file share the bound of the variants of a path', () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    const b = new SqliteStore({ path });
+    const three: SetOptions = { maxVariantsPerPath: 3, variant: true };
+    a.set('k:/v', entry('/v', 10), limits);
+    for (let i = 0; i < 10; i++) (i % 2 === 0 ? a : b).set(`k:/v?${i}`, entry('/v', 10), three);
+    expect(rows(path, 'entries')).toBe(4);
+    expect(b.get('k:/v')).toBeDefined();
+    expect([7, 8, 9].every((i) => a.get(`k:/v?${i}`) !== undefined)).toBe(true);
+    a.close();
+    b.close();
+  });
+
+  test('anonymousOnly is kept in the file: another store, with no copy of its own, reads it', () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    a.set('k:/anon', { ...entry('/anon', 3), anonymousOnly: true }, limits);
+    a.set('k:/all', entry('/all', 3), limits);
+    a.close();
+    const b = new SqliteStore({ path, localBytes: 0 });
+    expect(b.get('k:/anon')?.anonymousOnly).toBe(true);
+    expect(b.get('k:/all')).toBeDefined();
+    expect(b.get('k:/all')?.anonymousOnly).toBeUndefined();
+    b.close();
+  });
+
   test('is bounded by the number of entries', () => {
     const path = freshPath();
     const s = new SqliteStore({ path, maxEntries: 5 });
@@ -452,6 +526,56 @@ describe('SqliteStore', () => {
       const db = new Database(path, { readonly: true });
       fails(() => new SqliteStore({ database: db }), /readonly/);
       db.close();
+    });
+
+    test('on tables of layout 1: upgraded in place, keeping entries, points and the sequence number', () => {
+      const path = freshPath();
+      const db = new Database(path);
+      db.exec(LAYOUT_1);
+      // What a store of layout 1 left: sequence 7, /gone invalidated at 6, two entries.
+      db.exec(`UPDATE page_dumper_state SET seq = 7 WHERE id = 1;
+        INSERT INTO page_dumper_tag_points VALUES ('/gone', 6);
+        INSERT INTO page_dumper_entries (key, path, seq, status, headers, tags, etag, stored_at, size, body)
+          VALUES ('k:/old', '/old', 5, 200, '["content-type","text/html","etag","\\"o\\""]', '["/old"]', '"o"', 1, 100, x'6f6c64'),
+                 ('k:/old?q=1', '/old', 5, 200, '[]', '["/old"]', '"q"', 1, 100, x'71');
+        INSERT INTO page_dumper_entry_tags VALUES ('/old', 1), ('/old', 2);`);
+      db.close();
+
+      const s = new SqliteStore({ path });
+      expect(s.sequence()).toBe(7);
+      expect(s.size).toBe(2);
+      const old = s.get('k:/old');
+      expect(old && { ...old, body: [...old.body] }).toEqual({
+        status: 200,
+        headers: ['content-type', 'text/html', 'etag', '"o"'],
+        body: [...Buffer.from('old')],
+        etag: '"o"',
+        storedAt: 1,
+        seq: 5,
+        path: '/old',
+        tags: ['/old'],
+      });
+      // The invalidation point of /gone was kept: a render that started before it is refused.
+      expect(s.set('k:/gone', entry('/gone', 1, 5), limits)).toBe(false);
+      // The old rows are plain entries: variants of their path do not evict them.
+      const one: SetOptions = { maxVariantsPerPath: 1, variant: true };
+      for (let i = 0; i < 3; i++) expect(s.set(`k:/old?n=${i}`, entry('/old', 1, 7), one)).toBe(true);
+      expect(s.get('k:/old')).toBeDefined();
+      expect(s.get('k:/old?q=1')).toBeDefined();
+      expect(s.get('k:/old?n=2')).toBeDefined();
+      expect(s.size).toBe(3);
+      s.set('k:/anon', { ...entry('/anon', 1, 7), anonymousOnly: true }, limits);
+      s.close();
+
+      // Opened again: layout 2, nothing to upgrade, the flag read back.
+      const again = new SqliteStore({ path, localBytes: 0 });
+      expect(again.get('k:/anon')?.anonymousOnly).toBe(true);
+      again.close();
+      const check = new Database(path, { readonly: true });
+      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(2);
+      const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'page_dumper_entries' AND sql IS NOT NULL").pluck().all();
+      expect(indexes).toEqual(['page_dumper_entries_variants']);
+      check.close();
     });
 
     test('on tables of another layout', () => {

@@ -31,14 +31,29 @@ interface Slot {
   readonly key: string;
   readonly entry: StoredEntry;
   readonly size: number;
+  /** Stored with `variant: true`: counted against `maxVariantsPerPath` of its path. */
+  readonly variant: boolean;
+  /** The store's clock when the slot last became the most recently used (see `#link`). */
+  used: number;
   newer: Slot | undefined;
   older: Slot | undefined;
+}
+
+/** The slot of `group` used least recently: a scan, made only when a variant must go. */
+function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
+  let oldest: Slot | undefined;
+  for (const slot of group) if (oldest === undefined || slot.used < oldest.used) oldest = slot;
+  return oldest;
 }
 
 /**
  * The default store: a byte-bounded LRU in this process. Invalidation deletes the affected
  * entries at once (a tag → keys index), so a hit is one Map lookup and a few pointer moves in the
  * recency list: no check, no allocation. Answers synchronously, so a hit allocates no promise.
+ *
+ * Query-string variants of one path (`variant: true`) are bounded by `maxVariantsPerPath`: one
+ * more evicts the least recently used of them. The plain page of the path is not one of them, so a
+ * flood of junk query strings never evicts it nor keeps it out.
  */
 export class MemoryStore implements Store {
   readonly maxBytes: number;
@@ -46,8 +61,12 @@ export class MemoryStore implements Store {
   readonly #slots = new Map<string, Slot>();
   #newest: Slot | undefined;
   #oldest: Slot | undefined;
+  /** Counts up each time a slot becomes the most recently used: orders the variants of a path. */
+  #clock = 0;
   /** tag → keys of the entries carrying it. */
   readonly #byTag = new Map<string, Set<string>>();
+  /** path → the slots of its query-string variants (plain entries are not in it). */
+  readonly #variants = new Map<string, Set<Slot>>();
   /** tag → sequence number of its last invalidation. */
   readonly #tagSeq = new Map<string, number>();
   #seq = 0;
@@ -102,12 +121,18 @@ export class MemoryStore implements Store {
       const at = this.#tagSeq.get(tag);
       if (at !== undefined && at > entry.seq) return false;
     }
+    const variant = options.variant === true;
     const size = entrySize(key, entry);
     if (size > this.maxBytes) return false;
-    if (this.#slots.has(key)) this.#remove(key);
-    const variants = this.#byTag.get(entry.path);
-    if (variants !== undefined && variants.size >= options.maxVariantsPerPath) return false;
-    const slot: Slot = { key, entry, size, newer: undefined, older: undefined };
+    // Replacing a key is not one more variant: the old slot goes before the variants are counted.
+    this.#remove(key);
+    if (variant) {
+      const group = this.#variants.get(entry.path);
+      if (group !== undefined) {
+        while (group.size > 0 && group.size >= options.maxVariantsPerPath) this.#remove(leastRecentlyUsed(group)!.key);
+      }
+    }
+    const slot: Slot = { key, entry, size, variant, used: 0, newer: undefined, older: undefined };
     this.#slots.set(key, slot);
     this.#link(slot);
     this.#bytes += size;
@@ -115,6 +140,11 @@ export class MemoryStore implements Store {
       let keys = this.#byTag.get(tag);
       if (keys === undefined) this.#byTag.set(tag, (keys = new Set()));
       keys.add(key);
+    }
+    if (variant) {
+      let group = this.#variants.get(entry.path);
+      if (group === undefined) this.#variants.set(entry.path, (group = new Set()));
+      group.add(slot);
     }
     while (this.#bytes > this.maxBytes && this.#oldest !== undefined) this.#remove(this.#oldest.key);
     return true;
@@ -139,6 +169,7 @@ export class MemoryStore implements Store {
     this.#slots.clear();
     this.#newest = this.#oldest = undefined;
     this.#byTag.clear();
+    this.#variants.clear();
     this.#tagSeq.clear();
     this.#bytes = 0;
   }
@@ -147,8 +178,12 @@ export class MemoryStore implements Store {
     this.clear();
   }
 
-  /** Makes `slot` the most recently used. */
+  /**
+   * Makes `slot` the most recently used. Stamping it costs a hit one field write; the variants
+   * of a path are compared by their stamps only when one must be evicted.
+   */
   #link(slot: Slot): void {
+    slot.used = ++this.#clock;
     slot.older = this.#newest;
     slot.newer = undefined;
     if (this.#newest !== undefined) this.#newest.newer = slot;
@@ -175,6 +210,13 @@ export class MemoryStore implements Store {
       if (keys === undefined) continue;
       keys.delete(key);
       if (keys.size === 0) this.#byTag.delete(tag);
+    }
+    if (slot.variant) {
+      const group = this.#variants.get(slot.entry.path);
+      if (group !== undefined) {
+        group.delete(slot);
+        if (group.size === 0) this.#variants.delete(slot.entry.path);
+      }
     }
   }
 }

@@ -79,14 +79,20 @@ export interface SqliteStoreOptions {
 const ENTRY_OVERHEAD = 128;
 /** Bytes counted per tag of an entry: its row in the tag index. */
 const TAG_OVERHEAD = 24;
-/** The layout of the tables; a file made by another layout is refused at construction. */
-const SCHEMA_VERSION = 1;
+/** Bytes counted per query-string variant on top of its path: its row in the variant index. */
+const VARIANT_OVERHEAD = 16;
+/**
+ * The layout of the tables, kept in the state row. A file of layout 1 is upgraded in place when
+ * opened (see `#upgrade`); a file of any other layout is refused at construction.
+ */
+const SCHEMA_VERSION = 2;
 const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `PRAGMA synchronous` levels. */
 const SYNC_FULL = 2;
 
 interface EntryRow {
   id: number;
+  anonymous_only: number;
   status: number;
   headers: string;
   tags: string;
@@ -126,6 +132,10 @@ function byteLength(s: string): number {
  * together or not at all. Because invalidation deletes the entries it reaches in that same
  * transaction, and a fill checks the points in its own, a row in the table is always valid: a
  * read needs no check of tags.
+ *
+ * Query-string variants of a path (`variant: true`) are bounded by `maxVariantsPerPath`: one more
+ * evicts the least recently *stored* variant of that path, for the reason the byte bound evicts in
+ * storing order (a hit never writes). Plain entries are neither counted nor evicted for variants.
  */
 export class SqliteStore implements Store {
   /** The database the tables live in. */
@@ -226,7 +236,7 @@ export class SqliteStore implements Store {
       const prepare = <P extends unknown[], R>(sql: string) => db!.prepare<P, R>(sql).safeIntegers(false);
 
       this.#get = prepare<[string], EntryRow>(
-        `SELECT id, status, headers, tags, etag, stored_at, seq, path, body FROM ${p}entries WHERE key = ?`,
+        `SELECT id, anonymous_only, status, headers, tags, etag, stored_at, seq, path, body FROM ${p}entries WHERE key = ?`,
       );
       // Answered from the key's unique index alone (it holds the rowid): no table page is read.
       this.#idOf = prepare<[string], number>(`SELECT id FROM ${p}entries WHERE key = ?`).pluck();
@@ -241,9 +251,13 @@ export class SqliteStore implements Store {
         `SELECT floor, (SELECT max(seq) FROM ${p}tag_points WHERE tag IN (SELECT value FROM json_each(?))) AS point FROM ${p}state WHERE id = 1`,
       );
       const deleteKey = prepare<[string], unknown>(`DELETE FROM ${p}entries WHERE key = ?`);
-      const variants = prepare<[string, number], number>(`SELECT count(*) FROM (SELECT 1 FROM ${p}entries WHERE path = ? LIMIT ?)`).pluck();
-      const insert = prepare<[string, string, number, number, string, string, string, number, number, Uint8Array], unknown>(
-        `INSERT INTO ${p}entries (key, path, seq, status, headers, tags, etag, stored_at, size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      // Both answered from the partial index of the variants alone.
+      const variantCount = prepare<[string], number>(`SELECT count(*) FROM ${p}entries WHERE path = ? AND variant = 1`).pluck();
+      const evictVariants = prepare<[string, number], unknown>(
+        `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE path = ? AND variant = 1 ORDER BY id LIMIT ?)`,
+      );
+      const insert = prepare<[string, string, number, number, number, number, string, string, string, number, number, Uint8Array], unknown>(
+        `INSERT INTO ${p}entries (key, path, variant, anonymous_only, seq, status, headers, tags, etag, stored_at, size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       const insertTags = prepare<[number | bigint, string], unknown>(
         `INSERT OR IGNORE INTO ${p}entry_tags (tag, entry) SELECT value, ? FROM json_each(?)`,
@@ -273,12 +287,22 @@ export class SqliteStore implements Store {
         let size = ENTRY_OVERHEAD + byteLength(key) + byteLength(entry.path) + byteLength(headers) + byteLength(tags) + byteLength(entry.etag);
         size += entry.body.byteLength;
         for (const tag of entry.tags) size += byteLength(tag) + TAG_OVERHEAD;
+        const variant = options.variant === true;
+        if (variant) size += byteLength(entry.path) + VARIANT_OVERHEAD;
         if (size > maxBytes) return undefined;
+        // Replacing a key is not one more variant: the old row goes before the variants are counted.
         deleteKey.run(key);
-        if (variants.get(entry.path, options.maxVariantsPerPath)! >= options.maxVariantsPerPath) return undefined;
+        if (variant) {
+          // The oldest stored variants go (see the class comment), as many as make room for this
+          // one: more than one only after a larger maxVariantsPerPath was passed before.
+          const excess = variantCount.get(entry.path)! - Math.max(options.maxVariantsPerPath, 1) + 1;
+          if (excess > 0) evictVariants.run(entry.path, excess);
+        }
         const { lastInsertRowid } = insert.run(
           key,
           entry.path,
+          variant ? 1 : 0,
+          entry.anonymousOnly === true ? 1 : 0,
           entry.seq,
           entry.status,
           headers,
@@ -373,16 +397,14 @@ export class SqliteStore implements Store {
     }
     const row = this.#open().#get.get(key);
     if (row === undefined) return undefined;
-    const entry: StoredEntry = {
-      status: row.status,
-      headers: JSON.parse(row.headers) as string[],
-      body: row.body,
-      etag: row.etag,
-      storedAt: row.stored_at,
-      seq: row.seq,
-      path: row.path,
-      tags: JSON.parse(row.tags) as string[],
-    };
+    const headers = JSON.parse(row.headers) as string[];
+    const tags = JSON.parse(row.tags) as string[];
+    const { status, body, etag, stored_at: storedAt, seq, path } = row;
+    // The flag only on the entries that have it, as the dumper makes them.
+    const entry: StoredEntry =
+      row.anonymous_only === 1
+        ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
+        : { status, headers, body, etag, storedAt, seq, path, tags };
     this.#keep(key, row.id, entry);
     return entry;
   }
@@ -456,9 +478,10 @@ export class SqliteStore implements Store {
         INSERT OR IGNORE INTO ${p}state (id, version, seq, floor, bytes, entries) VALUES (1, ${SCHEMA_VERSION}, 0, 0, 0, 0);
       `);
       const version = db.prepare<[], number>(`SELECT version FROM ${p}state WHERE id = 1`).pluck().safeIntegers(false).get();
-      if (version !== SCHEMA_VERSION) {
+      if (version === 1) this.#upgrade(db);
+      else if (version !== SCHEMA_VERSION) {
         throw new Error(
-          `its tables "${p}*" have layout version ${String(version)}, this version of page-dumper uses ${SCHEMA_VERSION}: use another tablePrefix, or drop them`,
+          `its tables "${p}*" have layout version ${String(version)}, this version of page-dumper uses ${SCHEMA_VERSION} (and upgrades 1): use another tablePrefix, or drop them`,
         );
       }
       db.exec(`
@@ -468,6 +491,10 @@ export class SqliteStore implements Store {
           id INTEGER PRIMARY KEY AUTOINCREMENT,
           key TEXT NOT NULL UNIQUE,
           path TEXT NOT NULL,
+          -- 1 for a query-string variant, counted against maxVariantsPerPath of its path.
+          variant INTEGER NOT NULL DEFAULT 0,
+          -- 1 when the page is served only to requests without cookies (StoredEntry.anonymousOnly).
+          anonymous_only INTEGER NOT NULL DEFAULT 0,
           seq INTEGER NOT NULL,
           status INTEGER NOT NULL,
           headers TEXT NOT NULL,
@@ -477,7 +504,8 @@ export class SqliteStore implements Store {
           size INTEGER NOT NULL,
           body BLOB NOT NULL
         );
-        CREATE INDEX IF NOT EXISTS ${p}entries_path ON ${p}entries (path);
+        -- Only the variants: plain entries are never counted nor evicted for them.
+        CREATE INDEX IF NOT EXISTS ${p}entries_variants ON ${p}entries (path) WHERE variant = 1;
         CREATE TABLE IF NOT EXISTS ${p}entry_tags (
           tag TEXT NOT NULL,
           entry INTEGER NOT NULL,
@@ -497,6 +525,28 @@ export class SqliteStore implements Store {
         END;
       `);
     }).immediate();
+  }
+
+  /**
+   * Layout 1 to 2, in the transaction that opens the file: two columns with defaults and the index
+   * of the variants instead of the index of every path. Entries, invalidation points and the
+   * sequence number stay. The rows already there become plain entries (`variant = 0`): a row does
+   * not say whether its key has a query string (the key prefix may hold a `?`), and counting a
+   * plain page as a variant could get it evicted by junk variants, which is what the bound is
+   * there to prevent. Until those rows go (evicted, invalidated, replaced), a path may hold them
+   * on top of `maxVariantsPerPath` new variants. No row of layout 1 is anonymous-only: the flag
+   * came with layout 2. A process of the previous version still running on the file keeps
+   * working (its statements name their columns), though its fills count a path's entries without
+   * an index until it is replaced; a process of that version started afterwards refuses the file.
+   */
+  #upgrade(db: Database.Database): void {
+    const p = this.tablePrefix;
+    db.exec(`
+      ALTER TABLE ${p}entries ADD COLUMN variant INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE ${p}entries ADD COLUMN anonymous_only INTEGER NOT NULL DEFAULT 0;
+      DROP INDEX IF EXISTS ${p}entries_path;
+      UPDATE ${p}state SET version = ${SCHEMA_VERSION} WHERE id = 1;
+    `);
   }
 }
 
