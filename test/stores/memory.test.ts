@@ -121,6 +121,61 @@ describe('MemoryStore', () => {
     expect(s.set('k', entry('/t0', 10, s.sequence()), limits)).toBe(true);
   });
 
+  describe('counts what an entry keeps alive', () => {
+    test('a body that is a view into a larger buffer is copied into one of its own', () => {
+      const s = new MemoryStore();
+      // Buffer.from of a short string is a slice of Node's shared 8 KiB pool.
+      const pooled = Buffer.from('<p>small page</p>');
+      expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.byteLength);
+      const big = new Uint8Array(100_000).fill(7);
+      const view = big.subarray(10, 20);
+      s.set('pooled', { ...entry('/pooled', 0), body: pooled }, limits);
+      s.set('view', { ...entry('/view', 0), body: view }, limits);
+      for (const [key, original] of [['pooled', pooled], ['view', view]] as const) {
+        const body = s.get(key)!.body;
+        expect(body).not.toBe(original);
+        expect([...body]).toEqual([...original]);
+        expect(body.byteOffset).toBe(0);
+        expect(body.buffer.byteLength).toBe(original.byteLength);
+      }
+      expect(Buffer.isBuffer(s.get('pooled')!.body)).toBe(true);
+      // A body that owns its buffer is kept as it is.
+      const own = Buffer.allocUnsafeSlow(100).fill(1);
+      s.set('own', { ...entry('/own', 0), body: own }, limits);
+      expect(s.get('own')!.body).toBe(own);
+    });
+
+    test('the store keeps its own arrays: a caller changing its arrays later changes nothing', () => {
+      const s = new MemoryStore();
+      const e = { ...entry('/a', 10), headers: ['content-type', 'text/html'], tags: ['/a', 'flavour:1'] };
+      s.set('a', e, limits);
+      e.headers.push('set-cookie', 'x=1');
+      e.tags.length = 1;
+      expect(s.get('a')!.headers).toEqual(['content-type', 'text/html']);
+      s.invalidate(['flavour:1']);
+      expect(s.get('a')).toBeUndefined();
+    });
+
+    test('body bytes, strings at one byte per Latin-1 character and two otherwise, a fixed overhead per entry', () => {
+      const base = counted('k', entry('/a', 0));
+      // Past a fixed overhead of several hundred bytes (the objects around an entry)...
+      expect(base).toBeGreaterThan(400);
+      // ...the body counts byte for byte,
+      expect(counted('k', entry('/a', 1000)) - base).toBe(1000);
+      // and a string by its characters: one byte each when all are Latin-1, two otherwise.
+      const latin1 = counted(`k${'é'.repeat(800)}`, entry('/a', 0)) - base;
+      const twoByte = counted(`k${'€'.repeat(800)}`, entry('/a', 0)) - base;
+      expect(latin1).toBeGreaterThanOrEqual(800);
+      expect(latin1).toBeLessThan(820);
+      expect(twoByte).toBeGreaterThanOrEqual(1600);
+      expect(twoByte).toBeLessThan(1620);
+      // More tags and more headers cost more; a variant costs its place in its path's set.
+      expect(counted('k', { ...entry('/a', 0), tags: ['/a', 't'] })).toBeGreaterThan(base);
+      expect(counted('k', { ...entry('/a', 0), headers: ['content-type', 'text/html', 'x', 'y'] })).toBeGreaterThan(base);
+      expect(counted('k', entry('/a', 0), variants(10))).toBeGreaterThan(base);
+    });
+  });
+
   test('through the dumper: 300 junk query strings neither push the page out nor keep it out', async () => {
     const store = new MemoryStore();
     const dumper = createDumper({ store, logger: false, maxVariantsPerPath: 8 });

@@ -208,9 +208,10 @@ describe('SqliteStore', () => {
 
   test('local copies are bounded by localBytes, and off with 0', () => {
     const path = freshPath();
-    const one = new SqliteStore({ path, localBytes: 1500 });
-    one.set('a', entry('/a', 1000), limits);
-    one.set('b', entry('/b', 1000), limits);
+    // Room for one copy of a 2,000-byte page with its overhead, not for two.
+    const one = new SqliteStore({ path, localBytes: 4000 });
+    one.set('a', entry('/a', 2000), limits);
+    one.set('b', entry('/b', 2000), limits);
     const b = one.get('b');
     expect(one.get('b')).toBe(b);
     const a = one.get('a'); // read from the file; its copy pushes out b's

@@ -2,8 +2,19 @@ import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
 
 export interface MemoryStoreOptions {
   /**
-   * Upper bound of the memory the store's entries take, in bytes (bodies, headers, keys and a
-   * fixed per-entry overhead). Least recently used entries are evicted past it.
+   * Upper bound of the memory the store's entries take, in bytes. Least recently used entries are
+   * evicted past it. What is counted is what an entry keeps alive: its body, its strings (key,
+   * headers, tags) at their size in V8, and the objects around them (the entry, its arrays, the
+   * body's Uint8Array and ArrayBuffer, the store's slot and index entries), as measured on Node 20
+   * by `bench/memory-flood.mjs`: about 960 bytes besides the body for a typical page, so a 1 KiB
+   * page counts about 2,000. A body that is a view into a larger buffer (a slice of Node's shared
+   * 8 KiB pool, say) is copied into one of its own, so that it cannot pin more than it is counted
+   * for. Not counted: about 200 bytes per entry outside the JS heap (each body's ArrayBuffer
+   * bookkeeping in C++, the allocator's rounding), and what the process keeps beyond its live
+   * objects: V8 keeps heap pages it no longer needs, the allocator keeps freed memory. Under a
+   * flood of 1 KiB pages, the JS heap and ArrayBuffers held 1.06 × `maxBytes` (with the empty
+   * process's 4 MiB) and the RSS reached 3.8 ×; the same server storing nothing reached 1.5 ×
+   * (see BENCHMARKS.md).
    * @default 64 MiB
    */
   maxBytes?: number;
@@ -16,14 +27,76 @@ export interface MemoryStoreOptions {
   maxTrackedTags?: number;
 }
 
-/** Bytes counted per entry on top of its body, headers and key: the Map slots, the entry object, tag sets. */
-const ENTRY_OVERHEAD = 256;
+// What an entry keeps alive, in bytes, on Node 20 (x64), measured by `bench/memory-flood.mjs` and
+// rounded up: the store counts these rather than trusting a guess, so that `maxBytes` bounds the
+// memory the entries really take.
 
-function entrySize(key: string, entry: StoredEntry): number {
-  let n = ENTRY_OVERHEAD + key.length * 2 + entry.body.byteLength;
-  for (const h of entry.headers) n += h.length * 2;
-  for (const t of entry.tags) n += t.length * 2 + 48;
+/**
+ * An entry's objects besides its strings and body bytes: the entry object, its two arrays (their
+ * slots are counted with each string), the body's Uint8Array and ArrayBuffer objects.
+ */
+const ENTRY_OBJECTS = 392;
+/** A slot of an array: one pointer. */
+const POINTER = 8;
+/** The MemoryStore's own per entry: its slot, its place in the key Map and in the tag index under its path. */
+const SLOT_OVERHEAD = 160;
+/** Per tag beyond the path: its place in the tag index. */
+const TAG_INDEX = 40;
+/** Per query-string variant: its place in its path's variant set. */
+const VARIANT_OVERHEAD = 56;
+/** A V8 string's header (map, hash, length); objects are 8-byte aligned. */
+const STRING_HEADER = 16;
+const TWO_BYTE = /[^\u0000-\u00ff]/;
+
+/** What a string takes in V8: one byte per character when all are Latin-1, two otherwise. */
+function stringBytes(s: string): number {
+  const chars = TWO_BYTE.test(s) ? s.length * 2 : s.length;
+  return (STRING_HEADER + chars + 7) & ~7;
+}
+
+/**
+ * The bytes an entry kept in this process takes, with its key: body, strings and objects (see
+ * `compact` for why they are the store's own). Whatever holds it adds its own per-entry overhead.
+ * @internal
+ */
+export function entryBytes(key: string, entry: StoredEntry): number {
+  // The etag is one of the header values and the path is the first tag: the same strings.
+  let n = ENTRY_OBJECTS + stringBytes(key) + entry.body.byteLength;
+  for (const h of entry.headers) n += POINTER + stringBytes(h);
+  for (const t of entry.tags) n += POINTER + stringBytes(t);
   return n;
+}
+
+function slotBytes(key: string, entry: StoredEntry, variant: boolean): number {
+  const n = entryBytes(key, entry) + SLOT_OVERHEAD + Math.max(0, entry.tags.length - 1) * TAG_INDEX;
+  return variant ? n + VARIANT_OVERHEAD : n;
+}
+
+/**
+ * The entry as the store keeps it: a body that owns its whole buffer, and arrays of their exact
+ * length. A view into a larger buffer keeps all of that buffer alive (a 1 KB page sliced from
+ * Node's 8 KiB pool pins the pool), and an array built by `push` has room for 17 elements or more
+ * (a 2-tag array takes 200 bytes instead of 64): either would make the store hold more than it
+ * counts, several times more for a small body from the pool. It does not rely on its callers to
+ * have avoided either.
+ * @internal
+ */
+export function compact(entry: StoredEntry): StoredEntry {
+  let body = entry.body;
+  if (body.byteOffset !== 0 || body.byteLength !== body.buffer.byteLength) {
+    // allocUnsafeSlow: never a slice of the pool itself. A Buffer, so that adapters that send
+    // Buffers (Fastify) need no view per hit.
+    const copy = Buffer.allocUnsafeSlow(body.byteLength);
+    copy.set(body);
+    body = copy;
+  }
+  const { status, etag, storedAt, seq, path } = entry;
+  const headers = entry.headers.slice();
+  const tags = entry.tags.slice();
+  // One object shape for every entry without the flag, one for those with it.
+  return entry.anonymousOnly === true
+    ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
+    : { status, headers, body, etag, storedAt, seq, path, tags };
 }
 
 /** One entry in the recency list. */
@@ -63,8 +136,11 @@ export class MemoryStore implements Store {
   #oldest: Slot | undefined;
   /** Counts up each time a slot becomes the most recently used: orders the variants of a path. */
   #clock = 0;
-  /** tag → keys of the entries carrying it. */
-  readonly #byTag = new Map<string, Set<string>>();
+  /**
+   * tag → the key of the one entry carrying it, or the keys of all of them. Most tags (a page's
+   * path tag) have one entry: a string saves a Set of about 150 bytes per entry.
+   */
+  readonly #byTag = new Map<string, string | Set<string>>();
   /** path → the slots of its query-string variants (plain entries are not in it). */
   readonly #variants = new Map<string, Set<Slot>>();
   /** tag → sequence number of its last invalidation. */
@@ -96,7 +172,7 @@ export class MemoryStore implements Store {
     return this.#slots.size;
   }
 
-  /** Bytes accounted to the entries held. */
+  /** Bytes accounted to the entries held (see `maxBytes`). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -122,8 +198,9 @@ export class MemoryStore implements Store {
       if (at !== undefined && at > entry.seq) return false;
     }
     const variant = options.variant === true;
-    const size = entrySize(key, entry);
+    const size = slotBytes(key, entry, variant);
     if (size > this.maxBytes) return false;
+    entry = compact(entry);
     // Replacing a key is not one more variant: the old slot goes before the variants are counted.
     this.#remove(key);
     if (variant) {
@@ -137,9 +214,10 @@ export class MemoryStore implements Store {
     this.#link(slot);
     this.#bytes += size;
     for (const tag of entry.tags) {
-      let keys = this.#byTag.get(tag);
-      if (keys === undefined) this.#byTag.set(tag, (keys = new Set()));
-      keys.add(key);
+      const keys = this.#byTag.get(tag);
+      if (keys === undefined) this.#byTag.set(tag, key);
+      else if (typeof keys !== 'string') keys.add(key);
+      else if (keys !== key) this.#byTag.set(tag, new Set([keys, key]));
     }
     if (variant) {
       let group = this.#variants.get(entry.path);
@@ -155,7 +233,8 @@ export class MemoryStore implements Store {
     for (const tag of tags) {
       this.#tagSeq.set(tag, seq);
       const keys = this.#byTag.get(tag);
-      if (keys !== undefined) for (const key of [...keys]) this.#remove(key);
+      if (typeof keys === 'string') this.#remove(keys);
+      else if (keys !== undefined) for (const key of [...keys]) this.#remove(key);
     }
     if (this.#tagSeq.size > this.#maxTrackedTags) {
       this.#floor = seq;
@@ -207,9 +286,11 @@ export class MemoryStore implements Store {
     this.#bytes -= slot.size;
     for (const tag of slot.entry.tags) {
       const keys = this.#byTag.get(tag);
-      if (keys === undefined) continue;
-      keys.delete(key);
-      if (keys.size === 0) this.#byTag.delete(tag);
+      if (keys === key) this.#byTag.delete(tag);
+      else if (typeof keys === 'object') {
+        keys.delete(key);
+        if (keys.size === 1) this.#byTag.set(tag, keys.values().next().value!);
+      }
     }
     if (slot.variant) {
       const group = this.#variants.get(slot.entry.path);

@@ -405,8 +405,7 @@ export class SqliteStore implements Store {
       row.anonymous_only === 1
         ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
         : { status, headers, body, etag, storedAt, seq, path, tags };
-    this.#keep(key, row.id, entry);
-    return entry;
+    return this.#keep(key, row.id, entry);
   }
 
   set(key: string, entry: StoredEntry, options: SetOptions): boolean {
@@ -432,12 +431,12 @@ export class SqliteStore implements Store {
     if (this.#owned) this.database.close();
   }
 
-  /** Keeps a decoded entry in this process (see `localBytes`). */
-  #keep(key: string, id: number, entry: StoredEntry): void {
+  /** Keeps a decoded entry in this process (see `localBytes`); the entry kept, or the one given. */
+  #keep(key: string, id: number, entry: StoredEntry): StoredEntry {
     // A row written or read inside the app's own transaction (an injected database) may be rolled
     // back, and its id given again to another entry: only committed rows are kept.
-    if (this.database.inTransaction) return;
-    this.#local.keep(key, { id, entry });
+    if (this.database.inTransaction) return entry;
+    return this.#local.keep(key, { id, entry })?.entry ?? entry;
   }
 
   #open(): this {
