@@ -13,7 +13,7 @@ export interface MemoryStoreOptions {
    * bookkeeping in C++, the allocator's rounding), and what the process keeps beyond its live
    * objects: V8 keeps heap pages it no longer needs, the allocator keeps freed memory. Under a
    * flood of 1 KiB pages, the JS heap and ArrayBuffers held 1.06 × `maxBytes` (with the empty
-   * process's 4 MiB) and the RSS reached 3.8 ×; the same server storing nothing reached 1.5 ×
+   * process's 4.5 MiB) and the RSS reached 3.9 ×; the same server storing nothing reached 1.5 ×
    * (see BENCHMARKS.md).
    * @default 64 MiB
    */
