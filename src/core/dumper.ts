@@ -101,6 +101,8 @@ function distrustInflight(): void {
 
 /** A coalesced miss: followers wait for the leader's entry (or for the word that there is none). */
 interface Flight {
+  /** Its key in the dumper's flights: the entry's key, and whether the request carries cookies. */
+  readonly key: string;
   readonly promise: Promise<StoredEntry | undefined>;
   resolve(entry: StoredEntry | undefined): void;
 }
@@ -211,7 +213,7 @@ export class Fill {
     this.#done = true;
     inflight.delete(this);
     this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
-    this.#dumper._finishFlight(this.key, this.#flight, undefined);
+    this.#dumper._finishFlight(this.#flight, undefined);
   }
 
   /**
@@ -238,11 +240,11 @@ export class Fill {
     const stored = this.#dumper._store(this, entry);
     if (isPromise(stored)) {
       return stored.then((ok) => {
-        this.#dumper._finishFlight(this.key, this.#flight, ok ? entry : undefined);
+        this.#dumper._finishFlight(this.#flight, ok ? entry : undefined);
         return ok;
       });
     }
-    this.#dumper._finishFlight(this.key, this.#flight, stored ? entry : undefined);
+    this.#dumper._finishFlight(this.#flight, stored ? entry : undefined);
     return stored;
   }
 }
@@ -582,30 +584,33 @@ export class Dumper {
     if (this.#openUntil !== 0 && !this.#storeUsable()) return { kind: 'pass', reason: 'store unavailable' };
     let flight: Flight | undefined;
     if (this.#coalesceTimeout !== 0) {
-      const existing = this.#flights.get(key);
-      if (existing !== undefined) return this.#follow(key, existing, view.cookie !== undefined);
+      // Visitors with cookies and without follow separate leaders: a render for a visitor with
+      // cookies that reads them is stored for no one, and must not hold up the anonymous visitors.
+      const flightKey = view.cookie === undefined ? key : `${key}\n`;
+      const existing = this.#flights.get(flightKey);
+      if (existing !== undefined) return this.#follow(existing, view.cookie !== undefined);
       let resolve!: (entry: StoredEntry | undefined) => void;
       const promise = new Promise<StoredEntry | undefined>((r) => (resolve = r));
-      flight = { promise, resolve };
-      this.#flights.set(key, flight);
+      flight = { key: flightKey, promise, resolve };
+      this.#flights.set(flightKey, flight);
     }
     let seq: MaybePromise<number>;
     try {
       seq = this.store.sequence();
     } catch (error) {
-      return this.#noSequence(key, flight, error);
+      return this.#noSequence(flight, error);
     }
     if (isPromise(seq)) {
       return seq.then(
         (n) => ({ kind: 'fill', fill: new Fill(this, key, view, path, method, n, flight) }) as const,
-        (error: unknown) => this.#noSequence(key, flight, error),
+        (error: unknown) => this.#noSequence(flight, error),
       );
     }
     return { kind: 'fill', fill: new Fill(this, key, view, path, method, seq, flight) };
   }
 
-  async #follow(key: string, flight: Flight, cookies: boolean): Promise<MissPlan> {
-    const entry = await this.#wait(key, flight);
+  async #follow(flight: Flight, cookies: boolean): Promise<MissPlan> {
+    const entry = await this.#wait(flight);
     if (entry !== undefined && !(cookies && entry.anonymousOnly === true)) return { kind: 'entry', entry };
     return { kind: 'pass', reason: 'a concurrent render of this page was not stored, or was the anonymous page' };
   }
@@ -630,9 +635,9 @@ export class Dumper {
     return { target: rest.slice(slash), host, forwardedProto, forwardedHost, cookie: this.#cookiesOf(readHeader(headers, 'cookie')) };
   }
 
-  #noSequence(key: string, flight: Flight | undefined, error: unknown): MissPlan {
+  #noSequence(flight: Flight | undefined, error: unknown): MissPlan {
     this.#fault('sequence', error);
-    this._finishFlight(key, flight, undefined);
+    this._finishFlight(flight, undefined);
     return { kind: 'pass', reason: 'store unavailable' };
   }
 
@@ -909,9 +914,9 @@ export class Dumper {
   }
 
   /** @internal */
-  _finishFlight(key: string, flight: Flight | undefined, entry: StoredEntry | undefined): void {
+  _finishFlight(flight: Flight | undefined, entry: StoredEntry | undefined): void {
     if (flight === undefined) return;
-    if (this.#flights.get(key) === flight) this.#flights.delete(key);
+    if (this.#flights.get(flight.key) === flight) this.#flights.delete(flight.key);
     flight.resolve(entry);
   }
 
@@ -1006,7 +1011,7 @@ export class Dumper {
     }
   }
 
-  async #wait(key: string, flight: Flight): Promise<StoredEntry | undefined> {
+  async #wait(flight: Flight): Promise<StoredEntry | undefined> {
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const timeout = new Promise<undefined>((resolve) => {
@@ -1020,7 +1025,7 @@ export class Dumper {
     } finally {
       clearTimeout(timer);
       // A render that outlives the wait is not waited for again: later misses start their own.
-      if (timedOut && this.#flights.get(key) === flight) this.#flights.delete(key);
+      if (timedOut && this.#flights.get(flight.key) === flight) this.#flights.delete(flight.key);
     }
   }
 

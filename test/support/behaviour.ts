@@ -486,6 +486,16 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       expect(site.count('/who')).toBe(4);
     });
 
+    test('anonymous visitors do not wait on the render of a visitor with cookies: they share one render of their own', async () => {
+      const { site, text } = await setup();
+      const alice = text('/who?ms=80', { headers: { cookie: 'user=alice' } });
+      await new Promise((r) => setTimeout(r, 10));
+      const guests = await Promise.all(Array.from({ length: 4 }, () => text('/who?ms=80')));
+      expect((await alice).body).toContain('hello alice');
+      for (const g of guests) expect(g.body).toContain('hello stranger');
+      expect(site.count('/who')).toBe(2);
+    });
+
     test('analytics cookies never reach the app and do not keep a visitor from the cached page; pages that never read cookies are shared', async () => {
       const { text } = await setup();
       const first = await text('/who', { headers: { cookie: '_ga=GA1.1.123; _gid=GA1.1.456; _fbp=fb.1' } });

@@ -149,6 +149,8 @@ export class Site {
       case 'who': {
         // A page that greets the visitor by their session cookie, as a session middleware would.
         const user = /(?:^|;\s*)user=([^;]*)/.exec(req.header('cookie') ?? '')?.[1];
+        const ms = Number(req.query.get('ms') ?? 0);
+        if (ms > 0) await new Promise((r) => setTimeout(r, ms));
         return html(`hello ${user ?? 'stranger'} render ${n}`);
       }
       case 'canonical':
