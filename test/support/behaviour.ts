@@ -404,6 +404,18 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       expect((await text('/echo?junk=0')).cache).toBe('MISS');
     });
 
+    test('junk Host and X-Forwarded-Host values cannot lock a page out either', async () => {
+      const { m, text } = await setup({ maxVariantsPerPath: 2 });
+      await text('/echo');
+      for (let i = 0; i < 10; i++) {
+        await rawRequest(m.port, `GET /echo HTTP/1.1\r\nHost: junk${i}.example\r\n\r\n`);
+        await rawRequest(m.port, `GET /echo?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${m.port}\r\nX-Forwarded-Host: junk${i}.example\r\n\r\n`);
+      }
+      expect((await text('/echo')).cache).toBe('HIT');
+      expect((await text('/echo?q=2')).cache).toBe('MISS');
+      expect((await text('/echo?q=2')).cache).toBe('HIT');
+    });
+
     test('sortQuery: false keeps parameter order in the key', async () => {
       const { text } = await setup({ sortQuery: false });
       await text('/echo?a=1&b=2');
