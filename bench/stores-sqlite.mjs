@@ -22,7 +22,7 @@ import { PAGE } from './lib/page.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = Object.fromEntries(process.argv.slice(2).map((a) => /^--([a-z-]+)(?:=(.*))?$/.exec(a)?.slice(1) ?? [a, '']));
-const limits = { maxVariantsPerPath: 256 };
+const limits = { maxVariantsPerPath: 256, variant: false };
 
 // ------------------------------------------------------------------------ server child process
 if (args.serve) {

@@ -60,7 +60,7 @@ let MemoryStore;
 
 // ------------------------------------------------------------------------------------ in-process
 
-const limits = { maxVariantsPerPath: 256 };
+const limits = { maxVariantsPerPath: 256, variant: false };
 const entryFor = (path, seq, body = PAGE) => ({
   status: 200,
   headers: ['content-type', 'text/html; charset=utf-8', 'etag', '"x"', 'content-length', String(body.length)],
