@@ -1,14 +1,16 @@
 /**
- * RedisStore against a real redis-server that the test starts, stops, freezes and restarts on its
- * own port: requests are always answered by the app (no hang, no 5xx), and invalidations issued
- * while Redis was unreachable are not lost.
+ * RedisStore against a real redis-server that the test starts, stops, kills, freezes and restarts
+ * on its own port: requests are always answered by the app (no hang, no 5xx), invalidations issued
+ * while Redis was unreachable are not lost, and nothing stored before a lost connection is served
+ * after it.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, test } from 'vitest';
-import { createDumper } from '../../src/index.js';
+import { createDumper, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
-import { RedisStore } from '../../src/stores/redis/index.js';
+import { RedisStore, RedisStoreError } from '../../src/stores/redis/index.js';
 import { listen } from '../support/listen.js';
 import { RedisServer } from '../support/redis-server.js';
 import { needService } from '../support/services.js';
@@ -156,5 +158,177 @@ describe.skipIf(!hasRedis)('RedisStore faults (own redis-server)', () => {
     await Promise.all(load);
     expect(bad).toEqual([]);
     expect(checked).toBeGreaterThan(50);
+  });
+});
+
+const limits = { maxVariantsPerPath: 256, variant: false };
+function entry(seq: number, path: string): StoredEntry {
+  return { status: 200, headers: ['content-type', 'text/plain'], body: new TextEncoder().encode(path), etag: '"e"', storedAt: 1, seq, path, tags: [path] };
+}
+
+/**
+ * The next time `emitter` emits `event`. Not `events.once`, which rejects on an 'error' first: a
+ * client reconnecting to a Redis that is still down emits one per attempt.
+ */
+const next = (emitter: NodeJS.EventEmitter, event: string) => new Promise<void>((resolve) => emitter.once(event, () => resolve()));
+
+/** What a store call that never answers in time is made to fail with, or 'hung' past a long guard. */
+async function outcome(call: Promise<unknown>): Promise<string> {
+  const guard = new Promise<string>((r) => setTimeout(() => r('hung'), 5000).unref());
+  return Promise.race([
+    call.then(
+      () => 'answered',
+      (error: unknown) => (error instanceof RedisStoreError ? error.code : `other: ${(error as Error).message}`),
+    ),
+    guard,
+  ]);
+}
+
+describe.skipIf(!hasRedis)('RedisStore after a lost connection (own redis-server)', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+  async function server(persist = false) {
+    const s = await RedisServer.start({ persist });
+    cleanup.push(() => s.destroy());
+    return s;
+  }
+  /** A client of the test's own, so that the test can cut its connection and see it come back. */
+  function client(s: RedisServer) {
+    const c = new Redis({ port: s.port, host: '127.0.0.1' });
+    c.on('error', () => {});
+    cleanup.push(() => c.disconnect());
+    return c;
+  }
+  function store(options: ConstructorParameters<typeof RedisStore>[0]) {
+    const st = new RedisStore(options);
+    cleanup.push(() => st.close());
+    return st;
+  }
+  /** Cuts a client's connection from the server's side, and waits until it is back. */
+  async function cut(admin: Redis, c: Redis) {
+    const id = await c.client('ID');
+    const closed = next(c, 'close');
+    await admin.client('KILL', 'ID', String(id));
+    await closed;
+    await next(c, 'ready');
+  }
+
+  test('a store that lost its connection raises the floor before it answers a get: no process serves a page stored before, nor stores a render begun before', async () => {
+    const s = await server();
+    const admin = client(s);
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    const a = client(s);
+    const A = store({ client: a, prefix });
+    const B = store({ client: client(s), prefix, localBytes: 0 });
+    await A.set('k:/p', entry(await A.sequence(), '/p'), limits);
+    expect(await B.get('k:/p')).toBeDefined();
+    const inFlight = await B.sequence(); // a render in B that began before A's loss
+    await cut(admin, a);
+    expect(await A.get('k:/p')).toBeUndefined();
+    // Read once the raise has run.
+    const after = await A.sequence();
+    expect(after).toBeGreaterThan(inFlight);
+    // B never lost its connection, and still serves nothing from before A's loss.
+    expect(await B.get('k:/p')).toBeUndefined();
+    expect(await B.set('k:/q', entry(inFlight, '/q'), limits)).toBe(false);
+    // Caching goes on.
+    expect(await B.set('k:/q', entry(after, '/q'), limits)).toBe(true);
+    expect(await A.get('k:/q')).toBeDefined();
+  });
+
+  test('until the lost connection is back, gets and sequence() fail at once; a get sent before the loss and answered after it is a miss', async () => {
+    const s = await server();
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    const writer = store({ url: s.url, prefix });
+    await writer.set('k:/p', entry(await writer.sequence(), '/p'), limits);
+    // One store answers from its checked copy (HGET + HMGET), the other runs the get script.
+    const withCopy = client(s);
+    const noCopy = client(s);
+    const A = store({ client: withCopy, prefix, commandTimeout: 10_000 });
+    const B = store({ client: noCopy, prefix, commandTimeout: 10_000, localBytes: 0 });
+    expect(await A.get('k:/p')).toBeDefined();
+    expect(await A.get('k:/p')).toBeDefined();
+    expect(await B.get('k:/p')).toBeDefined();
+    // Frozen: the gets are sent and wait for their answers ...
+    s.pause();
+    const pending = [A.get('k:/p'), B.get('k:/p')];
+    await sleep(50);
+    // ... when the connections drop. ioredis reconnects and sends them again, before anything the
+    // store sends once it is back (the floor raise): Redis answers them with the page.
+    const back = [next(withCopy, 'ready'), next(noCopy, 'ready')];
+    (withCopy.stream as import('node:net').Socket).destroy();
+    (noCopy.stream as import('node:net').Socket).destroy();
+    await sleep(20);
+    s.resume();
+    await Promise.all(back);
+    expect(await Promise.all(pending)).toEqual([undefined, undefined]);
+
+    // Redis gone: nothing waits in the offline queue.
+    const closed = next(withCopy, 'close');
+    await s.stop();
+    await closed;
+    expect(await outcome(Promise.resolve(A.get('k:/p')))).toBe('DUMPER_REDIS_OFFLINE');
+    expect(await outcome(Promise.resolve(A.sequence()))).toBe('DUMPER_REDIS_OFFLINE');
+    // A fill refused without a round trip: it is not worth sending.
+    expect(await A.set('k:/q', entry(1, '/q'), limits)).toBe(false);
+  });
+
+  test('Redis back from an older snapshot (invalidations it had acknowledged are lost): nothing stored before is served, no render begun before is stored', async () => {
+    const s = await server(true);
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    const a = client(s);
+    const b = client(s);
+    const A = store({ client: a, prefix });
+    const B = store({ client: b, prefix, localBytes: 0 });
+    await A.set('k:/a', entry(await A.sequence(), '/a'), limits);
+    await A.set('k:/b', entry(await A.sequence(), '/b'), limits);
+    await s.save();
+    // Acknowledged by Redis after the snapshot, then lost with it.
+    await B.invalidate(['/a']);
+    await B.invalidate(['/c']);
+    const renderOfB = await B.sequence(); // a render of /b that reads the data before the next write
+    await B.invalidate(['/b']);
+    expect(await A.get('k:/a')).toBeUndefined();
+    const lost = [next(a, 'close'), next(b, 'close')];
+    await s.kill();
+    await Promise.all(lost);
+    const back = [next(a, 'ready'), next(b, 'ready')];
+    await s.restart();
+    await Promise.all(back);
+    // The snapshot has /a and /b stored and valid. Once A and B have raised the floor ...
+    expect(await A.get('k:/a')).toBeUndefined();
+    expect(await B.get('k:/b')).toBeUndefined();
+    await Promise.all([A.sequence(), B.sequence()]);
+    // ... no process serves them, not even one that never lost a connection,
+    const C = store({ url: s.url, prefix, localBytes: 0 });
+    expect(await C.get('k:/a')).toBeUndefined();
+    expect(await C.get('k:/b')).toBeUndefined();
+    // and the render of /b that began before its lost invalidation is refused: the new floor is
+    // above every number handed out before the crash, not only above the snapshot's. (A floor of
+    // the snapshot's number plus one per raise, two here, would be the render's number exactly.)
+    expect(await C.sequence()).toBeGreaterThan(renderOfB);
+    expect(await B.set('k:/b', entry(renderOfB, '/b'), limits)).toBe(false);
+  });
+
+  test("a raise empties other processes' local tiers", async () => {
+    const s = await server();
+    const admin = client(s);
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    const a = client(s);
+    // Every process of a site has the tier on or off: its messages are what keep the tiers coherent.
+    const A = store({ client: a, prefix, localTier: true });
+    const B = store({ url: s.url, prefix, localTier: true });
+    await A.set('k:/p', entry(await A.sequence(), '/p'), limits);
+    await eventually(async () => {
+      await B.get('k:/p');
+      const answer = B.get('k:/p');
+      return !(answer instanceof Promise) && answer !== undefined;
+    }, "B's tier to hold the page");
+    await cut(admin, a);
+    await A.get('k:/p');
+    await A.sequence();
+    await eventually(async () => (await B.get('k:/p')) === undefined, "B's tier to drop the page");
   });
 });

@@ -87,6 +87,37 @@ export class RedisServer {
     await until(async () => !(await reachable(this.port, '127.0.0.1', 200)), `port ${this.port} to close`);
   }
 
+  /**
+   * Kills the server at once (SIGKILL), saving nothing: a persisting server comes back with what its
+   * last `save()` wrote (writes since then are lost, as after a crash), any other comes back empty.
+   */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    this.resume();
+    child.kill('SIGKILL');
+    await new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+    this.#child = undefined;
+    await until(async () => !(await reachable(this.port, '127.0.0.1', 200)), `port ${this.port} to close`);
+  }
+
+  /** SAVE: writes the RDB file that a persisting server restarts from. */
+  async save(): Promise<void> {
+    if (!this.persist) throw new Error('save() needs a server started with persist: true');
+    const reply = await new Promise<string>((resolve, reject) => {
+      let data = '';
+      const socket = net.connect(this.port, '127.0.0.1', () => socket.write('SAVE\r\n'));
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => {
+        data += d;
+        if (data.includes('\r\n')) socket.end();
+      });
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+    });
+    if (!reply.startsWith('+OK')) throw new Error(`SAVE answered ${JSON.stringify(reply)}`);
+  }
+
   /** Freezes the server (SIGSTOP): connections stay open and nothing answers, as with a slow Redis. */
   pause(): void {
     this.#child?.kill('SIGSTOP');

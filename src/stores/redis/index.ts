@@ -8,7 +8,7 @@ import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
 import { LocalCopies, type LocalCopy } from '../local-copies.js';
 import { MemoryStore } from '../memory/index.js';
-import { CLEAR, GET, INVALIDATE, SEQUENCE, SET } from './scripts.js';
+import { CLEAR, GET, INVALIDATE, RAISE, SEQUENCE, SET } from './scripts.js';
 
 export interface RedisLocalTierOptions {
   /**
@@ -94,7 +94,22 @@ const SCRIPTS = {
   set: script(SET),
   invalidate: script(INVALIDATE),
   clear: script(CLEAR),
+  raise: script(RAISE),
 };
+
+/**
+ * A store call that failed without asking Redis: the connection was lost and is not back
+ * (`DUMPER_REDIS_OFFLINE`). The dumper logs it as the `cause` of its `DUMPER_STORE_FAILURE` and
+ * sends the request to the app.
+ */
+export class RedisStoreError extends Error {
+  readonly code: 'DUMPER_REDIS_OFFLINE';
+  constructor(code: RedisStoreError['code'], message: string) {
+    super(message);
+    this.name = 'RedisStoreError';
+    this.code = code;
+  }
+}
 
 /** How long a sequence number read by a miss may serve the fill that follows it. */
 const MISS_SEQ_MS = 1000;
@@ -155,12 +170,6 @@ interface Fetched {
   readonly variant: boolean;
 }
 
-/** An entry read from Redis, and whether it was stored as a query-string variant (for the local tier). */
-interface Fetched {
-  readonly entry: StoredEntry;
-  readonly variant: boolean;
-}
-
 /**
  * A decoded entry kept in this process (see `localBytes`): the id its fill gave it, and the meta
  * fields that decide its validity (`seq`, `floor`, and `t:<tag>` for each of its tags).
@@ -169,13 +178,37 @@ interface RedisCopy extends LocalCopy<string>, Fetched {
   readonly fields: readonly string[];
 }
 
+/**
+ * A get's answer: the entry, the current sequence number (a miss), or `undefined` (a miss that
+ * carries no sequence number: the answer came from before a lost connection, or the floor has not
+ * been raised since one).
+ */
+type GetAnswer = Fetched | number | undefined;
+
 interface Waiter {
-  readonly resolve: (answer: Fetched | number) => void;
+  readonly resolve: (answer: GetAnswer) => void;
   readonly reject: (error: unknown) => void;
+}
+
+/** The gets asked for in one turn of the event loop, sent together. */
+interface Batch {
+  readonly gets: Map<string, Waiter[]>;
 }
 
 /** How the local tier keeps a plain page fetched from Redis (variants: the last limits seen). */
 const LOCAL_PLAIN: SetOptions = { maxVariantsPerPath: 256, variant: false };
+
+/** Stores whose floor raise after a lost connection is turned off (see `_withoutReconnectFloor`). */
+const unfenced = new WeakSet<object>();
+
+/**
+ * @internal For the fault tests only: the store no longer raises the floor after a lost connection,
+ * nor distrusts answers to commands sent before it (the behaviour before they existed), so that a
+ * test can show that its check finds the stale pages they prevent.
+ */
+export function _withoutReconnectFloor(store: RedisStore): void {
+  unfenced.add(store);
+}
 
 /** Fill ids: unique per process (a random origin) and per fill (a counter). */
 const ORIGIN = randomBytes(9).toString('base64url');
@@ -244,15 +277,28 @@ export class RedisStore implements Store {
   readonly #local: MemoryStore | undefined;
   #subscriber: Client | undefined;
   #localReady = false;
-  /** The limits the dumper last gave for a variant: the local tier bounds variants with them. */
-  #variantLimits: SetOptions = { maxVariantsPerPath: 256, variant: true };
   #missSeq = 0;
   #missAt = -Infinity;
   #closed = false;
-  /** Entry key → the gets waiting for it, until the next flush. */
-  #gets = new Map<string, Waiter[]>();
+  /** The limits the dumper last gave for a variant: the local tier bounds variants with them. */
+  #variantLimits: SetOptions = { maxVariantsPerPath: 256, variant: true };
+  /** The gets of this turn of the event loop, until they are sent. */
+  #batch: Batch | undefined;
   /** Entry key → the entry this process last fetched or stored under it (see `localBytes`). */
   readonly #copies: LocalCopies<RedisCopy>;
+  /**
+   * Bumped whenever a connection to Redis closes. An answer to a command sent before is not
+   * trusted: ioredis resends unanswered commands after reconnecting, before the floor is raised.
+   */
+  #epoch = 0;
+  /**
+   * A connection was lost and the floor has not been raised since (see `#raise`): no get answers an
+   * entry and no fill is stored.
+   */
+  #fenced = false;
+  #raising: Promise<void> | undefined;
+  /** Listeners put on the client (and a Cluster's nodes), removed by close(). */
+  readonly #listeners: Array<{ emitter: NodeJS.EventEmitter; event: string; fn: (...a: any[]) => void }> = [];
 
   constructor(options: RedisStoreOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -315,14 +361,23 @@ export class RedisStore implements Store {
       this.#local = new MemoryStore({ maxBytes: local.maxBytes ?? 16 * 2 ** 20 });
       this.#subscribe();
     }
+    this.#watch();
   }
 
   sequence(): number | Promise<number> {
+    if (this.#fenced) {
+      // While Redis is still away, fail now rather than wait in the offline queue. Once it is
+      // back, read the number after the raise: one read before would only get its fill refused.
+      if (!this.#connected()) return Promise.reject(this.#offline());
+      const raised = this.#raise();
+      return raised.then(() => this.#run(SCRIPTS.sequence, [this.#meta], [])) as Promise<number>;
+    }
     if (performance.now() - this.#missAt < MISS_SEQ_MS) return this.#missSeq;
     return this.#run(SCRIPTS.sequence, [this.#meta], []) as Promise<number>;
   }
 
   get(key: string): StoredEntry | undefined | Promise<StoredEntry | undefined> {
+    if (this.#fenced) return this.#fencedGet();
     const local = this.#local;
     let localSeq = -1;
     if (local !== undefined && this.#localReady) {
@@ -331,6 +386,7 @@ export class RedisStore implements Store {
       localSeq = local.sequence();
     }
     return this.#batchedGet(this.#entryKey(key)).then((reply) => {
+      if (reply === undefined) return undefined;
       if (typeof reply === 'number') {
         this.#missSeq = reply;
         this.#missAt = performance.now();
@@ -339,7 +395,7 @@ export class RedisStore implements Store {
       const entry = reply.entry;
       // Kept locally unless a published invalidation of one of its tags (or a resubscription)
       // arrived since the fetch began: the local store refuses fills older than those.
-      if (local !== undefined && localSeq >= 0 && this.#localReady) {
+      if (local !== undefined && localSeq >= 0 && this.#localReady && !this.#fenced) {
         local.set(key, { ...entry, seq: localSeq }, reply.variant ? this.#variantLimits : LOCAL_PLAIN);
       }
       return entry;
@@ -347,9 +403,14 @@ export class RedisStore implements Store {
   }
 
   async set(key: string, entry: StoredEntry, options: SetOptions): Promise<boolean> {
+    const entryKey = this.#entryKey(key);
+    // Whatever the key held before is replaced, or the fill refused: no copy of it is served again.
+    this.#copies.forget(entryKey);
+    // Nothing is stored until the floor is raised: the render may have read its sequence number
+    // before the connection was lost, and the raise would make it invalid anyway.
+    if (this.#fenced) return false;
     if (options.variant) this.#variantLimits = options;
     const tags = entry.tags;
-    const entryKey = this.#entryKey(key);
     // The path tag's index set and its variants come first.
     const keys = [this.#meta, entryKey, `${this.#prefix}t:${entry.path}`, `${this.#prefix}v:${entry.path}`];
     for (const tag of tags) if (tag !== entry.path) keys.push(`${this.#prefix}t:${tag}`);
@@ -364,8 +425,6 @@ export class RedisStore implements Store {
       options.variant ? '1' : '0',
       ...tags,
     ];
-    // Whatever the key held before is replaced, or the fill refused: no copy of it is served again.
-    this.#copies.forget(entryKey);
     const local = this.#local;
     const localSeq = local !== undefined && this.#localReady ? local.sequence() : -1;
     const stored = (await this.#run(SCRIPTS.set, keys, args)) === 1;
@@ -373,8 +432,8 @@ export class RedisStore implements Store {
       // The process that rendered a page is likely to serve it next.
       this.#copies.keep(entryKey, copyOf(id, entry, options.variant));
       // The tier answers this key with the new entry from now on, not one it fetched before;
-      // refused if a message for one of its tags arrived since the set was sent. With the dumper's
-      // limits: junk variants rendered here evict one another in the tier too.
+      // refused if a message for one of its tags arrived since the set was sent.
+      // With the dumper's limits: junk variants rendered here evict one another in the tier too.
       if (local !== undefined && localSeq >= 0 && this.#localReady) local.set(key, { ...entry, seq: localSeq }, options);
     }
     return stored;
@@ -384,11 +443,9 @@ export class RedisStore implements Store {
     const keys = [this.#meta, this.#order];
     for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
     for (const tag of tags) keys.push(`${this.#prefix}v:${tag}`);
-    const seq = (await this.#run(SCRIPTS.invalidate, keys, [
-      String(this.#maxTrackedTags),
-      this.#local ? this.channel : '',
-      ...tags,
-    ])) as number;
+    // Sent even while Redis is away: ioredis queues it and sends it first thing after reconnecting,
+    // so it may land before the dumper's replay.
+    const seq = (await this.#run(SCRIPTS.invalidate, keys, [String(this.#maxTrackedTags), this.#local ? this.channel : '', ...tags])) as number;
     // This process never waits for its own message: what it invalidated is gone here at once.
     this.#local?.invalidate(tags);
     return seq;
@@ -409,6 +466,7 @@ export class RedisStore implements Store {
     this.#local?.clear();
     this.#copies.clear();
     this.#subscriber?.disconnect();
+    for (const { emitter, event, fn } of this.#listeners.splice(0)) emitter.removeListener(event, fn);
     if (this.#ownsClient) {
       try {
         await this.#client.quit();
@@ -422,12 +480,107 @@ export class RedisStore implements Store {
     return `${this.#prefix}e:${key}`;
   }
 
+  // ------------------------------------------------------------ lost connections and the floor
+
+  /**
+   * Follows the client's connection. A closed connection (Redis restarted or unreachable, a
+   * failover, a Cluster node lost) makes the store fenced until it has raised the floor.
+   *
+   * Why every process raises it, and not only one whose invalidations failed: an invalidation that
+   * this process could not send while Redis was away, or that Redis acknowledged and then lost (a
+   * restart from an older snapshot), is known nowhere else. Any process reconnecting first would
+   * serve the pages stored before, while the writer that knows of its failure may still be
+   * reconnecting. Raising the floor makes every entry stored and every render begun before it
+   * invalid for every process, in one constant-time script, before this process answers a get
+   * with an entry.
+   */
+  #watch(): void {
+    const client = this.#client;
+    const on = (emitter: NodeJS.EventEmitter, event: string, fn: (...a: any[]) => void) => {
+      emitter.on(event, fn);
+      this.#listeners.push({ emitter, event, fn });
+    };
+    const lost = () => this.#lost();
+    on(client, 'close', lost);
+    on(client, 'ready', () => {
+      if (this.#fenced && !this.#closed) void this.#raise();
+    });
+    if (isCluster(client)) {
+      // A Cluster's commands go through one connection per node; the store's slot is on one.
+      for (const node of client.nodes('all')) on(node, 'close', lost);
+      on(client, '+node', (node: Redis) => on(node, 'close', lost));
+      on(client, '-node', lost);
+    }
+  }
+
+  #lost(): void {
+    if (this.#closed || unfenced.has(this)) return;
+    this.#epoch++;
+    this.#fenced = true;
+    this.#missAt = -Infinity;
+    // All of these are about to be invalid; the copies would only fail their checks.
+    this.#copies.clear();
+    this.#local?.clear();
+  }
+
+  #connected(): boolean {
+    return this.#client.status === 'ready';
+  }
+
+  #offline(): RedisStoreError {
+    return new RedisStoreError('DUMPER_REDIS_OFFLINE', 'page-dumper: RedisStore lost its connection to Redis and is not reconnected yet');
+  }
+
+  /**
+   * A get while fenced: a miss once the connection is back (the raise is then sent, and everything
+   * stored before it is invalid anyway), a failure while it is not (the request goes straight to
+   * the app instead of waiting in the offline queue).
+   */
+  #fencedGet(): undefined | Promise<undefined> {
+    if (!this.#connected()) return Promise.reject(this.#offline());
+    void this.#raise();
+    return undefined;
+  }
+
+  /**
+   * Raises the floor (see the RAISE script); resolves when it has run or failed. The store stays
+   * fenced if the connection is lost again before the answer: the raise may not have run, and
+   * another follows the next 'ready'.
+   *
+   * ioredis sends what it queued while offline (invalidations among them) and resends what was
+   * unanswered before this script, as it is sent from the 'ready' event: those run first. An
+   * invalidation that lands first is harmless, since the floor moves above every point it records;
+   * a get is not trusted (see `#epoch`). Sent with EVAL, never EVALSHA: a Redis that restarted
+   * answers NOSCRIPT, and the EVAL sent after it would run behind commands sent meanwhile.
+   */
+  #raise(): Promise<void> {
+    if (this.#raising !== undefined) return this.#raising;
+    const epoch = this.#epoch;
+    const client = this.#client as unknown as { eval(...a: unknown[]): Promise<unknown> };
+    this.#raising = client.eval(SCRIPTS.raise.src, 1, this.#meta, this.#local ? this.channel : '').then(
+      () => {
+        this.#raising = undefined;
+        if (this.#epoch !== epoch || this.#closed) return;
+        this.#fenced = false;
+        this.#copies.clear();
+        this.#local?.clear();
+      },
+      () => {
+        // Still fenced: the next get or 'ready' tries again.
+        this.#raising = undefined;
+      },
+    );
+    return this.#raising;
+  }
+
+  // ------------------------------------------------------------ gets
+
   /**
    * Fetches one entry, answering it when valid or the current sequence number when not.
    *
    * Gets asked for in the same turn of the event loop are sent together, and with the store's own
-   * client (auto-pipelining) in one write. Gets of the same key in one turn share one fetch and one
-   * answer, as if they had come one right after the other.
+   * client (auto-pipelining) in one write. Gets of the same key in one turn share
+   * one fetch and one answer, as if they had come one right after the other.
    *
    * For a key this process holds a copy of (see `localBytes`), the get is `HGET` of the entry's
    * fill id, and after the batch's `HGET`s one `HMGET` of the invalidation points of every tag
@@ -437,19 +590,35 @@ export class RedisStore implements Store {
    * bytes instead of the page. Anything else (no copy, an entry stored again since, one no longer
    * valid) goes to the get script, which also frees invalid entries.
    */
-  #batchedGet(entryKey: string): Promise<Fetched | number> {
+  #batchedGet(entryKey: string): Promise<GetAnswer> {
     return new Promise((resolve, reject) => {
-      const first = this.#gets.size === 0;
-      const waiting = this.#gets.get(entryKey);
+      let batch = this.#batch;
+      if (batch === undefined) {
+        batch = this.#batch = { gets: new Map() };
+        setImmediate(this.#flushGets, batch);
+      }
+      const waiting = batch.gets.get(entryKey);
       if (waiting !== undefined) waiting.push({ resolve, reject });
-      else this.#gets.set(entryKey, [{ resolve, reject }]);
-      if (first) setImmediate(this.#flushGets);
+      else batch.gets.set(entryKey, [{ resolve, reject }]);
     });
   }
 
-  readonly #flushGets = (): void => {
-    const gets = this.#gets;
-    this.#gets = new Map();
+  /** Answers the waiters of one key of a batch. */
+  #settle(waiting: Waiter[], answer: GetAnswer, error?: unknown): void {
+    if (error !== undefined) for (const w of waiting) w.reject(error);
+    else for (const w of waiting) w.resolve(answer);
+  }
+
+  readonly #flushGets = (batch: Batch): void => {
+    if (this.#batch === batch) this.#batch = undefined;
+    // The connection was lost since these gets were asked for.
+    if (this.#fenced) {
+      const error = this.#connected() ? undefined : this.#offline();
+      if (error === undefined) void this.#raise();
+      for (const waiting of batch.gets.values()) this.#settle(waiting, undefined, error);
+      return;
+    }
+    const epoch = this.#epoch;
     // Commands go through the client one by one, never as a pipeline of our own: ioredis writes
     // them in the order they were issued (auto-pipelined or not), so a get issued after an
     // invalidation reaches Redis after it. An explicit pipeline could overtake commands that ioredis
@@ -464,10 +633,10 @@ export class RedisStore implements Store {
       ['floor', 1],
     ]);
     const checks: Array<{ entryKey: string; copy: RedisCopy; waiting: Waiter[]; id: Promise<string | null> }> = [];
-    for (const [entryKey, waiting] of gets) {
+    for (const [entryKey, waiting] of batch.gets) {
       const copy = this.#copies.peek(entryKey);
       if (copy === undefined) {
-        this.#scriptGet(entryKey, waiting);
+        this.#scriptGet(batch, epoch, entryKey, waiting);
         continue;
       }
       checks.push({ entryKey, copy, waiting, id: client.hget(entryKey, 'i') });
@@ -478,39 +647,38 @@ export class RedisStore implements Store {
     for (const c of checks) {
       Promise.all([c.id, points]).then(
         ([id, values]) => {
+          // Sent before the connection was lost and answered after (resent by ioredis): it may
+          // have run before the floor was raised.
+          if (this.#epoch !== epoch) return this.#settle(c.waiting, undefined);
           const answer = checkCopy(c.copy, id, (field) => values[fields.get(field)!]);
           if (answer === undefined) {
             this.#copies.forget(c.entryKey);
-            this.#scriptGet(c.entryKey, c.waiting);
+            this.#scriptGet(batch, epoch, c.entryKey, c.waiting);
             return;
           }
           if (typeof answer === 'number') this.#copies.forget(c.entryKey);
           else this.#copies.get(c.entryKey); // most recently used
-          for (const w of c.waiting) w.resolve(answer);
+          this.#settle(c.waiting, answer);
         },
-        (error: unknown) => {
-          for (const w of c.waiting) w.reject(error);
-        },
+        (error: unknown) => this.#settle(c.waiting, undefined, error),
       );
     }
   };
 
   /** The get script alone, for an entry the plain reads could not decide. */
-  #scriptGet(entryKey: string, waiting: Waiter[]): void {
+  #scriptGet(batch: Batch, epoch: number, entryKey: string, waiting: Waiter[]): void {
     this.#run(SCRIPTS.get, [this.#meta, entryKey], []).then(
       (reply) => {
+        if (this.#epoch !== epoch) return this.#settle(waiting, undefined);
         let answer: Fetched | number;
         try {
           answer = this.#scriptReply(entryKey, reply);
         } catch (error) {
-          for (const w of waiting) w.reject(error);
-          return;
+          return this.#settle(waiting, undefined, error);
         }
-        for (const w of waiting) w.resolve(answer);
+        this.#settle(waiting, answer);
       },
-      (error: unknown) => {
-        for (const w of waiting) w.reject(error);
-      },
+      (error: unknown) => this.#settle(waiting, undefined, error),
     );
   }
 

@@ -201,3 +201,22 @@ if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], s .. ' *') end
 return tonumber(s)
 `;
 
+/**
+ * raise. KEYS: meta. ARGV: pub/sub channel ('' for none).
+ * Run by a store whose connection to Redis was lost, once it is back and before it answers any get
+ * with an entry. Moves the sequence number and the floor to the server clock in microseconds (or
+ * one above the sequence number, if that is higher): every entry stored and every render begun
+ * before is invalid, in every process, in constant time. The clock, not `seq + 1`, because a Redis
+ * that came back from an older snapshot has a sequence number below numbers it handed out before
+ * the loss; the clock is above all of them (one number per invalidation cannot outrun it).
+ * Publishes `<seq> *` so that local tiers empty themselves, as for clear().
+ */
+export const RAISE = `${META}
+local s = meta(KEYS[1])
+local t = redis.call('TIME')
+local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if n <= s then n = s + 1 end
+redis.call('HSET', KEYS[1], 'seq', fmt(n), 'floor', fmt(n))
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], fmt(n) .. ' *') end
+return n
+`;
