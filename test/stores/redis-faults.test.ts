@@ -1,8 +1,8 @@
 /**
  * RedisStore against a real redis-server that the test starts, stops, kills, freezes and restarts
  * on its own port: requests are always answered by the app (no hang, no 5xx), invalidations issued
- * while Redis was unreachable are not lost, and nothing stored before a lost connection is served
- * after it.
+ * while Redis was unreachable are not lost, nothing stored before a lost connection is served after
+ * it, and every store call answers within `commandTimeout`, even queued behind a stalled one.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -184,7 +184,7 @@ async function outcome(call: Promise<unknown>): Promise<string> {
   ]);
 }
 
-describe.skipIf(!hasRedis)('RedisStore after a lost connection (own redis-server)', () => {
+describe.skipIf(!hasRedis)('RedisStore after a lost connection, and under a stall (own redis-server)', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
@@ -330,5 +330,88 @@ describe.skipIf(!hasRedis)('RedisStore after a lost connection (own redis-server
     await A.get('k:/p');
     await A.sequence();
     await eventually(async () => (await B.get('k:/p')) === undefined, "B's tier to drop the page");
+  });
+
+  test('Redis frozen: every store call fails on the store\'s own timer, calls queued behind a stalled one too', async () => {
+    const s = await server();
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    // A given client without any commandTimeout of its own, and the store's own client
+    // (auto-pipelining: a batch is sent only once the previous one has answered).
+    const given = store({ client: client(s), prefix, commandTimeout: 100 });
+    const own = store({ url: s.url, prefix, commandTimeout: 100 });
+    const seq = await own.sequence();
+    for (const st of [given, own]) {
+      await st.set('k:/p', entry(seq, '/p'), limits);
+      expect(await st.get('k:/p')).toBeDefined();
+    }
+    s.pause();
+    try {
+      const first = [given, own].flatMap((st) => [
+        Promise.resolve(st.get('k:/p')),
+        Promise.resolve(st.sequence()),
+        st.set('k:/q', entry(seq, '/q'), limits),
+        st.invalidate(['/x']),
+      ]);
+      await sleep(30);
+      // Sent while the first calls wait: queued behind them.
+      const second = [given, own].flatMap((st) => [Promise.resolve(st.get('k:/p')), Promise.resolve(st.get('k:/r'))]);
+      const outcomes = await Promise.all([...first, ...second].map(outcome));
+      expect(outcomes).toEqual(Array(outcomes.length).fill('DUMPER_REDIS_TIMEOUT'));
+    } finally {
+      s.resume();
+    }
+    // And they come back once Redis does.
+    await eventually(async () => (await own.get('k:/p')) !== undefined, 'the page again');
+  });
+
+  test('Redis frozen: a request through withDumper is answered by the app, and the store calls it made failed on the store\'s timer', async () => {
+    const s = await server();
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    const failures: string[] = [];
+    let calls = 0;
+    /** The store, with every failed call's code written down. */
+    class Watched extends RedisStore {
+      override get(key: string) {
+        calls++;
+        const r = super.get(key);
+        if (r instanceof Promise) r.catch((e: unknown) => failures.push((e as RedisStoreError).code ?? 'other'));
+        return r;
+      }
+      override sequence() {
+        calls++;
+        const r = super.sequence();
+        if (r instanceof Promise) r.catch((e: unknown) => failures.push((e as RedisStoreError).code ?? 'other'));
+        return r;
+      }
+    }
+    // No commandTimeout on the client: only the store's bound applies.
+    const watched = new Watched({ client: client(s), prefix, commandTimeout: 100 });
+    const dumper = createDumper({ store: watched, logger: false });
+    cleanup.push(() => dumper.close());
+    const m = await listen(withDumper(dumper, (req, res) => res.end(`page ${req.url}`)));
+    cleanup.push(() => m.close());
+    const get = (path: string) =>
+      new Promise<{ status: number; cache: string | undefined }>((resolve, reject) => {
+        const req = http.get({ port: m.port, host: '127.0.0.1', path, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, cache: res.headers['x-cache'] as string | undefined }));
+        });
+        req.setTimeout(5000, () => req.destroy(new Error('request hung')));
+        req.on('error', reject);
+      });
+    for (let i = 0; i < 5; i++) await get(`/p${i}`);
+    await eventually(async () => (await get('/p0')).cache === 'HIT', 'a hit');
+    calls = 0;
+    s.pause();
+    try {
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => get(`/p${i % 5}`)));
+      expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
+      expect(answers.filter((r) => r.cache === 'HIT')).toEqual([]);
+    } finally {
+      s.resume();
+    }
+    expect(calls).toBeGreaterThan(0);
+    expect(failures.length).toBeGreaterThan(0);
+    expect(new Set(failures)).toEqual(new Set(['DUMPER_REDIS_TIMEOUT']));
   });
 });

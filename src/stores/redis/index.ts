@@ -51,8 +51,12 @@ export interface RedisStoreOptions {
    */
   maxTrackedTags?: number;
   /**
-   * `commandTimeout` of the clients the store creates, in milliseconds. A Redis that is slow or
-   * gone costs a request at most this long; the dumper's circuit breaker then stops asking.
+   * The longest any store call waits for Redis, in milliseconds, with the store's own client or a
+   * given one: past it the call rejects (a `RedisStoreError` with code `DUMPER_REDIS_TIMEOUT`) and
+   * the request goes to the app. The store keeps its own timer per call, because a command queued
+   * behind a stalled one (auto-pipelining sends a batch only once the previous one has answered) or
+   * waiting offline would otherwise wait for those first. Also the `commandTimeout` of the clients
+   * the store creates. The dumper's circuit breaker then stops asking for `storeCooldown`.
    * @default 250
    */
   commandTimeout?: number;
@@ -98,12 +102,12 @@ const SCRIPTS = {
 };
 
 /**
- * A store call that failed without asking Redis: the connection was lost and is not back
- * (`DUMPER_REDIS_OFFLINE`). The dumper logs it as the `cause` of its `DUMPER_STORE_FAILURE` and
- * sends the request to the app.
+ * A store call that failed without an answer from Redis: it took longer than `commandTimeout`
+ * (`DUMPER_REDIS_TIMEOUT`), or the connection was lost and is not back (`DUMPER_REDIS_OFFLINE`).
+ * The dumper logs it as the `cause` of its `DUMPER_STORE_FAILURE` and sends the request to the app.
  */
 export class RedisStoreError extends Error {
-  readonly code: 'DUMPER_REDIS_OFFLINE';
+  readonly code: 'DUMPER_REDIS_TIMEOUT' | 'DUMPER_REDIS_OFFLINE';
   constructor(code: RedisStoreError['code'], message: string) {
     super(message);
     this.name = 'RedisStoreError';
@@ -190,9 +194,12 @@ interface Waiter {
   readonly reject: (error: unknown) => void;
 }
 
-/** The gets asked for in one turn of the event loop, sent together. */
+/** The gets asked for in one turn of the event loop, sent together, under one timer. */
 interface Batch {
   readonly gets: Map<string, Waiter[]>;
+  timer: NodeJS.Timeout | undefined;
+  /** Keys whose waiters are not answered yet; the timer is cleared when it reaches 0. */
+  open: number;
 }
 
 /** How the local tier keeps a plain page fetched from Redis (variants: the last limits seen). */
@@ -275,6 +282,7 @@ export class RedisStore implements Store {
   readonly #ttl: number;
   readonly #maxTrackedTags: number;
   readonly #local: MemoryStore | undefined;
+  readonly #timeout: number;
   #subscriber: Client | undefined;
   #localReady = false;
   #missSeq = 0;
@@ -320,7 +328,7 @@ export class RedisStore implements Store {
     this.#ttl = positiveInteger('ttl', ttl, true);
     this.#maxTrackedTags = positiveInteger('maxTrackedTags', maxTrackedTags);
     this.#copies = new LocalCopies(positiveInteger('localBytes', localBytes, true));
-    positiveInteger('commandTimeout', commandTimeout);
+    this.#timeout = positiveInteger('commandTimeout', commandTimeout);
     if (client !== undefined && (client === null || typeof client !== 'object' || typeof (client as Redis).evalsha !== 'function')) {
       throw new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client');
     }
@@ -370,10 +378,10 @@ export class RedisStore implements Store {
       // back, read the number after the raise: one read before would only get its fill refused.
       if (!this.#connected()) return Promise.reject(this.#offline());
       const raised = this.#raise();
-      return raised.then(() => this.#run(SCRIPTS.sequence, [this.#meta], [])) as Promise<number>;
+      return this.#deadline('sequence', raised.then(() => this.#run(SCRIPTS.sequence, [this.#meta], []))) as Promise<number>;
     }
     if (performance.now() - this.#missAt < MISS_SEQ_MS) return this.#missSeq;
-    return this.#run(SCRIPTS.sequence, [this.#meta], []) as Promise<number>;
+    return this.#deadline('sequence', this.#run(SCRIPTS.sequence, [this.#meta], [])) as Promise<number>;
   }
 
   get(key: string): StoredEntry | undefined | Promise<StoredEntry | undefined> {
@@ -427,7 +435,7 @@ export class RedisStore implements Store {
     ];
     const local = this.#local;
     const localSeq = local !== undefined && this.#localReady ? local.sequence() : -1;
-    const stored = (await this.#run(SCRIPTS.set, keys, args)) === 1;
+    const stored = (await this.#deadline('set', this.#run(SCRIPTS.set, keys, args))) === 1;
     if (stored) {
       // The process that rendered a page is likely to serve it next.
       this.#copies.keep(entryKey, copyOf(id, entry, options.variant));
@@ -444,15 +452,18 @@ export class RedisStore implements Store {
     for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
     for (const tag of tags) keys.push(`${this.#prefix}v:${tag}`);
     // Sent even while Redis is away: ioredis queues it and sends it first thing after reconnecting,
-    // so it may land before the dumper's replay.
-    const seq = (await this.#run(SCRIPTS.invalidate, keys, [String(this.#maxTrackedTags), this.#local ? this.channel : '', ...tags])) as number;
+    // so it may land before the dumper's replay. The caller still hears of the failure in time.
+    const seq = (await this.#deadline(
+      'invalidate',
+      this.#run(SCRIPTS.invalidate, keys, [String(this.#maxTrackedTags), this.#local ? this.channel : '', ...tags]),
+    )) as number;
     // This process never waits for its own message: what it invalidated is gone here at once.
     this.#local?.invalidate(tags);
     return seq;
   }
 
   async clear(): Promise<void> {
-    await this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : '']);
+    await this.#deadline('clear', this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : '']));
     this.#local?.clear();
     this.#copies.clear();
     // Everything is already invalid (the floor moved); free the memory too.
@@ -557,7 +568,8 @@ export class RedisStore implements Store {
     if (this.#raising !== undefined) return this.#raising;
     const epoch = this.#epoch;
     const client = this.#client as unknown as { eval(...a: unknown[]): Promise<unknown> };
-    this.#raising = client.eval(SCRIPTS.raise.src, 1, this.#meta, this.#local ? this.channel : '').then(
+    const raised = this.#deadline('raise', client.eval(SCRIPTS.raise.src, 1, this.#meta, this.#local ? this.channel : ''));
+    this.#raising = raised.then(
       () => {
         this.#raising = undefined;
         if (this.#epoch !== epoch || this.#closed) return;
@@ -573,13 +585,41 @@ export class RedisStore implements Store {
     return this.#raising;
   }
 
+  // ------------------------------------------------------------ time bounds
+
+  #timedOut(op: string): RedisStoreError {
+    return new RedisStoreError('DUMPER_REDIS_TIMEOUT', `page-dumper: RedisStore ${op} got no answer from Redis within ${this.#timeout} ms`);
+  }
+
+  /**
+   * `promise`, or a `DUMPER_REDIS_TIMEOUT` failure once `commandTimeout` has passed since the call.
+   * ioredis starts its own timer only when it hands the command over, which with auto-pipelining
+   * is once the previous batch has answered: behind a stalled command each batch waits one more
+   * timeout. The command itself may still run later; every script is safe whenever it runs.
+   */
+  #deadline<T>(op: string, promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.#timedOut(op)), this.#timeout);
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
   // ------------------------------------------------------------ gets
 
   /**
    * Fetches one entry, answering it when valid or the current sequence number when not.
    *
    * Gets asked for in the same turn of the event loop are sent together, and with the store's own
-   * client (auto-pipelining) in one write. Gets of the same key in one turn share
+   * client (auto-pipelining) in one write, under one timer. Gets of the same key in one turn share
    * one fetch and one answer, as if they had come one right after the other.
    *
    * For a key this process holds a copy of (see `localBytes`), the get is `HGET` of the entry's
@@ -594,28 +634,46 @@ export class RedisStore implements Store {
     return new Promise((resolve, reject) => {
       let batch = this.#batch;
       if (batch === undefined) {
-        batch = this.#batch = { gets: new Map() };
+        batch = this.#batch = { gets: new Map(), timer: undefined, open: 0 };
+        batch.timer = setTimeout(this.#expire, this.#timeout, batch);
         setImmediate(this.#flushGets, batch);
       }
       const waiting = batch.gets.get(entryKey);
       if (waiting !== undefined) waiting.push({ resolve, reject });
-      else batch.gets.set(entryKey, [{ resolve, reject }]);
+      else {
+        batch.gets.set(entryKey, [{ resolve, reject }]);
+        batch.open++;
+      }
     });
   }
 
-  /** Answers the waiters of one key of a batch. */
-  #settle(waiting: Waiter[], answer: GetAnswer, error?: unknown): void {
+  /** The batch's time is up: every get still waiting fails (later answers are ignored). */
+  readonly #expire = (batch: Batch): void => {
+    batch.timer = undefined;
+    if (batch.open === 0) return;
+    batch.open = 0;
+    const error = this.#timedOut('get');
+    for (const waiting of batch.gets.values()) for (const w of waiting) w.reject(error);
+  };
+
+  /** Answers the waiters of one key of a batch; the last key answered stops the batch's timer. */
+  #settle(batch: Batch, waiting: Waiter[], answer: GetAnswer, error?: unknown): void {
     if (error !== undefined) for (const w of waiting) w.reject(error);
     else for (const w of waiting) w.resolve(answer);
+    if (--batch.open === 0 && batch.timer !== undefined) {
+      clearTimeout(batch.timer);
+      batch.timer = undefined;
+    }
   }
 
   readonly #flushGets = (batch: Batch): void => {
     if (this.#batch === batch) this.#batch = undefined;
+    if (batch.open === 0) return; // expired already
     // The connection was lost since these gets were asked for.
     if (this.#fenced) {
       const error = this.#connected() ? undefined : this.#offline();
       if (error === undefined) void this.#raise();
-      for (const waiting of batch.gets.values()) this.#settle(waiting, undefined, error);
+      for (const waiting of batch.gets.values()) this.#settle(batch, waiting, undefined, error);
       return;
     }
     const epoch = this.#epoch;
@@ -649,7 +707,7 @@ export class RedisStore implements Store {
         ([id, values]) => {
           // Sent before the connection was lost and answered after (resent by ioredis): it may
           // have run before the floor was raised.
-          if (this.#epoch !== epoch) return this.#settle(c.waiting, undefined);
+          if (this.#epoch !== epoch) return this.#settle(batch, c.waiting, undefined);
           const answer = checkCopy(c.copy, id, (field) => values[fields.get(field)!]);
           if (answer === undefined) {
             this.#copies.forget(c.entryKey);
@@ -658,9 +716,9 @@ export class RedisStore implements Store {
           }
           if (typeof answer === 'number') this.#copies.forget(c.entryKey);
           else this.#copies.get(c.entryKey); // most recently used
-          this.#settle(c.waiting, answer);
+          this.#settle(batch, c.waiting, answer);
         },
-        (error: unknown) => this.#settle(c.waiting, undefined, error),
+        (error: unknown) => this.#settle(batch, c.waiting, undefined, error),
       );
     }
   };
@@ -669,16 +727,16 @@ export class RedisStore implements Store {
   #scriptGet(batch: Batch, epoch: number, entryKey: string, waiting: Waiter[]): void {
     this.#run(SCRIPTS.get, [this.#meta, entryKey], []).then(
       (reply) => {
-        if (this.#epoch !== epoch) return this.#settle(waiting, undefined);
+        if (this.#epoch !== epoch) return this.#settle(batch, waiting, undefined);
         let answer: Fetched | number;
         try {
           answer = this.#scriptReply(entryKey, reply);
         } catch (error) {
-          return this.#settle(waiting, undefined, error);
+          return this.#settle(batch, waiting, undefined, error);
         }
-        this.#settle(waiting, answer);
+        this.#settle(batch, waiting, answer);
       },
-      (error: unknown) => this.#settle(waiting, undefined, error),
+      (error: unknown) => this.#settle(batch, waiting, undefined, error),
     );
   }
 
