@@ -18,7 +18,6 @@ import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, 
 import { isPromise, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
-/** Why a request neither reads nor fills the cache. */
 /** The paths and tags that show one instance of a registered model (see `Dumper.dependentsOf`). */
 export interface Dependents {
   /** The registered model's name. */
@@ -31,6 +30,7 @@ function isDependents(value: Dependents | Iterable<Dependents>): value is Depend
   return !(Symbol.iterator in value) && Array.isArray((value as Dependents).paths);
 }
 
+/** Why a request neither reads nor fills the cache. */
 export type BypassReason =
   | 'method'
   | 'authorization'
@@ -175,13 +175,17 @@ export class Fill {
    * request without is stored as the anonymous page, never served to a request with cookies.
    */
   readCookies(): void {
+    if (this.#cookiesRead) return;
     this.#cookiesRead = true;
+    // This page will not be stored (see complete()): release the visitors waiting on it now, not
+    // when it ends. The fill itself stays open, so that the render's own tag() calls are its own.
+    if (this.view.cookie !== undefined) this.#dumper._finishFlight(this.#flight, undefined);
   }
 
   /**
-   * The app answered with a file from disk (Koa's body is a file stream, as `koa-static` sends):
-   * not stored unless the option `staticFiles` is on. Adapters for frameworks whose file handlers
-   * do not say `Accept-Ranges: bytes` call it.
+   * The app answered with a file from disk (a file stream piped into the response, as koa-static
+   * sends): not stored unless the option `staticFiles` is on. Adapters call it for the file
+   * handlers that do not say `Accept-Ranges: bytes`.
    */
   staticFile(): void {
     if (!this.#dumper.storesStaticFiles) this.abandon('a static file (option staticFiles)');
@@ -278,28 +282,35 @@ export interface UnsafeResponse {
   readonly target: string;
   /** The request's `Host` (or `:authority`), if any: absolute URLs naming it are followed. */
   readonly host: string | undefined;
+  /** The request's `X-Forwarded-Host`, if any: absolute URLs naming it are followed too. */
+  readonly forwardedHost?: string | undefined;
   readonly status: number;
   readonly location?: string | undefined;
   readonly contentLocation?: string | undefined;
 }
 
 /**
- * The path a `Location` or `Content-Location` value names on the request's own origin: a path,
- * a relative reference resolved against the target (RFC 3986 §5), or an absolute URL whose host
- * is the request's. `undefined` for another host or a value that is not a URL reference.
+ * The path a `Location` or `Content-Location` value names on the request's own site: a path, a
+ * relative reference resolved against the target (RFC 3986 §5), or an absolute URL whose host
+ * name is the request's `Host` or `X-Forwarded-Host` (any port, either scheme: invalidating a
+ * page too many is harmless). `undefined` for another host or a value that is not a URL.
  */
-function sameOriginPath(value: string, target: string, host: string | undefined): string | undefined {
+function sameOriginPath(value: string, target: string, host: string | undefined, forwardedHost: string | undefined): string | undefined {
   if (value === '') return undefined;
   if (value.charCodeAt(0) === 47 /* / */ && value.charCodeAt(1) !== 47) return value;
-  const own = host === undefined || !HOST.test(host) ? 'origin.invalid' : host.toLowerCase();
+  const names = [host, forwardedHost?.split(',')[0]?.trim()].flatMap((h) => {
+    if (h === undefined || h === '' || !HOST.test(h)) return [];
+    return [new URL(`http://${h}`).hostname];
+  });
   const base = splitTarget(target);
   let url: URL;
   try {
-    url = new URL(value, `http://${own}${base === undefined ? '/' : base.path}`);
+    url = new URL(value, `http://${names[0] ?? 'origin.invalid'}${base === undefined ? '/' : base.path}`);
   } catch {
     return undefined;
   }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.host !== new URL(`http://${own}`).host) return undefined;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.hostname !== 'origin.invalid' && !names.includes(url.hostname)) return undefined;
   return url.pathname;
 }
 
@@ -675,7 +686,7 @@ export class Dumper {
     if (status < 200 || status >= 400) return;
     const paths = [target];
     for (const v of [done.location, done.contentLocation]) {
-      const path = v === undefined ? undefined : sameOriginPath(v, target, done.host);
+      const path = v === undefined ? undefined : sameOriginPath(v, target, done.host, done.forwardedHost);
       if (path !== undefined) paths.push(path);
     }
     let tags: string[];

@@ -1,7 +1,9 @@
 /**
  * Keys and canonical path tags.
  *
- * A key names one stored variant: prefix + host + path + normalized query string. It is exact
+ * A key names one stored variant: prefix + build version + host (+ forwarded scheme and host) +
+ * path + normalized query string. On a fill the app is given the request the key describes
+ * (see `AppView` in dumper.ts), so nothing a key folds or leaves out reaches a stored page. It is exact
  * where exactness is safe (`/a` and `/a/` stay different pages) and normalizes only what
  * RFC 3986 §6.2.2 says is equivalent (percent-encoding case, percent-encoded unreserved
  * characters). A path *tag* is deliberately coarse (decoded, case-folded, dot segments resolved,

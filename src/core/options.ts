@@ -134,8 +134,10 @@ export interface DumperOptions {
    */
   maxUrlLength?: number;
   /**
-   * Query-string variants stored per path; further variants are served but not stored, so
-   * `?nonce=<random>` cannot push every other page out of the store.
+   * Query-string variants kept per path. One more evicts the least recently used variant of the
+   * same path (a shared store: the least recently stored); the page without a query string is
+   * never counted nor evicted for them, so `?nonce=<random>` can neither push the site out of the
+   * store nor lock the page out of it.
    * @default 256
    */
   maxVariantsPerPath?: number;

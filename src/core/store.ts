@@ -10,7 +10,8 @@ export interface StoredEntry {
   readonly status: number;
   /**
    * Response headers as a flat list `[name, value, name, value, ...]`, names lower-case. Includes
-   * `etag` and `content-length`; excludes hop-by-hop headers and `date`, which are made per reply.
+   * `etag`, `content-length` and `date` (when the page was generated); excludes hop-by-hop
+   * headers and `age`, which is made per reply.
    */
   readonly headers: readonly string[];
   /** The complete response body. */

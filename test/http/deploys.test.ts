@@ -9,7 +9,7 @@ import express from 'express';
 import Fastify from 'fastify';
 import Koa from 'koa';
 import koaStatic from 'koa-static';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -66,6 +66,27 @@ const statics: Array<[string, Mount]> = [
       const app = Fastify();
       await app.register(fastifyDumper, { dumper });
       await app.register(fastifyStatic, { root: dir });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      open.push(() => app.close());
+      return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    },
+  ],
+  [
+    "a handler's own file stream (node:http)",
+    (dumper) =>
+      serve(
+        withDumper(dumper, (req, res) => {
+          res.setHeader('content-type', 'text/css');
+          createReadStream(join(dir, 'site.css')).pipe(res);
+        }),
+      ),
+  ],
+  [
+    "a file stream sent by a Fastify route",
+    async (dumper) => {
+      const app = Fastify();
+      await app.register(fastifyDumper, { dumper });
+      app.get('/site.css', (_request, reply) => reply.type('text/css').send(createReadStream(join(dir, 'site.css'))));
       await app.listen({ port: 0, host: '127.0.0.1' });
       open.push(() => app.close());
       return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

@@ -2,6 +2,7 @@
  * Ways a page meant for one visitor, or a wrong page, could reach others: each one closed.
  */
 import http from 'node:http';
+import connect from 'connect';
 import cookieSession from 'cookie-session';
 import express from 'express';
 import { afterEach, expect, test } from 'vitest';
@@ -10,7 +11,7 @@ import { createDumper, MemoryStore, type SetOptions, type StoredEntry } from '..
 import { rawRequest } from '../support/http.js';
 import { listen } from '../support/listen.js';
 
-const open: Array<() => Promise<void>> = [];
+const open: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const close of open.splice(0)) await close();
 });
@@ -265,4 +266,105 @@ test('mounted at a path, the middleware gives the app the normalized URL below t
   expect(r.body).toBe('url /ab?a=1&b=2 original /blog/ab?a=1&b=2 q {"a":"1","b":"2"}');
   const hit = await rawRequest(m.port, `GET /blog/ab?a=1&b=2 HTTP/1.1\r\nHost: a.example\r\n\r\n`);
   expect(hit.headers['x-cache']).toBe('HIT');
+});
+
+test('mounted at a path, a request for the mount path itself with a query string is stored too', async () => {
+  for (const mountAt of ['express', 'connect'] as const) {
+    const dumper = createDumper({ logger: false });
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => res.end(`url ${req.url}`);
+    let listener: http.RequestListener;
+    if (mountAt === 'express') {
+      const app = express();
+      app.use('/blog', dumperMiddleware(dumper), handler);
+      listener = app;
+    } else {
+      const app = connect();
+      app.use('/blog', dumperMiddleware(dumper));
+      app.use('/blog', handler);
+      listener = app;
+    }
+    const m = await serve(listener, dumper);
+    const first = await fetch(m.url + '/blog?b=1&a=1&utm_source=x');
+    expect(await first.text()).toBe('url /?a=1&b=1');
+    const again = await fetch(m.url + '/blog?a=1&b=1');
+    expect(again.headers.get('x-cache')).toBe('HIT');
+    await again.text();
+  }
+});
+
+test('Koa: ctx.href, ctx.originalUrl and ctx.URL are those of the key, so an echoed URL carries nothing the key leaves out', async () => {
+  const { default: Koa } = await import('koa');
+  const { koaDumper } = await import('../../src/http/koa/index.js');
+  const dumper = createDumper({ logger: false });
+  const app = new Koa();
+  app.use(koaDumper(dumper));
+  app.use((ctx) => {
+    ctx.body = `<link rel=canonical href="${ctx.href}"> ${ctx.originalUrl} ${ctx.URL.search}`;
+  });
+  const m = await serve(app.callback(), dumper);
+  const attack = await rawRequest(m.port, `GET /page?utm_source=%22%3E%3Cscript%3E#%3Cscript%3E HTTP/1.1\r\nHost: a.example\r\n\r\n`);
+  expect(attack.body).not.toContain('script');
+  const victim = await rawRequest(m.port, `GET /page HTTP/1.1\r\nHost: a.example\r\n\r\n`);
+  expect(victim.headers['x-cache']).toBe('HIT');
+  expect(victim.body).toBe('<link rel=canonical href="http://a.example/page"> /page ');
+});
+
+test('Fastify: request.query is parsed again from the URL of the key; a custom parser that parses otherwise is never stored', async () => {
+  const { default: Fastify } = await import('fastify');
+  const { fastifyDumper } = await import('../../src/http/fastify/index.js');
+  const qs = await import('node:querystring');
+  for (const custom of [false, true]) {
+    const dumper = createDumper({ logger: false });
+    // A parser that reads `filter[color]` as nested, as `qs` does.
+    const nested = (s: string) => {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(qs.parse(s))) {
+        const m = /^(\w+)\[(\w+)\]$/.exec(k);
+        if (m) ((out[m[1]!] ??= {}) as Record<string, unknown>)[m[2]!] = v;
+        else out[k] = v;
+      }
+      return out;
+    };
+    const app = Fastify(custom ? { routerOptions: { querystringParser: nested } } : {});
+    await app.register(fastifyDumper, { dumper });
+    app.get('/search', async (request) => `results for ${JSON.stringify(request.query)}`);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as import('node:net').AddressInfo).port;
+    open.push(() => app.close());
+    const attack = await rawRequest(port, `GET /search?q=shoes&filter[color]=blue#%3Cscript%3E HTTP/1.1\r\nHost: a.example\r\n\r\n`);
+    // With the default parser the app sees the key's query; with a custom one, the attacker's
+    // own page may echo what it sent, but it is not stored.
+    if (!custom) expect(attack.body).not.toContain('script');
+    const victim = await rawRequest(port, `GET /search?filter[color]=blue&q=shoes HTTP/1.1\r\nHost: a.example\r\n\r\n`);
+    expect(victim.body).not.toContain('script');
+    expect(victim.body).toBe(custom ? 'results for {"filter":{"color":"blue"},"q":"shoes"}' : 'results for {"filter[color]":"blue","q":"shoes"}');
+  }
+});
+
+test('HTTP/2: a body written through end() is stored once', async () => {
+  const http2 = await import('node:http2');
+  const dumper = createDumper({ logger: false });
+  const server = http2.createServer(withDumper(dumper, (_req, res) => res.end('one page')) as never);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  const get = () =>
+    new Promise<{ body: string; cache: string }>((resolve, reject) => {
+      const s = client.request({ ':path': '/p' });
+      let body = '';
+      let cache = '';
+      s.on('response', (h) => (cache = String(h['x-cache'])));
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (body += d));
+      s.on('end', () => resolve({ body, cache }));
+      s.on('error', reject);
+    });
+  try {
+    expect(await get()).toEqual({ body: 'one page', cache: 'MISS' });
+    expect(await get()).toEqual({ body: 'one page', cache: 'HIT' });
+  } finally {
+    client.close();
+    await new Promise((r) => server.close(r));
+    await dumper.close();
+  }
 });

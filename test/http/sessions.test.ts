@@ -24,7 +24,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { fastifyDumper } from '../../src/http/fastify/index.js';
 import { honoDumper } from '../../src/http/hono/index.js';
 import { koaDumper } from '../../src/http/koa/index.js';
-import { dumperMiddleware } from '../../src/http/node/index.js';
+import { dumperMiddleware, withDumper } from '../../src/http/node/index.js';
 import { createDumper, MemoryStore, type Dumper, type Store } from '../../src/index.js';
 import { listen } from '../support/listen.js';
 
@@ -243,5 +243,108 @@ describe.each(apps)('nothing personal: %s', (_, make) => {
     // The second instance never saw alice log in, and still does not give her the guest page.
     expect((await page(second, alice)).body).toBe(ALICE);
     expect((await page(first, alice)).body).toBe(ALICE);
+  });
+});
+
+/**
+ * Ways an app can look at the cookies other than reading `cookie` from the headers: each is
+ * noticed. First alice (with her cookie), then a guest: the guest must never get alice's page;
+ * or first a guest, then alice: alice must never get the guest's page.
+ */
+describe('cookie reads that go around req.headers.cookie', () => {
+  const hello = (cookie: string | undefined | null) => {
+    const user = /(?:^|;\s*)user=([^;]*)/.exec(cookie ?? '')?.[1];
+    return user ? `Hello ${user}` : 'Hello guest';
+  };
+  const cases: Array<[string, (dumper: Dumper) => Promise<string>]> = [
+    [
+      'Express: req.rawHeaders',
+      async (dumper) => {
+        const app = express();
+        app.use(dumperMiddleware(dumper));
+        app.get('/account', (req, res) => {
+          const i = req.rawHeaders.findIndex((h) => h.toLowerCase() === 'cookie');
+          res.send(hello(i === -1 ? undefined : req.rawHeaders[i + 1]));
+        });
+        return (await serve(app)).url;
+      },
+    ],
+    [
+      'Express: req.headersDistinct',
+      async (dumper) => {
+        const app = express();
+        app.use(dumperMiddleware(dumper));
+        app.get('/account', (req, res) => res.send(hello(req.headersDistinct.cookie?.[0])));
+        return (await serve(app)).url;
+      },
+    ],
+    [
+      'Express: a copy of the headers',
+      async (dumper) => {
+        const app = express();
+        app.use(dumperMiddleware(dumper));
+        app.get('/account', (req, res) => {
+          const copy: Record<string, unknown> = { ...req.headers };
+          res.send(hello(copy.cookie as string | undefined));
+        });
+        return (await serve(app)).url;
+      },
+    ],
+    [
+      "withDumper in front of @hono/node-server's listener: c.req.header()",
+      async (dumper) => {
+        const { getRequestListener } = await import('@hono/node-server');
+        const app = new Hono();
+        app.get('/account', (c) => c.text(hello(c.req.header()['cookie'])));
+        return (await serve(withDumper(dumper, getRequestListener(app.fetch)))).url;
+      },
+    ],
+    [
+      "honoDumper: the Node request (c.env.incoming)",
+      async (dumper) => {
+        const app = new Hono<{ Bindings: { incoming: http.IncomingMessage } }>();
+        app.use(honoDumper(dumper));
+        app.get('/account', (c) => c.text(hello(c.env.incoming.headers.cookie)));
+        const m = await listen(createAdaptorServer({ fetch: app.fetch }) as http.Server);
+        open.push(m.close);
+        return m.url;
+      },
+    ],
+    [
+      'honoDumper: a clone of the request',
+      async (dumper) => {
+        const app = new Hono();
+        app.use(honoDumper(dumper));
+        app.get('/account', (c) => c.text(hello(c.req.raw.clone().headers.get('cookie'))));
+        const m = await listen(createAdaptorServer({ fetch: app.fetch }) as http.Server);
+        open.push(m.close);
+        return m.url;
+      },
+    ],
+  ];
+
+  describe.each(cases)('%s', (_, make) => {
+    async function get(url: string, cookie?: string) {
+      const r = await fetch(url + '/account', { headers: cookie === undefined ? {} : { cookie } });
+      return { body: await r.text(), cache: r.headers.get('x-cache') };
+    }
+
+    test("a guest after alice never gets alice's page", async () => {
+      const dumper = createDumper({ logger: false });
+      open.push(() => dumper.close());
+      const url = await make(dumper);
+      expect((await get(url, 'user=alice')).body).toBe('Hello alice');
+      expect((await get(url)).body).toBe('Hello guest');
+      expect((await get(url)).body).toBe('Hello guest');
+      expect((await get(url, 'user=bob')).body).toBe('Hello bob');
+    });
+
+    test("alice after a guest never gets the guest's page", async () => {
+      const dumper = createDumper({ logger: false });
+      open.push(() => dumper.close());
+      const url = await make(dumper);
+      expect((await get(url)).body).toBe('Hello guest');
+      expect((await get(url, 'user=alice')).body).toBe('Hello alice');
+    });
   });
 });

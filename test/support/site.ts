@@ -151,6 +151,12 @@ export class Site {
         const user = /(?:^|;\s*)user=([^;]*)/.exec(req.header('cookie') ?? '')?.[1];
         const ms = Number(req.query.get('ms') ?? 0);
         if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+        // `?gate=<name>&for=<user>`: that user's render waits at the gate.
+        const g = user !== undefined && user === req.query.get('for') ? this.#gates.get(req.query.get('gate') ?? '') : undefined;
+        if (g) {
+          g.reached();
+          await g.promise;
+        }
         return html(`hello ${user ?? 'stranger'} render ${n}`);
       }
       case 'canonical':

@@ -11,6 +11,8 @@
  * as `@fastify/compress` registered later) apply to hits too. `fastify.dumper` is the dumper.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
+import { ReadStream } from 'node:fs';
+import { parse } from 'node:querystring';
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -138,6 +140,11 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
     fill.abandon('the request could not be given the URL of its key');
     return next();
   }
+  // Fastify parsed the query string while routing, from the URL the client sent.
+  if (raw.url !== target && !requery(request, target, raw.url ?? '/')) {
+    fill.abandon('the query string could not be parsed again for the URL of its key (a custom querystringParser)');
+    return next();
+  }
   // @fastify/cookie registered before this plugin parsed the cookies already, out of our sight.
   if ((request as FastifyRequest & { cookies?: unknown }).cookies != null) fill.readCookies();
   const capture: Capture = { fill, seen: false, status: 0, head: [], body: undefined };
@@ -155,13 +162,35 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
     // light-my-request (`app.inject()`) closes inside end(): the end wrapper settles that one.
     if (!fill.done && !ending) fill.abandon('response aborted before it ended');
   });
-  // Fastify parsed the query string while routing: drop what the key leaves out there too.
-  const query = request.query as Record<string, unknown> | undefined;
-  if (query !== null && typeof query === 'object' && raw.url !== target) {
-    const kept = new URL(raw.url ?? '/', 'http://x').searchParams;
-    for (const name of Object.keys(query)) if (!kept.has(name)) delete query[name];
-  }
   fill.run(next);
+}
+
+/**
+ * Gives `request.query` the parameters of the key's URL (`url`), parsed as Fastify parsed those of
+ * the URL the client sent (`target`): with its default parser, which reads a query string as
+ * `node:querystring` does. Whether that parser is the one in use is checked on this request (a
+ * custom one, such as `qs` for nested parameters, parses differently); if not, returns false and
+ * the query is left as it is.
+ */
+function requery(request: FastifyRequest, target: string, url: string): boolean {
+  const parsed = request.query;
+  if (parsed === null || typeof parsed !== 'object') return true;
+  const q = target.indexOf('?');
+  if (!sameQuery(parse(q === -1 ? '' : target.slice(q + 1)), parsed as Record<string, unknown>)) return false;
+  const p = url.indexOf('?');
+  (request as { query: unknown }).query = parse(p === -1 ? '' : url.slice(p + 1));
+  return true;
+}
+
+function sameQuery(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    const x = a[k];
+    const y = b[k];
+    if (Array.isArray(x) ? !Array.isArray(y) || x.length !== y.length || x.some((v, i) => v !== y[i]) : x !== y) return false;
+  }
+  return true;
 }
 
 const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyInstance, options, done) => {
@@ -217,6 +246,8 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       else capture.body = body;
       return next(null, payload);
     }
+    // A file from disk (`reply.send(fs.createReadStream(...))`): see Fill.staticFile().
+    if (payload instanceof ReadStream) fill.staticFile();
     if (typeof (payload as Readable).pipe !== 'function') {
       fill.abandon('unsupported payload');
       return next(null, payload);

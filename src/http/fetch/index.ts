@@ -9,7 +9,8 @@
 import { assertDumper, isBypass, type Bypass, type Dumper, type Fill } from '../../core/dumper.js';
 import { ageOf, notModified, notModifiedHeaders, readHeader, type HeaderSource } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
-import { nodeHeadersOf } from './node-request.js';
+import { prepareRequest } from '../node/engine.js';
+import { incomingOf, nodeHeadersOf } from './node-request.js';
 
 export type FetchHandler<A extends unknown[] = []> = (request: Request, ...rest: A) => Response | Promise<Response>;
 
@@ -96,6 +97,7 @@ async function bypass(
       method,
       target,
       host: new URL(request.url).host,
+      forwardedHost: request.headers.get('x-forwarded-host') ?? undefined,
       status: response.status,
       location: response.headers.get('location') ?? undefined,
       contentLocation: response.headers.get('content-location') ?? undefined,
@@ -202,6 +204,11 @@ function appRequest(request: Request, fill: Fill): Request {
   const view = fill.view;
   const url = request.url;
   const headers = new Headers(request.headers);
+  // @hono/node-server hands the app its Node request too (Hono's `c.env.incoming`): it gets the
+  // same view, and reports its cookie reads as a Node request does. (After the copy above,
+  // which is ours and no read of the app's.)
+  const incoming = incomingOf(request);
+  if (incoming !== undefined) prepareRequest(incoming, fill, incoming.url ?? '/', false);
   headers.delete('if-none-match');
   headers.delete('if-modified-since');
   headers.set('host', view.host);
@@ -209,8 +216,19 @@ function appRequest(request: Request, fill: Fill): Request {
   setOrDelete(headers, 'x-forwarded-host', view.forwardedHost);
   setOrDelete(headers, 'cookie', view.cookie);
   const target = url.slice(0, url.length - targetOf(url).length) + view.target;
+  // Its `headers` (what apps and Hono read) report every look at the cookies, and so does a
+  // `clone()`. (A copy made with `new Request(request)` reads the request's own list unseen.)
   const out = new Request(target, { method: 'GET', headers, signal: request.signal });
-  Object.defineProperty(out, 'headers', { value: cookieWatch(headers, fill), configurable: true });
+  Object.defineProperties(out, {
+    headers: { value: cookieWatch(headers, fill), configurable: true },
+    clone: {
+      value: function clone(this: Request) {
+        fill.readCookies();
+        return Request.prototype.clone.call(this);
+      },
+      configurable: true,
+    },
+  });
   return out;
 }
 
@@ -221,7 +239,7 @@ function setOrDelete(headers: Headers, name: string, value: string | undefined):
 
 /**
  * Headers that tell the fill when the cookies are looked at: `get`/`has` of `cookie` (Hono's
- * `getCookie()`, a handler of its own), and any walk through all of them that includes a cookie. Own methods in front of
+ * `getCookie()`, a handler of its own), and any walk through all of them. Own methods in front of
  * `Headers.prototype`'s, which still do the work on the same object.
  */
 function cookieWatch(init: Headers, fill: Fill): Headers {
@@ -234,8 +252,9 @@ function cookieWatch(init: Headers, fill: Fill): Headers {
     };
   const walk = (method: 'forEach' | 'entries' | 'keys' | 'values' | typeof Symbol.iterator) =>
     function (this: Headers, ...args: unknown[]) {
-      // A walk that finds no cookie shows none, as a Node request's absent `cookie` is not listed.
-      if (proto.has.call(this, 'cookie')) fill.readCookies();
+      // Even one that finds no cookie: a page that copied the headers and found none is the
+      // anonymous page.
+      fill.readCookies();
       return (proto[method] as (...a: unknown[]) => unknown).apply(this, args);
     };
   Object.defineProperties(h, {

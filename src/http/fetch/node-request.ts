@@ -46,6 +46,19 @@ export function nodeHeadersOf(request: Request): IncomingHttpHeaders | undefined
   return singleValued(incoming.rawHeaders) ? incoming.headers : undefined;
 }
 
+/** The Node request behind a Request made by `@hono/node-server`, if `request` is one. */
+export function incomingOf(request: Request): IncomingMessage | undefined {
+  const proto: unknown = Object.getPrototypeOf(request);
+  if (typeof proto !== 'object' || proto === null) return undefined;
+  let slots = layouts.get(proto);
+  if (slots === undefined) {
+    slots = discover(request);
+    if (slots === undefined) return undefined;
+    layouts.set(proto, slots);
+  }
+  return slots === null ? undefined : ((request as unknown as Slotted)[slots.incoming] as IncomingMessage | undefined);
+}
+
 /**
  * Node keeps the first of repeated `Host` and `If-Modified-Since` headers where `Headers` joins
  * them: such a request takes the general path, so a second Host still makes it bypass as a bad

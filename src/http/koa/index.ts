@@ -5,9 +5,8 @@
  * dumper runs for them. On a miss Koa renders as usual, and the response is captured as Koa
  * writes it, whatever `ctx.body` was (string, Buffer, stream, JSON).
  */
-import { ReadStream } from 'node:fs';
 import type { Context, Middleware, Next } from 'koa';
-import { fillOf, handle } from '../node/engine.js';
+import { handle } from '../node/engine.js';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
 
 export function koaDumper(dumper: Dumper): Middleware {
@@ -19,12 +18,13 @@ export function koaDumper(dumper: Dumper): Middleware {
         ctx.req,
         ctx.res,
         ctx.originalUrl,
-        () =>
-          void next().then(() => {
-            // koa-static and koa-send answer with a file stream (and no Accept-Ranges).
-            if (ctx.body instanceof ReadStream) fillOf(ctx.res)?.staticFile();
-            resolve();
-          }, reject),
+        () => {
+          // Koa copied the URL the client sent when it made the context: give it the one the
+          // dumper gave the request (the same on a bypass), and forget the URL it parsed.
+          ctx.originalUrl = ctx.request.originalUrl = ctx.req.url ?? ctx.originalUrl;
+          (ctx.request as { memoizedURL?: unknown }).memoizedURL = undefined;
+          void next().then(() => resolve(), reject);
+        },
         true,
         () => {
           ctx.respond = false;

@@ -2,6 +2,7 @@
  * The node:http engine shared by `page-dumper/node`, `page-dumper/koa` and `page-dumper/fastify`:
  * it answers hits on the raw `ServerResponse` and tees what the app writes on a miss.
  */
+import { ReadStream } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { ageOf, flatGet, notModified, notModifiedHeaders } from '../../core/http.js';
@@ -166,6 +167,12 @@ function onPlan(
     return runApp(app);
   }
   const fill = plan.fill;
+  if (isQueued(res)) {
+    // Behind a pipelined response that has not ended, this one's writes wait for it, however
+    // long that is: a fill here would hold up every visitor coalesced on it.
+    fill.abandon('response queued behind a pipelined one');
+    return runApp(app);
+  }
   if (!prepareRequest(req, fill, target)) {
     fill.abandon('the request could not be given the URL of its key (a mount path that normalizing changed)');
     return runApp(app);
@@ -210,14 +217,13 @@ export function prepareRequest(req: IncomingMessage, fill: Fill, target: string,
   if (h['if-modified-since'] !== undefined) delete h['if-modified-since'];
   const view = fill.view;
   if (target !== view.target) {
-    const r = req as IncomingMessage & { originalUrl?: string; query?: unknown; app?: { get?(name: string): unknown } };
+    const r = req as IncomingMessage & { originalUrl?: string; baseUrl?: string; query?: unknown; app?: { get?(name: string): unknown } };
     const url = r.url ?? target;
     let next = view.target;
     if (url !== target) {
       // Mounted (`app.use('/blog', ...)`): req.url is what follows the mount path.
-      if (!target.endsWith(url)) return false;
-      const mount = target.slice(0, target.length - url.length);
-      if (!view.target.startsWith(mount)) return false;
+      const mount = mountPath(target, url, r.baseUrl);
+      if (mount === undefined || !view.target.startsWith(mount)) return false;
       next = view.target.slice(mount.length);
       if (next.charCodeAt(0) !== 47 /* / */) next = '/' + next;
     }
@@ -240,6 +246,19 @@ export function prepareRequest(req: IncomingMessage, fill: Fill, target: string,
   return true;
 }
 
+/**
+ * The path a router was mounted at, from the full target and the part below it: Express says it
+ * (`req.baseUrl`); Connect leaves the part below, which is `/` (`/?q` for `/blog?q`) when the
+ * target is the mount path itself.
+ */
+function mountPath(target: string, url: string, baseUrl: string | undefined): string | undefined {
+  if (typeof baseUrl === 'string') return baseUrl;
+  if (target.endsWith(url)) return target.slice(0, target.length - url.length);
+  const q = target.indexOf('?');
+  const path = q === -1 ? target : target.slice(0, q);
+  return url === '/' + target.slice(path.length) ? path : undefined;
+}
+
 function setHeader(h: IncomingMessage['headers'], name: string, value: string | undefined): void {
   if (h[name] === value) return;
   if (value === undefined) delete h[name];
@@ -247,20 +266,68 @@ function setHeader(h: IncomingMessage['headers'], name: string, value: string | 
 }
 
 /**
- * Gives the app the request's cookies without ignored ones, and reports every read of them to
- * the fill: a getter on `req.headers.cookie` (what cookie-parser, cookie-session, express-session,
- * koa-session and Koa's `ctx.cookies` read). Cookies or a session that middleware mounted before
- * the dumper parsed already may have shaped the page without a read we could see: that counts as
- * a read.
+ * Gives the app the request's cookies without ignored ones, and reports every look at them to the
+ * fill: `req.headers` becomes a proxy that tells of every read of `cookie` (cookie-parser,
+ * cookie-session, express-session, koa-session, Koa's `ctx.cookies`, `req.get('cookie')`) and of
+ * every walk through all the headers (`{...req.headers}`, `Object.keys`), and so does any use of
+ * `req.rawHeaders` (rebuilt to say what `req.headers` says) and of what Node derives from it
+ * (`req.headersDistinct`). A walk counts even when there is no cookie: a page that copied the
+ * headers and found none is the anonymous page. Cookies or a session that middleware mounted
+ * before the dumper parsed already may have shaped the page unseen: that counts as a read too.
  */
 function trackCookies(req: IncomingMessage, fill: Fill): void {
   const r = req as IncomingMessage & { cookies?: unknown; signedCookies?: unknown; session?: unknown };
   if (r.cookies != null || r.signedCookies != null || r.session != null) fill.readCookies();
-  let value = fill.view.cookie;
-  Object.defineProperty(req.headers, 'cookie', {
+  const headers = req.headers;
+  setHeader(headers, 'cookie', fill.view.cookie);
+  if ((req as { stream?: unknown }).stream !== undefined) return watchHttp2Cookie(headers, fill);
+  const raw: string[] = [];
+  const given = req.rawHeaders;
+  for (let i = 0; i + 1 < given.length; i += 2) {
+    const name = given[i]!.toLowerCase();
+    if (name === 'cookie' || name === 'host' || name === 'x-forwarded-host' || name === 'x-forwarded-proto' || name === 'if-none-match' || name === 'if-modified-since') continue;
+    raw.push(given[i]!, given[i + 1]!);
+  }
+  for (const name of ['host', 'x-forwarded-proto', 'x-forwarded-host', 'cookie']) {
+    const value = headers[name];
+    if (typeof value === 'string') raw.push(name, value);
+  }
+  const read = () => fill.readCookies();
+  req.rawHeaders = new Proxy(raw, {
+    get(target, key, receiver) {
+      read();
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+  req.headers = new Proxy(headers, {
+    get(target, key, receiver) {
+      if (key === 'cookie') read();
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+    has(target, key) {
+      if (key === 'cookie') read();
+      return Reflect.has(target, key);
+    },
+    getOwnPropertyDescriptor(target, key) {
+      if (key === 'cookie') read();
+      return Reflect.getOwnPropertyDescriptor(target, key);
+    },
+    ownKeys(target) {
+      read();
+      return Reflect.ownKeys(target);
+    },
+  });
+}
+
+/**
+ * An HTTP/2 compatibility request's `headers` and `rawHeaders` cannot be replaced: a getter on its
+ * `cookie` reports the reads of it (absent, it is not listed, so a walk of the headers of a
+ * request without cookies is not seen there).
+ */
+function watchHttp2Cookie(headers: IncomingMessage['headers'], fill: Fill): void {
+  let value = headers.cookie;
+  Object.defineProperty(headers, 'cookie', {
     configurable: true,
-    // Absent, it is not listed (Object.keys, for...in), but reading it still counts: a page that
-    // looked for a session and found none is the anonymous page.
     enumerable: value !== undefined,
     get() {
       fill.readCookies();
@@ -270,6 +337,14 @@ function trackCookies(req: IncomingMessage, fill: Fill): void {
       value = v;
     },
   });
+}
+
+/**
+ * Whether a response waits behind an earlier one on its connection (HTTP/1.1 pipelining): Node
+ * gives it the socket only when the earlier one has ended. HTTP/2 streams never wait so.
+ */
+export function isQueued(res: ServerResponse): boolean {
+  return res.socket === null && (res as { stream?: unknown }).stream === undefined;
 }
 
 /**
@@ -299,11 +374,13 @@ export function watchUnsafe(
     if (!res.headersSent) return;
     const loc = headers.getHeader('location');
     const cloc = headers.getHeader('content-location');
-    const host = (res.req as IncomingMessage | undefined)?.headers;
+    const h = (res.req as IncomingMessage | undefined)?.headers;
+    const forwarded = h?.['x-forwarded-host'];
     dumper.afterUnsafe({
       method,
       target,
-      host: host === undefined ? undefined : (host.host ?? (host[':authority'] as string | undefined)),
+      host: h === undefined ? undefined : (h.host ?? (h[':authority'] as string | undefined)),
+      forwardedHost: typeof forwarded === 'string' ? forwarded : undefined,
       status: res.statusCode,
       location: typeof loc === 'string' ? loc : undefined,
       contentLocation: typeof cloc === 'string' ? cloc : undefined,
@@ -450,24 +527,16 @@ class Capture {
   }
 }
 
-/** The fill each captured response feeds, for adapters that learn more about it (Koa's file bodies). */
-const fills = new WeakMap<ServerResponse, Fill>();
-
-/** The fill a response is captured for, if it is. */
-export function fillOf(res: ServerResponse): Fill | undefined {
-  return fills.get(res);
-}
-
 function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
   const c = new Capture(dumper, fill, res.getHeaders(), res.writeHead, res.write, res.end);
-  fills.set(res, fill);
   // Each property added to an Express response costs ~2 µs (a hidden-class change): three.
   res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
     c.onHead(this, code, typeof rest[0] === 'string' ? rest[1] : rest[0]);
     return (c.writeHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
   } as ServerResponse['writeHead'];
   res.write = function (this: ServerResponse, chunk: unknown, encoding?: unknown) {
-    c.add(this, chunk, encoding);
+    // An HTTP/2 response's end() writes its chunk through write(): captured once, by end().
+    if (!c.ending) c.add(this, chunk, encoding);
     return (c.write as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
   } as ServerResponse['write'];
   res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown) {
@@ -479,6 +548,10 @@ function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
     return out;
   } as ServerResponse['end'];
   // Closed before the app ended it: the client left, or the app destroyed the response.
+  // A file piped into the response (koa-static, koa-send, res.sendFile, a handler's own): see staticFile().
+  res.on('pipe', (source: unknown) => {
+    if (source instanceof ReadStream) fill.staticFile();
+  });
   res.on('close', () => {
     // A close inside end() (a response that closes as it ends) is settled by the end wrapper.
     if (!fill.done && !c.ending) c.stop('response aborted before it ended');
