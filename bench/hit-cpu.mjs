@@ -106,7 +106,9 @@ async function server(kind, dist, storeKind = 'memory') {
   if (storeKind === 'redis' || storeKind === 'redis-local') {
     const { RedisStore } = await load('stores/redis/index.js');
     // One prefix per store kind, emptied at start: runs reuse the same few keys instead of leaving new ones.
-    store = new RedisStore({ url: process.env.BENCH_REDIS_URL, prefix: `hit-cpu:${storeKind}:`, localTier: storeKind === 'redis-local' });
+    // Under valgrind every call is many times slower: the default 250 ms would time out setup.
+    const commandTimeout = process.env.HIT_CPU_GRIND === '1' ? 10_000 : undefined;
+    store = new RedisStore({ url: process.env.BENCH_REDIS_URL, prefix: `hit-cpu:${storeKind}:`, localTier: storeKind === 'redis-local', commandTimeout });
     await store.clear();
     // The local tier is used once its subscription is up.
     await new Promise((r) => setTimeout(r, 200));
@@ -143,6 +145,7 @@ function start(name, kind, dist, grind, storeKind) {
   if (grind !== undefined) {
     options.execPath = 'valgrind';
     options.execArgv = ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${grind}/cg.%p`, `--log-file=${grind}/vg.%p.log`, process.execPath];
+    options.env = { ...process.env, HIT_CPU_GRIND: '1' };
   }
   const child = fork(fileURLToPath(import.meta.url), ['--serve', kind, dist ?? '', storeKind ?? 'memory'], options);
   const waiters = [];
