@@ -300,7 +300,11 @@ function sameOriginPath(value: string, target: string, host: string | undefined,
   if (value.charCodeAt(0) === 47 /* / */ && value.charCodeAt(1) !== 47) return value;
   const names = [host, forwardedHost?.split(',')[0]?.trim()].flatMap((h) => {
     if (h === undefined || h === '' || !HOST.test(h)) return [];
-    return [new URL(`http://${h}`).hostname];
+    try {
+      return [new URL(`http://${h}`).hostname];
+    } catch {
+      return []; // `[1:2]`: the shape of an IP literal, not one
+    }
   });
   const base = splitTarget(target);
   let url: URL;

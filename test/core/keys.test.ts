@@ -111,3 +111,19 @@ describe('keys of plain paths are remembered, and nothing that decides a key is 
     expect(d.keyFor('GET', '/p/24999', { host: 'x' })).toBe('dumper.cached_path.x/p/24999');
   });
 });
+
+test('afterUnsafe: a Host that only looks like an IP literal is no origin, and throws nothing', async () => {
+  const store = new MemoryStore();
+  const d = createDumper({ logger: false, store });
+  const invalidated: string[][] = [];
+  const inner = store.invalidate.bind(store);
+  store.invalidate = (tags) => {
+    invalidated.push([...tags]);
+    return inner(tags);
+  };
+  expect(() => d.afterUnsafe({ method: 'POST', target: '/a', host: '[1:2]', status: 303, location: 'http://[1:2]/b' })).not.toThrow();
+  d.afterUnsafe({ method: 'POST', target: '/a/x', host: 'site.example', status: 303, location: 'y', contentLocation: '//other.example/z' });
+  await new Promise((r) => setTimeout(r, 10));
+  expect(invalidated).toEqual([['dumper.cached_path./a'], ['dumper.cached_path./a/x', 'dumper.cached_path./a/y']]);
+  await d.close();
+});

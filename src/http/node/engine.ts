@@ -547,13 +547,13 @@ function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
     c.ended(this, destroyed);
     return out;
   } as ServerResponse['end'];
-  // Closed before the app ended it: the client left, or the app destroyed the response.
   // A file piped into the response (koa-static, koa-send, res.sendFile, a handler's own): see staticFile().
   res.on('pipe', (source: unknown) => {
     if (source instanceof ReadStream) fill.staticFile();
   });
+  // Closed before the app ended it: the client left, or the app destroyed the response. A close
+  // inside end() (a response that closes as it ends) is settled by the end wrapper.
   res.on('close', () => {
-    // A close inside end() (a response that closes as it ends) is settled by the end wrapper.
     if (!fill.done && !c.ending) c.stop('response aborted before it ended');
   });
 }
