@@ -134,10 +134,11 @@ export interface DumperOptions {
    */
   maxUrlLength?: number;
   /**
-   * Query-string variants kept per path. One more evicts the least recently used variant of the
-   * same path (a shared store: the least recently stored); the page without a query string is
-   * never counted nor evicted for them, so `?nonce=<random>` can neither push the site out of the
-   * store nor lock the page out of it.
+   * Query-string variants kept per path (all hosts and spellings of the path together). One more
+   * evicts the least recently used variant of the same path (a shared store: the least recently
+   * stored); the page without a query string is never counted nor evicted for them, so
+   * `?nonce=<random>` cannot lock a page out of the store nor fill it with one path. Junk spread
+   * over many paths is bounded by the store's own size, like any other traffic.
    * @default 256
    */
   maxVariantsPerPath?: number;
