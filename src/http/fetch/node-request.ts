@@ -29,15 +29,8 @@ type Slotted = Record<symbol, unknown>;
  * every header the dumper reads, else `undefined`.
  */
 export function nodeHeadersOf(request: Request): IncomingHttpHeaders | undefined {
-  const proto: unknown = Object.getPrototypeOf(request);
-  if (typeof proto !== 'object' || proto === null) return undefined;
-  let slots = layouts.get(proto);
-  if (slots === undefined) {
-    slots = discover(request);
-    if (slots === undefined) return undefined;
-    layouts.set(proto, slots);
-  }
-  if (slots === null) return undefined;
+  const slots = slotsOf(request);
+  if (slots === undefined) return undefined;
   const r = request as unknown as Slotted;
   if (r[slots.headers] !== undefined) return undefined;
   const incoming = r[slots.incoming] as IncomingMessage | undefined;
@@ -48,6 +41,12 @@ export function nodeHeadersOf(request: Request): IncomingHttpHeaders | undefined
 
 /** The Node request behind a Request made by `@hono/node-server`, if `request` is one. */
 export function incomingOf(request: Request): IncomingMessage | undefined {
+  const slots = slotsOf(request);
+  return slots === undefined ? undefined : ((request as unknown as Slotted)[slots.incoming] as IncomingMessage | undefined);
+}
+
+/** Where requests of `request`'s prototype keep their Node request, found at the first one. */
+function slotsOf(request: Request): Slots | undefined {
   const proto: unknown = Object.getPrototypeOf(request);
   if (typeof proto !== 'object' || proto === null) return undefined;
   let slots = layouts.get(proto);
@@ -56,7 +55,7 @@ export function incomingOf(request: Request): IncomingMessage | undefined {
     if (slots === undefined) return undefined;
     layouts.set(proto, slots);
   }
-  return slots === null ? undefined : ((request as unknown as Slotted)[slots.incoming] as IncomingMessage | undefined);
+  return slots ?? undefined;
 }
 
 /**
