@@ -312,6 +312,65 @@ describe.skipIf(!hasRedis)('RedisStore after a lost connection, and under a stal
     expect(await B.set('k:/b', entry(renderOfB, '/b'), limits)).toBe(false);
   });
 
+  test('a render begun before a raise is refused after it, even when the raise lands on its number (a clock behind the numbers handed out)', async () => {
+    const s = await server(true);
+    const admin = client(s);
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    // Numbers 10 s ahead of the server clock: what a raise on a primary whose clock was ahead (or a
+    // clock stepped back since) leaves behind. The raise then lands on the snapshot's number + 1.
+    const [sec, usec] = await admin.time();
+    const ahead = String(Number(sec) * 1e6 + Number(usec) + 10e6);
+    await admin.hset(`{${prefix}}m`, 'seq', ahead, 'floor', ahead);
+    const p = client(s);
+    const q = client(s);
+    const other = client(s);
+    const P = store({ client: p, prefix });
+    const Q = store({ client: q, prefix, localBytes: 0 });
+    const O = store({ client: other, prefix, localBytes: 0 });
+    await Q.sequence();
+    await s.save();
+    // Acknowledged, then lost with the crash: two invalidations, as many as the raises to come.
+    await Q.invalidate(['/b']);
+    await Q.invalidate(['/c']);
+    const renderOfP = await P.sequence(); // renders of /a that read the data before its write
+    const renderOfO = await O.sequence();
+    expect(renderOfO).toBe(renderOfP);
+    await Q.invalidate(['/a']); // the write's invalidation: acknowledged, then lost
+    await Q.close(); // the writer's process is gone
+    const lost = [next(p, 'close'), next(other, 'close')];
+    await s.kill();
+    await Promise.all(lost);
+    const back = [next(p, 'ready'), next(other, 'ready')];
+    await s.restart();
+    await Promise.all(back);
+    // P and O raise the floor. Each raise one above the current number would land on the renders'
+    // number: the clock, 10 s behind, does not lift it.
+    await Promise.all([P.sequence(), O.sequence()]);
+    // Neither render is stored, in the process that raised last or in the other one.
+    expect(await P.set('k:/a', entry(renderOfP, '/a'), limits)).toBe(false);
+    expect(await O.set('k:/a', entry(renderOfO, '/a'), limits)).toBe(false);
+    const C = store({ url: s.url, prefix, localBytes: 0 });
+    expect(await C.get('k:/a')).toBeUndefined();
+    // Renders begun after the raises are stored.
+    expect(await P.set('k:/a', entry(await P.sequence(), '/a'), limits)).toBe(true);
+    expect(await C.get('k:/a')).toBeDefined();
+  });
+
+  test('a fill is refused once the generation it read its number under is replaced, whatever the numbers', async () => {
+    const s = await server();
+    const admin = client(s);
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    const O = store({ url: s.url, prefix, localBytes: 0 });
+    const render = await O.sequence();
+    // Another process's raise that landed on this very number (its clock behind), with O's
+    // connection untouched: O's render read its number before the raise, and is refused.
+    await admin.hset(`{${prefix}}m`, 'seq', String(render), 'floor', String(render), 'g', 'another');
+    expect(await O.set('k:/a', entry(render, '/a'), limits)).toBe(false);
+    // A number read after it is stored.
+    await admin.hset(`{${prefix}}m`, 'seq', String(render + 1));
+    expect(await O.set('k:/a', entry(await O.sequence(), '/a'), limits)).toBe(true);
+  });
+
   test("a raise empties other processes' local tiers", async () => {
     const s = await server();
     const admin = client(s);

@@ -409,7 +409,7 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     await store.set('k:/old', entry(before, '/old'), limits);
     for (let i = 0; i < 11; i++) await store.invalidate([`tag:${i}`]);
     expect(await admin!.zcard(`{${p}}z`)).toBe(5);
-    expect(await admin!.hlen(`{${p}}m`)).toBe(7); // seq, floor and 5 points
+    expect(await admin!.hlen(`{${p}}m`)).toBe(8); // seq, floor, generation and 5 points
     // The old entry is older than the folded points: it is re-rendered, never served.
     expect(await store.get('k:/old')).toBeUndefined();
     expect(await store.set('k:/late', entry(before, '/late'), limits)).toBe(false);

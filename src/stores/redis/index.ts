@@ -235,8 +235,8 @@ function copyOf(id: string, entry: StoredEntry, variant: boolean): RedisCopy {
 function checkCopy(copy: RedisCopy, id: string | null, point: (field: string) => string | null | undefined): RedisCopy | number | undefined {
   const seq = point('seq');
   const floor = point('floor');
-  // The meta hash is gone (flushed, evicted): the script re-creates it.
-  if (seq == null || floor == null) return undefined;
+  // The meta hash is gone (flushed, evicted) or has no generation yet: the script makes them.
+  if (seq == null || floor == null || point('g') == null) return undefined;
   if (id === null) return Number(seq);
   if (id !== copy.id) return undefined;
   const s = copy.entry.seq;
@@ -305,6 +305,16 @@ export class RedisStore implements Store {
    */
   #fenced = false;
   #raising: Promise<void> | undefined;
+  /**
+   * The generations (see the META script) this store handed sequence numbers out under, oldest
+   * first, each with the range of the numbers: a fill sends the generation of its number, and Redis
+   * refuses it once another generation is current. A few are kept; `#droppedHi` is the highest
+   * number of those dropped, below which a number of no kept generation is refused.
+   */
+  readonly #gens: Array<{ readonly g: string; lo: number; hi: number }> = [];
+  #droppedHi = -Infinity;
+  /** The highest number handed out: a raise goes above it. */
+  #maxHanded = 0;
   /** Listeners put on the client (and a Cluster's nodes), removed by close(). */
   readonly #listeners: Array<{ emitter: NodeJS.EventEmitter; event: string; fn: (...a: any[]) => void }> = [];
 
@@ -378,10 +388,47 @@ export class RedisStore implements Store {
       // back, read the number after the raise: one read before would only get its fill refused.
       if (!this.#connected()) return Promise.reject(this.#offline());
       const raised = this.#raise();
-      return this.#deadline('sequence', raised.then(() => this.#run(SCRIPTS.sequence, [this.#meta], []))) as Promise<number>;
+      return this.#deadline('sequence', raised.then(() => this.#readSequence()));
     }
     if (performance.now() - this.#missAt < MISS_SEQ_MS) return this.#missSeq;
-    return this.#deadline('sequence', this.#run(SCRIPTS.sequence, [this.#meta], [])) as Promise<number>;
+    return this.#deadline('sequence', this.#readSequence());
+  }
+
+  async #readSequence(): Promise<number> {
+    const [seq, g] = (await this.#run(SCRIPTS.sequence, [this.#meta], [])) as [number, Buffer];
+    return this.#handOut(seq, g.toString());
+  }
+
+  /** Records that `seq` was read under generation `g` (a fill may use it), and answers it. */
+  #handOut(seq: number, g: string): number {
+    if (seq > this.#maxHanded) this.#maxHanded = seq;
+    const gens = this.#gens;
+    const last = gens[gens.length - 1];
+    if (last !== undefined && last.g === g) {
+      if (seq < last.lo) last.lo = seq;
+      if (seq > last.hi) last.hi = seq;
+      return seq;
+    }
+    gens.push({ g, lo: seq, hi: seq });
+    if (gens.length > 4) this.#droppedHi = Math.max(this.#droppedHi, gens.shift()!.hi);
+    return seq;
+  }
+
+  /**
+   * The generation a fill's number was read under: `''` for a number this store did not hand out
+   * (Redis then checks the numbers alone), `undefined` when it cannot tell which of two
+   * generations it was (the fill is refused: a raise may have landed on numbers handed out before).
+   */
+  #generationOf(seq: number): string | undefined {
+    const gens = this.#gens;
+    let found: string | undefined;
+    for (const r of gens) {
+      if (seq < r.lo || seq > r.hi) continue;
+      if (found !== undefined) return undefined;
+      found = r.g;
+    }
+    if (found !== undefined) return found;
+    return seq <= this.#droppedHi ? undefined : '';
   }
 
   get(key: string): StoredEntry | undefined | Promise<StoredEntry | undefined> {
@@ -417,6 +464,8 @@ export class RedisStore implements Store {
     // Nothing is stored until the floor is raised: the render may have read its sequence number
     // before the connection was lost, and the raise would make it invalid anyway.
     if (this.#fenced) return false;
+    const generation = this.#generationOf(entry.seq);
+    if (generation === undefined) return false;
     if (options.variant) this.#variantLimits = options;
     const tags = entry.tags;
     // The path tag's index set and its variants come first.
@@ -431,6 +480,7 @@ export class RedisStore implements Store {
       String(options.maxVariantsPerPath),
       id,
       options.variant ? '1' : '0',
+      generation,
       ...tags,
     ];
     const local = this.#local;
@@ -568,7 +618,8 @@ export class RedisStore implements Store {
     if (this.#raising !== undefined) return this.#raising;
     const epoch = this.#epoch;
     const client = this.#client as unknown as { eval(...a: unknown[]): Promise<unknown> };
-    const raised = this.#deadline('raise', client.eval(SCRIPTS.raise.src, 1, this.#meta, this.#local ? this.channel : ''));
+    const generation = `${ORIGIN}.r${++fills}`;
+    const raised = this.#deadline('raise', client.eval(SCRIPTS.raise.src, 1, this.#meta, this.#local ? this.channel : '', generation, String(this.#maxHanded)));
     this.#raising = raised.then(
       () => {
         this.#raising = undefined;
@@ -689,6 +740,7 @@ export class RedisStore implements Store {
     const fields = new Map<string, number>([
       ['seq', 0],
       ['floor', 1],
+      ['g', 2],
     ]);
     const checks: Array<{ entryKey: string; copy: RedisCopy; waiting: Waiter[]; id: Promise<string | null> }> = [];
     for (const [entryKey, waiting] of batch.gets) {
@@ -714,8 +766,10 @@ export class RedisStore implements Store {
             this.#scriptGet(batch, epoch, c.entryKey, c.waiting);
             return;
           }
-          if (typeof answer === 'number') this.#copies.forget(c.entryKey);
-          else this.#copies.get(c.entryKey); // most recently used
+          if (typeof answer === 'number') {
+            this.#copies.forget(c.entryKey);
+            this.#handOut(answer, values[2] ?? '');
+          } else this.#copies.get(c.entryKey); // most recently used
           this.#settle(batch, c.waiting, answer);
         },
         (error: unknown) => this.#settle(batch, c.waiting, undefined, error),
@@ -740,11 +794,12 @@ export class RedisStore implements Store {
     );
   }
 
-  /** Decodes the get script's answer (`[entry, fill id]` or a number), and keeps a copy of the entry. */
+  /** Decodes the get script's answer (`[entry, fill id]` or `[seq, generation]`), and keeps a copy of the entry. */
   #scriptReply(entryKey: string, reply: unknown): Fetched | number {
-    if (typeof reply === 'number') {
+    if (typeof (reply as unknown[])[0] === 'number') {
       this.#copies.forget(entryKey);
-      return reply;
+      const [seq, g] = reply as [number, Buffer];
+      return this.#handOut(seq, g.toString());
     }
     const [buf, id] = reply as [Buffer, Buffer | null];
     const fetched = decode(buf);

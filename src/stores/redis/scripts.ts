@@ -4,8 +4,8 @@
  *
  * Keys (all under one hash tag, `{prefix}`, so that a Redis Cluster keeps them in one slot, where
  * scripts may touch several keys):
- * - `{p}m`       hash: `seq` (the sequence number), `floor`, and `t:<tag>` = the tag's last
- *                invalidation point. Everything that decides validity lives in this one key, so an
+ * - `{p}m`       hash: `seq` (the sequence number), `floor`, `g` (the generation, see META), and
+ *                `t:<tag>` = the tag's last invalidation point. Everything that decides validity lives in this one key, so an
  *                eviction or a flush loses all of it or none of it.
  * - `{p}z`       sorted set: tag → invalidation point, the age order used to bound `{p}m`.
  * - `{p}e:<key>` hash: `v` (the encoded entry), `s` (its sequence number), `t` (its tags, JSON),
@@ -20,21 +20,36 @@
  */
 
 /**
- * Reads `seq` and `floor`, creating them when the meta hash is missing (first use, FLUSHALL, an
+ * Reads `seq`, `floor` and `g`, creating them when the meta hash is missing (first use, FLUSHALL, an
  * eviction, a restart without persistence). A new sequence starts at the server clock in
  * microseconds, above every number handed out before (one per invalidation cannot outrun the
  * clock), and becomes the floor: nothing stored or rendered under the lost numbers is valid again.
+ *
+ * `g` is the generation: a value no generation had before, replaced whenever the numbers may start
+ * over (the meta hash re-created here, a raise after a lost connection). A fill sends the generation
+ * it read its sequence number under, and is refused when it is no longer the current one: whatever
+ * the clock says, a number read before a raise cannot be stored after it, even if the raise landed
+ * on that same number (a clock behind, a Redis back from an older snapshot).
  */
 const META = `
 local function fmt(n) return string.format('%d', n) end
-local function meta(m)
-  local v = redis.call('HMGET', m, 'seq', 'floor')
-  if v[1] and v[2] then return tonumber(v[1]), tonumber(v[2]) end
+local function now()
   local t = redis.call('TIME')
-  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  return tonumber(t[1]) * 1000000 + tonumber(t[2]), t[1] .. '.' .. t[2]
+end
+local function meta(m)
+  local v = redis.call('HMGET', m, 'seq', 'floor', 'g')
+  if v[1] and v[2] and v[3] then return tonumber(v[1]), tonumber(v[2]), v[3] end
+  local n, t = now()
+  local g = 'm' .. t .. '.' .. (v[1] or '') .. '.' .. (v[3] or '')
+  if v[1] and v[2] then
+    -- Written by a release without generations: keep the numbers, add a generation.
+    redis.call('HSET', m, 'g', g)
+    return tonumber(v[1]), tonumber(v[2]), g
+  end
   if v[1] and tonumber(v[1]) >= n then n = tonumber(v[1]) + 1 end
-  redis.call('HSET', m, 'seq', fmt(n), 'floor', fmt(n))
-  return n, n
+  redis.call('HSET', m, 'seq', fmt(n), 'floor', fmt(n), 'g', g)
+  return n, n, g
 end
 `;
 
@@ -42,13 +57,17 @@ end
  * get. KEYS: meta, entry. Answers `{encoded entry, fill id}` while the entry is valid: its sequence
  * number is at or above the floor, not above the current one (a Redis that came back with an older
  * sequence never vouches for numbers it did not hand out), and none of its tags was invalidated
- * after it. Otherwise frees the entry and answers the current sequence number, which the fill that
+ * after it. Otherwise frees the entry and answers `{seq, generation}`, which the fill that
  * follows a miss may use (it was read before the render started, which is all the fill protocol
  * asks of it).
  */
 export const GET = `${META}
+local function miss()
+  local seq, _, g = meta(KEYS[1])
+  return {seq, g}
+end
 local e = redis.call('HMGET', KEYS[2], 'v', 's', 't', 'i')
-if not e[1] then return (meta(KEYS[1])) end
+if not e[1] then return miss() end
 local s = tonumber(e[2])
 local tags = cjson.decode(e[3])
 local fields = {'seq', 'floor'}
@@ -62,31 +81,34 @@ if v[1] and v[2] and s >= tonumber(v[2]) and s <= tonumber(v[1]) then
   if ok then return {e[1], e[4]} end
 end
 redis.call('UNLINK', KEYS[2])
-return (meta(KEYS[1]))
+return miss()
 `;
 
-/** sequence. KEYS: meta. */
+/** sequence. KEYS: meta. Answers `{seq, generation}`. */
 export const SEQUENCE = `${META}
-return (meta(KEYS[1]))
+local seq, _, g = meta(KEYS[1])
+return {seq, g}
 `;
 
 /**
  * set. KEYS: meta, entry, the index set of the path tag, the path's variants (sorted set), then the
  * index sets of the other tags.
  * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, fill id, '1' for a
- * query-string variant ('0' for the plain page), then the tags.
+ * query-string variant ('0' for the plain page), the generation seq was read under ('' when not
+ * known), then the tags.
  * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, a seq above
- * the current one (handed out before Redis lost or rolled back its data), or the meta hash lost
- * since the render started. A variant is never refused for the bound: the variant of the path
+ * the current one (handed out before Redis lost or rolled back its data), or a generation that is
+ * no longer the current one (the meta hash lost or the floor raised since the render started). A variant is never refused for the bound: the variant of the path
  * stored least recently makes room for it. A plain page is neither counted nor evicted.
  */
 export const SET = `
 local s = tonumber(ARGV[2])
-local fields = {'seq', 'floor'}
-for i = 8, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+local fields = {'seq', 'floor', 'g'}
+for i = 9, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
 if not v[1] or not v[2] or s < tonumber(v[2]) or s > tonumber(v[1]) then return 0 end
-for i = 3, #v do
+if ARGV[8] ~= '' and v[3] ~= ARGV[8] then return 0 end
+for i = 4, #v do
   if v[i] and tonumber(v[i]) > s then return 0 end
 end
 local ttl = tonumber(ARGV[4])
@@ -174,10 +196,11 @@ if tracked > max then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, drop - 1)
   local floor = tonumber(redis.call('HGET', KEYS[1], 'floor'))
   if tonumber(old[#old]) > floor then redis.call('HSET', KEYS[1], 'floor', fmt(tonumber(old[#old]))) end
-elseif redis.call('HLEN', KEYS[1]) > 2 * max + 2 then
+elseif redis.call('HLEN', KEYS[1]) > 2 * max + 3 then
   -- The age order was lost (evicted apart from the meta hash): fold everything.
+  local g = redis.call('HGET', KEYS[1], 'g')
   redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('HSET', KEYS[1], 'seq', s, 'floor', s)
+  redis.call('HSET', KEYS[1], 'seq', s, 'floor', s, 'g', g)
 end
 if ARGV[2] ~= '' and n > 0 then
   local list = {}
@@ -193,30 +216,34 @@ return seq
  * once; the entries themselves are then deleted by a scan outside the script.
  */
 export const CLEAR = `${META}
-meta(KEYS[1])
+local _, _, g = meta(KEYS[1])
 local s = fmt(redis.call('HINCRBY', KEYS[1], 'seq', 1))
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], 'seq', s, 'floor', s)
+redis.call('HSET', KEYS[1], 'seq', s, 'floor', s, 'g', g)
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], s .. ' *') end
 return tonumber(s)
 `;
 
 /**
- * raise. KEYS: meta. ARGV: pub/sub channel ('' for none).
+ * raise. KEYS: meta. ARGV: pub/sub channel ('' for none), a new generation (unique: the store's
+ * random origin and a counter), the highest number the store handed out.
  * Run by a store whose connection to Redis was lost, once it is back and before it answers any get
- * with an entry. Moves the sequence number and the floor to the server clock in microseconds (or
- * one above the sequence number, if that is higher): every entry stored and every render begun
- * before is invalid, in every process, in constant time. The clock, not `seq + 1`, because a Redis
- * that came back from an older snapshot has a sequence number below numbers it handed out before
- * the loss; the clock is above all of them (one number per invalidation cannot outrun it).
+ * with an entry. Moves the sequence number and the floor to the server clock in microseconds, or
+ * one above the sequence number or the store's highest number if either is higher (so that the
+ * store's numbers from before and after never overlap), and replaces the generation: every entry
+ * stored and every render begun before is invalid, in every process, in constant time. The floor
+ * makes the entries invalid; the generation refuses the renders, whatever number the floor lands
+ * on (a Redis back from an older snapshot has a sequence number below numbers it handed out before
+ * the loss, and its clock may be behind them too).
  * Publishes `<seq> *` so that local tiers empty themselves, as for clear().
  */
 export const RAISE = `${META}
 local s = meta(KEYS[1])
-local t = redis.call('TIME')
-local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = now()
 if n <= s then n = s + 1 end
-redis.call('HSET', KEYS[1], 'seq', fmt(n), 'floor', fmt(n))
+local m = tonumber(ARGV[3])
+if n <= m then n = m + 1 end
+redis.call('HSET', KEYS[1], 'seq', fmt(n), 'floor', fmt(n), 'g', ARGV[2])
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], fmt(n) .. ' *') end
 return n
 `;
