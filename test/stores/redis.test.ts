@@ -390,6 +390,21 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     await Promise.all([store.close(), other.close()]);
   });
 
+  test('an evicted variant leaves the index sets of all its tags: a junk-variant flood grows none of them', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p, localBytes: 0 });
+    const seq = await store.sequence();
+    const five = { maxVariantsPerPath: 5, variant: true };
+    for (let i = 0; i < 50; i++) {
+      expect(await store.set(`k:/s?q=${i}`, entry(seq, '/s', { tags: ['/s', '/s/prefix', 'table:flavour'] }), five)).toBe(true);
+    }
+    expect(await admin!.zcard(`{${p}}v:/s`)).toBe(5);
+    expect(await admin!.scard(`{${p}}t:/s`)).toBe(5);
+    expect(await admin!.scard(`{${p}}t:/s/prefix`)).toBe(5);
+    expect(await admin!.scard(`{${p}}t:table:flavour`)).toBe(5);
+    await store.close();
+  });
+
   test('anonymousOnly is stored with the entry: another process reads it back', async () => {
     const p = prefix();
     const writer = new RedisStore({ url: URL, prefix: p });

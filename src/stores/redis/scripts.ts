@@ -99,7 +99,9 @@ return {seq, g}
  * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, a seq above
  * the current one (handed out before Redis lost or rolled back its data), or a generation that is
  * no longer the current one (the meta hash lost or the floor raised since the render started). A variant is never refused for the bound: the variant of the path
- * stored least recently makes room for it. A plain page is neither counted nor evicted.
+ * stored least recently makes room for it, and leaves every index set it is in (the keys of those
+ * sets are made from the prefix of the meta key: they are in the same slot). A plain page is
+ * neither counted nor evicted.
  */
 export const SET = `
 local s = tonumber(ARGV[2])
@@ -121,10 +123,17 @@ if ARGV[7] == '1' then
     -- One more variant: evict in storing order until it fits. A variant that expired or was
     -- evicted by Redis still has its member here; popping it frees its place without a victim.
     local max = math.max(tonumber(ARGV[5]), 1)
+    -- The victim leaves the index set of every tag it has (its tags are in its hash), so that a
+    -- flood of junk variants cannot grow the sets of prefix tags or tags added during the render.
+    local base = string.sub(KEYS[1], 1, -2)
     while redis.call('ZCARD', vz) >= max do
       local victim = redis.call('ZPOPMIN', vz)[1]
+      local vt = redis.call('HGET', victim, 't')
       redis.call('UNLINK', victim)
       redis.call('SREM', KEYS[3], victim)
+      if vt then
+        for _, tag in ipairs(cjson.decode(vt)) do redis.call('SREM', base .. 't:' .. tag, victim) end
+      end
     end
   end
   redis.call('ZADD', vz, string.format('%d', order), KEYS[2])
