@@ -12,7 +12,7 @@ import { createDumper, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { RedisStore, RedisStoreError } from '../../src/stores/redis/index.js';
 import { listen } from '../support/listen.js';
-import { RedisServer } from '../support/redis-server.js';
+import { partitionProxy, RedisServer } from '../support/redis-server.js';
 import { needService } from '../support/services.js';
 
 // A private redis-server needs the binary, which comes with the Redis service.
@@ -369,6 +369,38 @@ describe.skipIf(!hasRedis)('RedisStore after a lost connection, and under a stal
     // A number read after it is stored.
     await admin.hset(`{${prefix}}m`, 'seq', String(render + 1));
     expect(await O.set('k:/a', entry(await O.sequence(), '/a'), limits)).toBe(true);
+  });
+
+  test('local tier: a subscription that stops delivering without closing (a partition) empties and bypasses the tier, until a ping is answered again', async () => {
+    const s = await server();
+    const proxy = await partitionProxy(s.port);
+    cleanup.push(() => proxy.close());
+    const prefix = `f:${randomUUID().slice(0, 8)}:`;
+    // A reaches Redis through the proxy; B directly.
+    const A = store({ url: proxy.url, prefix, localTier: { heartbeat: 50 }, commandTimeout: 100 });
+    const B = store({ url: s.url, prefix, localTier: true });
+    const tierHit = (st: RedisStore, key: string) => {
+      const answer = st.get(key);
+      return !(answer instanceof Promise) && answer !== undefined;
+    };
+    await A.set('k:/a', entry(await A.sequence(), '/a'), limits);
+    await eventually(async () => tierHit(A, 'k:/a'), "A's tier to hold the page");
+    proxy.partition();
+    // B's write invalidates /a; A's subscription does not hear of it, and its connections stay open.
+    await B.invalidate(['/a']);
+    // A stops answering from its tier (its gets go to Redis, and fail on the store's timer).
+    await eventually(async () => {
+      const answer = A.get('k:/a');
+      if (!(answer instanceof Promise)) return false;
+      await answer.catch(() => {});
+      return true;
+    }, "A's tier to be bypassed");
+    expect(tierHit(A, 'k:/a')).toBe(false);
+    proxy.heal();
+    // Back: the page is gone, and the tier serves again.
+    await eventually(async () => (await Promise.resolve(A.get('k:/a')).catch(() => 'error')) === undefined, 'A to reach Redis again');
+    await A.set('k:/b', entry(await A.sequence(), '/b'), limits);
+    await eventually(async () => tierHit(A, 'k:/b'), "A's tier to serve again");
   });
 
   test("a raise empties other processes' local tiers", async () => {

@@ -100,6 +100,9 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     expect(() => new RedisStore({ client: {} as Redis })).toThrow(
       new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client'),
     );
+    expect(() => new RedisStore({ localTier: { heartbeat: 0 } })).toThrow(
+      new TypeError('page-dumper: RedisStore option "localTier.heartbeat" must be a positive integer, got 0'),
+    );
     expect(() => new RedisStore({ localTier: 'yes' as never })).toThrow(
       new TypeError('page-dumper: RedisStore option "localTier" must be a boolean or { maxBytes }, got yes'),
     );

@@ -161,3 +161,49 @@ export async function startCluster(size = 3): Promise<{ nodes: RedisServer[]; de
   probe.disconnect();
   return { nodes, destroy };
 }
+
+/**
+ * A loopback TCP proxy to `targetPort` whose connections can be partitioned: `partition()` holds
+ * the bytes in both directions without closing anything (as a network partition that TCP rides
+ * out), `heal()` delivers them.
+ */
+export async function partitionProxy(targetPort: number): Promise<{
+  port: number;
+  url: string;
+  partition(): void;
+  heal(): void;
+  close(): Promise<void>;
+}> {
+  const sockets = new Set<net.Socket>();
+  const held: Array<() => void> = [];
+  let partitioned = false;
+  const server = net.createServer((c) => {
+    const u = net.connect(targetPort, '127.0.0.1');
+    for (const s of [c, u]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    c.on('data', (d) => (partitioned ? held.push(() => u.write(d)) : u.write(d)));
+    u.on('data', (d) => (partitioned ? held.push(() => c.write(d)) : c.write(d)));
+    c.on('close', () => u.destroy());
+    u.on('close', () => c.destroy());
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    partition() {
+      partitioned = true;
+    },
+    heal() {
+      partitioned = false;
+      for (const write of held.splice(0)) write();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -16,6 +16,16 @@ export interface RedisLocalTierOptions {
    * @default 16 MiB
    */
   maxBytes?: number;
+  /**
+   * How often, in milliseconds, the subscription is checked with a `PING` on its connection. A
+   * ping not answered within `commandTimeout` counts as the subscription being down (a connection
+   * that holds bytes without closing: a partition, a half-open socket): the tier is emptied and
+   * bypassed until a ping is answered again, which proves that every message published before it
+   * has arrived. So a tier that stops hearing invalidations stops serving at most `heartbeat` +
+   * `commandTimeout` after the last message it could have missed.
+   * @default 1000
+   */
+  heartbeat?: number;
 }
 
 export interface RedisStoreOptions {
@@ -283,6 +293,8 @@ export class RedisStore implements Store {
   readonly #maxTrackedTags: number;
   readonly #local: MemoryStore | undefined;
   readonly #timeout: number;
+  readonly #heartbeat: number;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
   #subscriber: Client | undefined;
   #localReady = false;
   #missSeq = 0;
@@ -375,7 +387,9 @@ export class RedisStore implements Store {
       this.#client.on('error', () => {});
       this.#ownsClient = true;
     }
+    this.#heartbeat = 0;
     if (local !== undefined) {
+      this.#heartbeat = positiveInteger('localTier.heartbeat', local.heartbeat ?? 1000);
       this.#local = new MemoryStore({ maxBytes: local.maxBytes ?? 16 * 2 ** 20 });
       this.#subscribe();
     }
@@ -526,6 +540,7 @@ export class RedisStore implements Store {
     this.#localReady = false;
     this.#local?.clear();
     this.#copies.clear();
+    clearInterval(this.#heartbeatTimer);
     this.#subscriber?.disconnect();
     for (const { emitter, event, fn } of this.#listeners.splice(0)) emitter.removeListener(event, fn);
     if (this.#ownsClient) {
@@ -843,25 +858,62 @@ export class RedisStore implements Store {
     const local = this.#local!;
     const sub = this.#client.duplicate() as Client;
     this.#subscriber = sub;
+    /** The subscription is active on the current connection (set once SUBSCRIBE has answered). */
+    let subscribed = false;
     const down = () => {
       this.#localReady = false;
       local.clear();
     };
+    const closed = () => {
+      subscribed = false;
+      down();
+    };
     sub.on('error', () => {});
     if (sub.status === 'wait') sub.connect().catch(() => {});
-    sub.on('close', down);
-    sub.on('end', down);
+    sub.on('close', closed);
+    sub.on('end', closed);
     sub.on('ready', () => {
       sub.subscribe(this.channel).then(
         () => {
           if (this.#closed) return;
           // Whatever was published while the subscription was down is lost: start empty.
+          subscribed = true;
           local.clear();
           this.#localReady = true;
         },
         down,
       );
     });
+    // The heartbeat: a connection may stop delivering without closing. A PING answered on the
+    // subscription's own connection comes after every message published before Redis read it.
+    let pinging = false;
+    const beat = () => {
+      if (this.#closed || pinging || !subscribed) return;
+      // A Cluster subscribes through one node's connection, which its own commands do not use.
+      const conn = (isCluster(sub) ? (sub as unknown as { subscriber?: { getInstance?(): Redis | undefined } }).subscriber?.getInstance?.() : sub) ?? sub;
+      if (conn.status !== 'ready') return;
+      pinging = true;
+      const done = (ok: boolean) => {
+        if (!pinging) return;
+        pinging = false;
+        clearTimeout(timer);
+        if (!ok) down();
+        else if (!this.#localReady && subscribed && !this.#closed) {
+          local.clear();
+          this.#localReady = true;
+        }
+      };
+      const timer = setTimeout(() => {
+        // Not answered in time: down until a later ping is answered (this one may still be).
+        down();
+      }, this.#timeout);
+      (conn as Redis).ping().then(
+        () => done(true),
+        () => done(false),
+      );
+    };
+    this.#heartbeatTimer = setInterval(beat, this.#heartbeat);
+    this.#heartbeatTimer.unref();
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       const space = message.indexOf(' ');
