@@ -195,7 +195,7 @@ describe.skipIf(!hasRedis)('RedisStore after a lost connection, and under a stal
     return s;
   }
   /** A client of the test's own, so that the test can cut its connection and see it come back. */
-  function client(s: RedisServer) {
+  function client(s: { port: number }) {
     const c = new Redis({ port: s.port, host: '127.0.0.1' });
     c.on('error', () => {});
     cleanup.push(() => c.disconnect());
@@ -401,6 +401,22 @@ describe.skipIf(!hasRedis)('RedisStore after a lost connection, and under a stal
     await eventually(async () => (await Promise.resolve(A.get('k:/a')).catch(() => 'error')) === undefined, 'A to reach Redis again');
     await A.set('k:/b', entry(await A.sequence(), '/b'), limits);
     await eventually(async () => tierHit(A, 'k:/b'), "A's tier to serve again");
+  });
+
+  test('clear() is bounded by commandTimeout after its script has answered (the scan that frees the pages), with a given client or its own', async () => {
+    const s = await server();
+    for (const given of [true, false]) {
+      const proxy = await partitionProxy(s.port);
+      cleanup.push(() => proxy.close());
+      const prefix = `f:${randomUUID().slice(0, 8)}:`;
+      const c = given ? client(proxy) : undefined;
+      const st = store(given ? { client: c, prefix, commandTimeout: 100 } : { url: proxy.url, prefix, commandTimeout: 100 });
+      await st.set('k:/a', entry(await st.sequence(), '/a'), limits);
+      // The connection stops delivering when the scan is sent: the floor has moved already.
+      proxy.partitionOn('$4\r\nscan\r\n');
+      expect(await outcome(st.clear())).toBe('DUMPER_REDIS_TIMEOUT');
+      proxy.heal();
+    }
   });
 
   test("a raise empties other processes' local tiers", async () => {

@@ -171,12 +171,15 @@ export async function partitionProxy(targetPort: number): Promise<{
   port: number;
   url: string;
   partition(): void;
+  /** Partitions from the first bytes sent to Redis that contain `text` (those bytes are held too). */
+  partitionOn(text: string): void;
   heal(): void;
   close(): Promise<void>;
 }> {
   const sockets = new Set<net.Socket>();
   const held: Array<() => void> = [];
   let partitioned = false;
+  let trigger: string | undefined;
   const server = net.createServer((c) => {
     const u = net.connect(targetPort, '127.0.0.1');
     for (const s of [c, u]) {
@@ -184,7 +187,14 @@ export async function partitionProxy(targetPort: number): Promise<{
       s.on('error', () => {});
       s.on('close', () => sockets.delete(s));
     }
-    c.on('data', (d) => (partitioned ? held.push(() => u.write(d)) : u.write(d)));
+    c.on('data', (d: Buffer) => {
+      if (trigger !== undefined && d.includes(trigger)) {
+        trigger = undefined;
+        partitioned = true;
+      }
+      if (partitioned) held.push(() => u.write(d));
+      else u.write(d);
+    });
     u.on('data', (d) => (partitioned ? held.push(() => c.write(d)) : c.write(d)));
     c.on('close', () => u.destroy());
     u.on('close', () => c.destroy());
@@ -197,7 +207,11 @@ export async function partitionProxy(targetPort: number): Promise<{
     partition() {
       partitioned = true;
     },
+    partitionOn(text: string) {
+      trigger = text;
+    },
     heal() {
+      trigger = undefined;
       partitioned = false;
       for (const write of held.splice(0)) write();
     },

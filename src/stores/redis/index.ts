@@ -673,7 +673,8 @@ export class RedisStore implements Store {
         },
         (error: unknown) => {
           clearTimeout(timer);
-          reject(error);
+          // ioredis's own timer (the store's clients have one of the same length): the store's error.
+          reject(error instanceof Error && error.message === 'Command timed out' ? this.#timedOut(op) : error);
         },
       );
     });
@@ -842,14 +843,15 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Deletes the keys matching `pattern`, every command bounded by `commandTimeout` (see `#deadline`). */
   async #deleteMatching(pattern: string): Promise<void> {
     const nodes = isCluster(this.#client) ? this.#client.nodes('master') : [this.#client];
     for (const node of nodes) {
       let cursor = '0';
       do {
-        const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        const [next, found] = await this.#deadline('clear', node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
         cursor = next;
-        if (found.length > 0) await node.unlink(...found);
+        if (found.length > 0) await this.#deadline('clear', node.unlink(...found));
       } while (cursor !== '0');
     }
   }
