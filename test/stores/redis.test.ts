@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createDumper, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
@@ -100,6 +100,17 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     expect(() => new RedisStore({ client: {} as Redis })).toThrow(
       new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client'),
     );
+    // A Cluster client that reads from replicas would check copies against lagging data.
+    for (const scaleReads of ['slave', 'all'] as const) {
+      const cluster = new Cluster([{ host: '127.0.0.1', port: 6379 }], { scaleReads, lazyConnect: true });
+      expect(() => new RedisStore({ client: cluster })).toThrow(
+        new TypeError(`page-dumper: RedisStore needs a Cluster client that reads from masters (scaleReads: 'master'), got scaleReads: '${scaleReads}'`),
+      );
+      cluster.disconnect();
+    }
+    const masters = new Cluster([{ host: '127.0.0.1', port: 6379 }], { lazyConnect: true });
+    void new RedisStore({ client: masters }).close();
+    masters.disconnect();
     expect(() => new RedisStore({ localTier: { heartbeat: 0 } })).toThrow(
       new TypeError('page-dumper: RedisStore option "localTier.heartbeat" must be a positive integer, got 0'),
     );

@@ -354,6 +354,16 @@ export class RedisStore implements Store {
     if (client !== undefined && (client === null || typeof client !== 'object' || typeof (client as Redis).evalsha !== 'function')) {
       throw new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client');
     }
+    if (client !== undefined && isCluster(client)) {
+      const scaleReads = (client as unknown as { options?: { scaleReads?: unknown } }).options?.scaleReads;
+      if (scaleReads !== undefined && scaleReads !== 'master') {
+        // The checks of a copy (HGET, HMGET) are reads: a replica that lags would vouch for a page
+        // that the master has already invalidated.
+        throw new TypeError(
+          `page-dumper: RedisStore needs a Cluster client that reads from masters (scaleReads: 'master'), got scaleReads: ${typeof scaleReads === 'string' ? `'${scaleReads}'` : typeof scaleReads}`,
+        );
+      }
+    }
     if (url !== undefined && typeof url !== 'string') {
       throw new TypeError(`page-dumper: RedisStore option "url" must be a string, got ${String(url)}`);
     }
