@@ -50,15 +50,16 @@ export class LocalCopies<C extends LocalCopy<unknown>> {
   }
 
   /**
-   * Keeps `copy` for `key` (replacing any other), unless it alone is larger than the bound. What is
+   * Keeps `copy` for `key` (replacing any other), unless it alone is larger than the bound.
+   * `extraBytes`: what the copy holds besides its entry (a store's own fields), counted with it. What is
    * kept is a compact copy of the entry (a body of its own, arrays of their exact length), as in
    * the MemoryStore; the copy kept is returned (answer its entry rather than the one given, so that
    * the one given can be collected), or `undefined` when nothing was kept.
    */
-  keep(key: string, copy: C): C | undefined {
+  keep(key: string, copy: C, extraBytes = 0): C | undefined {
     if (this.maxBytes === 0) return undefined;
     this.forget(key);
-    const size = COPY_OVERHEAD + entryBytes(key, copy.entry);
+    const size = COPY_OVERHEAD + entryBytes(key, copy.entry) + extraBytes;
     if (size > this.maxBytes) return undefined;
     const kept = { ...copy, entry: compact(copy.entry) };
     this.#copies.set(key, { copy: kept, size });

@@ -48,8 +48,11 @@ const VARIANT_OVERHEAD = 56;
 const STRING_HEADER = 16;
 const TWO_BYTE = /[^\u0000-\u00ff]/;
 
-/** What a string takes in V8: one byte per character when all are Latin-1, two otherwise. */
-function stringBytes(s: string): number {
+/**
+ * What a string takes in V8: one byte per character when all are Latin-1, two otherwise.
+ * @internal
+ */
+export function stringBytes(s: string): number {
   const chars = TWO_BYTE.test(s) ? s.length * 2 : s.length;
   return (STRING_HEADER + chars + 7) & ~7;
 }

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
 import { LocalCopies, type LocalCopy } from '../local-copies.js';
-import { MemoryStore } from '../memory/index.js';
+import { MemoryStore, stringBytes } from '../memory/index.js';
 import { CLEAR, GET, INVALIDATE, RAISE, SEQUENCE, SET } from './scripts.js';
 
 export interface RedisLocalTierOptions {
@@ -215,17 +215,13 @@ interface Batch {
 /** How the local tier keeps a plain page fetched from Redis (variants: the last limits seen). */
 const LOCAL_PLAIN: SetOptions = { maxVariantsPerPath: 256, variant: false };
 
-/** Stores whose floor raise after a lost connection is turned off (see `_withoutReconnectFloor`). */
-const unfenced = new WeakSet<object>();
-
 /**
- * @internal For the fault tests only: the store no longer raises the floor after a lost connection,
- * nor distrusts answers to commands sent before it (the behaviour before they existed), so that a
- * test can show that its check finds the stale pages they prevent.
+ * Not part of the API, for the fault tests only: a store with this property set to `true` no longer
+ * raises the floor after a lost connection, nor distrusts answers to commands sent before it (the
+ * behaviour before they existed), so that a test can show that its check finds the stale pages
+ * they prevent. A registered symbol, so that no export carries it.
  */
-export function _withoutReconnectFloor(store: RedisStore): void {
-  unfenced.add(store);
-}
+const WITHOUT_RECONNECT_FLOOR = Symbol.for('page-dumper.internal.testOnly.withoutReconnectFloor');
 
 /** Fill ids: unique per process (a random origin) and per fill (a counter). */
 const ORIGIN = randomBytes(9).toString('base64url');
@@ -235,6 +231,13 @@ function copyOf(id: string, entry: StoredEntry, variant: boolean): RedisCopy {
   const fields = ['seq', 'floor'];
   for (const tag of entry.tags) fields.push(`t:${tag}`);
   return { id, entry, variant, fields };
+}
+
+/** What a copy holds besides its entry, for `localBytes`: its fill id and its meta field names. */
+function copyExtraBytes(copy: RedisCopy): number {
+  let bytes = stringBytes(copy.id) + 16 + 8 * copy.fields.length;
+  for (let i = 2; i < copy.fields.length; i++) bytes += stringBytes(copy.fields[i]!);
+  return bytes;
 }
 
 /**
@@ -512,7 +515,8 @@ export class RedisStore implements Store {
     const stored = (await this.#deadline('set', this.#run(SCRIPTS.set, keys, args))) === 1;
     if (stored) {
       // The process that rendered a page is likely to serve it next.
-      this.#copies.keep(entryKey, copyOf(id, entry, options.variant));
+      const copy = copyOf(id, entry, options.variant);
+      this.#copies.keep(entryKey, copy, copyExtraBytes(copy));
       // The tier answers this key with the new entry from now on, not one it fetched before;
       // refused if a message for one of its tags arrived since the set was sent.
       // With the dumper's limits: junk variants rendered here evict one another in the tier too.
@@ -600,7 +604,7 @@ export class RedisStore implements Store {
   }
 
   #lost(): void {
-    if (this.#closed || unfenced.has(this)) return;
+    if (this.#closed || (this as unknown as Record<symbol, unknown>)[WITHOUT_RECONNECT_FLOOR] === true) return;
     this.#epoch++;
     this.#fenced = true;
     this.#missAt = -Infinity;
@@ -830,10 +834,10 @@ export class RedisStore implements Store {
     const [buf, id] = reply as [Buffer, Buffer | null];
     const fetched = decode(buf);
     if (id !== null && this.#copies.maxBytes !== 0) {
-      // The copy gets a body of its own: the reply's buffer may be a slice of a larger read.
-      const copy = copyOf(id.toString(), { ...fetched.entry, body: Buffer.from(fetched.entry.body) }, fetched.variant);
-      this.#copies.keep(entryKey, copy);
-      return copy;
+      // `keep` gives the copy a body of its own (the reply's buffer may be a slice of a larger
+      // read); answer the copy kept, so that the reply's buffer can be collected.
+      const copy = copyOf(id.toString(), fetched.entry, fetched.variant);
+      return this.#copies.keep(entryKey, copy, copyExtraBytes(copy)) ?? fetched;
     }
     return fetched;
   }
