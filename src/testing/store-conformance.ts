@@ -224,6 +224,19 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.equal(await s.get('site1:/a?q=1'), undefined);
   });
 
+  t('maxVariantsPerPath: "variant" is what the options say, never read from the key', async (s) => {
+    const seq = await s.sequence();
+    const one: SetOptions = { maxVariantsPerPath: 1, variant: true };
+    // A key prefix may hold a '?': these are plain pages, never counted nor evicted for variants.
+    for (const key of ['cache?v=1:/q', 'cache?v=1:/Q/']) {
+      assert.equal(await s.set(key, entry(seq, '/q'), { maxVariantsPerPath: 1, variant: false }), true, key);
+    }
+    assert.equal(await s.set('cache?v=1:/q?a=1', entry(seq, '/q'), one), true);
+    assert.equal(await s.set('cache?v=1:/q?a=2', entry(seq, '/q'), one), true, 'a variant was refused');
+    for (const key of ['cache?v=1:/q', 'cache?v=1:/Q/', 'cache?v=1:/q?a=2']) assert.ok(await s.get(key), `${key} was evicted`);
+    assert.equal(await s.get('cache?v=1:/q?a=1'), undefined, 'the older variant was kept');
+  });
+
   t('maxVariantsPerPath: replacing a variant is not one more variant', async (s) => {
     const seq = await s.sequence();
     const two: SetOptions = { maxVariantsPerPath: 2, variant: true };
