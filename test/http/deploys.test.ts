@@ -124,11 +124,13 @@ describe.each(statics)('static files: %s', (_, mount) => {
   });
 
   test('are stored with staticFiles: true', async () => {
-    const dumper = createDumper({ logger: false, staticFiles: true });
+    const reasons: string[] = [];
+    const logger = { debug: (m: string, f?: { reason?: string }) => reasons.push(`${m} ${f?.reason ?? ''}`), info() {}, warn() {}, error() {} };
+    const dumper = createDumper({ logger, staticFiles: true });
     open.push(() => dumper.close());
     const url = await mount(dumper);
     await css(url);
-    expect(await css(url)).toEqual({ body: 'body { color: red }', cache: 'HIT' });
+    expect({ ...(await css(url)), reasons }).toEqual({ body: 'body { color: red }', cache: 'HIT', reasons: expect.any(Array) });
   });
 });
 
