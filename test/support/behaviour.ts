@@ -608,6 +608,25 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       socket.destroy();
     });
 
+    test('a request behind a response that has ended but is still being sent is stored as usual', async () => {
+      const { m, site, text } = await setup();
+      const net = await import('node:net');
+      // A client that does not read: the big response ends, and waits in the socket's buffers.
+      const socket = net.connect(m.port, '127.0.0.1');
+      socket.pause();
+      const host = `Host: 127.0.0.1:${m.port}\r\n`;
+      socket.write(`GET /huge HTTP/1.1\r\n${host}\r\n`);
+      while (site.count('/huge') === 0) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50));
+      socket.write(`GET /page/behind HTTP/1.1\r\n${host}\r\n`);
+      while (site.count('/page/behind') === 0) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 20));
+      const other = await text('/page/behind');
+      socket.destroy();
+      expect(other.cache).toBe('HIT');
+      expect(site.count('/page/behind')).toBe(1);
+    });
+
     test.each(['sync', 'microtask', 'nextTick', 'immediate'])('a response the app aborted (%s) is never stored', async (how) => {
       const { m, site, text } = await setup();
       const r = await rawRequest(m.port, `GET /abort?how=${how} HTTP/1.1\r\nHost: 127.0.0.1:${m.port}\r\n\r\n`).catch(() => undefined);

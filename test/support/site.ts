@@ -134,6 +134,9 @@ export class Site {
         return { status: 200, headers: { 'content-type': 'text/plain' }, chunks: ['one,', 'two,', new TextEncoder().encode('three'), `,render ${n}`], pauseMs: 5 };
       case 'big':
         return { status: 200, headers: { 'content-type': 'application/octet-stream' }, chunks: Array.from({ length: 40 }, () => new Uint8Array(64 * 1024).fill(n)) };
+      case 'huge':
+        // More than loopback's socket buffers hold: a client that does not read leaves it ended, unsent.
+        return { status: 200, headers: { 'content-type': 'application/octet-stream' }, chunks: [new Uint8Array(32 * 2 ** 20).fill(n)] };
       case 'binary':
         return { status: 200, headers: { 'content-type': 'application/octet-stream' }, chunks: [Uint8Array.from({ length: 512 }, (_, i) => i % 256)] };
       case 'redirect':

@@ -167,7 +167,7 @@ function onPlan(
     return runApp(app);
   }
   const fill = plan.fill;
-  if (isQueued(res)) {
+  if (isQueued(req, res)) {
     // Behind a pipelined response that has not ended, this one's writes wait for it, however
     // long that is: a fill here would hold up every visitor coalesced on it.
     fill.abandon('response queued behind a pipelined one');
@@ -340,11 +340,16 @@ function watchHttp2Cookie(headers: IncomingMessage['headers'], fill: Fill): void
 }
 
 /**
- * Whether a response waits behind an earlier one on its connection (HTTP/1.1 pipelining): Node
- * gives it the socket only when the earlier one has ended. HTTP/2 streams never wait so.
+ * Whether a response waits behind an earlier one on its connection that the app has not ended
+ * (HTTP/1.1 pipelining): Node gives it the socket only when the earlier one has finished. One
+ * that has ended and is only being flushed (a keep-alive client that sent its next request as the
+ * last byte arrived) is not waited on for long. HTTP/2 streams never wait so.
  */
-export function isQueued(res: ServerResponse): boolean {
-  return res.socket === null && (res as { stream?: unknown }).stream === undefined;
+function isQueued(req: IncomingMessage, res: ServerResponse): boolean {
+  if (res.socket !== null || (res as { stream?: unknown }).stream !== undefined) return false;
+  // The response that holds the connection now (Node's own field for it).
+  const holder = (req.socket as { _httpMessage?: { writableEnded?: boolean } | null } | null)?._httpMessage;
+  return holder?.writableEnded !== true;
 }
 
 /**
