@@ -552,7 +552,7 @@ export class Dumper {
       return result.then(
         (entry) => {
           if (this.#failures !== 0) this.#recovered();
-          return entry !== undefined && entry.anonymousOnly === true ? this.#anonymous(entry, headers) : entry;
+          return entry !== undefined && entry.anonymousOnly === true ? this.#anonymous(key, entry, headers) : entry;
         },
         (error: unknown) => {
           this.#fault('get', error);
@@ -560,13 +560,15 @@ export class Dumper {
         },
       );
     }
-    return result !== undefined && result.anonymousOnly === true ? this.#anonymous(result, headers) : result;
+    return result !== undefined && result.anonymousOnly === true ? this.#anonymous(key, result, headers) : result;
   }
 
   /** An anonymous page, unless the request carries cookies. */
-  #anonymous(entry: StoredEntry, headers: HeaderSource): StoredEntry | undefined {
+  #anonymous(key: string, entry: StoredEntry, headers: HeaderSource): StoredEntry | undefined {
     if (this.#cookiesOf(readHeader(headers, 'cookie')) === undefined) return entry;
-    if (this.log.debugEnabled) this.log.debug("skipped getting: the stored page is the anonymous one and the request has cookies", { path: entry.path });
+    if (this.log.debugEnabled) {
+      this.log.debug('skipped getting', { path: entry.path.slice(this.keyPrefix.length), key, reason: 'the stored page is the anonymous one, and the request has cookies' });
+    }
     return undefined;
   }
 
@@ -857,7 +859,7 @@ export class Dumper {
 
   /** @internal */
   _logDecision(what: string, method: string, path: string, key: string, reason?: string): void {
-    if (this.log.debugEnabled) this.log.debug(what, { method, path, key, reason });
+    if (this.log.debugEnabled) this.log.debug(what, reason === undefined ? { method, path, key } : { method, path, key, reason });
   }
 
   /** @internal */

@@ -92,3 +92,20 @@ describe('logging: every decision django-dumper logs, under the "dumper" name', 
     expect(out).toEqual([]);
   });
 });
+
+test('an anonymous page not served to a request with cookies is logged with its key and why', async () => {
+  const lines: Array<[string, Record<string, unknown>]> = [];
+  const dumper = createDumper({ logger: { debug: (m: string, f: Record<string, unknown>) => lines.push([m, f]) } });
+  const app = express();
+  app.use(dumperMiddleware(dumper));
+  app.get('/who', (req, res) => res.send(`hello ${req.headers.cookie ?? 'guest'}`));
+  const m = await listen(app);
+  await (await fetch(m.url + '/who')).text();
+  await (await fetch(m.url + '/who', { headers: { cookie: 'user=alice' } })).text();
+  await m.close();
+  await dumper.close();
+  const skipped = lines.find(([msg, f]) => msg === 'dumper: skipped getting' && f.reason !== undefined);
+  expect(skipped?.[1]).toEqual({ path: '/who', key: expect.stringContaining('/who'), reason: 'the stored page is the anonymous one, and the request has cookies' });
+  // No field is logged as undefined.
+  for (const [, f] of lines) for (const v of Object.values(f)) expect(v).not.toBeUndefined();
+});
