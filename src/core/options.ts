@@ -228,7 +228,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const VERSION = /^[A-Za-z0-9._:+/@-]{1,100}$/;
 
 /** Environment variables that name the running build on common hosts, in order. */
-const VERSION_VARIABLES = [
+export const VERSION_VARIABLES: readonly string[] = [
   'PAGE_DUMPER_VERSION',
   'SOURCE_VERSION',
   'HEROKU_SLUG_COMMIT',
