@@ -443,7 +443,10 @@ function pushValue(out: string[], name: string, value: unknown): void {
  * its `Content-Length`, is not stored.
  */
 class Capture {
-  /** Copies of the chunks written: an app may reuse its buffers once a write returns. */
+  /**
+   * The chunks written. The app's own buffers are kept as they are until the response ends, when
+   * the fill copies them (Node itself still holds them until they are sent); strings are encoded.
+   */
   chunks: Uint8Array[] | undefined = [];
   size = 0;
   /** Headers to store: the response's own, less those set before the app ran. */
@@ -503,7 +506,7 @@ class Capture {
       typeof chunk === 'string'
         ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
         : chunk instanceof Uint8Array
-          ? Buffer.from(chunk)
+          ? chunk
           : undefined;
     if (buf === undefined) return this.stop('unsupported body chunk');
     this.size += buf.byteLength;
