@@ -20,6 +20,19 @@ const hasRedis = await needService('redis');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What each test started, stopped after it in reverse order. */
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+/** A private redis-server for one test. */
+async function server(persist = false) {
+  const s = await RedisServer.start({ persist });
+  cleanup.push(() => s.destroy());
+  return s;
+}
+
 /** A site whose one page shows a version number that writers bump. */
 async function app(server: RedisServer, prefix: string) {
   const store = new RedisStore({ url: server.url, prefix, commandTimeout: 100 });
@@ -57,15 +70,6 @@ async function eventually(check: () => Promise<boolean>, what: string, timeoutMs
 }
 
 describe.skipIf(!hasRedis)('RedisStore faults (own redis-server)', () => {
-  const cleanup: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const c of cleanup.splice(0).reverse()) await c();
-  });
-  async function server(persist = false) {
-    const s = await RedisServer.start({ persist });
-    cleanup.push(() => s.destroy());
-    return s;
-  }
   async function site(s: RedisServer, prefix = `f:${randomUUID().slice(0, 8)}:`) {
     const a = await app(s, prefix);
     cleanup.push(a.close);
@@ -185,15 +189,6 @@ async function outcome(call: Promise<unknown>): Promise<string> {
 }
 
 describe.skipIf(!hasRedis)('RedisStore after a lost connection, and under a stall (own redis-server)', () => {
-  const cleanup: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const c of cleanup.splice(0).reverse()) await c();
-  });
-  async function server(persist = false) {
-    const s = await RedisServer.start({ persist });
-    cleanup.push(() => s.destroy());
-    return s;
-  }
   /** A client of the test's own, so that the test can cut its connection and see it come back. */
   function client(s: { port: number }) {
     const c = new Redis({ port: s.port, host: '127.0.0.1' });
