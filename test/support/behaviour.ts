@@ -608,6 +608,22 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       socket.destroy();
     });
 
+    test('a streamed page queued behind a pipelined response that never ends does not hold up other visitors', async () => {
+      const { m, site, text } = await setup({ coalesceTimeout: 60_000 });
+      const gate = site.gate('pipe-stream');
+      const socket = (await import('node:net')).connect(m.port, '127.0.0.1');
+      const host = `Host: 127.0.0.1:${m.port}\r\n`;
+      socket.write(`GET /hang?gate=pipe-stream HTTP/1.1\r\n${host}\r\nGET /big HTTP/1.1\r\n${host}\r\n`);
+      await gate.reached;
+      while (site.count('/big') === 0) await new Promise((r) => setTimeout(r, 5));
+      // Its writes wait behind the first response: were it the leader, this would wait a minute.
+      const r = await fetch(m.url + '/big');
+      expect(r.status).toBe(200);
+      expect((await r.arrayBuffer()).byteLength).toBe(40 * 64 * 1024);
+      gate.release();
+      socket.destroy();
+    });
+
     test('a request behind a response that has ended but is still being sent is stored as usual', async () => {
       const { m, site, text } = await setup();
       const net = await import('node:net');

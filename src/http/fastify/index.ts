@@ -19,7 +19,7 @@ import fp from 'fastify-plugin';
 import { assertDumper, isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
-import { flatten, headerObject, isGone, prepareRequest, watchUnsafe } from '../node/engine.js';
+import { flatten, headerObject, isGone, isQueued, prepareRequest, watchUnsafe } from '../node/engine.js';
 
 export interface FastifyDumperOptions {
   /** The dumper made by `createDumper()`. */
@@ -136,6 +136,11 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
   const raw = request.raw;
   // Fastify answers HEAD with the GET route and hands its full payload to onSend: the method
   // stays HEAD, so Fastify still sends the right Content-Length and no body.
+  if (isQueued(raw, res)) {
+    // Behind a pipelined response that has not ended: see the node engine.
+    fill.abandon('response queued behind a pipelined one');
+    return next();
+  }
   if (!prepareRequest(raw, fill, target, false)) {
     fill.abandon('the request could not be given the URL of its key');
     return next();

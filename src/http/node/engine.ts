@@ -345,7 +345,7 @@ function watchHttp2Cookie(headers: IncomingMessage['headers'], fill: Fill): void
  * that has ended and is only being flushed (a keep-alive client that sent its next request as the
  * last byte arrived) is not waited on for long. HTTP/2 streams never wait so.
  */
-function isQueued(req: IncomingMessage, res: ServerResponse): boolean {
+export function isQueued(req: IncomingMessage, res: ServerResponse): boolean {
   if (res.socket !== null || (res as { stream?: unknown }).stream !== undefined) return false;
   // The response that holds the connection now (Node's own field for it).
   const holder = (req.socket as { _httpMessage?: { writableEnded?: boolean } | null } | null)?._httpMessage;
