@@ -6,7 +6,7 @@ export { DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS } from './core/op
 export type { DumperOptions, PathMatcher } from './core/options.js';
 export type { DumperLogger } from './core/log.js';
 export type { ModelClass, ModelOptions, PathsResult } from './core/models.js';
-export type { MaybePromise, SetOptions, Store, StoredEntry } from './core/store.js';
+export type { ContentCoding, EncodedBody, MaybePromise, SetOptions, Store, StoredEntry } from './core/store.js';
 export type { HeaderSource } from './core/http.js';
 export { ageOf, notModified, notModifiedHeaders, readHeader } from './core/http.js';
 export { canonicalPath } from './core/keys.js';

@@ -35,6 +35,24 @@ export interface StoredEntry {
    * store must keep this flag with the entry. Absent or `false`: served to every request.
    */
   readonly anonymousOnly?: boolean;
+  /**
+   * The body compressed, one element per content coding, each coding at most once. The dumper
+   * stores an entry first without them (so a miss never waits on a compressor), then, once they
+   * are made off the request path, `set`s the same entry again with them: the fill protocol
+   * applies to that `set` as to the first. A store must keep them with the entry, in order, count
+   * their bytes in its size bound, and drop them with the entry. Absent or empty: none yet.
+   */
+  readonly encodings?: readonly EncodedBody[];
+}
+
+/** A content coding the dumper compresses bodies with (RFC 9110 §8.4.1), as `Content-Encoding` names it. */
+export type ContentCoding = 'br' | 'gzip' | 'zstd';
+
+/** The body of an entry in one content coding. */
+export interface EncodedBody {
+  readonly coding: ContentCoding;
+  /** The whole body in that coding. */
+  readonly body: Uint8Array;
 }
 
 /** Limits the dumper passes with every `set`. */
