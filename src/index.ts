@@ -1,5 +1,7 @@
 export { createDumper, Dumper, Fill, isBypass } from './core/dumper.js';
-export type { Bypass, BypassReason, Dependents, MissPlan } from './core/dumper.js';
+export type { Bypass, BypassReason, Dependents, MissPlan, Reply } from './core/dumper.js';
+export { DEFAULT_COMPRESSIBLE_TYPES } from './core/encoding.js';
+export type { CompressOptions, Representation } from './core/encoding.js';
 export { DumperError } from './core/errors.js';
 export type { DumperErrorCode } from './core/errors.js';
 export { DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';

@@ -1,6 +1,20 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DumperError } from './errors.js';
-import { readHeader, responseVeto, storedHeaders, type HeaderSource, type StoragePolicy } from './http.js';
+import {
+  choose,
+  codingOf,
+  compressible,
+  compressPolicy,
+  Compressor,
+  decode,
+  ownEncoding,
+  representations,
+  accepts,
+  type CompressPolicy,
+  type Representation,
+  type Representations,
+} from './encoding.js';
+import { ageOf, notModified, readHeader, responseVeto, storedHeaders, type HeaderSource, type StoragePolicy } from './http.js';
 import {
   canonicalPath,
   compileQueryIgnore,
@@ -15,7 +29,7 @@ import {
 import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
 import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, defaultVersion, validateOptions, type DumperOptions } from './options.js';
-import { isPromise, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
+import { isPromise, type EncodedBody, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
 /** The paths and tags that show one instance of a registered model (see `Dumper.dependentsOf`). */
@@ -240,17 +254,53 @@ export class Fill {
     }
     this.#done = true;
     inflight.delete(this);
-    const entry = this.#dumper._entry(this, status, headers, ownCopy(body), this.#context.tags, this.#cookiesRead);
+    const coding = codingOf(headers);
+    if (coding === undefined) return this.#finish(status, headers, ownCopy(body), undefined);
+    // The app compressed the page itself (compression() mounted after the dumper, koa-compress,
+    // Hono's compress()): the identity body is stored, and every client gets what it accepts.
+    const encoded = ownCopy(body);
+    return this.#dumper._background(decode(coding, encoded, this.#dumper.maxEntryBytes).then(
+      (plain) => this.#finish(status, decodedHeaders(headers), ownCopy(plain), this.#dumper._appEncoding(coding, encoded)),
+      (error: unknown) => {
+        const reason =
+          (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE'
+            ? `decoded body larger than maxEntryBytes (${this.#dumper.maxEntryBytes})`
+            : `the ${coding} body could not be decoded (${(error as Error).message})`;
+        this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
+        this.#dumper._finishFlight(this.#flight, undefined);
+        return false;
+      },
+    ));
+  }
+
+  #finish(status: number, headers: readonly string[], body: Uint8Array, encoding: EncodedBody | undefined): MaybePromise<boolean> {
+    const entry = this.#dumper._entry(this, status, headers, body, this.#context.tags, this.#cookiesRead, encoding);
     const stored = this.#dumper._store(this, entry);
     if (isPromise(stored)) {
-      return stored.then((ok) => {
-        this.#dumper._finishFlight(this.#flight, ok ? entry : undefined);
-        return ok;
-      });
+      return this.#dumper._background(
+        stored.then((ok) => {
+          this.#dumper._finishFlight(this.#flight, ok ? entry : undefined);
+          return ok;
+        }),
+      );
     }
     this.#dumper._finishFlight(this.#flight, stored ? entry : undefined);
     return stored;
   }
+}
+
+/**
+ * The headers of a response the app compressed, for its decoded body: no `Content-Encoding`, and
+ * no strong `ETag`, which named the compressed bytes (a weak one names the page in any coding).
+ */
+function decodedHeaders(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name === 'content-encoding' || (name === 'etag' && !headers[i + 1]!.trim().startsWith('W/'))) continue;
+    out.push(name, headers[i + 1]!);
+  }
+  return out;
 }
 
 /**
@@ -318,6 +368,27 @@ function sameOriginPath(value: string, target: string, host: string | undefined,
   return url.pathname;
 }
 
+/**
+ * What an adapter sends for a stored entry (`dumper.reply()`): the status, every header but
+ * `Age`, the value of `Age`, and the body (none for a 304 or a HEAD).
+ */
+export interface Reply {
+  /** The entry's status, or 304. */
+  readonly status: number;
+  /**
+   * Flat `[name, value, ...]` list, lower-case names, including the cache-status header. The same
+   * array for every reply of one entry, representation and status: adapters may key caches of
+   * other shapes of it on its identity, and must not change it.
+   */
+  readonly headers: readonly string[];
+  /** The `Age` header's value (RFC 9111 §5.1). */
+  readonly age: string;
+  /** The bytes to send: `undefined` for a 304 and for a HEAD. */
+  readonly body: Uint8Array | undefined;
+  /** The representation sent (its content coding, body and entity tag). */
+  readonly representation: Representation;
+}
+
 /** What `dumper.beginFill()` tells an adapter to do with a miss. */
 export type MissPlan =
   /** Render with the app and report to the fill. */
@@ -369,6 +440,15 @@ export class Dumper {
   readonly #invalidateOnUnsafe: boolean;
   readonly #storeCooldown: number;
   readonly #models = new ModelRegistry();
+  /** What is compressed and how; `undefined` with `compress: false`. */
+  readonly #compress: CompressPolicy | undefined;
+  readonly #compressor: Compressor | undefined;
+  /** The representations of each entry served, made at its first hit. */
+  readonly #reps = new WeakMap<StoredEntry, Representations>();
+  /** Work a fill left running after the response: decoding, storing, compressing. */
+  readonly #background = new Set<Promise<unknown>>();
+  /** Key → the entry last compressed for it (see `#compressLater`). */
+  readonly #compressTried = new Map<string, string>();
   readonly #flights = new Map<string, Flight>();
 
   #closed = false;
@@ -416,6 +496,8 @@ export class Dumper {
     this.#invalidateOnUnsafe = options.invalidateOnUnsafe ?? true;
     this.#storeCooldown = options.storeCooldown ?? 1000;
     if (options.trackRenders === true) trackContexts = true;
+    this.#compress = compressPolicy(options.compress);
+    this.#compressor = this.#compress && new Compressor(this.#compress.coders);
   }
 
   // ---------------------------------------------------------------- adapter API: requests
@@ -552,7 +634,9 @@ export class Dumper {
       return result.then(
         (entry) => {
           if (this.#failures !== 0) this.#recovered();
-          return entry !== undefined && entry.anonymousOnly === true ? this.#anonymous(key, entry, headers) : entry;
+          if (entry === undefined) return undefined;
+          if (this.#compress !== undefined && (entry.encodings === undefined || entry.encodings.length === 0)) this.#uncompressed(key, entry);
+          return entry.anonymousOnly === true ? this.#anonymous(key, entry, headers) : entry;
         },
         (error: unknown) => {
           this.#fault('get', error);
@@ -560,7 +644,102 @@ export class Dumper {
         },
       );
     }
-    return result !== undefined && result.anonymousOnly === true ? this.#anonymous(key, result, headers) : result;
+    if (result === undefined) return undefined;
+    if (this.#compress !== undefined && (result.encodings === undefined || result.encodings.length === 0)) this.#uncompressed(key, result);
+    return result.anonymousOnly === true ? this.#anonymous(key, result, headers) : result;
+  }
+
+  /**
+   * What to send for a stored entry: the representation the request's `Accept-Encoding` picks
+   * (RFC 9110 §12.5.3), or a 304 when the request's `If-None-Match` names a representation it
+   * accepts (the one it holds; §13.1.2) or its `If-Modified-Since` is not older than the page.
+   * Every adapter answers hits with it.
+   */
+  reply(entry: StoredEntry, method: string, headers: HeaderSource): Reply {
+    let reps = this.#reps.get(entry);
+    if (reps === undefined) {
+      reps = representations(entry, this.#compress !== undefined && compressible(entry, this.#compress), this.cacheStatusHeader);
+      this.#reps.set(entry, reps);
+    }
+    const acceptEncoding = readHeader(headers, 'accept-encoding');
+    const rep = choose(reps, acceptEncoding);
+    const age = ageOf(entry.storedAt, Date.now());
+    const inm = readHeader(headers, 'if-none-match');
+    if (inm !== undefined) {
+      const held = heldRepresentation(reps, rep, inm, acceptEncoding);
+      if (held !== undefined) return { status: 304, headers: held.notModifiedHeaders, age, body: undefined, representation: held };
+    } else {
+      const ims = readHeader(headers, 'if-modified-since');
+      if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) {
+        return { status: 304, headers: rep.notModifiedHeaders, age, body: undefined, representation: rep };
+      }
+    }
+    return { status: entry.status, headers: rep.headers, age, body: method === 'HEAD' ? undefined : rep.body, representation: rep };
+  }
+
+  /**
+   * Resolves once every compression started so far has been made and stored (or refused). Hits
+   * are compressed from then on; tests and warm-up scripts wait for it.
+   */
+  async flushCompression(): Promise<void> {
+    while (this.#background.size !== 0) await Promise.allSettled([...this.#background]);
+  }
+
+  /** @internal Tracks work a fill leaves running after the response (see `flushCompression`). */
+  _background<T>(work: Promise<T>): Promise<T> {
+    this.#background.add(work);
+    const forget = () => void this.#background.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  /**
+   * An entry served without encodings: one stored by a process with `compress: false`, or whose
+   * compression was turned down while the compressor was busy. Compressed now, unless it was
+   * stored less than a second ago (the process that stored it is compressing it).
+   */
+  #uncompressed(key: string, entry: StoredEntry): void {
+    let reps = this.#reps.get(entry);
+    if (reps === undefined) {
+      reps = representations(entry, compressible(entry, this.#compress!), this.cacheStatusHeader);
+      this.#reps.set(entry, reps);
+    }
+    if (!reps.compressible || Date.now() - entry.storedAt < 1000) return;
+    this.#compressLater(key, entry);
+  }
+
+  /**
+   * Makes the entry's encodings on zlib's thread pool and stores the entry again with them, under
+   * the fill protocol: refused if one of its tags was invalidated since it was rendered. Once per
+   * key and entry in this process.
+   */
+  #compressLater(key: string, entry: StoredEntry): void {
+    const compressor = this.#compressor;
+    if (compressor === undefined || this.#closed) return;
+    const mark = `${entry.seq} ${entry.storedAt} ${entry.etag}`;
+    if (this.#compressTried.get(key) === mark) return;
+    const job = compressor.encode(entry.body, entry.encodings);
+    if (job === undefined) {
+      if (this.log.debugEnabled) this.log.debug('not compressing now: the compressor is busy', { key });
+      return;
+    }
+    if (this.#compressTried.size >= MAX_KNOWN_KEYS) this.#compressTried.clear();
+    this.#compressTried.set(key, mark);
+    void this._background(job
+      .then((encodings) => {
+        if (encodings.length === (entry.encodings?.length ?? 0) || this.#closed || !this.#storeUsable()) return;
+        const variant = key.indexOf('?', this.#keyHead.length) !== -1;
+        return Promise.resolve(this.store.set(key, { ...entry, encodings }, variant ? this.#setVariant : this.#setPlain)).then((ok) => {
+          if (this.log.debugEnabled) {
+            this.log.debug(ok ? 'compressed' : 'not saving compressed copies', {
+              key,
+              encodings: encodings.map((e) => `${e.coding} ${e.body.byteLength}`).join(', '),
+              ...(ok ? {} : { reason: 'refused by the store: a tag was invalidated since the page was rendered' }),
+            });
+          }
+        });
+      })
+      .catch((error: unknown) => this.#fault('set', error)));
   }
 
   /** An anonymous page, unless the request carries cookies. */
@@ -852,6 +1031,7 @@ export class Dumper {
     clearTimeout(this.#replayTimer);
     this.#detachFlights();
     await this.#flushing;
+    await this.flushCompression();
     await this.store.close?.();
   }
 
@@ -863,7 +1043,15 @@ export class Dumper {
   }
 
   /** @internal */
-  _entry(fill: Fill, status: number, headers: readonly string[], body: Uint8Array, renderTags: Set<string>, cookiesRead: boolean): StoredEntry {
+  _entry(
+    fill: Fill,
+    status: number,
+    headers: readonly string[],
+    body: Uint8Array,
+    renderTags: Set<string>,
+    cookiesRead: boolean,
+    encoding: EncodedBody | undefined,
+  ): StoredEntry {
     const now = Date.now();
     const stored = storedHeaders(headers, body, this.cacheStatusHeader, now);
     // Tags live under the key prefix too, so sites sharing a store do not invalidate each other.
@@ -886,7 +1074,13 @@ export class Dumper {
     };
     // Only an anonymous page carries the flag, so entries of pages that never read cookies stay
     // as they were.
-    return cookiesRead ? { ...entry, anonymousOnly: true } : entry;
+    const withFlag: StoredEntry = cookiesRead ? { ...entry, anonymousOnly: true } : entry;
+    return encoding === undefined ? withFlag : { ...withFlag, encodings: [encoding] };
+  }
+
+  /** @internal The app's own compression of a page, kept when it is one of the codings made. */
+  _appEncoding(coding: string, body: Uint8Array): EncodedBody | undefined {
+    return this.#compress === undefined ? undefined : ownEncoding(coding, body, this.#compress.coders);
   }
 
   /** @internal */
@@ -906,18 +1100,19 @@ export class Dumper {
     }
     if (isPromise(result)) {
       return result.then(
-        (ok) => this.#stored(fill, ok),
+        (ok) => this.#stored(fill, ok, entry),
         (error: unknown) => {
           this.#fault('set', error);
           return false;
         },
       );
     }
-    return this.#stored(fill, result);
+    return this.#stored(fill, result, entry);
   }
 
-  #stored(fill: Fill, ok: boolean): boolean {
+  #stored(fill: Fill, ok: boolean, entry: StoredEntry): boolean {
     if (this.#failures !== 0) this.#recovered();
+    if (ok && this.#compress !== undefined && compressible(entry, this.#compress)) this.#compressLater(fill.key, entry);
     if (this.log.debugEnabled) {
       this._logDecision(
         ok ? 'cached' : 'not saving',
@@ -1105,6 +1300,29 @@ export class Dumper {
     this.#failures = 0;
     this.#openUntil = 0;
   }
+}
+
+/**
+ * The representation a conditional request holds, by its `If-None-Match` (weak comparison, RFC
+ * 9110 §13.1.2): the one it would be sent, or another it accepts (a client that stored the
+ * identity page before the compressed ones were made); `*` holds any.
+ */
+function heldRepresentation(reps: Representations, chosen: Representation, ifNoneMatch: string, acceptEncoding: string | undefined): Representation | undefined {
+  if (ifNoneMatch.trim() === '*') return chosen;
+  let other: Representation | undefined;
+  for (const candidate of ifNoneMatch.split(',')) {
+    const tag = opaqueTag(candidate);
+    if (tag === opaqueTag(chosen.etag)) return chosen;
+    if (other === undefined) {
+      for (const r of reps.list) if (r !== chosen && opaqueTag(r.etag) === tag && accepts(acceptEncoding, r)) other = r;
+    }
+  }
+  return other;
+}
+
+function opaqueTag(tag: string): string {
+  const t = tag.trim();
+  return t.startsWith('W/') ? t.slice(2) : t;
 }
 
 function checkTag(tag: unknown, method: string): void {

@@ -1,5 +1,6 @@
 /** HTTP rules shared by every adapter: what may be stored, what a stored reply carries, 304s. */
 import { createHash } from 'node:crypto';
+import { canDecode, codingOf } from './encoding.js';
 
 /** Request headers as Node gives them, or a Fetch `Headers`. */
 export type HeaderSource =
@@ -59,11 +60,13 @@ export function responseVeto(status: number, headers: readonly string[], policy:
       case 'vary':
         for (const v of tokens(value)) if (v !== 'accept-encoding') return `Vary: ${v}`;
         break;
-      case 'content-encoding':
-        if (value.trim().toLowerCase() !== 'identity') {
-          return `Content-Encoding: ${value} (compress in front of the dumper, not behind it)`;
-        }
+      case 'content-encoding': {
+        // A body the app compressed is decoded when it is stored (see Fill.complete); only a
+        // coding that cannot be decoded here keeps it out.
+        const coding = codingOf(headers);
+        if (coding !== undefined && !canDecode(coding)) return `Content-Encoding: ${value} (a coding page-dumper cannot decode)`;
         break;
+      }
       case 'content-type':
         if (value.toLowerCase().startsWith('text/event-stream')) return 'event stream';
         break;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DumperLogger } from './log.js';
 import type { Store } from './store.js';
+import { validateCompress, type CompressOptions } from './encoding.js';
 
 /** Tracking parameters that never change what a page shows; left out of keys by default. */
 export const DEFAULT_IGNORED_QUERY_PARAMS: readonly string[] = Object.freeze([
@@ -65,6 +66,16 @@ export interface DumperOptions {
    * (`page-dumper/redis`, `page-dumper/sqlite`) when several processes serve the site.
    */
   store?: Store;
+  /**
+   * Compressed copies of every stored page, made once per page off the request path (zlib's
+   * thread pool) and sent to clients that accept them (`Accept-Encoding`), with `Vary:
+   * Accept-Encoding`, their own `Content-Length` and `ETag`: brotli, gzip, and Zstandard where
+   * the running Node has it. Hits just after a miss are identity until the copies are made
+   * (milliseconds later). Pages an app compressed itself are decoded when stored. `false` turns
+   * it off: every hit is sent as stored, identity.
+   * @default { br: 9, gzip: 6, zstd: 10, types: DEFAULT_COMPRESSIBLE_TYPES, minBytes: 1024 }
+   */
+  compress?: CompressOptions | false;
   /**
    * Prepended to every key, so that several sites can share one store (`DUMPER_KEY_PREFIX`).
    * @default 'dumper.cached_path.'
@@ -221,7 +232,7 @@ function positiveInt(name: string, value: unknown, allowZero = false): void {
 const KNOWN = new Set<string>([
   'store', 'keyPrefix', 'ignore', 'statuses', 'staticFiles', 'version', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
-  'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders',
+  'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders', 'compress',
 ]);
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -339,4 +350,5 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
   }
   if (o.storeCooldown !== undefined) positiveInt('storeCooldown', o.storeCooldown);
   if (o.trackRenders !== undefined && typeof o.trackRenders !== 'boolean') fail('trackRenders', 'a boolean', o.trackRenders);
+  validateCompress(o.compress, fail);
 }

@@ -5,8 +5,25 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { createDumper, MemoryStore, type Dumper, type DumperOptions, type Store } from '../../src/index.js';
-import { rawRequest } from './http.js';
-import { Site } from './site.js';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import zlib from 'node:zlib';
+import { ZSTD_AVAILABLE } from '../../src/core/encoding.js';
+import { rawGet, rawRequest, type RawBytes } from './http.js';
+import { article, Site } from './site.js';
+
+/** The body of a raw response in identity coding, decoded as its Content-Encoding says. */
+function decoded(r: RawBytes): string {
+  const coding = r.headers['content-encoding'];
+  const body =
+    coding === undefined
+      ? r.body
+      : coding === 'br'
+        ? brotliDecompressSync(r.body)
+        : coding === 'gzip'
+          ? gunzipSync(r.body)
+          : (zlib as unknown as { zstdDecompressSync(b: Buffer): Buffer }).zstdDecompressSync(r.body);
+  return body.toString();
+}
 
 export interface Mounted {
   /** Base URL, `http://127.0.0.1:<port>`. */
@@ -268,7 +285,7 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       ['/events', 'an event stream'],
       ['/vary-cookie', 'Vary: Cookie'],
       ['/vary-star', 'Vary: *'],
-      ['/gzip', 'Content-Encoding'],
+      ['/app-compress', 'a Content-Encoding that cannot be decoded'],
       ['/nothing-here', '404'],
       ['/error', '500'],
       ['/redirect', '301'],
@@ -697,6 +714,164 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       await text(`${from}?to=${encodeURIComponent(to)}`, { method: 'POST', headers: to.startsWith('https:') ? { 'x-forwarded-host': 'www.example' } : {} });
       await new Promise((r) => setTimeout(r, 20));
       expect((await text(target)).cache).toBe('MISS');
+    });
+
+    describe('compressed hits', () => {
+      const raw = (port: number, path: string, ae: string | undefined, extra: Record<string, string> = {}, method = 'GET') =>
+        rawGet(port, path, ae === undefined ? extra : { 'accept-encoding': ae, ...extra }, method);
+
+      test.each<[string | undefined, string | undefined]>([
+        ['gzip, deflate, br', 'br'],
+        ['gzip, deflate, br, zstd', 'br'],
+        ['gzip', 'gzip'],
+        ['x-gzip', 'gzip'],
+        ['GZIP;Q=1', 'gzip'],
+        [undefined, undefined],
+        ['', undefined],
+        ['identity', undefined],
+        ['deflate', undefined],
+        ['br;q=0, gzip', 'gzip'],
+        ['gzip;q=0.5, br;q=0.4', 'gzip'],
+        ['*', 'br'],
+        ['*;q=0', undefined],
+        ['identity;q=0, *;q=0', undefined],
+        ['br;q=0.001, identity;q=0.5', undefined],
+        ['gzip;q=2, br;q=0', undefined],
+        ...(ZSTD_AVAILABLE ? ([['zstd', 'zstd'], ['zstd, gzip;q=0.9', 'zstd']] as Array<[string, string]>) : []),
+      ])('Accept-Encoding %j gets %s, with Vary, its own Content-Length and the whole page', async (ae, coding) => {
+        const { dumper, site, m } = await setup();
+        const miss = await raw(m.port, '/article/n', 'gzip, deflate, br');
+        expect(miss.headers[X]).toBe('MISS');
+        expect(miss.headers['content-encoding']).toBeUndefined();
+        await dumper.flushCompression();
+        const r = await raw(m.port, '/article/n', ae);
+        expect(r.status).toBe(200);
+        expect(r.headers[X]).toBe('HIT');
+        expect(r.headers['content-encoding']).toBe(coding);
+        expect(r.headers['vary']?.toLowerCase()).toContain('accept-encoding');
+        expect(r.headers['content-length']).toBe(String(r.body.byteLength));
+        expect(decoded(r)).toBe(article('n', 1));
+        if (coding !== undefined) expect(r.body.byteLength).toBeLessThan(Buffer.byteLength(article('n', 1)) / 3);
+        expect(site.count('/article/n')).toBe(1);
+      });
+
+      test('each encoding has its own strong ETag; If-None-Match answers 304 for the representation the client holds; HEAD sends what a GET would', async () => {
+        const { dumper, m } = await setup();
+        await raw(m.port, '/article/v', undefined);
+        await dumper.flushCompression();
+        const id = await raw(m.port, '/article/v', undefined);
+        const br = await raw(m.port, '/article/v', 'gzip, br');
+        const gz = await raw(m.port, '/article/v', 'gzip');
+        const etags = [id, br, gz].map((r) => r.headers['etag']!);
+        for (const e of etags) expect(e).toMatch(/^"[^"]+"$/);
+        expect(new Set(etags).size).toBe(3);
+
+        // The client holds the brotli page and revalidates it.
+        const nm = await raw(m.port, '/article/v', 'gzip, br', { 'if-none-match': br.headers['etag']! });
+        expect(nm.status).toBe(304);
+        expect(nm.headers['etag']).toBe(br.headers['etag']);
+        expect(nm.headers['vary']?.toLowerCase()).toContain('accept-encoding');
+        expect(nm.headers[X]).toBe('HIT');
+        expect(nm.body.byteLength).toBe(0);
+        // It holds the identity page it got before the compressed ones were made: still current.
+        const held = await raw(m.port, '/article/v', 'gzip, br', { 'if-none-match': id.headers['etag']! });
+        expect(held.status).toBe(304);
+        expect(held.headers['etag']).toBe(id.headers['etag']);
+        // A validator of an encoding the request does not accept is no match: the full page.
+        const other = await raw(m.port, '/article/v', 'identity', { 'if-none-match': gz.headers['etag']! });
+        expect(other.status).toBe(200);
+        expect(other.headers['content-encoding']).toBeUndefined();
+        expect(other.headers['etag']).toBe(id.headers['etag']);
+        const none = await raw(m.port, '/article/v', undefined, { 'if-none-match': br.headers['etag']! });
+        expect(none.status).toBe(200);
+        expect(decoded(none)).toBe(article('v', 1));
+
+        const head = await raw(m.port, '/article/v', 'gzip, br', {}, 'HEAD');
+        expect(head.status).toBe(200);
+        expect(head.headers['content-encoding']).toBe('br');
+        expect(head.headers['content-length']).toBe(br.headers['content-length']);
+        expect(head.headers['etag']).toBe(br.headers['etag']);
+        expect(head.body.byteLength).toBe(0);
+        const plainHead = await raw(m.port, '/article/v', undefined, {}, 'HEAD');
+        expect(plainHead.headers['content-encoding']).toBeUndefined();
+        expect(plainHead.headers['content-length']).toBe(String(Buffer.byteLength(article('v', 1))));
+      });
+
+      test("a weak ETag of the app's is shared by every encoding", async () => {
+        const { dumper, m } = await setup();
+        await raw(m.port, '/article/w/weak', undefined);
+        await dumper.flushCompression();
+        const br = await raw(m.port, '/article/w/weak', 'br');
+        expect(br.headers['content-encoding']).toBe('br');
+        expect(br.headers['etag']).toBe('W/"article-1"');
+        const nm = await raw(m.port, '/article/w/weak', 'gzip', { 'if-none-match': 'W/"article-1"' });
+        expect(nm.status).toBe(304);
+        // A strong one of the app's gets a suffix per encoding.
+        await raw(m.port, '/article/w/strong', undefined);
+        await dumper.flushCompression();
+        expect((await raw(m.port, '/article/w/strong', 'br')).headers['etag']).toBe('"article-1-br"');
+        expect((await raw(m.port, '/article/w/strong', undefined)).headers['etag']).toBe('"article-1"');
+      });
+
+      test.each(['gzip', 'br', 'deflate'])('a page the app compressed with %s is stored decoded; every client gets what it accepts', async (coding) => {
+        const { dumper, site, m } = await setup();
+        const path = `/app-${coding}/p`;
+        const miss = await raw(m.port, path, 'gzip, deflate, br');
+        expect(miss.headers[X]).toBe('MISS');
+        expect(miss.headers['content-encoding']).toBe(coding);
+        await dumper.flushCompression();
+        const plain = await raw(m.port, path, undefined);
+        expect(plain.headers[X]).toBe('HIT');
+        expect(plain.headers['content-encoding']).toBeUndefined();
+        expect(plain.body.toString()).toBe(article('p', 1));
+        // The app's strong ETag named its compressed bytes: the stored page has its own.
+        expect(plain.headers['etag']).not.toBe(`"app-${coding}-1"`);
+        for (const [ae, want] of [['br', 'br'], ['gzip', 'gzip'], ['deflate', undefined], ['gzip, deflate, br', 'br']] as const) {
+          const r = await raw(m.port, path, ae);
+          expect(r.headers[X]).toBe('HIT');
+          expect(r.headers['content-encoding']).toBe(want);
+          expect(decoded(r)).toBe(article('p', 1));
+        }
+        expect(site.count(path)).toBe(1);
+      });
+
+      test('an invalidation drops every encoding of the page', async () => {
+        const { dumper, site, m } = await setup();
+        await raw(m.port, '/article/i', undefined);
+        await dumper.flushCompression();
+        expect((await raw(m.port, '/article/i', 'br')).headers['content-encoding']).toBe('br');
+        await dumper.invalidate('/article/i');
+        for (const ae of ['br', 'gzip', undefined]) {
+          const r = await raw(m.port, '/article/i', ae);
+          if (ae === 'br') expect(r.headers[X]).toBe('MISS');
+          expect(decoded(r)).toBe(article('i', 2));
+        }
+        await dumper.flushCompression();
+        const br = await raw(m.port, '/article/i', 'br');
+        expect(br.headers['content-encoding']).toBe('br');
+        expect(decoded(br)).toBe(article('i', 2));
+        expect(site.count('/article/i')).toBe(2);
+      });
+
+      test('small pages, media types not on the list and compress: false are sent as stored, without Vary', async () => {
+        const { dumper, m } = await setup();
+        for (const path of ['/page/small', '/picture']) {
+          await raw(m.port, path, 'br');
+          await dumper.flushCompression();
+          const r = await raw(m.port, path, 'gzip, br');
+          expect(r.headers[X]).toBe('HIT');
+          expect(r.headers['content-encoding']).toBeUndefined();
+          expect(r.headers['vary']).toBeUndefined();
+        }
+        const off = await setup({ compress: false });
+        await raw(off.m.port, '/article/o', 'br');
+        await off.dumper.flushCompression();
+        const r = await raw(off.m.port, '/article/o', 'gzip, br');
+        expect(r.headers[X]).toBe('HIT');
+        expect(r.headers['content-encoding']).toBeUndefined();
+        expect(r.headers['vary']).toBeUndefined();
+        expect(r.body.toString()).toBe(article('o', 1));
+      });
     });
 
     test('after close() every request goes to the app', async () => {

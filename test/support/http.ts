@@ -29,3 +29,31 @@ export function rawRequest(port: number, request: string): Promise<RawResponse> 
     socket.write(request.includes('Connection:') ? request : request.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
   });
 }
+
+export interface RawBytes {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * A GET (or HEAD) with exactly the headers given, nothing added (fetch() would add an
+ * Accept-Encoding and decode the body): the status, headers and the bytes as sent.
+ */
+export async function rawGet(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawBytes> {
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const r = await rawRequest(port, `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${lines}\r\n`);
+  let body = Buffer.from(r.body, 'latin1');
+  if (r.headers['transfer-encoding'] === 'chunked') {
+    const parts: Buffer[] = [];
+    for (let at = 0; ; ) {
+      const eol = body.indexOf('\r\n', at);
+      const size = parseInt(body.subarray(at, eol).toString('latin1'), 16);
+      if (!(size > 0)) break;
+      parts.push(body.subarray(eol + 2, eol + 2 + size));
+      at = eol + 2 + size + 2;
+    }
+    body = Buffer.concat(parts);
+  }
+  return { status: r.status, headers: r.headers, body };
+}

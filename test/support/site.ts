@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 /**
  * A framework-neutral test site. Every HTTP adapter mounts it in its own framework's way, then the
  * shared behaviour suite runs against it. It counts renders per path so tests can tell a hit from
@@ -29,6 +30,16 @@ export interface SiteResponse {
    * framework body stream or a fetch body fails.
    */
   abort?: 'sync' | 'microtask' | 'nextTick' | 'immediate';
+}
+
+/**
+ * An article of about 12 KB of HTML: large and repetitive enough to compress well, as pages do.
+ * The render number is in it, so a new render has other bytes.
+ */
+export function article(id: string, n: number): string {
+  let html = `<!doctype html><html><head><title>Article ${id}</title></head><body><h1>Article ${id}</h1><p>render ${n}</p><ul>`;
+  for (let i = 0; html.length < 12_000; i++) html += `<li class="flavour"><a href="/flavour/${i}/">Flavour ${i} of article ${id}</a> creamy, fresh, churned daily</li>\n`;
+  return html + '</ul></body></html>\n';
 }
 
 /** One output buffer that the app reuses for every `/reuse/...` page, as some template engines do. */
@@ -124,8 +135,26 @@ export class Site {
         return html(`vary star render ${n}`, { vary: '*' });
       case 'vary-ae':
         return html(`vary ae render ${n}`, { vary: 'Accept-Encoding' });
-      case 'gzip':
-        return { status: 200, headers: { 'content-type': 'text/plain', 'content-encoding': 'gzip' }, chunks: [new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0])] };
+      case 'article':
+        return html(article(parts[1] ?? '', n), parts[2] === 'weak' ? { etag: `W/"article-${n}"` } : parts[2] === 'strong' ? { etag: `"article-${n}"` } : {});
+      case 'app-gzip':
+      case 'app-br':
+      case 'app-deflate': {
+        // A page the app compressed itself (a compression middleware behind the dumper).
+        const page = Buffer.from(article(parts[1] ?? '', n));
+        const coding = parts[0].slice(4);
+        const body = coding === 'gzip' ? gzipSync(page) : coding === 'br' ? brotliCompressSync(page) : deflateSync(page);
+        return {
+          status: 200,
+          headers: { 'content-type': 'text/html; charset=utf-8', 'content-encoding': coding, vary: 'Accept-Encoding', etag: `"app-${coding}-${n}"` },
+          chunks: [new Uint8Array(body)],
+        };
+      }
+      case 'app-compress':
+        // A coding nothing here decodes (LZW, RFC 9110 §8.4.1.1).
+        return { status: 200, headers: { 'content-type': 'text/plain', 'content-encoding': 'compress' }, chunks: [new Uint8Array([0x1f, 0x9d, 0x90, 0x61, 0])] };
+      case 'picture':
+        return { status: 200, headers: { 'content-type': 'image/png' }, chunks: [new Uint8Array(8192).fill(7)] };
       case 'etag':
         return html(`etag render ${n}`, { etag: 'W/"app-etag"' });
       case 'modified':

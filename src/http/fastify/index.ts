@@ -17,7 +17,6 @@ import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { assertDumper, isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
-import { ageOf, notModified, notModifiedHeaders } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 import { flatten, headerObject, isGone, isQueued, prepareRequest, watchUnsafe } from '../node/engine.js';
 
@@ -75,23 +74,13 @@ function settle(dumper: Dumper, reply: FastifyReply, c: Capture, destroyed: bool
 }
 
 function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, entry: StoredEntry): FastifyReply {
-  const h = request.headers;
-  const inm = h['if-none-match'];
-  const ims = h['if-modified-since'];
-  const status = dumper.cacheStatusHeader;
-  const age = ageOf(entry.storedAt, Date.now());
-  if ((inm !== undefined || ims !== undefined) && notModified(entry.etag, entry.headers, inm, ims)) {
-    const list = notModifiedHeaders(entry.headers);
-    for (let i = 0; i < list.length; i += 2) reply.header(list[i]!, list[i + 1]!);
-    reply.header('age', age);
-    if (status !== undefined) reply.header(status, 'HIT');
-    return reply.code(304).send();
-  }
-  if (reply.statusCode !== entry.status) reply.code(entry.status);
-  reply.headers(headerObject(entry)).header('age', age);
-  if (status !== undefined) reply.header(status, 'HIT');
-  // Fastify sends a Buffer as it is; a body captured from Fastify is one already.
-  const body = entry.body;
+  const r = dumper.reply(entry, request.raw.method ?? 'GET', request.headers);
+  if (reply.statusCode !== r.status) reply.code(r.status);
+  reply.headers(headerObject(r.headers)).header('age', r.age);
+  if (r.status === 304) return reply.send();
+  // A HEAD gets the body too: Fastify takes its Content-Length from it, and Node sends none.
+  const body = r.representation.body;
+  // Fastify sends a Buffer as it is; stores keep Buffers.
   return reply.send(Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
 

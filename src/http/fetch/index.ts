@@ -7,7 +7,7 @@
  * ```
  */
 import { assertDumper, isBypass, type Bypass, type Dumper, type Fill } from '../../core/dumper.js';
-import { ageOf, notModified, notModifiedHeaders, readHeader, type HeaderSource } from '../../core/http.js';
+import type { HeaderSource } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 import { prepareRequest } from '../node/engine.js';
 import { incomingOf, nodeHeadersOf } from './node-request.js';
@@ -269,53 +269,35 @@ function cookieWatch(init: Headers, fill: Fill): Headers {
   return h;
 }
 
-/** A stored entry as a Response: 304 when the request's validators match. */
+/** A stored entry as a Response, as `dumper.reply()` says: the representation the request accepts, or a 304. */
 export function replay(dumper: Dumper, entry: StoredEntry, method: string, requestHeaders: HeaderSource): Response {
-  const inm = readHeader(requestHeaders, 'if-none-match');
-  const ims = readHeader(requestHeaders, 'if-modified-since');
-  const notMod = (inm !== undefined || ims !== undefined) && notModified(entry.etag, entry.headers, inm, ims);
-  const headers = replyHeaders(dumper, entry, notMod);
-  if (notMod) return new Response(null, { status: 304, headers });
-  return new Response(method === 'HEAD' ? null : (entry.body as Uint8Array<ArrayBuffer>), { status: entry.status, headers });
+  const r = dumper.reply(entry, method, requestHeaders);
+  const status = r.status;
+  let base = plain.get(r.headers);
+  if (base === undefined) {
+    base = plainHeads(r.headers, status !== 304) ?? null;
+    plain.set(r.headers, base);
+  }
+  let headers: Headers | Record<string, string>;
+  if (base === null) {
+    headers = new Headers();
+    const list = r.headers;
+    for (let i = 0; i < list.length; i += 2) headers.append(list[i]!, list[i + 1]!);
+    headers.set('age', r.age);
+  } else {
+    // Object.assign, not a spread: V8 (Node 20) copies these objects by spread over 10x slower.
+    headers = Object.assign({}, base);
+    headers['age'] = r.age;
+  }
+  return new Response((r.body ?? null) as Uint8Array<ArrayBuffer> | null, { status, headers });
 }
 
 /**
- * What every reply of one entry repeats, as plain objects: @hono/node-server writes a plain
- * object as it is, where it would turn a `Headers` back into one on every hit. Made once per
- * entry (entries are immutable) and copied per reply, since `age` and the cache status are not.
+ * The reply headers of each representation as a plain object (`null`: they must go as a
+ * `Headers`, see `plainHeads`): @hono/node-server writes a plain object as it is, where it would
+ * turn a `Headers` back into one on every hit. Entries are immutable, and so is each list.
  */
-interface Heads {
-  /** The entry's headers, or `undefined` when they must go as a `Headers` (see `plainHeads`). */
-  readonly full: Readonly<Record<string, string>> | undefined;
-  /** The headers a 304 repeats (RFC 9110 §15.4.5), made at the first 304. */
-  notModified: Readonly<Record<string, string>> | undefined;
-}
-
-const heads = new WeakMap<StoredEntry, Heads>();
-
-function replyHeaders(dumper: Dumper, entry: StoredEntry, notMod: boolean): Headers | Record<string, string> {
-  let h = heads.get(entry);
-  if (h === undefined) {
-    h = { full: plainHeads(entry.headers, true), notModified: undefined };
-    heads.set(entry, h);
-  }
-  const base = notMod ? (h.notModified ??= plainHeads(notModifiedHeaders(entry.headers), false)) : h.full;
-  const age = ageOf(entry.storedAt, Date.now());
-  const status = dumper.cacheStatusHeader;
-  if (base === undefined) {
-    const list = notMod ? notModifiedHeaders(entry.headers) : entry.headers;
-    const out = new Headers();
-    for (let i = 0; i < list.length; i += 2) out.append(list[i]!, list[i + 1]!);
-    out.set('age', age);
-    if (status !== undefined) out.set(status, 'HIT');
-    return out;
-  }
-  // Object.assign, not a spread: V8 (Node 20) copies these objects by spread over 10x slower.
-  const out: Record<string, string> = Object.assign({}, base);
-  out['age'] = age;
-  if (status !== undefined) out[status] = 'HIT';
-  return out;
-}
+const plain = new WeakMap<readonly string[], Readonly<Record<string, string>> | null>();
 
 /**
  * A flat header list as an object, repeated names joined with ", " as `Headers` joins them; or

@@ -5,7 +5,7 @@
 import { ReadStream } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
-import { ageOf, flatGet, notModified, notModifiedHeaders } from '../../core/http.js';
+import { flatGet } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 
 
@@ -63,50 +63,35 @@ function hit(
   served: (() => void) | undefined,
 ): void {
   if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
-  const status = dumper.cacheStatusHeader;
-  const h = req.headers;
-  const inm = h['if-none-match'];
-  const ims = h['if-modified-since'];
-  if ((inm !== undefined || ims !== undefined) && notModified(entry.etag, entry.headers, inm, ims)) {
-    const head = notModifiedHeaders(entry.headers);
-    head.push('age', ageOf(entry.storedAt, Date.now()));
-    if (status !== undefined) head.push(status, 'HIT');
-    res.writeHead(304, head);
-    res.end();
-    served?.();
-    return;
-  }
-  if (merge) {
+  const r = dumper.reply(entry, method, req.headers);
+  if (merge && r.status !== 304) {
     // Middleware: headers are already set on the response (Express's X-Powered-By, say), so
     // Node merges whatever writeHead() gets; it merges an object at half the cost of a list.
-    res.setHeader('age', ageOf(entry.storedAt, Date.now()));
-    if (status !== undefined) res.setHeader(status, 'HIT');
-    res.writeHead(entry.status, headerObject(entry));
+    res.setHeader('age', r.age);
+    res.writeHead(r.status, headerObject(r.headers));
   } else {
-    const head = entry.headers.slice();
-    head.push('age', ageOf(entry.storedAt, Date.now()));
-    if (status !== undefined) head.push(status, 'HIT');
-    res.writeHead(entry.status, head);
+    const head = r.headers.slice();
+    head.push('age', r.age);
+    res.writeHead(r.status, head);
   }
-  if (method === 'HEAD') res.end();
-  else res.end(entry.body);
+  if (r.body === undefined) res.end();
+  else res.end(r.body);
   served?.();
 }
 
-const headerObjects = new WeakMap<StoredEntry, OutgoingHttpHeaders>();
+const headerObjects = new WeakMap<readonly string[], OutgoingHttpHeaders>();
 
-/** The entry's headers as an object (repeated names become arrays), made once per entry. */
-export function headerObject(entry: StoredEntry): OutgoingHttpHeaders {
-  let o = headerObjects.get(entry);
+/** A reply's headers (`Reply.headers`) as an object (repeated names become arrays), made once per list. */
+export function headerObject(list: readonly string[]): OutgoingHttpHeaders {
+  let o = headerObjects.get(list);
   if (o === undefined) {
     o = {};
-    const h = entry.headers;
-    for (let i = 0; i < h.length; i += 2) {
-      const name = h[i]!;
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i]!;
       const prev = o[name];
-      o[name] = prev === undefined ? h[i + 1]! : Array.isArray(prev) ? [...prev, h[i + 1]!] : [String(prev), h[i + 1]!];
+      o[name] = prev === undefined ? list[i + 1]! : Array.isArray(prev) ? [...prev, list[i + 1]!] : [String(prev), list[i + 1]!];
     }
-    headerObjects.set(entry, o);
+    headerObjects.set(list, o);
   }
   return o;
 }
