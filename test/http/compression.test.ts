@@ -161,12 +161,13 @@ describe('Fastify: @fastify/compress', () => {
 });
 
 describe('Koa: koa-compress', () => {
-  test('mounted after koaDumper: the compressed page is stored decoded', async () => {
+  test.each(['before', 'after'])('mounted %s koaDumper', async (order) => {
     const dumper = dumperFor();
     let renders = 0;
     const app = new Koa();
+    if (order === 'before') app.use(koaCompress({ threshold: 0 }));
     app.use(koaDumper(dumper));
-    app.use(koaCompress({ threshold: 0 }));
+    if (order === 'after') app.use(koaCompress({ threshold: 0 }));
     app.use((ctx) => {
       renders++;
       ctx.type = 'html';
