@@ -6,7 +6,7 @@
  *
  * Bounded by bytes; the least recently used copy goes first.
  */
-import type { StoredEntry } from '../core/store.js';
+import type { ContentCoding, EncodedBody, StoredEntry } from '../core/store.js';
 import { compact, entryBytes } from './memory/index.js';
 
 /** What a store keeps per key: the identity of the stored entry, and the entry. */
@@ -79,4 +79,47 @@ export class LocalCopies<C extends LocalCopy<unknown>> {
     this.#copies.clear();
     this.#used = 0;
   }
+}
+
+// The encoded bodies of an entry, as the shared stores keep them next to the entry (a SQLite
+// column, a Redis hash field): one buffer, a 4-byte length, a JSON head `[[coding, byteLength],
+// ...]` in the entry's order, then the bodies one after the other.
+
+/**
+ * `encodings` as one buffer, or `undefined` when there are none (absent or empty).
+ * @internal
+ */
+export function encodeEncodings(encodings: readonly EncodedBody[] | undefined): Buffer | undefined {
+  if (encodings === undefined || encodings.length === 0) return undefined;
+  const head = Buffer.from(JSON.stringify(encodings.map((e) => [e.coding, e.body.byteLength])));
+  let length = 4 + head.length;
+  for (const e of encodings) length += e.body.byteLength;
+  const out = Buffer.allocUnsafe(length);
+  out.writeUInt32BE(head.length, 0);
+  head.copy(out, 4);
+  let at = 4 + head.length;
+  for (const e of encodings) {
+    out.set(e.body, at);
+    at += e.body.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The encoded bodies `encodeEncodings` wrote, each a view into `buf` (a store that keeps them
+ * copies them, see `compact`). `null` or an empty buffer: none.
+ * @internal
+ */
+export function decodeEncodings(buf: Buffer | null | undefined): EncodedBody[] | undefined {
+  if (buf == null || buf.length === 0) return undefined;
+  const n = buf.readUInt32BE(0);
+  const head = JSON.parse(buf.toString('utf8', 4, 4 + n)) as Array<[ContentCoding, number]>;
+  let at = 4 + n;
+  const encodings = head.map(([coding, length]): EncodedBody => {
+    const body = buf.subarray(at, at + length);
+    at += length;
+    return { coding, body };
+  });
+  if (at !== buf.length) throw new Error(`page-dumper: stored encodings are damaged (${buf.length} bytes, the head accounts for ${at})`);
+  return encodings;
 }

@@ -9,7 +9,7 @@
  * ```
  */
 import assert from 'node:assert/strict';
-import type { SetOptions, Store, StoredEntry } from '../core/store.js';
+import type { EncodedBody, SetOptions, Store, StoredEntry } from '../core/store.js';
 
 export interface StoreConformanceOptions {
   /** Registers one test case; `vitest`'s, `node:test`'s and jest's `test` all fit. */
@@ -43,6 +43,29 @@ function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): Sto
 function bytes(e: StoredEntry | undefined): number[] {
   assert.ok(e, 'expected an entry');
   return [...e.body];
+}
+
+/**
+ * Encoded bodies for tests: binary bytes unique to `seed` and each coding (a store that mixed them
+ * up would fail), one a view into a larger buffer at an offset (a store that read `.buffer` whole
+ * would fail).
+ */
+function encodings(seed: number, codings: ReadonlyArray<EncodedBody['coding']> = ['zstd', 'br', 'gzip']): EncodedBody[] {
+  return codings.map((coding, i) => {
+    const length = 300 + 97 * i + seed;
+    const bytes = new Uint8Array(length);
+    for (let j = 0; j < length; j++) bytes[j] = (j * 31 + i * 7 + seed) % 256;
+    if (i !== 1) return { coding, body: bytes };
+    const larger = new Uint8Array(length + 64).fill(0xee);
+    larger.set(bytes, 32);
+    return { coding, body: larger.subarray(32, 32 + length) };
+  });
+}
+
+/** The encodings of an entry, as plain data: `[]` for none (absent or empty). */
+function encodingsOf(e: StoredEntry | undefined): Array<[string, number[]]> {
+  assert.ok(e, 'expected an entry');
+  return (e.encodings ?? []).map((x) => [x.coding, [...x.body]]);
 }
 
 export function runStoreConformance({ test, create, prefix = 'store conformance: ' }: StoreConformanceOptions): void {
@@ -288,6 +311,103 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.notEqual((await s.get('k:/r'))?.anonymousOnly, true);
     await s.set('k:/r', entry(seq, '/r', { anonymousOnly: true }), LIMITS);
     assert.equal((await s.get('k:/r'))?.anonymousOnly, true);
+  });
+
+  // encodings: the body compressed, stored first without them, then set again with them. The store
+  // keeps them with the entry, as they were given, and drops them with it.
+
+  t('encodings: kept with the entry, in order, coding names and bytes exactly', async (s) => {
+    const seq = await s.sequence();
+    const given = encodings(1);
+    assert.equal(await s.set('k:/enc', entry(seq, '/enc', { encodings: given }), LIMITS), true);
+    assert.equal(await s.set('k:/enc?q=1', entry(seq, '/enc', { encodings: encodings(2, ['gzip']), anonymousOnly: true }), VARIANT), true);
+    const expected = given.map((e): [string, number[]] => [e.coding, [...e.body]]);
+    // Read twice: a store may answer the second read from a copy of the first.
+    for (let read = 0; read < 2; read++) {
+      const got = await s.get('k:/enc');
+      assert.deepEqual(encodingsOf(got), expected, `read ${read + 1}`);
+      assert.deepEqual(bytes(got), [...new TextEncoder().encode('<h1>/enc</h1>')], `read ${read + 1}: the body`);
+      const variant = await s.get('k:/enc?q=1');
+      assert.deepEqual(encodingsOf(variant), [['gzip', [...encodings(2, ['gzip'])[0]!.body]]], `read ${read + 1}: the variant`);
+      assert.equal(variant?.anonymousOnly, true);
+    }
+  });
+
+  t('encodings: absent or empty come back as none', async (s) => {
+    const seq = await s.sequence();
+    await s.set('k:/absent', entry(seq, '/absent'), LIMITS);
+    await s.set('k:/empty', entry(seq, '/empty', { encodings: [] }), LIMITS);
+    for (const key of ['k:/absent', 'k:/empty', 'k:/absent', 'k:/empty']) assert.deepEqual(encodingsOf(await s.get(key)), [], key);
+  });
+
+  t('encodings: the same entry set again with them replaces it and is served, plain page or variant', async (s) => {
+    const seq = await s.sequence();
+    const two: SetOptions = { maxVariantsPerPath: 2, variant: true };
+    const one: SetOptions = { maxVariantsPerPath: 1, variant: false };
+    const plain = entry(seq, '/re', { tags: ['/re', 'flavour:1'] });
+    const variant = entry(seq, '/re', { body: new Uint8Array([9, 9]) });
+    assert.equal(await s.set('k:/re', plain, one), true);
+    assert.equal(await s.set('k:/re?v=1', variant, two), true);
+    assert.equal(await s.set('k:/re?v=2', entry(seq, '/re', { body: new Uint8Array([2]) }), two), true);
+    // Served once without encodings (a store may keep a copy of what it served).
+    assert.deepEqual(encodingsOf(await s.get('k:/re')), []);
+    assert.deepEqual(encodingsOf(await s.get('k:/re?v=1')), []);
+    // Set again, with the limits the first set had: the same entry with its encodings.
+    assert.equal(await s.set('k:/re', { ...plain, encodings: encodings(3) }, one), true, 'the plain page with encodings was refused');
+    assert.equal(await s.set('k:/re?v=1', { ...variant, encodings: encodings(4, ['br']) }, two), true, 'the variant with encodings was refused');
+    const page = await s.get('k:/re');
+    assert.deepEqual(encodingsOf(page), encodingsOf({ ...plain, encodings: encodings(3) }));
+    assert.deepEqual(bytes(page), [...plain.body]);
+    assert.deepEqual([...page!.tags], ['/re', 'flavour:1']);
+    assert.deepEqual(encodingsOf(await s.get('k:/re?v=1')), [['br', [...encodings(4, ['br'])[0]!.body]]]);
+    assert.deepEqual(bytes(await s.get('k:/re?v=1')), [9, 9]);
+    // Replacing a variant is not one more: the other variant of the path is still there.
+    assert.deepEqual(bytes(await s.get('k:/re?v=2')), [2], 'another variant of the path was evicted');
+    // A later set without encodings (a new render) leaves none of the old ones behind.
+    assert.equal(await s.set('k:/re', entry(seq, '/re', { body: new Uint8Array([5]) }), one), true);
+    assert.deepEqual(encodingsOf(await s.get('k:/re')), [], 'encodings of the replaced entry were served with the new body');
+    assert.deepEqual(bytes(await s.get('k:/re')), [5]);
+  });
+
+  t('encodings: the set with them is refused once one of the entry\'s tags was invalidated after its seq', async (s) => {
+    const seq = await s.sequence();
+    const e = entry(seq, '/inv', { tags: ['/inv', 'flavour:1'] });
+    assert.equal(await s.set('k:/inv', e, LIMITS), true);
+    assert.equal(await s.set('k:/inv?q=1', entry(seq, '/inv', { tags: ['/inv', 'flavour:1'] }), VARIANT), true);
+    assert.ok(await s.get('k:/inv'));
+    await s.invalidate(['flavour:1']);
+    assert.equal(await s.set('k:/inv', { ...e, encodings: encodings(5) }, LIMITS), false, 'a stale entry was stored again with its encodings');
+    assert.equal(await s.set('k:/inv?q=1', entry(seq, '/inv', { tags: ['/inv', 'flavour:1'], encodings: encodings(5) }), VARIANT), false);
+    assert.equal(await s.get('k:/inv'), undefined);
+    assert.equal(await s.get('k:/inv?q=1'), undefined);
+  });
+
+  t('encodings: the set with them is refused after clear()', async (s) => {
+    const seq = await s.sequence();
+    const e = entry(seq, '/clr');
+    assert.equal(await s.set('k:/clr', e, LIMITS), true);
+    assert.ok(await s.get('k:/clr'));
+    await s.clear();
+    assert.equal(await s.set('k:/clr', { ...e, encodings: encodings(6) }, LIMITS), false, 'an entry from before clear() was stored again');
+    assert.equal(await s.get('k:/clr'), undefined);
+  });
+
+  t('encodings: invalidate() drops them with the entry', async (s) => {
+    const seq = await s.sequence();
+    assert.equal(await s.set('k:/drop', entry(seq, '/drop', { encodings: encodings(7) }), LIMITS), true);
+    assert.equal(await s.set('k:/drop?q=1', entry(seq, '/drop', { encodings: encodings(8) }), VARIANT), true);
+    assert.equal(await s.set('k:/keep', entry(seq, '/keep', { encodings: encodings(9) }), LIMITS), true);
+    assert.equal(encodingsOf(await s.get('k:/drop')).length, 3);
+    await s.invalidate(['/drop']);
+    assert.equal(await s.get('k:/drop'), undefined);
+    assert.equal(await s.get('k:/drop?q=1'), undefined);
+    assert.deepEqual(encodingsOf(await s.get('k:/keep')), encodingsOf({ ...entry(seq, '/keep'), encodings: encodings(9) }));
+    // Rendered again after the invalidation, without encodings yet: none of the old ones come back.
+    const after = await s.sequence();
+    assert.equal(await s.set('k:/drop', entry(after, '/drop', { body: new Uint8Array([1]) }), LIMITS), true);
+    assert.equal(await s.set('k:/drop?q=1', entry(after, '/drop', { body: new Uint8Array([2]) }), VARIANT), true);
+    assert.deepEqual(encodingsOf(await s.get('k:/drop')), []);
+    assert.deepEqual(encodingsOf(await s.get('k:/drop?q=1')), []);
   });
 
   t('entries of other keys are independent', async (s) => {

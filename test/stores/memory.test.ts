@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { createDumper, MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { createDumper, MemoryStore, type EncodedBody, type SetOptions, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { runStoreConformance } from '../../src/testing/index.js';
 
@@ -18,6 +18,10 @@ const entry = (path: string, size: number, seq = 0): StoredEntry => ({
   path,
   tags: [path],
 });
+
+/** Encoded bodies of the given sizes, in buffers of their own. */
+const encoded = (...sizes: number[]): EncodedBody[] =>
+  sizes.map((size, i) => ({ coding: (['br', 'gzip', 'zstd'] as const)[i]!, body: Buffer.allocUnsafeSlow(size).fill(i + 1) }));
 
 /** What the store counts for one entry, alone in a store of its own. */
 function counted(key: string, e: StoredEntry, options = limits): number {
@@ -173,6 +177,88 @@ describe('MemoryStore', () => {
       expect(counted('k', { ...entry('/a', 0), tags: ['/a', 't'] })).toBeGreaterThan(base);
       expect(counted('k', { ...entry('/a', 0), headers: ['content-type', 'text/html', 'x', 'y'] })).toBeGreaterThan(base);
       expect(counted('k', entry('/a', 0), variants(10))).toBeGreaterThan(base);
+    });
+  });
+
+  describe('encodings', () => {
+    test('maxBytes counts encoded bodies: their bytes and the objects around each', () => {
+      const plain = counted('k', entry('/a', 1000));
+      const withTwo = counted('k', { ...entry('/a', 1000), encodings: encoded(3000, 2000) });
+      // The bytes of both, plus a few hundred bytes of objects per encoded body (measured ~230).
+      expect(withTwo - plain).toBeGreaterThanOrEqual(5000 + 2 * 200);
+      expect(withTwo - plain).toBeLessThan(5000 + 2 * 300 + 100);
+      // Absent and empty cost nothing.
+      expect(counted('k', { ...entry('/a', 1000), encodings: [] })).toBe(plain);
+      // Room for three entries without encodings, not for three with them: the first one goes.
+      const s = new MemoryStore({ maxBytes: 2 * withTwo + plain });
+      for (const key of ['a', 'b', 'c']) expect(s.set(key, { ...entry(`/${key}`, 1000), encodings: encoded(3000, 2000) }, limits)).toBe(true);
+      expect(s.get('a')).toBeUndefined();
+      expect(s.get('b')?.encodings).toHaveLength(2);
+      expect(s.get('c')?.encodings).toHaveLength(2);
+      expect(s.bytes).toBe(2 * withTwo);
+      // An entry whose encodings alone pass the bound is refused; the one it would replace stays.
+      expect(s.set('b', { ...entry('/b', 1000), encodings: encoded(3 * withTwo) }, limits)).toBe(false);
+      expect(s.get('b')?.encodings).toHaveLength(2);
+    });
+
+    test('the same entry set again with them: replaced, counted once, other variants of the path kept', () => {
+      for (const options of [limits, variants(2)]) {
+        const s = new MemoryStore();
+        const e = entry('/v', 1000);
+        expect(s.set('k:/v?other', entry('/v', 10), variants(2))).toBe(true);
+        expect(s.set('k:/v?x', e, options)).toBe(true);
+        const first = s.get('k:/v?x');
+        expect(first?.encodings).toBeUndefined();
+        expect(s.set('k:/v?x', { ...e, encodings: encoded(600, 400) }, options)).toBe(true);
+        expect(s.set('k:/v?x', { ...e, encodings: encoded(600, 400) }, options)).toBe(true); // twice: still one
+        const again = s.get('k:/v?x');
+        expect(again).not.toBe(first);
+        expect(again?.encodings?.map((x) => [x.coding, x.body.byteLength])).toEqual([['br', 600], ['gzip', 400]]);
+        expect(s.size).toBe(2);
+        expect(s.get('k:/v?other')).toBeDefined();
+        expect(s.bytes).toBe(counted('k:/v?other', entry('/v', 10), variants(2)) + counted('k:/v?x', { ...e, encodings: encoded(600, 400) }, options));
+        // Dropped with the entry: nothing left counted.
+        s.invalidate(['/v']);
+        expect(s.size).toBe(0);
+        expect(s.bytes).toBe(0);
+      }
+    });
+
+    test('kept in memory of their own, one object shape per kind of entry, the same object on every hit', () => {
+      const s = new MemoryStore();
+      // Views: a slice of Node's pool, and a subarray of a larger buffer.
+      const pooled = Buffer.from('gzip bytes, short');
+      const view = new Uint8Array(10_000).fill(3).subarray(100, 200);
+      const own = Buffer.allocUnsafeSlow(50).fill(4);
+      const given: EncodedBody[] = [
+        { coding: 'gzip', body: pooled },
+        { coding: 'br', body: view },
+        { coding: 'zstd', body: own },
+      ];
+      s.set('k', { ...entry('/a', 10), encodings: given }, limits);
+      const got = s.get('k')!;
+      expect(s.get('k')).toBe(got);
+      expect(got.encodings).not.toBe(given);
+      for (const [i, original] of [pooled, view, own].entries()) {
+        const body = got.encodings![i]!.body;
+        expect([...body]).toEqual([...original]);
+        expect(body.byteOffset).toBe(0);
+        expect(body.buffer.byteLength).toBe(original.byteLength);
+      }
+      expect(got.encodings![2]!.body).toBe(own); // a body that owns its buffer is kept as it is
+      // The store's own array: a caller changing its array later changes nothing.
+      given.length = 0;
+      expect(s.get('k')!.encodings).toHaveLength(3);
+      // Fields in one order for each kind; no encodings property on an entry without them.
+      const base = ['status', 'headers', 'body', 'etag', 'storedAt', 'seq', 'path', 'tags'];
+      expect(Object.keys(got)).toEqual([...base, 'encodings']);
+      expect(got.encodings!.map((x) => Object.keys(x))).toEqual([['coding', 'body'], ['coding', 'body'], ['coding', 'body']]);
+      s.set('anon', { ...entry('/a', 10), encodings: encoded(5), anonymousOnly: true }, limits);
+      expect(Object.keys(s.get('anon')!)).toEqual([...base, 'anonymousOnly', 'encodings']);
+      s.set('none', { ...entry('/a', 10), encodings: [] }, limits);
+      s.set('undef', { ...entry('/a', 10), encodings: undefined }, limits);
+      expect(Object.keys(s.get('none')!)).toEqual(base);
+      expect(Object.keys(s.get('undef')!)).toEqual(base);
     });
   });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
-import { createDumper, type StoredEntry } from '../../src/index.js';
+import { createDumper, type EncodedBody, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { RedisStore } from '../../src/stores/redis/index.js';
 import { runStoreConformance } from '../../src/testing/index.js';
@@ -22,6 +22,12 @@ function entry(seq: number, path: string, extra: Partial<StoredEntry> = {}): Sto
   const body = extra.body ?? new TextEncoder().encode(`<p>${path}</p>`);
   return { status: 200, headers: ['content-type', 'text/html'], body, etag: '"e"', storedAt: 1, seq, path, tags: [path], ...extra };
 }
+
+/** Encoded bodies of the given sizes, each filled with its own byte. */
+const encoded = (...sizes: number[]): EncodedBody[] =>
+  sizes.map((size, i) => ({ coding: (['br', 'gzip', 'zstd'] as const)[i]!, body: new Uint8Array(size).fill(i + 1) }));
+/** The encodings of an entry as plain data. */
+const encodingsOf = (e: StoredEntry | undefined) => e?.encodings?.map((x) => [x.coding, [...x.body]]);
 
 /**
  * Counts what a client sends: commands by name, and round trips. A round trip starts with a
@@ -429,6 +435,83 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     expect((await reader.get('k:/anon'))?.anonymousOnly).toBe(true);
     expect((await reader.get('k:/all'))?.anonymousOnly).toBeUndefined();
     await Promise.all([writer.close(), reader.close()]);
+  });
+
+  describe('encodings', () => {
+    test("are kept beside the entry, in the hash's field c: the encoded entry stays what every version reads", async () => {
+      const p = prefix();
+      const writer = new RedisStore({ url: URL, prefix: p });
+      const reader = new RedisStore({ url: URL, prefix: p, localBytes: 0 });
+      const seq = await writer.sequence();
+      const e = entry(seq, '/e', { body: new TextEncoder().encode('<p>the page</p>') });
+      await writer.set('k:/e', { ...e, encodings: encoded(300, 200) }, limits);
+      await writer.set('k:/plain', e, limits);
+      const key = `{${p}}e:k:/e`;
+      expect((await admin!.hkeys(key)).sort()).toEqual(['c', 'i', 's', 't', 'v']);
+      // An entry without encodings is stored as before they existed: no field c, read back without any.
+      expect((await admin!.hkeys(`{${p}}e:k:/plain`)).sort()).toEqual(['i', 's', 't', 'v']);
+      expect(await reader.get('k:/plain')).not.toHaveProperty('encodings');
+      // A process of a version before encodings reads v alone: a head and the body, nothing else.
+      const v = (await admin!.hgetBuffer(key, 'v'))!;
+      const n = v.readUInt32BE(0);
+      expect(JSON.parse(v.toString('utf8', 4, 4 + n))).toHaveLength(8);
+      expect(v.subarray(4 + n).toString()).toBe('<p>the page</p>');
+      expect(encodingsOf(await reader.get('k:/e'))).toEqual(encodingsOf({ ...e, encodings: encoded(300, 200) }));
+      // Stored again without them (a new render): the field goes with the old entry.
+      await writer.set('k:/e', e, limits);
+      expect((await admin!.hkeys(key)).sort()).toEqual(['i', 's', 't', 'v']);
+      expect(await reader.get('k:/e')).not.toHaveProperty('encodings');
+      await Promise.all([writer.close(), reader.close()]);
+    });
+
+    test("a copy without them: another process's set of the entry with them is served, and a hit from the new copy moves a few bytes", async () => {
+      const p = prefix();
+      const client = new Redis(URL);
+      await client.ping();
+      const a = new RedisStore({ client, prefix: p });
+      const b = new RedisStore({ url: URL, prefix: p });
+      const seq = await a.sequence();
+      const e = entry(seq, '/c', { body: new Uint8Array(5000).fill(65) });
+      expect(await a.set('k:/c', e, limits)).toBe(true);
+      expect(await a.get('k:/c')).not.toHaveProperty('encodings'); // from A's copy
+      // B stores the same entry again with its encodings (the fill protocol lets it: nothing was invalidated).
+      expect(await b.set('k:/c', { ...e, encodings: encoded(20_000, 10_000) }, limits)).toBe(true);
+      const counts = counting(client);
+      expect(encodingsOf(await a.get('k:/c'))).toEqual(encodingsOf({ ...e, encodings: encoded(20_000, 10_000) }));
+      // The copy's fill id no longer matched: the get script ran and sent the new entry.
+      expect([...counts]).toEqual([['hget', 1], ['hmget', 1], ['evalsha', 1]]);
+      counts.clear();
+      let bytes = 0;
+      (client.stream as NodeJS.ReadableStream).on('data', (d: Buffer) => (bytes += d.length));
+      const hit = await a.get('k:/c');
+      expect(hit?.encodings?.map((x) => x.body.byteLength)).toEqual([20_000, 10_000]);
+      expect([...counts]).toEqual([['hget', 1], ['hmget', 1]]);
+      expect(bytes).toBeLessThan(200);
+      await Promise.all([a.close(), b.close()]);
+      client.disconnect();
+    });
+
+    test('count toward localBytes', async () => {
+      const p = prefix();
+      const writer = new RedisStore({ url: URL, prefix: p });
+      const seq = await writer.sequence();
+      await writer.set('k:/small', entry(seq, '/small', { body: new Uint8Array(3000) }), limits);
+      await writer.set('k:/big', entry(seq, '/big', { body: new Uint8Array(3000), encodings: encoded(3000) }), limits);
+      await writer.close();
+      // Room for a copy of a 3,000-byte page, not for one with 3,000 bytes of encodings more.
+      const client = new Redis(URL);
+      await client.ping();
+      const reader = new RedisStore({ client, prefix: p, localBytes: 5000 });
+      const counts = counting(client);
+      for (const key of ['k:/small', 'k:/big']) {
+        await reader.get(key);
+        counts.clear();
+        expect((await reader.get(key))?.body.byteLength).toBe(3000);
+        expect([...counts], key).toEqual(key === 'k:/small' ? [['hget', 1], ['hmget', 1]] : [['evalsha', 1]]);
+      }
+      await reader.close();
+      client.disconnect();
+    });
   });
 
   test('invalidation points are bounded: the oldest half folds into a floor', async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, test } from 'vitest';
-import { createDumper, DumperError, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { createDumper, DumperError, type EncodedBody, type SetOptions, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { runStoreConformance } from '../../src/testing/index.js';
@@ -69,6 +69,12 @@ const entry = (path: string, size: number, seq = 0, tags: string[] = [path]): St
   path,
   tags,
 });
+
+/** Encoded bodies of the given sizes, each filled with its own byte. */
+const encoded = (...sizes: number[]): EncodedBody[] =>
+  sizes.map((size, i) => ({ coding: (['br', 'gzip', 'zstd'] as const)[i]!, body: new Uint8Array(size).fill(i + 1) }));
+/** The encodings of an entry as plain data. */
+const encodingsOf = (e: StoredEntry | undefined) => e?.encodings?.map((x) => [x.coding, [...x.body]]);
 
 /** An entry with its body as a plain array: a fill's Uint8Array and a read's Buffer compare equal. */
 const bytesOf = (e: StoredEntry | undefined) => e && { ...e, body: [...e.body] };
@@ -339,6 +345,67 @@ describe('SqliteStore', () => {
     b.close();
   });
 
+  test('encodings are kept in the file: another store, with no copy of its own, reads them', () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    a.set('k:/enc', { ...entry('/enc', 3), encodings: encoded(700, 20, 1) }, limits);
+    a.close();
+    const b = new SqliteStore({ path, localBytes: 0 });
+    expect(encodingsOf(b.get('k:/enc'))).toEqual(encodingsOf({ ...entry('/enc', 3), encodings: encoded(700, 20, 1) }));
+    b.close();
+  });
+
+  test("a copy without encodings in one process: another's set of the entry with them is served", () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    const b = new SqliteStore({ path });
+    const e = entry('/k', 100, a.sequence());
+    a.set('k', e, limits);
+    const copy = a.get('k');
+    expect(a.get('k')).toBe(copy); // served from the copy
+    expect(copy?.encodings).toBeUndefined();
+    expect(b.set('k', { ...e, encodings: encoded(50, 60) }, limits)).toBe(true);
+    const fresh = a.get('k');
+    expect(encodingsOf(fresh)).toEqual(encodingsOf({ ...e, encodings: encoded(50, 60) }));
+    expect(a.get('k')).toBe(fresh); // and kept as the new copy
+    a.close();
+    b.close();
+  });
+
+  test('encodings count toward maxBytes and localBytes; the same entry set again with them is counted once', () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path, maxBytes: 16_000, localBytes: 8000 });
+    const e = entry('/a', 3000);
+    s.set('a', e, limits);
+    const plain = s.bytes;
+    s.set('a', { ...e, encodings: encoded(2000, 1000) }, limits);
+    // Their bytes, and the few bytes that name them.
+    expect(s.bytes - plain).toBeGreaterThanOrEqual(3000);
+    expect(s.bytes - plain).toBeLessThan(3100);
+    const withThem = s.bytes;
+    s.set('a', { ...e, encodings: encoded(2000, 1000) }, limits);
+    expect(s.bytes).toBe(withThem);
+    expect(s.size).toBe(1);
+    // Three entries of 3,000 bytes fit in 16,000, three with 3,000 bytes of encodings more do not:
+    // the one stored first goes.
+    s.set('b', { ...entry('/b', 3000), encodings: encoded(2000, 1000) }, limits);
+    s.set('c', { ...entry('/c', 3000), encodings: encoded(2000, 1000) }, limits);
+    expect(s.get('a')).toBeUndefined();
+    expect(s.size).toBe(2);
+    expect(s.bytes).toBe(2 * withThem);
+    // The copy of an entry with encodings (6,000 bytes of bodies) is kept within localBytes...
+    expect(s.get('b')).toBe(s.get('b'));
+    // ... and one with 9,000 is not: every read decodes the row again.
+    s.set('d', { ...entry('/d', 3000), encodings: encoded(5000, 1000) }, limits);
+    expect(s.get('d')).not.toBe(s.get('d'));
+    expect(encodingsOf(s.get('d'))).toEqual(encodingsOf({ ...entry('/d', 3000), encodings: encoded(5000, 1000) }));
+    // Invalidated: the rows go with their encodings.
+    s.invalidate(['/b', '/c', '/d']);
+    expect(s.size).toBe(0);
+    expect(s.bytes).toBe(0);
+    s.close();
+  });
+
   test('anonymousOnly is kept in the file: another store, with no copy of its own, reads it', () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
@@ -568,14 +635,56 @@ describe('SqliteStore', () => {
       s.set('k:/anon', { ...entry('/anon', 1, 7), anonymousOnly: true }, limits);
       s.close();
 
-      // Opened again: layout 2, nothing to upgrade, the flag read back.
+      // Opened again: layout 3, nothing to upgrade, the flag read back.
       const again = new SqliteStore({ path, localBytes: 0 });
       expect(again.get('k:/anon')?.anonymousOnly).toBe(true);
       again.close();
       const check = new Database(path, { readonly: true });
-      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(2);
+      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(3);
       const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'page_dumper_entries' AND sql IS NOT NULL").pluck().all();
       expect(indexes).toEqual(['page_dumper_entries_variants']);
+      check.close();
+    });
+
+    test('on tables of layout 2: upgraded in place, its entries read back without encodings', () => {
+      const path = freshPath();
+      const db = new Database(path);
+      db.exec(LAYOUT_1);
+      // What layout 2 added to layout 1 (see #upgrade), and what a store of layout 2 left.
+      db.exec(`ALTER TABLE page_dumper_entries ADD COLUMN variant INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE page_dumper_entries ADD COLUMN anonymous_only INTEGER NOT NULL DEFAULT 0;
+        DROP INDEX page_dumper_entries_path;
+        CREATE INDEX page_dumper_entries_variants ON page_dumper_entries (path) WHERE variant = 1;
+        UPDATE page_dumper_state SET version = 2, seq = 7 WHERE id = 1;
+        INSERT INTO page_dumper_entries (key, path, variant, anonymous_only, seq, status, headers, tags, etag, stored_at, size, body)
+          VALUES ('k:/old', '/old', 0, 1, 5, 200, '["etag","\\"o\\""]', '["/old"]', '"o"', 1, 100, x'6f6c64');
+        INSERT INTO page_dumper_entry_tags VALUES ('/old', 1);`);
+      db.close();
+
+      const s = new SqliteStore({ path });
+      expect(s.sequence()).toBe(7);
+      const old = s.get('k:/old');
+      expect(old && { ...old, body: [...old.body] }).toEqual({
+        status: 200,
+        headers: ['etag', '"o"'],
+        body: [...Buffer.from('old')],
+        etag: '"o"',
+        storedAt: 1,
+        seq: 5,
+        path: '/old',
+        tags: ['/old'],
+        anonymousOnly: true,
+      });
+      expect(old).not.toHaveProperty('encodings');
+      // The same entry set again with its encodings.
+      expect(s.set('k:/old', { ...old!, encodings: encoded(10) }, limits)).toBe(true);
+      s.close();
+      const again = new SqliteStore({ path, localBytes: 0 });
+      expect(encodingsOf(again.get('k:/old'))).toEqual([['br', Array(10).fill(1)]]);
+      expect(again.get('k:/old')?.anonymousOnly).toBe(true);
+      again.close();
+      const check = new Database(path, { readonly: true });
+      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(3);
       check.close();
     });
 

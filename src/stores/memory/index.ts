@@ -1,15 +1,16 @@
-import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
+import type { ContentCoding, EncodedBody, SetOptions, Store, StoredEntry } from '../../core/store.js';
 
 export interface MemoryStoreOptions {
   /**
    * Upper bound of the memory the store's entries take, in bytes. Least recently used entries are
-   * evicted past it. What is counted is what an entry keeps alive: its body, its strings (key,
-   * headers, tags) at their size in V8, and the objects around them (the entry, its arrays, the
-   * body's Uint8Array and ArrayBuffer, the store's slot and index entries), as measured on Node 20
-   * by `bench/memory-flood.mjs`: about 960 bytes besides the body for a typical page, so a 1 KiB
-   * page counts about 2,000. A body that is a view into a larger buffer (a slice of Node's shared
+   * evicted past it. What is counted is what an entry keeps alive: its body and its encoded bodies
+   * (`encodings`), its strings (key, headers, tags) at their size in V8, and the objects around
+   * them (the entry, its arrays, each body's Uint8Array and ArrayBuffer, the store's slot and
+   * index entries), as measured on Node 20 by `bench/memory-flood.mjs`: about 960 bytes besides
+   * the body for a typical page, so a 1 KiB page counts about 2,000, and about 230 per encoded
+   * body besides its bytes. A body that is a view into a larger buffer (a slice of Node's shared
    * 8 KiB pool, say) is copied into one of its own, so that it cannot pin more than it is counted
-   * for. Not counted: about 200 bytes per entry outside the JS heap (each body's ArrayBuffer
+   * for. Not counted: about 200 bytes per body outside the JS heap (each body's ArrayBuffer
    * bookkeeping in C++, the allocator's rounding), and what the process keeps beyond its live
    * objects: V8 keeps heap pages it no longer needs, the allocator keeps freed memory. Under a
    * flood of 1 KiB pages, the JS heap and ArrayBuffers held 1.06 × `maxBytes` (with the empty
@@ -58,8 +59,18 @@ export function stringBytes(s: string): number {
 }
 
 /**
- * The bytes an entry kept in this process takes, with its key: body, strings and objects (see
- * `compact` for why they are the store's own). Whatever holds it adds its own per-entry overhead.
+ * Per encoded body (`StoredEntry.encodings`): its `{ coding, body }` object, its slot in the
+ * encodings array, its body's Uint8Array and ArrayBuffer objects (230 measured). Its coding name
+ * is one of the strings every entry shares (see `compact`).
+ */
+const ENCODING_OBJECTS = 232;
+/** An entry's encodings array and the entry's property pointing to it, when it has encodings (56 measured). */
+const ENCODINGS_ARRAY = 64;
+
+/**
+ * The bytes an entry kept in this process takes, with its key: body, encoded bodies, strings and
+ * objects (see `compact` for why they are the store's own). Whatever holds it adds its own
+ * per-entry overhead.
  * @internal
  */
 export function entryBytes(key: string, entry: StoredEntry): number {
@@ -67,6 +78,14 @@ export function entryBytes(key: string, entry: StoredEntry): number {
   let n = ENTRY_OBJECTS + stringBytes(key) + entry.body.byteLength;
   for (const h of entry.headers) n += POINTER + stringBytes(h);
   for (const t of entry.tags) n += POINTER + stringBytes(t);
+  const encodings = entry.encodings;
+  if (encodings !== undefined && encodings.length > 0) {
+    n += ENCODINGS_ARRAY;
+    for (const e of encodings) {
+      n += ENCODING_OBJECTS + e.body.byteLength;
+      if (sharedCoding(e.coding) === undefined) n += stringBytes(e.coding);
+    }
+  }
   return n;
 }
 
@@ -75,31 +94,69 @@ function slotBytes(key: string, entry: StoredEntry, variant: boolean): number {
   return variant ? n + VARIANT_OVERHEAD : n;
 }
 
+/** The one string of a known coding name, shared by every entry; `undefined` for another name. */
+function sharedCoding(coding: string): ContentCoding | undefined {
+  return coding === 'br' ? 'br' : coding === 'gzip' ? 'gzip' : coding === 'zstd' ? 'zstd' : undefined;
+}
+
 /**
- * The entry as the store keeps it: a body that owns its whole buffer, and arrays of their exact
- * length. A view into a larger buffer keeps all of that buffer alive (a 1 KB page sliced from
- * Node's 8 KiB pool pins the pool), and an array built by `push` has room for 17 elements or more
- * (a 2-tag array takes 200 bytes instead of 64): either would make the store hold more than it
- * counts, several times more for a small body from the pool. It does not rely on its callers to
- * have avoided either.
+ * `body`, or a copy of it in a buffer of its own when it is a view into a larger one. A Buffer
+ * from allocUnsafeSlow: never a slice of the pool itself, and adapters that send Buffers
+ * (Fastify) need no view per hit.
+ */
+function ownBody(body: Uint8Array): Uint8Array {
+  if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return body;
+  const copy = Buffer.allocUnsafeSlow(body.byteLength);
+  copy.set(body);
+  return copy;
+}
+
+/**
+ * An entry with one object shape per kind (with or without `anonymousOnly`, with or without
+ * encodings), its fields in one order: the stores make their entries here. `encodings` empty or
+ * absent: the entry has no such property, as cheap as before encodings existed.
+ * @internal
+ */
+export function makeEntry(
+  status: number,
+  headers: readonly string[],
+  body: Uint8Array,
+  etag: string,
+  storedAt: number,
+  seq: number,
+  path: string,
+  tags: readonly string[],
+  anonymousOnly: boolean,
+  encodings: readonly EncodedBody[] | undefined,
+): StoredEntry {
+  if (encodings === undefined || encodings.length === 0) {
+    return anonymousOnly
+      ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
+      : { status, headers, body, etag, storedAt, seq, path, tags };
+  }
+  return anonymousOnly
+    ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true, encodings }
+    : { status, headers, body, etag, storedAt, seq, path, tags, encodings };
+}
+
+/**
+ * The entry as the store keeps it: bodies (the body and each encoded body) that own their whole
+ * buffer, and arrays of their exact length. A view into a larger buffer keeps all of that buffer
+ * alive (a 1 KB page sliced from Node's 8 KiB pool pins the pool; encoded bodies read from a
+ * shared store are views into one reply), and an array built by `push` has room for 17 elements
+ * or more (a 2-tag array takes 200 bytes instead of 64): either would make the store hold more
+ * than it counts, several times more for a small body from the pool. It does not rely on its
+ * callers to have avoided either.
  * @internal
  */
 export function compact(entry: StoredEntry): StoredEntry {
-  let body = entry.body;
-  if (body.byteOffset !== 0 || body.byteLength !== body.buffer.byteLength) {
-    // allocUnsafeSlow: never a slice of the pool itself. A Buffer, so that adapters that send
-    // Buffers (Fastify) need no view per hit.
-    const copy = Buffer.allocUnsafeSlow(body.byteLength);
-    copy.set(body);
-    body = copy;
-  }
   const { status, etag, storedAt, seq, path } = entry;
-  const headers = entry.headers.slice();
-  const tags = entry.tags.slice();
-  // One object shape for every entry without the flag, one for those with it.
-  return entry.anonymousOnly === true
-    ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
-    : { status, headers, body, etag, storedAt, seq, path, tags };
+  let encodings: EncodedBody[] | undefined;
+  if (entry.encodings !== undefined && entry.encodings.length > 0) {
+    // One object shape for every encoded body, its coding name the string all entries share.
+    encodings = entry.encodings.map(({ coding, body }) => ({ coding: sharedCoding(coding) ?? coding, body: ownBody(body) }));
+  }
+  return makeEntry(status, entry.headers.slice(), ownBody(entry.body), etag, storedAt, seq, path, entry.tags.slice(), entry.anonymousOnly === true, encodings);
 }
 
 /** One entry in the recency list. */

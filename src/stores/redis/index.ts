@@ -6,8 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
-import { LocalCopies, type LocalCopy } from '../local-copies.js';
-import { MemoryStore, stringBytes } from '../memory/index.js';
+import { decodeEncodings, encodeEncodings, LocalCopies, type LocalCopy } from '../local-copies.js';
+import { makeEntry, MemoryStore, stringBytes } from '../memory/index.js';
 import { CLEAR, GET, INVALIDATE, RAISE, SEQUENCE, SET } from './scripts.js';
 
 export interface RedisLocalTierOptions {
@@ -133,6 +133,11 @@ const MISS_SEQ_MS = 1000;
 // which a local tier needs to bound the entry as the dumper asked). Entries stored before the flags
 // existed have seven elements and read back as plain pages served to every request, which is what
 // they were.
+//
+// The encoded bodies (`StoredEntry.encodings`) are not in that buffer but beside it, in the entry
+// hash's field `c` (see encodeEncodings), so that the buffer keeps the layout every version reads:
+// a process of a version before encodings (its own get script reads `v` alone) serves the entry
+// without them, and an entry it stored reads back here without any.
 const ANONYMOUS_ONLY = 1;
 const VARIANT = 2;
 
@@ -156,8 +161,8 @@ function encode(entry: StoredEntry, variant: boolean): Buffer {
   return out;
 }
 
-/** A decoded entry, and whether it was stored as a query-string variant. */
-function decode(buf: Buffer): { entry: StoredEntry; variant: boolean } {
+/** A decoded entry (its encoded bodies from the hash field beside it), and whether it was stored as a query-string variant. */
+function decode(buf: Buffer, encodings: Buffer | null): { entry: StoredEntry; variant: boolean } {
   const n = buf.readUInt32BE(0);
   const [status, headers, etag, storedAt, seq, path, tags, flags = 0] = JSON.parse(buf.toString('utf8', 4, 4 + n)) as [
     number,
@@ -170,11 +175,8 @@ function decode(buf: Buffer): { entry: StoredEntry; variant: boolean } {
     number | undefined,
   ];
   const body = buf.subarray(4 + n);
-  // One object shape for entries without the flag, one for those with it.
-  const entry: StoredEntry =
-    (flags & ANONYMOUS_ONLY) !== 0
-      ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
-      : { status, headers, body, etag, storedAt, seq, path, tags };
+  // One object shape per kind of entry (with or without the flag, with or without encodings).
+  const entry = makeEntry(status, headers, body, etag, storedAt, seq, path, tags, (flags & ANONYMOUS_ONLY) !== 0, decodeEncodings(encodings));
   return { entry, variant: (flags & VARIANT) !== 0 };
 }
 
@@ -508,6 +510,7 @@ export class RedisStore implements Store {
       id,
       options.variant ? '1' : '0',
       generation,
+      encodeEncodings(entry.encodings) ?? '',
       ...tags,
     ];
     const local = this.#local;
@@ -824,15 +827,15 @@ export class RedisStore implements Store {
     );
   }
 
-  /** Decodes the get script's answer (`[entry, fill id]` or `[seq, generation]`), and keeps a copy of the entry. */
+  /** Decodes the get script's answer (`[entry, fill id, encoded bodies]` or `[seq, generation]`), and keeps a copy of the entry. */
   #scriptReply(entryKey: string, reply: unknown): Fetched | number {
     if (typeof (reply as unknown[])[0] === 'number') {
       this.#copies.forget(entryKey);
       const [seq, g] = reply as [number, Buffer];
       return this.#handOut(seq, g.toString());
     }
-    const [buf, id] = reply as [Buffer, Buffer | null];
-    const fetched = decode(buf);
+    const [buf, id, encodings = null] = reply as [Buffer, Buffer | null, Buffer | null | undefined];
+    const fetched = decode(buf, encodings);
     if (id !== null && this.#copies.maxBytes !== 0) {
       // `keep` gives the copy a body of its own (the reply's buffer may be a slice of a larger
       // read); answer the copy kept, so that the reply's buffer can be collected.

@@ -9,7 +9,8 @@
  *                eviction or a flush loses all of it or none of it.
  * - `{p}z`       sorted set: tag → invalidation point, the age order used to bound `{p}m`.
  * - `{p}e:<key>` hash: `v` (the encoded entry), `s` (its sequence number), `t` (its tags, JSON),
- *                `i` (its fill id: unique, never reused, so that a process's copy can be checked).
+ *                `i` (its fill id: unique, never reused, so that a process's copy can be checked),
+ *                `c` (its encoded bodies, `StoredEntry.encodings`; absent when it has none).
  * - `{p}t:<tag>` set: keys of the entries carrying the tag, for eager freeing.
  * - `{p}v:<path>` sorted set: the query-string variants of a path (entries stored with
  *                `variant: true`), scored in storing order: the lowest is evicted when one more
@@ -54,10 +55,10 @@ end
 `;
 
 /**
- * get. KEYS: meta, entry. Answers `{encoded entry, fill id}` while the entry is valid: its sequence
- * number is at or above the floor, not above the current one (a Redis that came back with an older
- * sequence never vouches for numbers it did not hand out), and none of its tags was invalidated
- * after it. Otherwise frees the entry and answers `{seq, generation}`, which the fill that
+ * get. KEYS: meta, entry. Answers `{encoded entry, fill id, encoded bodies or nil}` while the
+ * entry is valid: its sequence number is at or above the floor, not above the current one (a Redis
+ * that came back with an older sequence never vouches for numbers it did not hand out), and none of
+ * its tags was invalidated after it. Otherwise frees the entry and answers `{seq, generation}`, which the fill that
  * follows a miss may use (it was read before the render started, which is all the fill protocol
  * asks of it).
  */
@@ -66,7 +67,7 @@ local function miss()
   local seq, _, g = meta(KEYS[1])
   return {seq, g}
 end
-local e = redis.call('HMGET', KEYS[2], 'v', 's', 't', 'i')
+local e = redis.call('HMGET', KEYS[2], 'v', 's', 't', 'i', 'c')
 if not e[1] then return miss() end
 local s = tonumber(e[2])
 local tags = cjson.decode(e[3])
@@ -78,7 +79,7 @@ if v[1] and v[2] and s >= tonumber(v[2]) and s <= tonumber(v[1]) then
   for i = 3, #v do
     if v[i] and tonumber(v[i]) > s then ok = false break end
   end
-  if ok then return {e[1], e[4]} end
+  if ok then return {e[1], e[4], e[5]} end
 end
 redis.call('UNLINK', KEYS[2])
 return miss()
@@ -95,7 +96,8 @@ return {seq, g}
  * index sets of the other tags.
  * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, fill id, '1' for a
  * query-string variant ('0' for the plain page), the generation seq was read under ('' when not
- * known), then the tags.
+ * known), the encoded bodies ('' for none), then the tags. The entry replaces the key's hash
+ * whole: an entry stored again without encoded bodies keeps none of the previous one's.
  * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, a seq above
  * the current one (handed out before Redis lost or rolled back its data), or a generation that is
  * no longer the current one (the meta hash lost or the floor raised since the render started). A variant is never refused for the bound: the variant of the path
@@ -106,7 +108,7 @@ return {seq, g}
 export const SET = `
 local s = tonumber(ARGV[2])
 local fields = {'seq', 'floor', 'g'}
-for i = 9, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+for i = 10, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
 if not v[1] or not v[2] or s < tonumber(v[2]) or s > tonumber(v[1]) then return 0 end
 if ARGV[8] ~= '' and v[3] ~= ARGV[8] then return 0 end
@@ -140,6 +142,7 @@ if ARGV[7] == '1' then
 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'v', ARGV[1], 's', ARGV[2], 't', ARGV[3], 'i', ARGV[6])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[2], 'c', ARGV[9]) end
 redis.call('SADD', KEYS[3], KEYS[2])
 for i = 5, #KEYS do
   redis.call('SADD', KEYS[i], KEYS[2])

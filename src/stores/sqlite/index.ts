@@ -13,7 +13,8 @@
 import Database from 'better-sqlite3';
 import { DumperError } from '../../core/errors.js';
 import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
-import { LocalCopies, type LocalCopy } from '../local-copies.js';
+import { decodeEncodings, encodeEncodings, LocalCopies, type LocalCopy } from '../local-copies.js';
+import { makeEntry } from '../memory/index.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -36,10 +37,10 @@ export interface SqliteStoreOptions {
    */
   tablePrefix?: string;
   /**
-   * Upper bound of the bytes the entries take: bodies, headers, keys and tags, plus a fixed
-   * overhead per entry and per tag. The oldest stored entries are evicted past it. The file is
-   * larger by SQLite's own page overhead, and keeps its size when entries go (freed pages are
-   * reused, `VACUUM` gives them back).
+   * Upper bound of the bytes the entries take: bodies, encoded bodies (`encodings`), headers, keys
+   * and tags, plus a fixed overhead per entry and per tag. The oldest stored entries are evicted
+   * past it. The file is larger by SQLite's own page overhead, and keeps its size when entries go
+   * (freed pages are reused, `VACUUM` gives them back).
    * @default 256 MiB
    */
   maxBytes?: number;
@@ -82,10 +83,10 @@ const TAG_OVERHEAD = 24;
 /** Bytes counted per query-string variant on top of its path: its row in the variant index. */
 const VARIANT_OVERHEAD = 16;
 /**
- * The layout of the tables, kept in the state row. A file of layout 1 is upgraded in place when
- * opened (see `#upgrade`); a file of any other layout is refused at construction.
+ * The layout of the tables, kept in the state row. A file of layout 1 or 2 is upgraded in place
+ * when opened (see `#upgrade`); a file of any other layout is refused at construction.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `PRAGMA synchronous` levels. */
 const SYNC_FULL = 2;
@@ -101,6 +102,7 @@ interface EntryRow {
   seq: number;
   path: string;
   body: Buffer;
+  encodings: Buffer | null;
 }
 
 interface CountRow {
@@ -236,7 +238,7 @@ export class SqliteStore implements Store {
       const prepare = <P extends unknown[], R>(sql: string) => db!.prepare<P, R>(sql).safeIntegers(false);
 
       this.#get = prepare<[string], EntryRow>(
-        `SELECT id, anonymous_only, status, headers, tags, etag, stored_at, seq, path, body FROM ${p}entries WHERE key = ?`,
+        `SELECT id, anonymous_only, status, headers, tags, etag, stored_at, seq, path, body, encodings FROM ${p}entries WHERE key = ?`,
       );
       // Answered from the key's unique index alone (it holds the rowid): no table page is read.
       this.#idOf = prepare<[string], number>(`SELECT id FROM ${p}entries WHERE key = ?`).pluck();
@@ -256,8 +258,8 @@ export class SqliteStore implements Store {
       const evictVariants = prepare<[string, number], unknown>(
         `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE path = ? AND variant = 1 ORDER BY id LIMIT ?)`,
       );
-      const insert = prepare<[string, string, number, number, number, number, string, string, string, number, number, Uint8Array], unknown>(
-        `INSERT INTO ${p}entries (key, path, variant, anonymous_only, seq, status, headers, tags, etag, stored_at, size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      const insert = prepare<[string, string, number, number, number, number, string, string, string, number, number, Uint8Array, Buffer | null], unknown>(
+        `INSERT INTO ${p}entries (key, path, variant, anonymous_only, seq, status, headers, tags, etag, stored_at, size, body, encodings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       const insertTags = prepare<[number | bigint, string], unknown>(
         `INSERT OR IGNORE INTO ${p}entry_tags (tag, entry) SELECT value, ? FROM json_each(?)`,
@@ -279,13 +281,14 @@ export class SqliteStore implements Store {
 
       const maxEntriesBound = this.maxEntries;
       /** Stores the entry; its row id, or `undefined` when it is refused. */
-      const setTx = db.transaction((key: string, entry: StoredEntry, options: SetOptions): number | undefined => {
+      const setTx = db.transaction((key: string, entry: StoredEntry, options: SetOptions, encodings: Buffer | undefined): number | undefined => {
         const tags = JSON.stringify(entry.tags);
         const { floor, point } = refusal.get(tags)!;
         if (entry.seq < floor || (point !== null && point > entry.seq)) return undefined;
         const headers = JSON.stringify(entry.headers);
         let size = ENTRY_OVERHEAD + byteLength(key) + byteLength(entry.path) + byteLength(headers) + byteLength(tags) + byteLength(entry.etag);
-        size += entry.body.byteLength;
+        // The encoded bodies (with the few bytes naming them) count as the body does.
+        size += entry.body.byteLength + (encodings?.length ?? 0);
         for (const tag of entry.tags) size += byteLength(tag) + TAG_OVERHEAD;
         const variant = options.variant === true;
         if (variant) size += byteLength(entry.path) + VARIANT_OVERHEAD;
@@ -311,6 +314,7 @@ export class SqliteStore implements Store {
           entry.storedAt,
           size,
           entry.body,
+          encodings ?? null,
         ) as Database.RunResult;
         insertTags.run(lastInsertRowid, tags);
         // Evicts in storing order (the rowid): a hit stays a pure read, with no write to record
@@ -324,7 +328,8 @@ export class SqliteStore implements Store {
         return Number(lastInsertRowid);
       });
       this.#set = (key, entry, options) => {
-        const id = setTx.immediate(key, entry, options);
+        // Encoded before the write lock is taken: copying the bodies holds up no other process.
+        const id = setTx.immediate(key, entry, options, encodeEncodings(entry.encodings));
         if (id === undefined) return false;
         this.#keep(key, id, entry);
         return true;
@@ -399,12 +404,19 @@ export class SqliteStore implements Store {
     if (row === undefined) return undefined;
     const headers = JSON.parse(row.headers) as string[];
     const tags = JSON.parse(row.tags) as string[];
-    const { status, body, etag, stored_at: storedAt, seq, path } = row;
-    // The flag only on the entries that have it, as the dumper makes them.
-    const entry: StoredEntry =
-      row.anonymous_only === 1
-        ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
-        : { status, headers, body, etag, storedAt, seq, path, tags };
+    // The flag and the encodings only on the entries that have them, as the dumper makes them.
+    const entry = makeEntry(
+      row.status,
+      headers,
+      row.body,
+      row.etag,
+      row.stored_at,
+      row.seq,
+      row.path,
+      tags,
+      row.anonymous_only === 1,
+      decodeEncodings(row.encodings),
+    );
     return this.#keep(key, row.id, entry);
   }
 
@@ -477,10 +489,10 @@ export class SqliteStore implements Store {
         INSERT OR IGNORE INTO ${p}state (id, version, seq, floor, bytes, entries) VALUES (1, ${SCHEMA_VERSION}, 0, 0, 0, 0);
       `);
       const version = db.prepare<[], number>(`SELECT version FROM ${p}state WHERE id = 1`).pluck().safeIntegers(false).get();
-      if (version === 1) this.#upgrade(db);
+      if (version === 1 || version === 2) this.#upgrade(db, version);
       else if (version !== SCHEMA_VERSION) {
         throw new Error(
-          `its tables "${p}*" have layout version ${String(version)}, this version of page-dumper uses ${SCHEMA_VERSION} (and upgrades 1): use another tablePrefix, or drop them`,
+          `its tables "${p}*" have layout version ${String(version)}, this version of page-dumper uses ${SCHEMA_VERSION} (and upgrades 1 and 2): use another tablePrefix, or drop them`,
         );
       }
       db.exec(`
@@ -501,7 +513,9 @@ export class SqliteStore implements Store {
           etag TEXT NOT NULL,
           stored_at INTEGER NOT NULL,
           size INTEGER NOT NULL,
-          body BLOB NOT NULL
+          body BLOB NOT NULL,
+          -- StoredEntry.encodings, encoded (see encodeEncodings); NULL when it has none.
+          encodings BLOB
         );
         -- Only the variants: plain entries are never counted nor evicted for them.
         CREATE INDEX IF NOT EXISTS ${p}entries_variants ON ${p}entries (path) WHERE variant = 1;
@@ -527,23 +541,36 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Layout 1 to 2, in the transaction that opens the file: two columns with defaults and the index
-   * of the variants instead of the index of every path. Entries, invalidation points and the
-   * sequence number stay. The rows already there become plain entries (`variant = 0`): a row does
-   * not say whether its key has a query string (the key prefix may hold a `?`), and counting a
-   * plain page as a variant could get it evicted by junk variants, which is what the bound is
-   * there to prevent. Until those rows go (evicted, invalidated, replaced), a path may hold them
-   * on top of `maxVariantsPerPath` new variants. No row of layout 1 is anonymous-only: the flag
-   * came with layout 2. A process of the previous version still running on the file keeps
-   * working (its statements name their columns), though its fills count a path's entries without
-   * an index until it is replaced; a process of that version started afterwards refuses the file.
+   * Layout 1 or 2 to 3, in the transaction that opens the file. Entries, invalidation points and
+   * the sequence number stay.
+   *
+   * 1 to 2: two columns with defaults and the index of the variants instead of the index of every
+   * path. The rows already there become plain entries (`variant = 0`): a row does not say whether
+   * its key has a query string (the key prefix may hold a `?`), and counting a plain page as a
+   * variant could get it evicted by junk variants, which is what the bound is there to prevent.
+   * Until those rows go (evicted, invalidated, replaced), a path may hold them on top of
+   * `maxVariantsPerPath` new variants. No row of layout 1 is anonymous-only: the flag came with
+   * layout 2.
+   *
+   * 2 to 3: the `encodings` column, NULL in the rows already there (entries without encoded
+   * bodies, which is what they were).
+   *
+   * A process of a previous version still running on the file keeps working (its statements name
+   * their columns: it reads entries without their encodings and stores entries without any),
+   * though one of layout 1 counts a path's entries without an index until it is replaced; a
+   * process of a previous version started afterwards refuses the file.
    */
-  #upgrade(db: Database.Database): void {
+  #upgrade(db: Database.Database, from: 1 | 2): void {
     const p = this.tablePrefix;
+    if (from === 1) {
+      db.exec(`
+        ALTER TABLE ${p}entries ADD COLUMN variant INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE ${p}entries ADD COLUMN anonymous_only INTEGER NOT NULL DEFAULT 0;
+        DROP INDEX IF EXISTS ${p}entries_path;
+      `);
+    }
     db.exec(`
-      ALTER TABLE ${p}entries ADD COLUMN variant INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE ${p}entries ADD COLUMN anonymous_only INTEGER NOT NULL DEFAULT 0;
-      DROP INDEX IF EXISTS ${p}entries_path;
+      ALTER TABLE ${p}entries ADD COLUMN encodings BLOB;
       UPDATE ${p}state SET version = ${SCHEMA_VERSION} WHERE id = 1;
     `);
   }
