@@ -82,7 +82,9 @@ export interface SetOptions {
  * - `set(key, entry)` stores the entry unless one of `entry.tags` was invalidated at a sequence
  *   number greater than `entry.seq` (or the store was cleared since), in which case it stores
  *   nothing and resolves to `false`. This is what closes the render/invalidate race.
- * - `get(key)` resolves to the entry only while none of its tags was invalidated after `entry.seq`.
+ * - `get(key)` resolves to the entry only while none of its tags was invalidated after `entry.seq`,
+ *   with the `seq` (and every other field) it was stored with: the dumper sets an entry it got
+ *   again, with its compressed `encodings`, and relies on `seq` for the check above.
  * - `clear()` drops every entry and, like `invalidate`, refuses fills that started before it.
  */
 export interface Store {
