@@ -678,8 +678,9 @@ export class Dumper {
   }
 
   /**
-   * Resolves once every compression started so far has been made and stored (or refused). Hits
-   * are compressed from then on; tests and warm-up scripts wait for it.
+   * Resolves once the work that fills leave running after their response (decoding a page the
+   * app compressed, storing, compressing) is done, including work started while it waits: every
+   * page stored so far is then served compressed. Tests and warm-up scripts wait for it.
    */
   async flushCompression(): Promise<void> {
     while (this.#background.size !== 0) await Promise.allSettled([...this.#background]);
@@ -704,24 +705,25 @@ export class Dumper {
       reps = representations(entry, compressible(entry, this.#compress!), this.cacheStatusHeader);
       this.#reps.set(entry, reps);
     }
-    if (!reps.compressible || Date.now() - entry.storedAt < 1000) return;
-    this.#compressLater(key, entry);
+    if (!reps.compressible || reps.tried || Date.now() - entry.storedAt < 1000) return;
+    reps.tried = this.#compressLater(key, entry);
   }
 
   /**
    * Makes the entry's encodings on zlib's thread pool and stores the entry again with them, under
    * the fill protocol: refused if one of its tags was invalidated since it was rendered. Once per
-   * key and entry in this process.
+   * key and entry in this process. Returns false when the compressor was too busy to take it
+   * (a later hit asks again).
    */
-  #compressLater(key: string, entry: StoredEntry): void {
+  #compressLater(key: string, entry: StoredEntry): boolean {
     const compressor = this.#compressor;
-    if (compressor === undefined || this.#closed) return;
+    if (compressor === undefined || this.#closed) return true;
     const mark = `${entry.seq} ${entry.storedAt} ${entry.etag}`;
-    if (this.#compressTried.get(key) === mark) return;
+    if (this.#compressTried.get(key) === mark) return true;
     const job = compressor.encode(entry.body, entry.encodings);
     if (job === undefined) {
       if (this.log.debugEnabled) this.log.debug('not compressing now: the compressor is busy', { key });
-      return;
+      return false;
     }
     if (this.#compressTried.size >= MAX_KNOWN_KEYS) this.#compressTried.clear();
     this.#compressTried.set(key, mark);
@@ -740,6 +742,7 @@ export class Dumper {
         });
       })
       .catch((error: unknown) => this.#fault('set', error)));
+    return true;
   }
 
   /** An anonymous page, unless the request carries cookies. */

@@ -414,6 +414,8 @@ export interface Representations {
   readonly list: readonly Representation[];
   /** The entry is one to compress (its hits carry `Vary: Accept-Encoding`). */
   readonly compressible: boolean;
+  /** This process has set out to compress this entry already (see `Dumper#uncompressed`). */
+  tried: boolean;
 }
 
 const CODE_INDEX: Record<string, number> = { identity: 0, br: 1, gzip: 2, zstd: 3 };
@@ -455,7 +457,7 @@ export function representations(entry: StoredEntry, compressibleEntry: boolean, 
     }
     return { coding, body, etag, headers, notModifiedHeaders: nm };
   });
-  return { list, compressible: compressibleEntry };
+  return { list, compressible: compressibleEntry, tried: false };
 }
 
 /**

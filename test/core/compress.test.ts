@@ -1,0 +1,105 @@
+/**
+ * When compressed copies are made and stored: after the page is stored (a miss never waits for
+ * them), under the fill protocol (an invalidation during the compression wins), and for pages
+ * found without them (stored by a process with `compress: false`).
+ */
+import { gunzipSync } from 'node:zlib';
+import { afterEach, expect, test } from 'vitest';
+import { withDumper } from '../../src/http/node/index.js';
+import { createDumper, MemoryStore, type Dumper, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { rawGet } from '../support/http.js';
+import { listen } from '../support/listen.js';
+
+const page = '<!doctype html>' + '<p>ice cream, creamy and fresh</p>\n'.repeat(300);
+const open: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of open.splice(0)) await close();
+});
+
+/** A MemoryStore that records what it is asked to store, and what it answers. */
+class RecordingStore extends MemoryStore {
+  readonly sets: Array<{ key: string; encodings: string[]; stored: boolean }> = [];
+  /** Called after each set. */
+  afterSet: ((entry: StoredEntry) => void) | undefined;
+  override set(key: string, entry: StoredEntry, options: SetOptions): boolean {
+    const stored = super.set(key, entry, options);
+    this.sets.push({ key, encodings: (entry.encodings ?? []).map((e) => e.coding), stored });
+    this.afterSet?.(entry);
+    return stored;
+  }
+}
+
+async function site(dumper: Dumper): Promise<{ port: number; renders: () => number }> {
+  let renders = 0;
+  const m = await listen(
+    withDumper(dumper, (_req, res) => {
+      renders++;
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(page);
+    }),
+  );
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  return { port: m.port, renders: () => renders };
+}
+
+test('a miss is stored as the app sent it; the compressed copies are stored with it afterwards', async () => {
+  const store = new RecordingStore();
+  const dumper = createDumper({ store, logger: false, compress: { zstd: false } });
+  const { port } = await site(dumper);
+  const miss = await rawGet(port, '/p', { 'accept-encoding': 'gzip, br' });
+  expect(miss.headers['x-cache']).toBe('MISS');
+  expect(miss.headers['content-encoding']).toBeUndefined();
+  expect(store.sets.map((s) => s.encodings)[0]).toEqual([]);
+  await dumper.flushCompression();
+  expect(store.sets.map((s) => s.encodings)).toEqual([[], ['br', 'gzip']]);
+  const hit = await rawGet(port, '/p', { 'accept-encoding': 'gzip' });
+  expect(gunzipSync(hit.body).toString()).toBe(page);
+});
+
+test('an invalidation while the copies are made wins: they are not stored, and the page is rendered again', async () => {
+  const store = new RecordingStore();
+  const dumper = createDumper({ store, logger: false });
+  const { port, renders } = await site(dumper);
+  // A write lands just after the page is stored, while its compression is on the thread pool
+  // (a microtask comes before any thread-pool callback).
+  let written: Promise<void> | undefined;
+  store.afterSet = () => {
+    store.afterSet = undefined;
+    queueMicrotask(() => (written = dumper.invalidate('/p')));
+  };
+  await rawGet(port, '/p', {});
+  await written;
+  await dumper.flushCompression();
+  expect(store.sets.map((s) => [s.encodings.length > 0, s.stored])).toEqual([
+    [false, true],
+    [true, false],
+  ]);
+  const next = await rawGet(port, '/p', { 'accept-encoding': 'br' });
+  expect(next.headers['x-cache']).toBe('MISS');
+  expect(renders()).toBe(2);
+});
+
+test('a page found without copies (stored by a process with compress: false) is compressed by one with them', async () => {
+  const store = new MemoryStore();
+  const plain = createDumper({ store, logger: false, compress: false });
+  const { port: plainPort } = await site(plain);
+  await rawGet(plainPort, '/p', {});
+  expect((await rawGet(plainPort, '/p', { 'accept-encoding': 'br' })).headers['content-encoding']).toBeUndefined();
+  const compressing = createDumper({ store, logger: false });
+  const { port } = await site(compressing);
+  // The page under the second server's key, stored more than a second ago, as a page another
+  // process stored is found.
+  const entry = (await store.get(`dumper.cached_path.127.0.0.1:${plainPort}/p`))!;
+  expect(entry).toBeDefined();
+  store.set(`dumper.cached_path.127.0.0.1:${port}/p`, { ...entry, storedAt: Date.now() - 5000 }, { maxVariantsPerPath: 10, variant: false });
+  const first = await rawGet(port, '/p', { 'accept-encoding': 'br' });
+  expect(first.headers['x-cache']).toBe('HIT');
+  expect(first.headers['content-encoding']).toBeUndefined();
+  await compressing.flushCompression();
+  const second = await rawGet(port, '/p', { 'accept-encoding': 'br' });
+  expect(second.headers['x-cache']).toBe('HIT');
+  expect(second.headers['content-encoding']).toBe('br');
+});
