@@ -635,7 +635,7 @@ export class Dumper {
         (entry) => {
           if (this.#failures !== 0) this.#recovered();
           if (entry === undefined) return undefined;
-          if (this.#compress !== undefined && (entry.encodings === undefined || entry.encodings.length === 0)) this.#uncompressed(key, entry);
+          if (this.#compress !== undefined && (entry.encodings?.length ?? 0) < this.#compress.coders.length) this.#uncompressed(key, entry);
           return entry.anonymousOnly === true ? this.#anonymous(key, entry, headers) : entry;
         },
         (error: unknown) => {
@@ -645,7 +645,7 @@ export class Dumper {
       );
     }
     if (result === undefined) return undefined;
-    if (this.#compress !== undefined && (result.encodings === undefined || result.encodings.length === 0)) this.#uncompressed(key, result);
+    if (this.#compress !== undefined && (result.encodings?.length ?? 0) < this.#compress.coders.length) this.#uncompressed(key, result);
     return result.anonymousOnly === true ? this.#anonymous(key, result, headers) : result;
   }
 
@@ -656,19 +656,16 @@ export class Dumper {
    * Every adapter answers hits with it.
    */
   reply(entry: StoredEntry, method: string, headers: HeaderSource): Reply {
-    let reps = this.#reps.get(entry);
-    if (reps === undefined) {
-      reps = representations(entry, this.#compress !== undefined && compressible(entry, this.#compress), this.cacheStatusHeader);
-      this.#reps.set(entry, reps);
-    }
+    const reps = this.#representationsOf(entry);
     const acceptEncoding = readHeader(headers, 'accept-encoding');
     const rep = choose(reps, acceptEncoding);
     const age = ageOf(entry.storedAt, Date.now());
-    const inm = readHeader(headers, 'if-none-match');
+    // Conditional headers apply to 2xx responses only (RFC 9110 §13.2.1).
+    const inm = entry.status < 300 ? readHeader(headers, 'if-none-match') : undefined;
     if (inm !== undefined) {
       const held = heldRepresentation(reps, rep, inm, acceptEncoding);
       if (held !== undefined) return { status: 304, headers: held.notModifiedHeaders, age, body: undefined, representation: held };
-    } else {
+    } else if (entry.status < 300) {
       const ims = readHeader(headers, 'if-modified-since');
       if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) {
         return { status: 304, headers: rep.notModifiedHeaders, age, body: undefined, representation: rep };
@@ -679,8 +676,10 @@ export class Dumper {
 
   /**
    * Resolves once the work that fills leave running after their response (decoding a page the
-   * app compressed, storing, compressing) is done, including work started while it waits: every
-   * page stored so far is then served compressed. Tests and warm-up scripts wait for it.
+   * app compressed, storing, compressing) is done, including work started while it waits. Pages
+   * stored so far are then served compressed, except those whose copies the store refused (a
+   * write invalidated them meanwhile) or that a busy compressor turned down (their next hit asks
+   * again). Tests and warm-up scripts wait for it.
    */
   async flushCompression(): Promise<void> {
     while (this.#background.size !== 0) await Promise.allSettled([...this.#background]);
@@ -695,18 +694,27 @@ export class Dumper {
   }
 
   /**
-   * An entry served without encodings: one stored by a process with `compress: false`, or whose
+   * An entry served without some of the encodings this dumper makes: one stored by a process with
+   * `compress: false` or other codings, one that holds only the app's own gzip, or one whose
    * compression was turned down while the compressor was busy. Compressed now, unless it was
-   * stored less than a second ago (the process that stored it is compressing it).
+   * stored less than a second ago (the process that stored it is compressing it). A coding whose
+   * copy came out no smaller than the page is asked for again once per entry and process.
    */
   #uncompressed(key: string, entry: StoredEntry): void {
-    let reps = this.#reps.get(entry);
-    if (reps === undefined) {
-      reps = representations(entry, compressible(entry, this.#compress!), this.cacheStatusHeader);
-      this.#reps.set(entry, reps);
-    }
+    const reps = this.#representationsOf(entry);
     if (!reps.compressible || reps.tried || Date.now() - entry.storedAt < 1000) return;
     reps.tried = this.#compressLater(key, entry);
+  }
+
+  /** The representations of an entry, made at its first hit (with `compress: false`, identity only). */
+  #representationsOf(entry: StoredEntry): Representations {
+    let reps = this.#reps.get(entry);
+    if (reps === undefined) {
+      const policy = this.#compress;
+      reps = representations(entry, policy && entry.encodings, policy !== undefined && compressible(entry, policy), this.cacheStatusHeader);
+      this.#reps.set(entry, reps);
+    }
+    return reps;
   }
 
   /**
@@ -1033,6 +1041,9 @@ export class Dumper {
     this.#closed = true;
     clearTimeout(this.#replayTimer);
     this.#detachFlights();
+    // Compressions not started are dropped (their results would not be stored after close);
+    // the work under way (a zlib call, a store write) is waited for.
+    this.#compressor?.close();
     await this.#flushing;
     await this.flushCompression();
     await this.store.close?.();

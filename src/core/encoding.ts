@@ -47,8 +47,9 @@ export interface CompressOptions {
    */
   gzip?: number | false;
   /**
-   * Zstandard level, 1–22, or `false`. Made only where the running Node's `node:zlib` has
-   * Zstandard (22.15 and later); elsewhere this option is ignored.
+   * Zstandard level, 1–19, or `false`. Made only where the running Node's `node:zlib` has
+   * Zstandard (22.15 and later); elsewhere this option is ignored. (Levels 20–22 use windows
+   * larger than the 8 MB a `zstd` content coding may use, RFC 9659 §3.)
    * @default 10
    */
   zstd?: number | false;
@@ -101,9 +102,9 @@ function typeMatcher(types: ReadonlyArray<string | RegExp>): (mediaType: string)
 }
 
 /** The policy of the `compress` option, or `undefined` when nothing is compressed. */
-export function compressPolicy(options: CompressOptions | false | undefined): CompressPolicy | undefined {
+export function compressPolicy(options: CompressOptions | boolean | undefined): CompressPolicy | undefined {
   if (options === false) return undefined;
-  const o = options ?? {};
+  const o = options === true || options === undefined ? {} : options;
   const coders: Coder[] = [];
   const br = o.br ?? 9;
   const gzip = o.gzip ?? 6;
@@ -117,8 +118,8 @@ export function compressPolicy(options: CompressOptions | false | undefined): Co
 
 /** Validates the `compress` option; `fail` throws the dumper's option error. */
 export function validateCompress(value: unknown, fail: (name: string, expected: string, got: unknown) => never): void {
-  if (value === false || value === undefined) return;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('compress', 'an object or false', value);
+  if (value === false || value === true || value === undefined) return;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('compress', 'an object, true or false', value);
   const o = value as Record<string, unknown>;
   for (const k of Object.keys(o)) {
     if (!['br', 'gzip', 'zstd', 'types', 'minBytes'].includes(k)) throw new TypeError(`page-dumper: unknown option "compress.${k}"`);
@@ -130,7 +131,7 @@ export function validateCompress(value: unknown, fail: (name: string, expected: 
   };
   level('br', 0, 11);
   level('gzip', 1, 9);
-  level('zstd', 1, 22);
+  level('zstd', 1, 19);
   if (o.types !== undefined) {
     if (!Array.isArray(o.types) || o.types.some((t) => (typeof t !== 'string' || !/^[a-z0-9!#$&^_.+*-]+\/[a-z0-9!#$&^_.+*-]+$/i.test(t)) && !(t instanceof RegExp))) {
       fail('compress.types', 'an array of media types (such as "text/*" or "application/json") or RegExps', o.types);
@@ -200,6 +201,7 @@ export class Compressor {
   readonly #maxQueuedBytes = 32 * 2 ** 20;
   #running = 0;
   #queuedBytes = 0;
+  #closed = false;
   readonly #queue: Array<() => void> = [];
 
   constructor(coders: readonly Coder[]) {
@@ -211,18 +213,23 @@ export class Compressor {
    * too much is queued already.
    */
   encode(body: Uint8Array, have: readonly EncodedBody[] = []): Promise<EncodedBody[]> | undefined {
+    if (this.#closed) return undefined;
     if (this.#queuedBytes + body.byteLength > this.#maxQueuedBytes && this.#queuedBytes !== 0) return undefined;
     const coders = this.#coders.filter((c) => !have.some((h) => h.coding === c.coding));
     this.#queuedBytes += body.byteLength;
     const made = coders.map(
       (coder) =>
         new Promise<EncodedBody | undefined>((resolve) => {
-          this.#run((done) =>
+          this.#run((done) => {
+            if (this.#closed) {
+              done();
+              return resolve(undefined);
+            }
             compressOne(coder, body, (error, result) => {
               done();
               resolve(error === null && result.byteLength < body.byteLength ? { coding: coder.coding, body: own(result) } : undefined);
-            }),
-          );
+            });
+          });
         }),
     );
     return Promise.all(made).then((list) => {
@@ -231,6 +238,12 @@ export class Compressor {
       for (const e of list) if (e !== undefined) out.push(e);
       return out;
     });
+  }
+
+  /** Drops the work not started yet (each of it resolves without a copy); takes no more. */
+  close(): void {
+    this.#closed = true;
+    for (const start of this.#queue.splice(0)) start();
   }
 
   #run(job: (done: () => void) => void): void {
@@ -390,7 +403,12 @@ export function accepted(value: string | undefined): Accepted {
   let a = acceptedCache.get(value);
   if (a === undefined) {
     a = parseAcceptEncoding(value);
-    if (acceptedCache.size < MAX_ACCEPTED_CACHE && value.length < 200) acceptedCache.set(value, a);
+    if (value.length < 200) {
+      // Start again when full: a few values cover nearly every client, and junk must not keep
+      // them out for the life of the process.
+      if (acceptedCache.size >= MAX_ACCEPTED_CACHE) acceptedCache.clear();
+      acceptedCache.set(value, a);
+    }
   }
   return a;
 }
@@ -429,35 +447,68 @@ export function encodingEtag(etag: string, coding: ContentCoding): string {
   return etag.endsWith('"') && etag.length >= 2 ? `${etag.slice(0, -1)}-${coding}"` : `${etag}-${coding}`;
 }
 
-export function representations(entry: StoredEntry, compressibleEntry: boolean, statusHeader: string | undefined): Representations {
-  const bodies: Array<{ coding: ContentCoding | 'identity'; body: Uint8Array }> = [{ coding: 'identity', body: entry.body }];
-  if (entry.encodings !== undefined) for (const e of entry.encodings) bodies.push(e);
-  bodies.sort((a, b) => a.body.byteLength - b.body.byteLength);
-  const vary = compressibleEntry || bodies.length > 1;
-  const list = bodies.map(({ coding, body }): Representation => {
-    const etag = coding === 'identity' ? entry.etag : encodingEtag(entry.etag, coding);
-    const headers: string[] = [];
-    let hasVary = false;
-    const src = entry.headers;
-    for (let i = 0; i < src.length; i += 2) {
-      const name = src[i]!;
-      let value = src[i + 1]!;
-      if (name === 'content-length') value = String(body.byteLength);
-      else if (name === 'etag') value = etag;
-      else if (name === 'vary') hasVary = true;
-      else if (name === 'content-encoding') continue;
-      headers.push(name, value);
-    }
-    if (coding !== 'identity') headers.push('content-encoding', coding);
-    if (vary && !hasVary) headers.push('vary', 'Accept-Encoding');
-    const nm = notModifiedHeaders(headers);
-    if (statusHeader !== undefined) {
-      headers.push(statusHeader, 'HIT');
-      nm.push(statusHeader, 'HIT');
-    }
-    return { coding, body, etag, headers, notModifiedHeaders: nm };
-  });
+export function representations(
+  entry: StoredEntry,
+  encodings: readonly EncodedBody[] | undefined,
+  compressibleEntry: boolean,
+  statusHeader: string | undefined,
+): Representations {
+  const vary = compressibleEntry || (encodings !== undefined && encodings.length !== 0);
+  const list: Rep[] = [new Rep('identity', entry.body, entry.etag, entry, vary, statusHeader)];
+  if (encodings !== undefined) {
+    for (const e of encodings) list.push(new Rep(e.coding, e.body, encodingEtag(entry.etag, e.coding), entry, vary, statusHeader));
+    if (list.length > 1) list.sort((a, b) => a.body.byteLength - b.body.byteLength);
+  }
   return { list, compressible: compressibleEntry, tried: false };
+}
+
+/**
+ * One representation; its header lists are made when it is first sent, so a store that answers
+ * every `get` with a new object costs one list per hit, not one per encoding.
+ */
+class Rep implements Representation {
+  #headers: string[] | undefined;
+  #notModified: string[] | undefined;
+  constructor(
+    readonly coding: ContentCoding | 'identity',
+    readonly body: Uint8Array,
+    readonly etag: string,
+    readonly entry: StoredEntry,
+    readonly vary: boolean,
+    readonly statusHeader: string | undefined,
+  ) {}
+
+  get headers(): readonly string[] {
+    if (this.#headers === undefined) {
+      const headers: string[] = [];
+      let hasVary = false;
+      const src = this.entry.headers;
+      for (let i = 0; i < src.length; i += 2) {
+        const name = src[i]!;
+        let value = src[i + 1]!;
+        if (name === 'content-length') value = String(this.body.byteLength);
+        else if (name === 'etag') value = this.etag;
+        else if (name === 'content-encoding') continue;
+        else if (name === 'vary' && /(?:^|,)\s*accept-encoding\s*(?:,|$)/i.test(value)) hasVary = true;
+        headers.push(name, value);
+      }
+      if (this.coding !== 'identity') headers.push('content-encoding', this.coding);
+      if (this.vary && !hasVary) headers.push('vary', 'Accept-Encoding');
+      if (this.statusHeader !== undefined) headers.push(this.statusHeader, 'HIT');
+      this.#headers = headers;
+    }
+    return this.#headers;
+  }
+
+  get notModifiedHeaders(): readonly string[] {
+    if (this.#notModified === undefined) {
+      // Made from the full list, whose cache-status header a 304 does not repeat by itself.
+      const nm = notModifiedHeaders(this.headers);
+      if (this.statusHeader !== undefined) nm.push(this.statusHeader, 'HIT');
+      this.#notModified = nm;
+    }
+    return this.#notModified;
+  }
 }
 
 /**

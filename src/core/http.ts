@@ -64,7 +64,11 @@ export function responseVeto(status: number, headers: readonly string[], policy:
         // A body the app compressed is decoded when it is stored (see Fill.complete); only a
         // coding that cannot be decoded here keeps it out.
         const coding = codingOf(headers);
-        if (coding !== undefined && !canDecode(coding)) return `Content-Encoding: ${value} (a coding page-dumper cannot decode)`;
+        if (coding === undefined) break;
+        if (!canDecode(coding)) return `Content-Encoding: ${value} (a coding page-dumper cannot decode)`;
+        // The origin asked for these bytes as they are (RFC 9111 §5.2.2.6): a client that does
+        // not accept the coding could only be sent them decoded.
+        if (/(?:^|,)\s*no-transform\s*(?:,|$)/i.test(flatGet(headers, 'cache-control') ?? '')) return 'Cache-Control: no-transform on a compressed response';
         break;
       }
       case 'content-type':

@@ -3,6 +3,7 @@
  * them), under the fill protocol (an invalidation during the compression wins), and for pages
  * found without them (stored by a process with `compress: false`).
  */
+import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, expect, test } from 'vitest';
 import { withDumper } from '../../src/http/node/index.js';
@@ -10,6 +11,7 @@ import { createDumper, MemoryStore, type Dumper, type SetOptions, type StoredEnt
 import { rawGet } from '../support/http.js';
 import { listen } from '../support/listen.js';
 
+const require = createRequire(import.meta.url);
 const page = '<!doctype html>' + '<p>ice cream, creamy and fresh</p>\n'.repeat(300);
 const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -102,4 +104,90 @@ test('a page found without copies (stored by a process with compress: false) is 
   const second = await rawGet(port, '/p', { 'accept-encoding': 'br' });
   expect(second.headers['x-cache']).toBe('HIT');
   expect(second.headers['content-encoding']).toBe('br');
+});
+
+test('compress: false sends every hit uncompressed, also a page stored with copies by another process', async () => {
+  const store = new MemoryStore();
+  const compressing = createDumper({ store, logger: false });
+  const { port } = await site(compressing);
+  await rawGet(port, '/p', {});
+  await compressing.flushCompression();
+  const key = `dumper.cached_path.127.0.0.1:${port}/p`;
+  expect((await store.get(key))!.encodings?.length).toBeGreaterThan(0);
+  const plain = createDumper({ store, logger: false, compress: false });
+  const entry = (await plain.get(key, {}))!;
+  const reply = plain.reply(entry, 'GET', { 'accept-encoding': 'gzip, br' });
+  expect(reply.representation.coding).toBe('identity');
+  expect(reply.headers).not.toContain('vary');
+});
+
+test('a page stored with only the copy the app made gets the others at a later hit', async () => {
+  const store = new MemoryStore();
+  const dumper = createDumper({ store, logger: false });
+  const { port } = await site(dumper);
+  const key = `dumper.cached_path.127.0.0.1:${port}/p`;
+  const seq = await store.sequence();
+  const body = Buffer.from(page);
+  const gz = (await import('node:zlib')).gzipSync(body);
+  store.set(
+    key,
+    {
+      status: 200,
+      headers: ['content-type', 'text/html', 'etag', '"x"', 'content-length', String(body.length)],
+      body,
+      etag: '"x"',
+      storedAt: Date.now() - 5000,
+      seq,
+      path: 'dumper.cached_path./p',
+      tags: ['dumper.cached_path./p'],
+      encodings: [{ coding: 'gzip', body: gz }],
+    },
+    { maxVariantsPerPath: 10, variant: false },
+  );
+  expect((await rawGet(port, '/p', { 'accept-encoding': 'gzip, br' })).headers['content-encoding']).toBe('gzip');
+  await dumper.flushCompression();
+  const after = await rawGet(port, '/p', { 'accept-encoding': 'gzip, br' });
+  expect(after.headers['content-encoding']).toBe('br');
+  expect((await store.get(key))!.encodings!.map((e) => e.coding)).toContain('gzip');
+});
+
+test('a compressed response that says Cache-Control: no-transform is not stored', async () => {
+  const dumper = createDumper({ logger: false });
+  let renders = 0;
+  const m = await listen(
+    withDumper(dumper, (_req, res) => {
+      renders++;
+      const gz = (require('node:zlib') as typeof import('node:zlib')).gzipSync(page);
+      res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip', 'cache-control': 'public, no-transform', 'content-length': gz.length });
+      res.end(gz);
+    }),
+  );
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  await rawGet(m.port, '/p', { 'accept-encoding': 'gzip' });
+  const again = await rawGet(m.port, '/p', {});
+  expect(again.headers['x-cache']).toBe('MISS');
+  expect(again.headers['content-encoding']).toBe('gzip');
+  expect(renders).toBe(2);
+});
+
+test('a stored non-2xx page does not answer If-None-Match with 304 (RFC 9110 §13.2.1)', async () => {
+  const dumper = createDumper({ logger: false, statuses: [200, 404] });
+  const m = await listen(
+    withDumper(dumper, (_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/plain', etag: '"nf"' });
+      res.end('not found');
+    }),
+  );
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  await rawGet(m.port, '/gone', {});
+  const r = await rawGet(m.port, '/gone', { 'if-none-match': '"nf"' });
+  expect(r.headers['x-cache']).toBe('HIT');
+  expect(r.status).toBe(404);
+  expect(r.body.toString()).toBe('not found');
 });

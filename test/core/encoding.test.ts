@@ -52,7 +52,7 @@ describe('choose', () => {
     { coding: 'gzip', body: new Uint8Array(900) },
     { coding: 'br', body: new Uint8Array(800) },
   ]);
-  const reps = representations(e, true, 'x-cache');
+  const reps = representations(e, e.encodings, true, 'x-cache');
 
   test.each<[string | undefined, string]>([
     ['gzip, br', 'br'],

@@ -29,18 +29,19 @@ describe('createDumper() validates its options once, with precise messages', () 
   test('coalesceTimeout', bad({ coalesceTimeout: 1.5 }, 'page-dumper: option "coalesceTimeout" must be a non-negative integer, got number 1.5'));
   test('ignoreQueryParams', bad({ ignoreQueryParams: [1] }, 'page-dumper: option "ignoreQueryParams" must be an array of parameter names or RegExps, got an array'));
   test('bypassCookies', bad({ bypassCookies: [''] }, 'page-dumper: option "bypassCookies" must be an array of cookie names, got an array'));
-  test('compress', bad({ compress: true }, 'page-dumper: option "compress" must be an object or false, got boolean true'));
+  test('compress', bad({ compress: 'br' }, 'page-dumper: option "compress" must be an object, true or false, got string br'));
   test('compress: unknown key', bad({ compress: { brotli: 9 } }, 'page-dumper: unknown option "compress.brotli"'));
   test('compress.br', bad({ compress: { br: 12 } }, 'page-dumper: option "compress.br" must be an integer from 0 to 11, or false, got number 12'));
   test('compress.gzip', bad({ compress: { gzip: 0 } }, 'page-dumper: option "compress.gzip" must be an integer from 1 to 9, or false, got number 0'));
-  test('compress.zstd', bad({ compress: { zstd: '10' } }, 'page-dumper: option "compress.zstd" must be an integer from 1 to 22, or false, got string 10'));
+  test('compress.zstd', bad({ compress: { zstd: '10' } }, 'page-dumper: option "compress.zstd" must be an integer from 1 to 19, or false, got string 10'));
   test(
     'compress.types',
     bad({ compress: { types: ['html'] } }, 'page-dumper: option "compress.types" must be an array of media types (such as "text/*" or "application/json") or RegExps, got an array'),
   );
   test('compress.minBytes', bad({ compress: { minBytes: -1 } }, 'page-dumper: option "compress.minBytes" must be a non-negative integer, got number -1'));
-  test('compress: every coding off, or false, is accepted', () => {
+  test('compress: every coding off, true or false, is accepted', () => {
     expect(() => createDumper({ compress: { br: false, gzip: false, zstd: false } })).not.toThrow();
     expect(() => createDumper({ compress: false })).not.toThrow();
+    expect(() => createDumper({ compress: true })).not.toThrow();
   });
 });

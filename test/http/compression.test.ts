@@ -4,7 +4,7 @@
  * are stored (decoded) and served to every client in what it accepts.
  */
 import http from 'node:http';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import compress from '@fastify/compress';
 import { serve } from '@hono/node-server';
 import compression from 'compression';
@@ -139,6 +139,26 @@ describe('Express and Connect: compression()', () => {
     expect(b.body.toString()).toBe(page);
     expect(renders).toBe(1);
   });
+});
+
+test('Express: a Content-Encoding set by middleware mounted before dumperMiddleware keeps the page out of the store', async () => {
+  const dumper = dumperFor();
+  let renders = 0;
+  const app = express();
+  app.use((_req, res, next) => {
+    res.setHeader('Content-Encoding', 'gzip');
+    next();
+  });
+  app.use(dumperMiddleware(dumper));
+  app.get('/p', (_req, res) => {
+    renders++;
+    res.type('html').end(gzipSync(page));
+  });
+  const port = await node(app);
+  await rawGet(port, '/p', { 'accept-encoding': 'gzip' });
+  const again = await rawGet(port, '/p', { 'accept-encoding': 'br' });
+  expect(again.headers['x-cache']).toBe('MISS');
+  expect(renders).toBe(2);
 });
 
 describe('Fastify: @fastify/compress', () => {

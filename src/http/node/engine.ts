@@ -5,6 +5,7 @@
 import { ReadStream } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
+import { codingOf } from '../../core/encoding.js';
 import { flatGet } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 
@@ -473,6 +474,9 @@ class Capture {
       if (before === undefined || String(before) !== String(current[name])) pushValue(stored, name, current[name]);
     }
     this.head = stored;
+    // A Content-Encoding set before the app ran (by middleware mounted in front of the dumper)
+    // would be left out of the stored head while the body the app writes is in that coding.
+    if (codingOf(all) !== codingOf(stored)) return this.stop('Content-Encoding set before the dumper ran');
     if (this.dumper.responseVeto(code, all) !== undefined) {
       this.fill.head(code, all);
       this.chunks = undefined;
