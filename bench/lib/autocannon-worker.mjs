@@ -1,8 +1,11 @@
 // Runs one autocannon measurement in its own process and prints `AC_JSON {...}` (see loadgen.mjs).
 import autocannon from 'autocannon';
 
-const { url, connections, seconds, uniquePrefix, cycle } = JSON.parse(process.argv[2]);
+const { url, connections, seconds, uniquePrefix, cycle, headers } = JSON.parse(process.argv[2]);
 const opts = { url, connections, duration: seconds, pipelining: 1, timeout: 10 };
+if (headers !== undefined) {
+  opts.headers = Object.fromEntries(headers.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
+}
 if (uniquePrefix !== undefined) {
   let n = 0;
   opts.requests = [{ setupRequest: (req) => ({ ...req, path: `${uniquePrefix}${++n}` }) }];

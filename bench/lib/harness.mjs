@@ -191,7 +191,9 @@ function check(cond, message) {
 }
 
 async function get(server, path) {
-  const res = await fetch(`http://127.0.0.1:${server.port}${path}`);
+  // identity, as wrk asks for it (it sends no Accept-Encoding): fetch() would otherwise ask for
+  // gzip and br, and decode the compressed copy page-dumper answers with.
+  const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { headers: { 'accept-encoding': 'identity' } });
   const body = Buffer.from(await res.arrayBuffer());
   return { status: res.status, headers: res.headers, body };
 }
@@ -241,7 +243,9 @@ function checkRun(v, r, before, after, connections) {
   check(r.non2xx === 0, `${v.name}: ${r.non2xx} non-2xx responses`);
   check(r.requests > 0, `${v.name}: no requests completed`);
   const perResponse = r.bytes / r.requests;
-  check(perResponse >= PAGE.length && perResponse < PAGE.length + 1024, `${v.name}: ${perResponse.toFixed(0)} bytes per response, expected the ${PAGE.length}-byte page plus headers`);
+  // v.bodyBytes: the body a variant sends when it is not the page as it is (a compressed copy).
+  const body = v.bodyBytes ?? PAGE.length;
+  check(perResponse >= body && perResponse < body + 1024, `${v.name}: ${perResponse.toFixed(0)} bytes per response, expected the ${body}-byte ${v.bodyBytes === undefined ? 'page' : 'body'} plus headers`);
   const renders = after.renders - before.renders;
   if (v.kind === 'hit') check(renders === 0, `${v.name}: the origin rendered ${renders} times during a hit measurement`);
   if (v.kind === 'render') {
@@ -261,13 +265,14 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * One measurement of `seconds` on `server`: `GET /page/1` on every request, or, with
- * `opts.cycle = { base, count }`, requests going round base + 1 ... base + count.
+ * `opts.cycle = { base, count }`, requests going round base + 1 ... base + count. With
+ * `opts.headers` (`['Name: value', ...]`), every request carries those headers.
  */
 export async function measure(server, lg, opts, seconds) {
   const v = server.variant;
   const before = await server.stats();
   const uniquePrefix = v.kind === 'render' ? `/page/u${randomBytes(3).toString('hex')}-` : undefined;
-  const r = await lg.run({ url: `http://127.0.0.1:${server.port}/page/1`, connections: opts.connections, seconds, uniquePrefix, cycle: opts.cycle });
+  const r = await lg.run({ url: `http://127.0.0.1:${server.port}/page/1`, connections: opts.connections, seconds, uniquePrefix, cycle: opts.cycle, headers: opts.headers });
   await sleep(2 * opts.dataMs + 20); // let renders of requests cut off by the load generator land
   const after = await server.stats();
   checkRun(v, r, before, after, opts.connections);

@@ -51,13 +51,17 @@ function collect(child) {
 
 /**
  * One measurement.
- * @param {{ url: string, connections: number, seconds: number, uniquePrefix?: string, cycle?: { base: string, count: number } }} o
+ * @param {{ url: string, connections: number, seconds: number, uniquePrefix?: string, cycle?: { base: string, count: number }, headers?: string[] }} o
  *   uniquePrefix: when set, every request's path is uniquePrefix + a counter (never repeats).
  *   cycle: when set, requests go round base + 1 ... base + count.
+ *   headers: when set, request headers sent with every request, as `Name: value` strings.
  * @returns {Promise<{ requests: number, seconds: number, rps: number, bytes: number, errors: number, non2xx: number, p50ms: number, p99ms: number }>}
  */
-async function runWrk({ url, connections, seconds, uniquePrefix, cycle }) {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', WRK_LUA, url];
+async function runWrk({ url, connections, seconds, uniquePrefix, cycle, headers }) {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', WRK_LUA];
+  // wrk adds -H headers to its static request and to every wrk.format() request of wrk.lua.
+  for (const h of headers ?? []) args.push('-H', h);
+  args.push(url);
   if (uniquePrefix !== undefined) args.push('--', uniquePrefix);
   else if (cycle !== undefined) args.push('--', 'cycle', cycle.base, String(cycle.count));
   const { code, out, err } = await collect(spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] }));

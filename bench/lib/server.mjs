@@ -3,6 +3,9 @@
 // Listens on 127.0.0.1 (ephemeral port), then tells the parent over IPC:
 //   -> { type: 'ready', port, variant }
 //   <- { cmd: 'stats' }  -> { type: 'stats', renders, cpu, rss }   (cpu in microseconds, user+system)
+//      with `threads: true` (bench/compressed.mjs) also `threads: { main, all }`, CPU µs of the main thread and of
+//      every thread from /proc, and `counters`, what the miss variants of bench/compressed.mjs stored
+//   <- { cmd: 'flush' }  -> { type: 'flushed' }   (after `dumper.flushCompression()`, when there is a dumper)
 //   <- { cmd: 'exit' }   -> exits (lets --cpu-prof write its profile)
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -10,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { createDumper, MemoryStore } from 'page-dumper';
 import { dumperMiddleware, withDumper } from 'page-dumper/node';
+import { compressedVariants, counters, threadCpu } from './compressed.mjs';
 import { frameworkVariants } from './frameworks.mjs';
 import { CONTENT_TYPE, ETAG, PAGE } from './page.mjs';
 
@@ -101,6 +105,8 @@ const variants = {
   'origin+dumper-miss': () => http.createServer(originApp([dumperMiddleware(made(missStore()))])),
   // Fastify, Koa and Hono (bench/frameworks.mjs): factories returning a promise of the server.
   ...frameworkVariants({ made, rendered: () => renders++, dataMs: DATA_MS }),
+  // Compressed hits (bench/compressed.mjs): br bare routes, compression() in front, misses with and without compress.
+  ...compressedVariants({ made, originApp }),
 };
 
 export const VARIANTS = Object.keys(variants);
@@ -140,7 +146,10 @@ if (isMain) {
     if (msg?.cmd === 'stats') {
       const cpu = process.cpuUsage();
       const store = dumper && { size: dumper.store.size, bytes: dumper.store.bytes };
-      process.send({ type: 'stats', renders, cpu: cpu.user + cpu.system, rss: process.memoryUsage.rss(), store });
+      const extra = msg.threads === true ? { threads: threadCpu(), counters } : undefined;
+      process.send({ type: 'stats', renders, cpu: cpu.user + cpu.system, rss: process.memoryUsage.rss(), store, ...extra });
+    } else if (msg?.cmd === 'flush') {
+      Promise.resolve(dumper?.flushCompression()).then(() => process.send({ type: 'flushed' }));
     } else if (msg?.cmd === 'profile-start') {
       profileStart(msg.intervalUs).then(() => process.send({ type: 'profiling' }));
     } else if (msg?.cmd === 'profile-stop') {
