@@ -4,7 +4,7 @@
  *   node and is atomic there.
  * - Stores with different prefixes (sites) land in different slots: that is how the cache spreads
  *   over the cluster.
- * - The local tier's pub/sub reaches processes connected to other nodes.
+ * - The local tier's pub/sub (invalidations, sets) reaches processes connected to other nodes.
  */
 import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
@@ -82,7 +82,7 @@ describe.skipIf(!hasRedis)('RedisStore on Redis Cluster', () => {
     expect(owners.size).toBeGreaterThan(1);
   });
 
-  test('local tiers connected through different nodes drop what another process invalidates', async () => {
+  test('local tiers connected through different nodes drop what another process invalidates or stores again', async () => {
     const prefix = `c:${randomUUID().slice(0, 8)}:`;
     const a = new RedisStore({ client: client(), prefix, localTier: true });
     const b = new RedisStore({ client: client(), prefix, localTier: true });
@@ -103,6 +103,13 @@ describe.skipIf(!hasRedis)('RedisStore on Redis Cluster', () => {
     await until(() => held(b), 'b to hold /a');
     await b.invalidate(['/a']);
     await until(async () => (await a.get('k:/a')) === undefined, 'a to drop /a');
+    // Another process's set of a key reaches the tiers the same way.
+    const seq = await a.sequence();
+    await a.set('k:/a', entry(seq, '/a'), limits);
+    await until(() => held(a), 'a to hold /a again');
+    const encodings = [{ coding: 'br' as const, body: new Uint8Array([1, 2, 3]) }];
+    expect(await b.set('k:/a', { ...entry(seq, '/a'), encodings }, limits)).toBe(true);
+    await until(async () => (await a.get('k:/a'))?.encodings?.length === 1, "a to answer b's entry");
     await Promise.all([a.close(), b.close()]);
   });
 

@@ -602,6 +602,165 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
       await Promise.all([a.close(), b.close()]);
     });
 
+    /** The store's answer for `key` if its tier has one (synchronous), without asking Redis otherwise. */
+    const fromTier = (store: RedisStore, key: string): StoredEntry | undefined => {
+      const answer = store.get(key);
+      if (answer instanceof Promise) {
+        answer.catch(() => {});
+        return undefined;
+      }
+      return answer;
+    };
+
+    test("an entry from the tier carries the seq it was stored with, in Redis's numbering: set again after another process's invalidation, it is refused", async () => {
+      const p = prefix();
+      const a = new RedisStore({ url: URL, prefix: p, localTier: true });
+      const b = new RedisStore({ url: URL, prefix: p, localTier: true });
+      // Every process of a site has the tier on: its messages keep the tiers coherent.
+      const writer = new RedisStore({ url: URL, prefix: p, localTier: true });
+      // Numbers from Redis are far from the tier's own (which start at 0 in each process).
+      const seq = await a.sequence();
+      expect(seq).toBeGreaterThan(1e12);
+      const e = entry(seq, '/t', { tags: ['/t', 'flavour:1'] });
+      expect(await a.set('k:/t', e, limits)).toBe(true);
+      expect(await a.set('k:/u', entry(seq, '/u', { tags: ['/u', 'flavour:1'] }), limits)).toBe(true);
+      // A holds what it stored, B what it fetched: both in their tiers, both with the entry's seq.
+      await until(() => heldLocally(a, 'k:/t'), 'a to hold /t locally');
+      await until(() => heldLocally(b, 'k:/t'), 'b to hold /t locally');
+      await until(() => heldLocally(b, 'k:/u'), 'b to hold /u locally');
+      const [fromA, fromB, otherFromB] = [fromTier(a, 'k:/t')!, fromTier(b, 'k:/t')!, fromTier(b, 'k:/u')!];
+      expect([fromA.seq, fromB.seq, otherFromB.seq]).toEqual([seq, seq, seq]);
+      // Valid: what the dumper does with a page it served without encodings is stored.
+      expect(await b.set('k:/u', { ...otherFromB, encodings: encoded(100) }, limits)).toBe(true);
+      // Another process invalidates a tag of both; the tiers may not have heard of it yet, Redis has.
+      await writer.invalidate(['flavour:1']);
+      expect(await a.set('k:/t', { ...fromA, encodings: encoded(100) }, limits)).toBe(false);
+      expect(await b.set('k:/t', { ...fromB, encodings: encoded(100) }, limits)).toBe(false);
+      expect(await b.set('k:/u', { ...otherFromB, encodings: encoded(200) }, limits)).toBe(false);
+      expect(await admin!.exists(`{${p}}e:k:/t`, `{${p}}e:k:/u`)).toBe(0);
+      // And after clear() elsewhere, an entry rendered since is refused too.
+      const later = await a.sequence();
+      expect(await a.set('k:/t', entry(later, '/t'), limits)).toBe(true);
+      await until(() => heldLocally(b, 'k:/t'), 'b to hold the new /t locally');
+      const again = fromTier(b, 'k:/t')!;
+      expect(again.seq).toBe(later);
+      await writer.clear();
+      expect(await b.set('k:/t', { ...again, encodings: encoded(100) }, limits)).toBe(false);
+      await Promise.all([a.close(), b.close(), writer.close()]);
+    });
+
+    test("another process's set of a key reaches this process's tier: after B sets K again with encodings, A's gets return them", async () => {
+      const p = prefix();
+      const a = new RedisStore({ url: URL, prefix: p, localTier: true });
+      const b = new RedisStore({ url: URL, prefix: p, localTier: true });
+      const e = entry(await a.sequence(), '/c', { body: new Uint8Array(3000).fill(65) });
+      const withEncodings = { ...e, encodings: encoded(300, 200) };
+      for (const key of ['k:/c', 'k:/c?v=1']) {
+        const options = key.includes('?') ? { maxVariantsPerPath: 256, variant: true } : limits;
+        expect(await a.set(key, e, options)).toBe(true);
+        await until(() => heldLocally(a, key), `a to hold ${key} locally`);
+        await until(() => heldLocally(b, key), `b to hold ${key} locally`);
+        expect(fromTier(a, key)).not.toHaveProperty('encodings');
+        // B stores the same entry again with its encodings: its own tier serves them at once ...
+        expect(await b.set(key, withEncodings, options)).toBe(true);
+        expect(encodingsOf(fromTier(b, key))).toEqual(encodingsOf(withEncodings));
+        // ... and A's, once the message has arrived: its tier drops the old entry, the next get
+        // asks Redis and answers the new one, which the tier then serves.
+        await until(async () => encodingsOf(await a.get(key)) !== undefined, `a's get of ${key} to answer the encodings`);
+        expect(encodingsOf(await a.get(key))).toEqual(encodingsOf(withEncodings));
+        await until(() => heldLocally(a, key), `a to hold the new ${key} locally`);
+        expect(encodingsOf(fromTier(a, key))).toEqual(encodingsOf(withEncodings));
+        expect(fromTier(a, key)?.seq).toBe(e.seq);
+      }
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    test("a store's own sets leave its tier alone; each set is one message on setChannel, only with the tier on", async () => {
+      const p = prefix();
+      const a = new RedisStore({ url: URL, prefix: p, localTier: true });
+      const b = new RedisStore({ url: URL, prefix: p, localTier: true });
+      const plain = new RedisStore({ url: URL, prefix: p });
+      expect(a.setChannel).toBe(`{${p}}sets`);
+      const listener = admin!.duplicate();
+      const heard: string[] = [];
+      listener.on('message', (_channel: string, message: string) => heard.push(message));
+      await listener.subscribe(a.setChannel);
+      const seq = await a.sequence();
+      expect(await a.set('k:/y', entry(seq, '/y'), limits)).toBe(true);
+      await until(() => heldLocally(a, 'k:/y'), 'a to hold /y locally');
+      expect(await plain.set('k:/plain', entry(seq, '/plain'), limits)).toBe(true); // no message
+      expect(await a.set('k:/own', entry(seq, '/own'), limits)).toBe(true);
+      expect(fromTier(a, 'k:/own')).toBeDefined(); // kept at once
+      // B's invalidation is published after A's set: once A's tier has dropped /y, A has heard its own set.
+      await b.invalidate(['/y']);
+      await until(() => fromTier(a, 'k:/y') === undefined, 'a to drop /y');
+      expect(fromTier(a, 'k:/own')?.path).toBe('/own');
+      await until(() => heard.length >= 2, 'the messages');
+      expect(heard).toHaveLength(2);
+      expect(heard[0]).toMatch(/^\S+ k:\/y$/);
+      expect(heard[1]).toMatch(/^\S+ k:\/own$/);
+      listener.disconnect();
+      await Promise.all([a.close(), b.close(), plain.close()]);
+    });
+
+    // A fetch whose answer is held back (the client's reply delayed until the test lets it
+    // through), while another process's invalidation or set is heard: the answer is returned, as
+    // it was valid when Redis read it, but the tier does not keep it.
+    for (const what of ['an invalidation of one of its tags', 'a set of the key'] as const) {
+      test(`a fetch begun before ${what} is heard does not enter the tier`, async () => {
+        const p = prefix();
+        const client = new Redis(URL);
+        await client.ping();
+        const a = new RedisStore({ client, prefix: p, localTier: true, localBytes: 0, commandTimeout: 5000 });
+        const b = new RedisStore({ url: URL, prefix: p, localTier: true });
+        const seq = await b.sequence();
+        expect(await b.set('k:/k', entry(seq, '/k'), limits)).toBe(true);
+        expect(await b.set('k:/y', entry(seq, '/y'), limits)).toBe(true);
+        // A holds /y (which tells when A has heard a later message), not /k.
+        await until(() => heldLocally(a, 'k:/y'), 'a to hold /y locally');
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        // The store's scripts go through evalshaBuffer: the first one from now on (the get) is held.
+        const scripts = client as unknown as { evalshaBuffer: (...args: unknown[]) => Promise<unknown> };
+        const real = scripts.evalshaBuffer.bind(client);
+        let hold = true;
+        let redisAnswered = false;
+        scripts.evalshaBuffer = (...args) => {
+          const reply = real(...args);
+          if (!hold) return reply;
+          hold = false;
+          return reply.then(async (v) => {
+            redisAnswered = true;
+            await held;
+            return v;
+          });
+        };
+        const pending = a.get('k:/k');
+        expect(pending).toBeInstanceOf(Promise);
+        // Redis answers the old entry; the store sees the answer only once released.
+        await until(() => redisAnswered, "Redis's answer");
+        if (what === 'a set of the key') {
+          expect(await b.set('k:/k', entry(seq, '/k', { encodings: encoded(50) }), limits)).toBe(true);
+          expect(await b.set('k:/y', entry(seq, '/y', { body: new Uint8Array([2]) }), limits)).toBe(true);
+        } else {
+          await b.invalidate(['/k', '/y']);
+        }
+        // Once A's tier has dropped /y, it has heard the message about /k too (one connection, in order).
+        await until(() => fromTier(a, 'k:/y') === undefined, 'a to drop /y');
+        release();
+        const answered = await pending;
+        expect(answered?.path).toBe('/k');
+        expect(answered).not.toHaveProperty('encodings');
+        // Not kept: the next get asks Redis.
+        const next = a.get('k:/k');
+        expect(next).toBeInstanceOf(Promise);
+        if (what === 'a set of the key') expect(encodingsOf(await next)).toEqual(encodingsOf({ ...entry(seq, '/k'), encodings: encoded(50) }));
+        else expect(await next).toBeUndefined();
+        await Promise.all([a.close(), b.close()]);
+        client.disconnect();
+      });
+    }
+
     test('while the subscription is down the tier is empty and bypassed', async () => {
       const server = await RedisServer.start();
       try {

@@ -252,10 +252,20 @@ export class MemoryStore implements Store {
   }
 
   set(key: string, entry: StoredEntry, options: SetOptions): boolean {
-    if (entry.seq < this.#floor) return false;
+    return this.setAt(key, entry, options, entry.seq);
+  }
+
+  /**
+   * `set`, with the fill protocol checked at `seq` (this store's number, read before the entry was
+   * fetched) instead of at `entry.seq`, which is kept as it is: for a store used as a tier in front
+   * of another, whose entries carry the other store's numbers (RedisStore's local tier).
+   * @internal
+   */
+  setAt(key: string, entry: StoredEntry, options: SetOptions, seq: number): boolean {
+    if (seq < this.#floor) return false;
     for (const tag of entry.tags) {
       const at = this.#tagSeq.get(tag);
-      if (at !== undefined && at > entry.seq) return false;
+      if (at !== undefined && at > seq) return false;
     }
     const variant = options.variant === true;
     const size = slotBytes(key, entry, variant);
@@ -301,6 +311,15 @@ export class MemoryStore implements Store {
       this.#tagSeq.clear();
     }
     return seq;
+  }
+
+  /**
+   * Drops the entry of `key`, if any. Unlike `invalidate`, records nothing: fills of the key are
+   * not refused.
+   * @internal
+   */
+  delete(key: string): void {
+    this.#remove(key);
   }
 
   clear(): void {

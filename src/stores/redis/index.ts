@@ -87,7 +87,8 @@ export interface RedisStoreOptions {
    * invalidation reaches this process's tier by pub/sub, so for the propagation delay (well under
    * a millisecond on loopback, see BENCHMARKS.md) this process may still serve the old page. The
    * process that invalidates is never behind itself, and the tier is emptied and bypassed whenever
-   * the subscription is down.
+   * the subscription is down. Another process's store of a key (a new render, the same entry
+   * with its compressed bodies) reaches the tier the same way: the tier drops its entry of the key.
    * @default false
    */
   localTier?: boolean | RedisLocalTierOptions;
@@ -217,6 +218,9 @@ interface Batch {
 /** How the local tier keeps a plain page fetched from Redis (variants: the last limits seen). */
 const LOCAL_PLAIN: SetOptions = { maxVariantsPerPath: 256, variant: false };
 
+/** How many keys the local tier remembers another process's set of (see `#heardSet`). */
+const MAX_HEARD_SETS = 1000;
+
 /**
  * Not part of the API, for the fault tests only: a store with this property set to `true` no longer
  * raises the floor after a lost connection, nor distrusts answers to commands sent before it (the
@@ -289,6 +293,13 @@ type Client = Redis | Cluster;
 export class RedisStore implements Store {
   /** The pub/sub channel invalidations are published on (when the local tier is on). */
   readonly channel: string;
+  /**
+   * The pub/sub channel stores of entries are published on (when the local tier is on), as
+   * `<store id> <key>`: other processes' local tiers drop their entry of the key.
+   */
+  readonly setChannel: string;
+  /** This store's id in the messages of `setChannel`, followed by a space: its own are ignored. */
+  readonly #setSender = `${ORIGIN}.s${++fills} `;
   readonly #client: Client;
   readonly #ownsClient: boolean;
   readonly #prefix: string;
@@ -302,6 +313,13 @@ export class RedisStore implements Store {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #subscriber: Client | undefined;
   #localReady = false;
+  /**
+   * Key → the tier's sequence number (see `#heardSet`) when another process's store of the key
+   * was heard: a fetch or set of the key begun before it does not enter the tier. At most
+   * MAX_HEARD_SETS keys; past them, `#heardFloor` refuses whatever began before the last message.
+   */
+  readonly #heardSets = new Map<string, number>();
+  #heardFloor = 0;
   #missSeq = 0;
   #missAt = -Infinity;
   #closed = false;
@@ -385,6 +403,7 @@ export class RedisStore implements Store {
     this.#meta = `${this.#prefix}m`;
     this.#order = `${this.#prefix}z`;
     this.channel = `${this.#prefix}invalidations`;
+    this.setChannel = `${this.#prefix}sets`;
     if (client !== undefined) {
       this.#client = client;
       this.#ownsClient = false;
@@ -477,11 +496,7 @@ export class RedisStore implements Store {
         return undefined;
       }
       const entry = reply.entry;
-      // Kept locally unless a published invalidation of one of its tags (or a resubscription)
-      // arrived since the fetch began: the local store refuses fills older than those.
-      if (local !== undefined && localSeq >= 0 && this.#localReady && !this.#fenced) {
-        local.set(key, { ...entry, seq: localSeq }, reply.variant ? this.#variantLimits : LOCAL_PLAIN);
-      }
+      if (localSeq >= 0) this.#keepLocally(key, entry, reply.variant ? this.#variantLimits : LOCAL_PLAIN, localSeq);
       return entry;
     });
   }
@@ -511,6 +526,8 @@ export class RedisStore implements Store {
       options.variant ? '1' : '0',
       generation,
       encodeEncodings(entry.encodings) ?? '',
+      this.#local ? this.setChannel : '',
+      this.#setSender + key,
       ...tags,
     ];
     const local = this.#local;
@@ -520,10 +537,10 @@ export class RedisStore implements Store {
       // The process that rendered a page is likely to serve it next.
       const copy = copyOf(id, entry, options.variant);
       this.#copies.keep(entryKey, copy, copyExtraBytes(copy));
-      // The tier answers this key with the new entry from now on, not one it fetched before;
-      // refused if a message for one of its tags arrived since the set was sent.
+      // The tier answers this key with the new entry from now on, not one it fetched before (and
+      // when it may not keep the new one, not the old one either).
       // With the dumper's limits: junk variants rendered here evict one another in the tier too.
-      if (local !== undefined && localSeq >= 0 && this.#localReady) local.set(key, { ...entry, seq: localSeq }, options);
+      if (local !== undefined && !(localSeq >= 0 && this.#keepLocally(key, entry, options, localSeq))) local.delete(key);
     }
     return stored;
   }
@@ -571,6 +588,44 @@ export class RedisStore implements Store {
 
   #entryKey(key: string): string {
     return `${this.#prefix}e:${key}`;
+  }
+
+  // ------------------------------------------------------------ the local tier
+
+  /**
+   * Keeps an entry fetched from Redis or stored there in the local tier, and answers whether it
+   * did. Not when something was heard since the fetch or set began (`localSeq`, the tier's
+   * sequence number read before it): an invalidation of one of its tags, a resubscription, a
+   * raise or clear() (the tier refuses those fills itself), or another process's store of the key
+   * (Redis may hold a newer entry).
+   *
+   * The tier checks its own numbers, read in this process, but keeps the entry as Redis has it,
+   * with the sequence number it was stored with: `get()` answers `entry.seq` in Redis's
+   * numbering whichever tier the entry comes from, so that a `set` of it again (with its
+   * encodings) is checked by Redis against the invalidations since its render.
+   */
+  #keepLocally(key: string, entry: StoredEntry, options: SetOptions, localSeq: number): boolean {
+    const local = this.#local;
+    if (local === undefined || !this.#localReady || this.#fenced || localSeq < this.#heardFloor) return false;
+    const heard = this.#heardSets.get(key);
+    if (heard !== undefined && heard > localSeq) return false;
+    return local.setAt(key, entry, options, localSeq);
+  }
+
+  /**
+   * Another process stored an entry under `key`: the tier drops its entry of the key, and a fetch
+   * or set of it begun before this moment does not enter the tier (its answer may be the entry
+   * replaced). The next get asks Redis.
+   */
+  #heardSet(key: string): void {
+    const local = this.#local!;
+    // A number of the tier's above every one read before (no tag is recorded).
+    const at = local.invalidate([]);
+    local.delete(key);
+    if (this.#heardSets.size >= MAX_HEARD_SETS) {
+      this.#heardSets.clear();
+      this.#heardFloor = at;
+    } else this.#heardSets.set(key, at);
   }
 
   // ------------------------------------------------------------ lost connections and the floor
@@ -892,7 +947,7 @@ export class RedisStore implements Store {
     sub.on('close', closed);
     sub.on('end', closed);
     sub.on('ready', () => {
-      sub.subscribe(this.channel).then(
+      sub.subscribe(this.channel, this.setChannel).then(
         () => {
           if (this.#closed) return;
           // Whatever was published while the subscription was down is lost: start empty.
@@ -934,6 +989,14 @@ export class RedisStore implements Store {
     this.#heartbeatTimer = setInterval(beat, this.#heartbeat);
     this.#heartbeatTimer.unref();
     sub.on('message', (channel: string, message: string) => {
+      if (channel === this.setChannel) {
+        // This store's own sets: its tier already holds what it stored.
+        if (message.startsWith(this.#setSender)) return;
+        const space = message.indexOf(' ');
+        if (space === -1) down();
+        else this.#heardSet(message.slice(space + 1));
+        return;
+      }
       if (channel !== this.channel) return;
       const space = message.indexOf(' ');
       const rest = message.slice(space + 1);

@@ -96,8 +96,10 @@ return {seq, g}
  * index sets of the other tags.
  * ARGV: encoded entry, seq, tags (JSON), ttl in ms (0 = none), max variants, fill id, '1' for a
  * query-string variant ('0' for the plain page), the generation seq was read under ('' when not
- * known), the encoded bodies ('' for none), then the tags. The entry replaces the key's hash
- * whole: an entry stored again without encoded bodies keeps none of the previous one's.
+ * known), the encoded bodies ('' for none), the pub/sub channel of sets ('' for none), the message
+ * to publish on it (`<store id> <key>`), then the tags. The entry replaces the key's hash whole: an
+ * entry stored again without encoded bodies keeps none of the previous one's. Once stored, the
+ * message tells the local tiers of other processes that the key holds another entry.
  * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, a seq above
  * the current one (handed out before Redis lost or rolled back its data), or a generation that is
  * no longer the current one (the meta hash lost or the floor raised since the render started). A variant is never refused for the bound: the variant of the path
@@ -108,7 +110,7 @@ return {seq, g}
 export const SET = `
 local s = tonumber(ARGV[2])
 local fields = {'seq', 'floor', 'g'}
-for i = 10, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+for i = 12, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
 local v = redis.call('HMGET', KEYS[1], unpack(fields))
 if not v[1] or not v[2] or s < tonumber(v[2]) or s > tonumber(v[1]) then return 0 end
 if ARGV[8] ~= '' and v[3] ~= ARGV[8] then return 0 end
@@ -151,6 +153,7 @@ if ttl > 0 then
   -- Index sets are refreshed with every member, so they outlive the entries they list.
   for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
+if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
 return 1
 `;
 
