@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { performance } from 'node:perf_hooks';
 import { DumperError } from './errors.js';
 import {
   choose,
@@ -447,6 +448,8 @@ export class Dumper {
   readonly #reps = new WeakMap<StoredEntry, Representations>();
   /** Work a fill left running after the response: decoding, storing, compressing. */
   readonly #background = new Set<Promise<unknown>>();
+  /** Keys whose compression this process left to their first hit (see `#stored`). */
+  readonly #deferred = new Set<string>();
   /** Key → the entry last compressed for it (see `#compressLater`). */
   readonly #compressTried = new Map<string, string>();
   readonly #flights = new Map<string, Flight>();
@@ -675,14 +678,28 @@ export class Dumper {
   }
 
   /**
-   * Resolves once the work that fills leave running after their response (decoding a page the
-   * app compressed, storing, compressing) is done, including work started while it waits. Pages
-   * stored so far are then served compressed, except those whose copies the store refused (a
-   * write invalidated them meanwhile) or that a busy compressor turned down (their next hit asks
-   * again). Tests and warm-up scripts wait for it.
+   * Compresses the pages stored so far whose compression was left to their first hit (see the
+   * option `compress`), and resolves once the work that fills leave running after their response
+   * (decoding a page the app compressed, storing, compressing) is done, including work started
+   * while it waits. Pages stored so far are then served compressed, except those whose copies
+   * the store refused (a write invalidated them meanwhile) or that a full compressor queue turned
+   * down (their next hit asks again). Warm-up scripts and tests call it.
    */
   async flushCompression(): Promise<void> {
-    while (this.#background.size !== 0) await Promise.allSettled([...this.#background]);
+    for (;;) {
+      while (this.#background.size !== 0) await Promise.allSettled([...this.#background]);
+      if (this.#deferred.size === 0 || this.#closed) return;
+      const keys = [...this.#deferred];
+      this.#deferred.clear();
+      for (const key of keys) {
+        try {
+          const entry = await this.store.get(key);
+          if (entry !== undefined && compressible(entry, this.#compress!)) this.#compressLater(key, entry);
+        } catch (error) {
+          this.#fault('get', error);
+        }
+      }
+    }
   }
 
   /** @internal Tracks work a fill leaves running after the response (see `flushCompression`). */
@@ -697,12 +714,14 @@ export class Dumper {
    * An entry served without some of the encodings this dumper makes: one stored by a process with
    * `compress: false` or other codings, one that holds only the app's own gzip, or one whose
    * compression was turned down while the compressor was busy. Compressed now, unless it was
-   * stored less than a second ago (the process that stored it is compressing it). A coding whose
+   * stored less than a second ago by another process (which is compressing it, unless it left
+   * that to the first hit: then the page's hits after a second do it). A coding whose
    * copy came out no smaller than the page is asked for again once per entry and process.
    */
   #uncompressed(key: string, entry: StoredEntry): void {
     const reps = this.#representationsOf(entry);
-    if (!reps.compressible || reps.tried || Date.now() - entry.storedAt < 1000) return;
+    if (!reps.compressible || reps.tried) return;
+    if (!this.#deferred.delete(key) && Date.now() - entry.storedAt < 1000) return;
     reps.tried = this.#compressLater(key, entry);
   }
 
@@ -1126,7 +1145,16 @@ export class Dumper {
 
   #stored(fill: Fill, ok: boolean, entry: StoredEntry): boolean {
     if (this.#failures !== 0) this.#recovered();
-    if (ok && this.#compress !== undefined && compressible(entry, this.#compress)) this.#compressLater(fill.key, entry);
+    if (ok && this.#compress !== undefined && compressible(entry, this.#compress)) {
+      // Compressing is work for spare time: a process whose event loop is busy (a flood of misses)
+      // leaves it to the page's first hit, so misses cost what they cost without compression
+      // and pages that are never asked for again are never compressed.
+      if (!this.#compressor!.busy && !loopBusy()) this.#compressLater(fill.key, entry);
+      else {
+        if (this.#deferred.size >= MAX_KNOWN_KEYS) this.#deferred.clear();
+        this.#deferred.add(fill.key);
+      }
+    }
     if (this.log.debugEnabled) {
       this._logDecision(
         ok ? 'cached' : 'not saving',
@@ -1337,6 +1365,24 @@ function heldRepresentation(reps: Representations, chosen: Representation, ifNon
 function opaqueTag(tag: string): string {
   const t = tag.trim();
   return t.startsWith('W/') ? t.slice(2) : t;
+}
+
+/**
+ * Whether the event loop was busy more than half the time lately (measured over at least 100 ms,
+ * between calls). One `performance.eventLoopUtilization()` call per 100 ms at most.
+ */
+let loopSample = performance.eventLoopUtilization();
+let loopSampledAt = performance.now();
+let loopWasBusy = false;
+function loopBusy(): boolean {
+  const now = performance.now();
+  if (now - loopSampledAt >= 100) {
+    const sample = performance.eventLoopUtilization();
+    loopWasBusy = performance.eventLoopUtilization(sample, loopSample).utilization > 0.5;
+    loopSample = sample;
+    loopSampledAt = now;
+  }
+  return loopWasBusy;
 }
 
 function checkTag(tag: unknown, method: string): void {

@@ -240,6 +240,11 @@ export class Compressor {
     });
   }
 
+  /** Whether compressions are waiting for the thread pool: more than a burst of misses makes. */
+  get busy(): boolean {
+    return this.#queue.length > 32;
+  }
+
   /** Drops the work not started yet (each of it resolves without a copy); takes no more. */
   close(): void {
     this.#closed = true;

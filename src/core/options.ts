@@ -71,7 +71,8 @@ export interface DumperOptions {
    * thread pool) and sent to clients that accept them (`Accept-Encoding`), with `Vary:
    * Accept-Encoding`, their own `Content-Length` and `ETag`: brotli, gzip, and Zstandard where
    * the running Node has it. Hits just after a miss are identity until the copies are made
-   * (milliseconds later). Pages an app compressed itself are decoded when stored. `true` is the
+   * (milliseconds later); a process whose event loop is busy leaves the compressing to each
+   * page's first hit. Pages an app compressed itself are decoded when stored. `true` is the
    * defaults; `false` turns it off: every hit is sent uncompressed (compress at a proxy), also
    * for pages the app compressed, which are stored decoded.
    * @default { br: 9, gzip: 6, zstd: 10, types: DEFAULT_COMPRESSIBLE_TYPES, minBytes: 1024 }

@@ -191,3 +191,37 @@ test('a stored non-2xx page does not answer If-None-Match with 304 (RFC 9110 §1
   expect(r.status).toBe(404);
   expect(r.body.toString()).toBe('not found');
 });
+
+test('a process whose event loop is busy leaves the compression to the first hit', async () => {
+  const store = new RecordingStore();
+  const dumper = createDumper({ store, logger: false, compress: { zstd: false } });
+  const { port } = await site(dumper);
+  await rawGet(port, '/warm', {});
+  await dumper.flushCompression();
+  // 300 ms of synchronous work: the loop was busy since the last look at it.
+  const until = Date.now() + 300;
+  while (Date.now() < until);
+  await rawGet(port, '/p', {});
+  // Nothing is compressed meanwhile (a compression of this page takes a few milliseconds).
+  await new Promise((r) => setTimeout(r, 200));
+  expect(store.sets.filter((s) => s.key.endsWith('/p')).map((s) => s.encodings)).toEqual([[]]);
+  // The first hit sets it off, without waiting for the page to be a second old.
+  const first = await rawGet(port, '/p', { 'accept-encoding': 'br' });
+  expect(first.headers['content-encoding']).toBeUndefined();
+  await dumper.flushCompression();
+  expect(store.sets.filter((s) => s.key.endsWith('/p')).map((s) => s.encodings)).toEqual([[], ['br', 'gzip']]);
+  expect((await rawGet(port, '/p', { 'accept-encoding': 'br' })).headers['content-encoding']).toBe('br');
+});
+
+test('flushCompression() compresses the pages a busy process left to their first hit', async () => {
+  const store = new RecordingStore();
+  const dumper = createDumper({ store, logger: false, compress: { zstd: false } });
+  const { port } = await site(dumper);
+  await rawGet(port, '/warm', {});
+  const until = Date.now() + 300;
+  while (Date.now() < until);
+  await rawGet(port, '/p', {});
+  await dumper.flushCompression();
+  expect(store.sets.filter((s) => s.key.endsWith('/p')).map((s) => s.encodings)).toEqual([[], ['br', 'gzip']]);
+  expect((await rawGet(port, '/p', { 'accept-encoding': 'gzip' })).headers['content-encoding']).toBe('gzip');
+});
