@@ -133,10 +133,12 @@ async function start(v, opts) {
   if (v.nginx !== undefined) return startNginx(v);
   const server = await startServer(v, opts.dataMs);
   // Compressions a miss started are part of its cost: before the stats that close a measurement,
-  // wait for them (`dumper.flushCompression()`), so their CPU is counted in the round that caused
-  // it and none of it runs during the next variant's measurement. Hits have nothing to flush.
+  // wait for them (`dumper.flushCompression({ deferred: false })`), so their CPU is counted in the
+  // round that caused it and none of it runs during the next variant's measurement. Pages a busy
+  // process left to their first hit stay so (in the benchmark no miss is hit again during its
+  // round). Hits have nothing to flush.
   server.stats = async () => {
-    await server.call({ cmd: 'flush' }, 'flushed', 120_000);
+    await server.call({ cmd: 'flush', deferred: false }, 'flushed', 120_000);
     return server.call({ cmd: 'stats', threads: true }, 'stats');
   };
   return server;

@@ -5,7 +5,7 @@
 //   <- { cmd: 'stats' }  -> { type: 'stats', renders, cpu, rss }   (cpu in microseconds, user+system)
 //      with `threads: true` (bench/compressed.mjs) also `threads: { main, all }`, CPU µs of the main thread and of
 //      every thread from /proc, and `counters`, what the miss variants of bench/compressed.mjs stored
-//   <- { cmd: 'flush' }  -> { type: 'flushed' }   (after `dumper.flushCompression()`, when there is a dumper)
+//   <- { cmd: 'flush', deferred? }  -> { type: 'flushed' }   (after `dumper.flushCompression({ deferred })`, when there is a dumper)
 //   <- { cmd: 'exit' }   -> exits (lets --cpu-prof write its profile)
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -149,7 +149,7 @@ if (isMain) {
       const extra = msg.threads === true ? { threads: threadCpu(), counters } : undefined;
       process.send({ type: 'stats', renders, cpu: cpu.user + cpu.system, rss: process.memoryUsage.rss(), store, ...extra });
     } else if (msg?.cmd === 'flush') {
-      Promise.resolve(dumper?.flushCompression()).then(() => process.send({ type: 'flushed' }));
+      Promise.resolve(dumper?.flushCompression({ deferred: msg.deferred !== false })).then(() => process.send({ type: 'flushed' }));
     } else if (msg?.cmd === 'profile-start') {
       profileStart(msg.intervalUs).then(() => process.send({ type: 'profiling' }));
     } else if (msg?.cmd === 'profile-stop') {

@@ -683,12 +683,13 @@ export class Dumper {
    * (decoding a page the app compressed, storing, compressing) is done, including work started
    * while it waits. Pages stored so far are then served compressed, except those whose copies
    * the store refused (a write invalidated them meanwhile) or that a full compressor queue turned
-   * down (their next hit asks again). Warm-up scripts and tests call it.
+   * down (their next hit asks again). Warm-up scripts and tests call it. `deferred: false` only
+   * waits for the work under way, and leaves the pages left to their first hit as they are.
    */
-  async flushCompression(): Promise<void> {
+  async flushCompression(options: { readonly deferred?: boolean } = {}): Promise<void> {
     for (;;) {
       while (this.#background.size !== 0) await Promise.allSettled([...this.#background]);
-      if (this.#deferred.size === 0 || this.#closed) return;
+      if (this.#deferred.size === 0 || this.#closed || options.deferred === false) return;
       const keys = [...this.#deferred];
       this.#deferred.clear();
       for (const key of keys) {

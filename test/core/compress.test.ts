@@ -213,7 +213,7 @@ test('a process whose event loop is busy leaves the compression to the first hit
   expect((await rawGet(port, '/p', { 'accept-encoding': 'br' })).headers['content-encoding']).toBe('br');
 });
 
-test('flushCompression() compresses the pages a busy process left to their first hit', async () => {
+test('flushCompression() compresses the pages a busy process left to their first hit; with deferred: false it only waits', async () => {
   const store = new RecordingStore();
   const dumper = createDumper({ store, logger: false, compress: { zstd: false } });
   const { port } = await site(dumper);
@@ -221,6 +221,8 @@ test('flushCompression() compresses the pages a busy process left to their first
   const until = Date.now() + 300;
   while (Date.now() < until);
   await rawGet(port, '/p', {});
+  await dumper.flushCompression({ deferred: false });
+  expect(store.sets.filter((s) => s.key.endsWith('/p')).map((s) => s.encodings)).toEqual([[]]);
   await dumper.flushCompression();
   expect(store.sets.filter((s) => s.key.endsWith('/p')).map((s) => s.encodings)).toEqual([[], ['br', 'gzip']]);
   expect((await rawGet(port, '/p', { 'accept-encoding': 'gzip' })).headers['content-encoding']).toBe('gzip');
