@@ -380,6 +380,22 @@ describe.skipIf(!hasRedis)('RedisStore', () => {
     await store.close();
   });
 
+  test('ttl counts from the first store of an entry: set again with its compressed copies, it keeps the time it had left', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p, ttl: 2_000 });
+    const e = entry(await store.sequence(), '/a');
+    await store.set('k:/a', e, limits);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(await store.set('k:/a', { ...e, encodings: [{ coding: 'gzip', body: new Uint8Array([1, 2, 3]) }] }, limits)).toBe(true);
+    // At least 800 ms of the 2,000 have passed: had the set started the clock again, 2,000 would be left.
+    expect(await admin!.pttl(`{${p}}e:k:/a`)).toBeLessThanOrEqual(1_200);
+    expect((await store.get('k:/a'))?.encodings?.[0]?.coding).toBe('gzip');
+    // Another entry (a new render) gets the whole ttl.
+    await store.set('k:/a', entry(await store.sequence(), '/a', { body: new Uint8Array([9]) }), limits);
+    expect(await admin!.pttl(`{${p}}e:k:/a`)).toBeGreaterThan(1_200);
+    await store.close();
+  });
+
   test('past maxVariantsPerPath the least recently stored variant is evicted, in Redis, with its index membership', async () => {
     const p = prefix();
     const store = new RedisStore({ url: URL, prefix: p });

@@ -102,7 +102,9 @@ return {seq, g}
  * message tells the local tiers of other processes that the key holds another entry.
  * Answers 1 when stored, 0 when refused: a tag invalidated after seq, a floor above it, a seq above
  * the current one (handed out before Redis lost or rolled back its data), or a generation that is
- * no longer the current one (the meta hash lost or the floor raised since the render started). A variant is never refused for the bound: the variant of the path
+ * no longer the current one (the meta hash lost or the floor raised since the render started). With a
+ * ttl, the same entry stored again (same seq and encoded entry: its compressed copies added) keeps
+ * the time it had left. A variant is never refused for the bound: the variant of the path
  * stored least recently makes room for it, and leaves every index set it is in (the keys of those
  * sets are made from the prefix of the meta key: they are in the same slot). A plain page is
  * neither counted nor evicted.
@@ -142,6 +144,13 @@ if ARGV[7] == '1' then
   end
   redis.call('ZADD', vz, string.format('%d', order), KEYS[2])
 end
+-- The same entry stored again (with its compressed copies) keeps the time it has left: ttl
+-- counts from the render, not from the last time the entry was stored.
+local keep = -1
+if ttl > 0 then
+  local old = redis.call('HMGET', KEYS[2], 's', 'v')
+  if old[1] == ARGV[2] and old[2] == ARGV[1] then keep = redis.call('PTTL', KEYS[2]) end
+end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'v', ARGV[1], 's', ARGV[2], 't', ARGV[3], 'i', ARGV[6])
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[2], 'c', ARGV[9]) end
@@ -151,7 +160,8 @@ for i = 5, #KEYS do
 end
 if ttl > 0 then
   -- Index sets are refreshed with every member, so they outlive the entries they list.
-  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for i = 3, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+  redis.call('PEXPIRE', KEYS[2], keep > 0 and keep or ttl)
 end
 if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
 return 1
