@@ -225,10 +225,16 @@ export class Compressor {
               done();
               return resolve(undefined);
             }
-            compressOne(coder, body, (error, result) => {
+            try {
+              compressOne(coder, body, (error, result) => {
+                done();
+                resolve(error === null && result.byteLength < body.byteLength ? { coding: coder.coding, body: own(result) } : undefined);
+              });
+            } catch {
+              // zlib refused the call itself: no copy in this coding, and the slot is free again.
               done();
-              resolve(error === null && result.byteLength < body.byteLength ? { coding: coder.coding, body: own(result) } : undefined);
-            });
+              resolve(undefined);
+            }
           });
         }),
     );
