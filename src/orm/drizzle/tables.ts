@@ -1,0 +1,81 @@
+/**
+ * What page-dumper needs to know about a Drizzle table: its SQL name (the model name rows are
+ * registered under), its columns by schema field name, and the keys that identify a row.
+ */
+import { getTableColumns, getTableName, is, type Column, type Table } from 'drizzle-orm';
+import { getTableConfig as mysqlTableConfig, MySqlTable } from 'drizzle-orm/mysql-core';
+import { getTableConfig as pgTableConfig, PgTable } from 'drizzle-orm/pg-core';
+import { getTableConfig as sqliteTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core';
+
+export interface TableInfo {
+  readonly table: Table;
+  /** The SQL table name, without a schema: the name the table is registered under. */
+  readonly name: string;
+  /** Columns by the schema's field names (the keys of a selected row). */
+  readonly columns: Readonly<Record<string, Column>>;
+  /** The primary key's field names; empty when the schema declares none. */
+  readonly primaryKey: readonly string[];
+  /** Every key that identifies one row (the primary key first, then unique columns, constraints and indexes), as field names. */
+  readonly uniqueKeys: readonly (readonly string[])[];
+  /** The primary key's one auto-increment column (MySQL `serial`, `int().autoincrement()`), if any. */
+  readonly autoIncrement: string | undefined;
+}
+
+interface ExtraConfig {
+  readonly primaryKeys: readonly { readonly columns: readonly Column[] }[];
+  readonly uniqueConstraints: readonly { readonly columns: readonly Column[] }[];
+  readonly indexes: readonly { readonly config: { readonly unique?: boolean; readonly columns: readonly unknown[] } }[];
+}
+
+const cache = new WeakMap<Table, TableInfo>();
+
+function extraConfig(table: Table): ExtraConfig | undefined {
+  if (is(table, PgTable)) return pgTableConfig(table) as unknown as ExtraConfig;
+  if (is(table, SQLiteTable)) return sqliteTableConfig(table) as unknown as ExtraConfig;
+  if (is(table, MySqlTable)) return mysqlTableConfig(table) as unknown as ExtraConfig;
+  return undefined;
+}
+
+export function tableInfo(table: Table): TableInfo {
+  let info = cache.get(table);
+  if (info !== undefined) return info;
+  const columns = getTableColumns(table) as Record<string, Column>;
+  const fieldOf = new Map<Column, string>(Object.entries(columns).map(([k, c]) => [c, k]));
+  const fields = (cols: readonly unknown[]): string[] | undefined => {
+    const out: string[] = [];
+    for (const c of cols) {
+      const f = fieldOf.get(c as Column);
+      if (f === undefined) return undefined; // an index on an expression identifies nothing we can compare
+      out.push(f);
+    }
+    return out;
+  };
+  const keys: string[][] = [];
+  const add = (key: string[] | undefined) => {
+    if (key !== undefined && key.length > 0 && !keys.some((k) => k.join('\u0000') === key.join('\u0000'))) keys.push(key);
+  };
+  const extra = extraConfig(table);
+  const inline = Object.keys(columns).filter((k) => columns[k]!.primary);
+  add(inline.length > 0 ? inline : extra?.primaryKeys[0] && fields(extra.primaryKeys[0].columns));
+  const primaryKey = keys[0] ?? [];
+  for (const [k, c] of Object.entries(columns)) if (c.isUnique) add([k]);
+  for (const u of extra?.uniqueConstraints ?? []) add(fields(u.columns));
+  for (const i of extra?.indexes ?? []) if (i.config.unique) add(fields(i.config.columns));
+  const auto = primaryKey.length === 1 && (columns[primaryKey[0]!] as { autoIncrement?: boolean }).autoIncrement === true ? primaryKey[0] : undefined;
+  info = { table, name: getTableName(table), columns, primaryKey, uniqueKeys: keys, autoIncrement: auto };
+  cache.set(table, info);
+  return info;
+}
+
+/** A key for a row, to tell rows apart: its primary key, or every column when there is none. */
+export function rowKey(info: TableInfo, row: Record<string, unknown>): string {
+  const fields = info.primaryKey.length > 0 ? info.primaryKey : Object.keys(info.columns);
+  return JSON.stringify(fields.map((f) => valueKey(row[f])));
+}
+
+function valueKey(value: unknown): unknown {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  return value;
+}

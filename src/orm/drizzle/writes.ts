@@ -1,0 +1,496 @@
+/**
+ * One Drizzle write (insert, update, delete builder) turned into the rows it changes, and those
+ * rows into invalidations.
+ *
+ * - Rows written are found with RETURNING where Drizzle has it (PostgreSQL, SQLite): page-dumper
+ *   appends the table's columns to the statement's own `returning()` (or adds one) and hands the
+ *   caller the result it asked for, without them.
+ * - The rows before an update, before a delete and before an upsert are read with a select of the
+ *   same predicate first (`FOR UPDATE`, in the write's transaction). On PostgreSQL and MySQL a
+ *   write outside a transaction runs in one page-dumper opens, so the select and the write see the
+ *   same rows; on better-sqlite3 they run back to back, synchronously, on the one connection.
+ * - On MySQL (no RETURNING) the rows after an update are read again by primary key, and the rows
+ *   an insert wrote by the auto-increment ids it reports (as Drizzle's `$returningId()` does) and
+ *   by the unique keys its values set.
+ */
+import { and, eq, inArray, is, or, Param, sql, type Column, type SQL, type Table } from 'drizzle-orm';
+import type { Dependents, Dumper } from '../../core/dumper.js';
+import { rowKey, tableInfo, type TableInfo } from './tables.js';
+
+export type Row = Record<string, unknown>;
+export type Dialect = 'pg' | 'sqlite' | 'mysql';
+export type Operation = 'insert' | 'update' | 'delete';
+
+/** Where page-dumper's own selected columns ride in a RETURNING row: a key no schema field has. */
+const HIDDEN = '\u0000page-dumper';
+
+/** The writes of one transaction, invalidated again when the outermost transaction commits. */
+export interface Scope {
+  readonly parent: Scope | undefined;
+  readonly pending: Dependents[];
+  /** A write fell back to dropping every page. */
+  all: boolean;
+  /** better-sqlite3: the invalidations of writes made synchronously, still being computed. */
+  readonly jobs: Promise<Outcome>[];
+}
+
+export function newScope(parent: Scope | undefined): Scope {
+  return { parent, pending: [], all: false, jobs: [] };
+}
+
+/** Why the rows of a write are not resolved one by one: every page is invalidated instead. */
+export class Fallback {
+  constructor(readonly reason: string) {}
+}
+
+export type Outcome = Dependents[] | Fallback;
+
+/** The parts of a Drizzle insert/update/delete builder that page-dumper reads (internal in Drizzle, stable since 0.30). */
+export interface WriteBuilder {
+  session: unknown;
+  readonly config: {
+    readonly table: Table;
+    where?: SQL;
+    values?: Row[] | unknown;
+    select?: boolean;
+    ignore?: boolean;
+    returning?: Array<{ path: string[]; field: unknown }>;
+    withList?: unknown[];
+    orderBy?: unknown[];
+    limit?: number | unknown;
+    from?: unknown;
+    joins?: unknown[];
+  };
+  [method: string]: unknown;
+}
+
+/** What the proxy knows of a builder: whose it is, and the upsert it was told to do. */
+export interface BuilderState {
+  readonly op: Operation;
+  /** The database or transaction (unwrapped) that built it. */
+  readonly owner: any;
+  readonly scope: Scope | undefined;
+  /** `onConflictDoUpdate`/`onDuplicateKeyUpdate` was called; its target columns, if it named them. */
+  upsert?: { readonly target: readonly Column[] | undefined };
+}
+
+/** A database or transaction as page-dumper uses it (unwrapped Drizzle objects). */
+type Reader = any;
+
+export interface Settings {
+  readonly maxRows: number;
+}
+
+export class Writes {
+  readonly #dumper: Dumper;
+  readonly #dialect: Dialect;
+  readonly #settings: Settings;
+  /** better-sqlite3 writes made synchronously whose invalidation has not finished. */
+  readonly jobs = new Set<Promise<unknown>>();
+  readonly #failures: unknown[] = [];
+
+  constructor(dumper: Dumper, dialect: Dialect, settings: Settings) {
+    this.#dumper = dumper;
+    this.#dialect = dialect;
+    this.#settings = settings;
+  }
+
+  /** Whether a builder writes a registered table: the others run as they would without page-dumper. */
+  watched(builder: WriteBuilder): boolean {
+    const table = builder.config?.table;
+    return table !== undefined && this.#dumper.isRegistered(tableInfo(table).name);
+  }
+
+  // ---------------------------------------------------------------- PostgreSQL, MySQL
+
+  /** An awaited write (`await`, `.then()`, `.execute()`): resolves once its pages are invalidated. */
+  async write(builder: WriteBuilder, state: BuilderState, args: unknown[]): Promise<unknown> {
+    if (this.#dialect === 'sqlite') {
+      const { result, job } = this.#writeSync(builder, state, 'execute', args, false);
+      await job;
+      return result;
+    }
+    if (state.scope !== undefined || (state.op === 'insert' && state.upsert === undefined)) {
+      // In a transaction, the write runs in it. A plain insert needs no select first: on
+      // PostgreSQL RETURNING gives its rows, on MySQL they are read by id after it has committed.
+      const { result, outcome } = await this.#run(builder, state, state.owner, args);
+      await this.#apply(outcome, state, builder);
+      if (state.scope !== undefined) this.#record(outcome, state.scope);
+      return result;
+    }
+    const { result, outcome } = await (state.owner as Reader).transaction(async (tx: Reader) => {
+      const session = builder.session;
+      builder.session = tx.session;
+      try {
+        return await this.#run(builder, state, tx, args);
+      } finally {
+        builder.session = session;
+      }
+    });
+    // Outside a transaction the write has committed: this invalidation is after the commit.
+    await this.#apply(outcome, state, builder);
+    return result;
+  }
+
+  async #run(b: WriteBuilder, state: BuilderState, reader: Reader, args: unknown[]): Promise<{ result: unknown; outcome: Outcome }> {
+    const info = tableInfo(b.config.table);
+    const execute = () => (b.execute as (...a: unknown[]) => Promise<unknown>)(...args);
+    const { op } = state;
+    const max = this.#settings.maxRows;
+
+    if (op === 'insert') {
+      const values = Array.isArray(b.config.values) && b.config.select !== true ? (b.config.values as Row[]) : undefined;
+      if (values !== undefined && values.length > max) return { result: await execute(), outcome: this.#tooMany(values.length) };
+      const before: Row[] = [];
+      if (state.upsert !== undefined) {
+        const where = values && keyPredicate(info, values, state.upsert.target);
+        if (where === undefined) return { result: await execute(), outcome: new Fallback('an upsert whose rows set none of their unique keys') };
+        const found = await this.#select(reader, info, where, undefined, true);
+        if (found.length > max) return { result: await execute(), outcome: this.#tooMany(found.length) };
+        before.push(...found);
+      }
+      if (this.#dialect === 'pg') {
+        const { result, rows } = await this.#returning(b, op, () => execute());
+        if (rows.length > max) return { result, outcome: this.#tooMany(rows.length) };
+        return { result, outcome: await this.#dependents(info, [...before, ...rows]) };
+      }
+      // MySQL: the ids the insert reports, and the unique keys its rows set.
+      if (values === undefined) return { result: await execute(), outcome: new Fallback('an insert ... select on MySQL, whose rows cannot be read back') };
+      const result = await execute();
+      const header = (Array.isArray(result) ? result[0] : result) as { insertId?: number; affectedRows?: number } | undefined;
+      const found = await this.#insertedMysql(reader, info, values, state, header, b.config.ignore === true);
+      if (found instanceof Fallback) return { result, outcome: found };
+      return { result, outcome: await this.#dependents(info, [...before, ...found]) };
+    }
+
+    if (b.config.from !== undefined || (b.config.joins?.length ?? 0) > 0) {
+      return { result: await execute(), outcome: new Fallback(`an ${op} with from() or joins, whose rows page-dumper does not select`) };
+    }
+    const before = await this.#select(reader, info, b.config.where, b, true);
+    if (before.length > max) return { result: await execute(), outcome: this.#tooMany(before.length) };
+
+    if (op === 'delete') {
+      // As django-dumper's pre_delete: the paths are computed while the rows (and what they
+      // point to, which a cascade may delete) still exist.
+      const early = await this.#dependents(info, before);
+      if (this.#dialect === 'mysql') return { result: await execute(), outcome: early };
+      const { result, rows } = await this.#returning(b, op, () => execute());
+      const seen = new Set(before.map((r) => rowKey(info, r)));
+      const late = await this.#dependents(info, rows.filter((r) => !seen.has(rowKey(info, r))));
+      return { result, outcome: [...early, ...late] };
+    }
+
+    // update
+    if (this.#dialect === 'pg') {
+      const { result, rows } = await this.#returning(b, op, () => execute());
+      return { result, outcome: await this.#dependents(info, [...before, ...rows]) };
+    }
+    const result = await execute();
+    const after =
+      before.length === 0 ? [] : info.primaryKey.length > 0 ? await this.#select(reader, info, byKey(info, info.primaryKey, before), undefined, false) : await this.#select(reader, info, b.config.where, b, false);
+    return { result, outcome: await this.#dependents(info, [...before, ...after]) };
+  }
+
+  async #insertedMysql(
+    reader: Reader,
+    info: TableInfo,
+    values: Row[],
+    state: BuilderState,
+    header: { insertId?: number; affectedRows?: number } | undefined,
+    ignore: boolean,
+  ): Promise<Row[] | Fallback> {
+    const wheres: SQL[] = [];
+    const keyed = values.filter((row) => rowKeys(info, row, undefined).length > 0);
+    if (keyed.length > 0) wheres.push(keyPredicate(info, keyed, undefined)!);
+    const auto = info.autoIncrement;
+    const generated = auto === undefined ? [] : values.filter((row) => plainValue(row, auto) === undefined);
+    if (generated.length > 0) {
+      const first = header?.insertId;
+      // The ids a multi-row INSERT generates are consecutive from insertId (innodb_autoinc_lock_mode
+      // 0 or 1, MariaDB's default; Drizzle's $returningId() assumes the same). With IGNORE or ON
+      // DUPLICATE KEY UPDATE some rows take no id, so which rows have which is not known: those
+      // rows are found by their unique keys, or not at all.
+      if (typeof first === 'number' && first > 0 && state.upsert === undefined && !ignore) {
+        wheres.push(inArray(info.columns[auto!]!, generated.map((_, i) => first + i)));
+      } else if (generated.some((row) => !keyed.includes(row))) {
+        return new Fallback('an insert on MySQL whose rows set no primary or unique key and whose ids cannot be known');
+      }
+    } else if (keyed.length < values.length) {
+      return new Fallback('an insert on MySQL whose rows set no primary or unique key');
+    }
+    return this.#select(reader, info, or(...wheres), undefined, false);
+  }
+
+  // ---------------------------------------------------------------- better-sqlite3 (synchronous)
+
+  /**
+   * A write on better-sqlite3, as synchronous as the driver: the rows are read and written
+   * back to back, each registered row's `dependentPaths` is called before the statement runs (a
+   * delete) or right after it, and the invalidation finishes asynchronously (`jobs`).
+   */
+  writeSync(b: WriteBuilder, state: BuilderState, method: string, args: unknown[]): unknown {
+    return this.#writeSync(b, state, method, args, true).result;
+  }
+
+  /** `keep`: a failure is kept for settled() (a synchronous call); else the awaited write rejects with it. */
+  #writeSync(b: WriteBuilder, state: BuilderState, method: string, args: unknown[], keep: boolean): { result: unknown; job: Promise<unknown> } {
+    const info = tableInfo(b.config.table);
+    const call = () => (b[method] as (...a: unknown[]) => unknown)(...args);
+    const max = this.#settings.maxRows;
+    const { op } = state;
+    const reader = state.owner as Reader;
+    const early: Array<Promise<Dependents>> = [];
+    let seen: Set<string> | undefined;
+
+    let job: Promise<unknown> = Promise.resolve();
+    const finish = (outcome: Promise<Outcome>) => {
+      const done = outcome.then(async (o) => {
+        await this.#apply(o, state, b);
+        return o;
+      });
+      if (state.scope !== undefined) state.scope.jobs.push(done);
+      job = this.#track(done, keep);
+    };
+
+    if (op === 'insert' && state.upsert === undefined) {
+      const values = Array.isArray(b.config.values) && b.config.select !== true ? (b.config.values as Row[]) : undefined;
+      if (values !== undefined && values.length > max) {
+        const result = call();
+        finish(Promise.resolve(this.#tooMany(values.length)));
+        return { result, job };
+      }
+    } else if (op !== 'insert' && (b.config.from !== undefined || (b.config.joins?.length ?? 0) > 0)) {
+      const result = call();
+      finish(Promise.resolve(new Fallback(`an ${op} with from() or joins, whose rows page-dumper does not select`)));
+      return { result, job };
+    } else {
+      let where: SQL | undefined = b.config.where;
+      if (op === 'insert') {
+        const values = Array.isArray(b.config.values) && b.config.select !== true ? (b.config.values as Row[]) : undefined;
+        where = values && keyPredicate(info, values, state.upsert?.target);
+        if (where === undefined) {
+          const result = call();
+          finish(Promise.resolve(new Fallback('an upsert whose rows set none of their unique keys')));
+          return { result, job };
+        }
+      }
+      const before = this.#selectSync(reader, info, where, op === 'insert' ? undefined : b);
+      if (before.length > max) {
+        const result = call();
+        finish(Promise.resolve(this.#tooMany(before.length)));
+        return { result, job };
+      }
+      // Called now, while the rows exist: what dependentPaths reads synchronously (better-sqlite3
+      // reads are) sees them before a delete.
+      for (const row of before) early.push(this.#dumper.dependentsOf(info.name, row));
+      seen = new Set(before.map((r) => rowKey(info, r)));
+    }
+    const { result, rows } = this.#returningSync(b, state, method, args);
+    // Rows a delete read before it ran were computed above; the others are computed now.
+    const late = (op === 'delete' ? rows.filter((r) => !seen!.has(rowKey(info, r))) : rows).map((r) => this.#dumper.dependentsOf(info.name, r));
+    const count = rows.length;
+    finish(
+      (async (): Promise<Outcome> => {
+        if (count > max) {
+          await Promise.allSettled([...early, ...late]);
+          return this.#tooMany(count);
+        }
+        return Promise.all([...early, ...late]);
+      })(),
+    );
+    return { result, job };
+  }
+
+  /** Waits for the invalidations of synchronous writes; rejects with the first that failed since the last call. */
+  async settled(): Promise<void> {
+    while (this.jobs.size > 0) await Promise.allSettled([...this.jobs]);
+    const failure = this.#failures.splice(0)[0];
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Tracks a job until it settles; returns it, rejecting as it does. */
+  #track(job: Promise<unknown>, keep: boolean): Promise<unknown> {
+    const tracked = job.then(
+      () => {
+        this.jobs.delete(tracked);
+      },
+      (error: unknown) => {
+        this.jobs.delete(tracked);
+        if (keep) {
+          this.#failures.push(error);
+          this.#dumper.log.error('drizzle: invalidating after a synchronous write failed', { error: error as Error });
+        }
+        throw error;
+      },
+    );
+    // Observed by settled() or by the awaited write: never an unhandled rejection.
+    tracked.catch(() => undefined);
+    this.jobs.add(tracked);
+    return tracked;
+  }
+
+  // ---------------------------------------------------------------- transactions
+
+  /** A transaction (or savepoint) committed: its writes join the enclosing one, or are invalidated again now. */
+  async commit(scope: Scope): Promise<void> {
+    const outcomes = await Promise.all(scope.jobs.splice(0));
+    for (const o of outcomes) this.#record(o, scope);
+    if (scope.parent !== undefined) {
+      scope.parent.pending.push(...scope.pending);
+      if (scope.all) scope.parent.all = true;
+      return;
+    }
+    if (scope.all) await this.#dumper.invalidateAll();
+    else if (scope.pending.length > 0) await this.#dumper.invalidateDependents(scope.pending);
+  }
+
+  /** The commit of a synchronous (better-sqlite3) transaction: its invalidation finishes later. */
+  commitSync(scope: Scope): void {
+    const job = this.commit(scope);
+    if (scope.parent !== undefined) {
+      // A savepoint: the jobs go up with it, to be awaited at the outermost commit.
+      scope.parent.jobs.push(job.then(() => [] as Dependents[]));
+      return;
+    }
+    this.#track(job, true);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #record(outcome: Outcome, scope: Scope): void {
+    if (outcome instanceof Fallback) scope.all = true;
+    else scope.pending.push(...outcome);
+  }
+
+  async #apply(outcome: Outcome, state: BuilderState, b: WriteBuilder): Promise<void> {
+    if (outcome instanceof Fallback) {
+      this.#dumper.log.warn(`drizzle ${state.op} ${tableInfo(b.config.table).name}: ${outcome.reason}; invalidating every page`, {
+        model: tableInfo(b.config.table).name,
+        operation: state.op,
+      });
+      await this.#dumper.invalidateAll();
+    } else if (outcome.length > 0) {
+      await this.#dumper.invalidateDependents(outcome);
+    }
+  }
+
+  #tooMany(count: number): Fallback {
+    return new Fallback(`${count} rows written, more than maxRows (${this.#settings.maxRows})`);
+  }
+
+  async #dependents(info: TableInfo, rows: readonly Row[]): Promise<Dependents[]> {
+    return Promise.all(rows.map((r) => this.#dumper.dependentsOf(info.name, r)));
+  }
+
+  /** The rows a predicate matches, as a select of the whole table returns them; at most maxRows + 1. */
+  #query(reader: Reader, info: TableInfo, where: SQL | undefined, like: WriteBuilder | undefined, lock: boolean): any {
+    const withList = like?.config.withList;
+    let q = (withList !== undefined && withList.length > 0 ? reader.with(...withList) : reader).select().from(info.table);
+    if (where !== undefined) q = q.where(where);
+    const orderBy = like?.config.orderBy;
+    if (orderBy !== undefined && orderBy.length > 0) q = q.orderBy(...orderBy);
+    const limit = typeof like?.config.limit === 'number' ? Math.min(like.config.limit, this.#settings.maxRows + 1) : this.#settings.maxRows + 1;
+    q = q.limit(limit);
+    if (lock && this.#dialect !== 'sqlite') q = q.for('update');
+    return q;
+  }
+
+  async #select(reader: Reader, info: TableInfo, where: SQL | undefined, like: WriteBuilder | undefined, lock: boolean): Promise<Row[]> {
+    return (await this.#query(reader, info, where, like, lock)) as Row[];
+  }
+
+  #selectSync(reader: Reader, info: TableInfo, where: SQL | undefined, like: WriteBuilder | undefined): Row[] {
+    return this.#query(reader, info, where, like, false).all() as Row[];
+  }
+
+  /** Runs the write with the table's columns added to its RETURNING, and hands back the result the caller asked for. */
+  async #returning(b: WriteBuilder, op: Operation, execute: () => Promise<unknown>): Promise<{ result: unknown; rows: Row[] }> {
+    const own = b.config.returning;
+    b.config.returning = [...(own ?? []), ...hiddenFields(b.config.table)];
+    let returned: Row[];
+    try {
+      returned = (await execute()) as Row[];
+    } finally {
+      b.config.returning = own;
+    }
+    const rows = returned.map((r) => r[HIDDEN] as Row);
+    if (own !== undefined) return { result: returned.map(strip), rows };
+    // node-postgres answers a write without RETURNING with its QueryResult: the same fields, no rows.
+    const command = { insert: 'INSERT', update: 'UPDATE', delete: 'DELETE' }[op];
+    return { result: { command, rowCount: rows.length, oid: command === 'INSERT' ? 0 : null, rows: [], fields: [] }, rows };
+  }
+
+  #returningSync(b: WriteBuilder, state: BuilderState, method: string, args: unknown[]): { result: unknown; rows: Row[] } {
+    const own = b.config.returning;
+    const hidden = hiddenFields(b.config.table);
+    b.config.returning = [...(own ?? []), ...hidden];
+    try {
+      if (method === 'values') {
+        const raw = (b.values as (...a: unknown[]) => unknown[][])(...args);
+        const n = own?.length ?? 0;
+        const rows = raw.map((r) => {
+          const row: Row = {};
+          hidden.forEach((h, i) => {
+            const v = r[n + i];
+            row[h.path[1]!] = v === null ? null : (h.field as Column).mapFromDriverValue(v);
+          });
+          return row;
+        });
+        return { result: own === undefined ? [] : raw.map((r) => r.slice(0, n)), rows };
+      }
+      const returned = (b.all as (...a: unknown[]) => Row[])(...args);
+      const rows = returned.map((r) => r[HIDDEN] as Row);
+      if (own !== undefined) {
+        const mine = returned.map(strip);
+        return { result: method === 'get' ? mine[0] : mine, rows };
+      }
+      if (method === 'all') return { result: [], rows };
+      if (method === 'get') return { result: undefined, rows };
+      // run() and execute(): better-sqlite3's RunResult, read from the connection that just wrote.
+      const [changes, lastInsertRowid] = (b.session as { values(q: SQL): unknown[][] }).values(sql`select changes(), last_insert_rowid()`)[0]!;
+      void state;
+      return { result: { changes, lastInsertRowid }, rows };
+    } finally {
+      b.config.returning = own;
+    }
+  }
+}
+
+function hiddenFields(table: Table): Array<{ path: string[]; field: unknown }> {
+  return Object.entries(tableInfo(table).columns).map(([key, column]) => ({ path: [HIDDEN, key], field: column }));
+}
+
+function strip(row: Row): Row {
+  const { [HIDDEN]: _, ...rest } = row;
+  return rest;
+}
+
+/** The value an insert sets in a field, if it is a plain value (not SQL, not a default). */
+function plainValue(row: Row, field: string): { value: unknown } | undefined {
+  const v = row[field];
+  if (is(v, Param)) return v.value === undefined || v.value === null ? undefined : { value: v.value };
+  return undefined;
+}
+
+/** The keys (of `target`, or every unique key) whose every column an inserted row sets. */
+function rowKeys(info: TableInfo, row: Row, target: readonly Column[] | undefined): string[][] {
+  const keys = target !== undefined ? [target.map((c) => Object.keys(info.columns).find((k) => info.columns[k] === c)!)] : info.uniqueKeys;
+  return keys.filter((k) => k.every((f) => f !== undefined && plainValue(row, f) !== undefined)) as string[][];
+}
+
+/** Rows an insert's values may have written over: those sharing one of their unique keys. */
+function keyPredicate(info: TableInfo, rows: readonly Row[], target: readonly Column[] | undefined): SQL | undefined {
+  const alternatives: SQL[] = [];
+  for (const row of rows) {
+    const keys = rowKeys(info, row, target);
+    if (keys.length === 0) return undefined;
+    for (const key of keys) alternatives.push(and(...key.map((f) => eq(info.columns[f]!, plainValue(row, f)!.value)))!);
+  }
+  return or(...alternatives);
+}
+
+/** Rows by their key values. */
+function byKey(info: TableInfo, key: readonly string[], rows: readonly Row[]): SQL | undefined {
+  if (key.length === 1) return inArray(info.columns[key[0]!]!, rows.map((r) => r[key[0]!]));
+  return or(...rows.map((r) => and(...key.map((f) => eq(info.columns[f]!, r[f])))));
+}
