@@ -1,0 +1,458 @@
+/**
+ * Turns one Kysely write, as it reaches a database connection, into the rows it changed, and
+ * invalidates their pages. Writes are seen compiled (after the caller's plugins), so the table
+ * names are the SQL names, schema included.
+ *
+ * - insert: the new rows come back with RETURNING (PostgreSQL, SQLite). MySQL has none: the rows
+ *   are read again by a unique key the inserted values set, or by the auto-increment ids the
+ *   insert reports. An upsert also reads the rows it may overwrite, first.
+ * - update: the rows matching the update's predicate (its joins and FROM included) are read
+ *   first, on the same connection (inside the transaction, if any); the new rows come back with
+ *   RETURNING, or on MySQL are read again by primary key. Both reach `dependentPaths`.
+ * - delete: the rows are read, and their dependents computed, before the delete runs (as
+ *   django-dumper's `pre_delete`); on PostgreSQL and SQLite a RETURNING catches any row the read
+ *   did not see.
+ *
+ * A write to a table that is not registered runs as it is. A write whose rows cannot be known
+ * (more than `maxRows`, `INSERT ... SELECT` on MySQL, `MERGE`...) still runs, and every page is
+ * invalidated, with a warning.
+ */
+import {
+  AliasNode,
+  AndNode,
+  BinaryOperationNode,
+  ColumnNode,
+  CompiledQuery,
+  FromNode,
+  IdentifierNode,
+  LimitNode,
+  OperatorNode,
+  OrNode,
+  ParensNode,
+  PrimitiveValueListNode,
+  ReferenceNode,
+  ReturningNode,
+  SelectionNode,
+  SelectModifierNode,
+  TableNode,
+  ValueNode,
+  WhereNode,
+  type DatabaseConnection,
+  type DeleteQueryNode,
+  type InsertQueryNode,
+  type OperationNode,
+  type QueryResult,
+  type RootOperationNode,
+  type SelectQueryNode,
+  type UpdateQueryNode,
+} from 'kysely';
+import type { Dependents, Dumper } from '../../core/dumper.js';
+import { readTable, type DialectName, type TableInfo } from './tables.js';
+
+type Row = Record<string, unknown>;
+
+/** Why the rows of a write cannot be known: every page is invalidated instead. */
+export class Fallback {
+  constructor(readonly reason: string) {}
+}
+
+/** What a write invalidates: the dependents of the rows it changed, or everything. */
+export type Outcome = Dependents[] | Fallback;
+
+/** The writes of one open transaction since its start or one of its savepoints. */
+export interface Frame {
+  /** The savepoint that opened the frame; `undefined` for the transaction itself. */
+  readonly name: string | undefined;
+  pending: Dependents[];
+  /** A write fell back to dropping every page. */
+  all: boolean;
+}
+
+export interface WriteSettings {
+  readonly maxRows: number;
+}
+
+/** The table a write names, and the registered model it is. */
+interface Target {
+  readonly node: TableNode;
+  readonly model: string;
+  readonly schema: string | undefined;
+  readonly table: string;
+  /** How the query refers to it: its alias, or the table itself. */
+  readonly ref: TableNode;
+}
+
+const PREFIX = '__page_dumper_';
+const QUERY_ID = { queryId: 'page-dumper' };
+
+/** A comparable spelling of a row (Date, Buffer and BigInt included), to drop duplicates. */
+function rowKey(row: Row): string {
+  return JSON.stringify(row, function (this: Row, key: string, value: unknown) {
+    const raw = key === '' ? value : this[key];
+    if (typeof raw === 'bigint') return `${raw}n`;
+    if (raw instanceof Date) return `d${raw.getTime()}`;
+    if (raw instanceof Uint8Array) return `u${Buffer.from(raw).toString('base64')}`;
+    return value;
+  });
+}
+
+function unique(rows: readonly Row[]): Row[] {
+  const seen = new Map<string, Row>();
+  for (const row of rows) seen.set(rowKey(row), row);
+  return [...seen.values()];
+}
+
+/** `(a, b) matches one of rows`: `a in (...)` for one column, else `(a = ? and b = ?) or ...`. */
+function matching(ref: TableNode | undefined, columns: readonly string[], rows: readonly Row[]): OperationNode {
+  const column = (c: string) => ReferenceNode.create(ColumnNode.create(c), ref);
+  if (columns.length === 1) {
+    return BinaryOperationNode.create(column(columns[0]!), OperatorNode.create('in'), PrimitiveValueListNode.create(rows.map((r) => r[columns[0]!])));
+  }
+  const one = (row: Row) =>
+    ParensNode.create(
+      columns
+        .map((c): OperationNode => BinaryOperationNode.create(column(c), OperatorNode.create('='), ValueNode.create(row[c])))
+        .reduce((a, b) => AndNode.create(a, b)),
+    );
+  return rows.map((r): OperationNode => one(r)).reduce((a, b) => OrNode.create(a, b));
+}
+
+/** The column a SET names: `col` or `table.col`. */
+function columnName(node: OperationNode): string | undefined {
+  if (node.kind === 'ColumnNode') return (node as ColumnNode).column.name;
+  if (node.kind === 'ReferenceNode') return columnName((node as ReferenceNode).column);
+  return undefined;
+}
+
+export class Writes {
+  readonly #dumper: Dumper;
+  readonly #dialect: DialectName;
+  readonly #compile: (node: RootOperationNode) => CompiledQuery;
+  readonly #maxRows: number;
+  readonly #tables = new Map<string, Promise<TableInfo>>();
+  /** MySQL's innodb_autoinc_lock_mode: whether the ids of one multi-row insert are consecutive. */
+  #lockMode: Promise<number> | undefined;
+
+  constructor(dumper: Dumper, dialect: DialectName, compile: (node: RootOperationNode) => CompiledQuery, settings: WriteSettings) {
+    this.#dumper = dumper;
+    this.#dialect = dialect;
+    this.#compile = compile;
+    this.#maxRows = settings.maxRows;
+  }
+
+  /** The registered targets of a write, `undefined` when it touches no registered table. */
+  targets(node: OperationNode): Target[] | undefined {
+    const nodes: OperationNode[] = [];
+    switch (node.kind) {
+      case 'InsertQueryNode':
+        if ((node as InsertQueryNode).into) nodes.push((node as InsertQueryNode).into!);
+        break;
+      case 'UpdateQueryNode': {
+        const table = (node as UpdateQueryNode).table;
+        if (table?.kind === 'ListNode') nodes.push(...(table as unknown as { items: OperationNode[] }).items);
+        else if (table) nodes.push(table);
+        break;
+      }
+      case 'DeleteQueryNode':
+        nodes.push(...(node as DeleteQueryNode).from.froms);
+        break;
+      case 'MergeQueryNode':
+        nodes.push((node as unknown as { into: OperationNode }).into);
+        break;
+      default:
+        return undefined;
+    }
+    const out: Target[] = [];
+    for (const n of nodes) {
+      const t = this.#target(n);
+      if (t !== undefined) out.push(t);
+    }
+    return out.length === 0 ? undefined : out;
+  }
+
+  #target(n: OperationNode): Target | undefined {
+    let table = n;
+    let ref: TableNode | undefined;
+    if (n.kind === 'AliasNode') {
+      const alias = (n as AliasNode).alias;
+      table = (n as AliasNode).node;
+      if (alias.kind === 'IdentifierNode') ref = TableNode.create((alias as IdentifierNode).name);
+    }
+    if (table.kind !== 'TableNode') return undefined;
+    const node = table as TableNode;
+    const name = node.table.identifier.name;
+    const schema = node.table.schema?.name;
+    const model = schema !== undefined && this.#dumper.isRegistered(`${schema}.${name}`) ? `${schema}.${name}` : this.#dumper.isRegistered(name) ? name : undefined;
+    if (model === undefined) return undefined;
+    return { node, model, schema, table: name, ref: ref ?? node };
+  }
+
+  /** Runs a write of registered tables: returns its result, and what it changed. */
+  async run(connection: DatabaseConnection, query: CompiledQuery, targets: Target[], inTransaction: boolean): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
+    const node = query.query;
+    const plain = async (reason: string) => ({ result: await connection.executeQuery(query), outcome: new Fallback(reason) });
+    switch (node.kind) {
+      case 'InsertQueryNode':
+        return this.#insert(connection, query, node as InsertQueryNode, targets[0]!);
+      case 'UpdateQueryNode':
+        return this.#update(connection, query, node as UpdateQueryNode, targets, inTransaction);
+      case 'DeleteQueryNode':
+        return this.#delete(connection, query, node as DeleteQueryNode, targets, inTransaction);
+      default:
+        return plain(`${node.kind} is not resolved row by row`);
+    }
+  }
+
+  // ---------------------------------------------------------------- the three kinds of write
+
+  async #insert(connection: DatabaseConnection, query: CompiledQuery, node: InsertQueryNode, target: Target) {
+    const conflict = node.onConflict;
+    const overwrites = (conflict !== undefined && !conflict.doNothing && conflict.updates !== undefined) || node.onDuplicateKey !== undefined;
+    const replaces = node.replace === true || (node.orAction as { action?: string } | undefined)?.action === 'replace';
+    let before: Row[] = [];
+    let early: Dependents[] = [];
+
+    if (this.#dialect !== 'mysql') {
+      if (replaces) return { result: await connection.executeQuery(query), outcome: new Fallback('INSERT OR REPLACE is not resolved row by row') };
+      if (overwrites) {
+        // The rows an upsert may overwrite: found by its conflict target's columns.
+        const keys = conflict?.columns?.map((c) => c.column.name);
+        const values = keys === undefined ? undefined : this.#literalRows(node, keys);
+        if (keys === undefined || values === undefined) {
+          return { result: await connection.executeQuery(query), outcome: new Fallback('an upsert without a conflict target of columns and literal values is not resolved row by row') };
+        }
+        const read = await this.#select(connection, target, [target.node], undefined, WhereNode.create(matching(undefined, keys, values)), undefined, false);
+        if (read === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
+        before = read;
+        early = await this.#dependents(target, before);
+      }
+      const { result, rows } = await this.#returning(connection, query, node, target);
+      if (rows.length > this.#maxRows) return { result, outcome: this.#tooMany() };
+      return { result, outcome: [...early, ...(await this.#dependents(target, unique(rows)))] };
+    }
+
+    // MySQL: find the rows again by a unique key each inserted row sets, or by the ids the insert reports.
+    const info = await this.#info(connection, target);
+    const columns = node.columns?.map((c) => c.column.name) ?? [];
+    const rows = this.#literalRows(node, columns, true);
+    let key: OperationNode | undefined;
+    if (rows !== undefined && rows.length > 0 && rows.length <= this.#maxRows) {
+      const groups = new Map<readonly string[], Row[]>();
+      for (const row of rows) {
+        const uniqueKey = info.uniques.find((u) => u.every((c) => row[c] !== undefined && row[c] !== null));
+        if (uniqueKey === undefined) {
+          groups.clear();
+          break;
+        }
+        let group = groups.get(uniqueKey);
+        if (group === undefined) groups.set(uniqueKey, (group = []));
+        group.push(row);
+      }
+      if (groups.size > 0) key = [...groups].map(([cols, list]) => matching(undefined, cols, list)).reduce((a, b) => OrNode.create(a, b));
+    }
+    if (key !== undefined && (overwrites || replaces)) {
+      const read = await this.#select(connection, target, [target.node], undefined, WhereNode.create(key), undefined, false);
+      before = read ?? [];
+      early = await this.#dependents(target, before);
+    }
+    const result = await connection.executeQuery(query);
+    if (key === undefined) {
+      const auto = info.autoIncrement;
+      const n = Number(result.numAffectedRows ?? 0n);
+      const simple = rows !== undefined && !overwrites && !replaces && !node.ignore && auto !== undefined && info.primaryKey.length === 1 && info.primaryKey[0] === auto;
+      if (!simple || result.insertId === undefined || n > this.#maxRows) {
+        return { result, outcome: new Fallback('a MySQL insert whose rows set no unique key (or INSERT ... SELECT, IGNORE, an upsert without one) is not resolved row by row') };
+      }
+      if (n === 0) return { result, outcome: [] };
+      if (n > 1 && (await this.#autoIncLockMode(connection)) > 1) {
+        return { result, outcome: new Fallback('a multi-row insert with innodb_autoinc_lock_mode = 2 may not get consecutive ids') };
+      }
+      const first = result.insertId;
+      const ids = Array.from({ length: n }, (_, i) => first + BigInt(i));
+      key = matching(undefined, [auto], ids.map((id) => ({ [auto]: id })));
+    }
+    const after = await this.#select(connection, target, [target.node], undefined, WhereNode.create(key), undefined, false);
+    if (after === undefined) return { result, outcome: this.#tooMany() };
+    return { result, outcome: [...early, ...(await this.#dependents(target, after))] };
+  }
+
+  async #update(connection: DatabaseConnection, query: CompiledQuery, node: UpdateQueryNode, targets: Target[], inTransaction: boolean) {
+    // MySQL's multi-table update lists its tables (`updateTable(['a', 'b'])`): each registered one is read.
+    const tables = node.table?.kind === 'ListNode' ? (node.table as unknown as { items: OperationNode[] }).items : [node.table!];
+    const froms = [...tables, ...(node.from?.froms ?? [])];
+    const before: Row[][] = [];
+    const early: Dependents[] = [];
+    for (const target of targets) {
+      const rows = await this.#select(connection, target, froms, node.joins, node.where, node.with, inTransaction);
+      if (rows === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
+      before.push(rows);
+      // Computed before the write: a `dependentPaths` that fails rejects the write before it runs.
+      early.push(...(await this.#dependents(target, rows)));
+    }
+    if (this.#dialect !== 'mysql') {
+      const { result, rows } = await this.#returning(connection, query, node, targets[0]!);
+      return { result, outcome: [...early, ...(await this.#dependents(targets[0]!, unique(rows)))] };
+    }
+    const infos = await Promise.all(targets.map((t) => this.#info(connection, t)));
+    const result = await connection.executeQuery(query);
+    const outcome = [...early];
+    for (const [i, target] of targets.entries()) {
+      const rows = before[i]!;
+      const key = infos[i]!.primaryKey;
+      if (rows.length === 0) continue;
+      if (key.length === 0) return { result, outcome: new Fallback(`${target.table} has no primary key, so the updated rows cannot be found again`) };
+      if (node.updates?.some((u) => key.includes(columnName(u.column) ?? ''))) {
+        return { result, outcome: new Fallback('it changes primary keys, so the rows cannot be found again') };
+      }
+      const after = await this.#select(connection, target, [target.node], undefined, WhereNode.create(matching(undefined, key, rows)), undefined, false);
+      outcome.push(...(await this.#dependents(target, after ?? [])));
+    }
+    return { result, outcome };
+  }
+
+  async #delete(connection: DatabaseConnection, query: CompiledQuery, node: DeleteQueryNode, targets: Target[], inTransaction: boolean) {
+    // PostgreSQL's USING lists the other tables; MySQL's lists the targets too.
+    const using = node.using?.tables ?? [];
+    const froms = this.#dialect === 'mysql' ? (using.length > 0 ? using : node.from.froms) : [...node.from.froms, ...using];
+    const early: Dependents[] = [];
+    const seen = new Set<string>();
+    for (const target of targets) {
+      const before = await this.#select(connection, target, froms, node.joins, node.where, node.with, inTransaction);
+      if (before === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
+      for (const row of before) seen.add(rowKey(row));
+      // Before the delete: what dependentPaths reads may go with the row.
+      early.push(...(await this.#dependents(target, before)));
+    }
+    if (this.#dialect === 'mysql' || targets.length > 1) return { result: await connection.executeQuery(query), outcome: early };
+    // A row the read did not see (inserted in between by another connection) still comes back here.
+    const { result, rows } = await this.#returning(connection, query, node, targets[0]!);
+    const missed = unique(rows).filter((row) => !seen.has(rowKey(row)));
+    return { result, outcome: [...early, ...(await this.#dependents(targets[0]!, missed))] };
+  }
+
+  // ---------------------------------------------------------------- reading rows
+
+  /**
+   * The target's rows that a predicate matches, as `selectAll()` returns them, read on the
+   * write's connection; `undefined` when there are more than `maxRows`. Inside a MySQL
+   * transaction the read locks them (FOR UPDATE), so the write changes the rows it read.
+   */
+  async #select(
+    connection: DatabaseConnection,
+    target: Target,
+    froms: readonly OperationNode[],
+    joins: SelectQueryNode['joins'],
+    where: WhereNode | undefined,
+    withNode: SelectQueryNode['with'],
+    lock: boolean,
+  ): Promise<Row[] | undefined> {
+    const select: SelectQueryNode = {
+      kind: 'SelectQueryNode',
+      from: FromNode.create(froms),
+      selections: [SelectionNode.createSelectAllFromTable(target.ref)],
+      ...(joins !== undefined && { joins }),
+      ...(where !== undefined && { where }),
+      ...(withNode !== undefined && { with: withNode }),
+      limit: LimitNode.create(ValueNode.createImmediate(this.#maxRows + 1)),
+      ...(lock && this.#dialect === 'mysql' && { endModifiers: [SelectModifierNode.create('ForUpdate')] }),
+    };
+    const { rows } = await connection.executeQuery<Row>(this.#compile(select));
+    if (rows.length > this.#maxRows) return undefined;
+    return froms.length > 1 || (joins?.length ?? 0) > 0 ? unique(rows) : rows;
+  }
+
+  /**
+   * Runs an insert, update or delete with the target's columns added to its RETURNING, and
+   * hands back the caller's result as the query without them would have returned it.
+   */
+  async #returning(connection: DatabaseConnection, query: CompiledQuery, node: InsertQueryNode | UpdateQueryNode | DeleteQueryNode, target: Target) {
+    const own = node.returning?.selections;
+    const sqlite = this.#dialect === 'sqlite';
+    if (own === undefined) {
+      // SQLite's RETURNING names only the written table's columns, and takes no `table.*`.
+      const all = sqlite ? SelectionNode.createSelectAll() : SelectionNode.createSelectAllFromTable(target.ref);
+      const result = await connection.executeQuery<Row>(this.#compile({ ...node, returning: ReturningNode.create([all]) } as RootOperationNode));
+      const rows = result.rows;
+      let shaped: QueryResult<unknown> = { ...result, rows: [] };
+      if (sqlite) {
+        // better-sqlite3 reports no changes for a statement that returns rows: give back what it would have.
+        shaped = { ...shaped, numAffectedRows: BigInt(rows.length) };
+        if (node.kind === 'InsertQueryNode') {
+          const { rows: last } = await connection.executeQuery<{ id: number | bigint }>(CompiledQuery.raw('select last_insert_rowid() as id'));
+          if (last[0] !== undefined) shaped = { ...shaped, insertId: BigInt(last[0].id) };
+        }
+      }
+      return { result: shaped, rows };
+    }
+    const info = await this.#info(connection, target);
+    const extra = info.columns.map((c, i) =>
+      SelectionNode.create(AliasNode.create(ReferenceNode.create(ColumnNode.create(c), sqlite ? undefined : target.ref), IdentifierNode.create(`${PREFIX}${i}`))),
+    );
+    const result = await connection.executeQuery<Row>(this.#compile({ ...node, returning: ReturningNode.create([...own, ...extra]) } as RootOperationNode));
+    const rows: Row[] = [];
+    const theirs = result.rows.map((r) => {
+      const mine: Row = {};
+      const rest: Row = {};
+      for (const [k, v] of Object.entries(r)) {
+        if (k.startsWith(PREFIX)) mine[info.columns[Number(k.slice(PREFIX.length))]!] = v;
+        else rest[k] = v;
+      }
+      rows.push(mine);
+      return rest;
+    });
+    return { result: { ...result, rows: theirs }, rows };
+  }
+
+  /**
+   * The inserted rows' values for `columns`, one object per row, when every value is a literal
+   * (`all`: every row must give every one of `columns`); `undefined` otherwise.
+   */
+  #literalRows(node: InsertQueryNode, columns: readonly string[], partial = false): Row[] | undefined {
+    const names = node.columns?.map((c) => c.column.name);
+    const values = node.values;
+    if (names === undefined || values === undefined || values.kind !== 'ValuesNode') return undefined;
+    const out: Row[] = [];
+    for (const item of (values as unknown as { values: OperationNode[] }).values) {
+      const row: Row = {};
+      const list = item as unknown as { kind: string; values: readonly unknown[] };
+      list.values.forEach((v, i) => {
+        const name = names[i]!;
+        if (list.kind === 'PrimitiveValueListNode') row[name] = v;
+        else if ((v as OperationNode).kind === 'ValueNode') row[name] = (v as ValueNode).value;
+      });
+      if (!partial && !columns.every((c) => c in row)) return undefined;
+      out.push(row);
+    }
+    return out;
+  }
+
+  async #info(connection: DatabaseConnection, target: Target): Promise<TableInfo> {
+    const key = `${target.schema ?? ''}\u0000${target.table}`;
+    let info = this.#tables.get(key);
+    if (info === undefined) {
+      info = readTable(connection, this.#dialect, target.schema, target.table);
+      this.#tables.set(key, info);
+      info.catch(() => this.#tables.delete(key));
+    }
+    return info;
+  }
+
+  #autoIncLockMode(connection: DatabaseConnection): Promise<number> {
+    this.#lockMode ??= connection
+      .executeQuery<{ mode: number | string | null }>(CompiledQuery.raw('select @@innodb_autoinc_lock_mode as mode'))
+      .then(({ rows }) => Number(rows[0]?.mode ?? 2), () => 2);
+    return this.#lockMode;
+  }
+
+  // ---------------------------------------------------------------- dependents
+
+  async #dependents(target: Target, rows: readonly Row[]): Promise<Dependents[]> {
+    return Promise.all(rows.map((row) => this.#dumper.dependentsOf(target.model, row)));
+  }
+
+  #tooMany(): Fallback {
+    return new Fallback(`it matches more than ${this.#maxRows} rows (the maxRows option)`);
+  }
+}
+
+export { QUERY_ID };
