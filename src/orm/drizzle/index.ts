@@ -85,8 +85,12 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
   let warnedPrepare = false;
 
   function builder(target: WriteBuilder, state: BuilderState): WriteBuilder {
+    // `db.insert(t)` and `db.update(t)` first return a builder that only makes the statement
+    // (`.values()`, `.set()`): it executes nothing, and its `values` is not better-sqlite3's.
+    const statement = !entityKind(target).endsWith('Builder');
     const proxy: WriteBuilder = new Proxy(target, {
       get(t, prop) {
+        if (!statement) return passThrough(t, prop);
         if (prop === 'then') {
           return (resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => run([]).then(resolve, reject);
         }
@@ -108,15 +112,20 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
             model: String(t.config.table ? (t.config.table as unknown as Record<symbol, unknown>)[Symbol.for('drizzle:Name')] : ''),
           });
         }
-        const value = Reflect.get(t, prop, t) as unknown;
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          const out = (value as (...a: unknown[]) => unknown).apply(t, args);
-          if (out === t) return proxy;
-          return BUILDER_KINDS.test(entityKind(out)) ? builder(out as WriteBuilder, { op: state.op, owner: state.owner, scope: state.scope }) : out;
-        };
+        return passThrough(t, prop);
       },
     });
+
+    /** Any other property: chained calls keep returning the proxy, or a wrapped builder. */
+    function passThrough(t: WriteBuilder, prop: PropertyKey): unknown {
+      const value = Reflect.get(t, prop, t) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const out = (value as (...a: unknown[]) => unknown).apply(t, args);
+        if (out === t) return proxy;
+        return BUILDER_KINDS.test(entityKind(out)) ? builder(out as WriteBuilder, { op: state.op, owner: state.owner, scope: state.scope }) : out;
+      };
+    }
 
     function run(args: unknown[]): Promise<unknown> {
       if (!writes.watched(target)) return (target.execute as (...a: unknown[]) => Promise<unknown>)(...args);

@@ -77,6 +77,12 @@ export interface BuilderState {
 /** A database or transaction as page-dumper uses it (unwrapped Drizzle objects). */
 type Reader = any;
 
+/** The rows a delete will remove, and their paths, computed before it runs. */
+interface Preread {
+  readonly rows: readonly Row[];
+  readonly dependents: readonly Dependents[];
+}
+
 export interface Settings {
   readonly maxRows: number;
 }
@@ -106,7 +112,16 @@ export class Writes {
   /** An awaited write (`await`, `.then()`, `.execute()`): resolves once its pages are invalidated. */
   async write(builder: WriteBuilder, state: BuilderState, args: unknown[]): Promise<unknown> {
     if (this.#dialect === 'sqlite') {
-      const { result, job } = this.#writeSync(builder, state, 'execute', args, false);
+      let preread: Preread | undefined;
+      if (state.op === 'delete' && builder.config.from === undefined && !(builder.config.joins?.length ?? 0)) {
+        // Awaited, a delete's dependentPaths finish before it runs, even those that await before
+        // they read. Another write of this process may run in between on the connection: rows it
+        // adds are caught by RETURNING, and their paths computed after the delete.
+        const info = tableInfo(builder.config.table);
+        const rows = this.#selectSync(state.owner, info, builder.config.where, builder);
+        if (rows.length <= this.#settings.maxRows) preread = { rows, dependents: await this.#dependents(info, rows) };
+      }
+      const { result, job } = this.#writeSync(builder, state, 'execute', args, false, preread);
       await job;
       return result;
     }
@@ -233,7 +248,7 @@ export class Writes {
   }
 
   /** `keep`: a failure is kept for settled() (a synchronous call); else the awaited write rejects with it. */
-  #writeSync(b: WriteBuilder, state: BuilderState, method: string, args: unknown[], keep: boolean): { result: unknown; job: Promise<unknown> } {
+  #writeSync(b: WriteBuilder, state: BuilderState, method: string, args: unknown[], keep: boolean, preread?: Preread): { result: unknown; job: Promise<unknown> } {
     const info = tableInfo(b.config.table);
     const call = () => (b[method] as (...a: unknown[]) => unknown)(...args);
     const max = this.#settings.maxRows;
@@ -252,7 +267,10 @@ export class Writes {
       job = this.#track(done, keep);
     };
 
-    if (op === 'insert' && state.upsert === undefined) {
+    if (preread !== undefined) {
+      for (const d of preread.dependents) early.push(Promise.resolve(d));
+      seen = new Set(preread.rows.map((r) => rowKey(info, r)));
+    } else if (op === 'insert' && state.upsert === undefined) {
       const values = Array.isArray(b.config.values) && b.config.select !== true ? (b.config.values as Row[]) : undefined;
       if (values !== undefined && values.length > max) {
         const result = call();
