@@ -22,7 +22,7 @@ import * as lite from 'drizzle-orm/sqlite-core';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { withDumper } from '../../../src/http/node/index.js';
-import { createDumper, type Dumper, type DumperOptions } from '../../../src/index.js';
+import { createDumper, MemoryStore, type Dumper, type DumperOptions } from '../../../src/index.js';
 import { drizzleDumper, type DrizzleDumperOptions } from '../../../src/orm/drizzle/index.js';
 import { listen } from '../../support/listen.js';
 
@@ -351,4 +351,17 @@ export async function kinds(needService: (name: 'postgres' | 'mariadb') => Promi
   if (await needService('postgres')) out.push('postgres');
   if (await needService('mariadb')) out.push('mariadb');
   return out;
+}
+
+/** A MemoryStore that records its invalidations and clears. */
+export class RecordingStore extends MemoryStore {
+  readonly calls: Array<readonly string[] | 'clear'> = [];
+  override invalidate(tags: readonly string[]): number {
+    this.calls.push([...tags]);
+    return super.invalidate(tags);
+  }
+  override clear(): void {
+    this.calls.push('clear');
+    super.clear();
+  }
 }
