@@ -243,7 +243,7 @@ function withExecutor<DB>(db: Kysely<DB>, executor: QueryExecutor): Kysely<DB> {
   Object.defineProperty(original, 'withPlugin', { configurable: true, writable: true, value: () => executor });
   try {
     const copy = db.withPlugin({ transformQuery: (args) => args.node, transformResult: async (args) => args.result });
-    if (copy.getExecutor() !== executor) throw new TypeError('page-dumper: kyselyDumper() could not wrap this Kysely instance (is it Kysely 0.27 or later?)');
+    if (copy.getExecutor() !== executor) throw new TypeError('page-dumper: kyselyDumper() could not wrap this Kysely instance (it needs Kysely 0.28)');
     return copy;
   } finally {
     if (own !== undefined) Object.defineProperty(original, 'withPlugin', own);

@@ -150,6 +150,16 @@ describe.each(targets)('kyselyDumper writes (%s)', (dialect) => {
     await hit('/simple/b/');
   });
 
+  test('update: the row after the write reaches dependentPaths too (a note moved to another simple)', async () => {
+    await s.db.insertInto('ky_note').values({ body: 'n1', simple_id: await id('a') }).execute();
+    await s.db.insertInto('ky_simple').values({ slug: 'c', name: 'Gamma' }).execute();
+    await s.warm('/simple/a/', '/simple/b/', '/simple/c/');
+    await s.db.updateTable('ky_note').set({ simple_id: await id('b') }).where('body', '=', 'n1').execute();
+    await miss('/simple/a/', 'notes:  |');
+    await miss('/simple/b/', 'notes: n1 |');
+    await hit('/simple/c/');
+  });
+
   test('update by predicate invalidates every row it matches, and only those', async () => {
     await s.db.insertInto('ky_simple').values({ slug: 'c', name: 'Gamma' }).execute();
     await s.warm('/simple/a/', '/simple/b/', '/simple/c/');
@@ -282,6 +292,37 @@ describe.each(targets)('kyselyDumper writes (%s)', (dialect) => {
     await miss('/simple/a/', 'many');
     await miss('/related/r/');
     expect(s.warnings.join('\n')).toMatch(/more than 1 rows \(the maxRows option\); invalidating every page/);
+  });
+
+  test('INSERT ... SELECT invalidates the new rows (MySQL, without RETURNING: every page, with a warning)', async () => {
+    await s.warm('/simple/a/', '/related/r/');
+    if (dialect === 'mysql') expectWarnings = true;
+    await s.db
+      .insertInto('ky_comment')
+      .columns(['target_type', 'target_id', 'body'])
+      .expression((eb) => eb.selectFrom('ky_simple').select([sql.lit('simple').as('t'), 'id', sql.lit('copied').as('b')]).where('slug', '=', 'a'))
+      .execute();
+    await miss('/simple/a/', 'comments: copied');
+    if (dialect === 'mysql') {
+      await miss('/related/r/');
+      expect(s.warnings.join('\n')).toMatch(/is not resolved row by row; invalidating every page/);
+    } else {
+      await hit('/related/r/');
+    }
+  });
+
+  test('an upsert with a RETURNING of its own keeps its result (PostgreSQL, SQLite)', async () => {
+    if (dialect === 'mysql') return;
+    await s.warm('/simple/a/', '/simple/b/');
+    const rows = await s.db
+      .insertInto('ky_simple')
+      .values({ slug: 'a', name: 'ignored' })
+      .onConflict((oc) => oc.column('slug').doUpdateSet({ name: 'Alpha again' }))
+      .returning(['slug'])
+      .execute();
+    expect(rows).toEqual([{ slug: 'a' }]);
+    await miss('/simple/a/', 'Alpha again');
+    await hit('/simple/b/');
   });
 
   test('raw SQL is not parsed: the by-hand call invalidates', async () => {
