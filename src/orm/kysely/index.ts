@@ -16,11 +16,11 @@
  * `startTransaction()` with its savepoints, `connection()` and even a `sql\`begin\`` of the
  * caller's own are all seen the same way.
  */
-import { Kysely, MysqlAdapter, PostgresAdapter, SqliteAdapter, type CompiledQuery, type DatabaseConnection, type QueryResult, type RootOperationNode } from 'kysely';
-import type { ConnectionProvider, QueryExecutor } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, SqliteAdapter, type CompiledQuery, type DatabaseConnection, type QueryResult, type RootOperationNode } from 'kysely';
+import type { ConnectionProvider, Kysely, QueryExecutor } from 'kysely';
 import { assertDumper, type Dependents, type Dumper } from '../../core/dumper.js';
 import type { DialectName } from './tables.js';
-import { Fallback, QUERY_ID, Writes, type Frame, type Outcome } from './writes.js';
+import { AfterWrite, Fallback, isWrite, nestedWrites, QUERY_ID, Writes, type Frame, type Outcome } from './writes.js';
 
 export type { DialectName } from './tables.js';
 
@@ -69,7 +69,7 @@ function dialectOf(executor: QueryExecutor): DialectName | undefined {
 }
 
 /** A transaction statement Kysely's drivers send (or the caller does, with `sql`). */
-type Control = { kind: 'begin' | 'commit' | 'rollback' } | { kind: 'savepoint' | 'release' | 'rollback to'; name: string };
+type Control = { kind: 'begin' | 'rollback' } | { kind: 'commit'; chain: boolean } | { kind: 'savepoint' | 'release' | 'rollback to'; name: string };
 
 function control(sql: string): Control | undefined {
   const text = sql.trim().toLowerCase();
@@ -77,7 +77,7 @@ function control(sql: string): Control | undefined {
   // b(egin) s(tart, savepoint) c(ommit) r(ollback, release) e(nd): anything else is not one.
   if (c !== 98 && c !== 115 && c !== 99 && c !== 114 && c !== 101) return undefined;
   if (/^(begin|start\s+transaction)\b/.test(text)) return { kind: 'begin' };
-  if (/^(commit|end)\b/.test(text)) return { kind: 'commit' };
+  if (/^(commit|end)\b/.test(text)) return { kind: 'commit', chain: /\band\s+chain\b/.test(text) && !/\bno\s+chain\b/.test(text) };
   let m = /^rollback\s+to\s+(?:savepoint\s+)?(.+?);?$/.exec(text);
   if (m) return { kind: 'rollback to', name: unquote(m[1]!) };
   if (/^rollback\b/.test(text)) return { kind: 'rollback' };
@@ -108,7 +108,7 @@ const unquote = (name: string) => name.replace(/^["`[](.*)["`\]]$/, '$1');
  */
 export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: KyselyDumperOptions): Kysely<DB> {
   assertDumper(dumper, 'kyselyDumper');
-  if (!(db instanceof Kysely)) throw new TypeError('page-dumper: kyselyDumper(dumper, db) needs a Kysely instance: new Kysely<DB>({ dialect })');
+  if (!isKysely(db)) throw new TypeError('page-dumper: kyselyDumper(dumper, db) needs a Kysely instance: new Kysely<DB>({ dialect })');
   if (db.isTransaction) throw new TypeError('page-dumper: kyselyDumper() needs the Kysely instance, not a transaction: wrap the instance the transaction comes from');
   const settings = validate(options);
   const base = db.getExecutor();
@@ -151,15 +151,24 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
       const frames = transactions.get(connection);
       switch (statement.kind) {
         case 'begin':
+          // PostgreSQL only warns of a BEGIN inside a transaction, which goes on; MySQL commits it first.
+          if (frames !== undefined && dialect === 'postgres') break;
           transactions.set(connection, [{ name: undefined, pending: [], all: false }]);
+          if (frames !== undefined && dialect === 'mysql') await settle(frames);
           break;
-        case 'commit':
-          transactions.delete(connection);
+        case 'commit': {
           // PostgreSQL answers COMMIT of a failed transaction with ROLLBACK.
-          if (frames !== undefined && (result.rows[0] as { command?: unknown } | undefined)?.command !== 'ROLLBACK') await settle(frames);
+          const committed = (result.rows[0] as { command?: unknown } | undefined)?.command !== 'ROLLBACK';
+          // COMMIT AND CHAIN opens the next transaction at once.
+          if (statement.chain) transactions.set(connection, [{ name: undefined, pending: [], all: false }]);
+          else transactions.delete(connection);
+          if (frames !== undefined && committed) await settle(frames);
           break;
+        }
         case 'rollback':
-          transactions.delete(connection);
+          if (/\band\s+chain\b/.test(query.sql.toLowerCase()) && !/\bno\s+chain\b/.test(query.sql.toLowerCase())) {
+            transactions.set(connection, [{ name: undefined, pending: [], all: false }]);
+          } else transactions.delete(connection);
           break;
         case 'savepoint':
           frames?.push({ name: statement.name, pending: [], all: false });
@@ -185,22 +194,63 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
       }
       return result;
     }
-    if (node.kind !== 'InsertQueryNode' && node.kind !== 'UpdateQueryNode' && node.kind !== 'DeleteQueryNode' && node.kind !== 'MergeQueryNode') {
-      return connection.executeQuery<R>(query);
+    // Writes inside WITH clauses (PostgreSQL): the query runs as it is, and if one of them (or the
+    // query itself) writes a registered table, every page is invalidated. Reading their rows
+    // before would run them twice.
+    const nested = nestedWrites(node);
+    if (nested.length > 0) {
+      const targets = [...(isWrite(node) ? [node] : []), ...nested].flatMap((n) => writes.targets(n) ?? []);
+      const result = await connection.executeQuery<R>(query);
+      if (targets.length > 0) {
+        await apply(new Fallback('a write inside a WITH is not resolved row by row'), transactions.get(connection), [...new Set(targets.map((t) => t.model))].join(', '), kindOf(node));
+      }
+      return result;
     }
+    if (!isWrite(node)) return connection.executeQuery<R>(query);
     const targets = writes.targets(node);
     if (targets === undefined) return connection.executeQuery<R>(query);
+    const models = targets.map((t) => t.model).join(', ');
+    const explain = (node as { explain?: unknown }).explain;
+    if (explain !== undefined) {
+      // A plain EXPLAIN does not run the write; EXPLAIN ANALYZE does, and is not resolved.
+      const result = await connection.executeQuery<R>(query);
+      if (/^\s*explain\b[^;]*\banaly[sz]e\b/i.test(query.sql)) await apply(new Fallback('EXPLAIN ANALYZE of a write is not resolved row by row'), transactions.get(connection), models, kindOf(node));
+      return result;
+    }
     const frames = transactions.get(connection);
-    const { result, outcome } = await writes.run(connection, query, targets, frames !== undefined);
-    await apply(outcome, frames, targets.map((t) => t.model).join(', '), kindOf(node));
-    return result as QueryResult<R>;
+    let ran: { result: QueryResult<unknown>; outcome: Outcome };
+    try {
+      ran = await writes.run(connection, query, targets, frames !== undefined);
+    } catch (error) {
+      if (!(error instanceof AfterWrite)) throw error;
+      // The write ran but its rows could not all be resolved: nothing may stay stale.
+      const reason = error.error instanceof Error ? error.error.message : String(error.error);
+      await apply(new Fallback(`resolving its rows failed after it ran (${reason})`), frames, models, kindOf(node));
+      throw error.error;
+    }
+    await apply(ran.outcome, frames, models, kindOf(node));
+    return ran.result as QueryResult<R>;
   }
 
   async function* stream<R>(connection: DatabaseConnection, query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    const targets = writes.targets(query.query);
-    yield* connection.streamQuery<R>(query, chunkSize);
-    if (targets !== undefined) {
-      await apply(new Fallback('a streamed write is not resolved row by row'), transactions.get(connection), targets.map((t) => t.model).join(', '), kindOf(query.query));
+    const node = query.query;
+    const targets = [...(isWrite(node) ? [node] : []), ...nestedWrites(node)].flatMap((n) => writes.targets(n) ?? []);
+    if (targets.length === 0) return yield* connection.streamQuery<R>(query, chunkSize);
+    const invalidate = () =>
+      apply(new Fallback('a streamed write is not resolved row by row'), transactions.get(connection), [...new Set(targets.map((t) => t.model))].join(', '), kindOf(node));
+    // Once as the first rows arrive (the write has run), and again however the stream ends
+    // (a consumer that stops early returns from the `yield`: only `finally` runs then).
+    let first = true;
+    try {
+      for await (const chunk of connection.streamQuery<R>(query, chunkSize)) {
+        if (first) {
+          first = false;
+          await invalidate();
+        }
+        yield chunk;
+      }
+    } finally {
+      await invalidate();
     }
   }
 
@@ -226,6 +276,14 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     provideConnection: (consumer) => base.provideConnection((connection) => consumer(wrap(connection))),
   };
   return withExecutor(db, base.withConnectionProvider(provider));
+}
+
+/** A Kysely instance, from this copy of kysely or another (its CommonJS build): by its methods. */
+function isKysely(db: unknown): db is Kysely<unknown> {
+  const k = db as Partial<Record<'getExecutor' | 'withPlugin' | 'selectFrom' | 'transaction', unknown>> | null;
+  return (
+    typeof k === 'object' && k !== null && typeof k.getExecutor === 'function' && typeof k.withPlugin === 'function' && typeof k.selectFrom === 'function' && typeof k.transaction === 'function'
+  );
 }
 
 function kindOf(node: RootOperationNode): string {

@@ -11,7 +11,7 @@ export type DialectName = 'postgres' | 'sqlite' | 'mysql';
 export interface TableInfo {
   /** Every column, in table order. */
   readonly columns: readonly string[];
-  /** The primary key's columns; empty when the table has none (or it was not read: PostgreSQL, SQLite). */
+  /** The primary key's columns; empty when the table has none. */
   readonly primaryKey: readonly string[];
   /** Every unique key (the primary key first), as column lists. MySQL only. */
   readonly uniques: ReadonlyArray<readonly string[]>;
@@ -33,7 +33,14 @@ export async function readTable(connection: DatabaseConnection, dialect: Dialect
     const { rows } = await connection.executeQuery<{ attname: string }>(
       CompiledQuery.raw('select attname from pg_attribute where attrelid = to_regclass($1) and attnum > 0 and not attisdropped order by attnum', [name]),
     );
-    return { columns: rows.map((r) => r.attname), primaryKey: [], uniques: [], autoIncrement: undefined };
+    const pk = await connection.executeQuery<{ attname: string }>(
+      CompiledQuery.raw(
+        'select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) where i.indrelid = to_regclass($1) and i.indisprimary order by array_position(i.indkey::int2[], a.attnum)',
+        [name],
+      ),
+    );
+    const primaryKey = pk.rows.map((r) => r.attname);
+    return { columns: rows.map((r) => r.attname), primaryKey, uniques: primaryKey.length > 0 ? [primaryKey] : [], autoIncrement: undefined };
   }
   const where = `TABLE_SCHEMA = ${schema === undefined ? 'database()' : '?'} and TABLE_NAME = ?`;
   const params = schema === undefined ? [table] : [schema, table];

@@ -45,6 +45,7 @@ import {
   type RootOperationNode,
   type SelectQueryNode,
   type UpdateQueryNode,
+  type WithNode,
 } from 'kysely';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import { readTable, type DialectName, type TableInfo } from './tables.js';
@@ -80,6 +81,34 @@ interface Target {
   readonly table: string;
   /** How the query refers to it: its alias, or the table itself. */
   readonly ref: TableNode;
+  /** The table as the write names it (`ky_item as i`), for a read of it alone. */
+  readonly from: OperationNode;
+}
+
+/** The write statements a query holds in its WITH clauses (at any depth), not the query itself. */
+export function nestedWrites(node: OperationNode): OperationNode[] {
+  const out: OperationNode[] = [];
+  const walk = (n: OperationNode) => {
+    const withNode = (n as { with?: WithNode }).with;
+    for (const cte of withNode?.expressions ?? []) {
+      const e = cte.expression;
+      if (isWrite(e)) out.push(e);
+      walk(e);
+    }
+  };
+  walk(node);
+  return out;
+}
+
+export function isWrite(node: OperationNode): boolean {
+  return node.kind === 'InsertQueryNode' || node.kind === 'UpdateQueryNode' || node.kind === 'DeleteQueryNode' || node.kind === 'MergeQueryNode';
+}
+
+/** The write ran (and, outside a transaction, committed), then resolving its rows failed. */
+export class AfterWrite extends Error {
+  constructor(readonly error: unknown) {
+    super('page-dumper: resolving the rows of a write failed after it ran');
+  }
 }
 
 const PREFIX = '__page_dumper_';
@@ -94,6 +123,10 @@ function rowKey(row: Row): string {
     if (raw instanceof Uint8Array) return `u${Buffer.from(raw).toString('base64')}`;
     return value;
   });
+}
+
+function pick(row: Row, columns: readonly string[]): Row {
+  return Object.fromEntries(columns.map((c) => [c, row[c]]));
 }
 
 function unique(rows: readonly Row[]): Row[] {
@@ -184,16 +217,64 @@ export class Writes {
     const schema = node.table.schema?.name;
     const model = schema !== undefined && this.#dumper.isRegistered(`${schema}.${name}`) ? `${schema}.${name}` : this.#dumper.isRegistered(name) ? name : undefined;
     if (model === undefined) return undefined;
-    return { node, model, schema, table: name, ref: ref ?? node };
+    return { node, model, schema, table: name, ref: ref ?? node, from: n };
   }
 
-  /** Runs a write of registered tables: returns its result, and what it changed. */
+  /**
+   * Runs a write of registered tables: returns its result, and what it changed. Once the write
+   * has run, a failure to resolve its rows (a `dependentPaths` that throws for a new row...) is
+   * thrown as an `AfterWrite`, for the caller to invalidate every page before rethrowing.
+   *
+   * On MySQL outside a transaction, an update, a delete or an upsert runs with the reads around
+   * it in a transaction of its own (`FOR UPDATE` on the read before): MySQL has no RETURNING to
+   * tell which rows the write really changed.
+   */
   async run(connection: DatabaseConnection, query: CompiledQuery, targets: Target[], inTransaction: boolean): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
+    const node = query.query;
+    const state = { ran: false };
+    const conn: DatabaseConnection = {
+      executeQuery: async <R>(q: CompiledQuery) => {
+        const result = await connection.executeQuery<R>(q);
+        if (isWrite(q.query)) state.ran = true;
+        return result;
+      },
+      streamQuery: (q, chunkSize) => connection.streamQuery(q, chunkSize),
+    };
+    const own = this.#dialect === 'mysql' && !inTransaction && this.#overwrites(node);
+    try {
+      if (!own) return await this.#run(conn, query, targets, inTransaction);
+      await connection.executeQuery(CompiledQuery.raw('begin'));
+      try {
+        const out = await this.#run(conn, query, targets, true);
+        await connection.executeQuery(CompiledQuery.raw('commit'));
+        return out;
+      } catch (error) {
+        await connection.executeQuery(CompiledQuery.raw('rollback')).then(
+          () => (state.ran = false),
+          () => undefined,
+        );
+        throw error;
+      }
+    } catch (error) {
+      if (state.ran) throw new AfterWrite(error);
+      throw error;
+    }
+  }
+
+  /** An update, a delete or an upsert: a write whose rows are read before it runs. */
+  #overwrites(node: OperationNode): boolean {
+    if (node.kind === 'UpdateQueryNode' || node.kind === 'DeleteQueryNode') return true;
+    if (node.kind !== 'InsertQueryNode') return false;
+    const n = node as InsertQueryNode;
+    return n.onDuplicateKey !== undefined || n.replace === true;
+  }
+
+  async #run(connection: DatabaseConnection, query: CompiledQuery, targets: Target[], inTransaction: boolean): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
     const node = query.query;
     const plain = async (reason: string) => ({ result: await connection.executeQuery(query), outcome: new Fallback(reason) });
     switch (node.kind) {
       case 'InsertQueryNode':
-        return this.#insert(connection, query, node as InsertQueryNode, targets[0]!);
+        return this.#insert(connection, query, node as InsertQueryNode, targets[0]!, inTransaction);
       case 'UpdateQueryNode':
         return this.#update(connection, query, node as UpdateQueryNode, targets, inTransaction);
       case 'DeleteQueryNode':
@@ -205,7 +286,7 @@ export class Writes {
 
   // ---------------------------------------------------------------- the three kinds of write
 
-  async #insert(connection: DatabaseConnection, query: CompiledQuery, node: InsertQueryNode, target: Target) {
+  async #insert(connection: DatabaseConnection, query: CompiledQuery, node: InsertQueryNode, target: Target, inTransaction: boolean) {
     const conflict = node.onConflict;
     const overwrites = (conflict !== undefined && !conflict.doNothing && conflict.updates !== undefined) || node.onDuplicateKey !== undefined;
     const replaces = node.replace === true || (node.orAction as { action?: string } | undefined)?.action === 'replace';
@@ -221,7 +302,7 @@ export class Writes {
         if (keys === undefined || values === undefined) {
           return { result: await connection.executeQuery(query), outcome: new Fallback('an upsert without a conflict target of columns and literal values is not resolved row by row') };
         }
-        const read = await this.#select(connection, target, [target.node], undefined, WhereNode.create(matching(undefined, keys, values)), undefined, false);
+        const read = await this.#select(connection, target, [target.from], undefined, WhereNode.create(matching(undefined, keys, values)), undefined, inTransaction);
         if (read === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
         before = read;
         early = await this.#dependents(target, before);
@@ -231,38 +312,62 @@ export class Writes {
       return { result, outcome: [...early, ...(await this.#dependents(target, unique(rows)))] };
     }
 
-    // MySQL: find the rows again by a unique key each inserted row sets, or by the ids the insert reports.
+    // MySQL: find the rows again by the unique keys the inserted rows set, or by the ids the insert reports.
     const info = await this.#info(connection, target);
+    const auto = info.autoIncrement;
     const columns = node.columns?.map((c) => c.column.name) ?? [];
     const rows = this.#literalRows(node, columns, true);
-    let key: OperationNode | undefined;
-    if (rows !== undefined && rows.length > 0 && rows.length <= this.#maxRows) {
-      const groups = new Map<readonly string[], Row[]>();
-      for (const row of rows) {
-        const uniqueKey = info.uniques.find((u) => u.every((c) => row[c] !== undefined && row[c] !== null));
-        if (uniqueKey === undefined) {
-          groups.clear();
-          break;
-        }
-        let group = groups.get(uniqueKey);
-        if (group === undefined) groups.set(uniqueKey, (group = []));
-        group.push(row);
+    const fallback = async (reason: string) => ({ result: await connection.executeQuery(query), outcome: new Fallback(reason) });
+    if (rows === undefined || rows.length > this.#maxRows) {
+      return fallback(rows === undefined ? 'a MySQL INSERT ... SELECT (or values that are not literals) is not resolved row by row' : this.#tooMany().reason);
+    }
+    // An auto-increment column given 0 is generated (unless NO_AUTO_VALUE_ON_ZERO): it is no key.
+    const isSet = (row: Row, c: string) => {
+      const v = row[c];
+      return v !== undefined && v !== null && !(c === auto && (v === 0 || v === 0n || v === '0'));
+    };
+    const setsKey = (row: Row) => info.uniques.some((u) => u.every((c) => isSet(row, c)));
+    /** Every row that any unique key the values set finds. */
+    const byValues = (): OperationNode | undefined => {
+      const conditions: OperationNode[] = [];
+      for (const u of info.uniques) {
+        const list = rows.filter((r) => u.every((c) => isSet(r, c)));
+        if (list.length > 0) conditions.push(matching(undefined, u, list));
       }
-      if (groups.size > 0) key = [...groups].map(([cols, list]) => matching(undefined, cols, list)).reduce((a, b) => OrNode.create(a, b));
-    }
-    if (key !== undefined && (overwrites || replaces)) {
-      const read = await this.#select(connection, target, [target.node], undefined, WhereNode.create(key), undefined, false);
-      before = read ?? [];
+      return conditions.length === 0 ? undefined : conditions.reduce((a, b) => OrNode.create(a, b));
+    };
+
+    if (overwrites || replaces) {
+      if (!rows.every(setsKey)) return fallback('a MySQL upsert with a row that sets no unique key is not resolved row by row');
+      const uniqueColumns = new Set(info.uniques.flat());
+      if (node.onDuplicateKey?.updates.some((u) => uniqueColumns.has(columnName(u.column) ?? ''))) {
+        return fallback('a MySQL upsert whose update changes a unique key is not resolved row by row');
+      }
+      // The rows it may overwrite: any row one of the values' unique keys finds (it conflicts on any of them).
+      const found = byValues()!;
+      const read = await this.#select(connection, target, [target.from], undefined, WhereNode.create(found), undefined, inTransaction);
+      if (read === undefined) return fallback(this.#tooMany().reason);
+      before = read;
       early = await this.#dependents(target, before);
+      if (before.length > 0 && info.primaryKey.length === 0) return fallback(`${target.table} has no primary key, so the upserted rows cannot be found again`);
+      const result = await connection.executeQuery(query);
+      // After: the rows it overwrote (by primary key: an update keeps its unique keys) and those the values name.
+      const key = before.length > 0 ? OrNode.create(found, matching(undefined, info.primaryKey, before)) : found;
+      const after = await this.#select(connection, target, [target.from], undefined, WhereNode.create(key), undefined, false);
+      if (after === undefined) return { result, outcome: this.#tooMany() };
+      return { result, outcome: [...early, ...(await this.#dependents(target, after))] };
     }
+
+    let key = rows.length > 0 && rows.every(setsKey) ? byValues() : undefined;
     const result = await connection.executeQuery(query);
     if (key === undefined) {
-      const auto = info.autoIncrement;
       const n = Number(result.numAffectedRows ?? 0n);
-      const simple = rows !== undefined && !overwrites && !replaces && !node.ignore && auto !== undefined && info.primaryKey.length === 1 && info.primaryKey[0] === auto;
+      const simple = !node.ignore && auto !== undefined && info.primaryKey.length === 1 && info.primaryKey[0] === auto;
       if (!simple || result.insertId === undefined || n > this.#maxRows) {
-        return { result, outcome: new Fallback('a MySQL insert whose rows set no unique key (or INSERT ... SELECT, IGNORE, an upsert without one) is not resolved row by row') };
+        return { result, outcome: new Fallback('a MySQL insert whose rows set no unique key (or INSERT IGNORE) is not resolved row by row') };
       }
+      // Rows that give their id beside rows whose id is generated: the ids reported are not theirs.
+      if (rows.some((r) => isSet(r, auto))) return { result, outcome: new Fallback('a MySQL insert mixing given and generated ids is not resolved row by row') };
       if (n === 0) return { result, outcome: [] };
       if (n > 1 && (await this.#autoIncLockMode(connection)) > 1) {
         return { result, outcome: new Fallback('a multi-row insert with innodb_autoinc_lock_mode = 2 may not get consecutive ids') };
@@ -271,7 +376,7 @@ export class Writes {
       const ids = Array.from({ length: n }, (_, i) => first + BigInt(i));
       key = matching(undefined, [auto], ids.map((id) => ({ [auto]: id })));
     }
-    const after = await this.#select(connection, target, [target.node], undefined, WhereNode.create(key), undefined, false);
+    const after = await this.#select(connection, target, [target.from], undefined, WhereNode.create(key), undefined, false);
     if (after === undefined) return { result, outcome: this.#tooMany() };
     return { result, outcome: [...early, ...(await this.#dependents(target, after))] };
   }
@@ -290,8 +395,17 @@ export class Writes {
       early.push(...(await this.#dependents(target, rows)));
     }
     if (this.#dialect !== 'mysql') {
-      const { result, rows } = await this.#returning(connection, query, node, targets[0]!);
-      return { result, outcome: [...early, ...(await this.#dependents(targets[0]!, unique(rows)))] };
+      const target = targets[0]!;
+      const info = await this.#info(connection, target);
+      const { result, rows } = await this.#returning(connection, query, node, target);
+      const after = unique(rows);
+      // A row the read did not see (it came to match in between): its old state is unknown.
+      const key = info.primaryKey;
+      const changesKey = node.updates?.some((u) => key.includes(columnName(u.column) ?? '')) ?? false;
+      const seen = new Set(before[0]!.map((r) => rowKey(pick(r, key))));
+      const missed = key.length === 0 || changesKey ? after.length > before[0]!.length : after.some((r) => !seen.has(rowKey(pick(r, key))));
+      if (missed) return { result, outcome: new Fallback('it changed a row the read before it did not see (a concurrent write)') };
+      return { result, outcome: [...early, ...(await this.#dependents(target, after))] };
     }
     const infos = await Promise.all(targets.map((t) => this.#info(connection, t)));
     const result = await connection.executeQuery(query);
@@ -304,7 +418,7 @@ export class Writes {
       if (node.updates?.some((u) => key.includes(columnName(u.column) ?? ''))) {
         return { result, outcome: new Fallback('it changes primary keys, so the rows cannot be found again') };
       }
-      const after = await this.#select(connection, target, [target.node], undefined, WhereNode.create(matching(undefined, key, rows)), undefined, false);
+      const after = await this.#select(connection, target, [target.from], undefined, WhereNode.create(matching(undefined, key, rows)), undefined, false);
       outcome.push(...(await this.#dependents(target, after ?? [])));
     }
     return { result, outcome };
@@ -334,8 +448,8 @@ export class Writes {
 
   /**
    * The target's rows that a predicate matches, as `selectAll()` returns them, read on the
-   * write's connection; `undefined` when there are more than `maxRows`. Inside a MySQL
-   * transaction the read locks them (FOR UPDATE), so the write changes the rows it read.
+   * write's connection; `undefined` when there are more than `maxRows`. Inside a MySQL or
+   * PostgreSQL transaction the read locks them (FOR UPDATE), so the write changes the rows it read.
    */
   async #select(
     connection: DatabaseConnection,
@@ -354,7 +468,9 @@ export class Writes {
       ...(where !== undefined && { where }),
       ...(withNode !== undefined && { with: withNode }),
       limit: LimitNode.create(ValueNode.createImmediate(this.#maxRows + 1)),
+      // PostgreSQL locks only the target's rows (FOR UPDATE OF); MariaDB has no OF: every table's.
       ...(lock && this.#dialect === 'mysql' && { endModifiers: [SelectModifierNode.create('ForUpdate')] }),
+      ...(lock && this.#dialect === 'postgres' && { endModifiers: [SelectModifierNode.create('ForUpdate', [target.ref === target.node ? TableNode.create(target.table) : target.ref])] }),
     };
     const { rows } = await connection.executeQuery<Row>(this.#compile(select));
     if (rows.length > this.#maxRows) return undefined;

@@ -124,9 +124,12 @@ describe.each(targets)('kyselyDumper writes (%s)', (dialect) => {
             .insertInto('ky_simple')
             .values({ id: aid, slug: 'a2', name: 'A' })
             .onConflict((oc) => oc.column('id').doUpdateSet({ slug: 'a2' }));
+    // MySQL: an update of a unique key the upsert may have found its row by falls back, with a warning.
+    if (dialect === 'mysql') expectWarnings = true;
     await write.execute();
     expect((await s.get('/simple/a/')).status).toBe(404);
-    await hit('/simple/b/');
+    if (dialect === 'mysql') expect(s.warnings.join('\n')).toMatch(/whose update changes a unique key/);
+    else await hit('/simple/b/');
   });
 
   test('an upsert that does nothing invalidates nothing', async () => {
@@ -276,11 +279,14 @@ describe.each(targets)('kyselyDumper writes (%s)', (dialect) => {
   });
 
   test('a dependentPaths returning a string rejects the write with a TypeError', async () => {
+    // The insert runs before its new row reaches dependentPaths: every page is invalidated, with a warning.
+    expectWarnings = true;
     await expect(s.db.insertInto('ky_broken').values({ name: 'x' }).execute()).rejects.toThrow(TypeError);
     await expect(s.db.updateTable('ky_broken').set({ name: 'y' }).execute()).rejects.toThrow('ky_broken.dependentPaths() returned a string');
     // The update and the delete are rejected before they run (their rows are read first).
     await expect(s.db.deleteFrom('ky_broken').execute()).rejects.toThrow(TypeError);
     expect(await s.db.selectFrom('ky_broken').select('name').execute()).toEqual([{ name: 'x' }]);
+    expect(s.warnings).toEqual([expect.stringMatching(/ky_broken: resolving its rows failed after it ran .*invalidating every page/)]);
   });
 
   test('above maxRows the write runs and every page is invalidated, with a warning', async () => {
