@@ -51,14 +51,28 @@ function validate(options: DrizzleDumperOptions | undefined): { maxRows: number 
   return { maxRows };
 }
 
+const SESSIONS: Readonly<Record<Dialect, string>> = { pg: 'NodePgSession', mysql: 'MySql2Session', sqlite: 'BetterSQLiteSession' };
+
 function dialectOf(db: unknown): Dialect {
-  if (is(db, PgDatabase)) return 'pg';
-  if (is(db, MySqlDatabase)) return 'mysql';
-  if (is(db, BaseSQLiteDatabase)) {
+  let dialect: Dialect | undefined;
+  if (is(db, PgDatabase)) dialect = 'pg';
+  else if (is(db, MySqlDatabase)) dialect = 'mysql';
+  else if (is(db, BaseSQLiteDatabase)) {
     if ((db as unknown as { resultKind?: unknown }).resultKind !== 'sync') {
       throw new TypeError('page-dumper: drizzleDumper() supports SQLite through better-sqlite3 (drizzle-orm/better-sqlite3); this SQLite driver is asynchronous');
     }
-    return 'sqlite';
+    dialect = 'sqlite';
+  }
+  if (dialect !== undefined) {
+    // The results and transactions page-dumper reproduces are these drivers': another driver's
+    // (postgres-js, neon, PlanetScale, libsql...) would be answered differently, so it is refused.
+    const session = entityKind((db as { session?: unknown }).session);
+    if (session !== SESSIONS[dialect]) {
+      throw new TypeError(
+        `page-dumper: drizzleDumper() supports drizzle-orm/node-postgres, drizzle-orm/mysql2 and drizzle-orm/better-sqlite3; this database's driver session is ${session || 'unknown'}`,
+      );
+    }
+    return dialect;
   }
   throw new TypeError('page-dumper: drizzleDumper(dumper, db) needs a Drizzle database: drizzle(...) from drizzle-orm/node-postgres, drizzle-orm/mysql2 or drizzle-orm/better-sqlite3');
 }
@@ -82,7 +96,8 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
   const settings = validate(options);
   const dialect = dialectOf(db);
   const writes = new Writes(dumper, dialect, settings);
-  let warnedPrepare = false;
+  /** Tables whose prepared writes were warned about, once each. */
+  const warnedPrepare = new WeakSet<object>();
 
   function builder(target: WriteBuilder, state: BuilderState): WriteBuilder {
     // `db.insert(t)` and `db.update(t)` first return a builder that only makes the statement
@@ -99,15 +114,18 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
           return (...args: unknown[]) => (writes.watched(t) ? writes.writeSync(t, state, prop, args) : (t[prop] as (...a: unknown[]) => unknown)(...args));
         }
         if (prop === 'onConflictDoUpdate' || prop === 'onDuplicateKeyUpdate') {
-          return (config: { target?: unknown }) => {
+          return (config: { target?: unknown; set?: object }) => {
             const target = config?.target;
-            state.upsert = { target: target === undefined ? undefined : Array.isArray(target) ? target : [target] };
+            // A chain of onConflictDoUpdate() calls (SQLite) keeps every target.
+            const upsert = (state.upsert ??= { targets: [], set: new Set() });
+            upsert.targets.push(target === undefined ? undefined : Array.isArray(target) ? target : [target]);
+            for (const f of Object.keys(config?.set ?? {})) upsert.set.add(f);
             (t[prop] as (c: unknown) => unknown)(config);
             return proxy;
           };
         }
-        if (prop === 'prepare' && !warnedPrepare && writes.watched(t)) {
-          warnedPrepare = true;
+        if (prop === 'prepare' && writes.watched(t) && !warnedPrepare.has(t.config.table)) {
+          warnedPrepare.add(t.config.table);
           dumper.log.warn('drizzle: a prepared write statement (.prepare()) runs without page-dumper; invalidate its rows by hand', {
             model: String(t.config.table ? (t.config.table as unknown as Record<symbol, unknown>)[Symbol.for('drizzle:Name')] : ''),
           });
@@ -123,12 +141,12 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
       return (...args: unknown[]) => {
         const out = (value as (...a: unknown[]) => unknown).apply(t, args);
         if (out === t) return proxy;
-        return BUILDER_KINDS.test(entityKind(out)) ? builder(out as WriteBuilder, { op: state.op, owner: state.owner, scope: state.scope }) : out;
+        return BUILDER_KINDS.test(entityKind(out)) ? builder(out as WriteBuilder, { op: state.op, owner: state.owner, scope: state.scope, cteWrite: state.cteWrite }) : out;
       };
     }
 
     function run(args: unknown[]): Promise<unknown> {
-      if (!writes.watched(target)) return (target.execute as (...a: unknown[]) => Promise<unknown>)(...args);
+      if (!writes.watched(target) && state.cteWrite !== true) return (target.execute as (...a: unknown[]) => Promise<unknown>)(...args);
       return writes.write(target, state, args);
     }
     return proxy;
@@ -136,8 +154,8 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
 
   function database<T extends object>(raw: T, scope: Scope | undefined): T {
     const methods = new Map<PropertyKey, unknown>();
-    const wrapWrites = (source: Record<string, unknown>, prop: string) => (table: unknown) =>
-      builder((source[prop] as (t: unknown) => WriteBuilder)(table), { op: OPERATIONS[prop]!, owner: raw, scope });
+    const wrapWrites = (source: Record<string, unknown>, prop: string, cteWrite = false) => (table: unknown) =>
+      builder((source[prop] as (t: unknown) => WriteBuilder)(table), { op: OPERATIONS[prop]!, owner: raw, scope, cteWrite });
     return new Proxy(raw, {
       get(t, prop) {
         const known = methods.get(prop);
@@ -148,7 +166,16 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
         } else if (prop === 'with') {
           method = (...queries: unknown[]) => {
             const scoped = (t as { with(...q: unknown[]): Record<string, unknown> }).with(...queries);
-            return { ...scoped, insert: wrapWrites(scoped, 'insert'), update: wrapWrites(scoped, 'update'), delete: wrapWrites(scoped, 'delete') };
+            // A CTE that writes (PostgreSQL: WITH x AS (INSERT/UPDATE/DELETE ... RETURNING)) is
+            // not read back: the statement runs once, as written, and every page is invalidated.
+            const cteWrite = queries.some((q) => writesData(t, q));
+            const out: Record<string, unknown> = { ...scoped, insert: wrapWrites(scoped, 'insert', cteWrite), update: wrapWrites(scoped, 'update', cteWrite), delete: wrapWrites(scoped, 'delete', cteWrite) };
+            if (cteWrite) {
+              for (const name of ['select', 'selectDistinct', 'selectDistinctOn']) {
+                if (typeof scoped[name] === 'function') out[name] = (...a: unknown[]) => afterAll((scoped[name] as (...x: unknown[]) => object)(...a), scope);
+              }
+            }
+            return out;
           };
         } else if (prop === 'transaction') {
           method = dialect === 'sqlite' ? syncTransaction(t, scope) : asyncTransaction(t, scope);
@@ -159,6 +186,47 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
         return method;
       },
     });
+  }
+
+  /** Whether a `with()` query's SQL is an INSERT, UPDATE or DELETE. */
+  function writesData(raw: object, query: unknown): boolean {
+    const inner = (query as { _?: { sql?: unknown } } | null)?._?.sql;
+    if (inner === undefined) return false;
+    try {
+      const text = (raw as { dialect: { sqlToQuery(s: unknown): { sql: string } } }).dialect.sqlToQuery(inner).sql;
+      return /^\s*\(?\s*(insert|update|delete)\b/i.test(text);
+    } catch {
+      return true; // not readable: taken as a write, the safe side
+    }
+  }
+
+  /** A select builder of a data-modifying CTE: once it has run, every page is invalidated. */
+  function afterAll<T extends object>(query: T, scope: Scope | undefined): T {
+    const proxy: T = new Proxy(query, {
+      get(t, prop) {
+        const value = Reflect.get(t, prop, t) as unknown;
+        if (prop === 'then') {
+          return (resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => invalidated((t as { execute(): Promise<unknown> }).execute()).then(resolve, reject);
+        }
+        if (prop === 'execute') return (...a: unknown[]) => invalidated((value as (...x: unknown[]) => Promise<unknown>).apply(t, a));
+        if (typeof value !== 'function') return value;
+        return (...a: unknown[]) => {
+          const out = (value as (...x: unknown[]) => unknown).apply(t, a);
+          if (out === t) return proxy;
+          if (/Select/.test(entityKind(out))) return afterAll(out as object, scope);
+          if (dialect === 'sqlite' && typeof prop === 'string' && SYNC_METHODS.has(prop)) void invalidated(Promise.resolve(out));
+          return out;
+        };
+      },
+    });
+    const invalidated = async (done: Promise<unknown>): Promise<unknown> => {
+      const result = await done;
+      dumper.log.warn('drizzle: a select with a data-modifying CTE (with() of an insert, update or delete), whose rows page-dumper does not read; invalidating every page', {});
+      if (scope !== undefined) scope.all = true;
+      await dumper.invalidateAll();
+      return result;
+    };
+    return proxy;
   }
 
   function asyncTransaction(raw: object, parent: Scope | undefined) {

@@ -62,9 +62,21 @@ export function tableInfo(table: Table): TableInfo {
   for (const u of extra?.uniqueConstraints ?? []) add(fields(u.columns));
   for (const i of extra?.indexes ?? []) if (i.config.unique) add(fields(i.config.columns));
   const auto = primaryKey.length === 1 && (columns[primaryKey[0]!] as { autoIncrement?: boolean }).autoIncrement === true ? primaryKey[0] : undefined;
-  info = { table, name: getTableName(table), columns, primaryKey, uniqueKeys: keys, autoIncrement: auto };
+  info = { table, name: sqlName(table), columns, primaryKey, uniqueKeys: keys, autoIncrement: auto };
   cache.set(table, info);
   return info;
+}
+
+/**
+ * The name a table is registered under: its SQL name, that of the table an alias (`alias(t, 'x')`)
+ * stands for, prefixed with its schema (`schema.table`) when it is in a schema of its own
+ * (`pgSchema('s').table(...)`, `mysqlSchema('s').table(...)`).
+ */
+function sqlName(table: Table): string {
+  const t = table as unknown as Record<symbol, unknown>;
+  const name = String(t[Symbol.for('drizzle:OriginalName')] ?? getTableName(table));
+  const schema = t[Symbol.for('drizzle:Schema')];
+  return typeof schema === 'string' && schema !== '' ? `${schema}.${name}` : name;
 }
 
 /** A key for a row, to tell rows apart: its primary key, or every column when there is none. */
@@ -73,7 +85,7 @@ export function rowKey(info: TableInfo, row: Record<string, unknown>): string {
   return JSON.stringify(fields.map((f) => valueKey(row[f])));
 }
 
-function valueKey(value: unknown): unknown {
+export function valueKey(value: unknown): unknown {
   if (typeof value === 'bigint') return `${value}n`;
   if (value instanceof Date) return value.toISOString();
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');

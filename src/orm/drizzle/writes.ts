@@ -15,9 +15,11 @@
  */
 import { and, eq, inArray, is, or, Param, sql, type Column, type SQL, type Table } from 'drizzle-orm';
 import type { Dependents, Dumper } from '../../core/dumper.js';
-import { rowKey, tableInfo, type TableInfo } from './tables.js';
+import { tableInfo, valueKey, type TableInfo } from './tables.js';
 
 export type Row = Record<string, unknown>;
+/** The lock a select before a write takes: none, PostgreSQL's FOR NO KEY UPDATE (as an update not touching keys takes), or FOR UPDATE. */
+type Lock = false | 'update' | 'no key update';
 export type Dialect = 'pg' | 'sqlite' | 'mysql';
 export type Operation = 'insert' | 'update' | 'delete';
 
@@ -70,8 +72,14 @@ export interface BuilderState {
   /** The database or transaction (unwrapped) that built it. */
   readonly owner: any;
   readonly scope: Scope | undefined;
-  /** `onConflictDoUpdate`/`onDuplicateKeyUpdate` was called; its target columns, if it named them. */
-  upsert?: { readonly target: readonly Column[] | undefined };
+  /**
+   * `onConflictDoUpdate`/`onDuplicateKeyUpdate`/`onConflictDoNothing` with a target was called:
+   * every conflict target named (a chain keeps them all; `undefined` is every unique key), and
+   * the fields its `set` assigns.
+   */
+  upsert?: { readonly targets: Array<readonly Column[] | undefined>; readonly set: Set<string> };
+  /** The builder was made by `with()` of a data-modifying CTE (INSERT/UPDATE/DELETE): every page is invalidated after it. */
+  cteWrite?: boolean;
 }
 
 /** A database or transaction as page-dumper uses it (unwrapped Drizzle objects). */
@@ -111,13 +119,20 @@ export class Writes {
 
   /** An awaited write (`await`, `.then()`, `.execute()`): resolves once its pages are invalidated. */
   async write(builder: WriteBuilder, state: BuilderState, args: unknown[]): Promise<unknown> {
+    const execute = () => (builder.execute as (...a: unknown[]) => Promise<unknown>)(...args);
+    if (state.cteWrite === true) {
+      const result = await execute();
+      await this.#finish(new Fallback('a write with a data-modifying CTE (with() of an insert, update or delete), whose rows page-dumper does not read'), state, builder);
+      return result;
+    }
+    const info = tableInfo(builder.config.table);
+    const joined = builder.config.from !== undefined || (builder.config.joins?.length ?? 0) > 0;
     if (this.#dialect === 'sqlite') {
       let preread: Preread | undefined;
-      if (state.op === 'delete' && builder.config.from === undefined && !(builder.config.joins?.length ?? 0)) {
+      if (state.op === 'delete' && !joined) {
         // Awaited, a delete's dependentPaths finish before it runs, even those that await before
         // they read. Another write of this process may run in between on the connection: rows it
         // adds are caught by RETURNING, and their paths computed after the delete.
-        const info = tableInfo(builder.config.table);
         const rows = this.#selectSync(state.owner, info, builder.config.where, builder);
         if (rows.length <= this.#settings.maxRows) preread = { rows, dependents: await this.#dependents(info, rows) };
       }
@@ -125,107 +140,172 @@ export class Writes {
       await job;
       return result;
     }
-    if (state.scope !== undefined || (state.op === 'insert' && state.upsert === undefined)) {
-      // In a transaction, the write runs in it. A plain insert needs no select first: on
-      // PostgreSQL RETURNING gives its rows, on MySQL they are read by id after it has committed.
-      const { result, outcome } = await this.#run(builder, state, state.owner, args);
-      await this.#apply(outcome, state, builder);
-      if (state.scope !== undefined) this.#record(outcome, state.scope);
-      return result;
-    }
-    const { result, outcome } = await (state.owner as Reader).transaction(async (tx: Reader) => {
-      const session = builder.session;
-      builder.session = tx.session;
-      try {
-        return await this.#run(builder, state, tx, args);
-      } finally {
-        builder.session = session;
+    // A delete's rows are read, and their paths computed, before it runs and outside any
+    // transaction page-dumper opens (as django-dumper's pre_delete: what dependentPaths reads,
+    // which a cascade may delete, still exists). Rows the delete removes that this read did not
+    // see (added or changed in between) are computed after it.
+    let early: Dependents[] = [];
+    let seen: Set<string> = new Set();
+    if (state.op === 'delete' && !joined) {
+      const rows = await this.#select(state.owner, info, builder.config.where, builder, false);
+      if (rows.length > this.#settings.maxRows) {
+        const result = await execute();
+        await this.#finish(this.#tooMany(rows.length), state, builder);
+        return result;
       }
-    });
-    // Outside a transaction the write has committed: this invalidation is after the commit.
-    await this.#apply(outcome, state, builder);
-    return result;
+      early = await this.#dependents(info, rows);
+      seen = new Set(rows.map((r) => wholeRow(info, r)));
+    }
+    // page-dumper opens a transaction of its own (so the select before and the write see the same
+    // rows) only outside the caller's transactions, only when a select must come first, and only
+    // on a pool: on a single connection (pg.Client, a PoolClient, a mysql2 Connection) its BEGIN
+    // and COMMIT would be the caller's (see docs/drizzle.md).
+    const needsSelect = state.op === 'update' || (state.op === 'insert' && state.upsert !== undefined) || (state.op === 'delete' && this.#dialect === 'mysql');
+    const own = state.scope === undefined && needsSelect && !joined && this.#pooled(state.owner);
+    let ran: { result: unknown; rows: Row[] | Fallback };
+    if (own) {
+      // READ COMMITTED on MySQL: at REPEATABLE READ the locking select of a key that does not
+      // exist yet takes a gap lock, and concurrent upserts deadlock on them.
+      const config = this.#dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined;
+      ran = await (state.owner as Reader).transaction(async (tx: Reader) => {
+        const session = builder.session;
+        builder.session = tx.session;
+        try {
+          return await this.#run(builder, state, tx, args, true);
+        } finally {
+          builder.session = session;
+        }
+      }, config);
+    } else {
+      ran = await this.#run(builder, state, state.owner, args, state.scope !== undefined);
+    }
+    // Outside a transaction the write has committed: dependentPaths are called now, after the
+    // commit, with the rows read in it (never while page-dumper holds a connection).
+    let outcome: Outcome;
+    if (ran.rows instanceof Fallback) outcome = ran.rows;
+    else {
+      const rows = ran.rows;
+      const rest = state.op === 'delete' ? rows.filter((r) => !seen.has(wholeRow(info, r))) : rows;
+      outcome = [...early, ...(await this.#dependents(info, rest))];
+    }
+    await this.#finish(outcome, state, builder);
+    return ran.result;
   }
 
-  async #run(b: WriteBuilder, state: BuilderState, reader: Reader, args: unknown[]): Promise<{ result: unknown; outcome: Outcome }> {
+  async #finish(outcome: Outcome, state: BuilderState, builder: WriteBuilder): Promise<void> {
+    await this.#apply(outcome, state, builder);
+    if (state.scope !== undefined) this.#record(outcome, state.scope);
+  }
+
+  /** Whether the database's driver client is a pool (pg.Pool, a mysql2 Pool), on which a transaction takes a connection of its own. */
+  #pooled(db: Reader): boolean {
+    const client = db?.session?.client as Record<string, unknown> | undefined;
+    if (client === undefined || client === null) return false;
+    if (this.#dialect === 'mysql') return typeof client.getConnection === 'function';
+    return (typeof client.connect === 'function' && 'totalCount' in client && 'idleCount' in client) || String(Object.getPrototypeOf(client)?.constructor?.name ?? '').includes('Pool');
+  }
+
+  /** The rows the write changed (before and after), or why they are not resolved. `lock`: the select first locks its rows (in a transaction). */
+  async #run(b: WriteBuilder, state: BuilderState, reader: Reader, args: unknown[], lock: boolean): Promise<{ result: unknown; rows: Row[] | Fallback }> {
     const info = tableInfo(b.config.table);
     const execute = () => (b.execute as (...a: unknown[]) => Promise<unknown>)(...args);
     const { op } = state;
     const max = this.#settings.maxRows;
+    const strength = (set: Iterable<string>): Lock => (!lock ? false : this.#dialect === 'pg' && !touchesKey(info, set) ? 'no key update' : 'update');
 
     if (op === 'insert') {
       const values = Array.isArray(b.config.values) && b.config.select !== true ? (b.config.values as Row[]) : undefined;
-      if (values !== undefined && values.length > max) return { result: await execute(), outcome: this.#tooMany(values.length) };
+      if (values !== undefined && values.length > max) return { result: await execute(), rows: this.#tooMany(values.length) };
       const before: Row[] = [];
       if (state.upsert !== undefined) {
-        const where = values && keyPredicate(info, values, state.upsert.target);
-        if (where === undefined) return { result: await execute(), outcome: new Fallback('an upsert whose rows set none of their unique keys') };
-        const found = await this.#select(reader, info, where, undefined, true);
-        if (found.length > max) return { result: await execute(), outcome: this.#tooMany(found.length) };
+        const where = values && keyPredicate(info, values, state.upsert.targets);
+        if (where === undefined) return { result: await execute(), rows: new Fallback('an upsert whose rows set none of their unique keys') };
+        const found = await this.#select(reader, info, where, undefined, strength(state.upsert.set));
+        if (found.length > max) return { result: await execute(), rows: this.#tooMany(found.length) };
         before.push(...found);
       }
       if (this.#dialect === 'pg') {
         const { result, rows } = await this.#returning(b, op, () => execute());
-        if (rows.length > max) return { result, outcome: this.#tooMany(rows.length) };
-        return { result, outcome: await this.#dependents(info, [...before, ...rows]) };
+        if (rows.length > max) return { result, rows: this.#tooMany(rows.length) };
+        return { result, rows: [...before, ...rows] };
       }
       // MySQL: the ids the insert reports, and the unique keys its rows set.
-      if (values === undefined) return { result: await execute(), outcome: new Fallback('an insert ... select on MySQL, whose rows cannot be read back') };
+      if (values === undefined) return { result: await execute(), rows: new Fallback('an insert ... select on MySQL, whose rows cannot be read back') };
+      if (state.upsert !== undefined && info.primaryKey.some((f) => state.upsert!.set.has(f))) {
+        return { result: await execute(), rows: new Fallback('an upsert on MySQL whose update sets the primary key, whose row cannot be read back') };
+      }
       const result = await execute();
-      const header = (Array.isArray(result) ? result[0] : result) as { insertId?: number; affectedRows?: number } | undefined;
-      const found = await this.#insertedMysql(reader, info, values, state, header, b.config.ignore === true);
-      if (found instanceof Fallback) return { result, outcome: found };
-      return { result, outcome: await this.#dependents(info, [...before, ...found]) };
+      const found = await this.#insertedMysql(reader, info, values, state, result, b.config.ignore === true, before);
+      if (found instanceof Fallback) return { result, rows: found };
+      return { result, rows: [...before, ...found] };
     }
 
     if (b.config.from !== undefined || (b.config.joins?.length ?? 0) > 0) {
-      return { result: await execute(), outcome: new Fallback(`an ${op} with from() or joins, whose rows page-dumper does not select`) };
+      return { result: await execute(), rows: new Fallback(`an ${op} with from() or joins, whose rows page-dumper does not select`) };
     }
-    const before = await this.#select(reader, info, b.config.where, b, true);
-    if (before.length > max) return { result: await execute(), outcome: this.#tooMany(before.length) };
-
     if (op === 'delete') {
-      // As django-dumper's pre_delete: the paths are computed while the rows (and what they
-      // point to, which a cascade may delete) still exist.
-      const early = await this.#dependents(info, before);
-      if (this.#dialect === 'mysql') return { result: await execute(), outcome: early };
-      const { result, rows } = await this.#returning(b, op, () => execute());
-      const seen = new Set(before.map((r) => rowKey(info, r)));
-      const late = await this.#dependents(info, rows.filter((r) => !seen.has(rowKey(info, r))));
-      return { result, outcome: [...early, ...late] };
+      if (this.#dialect === 'pg') {
+        // RETURNING gives the rows deleted, as they were.
+        const { result, rows } = await this.#returning(b, op, () => execute());
+        return { result, rows: rows.length > max ? this.#tooMany(rows.length) : rows };
+      }
+      const before = await this.#select(reader, info, b.config.where, b, lock ? 'update' : false);
+      if (before.length > max) return { result: await execute(), rows: this.#tooMany(before.length) };
+      return { result: await execute(), rows: before };
     }
 
     // update
+    const set = Object.keys((b.config as { set?: Row }).set ?? {});
+    const before = await this.#select(reader, info, b.config.where, b, strength(set));
+    if (before.length > max) return { result: await execute(), rows: this.#tooMany(before.length) };
     if (this.#dialect === 'pg') {
       const { result, rows } = await this.#returning(b, op, () => execute());
-      return { result, outcome: await this.#dependents(info, [...before, ...rows]) };
+      return { result, rows: [...before, ...rows] };
+    }
+    // MySQL: the rows after, read again by their primary keys (as the update set them).
+    if (before.length === 0) return { result: await execute(), rows: [] };
+    if (info.primaryKey.length === 0) return { result: await execute(), rows: new Fallback('an update on MySQL of a table without a primary key, whose rows cannot be read back') };
+    const assigned = (b.config as { set?: Row }).set ?? {};
+    let keys: Row[] = before;
+    if (info.primaryKey.some((f) => f in assigned)) {
+      const fixed: Row = {};
+      for (const f of info.primaryKey) {
+        if (!(f in assigned)) continue;
+        const v = assigned[f];
+        if (!is(v, Param) || v.value === undefined || v.value === null) {
+          return { result: await execute(), rows: new Fallback('an update on MySQL that sets the primary key to an expression, whose rows cannot be read back') };
+        }
+        fixed[f] = v.value;
+      }
+      keys = before.map((r) => ({ ...r, ...fixed }));
     }
     const result = await execute();
-    const after =
-      before.length === 0 ? [] : info.primaryKey.length > 0 ? await this.#select(reader, info, byKey(info, info.primaryKey, before), undefined, false) : await this.#select(reader, info, b.config.where, b, false);
-    return { result, outcome: await this.#dependents(info, [...before, ...after]) };
+    const after = await this.#select(reader, info, byKey(info, info.primaryKey, keys), undefined, false);
+    return { result, rows: [...before, ...after] };
   }
 
-  async #insertedMysql(
-    reader: Reader,
-    info: TableInfo,
-    values: Row[],
-    state: BuilderState,
-    header: { insertId?: number; affectedRows?: number } | undefined,
-    ignore: boolean,
-  ): Promise<Row[] | Fallback> {
+  async #insertedMysql(reader: Reader, info: TableInfo, values: Row[], state: BuilderState, result: unknown, ignore: boolean, before: readonly Row[]): Promise<Row[] | Fallback> {
     const wheres: SQL[] = [];
     const keyed = values.filter((row) => rowKeys(info, row, undefined).length > 0);
-    if (keyed.length > 0) wheres.push(keyPredicate(info, keyed, undefined)!);
+    if (keyed.length > 0) wheres.push(keyPredicate(info, keyed, [undefined])!);
+    // An upsert's update may change the keys it matched by: its rows are read again by the
+    // primary keys they had.
+    if (before.length > 0 && info.primaryKey.length > 0) wheres.push(byKey(info, info.primaryKey, before)!);
     const auto = info.autoIncrement;
     const generated = auto === undefined ? [] : values.filter((row) => plainValue(row, auto) === undefined);
-    if (generated.length > 0) {
+    if (Array.isArray(result) && result.length > 0 && !Array.isArray(result[0]) && auto !== undefined && (result[0] as Row)[auto] !== undefined && (result[0] as { insertId?: unknown }).insertId === undefined) {
+      // $returningId(): the ids, one row each.
+      wheres.push(inArray(info.columns[auto]!, (result as Row[]).map((r) => r[auto])));
+    } else if (generated.length > 0) {
+      const header = (Array.isArray(result) ? result[0] : result) as { insertId?: number } | undefined;
       const first = header?.insertId;
       // The ids a multi-row INSERT generates are consecutive from insertId (innodb_autoinc_lock_mode
       // 0 or 1, MariaDB's default; Drizzle's $returningId() assumes the same). With IGNORE or ON
-      // DUPLICATE KEY UPDATE some rows take no id, so which rows have which is not known: those
-      // rows are found by their unique keys, or not at all.
-      if (typeof first === 'number' && first > 0 && state.upsert === undefined && !ignore) {
+      // DUPLICATE KEY UPDATE some rows take no id, and rows with an id of their own among them
+      // move the counter: which rows have which is not known, and those rows are found by their
+      // unique keys, or not at all.
+      const mixed = generated.length < values.length;
+      if (typeof first === 'number' && first > 0 && state.upsert === undefined && !ignore && !mixed) {
         wheres.push(inArray(info.columns[auto!]!, generated.map((_, i) => first + i)));
       } else if (generated.some((row) => !keyed.includes(row))) {
         return new Fallback('an insert on MySQL whose rows set no primary or unique key and whose ids cannot be known');
@@ -267,9 +347,17 @@ export class Writes {
       job = this.#track(done, keep);
     };
 
+    if ((method === 'all' || method === 'get' || method === 'values') && b.config.returning === undefined) {
+      // Without returning(), better-sqlite3 refuses these before it writes anything: as without page-dumper.
+      const result = call();
+      // Should it not have refused, the write ran unseen.
+      finish(Promise.resolve(new Fallback(`${method}() of a write without returning()`)));
+      return { result, job };
+    }
+
     if (preread !== undefined) {
       for (const d of preread.dependents) early.push(Promise.resolve(d));
-      seen = new Set(preread.rows.map((r) => rowKey(info, r)));
+      seen = new Set(preread.rows.map((r) => wholeRow(info, r)));
     } else if (op === 'insert' && state.upsert === undefined) {
       const values = Array.isArray(b.config.values) && b.config.select !== true ? (b.config.values as Row[]) : undefined;
       if (values !== undefined && values.length > max) {
@@ -285,7 +373,7 @@ export class Writes {
       let where: SQL | undefined = b.config.where;
       if (op === 'insert') {
         const values = Array.isArray(b.config.values) && b.config.select !== true ? (b.config.values as Row[]) : undefined;
-        where = values && keyPredicate(info, values, state.upsert?.target);
+        where = values && keyPredicate(info, values, state.upsert?.targets ?? [undefined]);
         if (where === undefined) {
           const result = call();
           finish(Promise.resolve(new Fallback('an upsert whose rows set none of their unique keys')));
@@ -301,11 +389,19 @@ export class Writes {
       // Called now, while the rows exist: what dependentPaths reads synchronously (better-sqlite3
       // reads are) sees them before a delete.
       for (const row of before) early.push(this.#dumper.dependentsOf(info.name, row));
-      seen = new Set(before.map((r) => rowKey(info, r)));
+      seen = new Set(before.map((r) => wholeRow(info, r)));
     }
-    const { result, rows } = this.#returningSync(b, state, method, args);
+    let written: { result: unknown; rows: Row[] };
+    try {
+      written = this.#returningSync(b, state, method, args);
+    } catch (error) {
+      // The write failed: the paths computed before it are dropped, their failures observed.
+      for (const p of early) p.catch(() => undefined);
+      throw error;
+    }
+    const { result, rows } = written;
     // Rows a delete read before it ran were computed above; the others are computed now.
-    const late = (op === 'delete' ? rows.filter((r) => !seen!.has(rowKey(info, r))) : rows).map((r) => this.#dumper.dependentsOf(info.name, r));
+    const late = (op === 'delete' ? rows.filter((r) => !seen!.has(wholeRow(info, r))) : rows).map((r) => this.#dumper.dependentsOf(info.name, r));
     const count = rows.length;
     finish(
       (async (): Promise<Outcome> => {
@@ -335,7 +431,8 @@ export class Writes {
       (error: unknown) => {
         this.jobs.delete(tracked);
         if (keep) {
-          this.#failures.push(error);
+          // Only the first is kept until settled() reports it; the others are logged.
+          if (this.#failures.length === 0) this.#failures.push(error);
           this.#dumper.log.error('drizzle: invalidating after a synchronous write failed', { error: error as Error });
         }
         throw error;
@@ -401,7 +498,7 @@ export class Writes {
   }
 
   /** The rows a predicate matches, as a select of the whole table returns them; at most maxRows + 1. */
-  #query(reader: Reader, info: TableInfo, where: SQL | undefined, like: WriteBuilder | undefined, lock: boolean): any {
+  #query(reader: Reader, info: TableInfo, where: SQL | undefined, like: WriteBuilder | undefined, lock: Lock): any {
     const withList = like?.config.withList;
     let q = (withList !== undefined && withList.length > 0 ? reader.with(...withList) : reader).select().from(info.table);
     if (where !== undefined) q = q.where(where);
@@ -409,11 +506,11 @@ export class Writes {
     if (orderBy !== undefined && orderBy.length > 0) q = q.orderBy(...orderBy);
     const limit = typeof like?.config.limit === 'number' ? Math.min(like.config.limit, this.#settings.maxRows + 1) : this.#settings.maxRows + 1;
     q = q.limit(limit);
-    if (lock && this.#dialect !== 'sqlite') q = q.for('update');
+    if (lock !== false && this.#dialect !== 'sqlite') q = q.for(lock);
     return q;
   }
 
-  async #select(reader: Reader, info: TableInfo, where: SQL | undefined, like: WriteBuilder | undefined, lock: boolean): Promise<Row[]> {
+  async #select(reader: Reader, info: TableInfo, where: SQL | undefined, like: WriteBuilder | undefined, lock: Lock): Promise<Row[]> {
     return (await this.#query(reader, info, where, like, lock)) as Row[];
   }
 
@@ -458,7 +555,7 @@ export class Writes {
       }
       const returned = (b.all as (...a: unknown[]) => Row[])(...args);
       const rows = returned.map((r) => r[HIDDEN] as Row);
-      if (own !== undefined) {
+      if (own !== undefined && method !== 'run') {
         const mine = returned.map(strip);
         return { result: method === 'get' ? mine[0] : mine, rows };
       }
@@ -496,15 +593,27 @@ function rowKeys(info: TableInfo, row: Row, target: readonly Column[] | undefine
   return keys.filter((k) => k.every((f) => f !== undefined && plainValue(row, f) !== undefined)) as string[][];
 }
 
-/** Rows an insert's values may have written over: those sharing one of their unique keys. */
-function keyPredicate(info: TableInfo, rows: readonly Row[], target: readonly Column[] | undefined): SQL | undefined {
+/** Rows an insert's values may have written over: those sharing one of their unique keys (of any of the conflict targets). */
+function keyPredicate(info: TableInfo, rows: readonly Row[], targets: ReadonlyArray<readonly Column[] | undefined>): SQL | undefined {
   const alternatives: SQL[] = [];
   for (const row of rows) {
-    const keys = rowKeys(info, row, target);
+    const keys = targets.flatMap((target) => rowKeys(info, row, target));
     if (keys.length === 0) return undefined;
     for (const key of keys) alternatives.push(and(...key.map((f) => eq(info.columns[f]!, plainValue(row, f)!.value)))!);
   }
   return or(...alternatives);
+}
+
+/** Whether a write assigns a column of a primary or unique key. */
+function touchesKey(info: TableInfo, fields: Iterable<string>): boolean {
+  const keyed = new Set(info.uniqueKeys.flat());
+  for (const f of fields) if (keyed.has(f)) return true;
+  return false;
+}
+
+/** A row, every column of it: tells apart two states of one row. */
+function wholeRow(info: TableInfo, row: Row): string {
+  return JSON.stringify(Object.keys(info.columns).map((f) => valueKey(row[f])));
 }
 
 /** Rows by their key values. */

@@ -112,6 +112,12 @@ export interface TestDatabase {
   readonly schema: Schema;
   /** A new Drizzle database on its own connection(s), counting its queries. */
   client(): Counted;
+  /**
+   * A Drizzle database (not wrapped) on a driver client of the test's choosing: a pool of `max`
+   * connections (pg.Pool, a mysql2 Pool), or one connection (pg.Client, a mysql2 Connection).
+   * Closed with the database. Not for SQLite.
+   */
+  driver(client: { pool: number } | 'connection'): Promise<AnyDb>;
   /** Runs SQL on the admin connection. */
   exec(sql: string): Promise<void>;
   reset(): Promise<void>;
@@ -126,6 +132,9 @@ export async function openDatabase(kind: Kind): Promise<TestDatabase> {
   let drop: () => Promise<void>;
   let connect: (logger: { logQuery(q: string): void }) => AnyDb;
   let schema: object;
+  let driver: (client: { pool: number } | 'connection') => Promise<AnyDb> = async () => {
+    throw new Error('driver(): PostgreSQL and MariaDB only');
+  };
 
   if (kind === 'sqlite') {
     schema = sqliteSchema;
@@ -164,6 +173,17 @@ export async function openDatabase(kind: Kind): Promise<TestDatabase> {
       closers.push(() => pool.end());
       return drizzlePg(pool, { schema: pgSchema, logger });
     };
+    driver = async (client) => {
+      if (client === 'connection') {
+        const one = new pg.Client({ connectionString: url, options: `-c search_path=${name}` });
+        await one.connect();
+        closers.push(() => one.end());
+        return drizzlePg(one, { schema: pgSchema });
+      }
+      const pool = new pg.Pool({ connectionString: url, max: client.pool, options: `-c search_path=${name}` });
+      closers.push(() => pool.end());
+      return drizzlePg(pool, { schema: pgSchema });
+    };
   } else {
     schema = mysqlSchema;
     const admin = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: 'root', multipleStatements: true });
@@ -180,6 +200,17 @@ export async function openDatabase(kind: Kind): Promise<TestDatabase> {
       closers.push(() => pool.end());
       return drizzleMysql(pool, { schema: mysqlSchema, mode: 'default', logger });
     };
+    driver = async (client) => {
+      const options = { host: '127.0.0.1', port: 3306, user: 'root', database: name };
+      if (client === 'connection') {
+        const one = await mysql.createConnection(options);
+        closers.push(() => one.end());
+        return drizzleMysql(one, { schema: mysqlSchema, mode: 'default' });
+      }
+      const pool = mysql.createPool({ ...options, connectionLimit: client.pool });
+      closers.push(() => pool.end());
+      return drizzleMysql(pool, { schema: mysqlSchema, mode: 'default' });
+    };
   }
   for (const statement of ddl(kind)) await exec(statement);
   return {
@@ -187,6 +218,7 @@ export async function openDatabase(kind: Kind): Promise<TestDatabase> {
     schema: schema as Schema,
     exec,
     reset,
+    driver: (client) => driver(client),
     client() {
       const log: string[] = [];
       const db = connect({ logQuery: (q) => void log.push(q) });

@@ -136,8 +136,8 @@ describe.each(await kinds(needService))('drizzleDumper writes (%s)', (kind) => {
     if (kind === 'mariadb') expect(plain[0]).toMatchObject({ affectedRows: 1 });
   });
 
-  // MariaDB has no WITH before UPDATE.
-  test.skipIf(kind === 'mariadb')('writes through with() invalidate too', async () => {
+  // MariaDB has no WITH before UPDATE: safety.test.ts checks it is rejected there.
+  if (kind !== 'mariadb') test('writes through with() invalidate too', async () => {
     const names = s.db.$with('names').as(s.db.select({ slug: s.s.simple.slug }).from(s.s.simple).where(eq(s.s.simple.slug, 'a')));
     await s.db.with(names).update(s.s.simple).set({ name: 'W' }).where(inArray(s.s.simple.slug, sql`(select ${sql.identifier('slug')} from ${names})`));
     expect(invalidated()).toEqual(expect.arrayContaining([tag('/simple/a/')]));
