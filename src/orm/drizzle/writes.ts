@@ -6,9 +6,11 @@
  *   appends the table's columns to the statement's own `returning()` (or adds one) and hands the
  *   caller the result it asked for, without them.
  * - The rows before an update, before a delete and before an upsert are read with a select of the
- *   same predicate first (`FOR UPDATE`, in the write's transaction). On PostgreSQL and MySQL a
- *   write outside a transaction runs in one page-dumper opens, so the select and the write see the
- *   same rows; on better-sqlite3 they run back to back, synchronously, on the one connection.
+ *   same predicate first (locked, in the write's transaction). On PostgreSQL and MySQL a write
+ *   outside a transaction runs in one page-dumper opens when the client is a pool, so the select
+ *   and the write see the same rows (on a single connection they run back to back); its
+ *   dependentPaths are called after it commits. On better-sqlite3 they run back to back,
+ *   synchronously, on the one connection.
  * - On MySQL (no RETURNING) the rows after an update are read again by primary key, and the rows
  *   an insert wrote by the auto-increment ids it reports (as Drizzle's `$returningId()` does) and
  *   by the unique keys its values set.
