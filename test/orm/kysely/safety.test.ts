@@ -13,6 +13,9 @@ import { createDumper, type Dumper } from '../../../src/index.js';
 import { kyselyDumper } from '../../../src/orm/kysely/index.js';
 import { dialects, openDatabase, type TestDatabase } from './support.js';
 
+/** A case for one database only: defined where it applies, not skipped where it does not. */
+const elsewhere = (..._: unknown[]): void => undefined;
+
 interface DB {
   ky_item: { id: Generated<number>; slug: string; name: string; code: string | null };
   ky_log: { id: Generated<number>; msg: string };
@@ -96,7 +99,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     rec.all = 0;
   };
 
-  test.runIf(dialect === 'postgres')('a write inside a WITH runs once, and invalidates', async () => {
+  (dialect === 'postgres' ? test : elsewhere)('a write inside a WITH runs once, and invalidates', async () => {
     await db
       .with('l', (qb) => qb.insertInto('ky_log').values({ msg: 'audit' }).returning('id'))
       .updateTable('ky_item')
@@ -108,7 +111,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     invalidated('/log/audit/');
   });
 
-  test.runIf(dialect === 'postgres')('a write to a registered table inside a WITH is seen (under a select, under a write to another table)', async () => {
+  (dialect === 'postgres' ? test : elsewhere)('a write to a registered table inside a WITH is seen (under a select, under a write to another table)', async () => {
     await db
       .with('d', (qb) => qb.updateTable('ky_item').set({ slug: 'a2' }).where('slug', '=', 'a').returning('id'))
       .selectFrom('d')
@@ -135,7 +138,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     expect(rec.all).toBe(0);
   });
 
-  test.runIf(dialect === 'mysql')('MySQL upsert and replace conflicting on another unique key invalidate the row they overwrite', async () => {
+  (dialect === 'mysql' ? test : elsewhere)('MySQL upsert and replace conflicting on another unique key invalidate the row they overwrite', async () => {
     // Conflicts on code 'CA' (row a), not on its slug.
     await db.insertInto('ky_item').values({ slug: 'x', name: 'N', code: 'CA' }).onDuplicateKeyUpdate({ name: 'N' }).execute();
     expect((await db.selectFrom('ky_item').select('name').where('slug', '=', 'a').executeTakeFirst())?.name).toBe('N');
@@ -151,7 +154,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     invalidated('/item/a/');
   });
 
-  test.runIf(dialect === 'mysql')('MySQL inserts mixing given and generated ids, and id 0, invalidate their rows', async () => {
+  (dialect === 'mysql' ? test : elsewhere)('MySQL inserts mixing given and generated ids, and id 0, invalidate their rows', async () => {
     await db.insertInto('ky_log').values([{ msg: 'q' }, { id: 100, msg: 'p' }]).execute();
     invalidated('/log/q/');
     invalidated('/log/p/');
@@ -160,7 +163,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     expect(rec.paths).toContain('/log/z/');
   });
 
-  test.runIf(dialect !== 'mysql')('a row that comes to match between the read and the update is not left stale', async () => {
+  (dialect !== 'mysql' ? test : elsewhere)('a row that comes to match between the read and the update is not left stale', async () => {
     const race = async (run: (q: Kysely<DB>) => Promise<unknown>) => {
       // Row a matches; b comes to match (as b2) while a's dependentPaths runs, before the update.
       hook = () => tdb.exec(`UPDATE ky_item SET name = 'match', slug = 'b2' WHERE slug = 'b'`);
@@ -185,7 +188,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     }
   });
 
-  test.runIf(dialect === 'mysql')('a streamed write stopped after its first rows is invalidated', async () => {
+  (dialect === 'mysql' ? test : elsewhere)('a streamed write stopped after its first rows is invalidated', async () => {
     // mysql2 streams a write's result header as its one row; the consumer stops at it.
     const compiled = db.updateTable('ky_item').set({ name: 'S' }).compile();
     let chunks = 0;
@@ -209,7 +212,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     expect(rec.warnings.join('\n')).toMatch(/resolving its rows failed after it ran \(boom\)/);
   });
 
-  test.runIf(dialect !== 'sqlite')('transaction statements by hand: BEGIN inside a PostgreSQL transaction, COMMIT AND CHAIN', async () => {
+  (dialect !== 'sqlite' ? test : elsewhere)('transaction statements by hand: BEGIN inside a PostgreSQL transaction, COMMIT AND CHAIN', async () => {
     await db.connection().execute(async (c) => {
       await sql`begin`.execute(c);
       await c.updateTable('ky_item').set({ name: 'A1' }).where('slug', '=', 'a').execute();
@@ -224,7 +227,7 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     });
   });
 
-  test.runIf(dialect === 'postgres')('a BEGIN inside an open PostgreSQL transaction keeps its writes for the commit', async () => {
+  (dialect === 'postgres' ? test : elsewhere)('a BEGIN inside an open PostgreSQL transaction keeps its writes for the commit', async () => {
     await db.connection().execute(async (c) => {
       await sql`begin`.execute(c);
       await c.updateTable('ky_item').set({ name: 'A1' }).where('slug', '=', 'a').execute();
