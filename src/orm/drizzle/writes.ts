@@ -262,6 +262,12 @@ export class Writes {
     if (before.length > max) return { result: await execute(), rows: this.#tooMany(before.length) };
     if (this.#dialect === 'pg') {
       const { result, rows } = await this.#returning(b, op, () => execute());
+      // At READ COMMITTED the UPDATE reads a newer snapshot than the read before it: a row that
+      // another transaction made match the predicate in between is updated, and its state before
+      // this write was never read. Its pages cannot be told: every page is invalidated.
+      if (missedRows(info, set, before, rows)) {
+        return { result, rows: new Fallback('an update on PostgreSQL that changed a row the read before it did not see (a concurrent write made it match)') };
+      }
       return { result, rows: [...before, ...rows] };
     }
     // MySQL: the rows after, read again by their primary keys (as the update set them).
@@ -590,6 +596,19 @@ function plainValue(row: Row, field: string): { value: unknown } | undefined {
 }
 
 /** The keys (of `target`, or every unique key) whose every column an inserted row sets. */
+/**
+ * Whether an update's RETURNING holds a row the read before it did not: by primary key, or, when
+ * the update sets the primary key or the table has none, by count.
+ */
+function missedRows(info: TableInfo, set: readonly string[], before: readonly Row[], after: readonly Row[]): boolean {
+  if (after.length > before.length) return true;
+  const pk = info.primaryKey;
+  if (pk.length === 0 || pk.some((f) => set.includes(f))) return false;
+  const id = (r: Row) => pk.map((f) => String(r[f])).join('\u0000');
+  const seen = new Set(before.map(id));
+  return after.some((r) => !seen.has(id(r)));
+}
+
 function rowKeys(info: TableInfo, row: Row, target: readonly Column[] | undefined): string[][] {
   const keys = target !== undefined ? [target.map((c) => Object.keys(info.columns).find((k) => info.columns[k] === c)!)] : info.uniqueKeys;
   return keys.filter((k) => k.every((f) => f !== undefined && plainValue(row, f) !== undefined)) as string[][];

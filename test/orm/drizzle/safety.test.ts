@@ -183,6 +183,31 @@ describe.each(await kinds(needService))('drizzleDumper safety (%s)', (kind) => {
     });
   }
 
+  if (kind === 'postgres') {
+    test('PostgreSQL: an update that changes a row its read before did not see (a concurrent write made it match) invalidates every page', async () => {
+      // Another transaction holds row a, and makes row b match the update's predicate.
+      const other = await t.driver('connection');
+      const probe = await t.driver('connection');
+      await other.execute(sql`begin`);
+      await other.execute(sql`update dz_simple set name = 'Alpha' where id = ${ids.a}`);
+      await other.execute(sql`update dz_simple set slug = 'b-mid', name = 'Amid' where id = ${ids.b}`);
+      const write = s.db.update(s.s.simple).set({ name: 'Z' }).where(sql`${s.s.simple.name} like 'A%'`);
+      const done = Promise.resolve(write).then(() => undefined);
+      // The write's read before waits on row a's lock (it saw only a: b's committed name is Beta).
+      for (;;) {
+        const r = (await probe.execute(sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`)) as { rows: Array<{ n: number }> };
+        if (r.rows[0]!.n > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await other.execute(sql`commit`);
+      await within(done);
+      // The UPDATE saw b as Amid: its state before the write (b-mid) was never read.
+      const rows = await reader.db.select().from(s.s.simple);
+      expect(rows.map((r: { name: string }) => r.name).sort()).toEqual(['Z', 'Z']);
+      expect(store.calls).toContain('clear');
+    });
+  }
+
   // Only PostgreSQL writes through an alias (UPDATE "dz_simple" "s2"); SQLite and MySQL have no such syntax.
   if (kind === 'postgres') test('an aliased table is invalidated under the table it stands for', async () => {
     const other = pgAlias(s.s.simple, 's2');
