@@ -240,7 +240,18 @@ export class Writes {
       },
       streamQuery: (q, chunkSize) => connection.streamQuery(q, chunkSize),
     };
-    const own = this.#dialect === 'mysql' && !inTransaction && this.#overwrites(node);
+    let own = this.#dialect === 'mysql' && !inTransaction && this.#overwrites(node);
+    if (own && (await this.#serverTransaction(connection))) {
+      // A transaction the statements seen do not tell (SET autocommit = 0, XA START, a comment
+      // before BEGIN...): a BEGIN here would commit the caller's work. The write runs in it, its
+      // reads locked; its commit is not seen, so its pages are invalidated only now.
+      own = false;
+      inTransaction = true;
+      this.#dumper.log.warn(
+        `kysely write of ${targets.map((t) => t.model).join(', ')}: it runs in a transaction page-dumper did not see open (autocommit off, XA...); its pages are invalidated when it runs, not again at the commit`,
+        { table: targets.map((t) => t.model).join(', ') },
+      );
+    }
     try {
       if (!own) return await this.#run(conn, query, targets, inTransaction);
       await connection.executeQuery(CompiledQuery.raw('begin'));
@@ -259,6 +270,13 @@ export class Writes {
       if (state.ran) throw new AfterWrite(error);
       throw error;
     }
+  }
+
+  /** MySQL: whether the server has a transaction open (or autocommit off) on this connection. */
+  async #serverTransaction(connection: DatabaseConnection): Promise<boolean> {
+    const { rows } = await connection.executeQuery<{ t: unknown; a: unknown }>(CompiledQuery.raw('select @@in_transaction as t, @@autocommit as a'));
+    const row = rows[0];
+    return row === undefined || Number(row.t) !== 0 || Number(row.a) !== 1;
   }
 
   /** An update, a delete or an upsert: a write whose rows are read before it runs. */
@@ -409,6 +427,7 @@ export class Writes {
     }
     const infos = await Promise.all(targets.map((t) => this.#info(connection, t)));
     const result = await connection.executeQuery(query);
+    if (this.#missed(result, before)) return { result, outcome: new Fallback('it changed more rows than the read before it saw (a concurrent write at READ COMMITTED)') };
     const outcome = [...early];
     for (const [i, target] of targets.entries()) {
       const rows = before[i]!;
@@ -430,18 +449,38 @@ export class Writes {
     const froms = this.#dialect === 'mysql' ? (using.length > 0 ? using : node.from.froms) : [...node.from.froms, ...using];
     const early: Dependents[] = [];
     const seen = new Set<string>();
+    const read: Row[][] = [];
     for (const target of targets) {
       const before = await this.#select(connection, target, froms, node.joins, node.where, node.with, inTransaction);
       if (before === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
+      read.push(before);
       for (const row of before) seen.add(rowKey(row));
       // Before the delete: what dependentPaths reads may go with the row.
       early.push(...(await this.#dependents(target, before)));
     }
-    if (this.#dialect === 'mysql' || targets.length > 1) return { result: await connection.executeQuery(query), outcome: early };
+    if (this.#dialect === 'mysql') {
+      const result = await connection.executeQuery(query);
+      if (this.#missed(result, read)) return { result, outcome: new Fallback('it deleted more rows than the read before it saw (a concurrent write at READ COMMITTED)') };
+      return { result, outcome: early };
+    }
+    if (targets.length > 1) return { result: await connection.executeQuery(query), outcome: early };
     // A row the read did not see (inserted in between by another connection) still comes back here.
     const { result, rows } = await this.#returning(connection, query, node, targets[0]!);
     const missed = unique(rows).filter((row) => !seen.has(rowKey(row)));
     return { result, outcome: [...early, ...(await this.#dependents(targets[0]!, missed))] };
+  }
+
+  /**
+   * MySQL: the write reports more rows than the reads before it found. At READ COMMITTED InnoDB
+   * takes no gap locks and lets go of the rows that did not match, so a row that comes to match
+   * between the read and the write is written unseen. mysql2 connects with CLIENT_FOUND_ROWS (its
+   * default): an update's affected rows are the rows it matched, changed or not. (A multi-table
+   * write counts the rows of unregistered tables too: it may fall back with no need.)
+   */
+  #missed(result: QueryResult<unknown>, before: readonly Row[][]): boolean {
+    const affected = result.numAffectedRows ?? (result as { numUpdatedRows?: bigint }).numUpdatedRows;
+    if (affected === undefined) return true;
+    return Number(affected) > before.reduce((n, rows) => n + rows.length, 0);
   }
 
   // ---------------------------------------------------------------- reading rows

@@ -188,6 +188,53 @@ describe.each(targets)('kyselyDumper safety (%s)', (dialect) => {
     }
   });
 
+  (dialect === 'mysql' ? test : elsewhere)('MySQL: a transaction opened without BEGIN (autocommit off, a comment before BEGIN) is not committed by page-dumper', async () => {
+    await db.connection().execute(async (c) => {
+      await sql`set autocommit = 0`.execute(c);
+      await c.updateTable('ky_item').set({ name: 'X' }).where('slug', '=', 'a').execute();
+      await sql`rollback`.execute(c);
+      await sql`set autocommit = 1`.execute(c);
+      expect(rec.paths).toContain('/item/a/');
+      await sql`/* c */ begin`.execute(c);
+      await c.deleteFrom('ky_item').where('slug', '=', 'b').execute();
+      await sql`rollback`.execute(c);
+    });
+    expect(await db.selectFrom('ky_item').select(['slug', 'name']).orderBy('slug').execute()).toEqual([
+      { slug: 'a', name: 'A' },
+      { slug: 'b', name: 'B' },
+    ]);
+    expect(rec.warnings.join('\n')).toMatch(/a transaction page-dumper did not see open/);
+  });
+
+  (dialect === 'mysql' ? test : elsewhere)('MySQL at READ COMMITTED: a row that comes to match between the read and the write is not left stale', async () => {
+    const race = async (run: (q: Kysely<DB>) => Promise<unknown>) => {
+      await tdb.exec(`UPDATE ky_item SET name = 'A' WHERE slug = 'a'`);
+      await tdb.exec(`UPDATE ky_item SET name = 'B' WHERE slug = 'b'`);
+      clear();
+      // Row a matches; b comes to match (committed by another connection) while a's dependentPaths runs.
+      hook = () => tdb.exec(`UPDATE ky_item SET name = 'A' WHERE slug = 'b'`);
+      await run(db);
+      expect(hook).toBeUndefined();
+      invalidated('/item/b/');
+    };
+    const update = (q: Kysely<DB>) => q.updateTable('ky_item').set({ name: 'Z' }).where('name', '=', 'A').execute();
+    const remove = (q: Kysely<DB>) => q.deleteFrom('ky_item').where('name', '=', 'A').execute();
+    // Inside the caller's READ COMMITTED transaction.
+    await race((q) => q.transaction().setIsolationLevel('read committed').execute(update));
+    expect(await db.selectFrom('ky_item').select('name').orderBy('slug').execute()).toEqual([{ name: 'Z' }, { name: 'Z' }]);
+    // In page-dumper's own transaction, the session at READ COMMITTED.
+    await db.connection().execute(async (c) => {
+      await sql`set session transaction isolation level read committed`.execute(c);
+      try {
+        await race(() => update(c));
+        await race(() => remove(c));
+        expect(await c.selectFrom('ky_item').selectAll().execute()).toEqual([]);
+      } finally {
+        await sql`set session transaction isolation level repeatable read`.execute(c);
+      }
+    });
+  });
+
   (dialect === 'mysql' ? test : elsewhere)('a streamed write stopped after its first rows is invalidated', async () => {
     // mysql2 streams a write's result header as its one row; the consumer stops at it.
     const compiled = db.updateTable('ky_item').set({ name: 'S' }).compile();
