@@ -20,7 +20,12 @@ import { MysqlAdapter, PostgresAdapter, SqliteAdapter, type CompiledQuery, type 
 import type { ConnectionProvider, Kysely, QueryExecutor } from 'kysely';
 import { assertDumper, type Dependents, type Dumper } from '../../core/dumper.js';
 import type { DialectName } from './tables.js';
-import { AfterWrite, Fallback, isWrite, nestedWrites, QUERY_ID, Writes, type Frame, type Outcome } from './writes.js';
+import { AfterWrite, Fallback, isWrite, nestedWrites, QUERY_ID, Writes, type Deferred, type Frame, type Outcome } from './writes.js';
+
+/** A write's own acquisition of a connection: what runs once it is released. */
+interface Acquisition extends Deferred {
+  readonly after: (() => Promise<void>)[];
+}
 
 export type { DialectName } from './tables.js';
 
@@ -142,7 +147,7 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     if (pending.length > 0) await dumper.invalidateDependents(pending);
   }
 
-  async function execute<R>(connection: DatabaseConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+  async function execute<R>(connection: DatabaseConnection, query: CompiledQuery, acquisition?: Acquisition): Promise<QueryResult<R>> {
     const node = query.query;
     if (node.kind === 'RawNode') {
       const statement = control(query.sql);
@@ -218,9 +223,11 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
       return result;
     }
     const frames = transactions.get(connection);
+    // Outside a transaction, on a connection taken for this write alone: dependentPaths runs once it is released.
+    const deferred = frames === undefined ? acquisition : undefined;
     let ran: { result: QueryResult<unknown>; outcome: Outcome };
     try {
-      ran = await writes.run(connection, query, targets, frames !== undefined);
+      ran = await writes.run(connection, query, targets, frames !== undefined, deferred);
     } catch (error) {
       if (!(error instanceof AfterWrite)) throw error;
       // The write ran but its rows could not all be resolved: nothing may stay stale.
@@ -228,7 +235,23 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
       await apply(new Fallback(`resolving its rows failed after it ran (${reason})`), frames, models, kindOf(node));
       throw error.error;
     }
-    await apply(ran.outcome, frames, models, kindOf(node));
+    if (deferred === undefined) {
+      await apply(ran.outcome, frames, models, kindOf(node));
+      return ran.result as QueryResult<R>;
+    }
+    const outcome = ran.outcome;
+    deferred.after.push(async () => {
+      if (outcome instanceof Fallback || deferred.rows.length === 0) return apply(outcome, undefined, models, kindOf(node));
+      let resolved: Map<string, Dependents>;
+      try {
+        resolved = await writes.resolve(deferred.rows);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        await apply(new Fallback(`resolving its rows failed after it ran (${reason})`), undefined, models, kindOf(node));
+        throw error;
+      }
+      await apply([...outcome, ...resolved.values()], undefined, models, kindOf(node));
+    });
     return ran.result as QueryResult<R>;
   }
 
@@ -255,27 +278,78 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
   }
 
   /** The connection as the driver made it, but for its two query methods. */
-  function wrap(connection: DatabaseConnection): DatabaseConnection {
-    let out = wrapped.get(connection);
+  function wrap(connection: DatabaseConnection, acquisition?: Acquisition): DatabaseConnection {
+    let out = acquisition === undefined ? wrapped.get(connection) : undefined;
     if (out === undefined) {
       out = new Proxy(connection, {
         get(target, key) {
-          if (key === 'executeQuery') return (query: CompiledQuery) => execute(target, query);
+          if (key === 'executeQuery') return (query: CompiledQuery) => execute(target, query, acquisition);
           if (key === 'streamQuery') return (query: CompiledQuery, chunkSize?: number) => stream(target, query, chunkSize);
           const value = Reflect.get(target, key, target) as unknown;
           // The driver's own methods (PostgreSQL's release and discard) run on the real connection.
           return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
         },
       });
-      wrapped.set(connection, out);
+      if (acquisition === undefined) wrapped.set(connection, out);
     }
     return out;
   }
 
+  /** The acquisition the next `provideConnection` is for: set by `single`, for one synchronous call. */
+  let next: Acquisition | undefined;
   const provider: ConnectionProvider = {
-    provideConnection: (consumer) => base.provideConnection((connection) => consumer(wrap(connection))),
+    provideConnection: (consumer) => {
+      const acquisition = next;
+      next = undefined;
+      return base.provideConnection((connection) => consumer(wrap(connection, acquisition)));
+    },
   };
-  return withExecutor(db, base.withConnectionProvider(provider));
+
+  /**
+   * One query on a connection of its own (`db.updateTable(...).execute()`, not a transaction's nor
+   * `connection()`'s): an update, a delete or an upsert reads its rows first on a short acquisition
+   * of its own, whose `dependentPaths` runs once it is released (before the write: a delete's rows
+   * are still there); the rows the write itself finds reach `dependentPaths` once its connection
+   * is released (and page-dumper's own MySQL transaction committed), before its promise resolves.
+   */
+  async function single(executor: QueryExecutor, query: CompiledQuery, rest: unknown[]): Promise<QueryResult<unknown>> {
+    const run = (acquisition: Acquisition | undefined) => {
+      next = acquisition;
+      try {
+        return (executor.executeQuery as (q: CompiledQuery, ...r: unknown[]) => Promise<QueryResult<unknown>>).call(executor, query, ...rest);
+      } finally {
+        next = undefined;
+      }
+    };
+    const node = query.query;
+    const targets = isWrite(node) && nestedWrites(node).length === 0 && (node as { explain?: unknown }).explain === undefined ? writes.targets(node) : undefined;
+    if (targets === undefined) return run(undefined);
+    const acquisition: Acquisition = { known: new Map(), rows: [], after: [] };
+    if (writes.readsFirst(node)) {
+      const rows = await base.provideConnection((connection) => (transactions.has(connection) ? Promise.resolve([]) : writes.probe(connection, query, targets)));
+      acquisition.known = await writes.resolve(rows);
+    }
+    const result = await run(acquisition);
+    for (const task of acquisition.after) await task();
+    return result;
+  }
+
+  /** The executor, and those its plugin methods derive, with `executeQuery` through `single`. */
+  function decorate(executor: QueryExecutor): QueryExecutor {
+    return new Proxy(executor, {
+      get(target, key) {
+        if (key === 'executeQuery') return (query: CompiledQuery, ...rest: unknown[]) => single(target, query, rest);
+        const value = Reflect.get(target, key, target) as unknown;
+        if (typeof value !== 'function') return value;
+        if (key === 'withPlugin' || key === 'withPlugins' || key === 'withPluginAtFront' || key === 'withoutPlugins') {
+          return (...args: unknown[]) => decorate((value as (...a: unknown[]) => QueryExecutor).apply(target, args));
+        }
+        return (value as (...args: unknown[]) => unknown).bind(target);
+      },
+    });
+  }
+
+  return withExecutor(db, decorate(base.withConnectionProvider(provider)));
 }
 
 /** A Kysely instance, from this copy of kysely or another (its CommonJS build): by its methods. */

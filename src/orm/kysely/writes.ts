@@ -13,6 +13,9 @@
  *   django-dumper's `pre_delete`); on PostgreSQL and SQLite a RETURNING catches any row the read
  *   did not see.
  *
+ * Outside a transaction, `dependentPaths` does not run while the write holds its connection: the
+ * rows are collected, and resolved once it is released (see `probe`, `resolve` and index.ts).
+ *
  * A write to a table that is not registered runs as it is. A write whose rows cannot be known
  * (more than `maxRows`, `INSERT ... SELECT` on MySQL, `MERGE`...) still runs, and every page is
  * invalidated, with a warning.
@@ -111,6 +114,17 @@ export class AfterWrite extends Error {
   }
 }
 
+/**
+ * A write outside a transaction: the rows whose dependents were resolved before its connection
+ * was taken (`known`), and those left for after its release (`rows`).
+ */
+export interface Deferred {
+  known: Map<string, Dependents>;
+  readonly rows: { model: string; row: Row }[];
+}
+
+const STOP = Symbol('page-dumper: probe stops before the write');
+
 const PREFIX = '__page_dumper_';
 const QUERY_ID = { queryId: 'page-dumper' };
 
@@ -163,6 +177,8 @@ export class Writes {
   readonly #compile: (node: RootOperationNode) => CompiledQuery;
   readonly #maxRows: number;
   readonly #tables = new Map<string, Promise<TableInfo>>();
+  /** The rows whose dependents wait for the connection's release, by the connection of a run. */
+  readonly #deferred = new WeakMap<DatabaseConnection, Deferred>();
   /** MySQL's innodb_autoinc_lock_mode: whether the ids of one multi-row insert are consecutive. */
   #lockMode: Promise<number> | undefined;
 
@@ -229,7 +245,13 @@ export class Writes {
    * it in a transaction of its own (`FOR UPDATE` on the read before): MySQL has no RETURNING to
    * tell which rows the write really changed.
    */
-  async run(connection: DatabaseConnection, query: CompiledQuery, targets: Target[], inTransaction: boolean): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
+  async run(
+    connection: DatabaseConnection,
+    query: CompiledQuery,
+    targets: Target[],
+    inTransaction: boolean,
+    deferred?: Deferred,
+  ): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
     const node = query.query;
     const state = { ran: false };
     const conn: DatabaseConnection = {
@@ -240,6 +262,7 @@ export class Writes {
       },
       streamQuery: (q, chunkSize) => connection.streamQuery(q, chunkSize),
     };
+    if (deferred !== undefined) this.#deferred.set(conn, deferred);
     let own = this.#dialect === 'mysql' && !inTransaction && this.#overwrites(node);
     if (own && (await this.#serverTransaction(connection))) {
       // A transaction the statements seen do not tell (SET autocommit = 0, XA START, a comment
@@ -287,6 +310,13 @@ export class Writes {
     return n.onDuplicateKey !== undefined || n.replace === true;
   }
 
+  /** A write that reads rows before it runs, on any dialect (an upsert included). */
+  readsFirst(node: OperationNode): boolean {
+    if (this.#overwrites(node)) return true;
+    const conflict = (node as InsertQueryNode).onConflict;
+    return node.kind === 'InsertQueryNode' && conflict !== undefined && !conflict.doNothing && conflict.updates !== undefined;
+  }
+
   async #run(connection: DatabaseConnection, query: CompiledQuery, targets: Target[], inTransaction: boolean): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
     const node = query.query;
     const plain = async (reason: string) => ({ result: await connection.executeQuery(query), outcome: new Fallback(reason) });
@@ -323,11 +353,11 @@ export class Writes {
         const read = await this.#select(connection, target, [target.from], undefined, WhereNode.create(matching(undefined, keys, values)), undefined, inTransaction);
         if (read === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
         before = read;
-        early = await this.#dependents(target, before);
+        early = await this.#dependents(connection, target, before);
       }
       const { result, rows } = await this.#returning(connection, query, node, target);
       if (rows.length > this.#maxRows) return { result, outcome: this.#tooMany() };
-      return { result, outcome: [...early, ...(await this.#dependents(target, unique(rows)))] };
+      return { result, outcome: [...early, ...(await this.#dependents(connection, target, unique(rows)))] };
     }
 
     // MySQL: find the rows again by the unique keys the inserted rows set, or by the ids the insert reports.
@@ -366,14 +396,14 @@ export class Writes {
       const read = await this.#select(connection, target, [target.from], undefined, WhereNode.create(found), undefined, inTransaction);
       if (read === undefined) return fallback(this.#tooMany().reason);
       before = read;
-      early = await this.#dependents(target, before);
+      early = await this.#dependents(connection, target, before);
       if (before.length > 0 && info.primaryKey.length === 0) return fallback(`${target.table} has no primary key, so the upserted rows cannot be found again`);
       const result = await connection.executeQuery(query);
       // After: the rows it overwrote (by primary key: an update keeps its unique keys) and those the values name.
       const key = before.length > 0 ? OrNode.create(found, matching(undefined, info.primaryKey, before)) : found;
       const after = await this.#select(connection, target, [target.from], undefined, WhereNode.create(key), undefined, false);
       if (after === undefined) return { result, outcome: this.#tooMany() };
-      return { result, outcome: [...early, ...(await this.#dependents(target, after))] };
+      return { result, outcome: [...early, ...(await this.#dependents(connection, target, after))] };
     }
 
     let key = rows.length > 0 && rows.every(setsKey) ? byValues() : undefined;
@@ -396,7 +426,7 @@ export class Writes {
     }
     const after = await this.#select(connection, target, [target.from], undefined, WhereNode.create(key), undefined, false);
     if (after === undefined) return { result, outcome: this.#tooMany() };
-    return { result, outcome: [...early, ...(await this.#dependents(target, after))] };
+    return { result, outcome: [...early, ...(await this.#dependents(connection, target, after))] };
   }
 
   async #update(connection: DatabaseConnection, query: CompiledQuery, node: UpdateQueryNode, targets: Target[], inTransaction: boolean) {
@@ -410,7 +440,7 @@ export class Writes {
       if (rows === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
       before.push(rows);
       // Computed before the write: a `dependentPaths` that fails rejects the write before it runs.
-      early.push(...(await this.#dependents(target, rows)));
+      early.push(...(await this.#dependents(connection, target, rows)));
     }
     if (this.#dialect !== 'mysql') {
       const target = targets[0]!;
@@ -423,7 +453,7 @@ export class Writes {
       const seen = new Set(before[0]!.map((r) => rowKey(pick(r, key))));
       const missed = key.length === 0 || changesKey ? after.length > before[0]!.length : after.some((r) => !seen.has(rowKey(pick(r, key))));
       if (missed) return { result, outcome: new Fallback('it changed a row the read before it did not see (a concurrent write)') };
-      return { result, outcome: [...early, ...(await this.#dependents(target, after))] };
+      return { result, outcome: [...early, ...(await this.#dependents(connection, target, after))] };
     }
     const infos = await Promise.all(targets.map((t) => this.#info(connection, t)));
     const result = await connection.executeQuery(query);
@@ -438,7 +468,7 @@ export class Writes {
         return { result, outcome: new Fallback('it changes primary keys, so the rows cannot be found again') };
       }
       const after = await this.#select(connection, target, [target.from], undefined, WhereNode.create(matching(undefined, key, rows)), undefined, false);
-      outcome.push(...(await this.#dependents(target, after ?? [])));
+      outcome.push(...(await this.#dependents(connection, target, after ?? [])));
     }
     return { result, outcome };
   }
@@ -456,7 +486,7 @@ export class Writes {
       read.push(before);
       for (const row of before) seen.add(rowKey(row));
       // Before the delete: what dependentPaths reads may go with the row.
-      early.push(...(await this.#dependents(target, before)));
+      early.push(...(await this.#dependents(connection, target, before)));
     }
     if (this.#dialect === 'mysql') {
       const result = await connection.executeQuery(query);
@@ -467,7 +497,7 @@ export class Writes {
     // A row the read did not see (inserted in between by another connection) still comes back here.
     const { result, rows } = await this.#returning(connection, query, node, targets[0]!);
     const missed = unique(rows).filter((row) => !seen.has(rowKey(row)));
-    return { result, outcome: [...early, ...(await this.#dependents(targets[0]!, missed))] };
+    return { result, outcome: [...early, ...(await this.#dependents(connection, targets[0]!, missed))] };
   }
 
   /**
@@ -601,8 +631,48 @@ export class Writes {
 
   // ---------------------------------------------------------------- dependents
 
-  async #dependents(target: Target, rows: readonly Row[]): Promise<Dependents[]> {
-    return Promise.all(rows.map((row) => this.#dumper.dependentsOf(target.model, row)));
+  async #dependents(connection: DatabaseConnection, target: Target, rows: readonly Row[]): Promise<Dependents[]> {
+    const deferred = this.#deferred.get(connection);
+    if (deferred === undefined) return Promise.all(rows.map((row) => this.#dumper.dependentsOf(target.model, row)));
+    // Outside a transaction: only the rows read (and resolved) before the write's connection was
+    // taken are resolved here; the others are collected, for after the connection is released.
+    const out: Dependents[] = [];
+    for (const row of rows) {
+      const known = deferred.known.get(`${target.model}\u0000${rowKey(row)}`);
+      if (known !== undefined) out.push(known);
+      else deferred.rows.push({ model: target.model, row });
+    }
+    return out;
+  }
+
+  /** The dependents of collected rows (`dependentPaths` runs here, with no connection held). */
+  async resolve(rows: readonly { model: string; row: Row }[]): Promise<Map<string, Dependents>> {
+    const out = new Map<string, Dependents>();
+    const all = await Promise.all(rows.map(({ model, row }) => this.#dumper.dependentsOf(model, row)));
+    rows.forEach(({ model, row }, i) => out.set(`${model}\u0000${rowKey(row)}`, all[i]!));
+    return out;
+  }
+
+  /**
+   * Reads, on a connection of its own (released before `dependentPaths` runs), the rows an
+   * update, a delete or an upsert reads before it writes: the write itself does not run.
+   */
+  async probe(connection: DatabaseConnection, query: CompiledQuery, targets: Target[]): Promise<{ model: string; row: Row }[]> {
+    const deferred: Deferred = { known: new Map(), rows: [] };
+    const conn: DatabaseConnection = {
+      executeQuery: async <R>(q: CompiledQuery) => {
+        if (isWrite(q.query)) throw STOP;
+        return connection.executeQuery<R>(q);
+      },
+      streamQuery: (q, chunkSize) => connection.streamQuery(q, chunkSize),
+    };
+    this.#deferred.set(conn, deferred);
+    try {
+      await this.#run(conn, query, targets, false);
+    } catch (error) {
+      if (error !== STOP) throw error;
+    }
+    return deferred.rows;
   }
 
   #tooMany(): Fallback {
