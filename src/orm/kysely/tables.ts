@@ -1,8 +1,9 @@
 /**
  * What page-dumper needs to know about a written table, read from the database once per table
  * (per wrapped Kysely) on the write's own connection: its columns (to add them to a RETURNING the
- * caller narrowed), and on MySQL its primary key, unique keys and auto-increment column (to find
- * the rows a write touched again, MySQL having no RETURNING).
+ * caller narrowed), its primary key and unique keys (on PostgreSQL, to choose the lock of the read
+ * before an update), and on MySQL its auto-increment column (to find the rows a write touched
+ * again, MySQL having no RETURNING).
  */
 import { CompiledQuery, type DatabaseConnection } from 'kysely';
 
@@ -13,7 +14,7 @@ export interface TableInfo {
   readonly columns: readonly string[];
   /** The primary key's columns; empty when the table has none. */
   readonly primaryKey: readonly string[];
-  /** Every unique key (the primary key first), as column lists. MySQL only. */
+  /** Every unique key (the primary key first), as column lists. MySQL and PostgreSQL. */
   readonly uniques: ReadonlyArray<readonly string[]>;
   /** The auto-increment column, if any. MySQL only. */
   readonly autoIncrement: string | undefined;
@@ -40,7 +41,20 @@ export async function readTable(connection: DatabaseConnection, dialect: Dialect
       ),
     );
     const primaryKey = pk.rows.map((r) => r.attname);
-    return { columns: rows.map((r) => r.attname), primaryKey, uniques: primaryKey.length > 0 ? [primaryKey] : [], autoIncrement: undefined };
+    // Every unique index's columns (an update setting none takes FOR NO KEY UPDATE).
+    const idx = await connection.executeQuery<{ idx: string; attname: string }>(
+      CompiledQuery.raw(
+        'select i.indexrelid::text as idx, a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) where i.indrelid = to_regclass($1) and i.indisunique and not i.indisprimary order by i.indexrelid, array_position(i.indkey::int2[], a.attnum)',
+        [name],
+      ),
+    );
+    const others = new Map<string, string[]>();
+    for (const { idx: i, attname } of idx.rows) {
+      let list = others.get(i);
+      if (list === undefined) others.set(i, (list = []));
+      list.push(attname);
+    }
+    return { columns: rows.map((r) => r.attname), primaryKey, uniques: [...(primaryKey.length > 0 ? [primaryKey] : []), ...others.values()], autoIncrement: undefined };
   }
   const where = `TABLE_SCHEMA = ${schema === undefined ? 'database()' : '?'} and TABLE_NAME = ?`;
   const params = schema === undefined ? [table] : [schema, table];

@@ -243,7 +243,10 @@ export class Writes {
    *
    * On MySQL outside a transaction, an update, a delete or an upsert runs with the reads around
    * it in a transaction of its own (`FOR UPDATE` on the read before): MySQL has no RETURNING to
-   * tell which rows the write really changed.
+   * tell which rows the write really changed. On PostgreSQL the same holds for a write on a
+   * connection of its own (see `ownPostgres`), its read locked FOR NO KEY UPDATE (FOR UPDATE for a
+   * delete, or an update that sets a key column), so no other connection changes those rows
+   * between the read and the write.
    */
   async run(
     connection: DatabaseConnection,
@@ -264,7 +267,14 @@ export class Writes {
     };
     if (deferred !== undefined) this.#deferred.set(conn, deferred);
     let own = this.#dialect === 'mysql' && !inTransaction && this.#overwrites(node);
-    if (own && (await this.#serverTransaction(connection))) {
+    // PostgreSQL: the read before an update, a delete or an upsert is locked only in a
+    // transaction; without one, a row another connection changes between that read and the write
+    // has a state read by no one. One is opened only on a connection the pool handed out for this
+    // write alone (`deferred`) and that the statements seen leave idle: a BEGIN there cannot land
+    // in a caller's transaction (PostgreSQL only warns of it), nor its COMMIT end one.
+    const ownPostgres = this.#dialect === 'postgres' && !inTransaction && deferred !== undefined && this.readsFirst(node);
+    own ||= ownPostgres;
+    if (own && !ownPostgres && (await this.#serverTransaction(connection))) {
       // A transaction the statements seen do not tell (SET autocommit = 0, XA START, a comment
       // before BEGIN...): a BEGIN here would commit the caller's work. The write runs in it, its
       // reads locked; its commit is not seen, so its pages are invalidated only now.
@@ -436,7 +446,13 @@ export class Writes {
     const before: Row[][] = [];
     const early: Dependents[] = [];
     for (const target of targets) {
-      const rows = await this.#select(connection, target, froms, node.joins, node.where, node.with, inTransaction);
+      // PostgreSQL: FOR NO KEY UPDATE (the lock the update itself takes) unless it sets a key column.
+      let lock: boolean | 'no key' = inTransaction;
+      if (inTransaction && this.#dialect === 'postgres') {
+        const keyed = new Set((await this.#info(connection, target)).uniques.flat());
+        if (!(node.updates?.some((u) => keyed.has(columnName(u.column) ?? '')) ?? false)) lock = 'no key';
+      }
+      const rows = await this.#select(connection, target, froms, node.joins, node.where, node.with, lock);
       if (rows === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
       before.push(rows);
       // Computed before the write: a `dependentPaths` that fails rejects the write before it runs.
@@ -518,7 +534,7 @@ export class Writes {
   /**
    * The target's rows that a predicate matches, as `selectAll()` returns them, read on the
    * write's connection; `undefined` when there are more than `maxRows`. Inside a MySQL or
-   * PostgreSQL transaction the read locks them (FOR UPDATE), so the write changes the rows it read.
+   * PostgreSQL transaction the read locks them (FOR UPDATE, or FOR NO KEY UPDATE for an update setting no key), so the write changes the rows it read.
    */
   async #select(
     connection: DatabaseConnection,
@@ -527,7 +543,7 @@ export class Writes {
     joins: SelectQueryNode['joins'],
     where: WhereNode | undefined,
     withNode: SelectQueryNode['with'],
-    lock: boolean,
+    lock: boolean | 'no key',
   ): Promise<Row[] | undefined> {
     const select: SelectQueryNode = {
       kind: 'SelectQueryNode',
@@ -539,7 +555,10 @@ export class Writes {
       limit: LimitNode.create(ValueNode.createImmediate(this.#maxRows + 1)),
       // PostgreSQL locks only the target's rows (FOR UPDATE OF); MariaDB has no OF: every table's.
       ...(lock && this.#dialect === 'mysql' && { endModifiers: [SelectModifierNode.create('ForUpdate')] }),
-      ...(lock && this.#dialect === 'postgres' && { endModifiers: [SelectModifierNode.create('ForUpdate', [target.ref === target.node ? TableNode.create(target.table) : target.ref])] }),
+      ...(lock !== false &&
+        this.#dialect === 'postgres' && {
+          endModifiers: [SelectModifierNode.create(lock === 'no key' ? 'ForNoKeyUpdate' : 'ForUpdate', [target.ref === target.node ? TableNode.create(target.table) : target.ref])],
+        }),
     };
     const { rows } = await connection.executeQuery<Row>(this.#compile(select));
     if (rows.length > this.#maxRows) return undefined;
