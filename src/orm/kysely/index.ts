@@ -20,7 +20,7 @@ import { MysqlAdapter, PostgresAdapter, SqliteAdapter, type CompiledQuery, type 
 import type { ConnectionProvider, Kysely, QueryExecutor } from 'kysely';
 import { assertDumper, type Dependents, type Dumper } from '../../core/dumper.js';
 import type { DialectName } from './tables.js';
-import { AfterWrite, Fallback, isWrite, nestedWrites, QUERY_ID, Writes, type Deferred, type Frame, type Outcome } from './writes.js';
+import { AfterWrite, Fallback, isWrite, nestedWrites, QUERY_ID, Unknown, Writes, type Deferred, type Frame, type Outcome } from './writes.js';
 
 /** A write's own acquisition of a connection: what runs once it is released. */
 interface Acquisition extends Deferred {
@@ -229,6 +229,23 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     try {
       ran = await writes.run(connection, query, targets, frames !== undefined, deferred);
     } catch (error) {
+      if (error instanceof Unknown) {
+        const reason = error.error instanceof Error ? error.error.message : String(error.error);
+        if (error.stuck) {
+          // The ROLLBACK failed: the connection may still be in the transaction (its BEGIN and the
+          // write maybe still running on the server). It goes back to the pool, but is tracked as
+          // in a transaction whose end page-dumper does not know: later writes on it never open a
+          // transaction of their own, nor commit one; each invalidates its pages as it runs, and
+          // every page is invalidated again at its COMMIT, if one is ever seen.
+          transactions.set(connection, [{ name: undefined, pending: [], all: true }]);
+          dumper.log.warn(
+            `kysely ${kindOf(node)} of ${models}: the ROLLBACK of page-dumper's own transaction failed (${reason}); the connection may still be in that transaction, and is treated as in a transaction page-dumper does not know the end of`,
+            { table: models, operation: kindOf(node) },
+          );
+        }
+        await apply(new Fallback(`page-dumper's own transaction failed after its BEGIN (${reason}); whether the write committed is unknown`), undefined, models, kindOf(node));
+        throw error.error;
+      }
       if (!(error instanceof AfterWrite)) throw error;
       // The write ran but its rows could not all be resolved: nothing may stay stale.
       const reason = error.error instanceof Error ? error.error.message : String(error.error);

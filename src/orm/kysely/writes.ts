@@ -115,6 +115,21 @@ export class AfterWrite extends Error {
 }
 
 /**
+ * A write in page-dumper's own transaction failed after its BEGIN was sent, and whether it
+ * committed is unknown (a COMMIT that failed, or a ROLLBACK that failed): the caller invalidates
+ * every page before rethrowing `error`. `stuck`: the ROLLBACK failed, so the connection may still
+ * be in that transaction, whose end page-dumper does not know.
+ */
+export class Unknown extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly stuck: boolean,
+  ) {
+    super('page-dumper: the outcome of a write in its own transaction is unknown');
+  }
+}
+
+/**
  * A write outside a transaction: the rows whose dependents were resolved before its connection
  * was taken (`known`), and those left for after its release (`rows`).
  */
@@ -287,19 +302,34 @@ export class Writes {
     }
     try {
       if (!own) return await this.#run(conn, query, targets, inTransaction);
-      await connection.executeQuery(CompiledQuery.raw('begin'));
+      // Once BEGIN is sent, a failure leaves the outcome unknown unless a ROLLBACK is known to
+      // have run before any COMMIT was sent: a client-side timeout (node-postgres `query_timeout`)
+      // rejects a statement the server still runs, and the statements queued behind it with it.
+      let committing = false;
       try {
+        await connection.executeQuery(CompiledQuery.raw('begin'));
         const out = await this.#run(conn, query, targets, true);
+        committing = true;
         await connection.executeQuery(CompiledQuery.raw('commit'));
         return out;
       } catch (error) {
-        await connection.executeQuery(CompiledQuery.raw('rollback')).then(
-          () => (state.ran = false),
-          () => undefined,
-        );
-        throw error;
+        let rolledBack = false;
+        if (!committing) {
+          rolledBack = await connection.executeQuery(CompiledQuery.raw('rollback')).then(
+            () => true,
+            () => false,
+          );
+        }
+        if (rolledBack) {
+          state.ran = false;
+          throw error;
+        }
+        // A COMMIT was sent and failed (the server may have completed it), or the ROLLBACK
+        // failed: the write may be committed, and the connection may still hold the transaction.
+        throw new Unknown(error, !committing);
       }
     } catch (error) {
+      if (error instanceof Unknown) throw error;
       if (state.ran) throw new AfterWrite(error);
       throw error;
     }

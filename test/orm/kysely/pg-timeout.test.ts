@@ -1,0 +1,84 @@
+/**
+ * PostgreSQL outside a transaction, with node-postgres' `query_timeout` (a client-side timeout:
+ * the query is rejected while the server still runs it, and the statements queued behind it are
+ * rejected with it, never sent). A write in page-dumper's own transaction times out; its ROLLBACK
+ * times out too, and the connection goes back to the pool (of one) still in that transaction. The
+ * next write on it must not commit the first one (which its caller was told had failed) on its
+ * own, and the failed write's outcome being unknown, every page is invalidated.
+ */
+import { randomBytes } from 'node:crypto';
+import { Kysely, PostgresDialect, type Generated } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createDumper } from '../../../src/index.js';
+import { kyselyDumper } from '../../../src/orm/kysely/index.js';
+import { needService } from '../../support/services.js';
+
+interface DB {
+  ky_slow: { id: Generated<number>; slug: string; name: string };
+}
+
+const URL = 'postgresql://postgres@127.0.0.1:5432/test';
+const servers = (await needService('postgres')) ? ['postgres'] : [];
+
+describe.each(servers)('kyselyDumper, a write the client times out in its own transaction (%s)', () => {
+  const schema = `ky_${randomBytes(6).toString('hex')}`;
+  const application = `ky_timeout_${randomBytes(4).toString('hex')}`;
+  let admin: pg.Client;
+  let pool: pg.Pool;
+  let raw: Kysely<DB>;
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: URL });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA "${schema}"`);
+    await admin.query(`CREATE TABLE "${schema}".ky_slow (id SERIAL PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL)`);
+    await admin.query(
+      `CREATE FUNCTION "${schema}".ky_slow_sleep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = 'slow' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`,
+    );
+    await admin.query(`CREATE TRIGGER ky_slow_sleep BEFORE UPDATE ON "${schema}".ky_slow FOR EACH ROW EXECUTE FUNCTION "${schema}".ky_slow_sleep()`);
+    await admin.query(`INSERT INTO "${schema}".ky_slow (slug, name) VALUES ('a', 'A'), ('b', 'B')`);
+    pool = new pg.Pool({ connectionString: URL, max: 1, query_timeout: 300, application_name: application, options: `-c search_path=${schema}` });
+    raw = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  });
+  afterAll(async () => {
+    // Closing the pool's connection ends (rolls back) whatever transaction it was left in.
+    await raw?.destroy();
+    await admin?.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await admin?.end();
+  });
+
+  test('the failed write is never committed by page-dumper, and its pages are invalidated', async () => {
+    let all = 0;
+    const warnings: string[] = [];
+    const dumper = createDumper({ logger: { debug() {}, warn: (m: string) => void warnings.push(m), error() {} } });
+    dumper.register('ky_slow', { dependentPaths: (row: { slug: string }) => [`/slow/${row.slug}/`] });
+    const invalidateAll = dumper.invalidateAll.bind(dumper);
+    dumper.invalidateAll = async () => {
+      all++;
+      return invalidateAll();
+    };
+    const db = kyselyDumper(dumper, raw);
+    try {
+      await expect(db.updateTable('ky_slow').set({ name: 'slow' }).where('slug', '=', 'a').execute()).rejects.toThrow();
+      const afterFirst = all;
+      // Wait for the server to finish the write (its connection then idle, in the transaction).
+      for (;;) {
+        const { rows } = await admin.query<{ state: string | null }>('select state from pg_stat_activity where application_name = $1', [application]);
+        if (rows[0]?.state !== 'active') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await db.updateTable('ky_slow').set({ name: 'B2' }).where('slug', '=', 'b').execute();
+      const { rows } = await admin.query<{ name: string }>(`SELECT name FROM "${schema}".ky_slow WHERE slug = 'a'`);
+      const committed = rows[0]!.name === 'slow';
+      // Either the failed write is not committed, or every page was invalidated after it failed.
+      expect(!committed || afterFirst > 0, 'write 1 committed without invalidation').toBe(true);
+      // And never silently committed by page-dumper's own COMMIT.
+      expect(committed, 'the write its caller was told had failed was committed').toBe(false);
+      expect(afterFirst, 'every page invalidated once write 1 failed with an unknown outcome').toBeGreaterThan(0);
+      expect(warnings.some((w) => /ROLLBACK/.test(w))).toBe(true);
+    } finally {
+      await dumper.close();
+    }
+  });
+});
