@@ -16,7 +16,7 @@
  * `startTransaction()` with its savepoints, `connection()` and even a `sql\`begin\`` of the
  * caller's own are all seen the same way.
  */
-import { MysqlAdapter, PostgresAdapter, SqliteAdapter, type CompiledQuery, type DatabaseConnection, type QueryResult, type RootOperationNode } from 'kysely';
+import { CompiledQuery, MysqlAdapter, PostgresAdapter, SqliteAdapter, type DatabaseConnection, type QueryResult, type RootOperationNode } from 'kysely';
 import type { ConnectionProvider, Kysely, QueryExecutor } from 'kysely';
 import { assertDumper, type Dependents, type Dumper } from '../../core/dumper.js';
 import type { DialectName } from './tables.js';
@@ -147,7 +147,28 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     if (pending.length > 0) await dumper.invalidateDependents(pending);
   }
 
+  /**
+   * Connections whose ROLLBACK of page-dumper's own transaction failed (a client-side timeout
+   * drops it unsent while the write still runs on the server): they may still be in that
+   * transaction. Nothing else may run in it — a later write would be lost with it, or committed
+   * with it — so the next query on such a connection first sends ROLLBACK again (the write that
+   * failed is then rolled back: its pages were invalidated when it failed), and fails, without
+   * running, if that fails too.
+   */
+  const stuck = new WeakSet<DatabaseConnection>();
+
+  async function unstick(connection: DatabaseConnection): Promise<void> {
+    try {
+      await connection.executeQuery(CompiledQuery.raw('rollback'));
+    } catch (error) {
+      throw new Error(`page-dumper: this connection may still be in a transaction page-dumper opened and could not roll back; the query was not run (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+    }
+    stuck.delete(connection);
+    transactions.delete(connection);
+  }
+
   async function execute<R>(connection: DatabaseConnection, query: CompiledQuery, acquisition?: Acquisition): Promise<QueryResult<R>> {
+    if (stuck.has(connection)) await unstick(connection);
     const node = query.query;
     if (node.kind === 'RawNode') {
       const statement = control(query.sql);
@@ -237,9 +258,9 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
           // in a transaction whose end page-dumper does not know: later writes on it never open a
           // transaction of their own, nor commit one; each invalidates its pages as it runs, and
           // every page is invalidated again at its COMMIT, if one is ever seen.
-          transactions.set(connection, [{ name: undefined, pending: [], all: true }]);
+          stuck.add(connection);
           dumper.log.warn(
-            `kysely ${kindOf(node)} of ${models}: the ROLLBACK of page-dumper's own transaction failed (${reason}); the connection may still be in that transaction, and is treated as in a transaction page-dumper does not know the end of`,
+            `kysely ${kindOf(node)} of ${models}: the ROLLBACK of page-dumper's own transaction failed (${reason}); the connection may still be in that transaction: its next query sends ROLLBACK first, and fails if that fails again`,
             { table: models, operation: kindOf(node) },
           );
         }
