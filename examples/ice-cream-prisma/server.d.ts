@@ -9,10 +9,11 @@ export interface CreateAppOptions {
   logger?: DumperLogger | false;
 }
 
-/** The model delegates the example's test reads through. */
+/** The model delegates the example's test reads and writes through. */
 interface Delegate<Row> {
   findUniqueOrThrow(args: { where: { slug: string } }): Promise<Row>;
   delete(args: { where: { id: number } }): Promise<Row>;
+  update(args: { where: { id: number } | { slug: string }; data: Record<string, unknown> }): Promise<Row>;
 }
 
 export interface DemoApp {
