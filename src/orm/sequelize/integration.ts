@@ -1,0 +1,565 @@
+/**
+ * The machinery behind `sequelizeDumper()`: hooks on the Sequelize instance (they run for every
+ * model of it, defined before or after), which find the rows of each write and call their models'
+ * `dependentPaths()`; a wrapper of the query interface's increment and decrement (Sequelize runs
+ * no hook for them) and of its bulk update and delete (whose hooks are not told how many rows
+ * the write touched); and, per transaction, the invalidations to make again after the commit.
+ */
+import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize';
+import type { Dependents, Dumper } from '../../core/dumper.js';
+import type { ModelClass } from '../../core/models.js';
+import {
+  asBefore,
+  byKey,
+  collisions,
+  differs,
+  info,
+  isParanoid,
+  keyless,
+  rootOf,
+  row,
+  sidesOf,
+  softDeleted,
+  type ModelInfo,
+  type Ops,
+  type TransactionInfo,
+} from './rows.js';
+
+export interface Settings {
+  readonly maxRows: number;
+  readonly invalidateOnRollback: boolean;
+}
+
+/** Marks a point in a transaction's buffer where every page must be invalidated. */
+const ALL = Symbol('every page');
+type Entry = Dependents[] | typeof ALL;
+
+/** What a transaction holds until its outermost transaction commits. */
+interface TransactionState {
+  readonly entries: Array<{ readonly transaction: Transaction; readonly entry: Entry }>;
+}
+
+/** What a before-hook found, for the after-hook of the same write. */
+interface Pending {
+  /** The rows as they were (a bulk write's matching rows; an instance's stored row). */
+  readonly rows: readonly Model[];
+  readonly before: Dependents[];
+  /** The condition that found the rows of an upsert, to find them again after it. */
+  readonly where?: object;
+  /** Why the rows cannot be told: every page is invalidated after the write. */
+  readonly unresolved?: string;
+}
+
+/** Options of a write as the hooks see them (Sequelize passes one object to the before- and after-hook). */
+interface WriteOptions {
+  transaction?: Transaction | null;
+  individualHooks?: boolean;
+  force?: boolean;
+  truncate?: boolean;
+  cascade?: boolean;
+  where?: object;
+  fields?: readonly string[];
+  updateOnDuplicate?: readonly string[];
+  instance?: Model;
+  model?: ModelStatic<Model>;
+}
+
+type Compute = () => Promise<Dependents[] | string | undefined>;
+type QueryInterfaceMethod = (this: unknown, ...args: unknown[]) => Promise<unknown>;
+
+/** Rows are found again by primary key this many at a time (bound parameters: SQLite allows 32766). */
+const CHUNK = 500;
+
+/** The hooks, by Sequelize hook name. */
+export const HOOKS = [
+  'afterCreate',
+  'beforeUpdate',
+  'afterUpdate',
+  'beforeDestroy',
+  'afterDestroy',
+  'beforeRestore',
+  'afterRestore',
+  'beforeUpsert',
+  'afterUpsert',
+  'beforeBulkCreate',
+  'afterBulkCreate',
+  'beforeBulkUpdate',
+  'afterBulkUpdate',
+  'beforeBulkDestroy',
+  'afterBulkDestroy',
+  'beforeBulkRestore',
+  'afterBulkRestore',
+] as const;
+export type HookName = (typeof HOOKS)[number];
+
+/** The query interface methods wrapped, and why. */
+export const WRAPPED = ['increment', 'decrement', 'bulkUpdate', 'bulkDelete'] as const;
+
+export class SequelizeIntegration {
+  readonly #dumper: Dumper;
+  readonly #sequelize: Sequelize;
+  readonly #settings: Settings;
+  readonly #op: Ops;
+  /** Bulk writes (and upserts, bulk creates): what their before-hook found, by their options object. */
+  readonly #pending = new WeakMap<object, Pending>();
+  /** Instance writes: by options object, then instance (`individualHooks` shares one options object). */
+  readonly #pendingRows = new WeakMap<object, Map<Model, Pending>>();
+  /** How many rows a bulk update or delete touched, by its options object. */
+  readonly #affected = new WeakMap<object, number>();
+  readonly #transactions = new WeakMap<Transaction, TransactionState>();
+  readonly #rollbackWrapped = new WeakSet<Transaction>();
+  #closed = false;
+
+  constructor(dumper: Dumper, sequelize: Sequelize, settings: Settings) {
+    this.#dumper = dumper;
+    this.#sequelize = sequelize;
+    this.#settings = settings;
+    this.#op = (sequelize.constructor as unknown as { Op: Ops }).Op;
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** The hook functions, to add with `sequelize.addHook()`. Each runs with the model as `this`. */
+  hooks(): Record<HookName, (...args: never[]) => Promise<void>> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    const model = (m: unknown, options: WriteOptions | undefined): ModelInfo => info((options?.model ?? m) as ModelInfo);
+    return {
+      async afterCreate(instance: Model, options: WriteOptions) {
+        await self.#created(ownModel(instance), [instance], options, 'a create');
+      },
+      async beforeUpdate(instance: Model, options: WriteOptions) {
+        await self.#beforeRow(instance, options);
+      },
+      async afterUpdate(instance: Model, options: WriteOptions) {
+        await self.#afterRow(instance, options, 'an update', new Set(options.fields ?? []));
+      },
+      async beforeDestroy(instance: Model, options: WriteOptions) {
+        await self.#beforeRow(instance, options);
+      },
+      async afterDestroy(instance: Model, options: WriteOptions) {
+        await self.#afterRow(instance, options, 'a destroy', undefined);
+      },
+      async beforeRestore(instance: Model, options: WriteOptions) {
+        await self.#beforeRow(instance, options);
+      },
+      async afterRestore(instance: Model, options: WriteOptions) {
+        // A restore writes the deletedAt column (and updatedAt), whatever `fields` says.
+        const { deletedAt, updatedAt } = ownModel(instance)._timestampAttributes ?? {};
+        await self.#afterRow(instance, options, 'a restore', new Set([deletedAt, updatedAt].filter((a): a is string => a !== undefined)));
+      },
+      async beforeUpsert(this: unknown, _values: object, options: WriteOptions) {
+        const m = model(this, options);
+        if (options.instance === undefined) return;
+        await self.#beforeCollisions(m, [options.instance], options);
+      },
+      async afterUpsert(this: unknown, result: [Model, boolean | null], options: WriteOptions) {
+        const m = model(this, options);
+        await self.#afterCollisions(m, result[0] === undefined ? [] : [result[0]], options, 'an upsert');
+      },
+      async beforeBulkCreate(this: unknown, instances: Model[], options: WriteOptions) {
+        // With individualHooks, each row is saved with its own create hooks.
+        if (options.individualHooks || !options.updateOnDuplicate) return;
+        await self.#beforeCollisions(model(this, options), instances, options);
+      },
+      async afterBulkCreate(this: unknown, instances: readonly Model[], options: WriteOptions) {
+        if (options.individualHooks) return;
+        const m = model(this, options);
+        if (options.updateOnDuplicate) await self.#afterCollisions(m, instances, options, 'a bulkCreate with updateOnDuplicate');
+        else await self.#created(m, instances, options, 'a bulkCreate');
+      },
+      async beforeBulkUpdate(this: unknown, options: WriteOptions) {
+        // Model.update() adds its paranoid condition to `where` before this hook.
+        await self.#beforeBulk(model(this, options), options, options.where, false);
+      },
+      async afterBulkUpdate(this: unknown, options: WriteOptions) {
+        await self.#afterBulk(model(this, options), options, 'an update');
+      },
+      async beforeBulkDestroy(this: unknown, options: WriteOptions) {
+        const m = model(this, options);
+        if (options.truncate) {
+          if (self.#watched(m)) self.#pending.set(options, { rows: [], before: [], unresolved: `a truncate of ${m.name}` });
+          return;
+        }
+        // A soft delete touches the rows not yet deleted; a hard one, every row of the where.
+        await self.#beforeBulk(m, options, options.where, isParanoid(m) && !options.force);
+      },
+      async afterBulkDestroy(this: unknown, options: WriteOptions) {
+        await self.#afterBulk(model(this, options), options, 'a destroy');
+      },
+      async beforeBulkRestore(this: unknown, options: WriteOptions) {
+        const m = model(this, options);
+        const deleted = softDeleted(m, self.#op);
+        await self.#beforeBulk(m, options, options.where === undefined ? deleted : { [self.#op.and]: [options.where, deleted] }, false);
+      },
+      async afterBulkRestore(this: unknown, options: WriteOptions) {
+        await self.#afterBulk(model(this, options), options, 'a restore');
+      },
+    };
+  }
+
+  /** Replacements for query interface methods, given the originals. */
+  wrap(method: (typeof WRAPPED)[number], original: QueryInterfaceMethod): QueryInterfaceMethod {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    if (method === 'increment' || method === 'decrement') {
+      return function (this: unknown, ...args: unknown[]) {
+        return self.#arithmetic(method, () => original.apply(this, args), args);
+      };
+    }
+    // bulkUpdate(table, values, where, options, attributes), bulkDelete(table, where, options, model)
+    const at = method === 'bulkUpdate' ? 3 : 2;
+    return async function (this: unknown, ...args: unknown[]) {
+      const result = await original.apply(this, args);
+      const options = args[at];
+      const affected = typeof result === 'number' ? result : Array.isArray(result) ? result.length : undefined;
+      if (options !== null && typeof options === 'object' && affected !== undefined) self.#affected.set(options, affected);
+      return result;
+    };
+  }
+
+  // ---------------------------------------------------------------- instance writes
+
+  async #created(model: ModelInfo, instances: readonly Model[], options: WriteOptions, what: string): Promise<void> {
+    if (this.#closed || !this.#watched(model)) return;
+    const t = this.#transactionOf(options);
+    await this.#settle(t, `${what} of ${model.name}`, async () => {
+      if (instances.length > this.#settings.maxRows) return `${what} of ${model.name} (more than maxRows: ${this.#settings.maxRows} rows)`;
+      return this.#dependents(model, instances, t);
+    });
+  }
+
+  /**
+   * Before an instance is saved, destroyed or restored: the row as stored, read in the write's
+   * transaction (the instance may have been loaded before someone else changed it), and its pages.
+   */
+  async #beforeRow(instance: Model, options: WriteOptions): Promise<void> {
+    const model = ownModel(instance);
+    if (this.#closed || !this.#watched(model)) return;
+    const t = this.#transactionOf(options);
+    let stored: Model | undefined;
+    // individualHooks: Sequelize has just read these rows, in the same transaction.
+    if (!options.individualHooks) {
+      const where = byKey(model, [instance], this.#op, 1, true);
+      if (where !== undefined) stored = (await this.#find(model, where[0]!, t))[0];
+    }
+    const before = await this.#dependents(model, [stored ?? asBefore(instance)], t);
+    let rows = this.#pendingRows.get(options);
+    if (rows === undefined) this.#pendingRows.set(options, (rows = new Map()));
+    rows.set(instance, before === undefined ? { rows: [], before: [], unresolved: `a write of ${model.name}` } : { rows: stored ? [stored] : [], before });
+  }
+
+  /**
+   * After an instance is saved, destroyed or restored: the pages before (from the before-hook) and,
+   * unless it is gone, after: the instance itself (its `previous()` values still answer), and the
+   * row read again if the instance did not hold what was stored in the columns left alone.
+   */
+  async #afterRow(instance: Model, options: WriteOptions, what: string, written: ReadonlySet<string> | undefined): Promise<void> {
+    const model = ownModel(instance);
+    if (this.#closed || !this.#watched(model)) return;
+    const rows = this.#pendingRows.get(options);
+    const pending = rows?.get(instance);
+    rows?.delete(instance);
+    const t = this.#transactionOf(options);
+    await this.#settle(t, `${what} of ${model.name}`, async () => {
+      if (pending?.unresolved !== undefined) return pending.unresolved;
+      const before = pending?.before ?? [];
+      // A destroy: its pages are those of the row before it went (a before-hook that did not run
+      // leaves the instance as it is).
+      if (written === undefined) return pending === undefined ? this.#dependents(model, [instance], t) : before;
+      const after: Model[] = [instance];
+      const stored = pending?.rows[0];
+      if (stored !== undefined && differs(stored, instance, written)) {
+        const where = byKey(model, [instance], this.#op, 1);
+        if (where === undefined) return undefined;
+        after.push(...(await this.#find(model, where[0]!, t)));
+      }
+      return concat(before, await this.#dependents(model, after, t));
+    });
+  }
+
+  // ---------------------------------------------------------------- upserts
+
+  /** An upsert, or a bulkCreate with updateOnDuplicate: the rows its values may collide with, before. */
+  async #beforeCollisions(model: ModelInfo, instances: readonly Model[], options: WriteOptions): Promise<void> {
+    if (this.#closed || !this.#watched(model)) return;
+    const where = collisions(model, instances, this.#op);
+    // No key is filled in: nothing to collide with, a plain insert.
+    if (where === undefined) return void this.#pending.set(options, { rows: [], before: [] });
+    const t = this.#transactionOf(options);
+    const rows = await this.#find(model, where, t, true);
+    if (rows.length > this.#settings.maxRows) {
+      return void this.#pending.set(options, { rows: [], before: [], unresolved: `an upsert into ${model.name} (more than maxRows: ${this.#settings.maxRows} rows)` });
+    }
+    const before = await this.#dependents(model, rows, t);
+    this.#pending.set(options, before === undefined ? { rows, before: [], unresolved: `an upsert into ${model.name}` } : { rows, before, where });
+  }
+
+  async #afterCollisions(model: ModelInfo, instances: readonly Model[], options: WriteOptions, what: string): Promise<void> {
+    if (this.#closed || !this.#watched(model)) return;
+    const pending = this.#pending.get(options);
+    this.#pending.delete(options);
+    const t = this.#transactionOf(options);
+    await this.#settle(t, `${what} of ${model.name}`, async () => {
+      if (pending?.unresolved !== undefined) return pending.unresolved;
+      // The rows are read again by the same keys: on MySQL and SQLite the instance an upsert
+      // returns holds the values given, not the row (another id, none of the columns left alone).
+      // Rows that filled in no key could collide with nothing: they were inserted as they are.
+      const now = pending?.where === undefined ? [] : await this.#find(model, pending.where, t, true);
+      const inserted = pending?.where === undefined ? instances : keyless(model, instances);
+      if (now.length + inserted.length > this.#settings.maxRows) return `${what} of ${model.name} (more than maxRows: ${this.#settings.maxRows} rows)`;
+      return concat(pending?.before ?? [], await this.#dependents(model, [...now, ...inserted], t));
+    });
+  }
+
+  // ---------------------------------------------------------------- bulk writes
+
+  /** Model.update(), destroy() or restore() by `where`: the rows it will touch, before it runs. */
+  async #beforeBulk(model: ModelInfo, options: WriteOptions, where: object | undefined, paranoid: boolean): Promise<void> {
+    // With individualHooks, Sequelize runs each row's own hooks.
+    if (this.#closed || options.individualHooks || !this.#watched(model)) return;
+    const t = this.#transactionOf(options);
+    const rows = await this.#find(model, where, t, true, paranoid);
+    if (rows.length > this.#settings.maxRows) {
+      return void this.#pending.set(options, { rows: [], before: [], unresolved: `a write of ${model.name} by where (more than maxRows: ${this.#settings.maxRows} rows)` });
+    }
+    const before = await this.#dependents(model, rows, t);
+    this.#pending.set(options, before === undefined ? { rows, before: [], unresolved: `a write of ${model.name} by where` } : { rows, before });
+  }
+
+  async #afterBulk(model: ModelInfo, options: WriteOptions, what: string): Promise<void> {
+    if (this.#closed || options.individualHooks) return;
+    const pending = this.#pending.get(options);
+    this.#pending.delete(options);
+    if (pending === undefined) return; // not watched
+    const affected = this.#affected.get(options);
+    // Model.update() with nothing to set writes nothing.
+    if (affected === undefined && pending.unresolved === undefined && what === 'an update') return;
+    const description = `${what} of ${model.name} by where`;
+    await this.#settle(this.#transactionOf(options), description, async () => {
+      if (pending.unresolved !== undefined) return pending.unresolved;
+      if (affected !== undefined && affected > pending.rows.length) return `${description}, which touched more rows than matched just before it,`;
+      if (what === 'a destroy') return pending.before;
+      return this.#again(model, pending, this.#transactionOf(options), description);
+    });
+  }
+
+  /** The rows of a write by `where` as they are after it, found by their primary keys, and their pages with those before. */
+  async #again(model: ModelInfo, pending: Pending, t: Transaction | undefined, what: string): Promise<Dependents[] | string | undefined> {
+    if (pending.rows.length === 0) return pending.before;
+    const chunks = byKey(model, pending.rows, this.#op, CHUNK);
+    if (chunks === undefined) return `${what} (${model.name} has no primary key)`;
+    const now: Model[] = [];
+    for (const where of chunks) now.push(...(await this.#find(model, where, t)));
+    // A primary key changed, or a row was deleted meanwhile: the rows after cannot all be found.
+    if (now.length < pending.rows.length) return `${what}, after which some of its rows were gone,`;
+    return concat(pending.before, await this.#dependents(model, now, t));
+  }
+
+  /** Model.increment() and decrement(), and the instance methods that call them: no hooks, so the query interface. */
+  async #arithmetic(method: string, write: () => Promise<unknown>, args: unknown[]): Promise<unknown> {
+    if (this.#closed || typeof args[0] !== 'function') return write();
+    const model = info(args[0] as unknown as ModelInfo);
+    const where = args[2] as object | undefined;
+    const options = (args[5] ?? {}) as WriteOptions;
+    if (!this.#watched(model)) return write();
+    const t = this.#transactionOf(options);
+    const what = `${method === 'increment' ? 'an increment' : 'a decrement'} of ${model.name}`;
+    const rows = await this.#find(model, where, t, true);
+    if (rows.length > this.#settings.maxRows) {
+      const result = await write();
+      await this.#fallback(t, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
+      return result;
+    }
+    const before = await this.#dependents(model, rows, t);
+    const result = await write();
+    await this.#settle(t, what, async () => (before === undefined ? undefined : this.#again(model, { rows, before }, t, what)));
+    return result;
+  }
+
+  // ---------------------------------------------------------------- rows and dependents
+
+  /**
+   * Rows of a model, in the write's transaction, soft-deleted ones included unless `paranoid`,
+   * without the model's scopes and find hooks (the write has its where already). `limited`: at
+   * most maxRows + 1, to tell when there are too many.
+   */
+  #find(model: ModelInfo, where: object | undefined, t: Transaction | undefined, limited = false, paranoid = false): Promise<Model[]> {
+    const max = this.#settings.maxRows;
+    return model.unscoped().findAll({
+      where,
+      transaction: t ?? null,
+      paranoid,
+      hooks: false,
+      ...(limited && Number.isFinite(max) ? { limit: max + 1 } : {}),
+    });
+  }
+
+  /** The registered model of a Sequelize model: its class (or one it extends), else its name, else its table's. */
+  #modelOf(model: ModelInfo): ModelClass | string | undefined {
+    let c: unknown = model;
+    while (typeof c === 'function' && c !== Function.prototype) {
+      if (this.#dumper.isRegistered(c)) return c as ModelClass;
+      c = Object.getPrototypeOf(c);
+    }
+    if (this.#dumper.isRegistered(model.name)) return model.name;
+    if (typeof model.tableName === 'string' && this.#dumper.isRegistered(model.tableName)) return model.tableName;
+    return undefined;
+  }
+
+  /** Registered, or a junction model between registered ones. */
+  #watched(model: ModelInfo): boolean {
+    if (this.#modelOf(model) !== undefined) return true;
+    return sidesOf(model).some((s) => this.#modelOf(s.model) !== undefined);
+  }
+
+  /**
+   * The pages of rows: their model's `dependentPaths()`; for a junction model that is not
+   * registered, those of the rows it links on both sides, read in the write's transaction (as
+   * django-dumper's m2m_changed reaches both ends). `undefined` when the rows cannot be told.
+   */
+  async #dependents(model: ModelInfo, rows: readonly Model[], t: Transaction | undefined): Promise<Dependents[] | undefined> {
+    const registered = this.#modelOf(model);
+    const out: Dependents[] = [];
+    if (registered !== undefined) {
+      for (const r of rows) out.push(await this.#dumper.dependentsOf(registered, r));
+      return out;
+    }
+    for (const side of sidesOf(model)) {
+      if (this.#modelOf(side.model) === undefined) continue;
+      const ids = [...new Set(rows.map((r) => row(r).get(side.foreignKey, { raw: true })).filter((v) => v != null))];
+      if (ids.length === 0) continue;
+      if (ids.length > this.#settings.maxRows) return undefined;
+      const linked: Model[] = [];
+      for (let i = 0; i < ids.length; i += CHUNK) linked.push(...(await this.#find(side.model, { [side.key]: { [this.#op.in]: ids.slice(i, i + CHUNK) } }, t)));
+      const deps = await this.#dependents(side.model, linked, t);
+      if (deps === undefined) return undefined;
+      out.push(...deps);
+    }
+    return out;
+  }
+
+  /** The write's transaction: its own option, else the CLS namespace's (`Sequelize.useCLS()`), as Sequelize does. */
+  #transactionOf(options: WriteOptions | undefined): Transaction | undefined {
+    if (options?.transaction !== undefined) return options.transaction ?? undefined;
+    const cls = (this.#sequelize.constructor as unknown as { _cls?: { get(key: string): unknown } })._cls;
+    return (cls?.get('transaction') as Transaction | null | undefined) ?? undefined;
+  }
+
+  // ---------------------------------------------------------------- invalidation
+
+  /**
+   * Invalidates what a write changed now and, inside a transaction, again after the outermost one
+   * commits. `compute` resolves `undefined` (or a description of the write) when the rows cannot
+   * be told: then every page goes. An error (a `dependentPaths()` that returns a string) also
+   * invalidates every page, since the write has happened, and is rethrown to the writer.
+   */
+  async #settle(t: Transaction | undefined, what: string, compute: Compute): Promise<void> {
+    let deps: Dependents[] | string | undefined;
+    try {
+      deps = await compute();
+    } catch (error) {
+      await this.#fallback(t, `${what} (${(error as Error)?.message ?? String(error)})`);
+      throw error;
+    }
+    if (deps === undefined || typeof deps === 'string') return this.#fallback(t, deps ?? what);
+    if (deps.length === 0) return;
+    await this.#dumper.invalidateDependents(deps);
+    if (t !== undefined) this.#record(t, deps);
+  }
+
+  async #fallback(t: Transaction | undefined, what: string): Promise<void> {
+    this.#dumper.log.warn(`sequelize: cannot tell which rows ${what} changed; invalidating every page`, {});
+    await this.#dumper.invalidateAll();
+    if (t !== undefined) this.#record(t, ALL);
+  }
+
+  /** Keeps an invalidation to make again when the outermost transaction commits. */
+  #record(t: Transaction, entry: Entry): void {
+    const root = rootOf(t);
+    let state = this.#transactions.get(root);
+    if (state === undefined) {
+      state = { entries: [] };
+      this.#transactions.set(root, state);
+      // Sequelize runs afterCommit callbacks once the COMMIT is done (a savepoint's "commit" is
+      // no COMMIT, so they go on the outermost transaction), and awaits them before commit()
+      // resolves: a managed transaction resolves after the pages are invalidated again.
+      root.afterCommit(() => this.#committed(root));
+    }
+    state.entries.push({ transaction: t, entry });
+    if (this.#settings.invalidateOnRollback) {
+      for (let x: Transaction | undefined = t; x !== undefined; x = (x as TransactionInfo).parent) this.#onRollback(x, root);
+    }
+  }
+
+  async #committed(root: Transaction): Promise<void> {
+    const state = this.#transactions.get(root);
+    this.#transactions.delete(root);
+    if (this.#closed || state === undefined) return;
+    // A savepoint rolled back took its writes with it: theirs need no second invalidation.
+    const kept = state.entries.filter((e) => !rolledBack(e.transaction, root)).map((e) => e.entry);
+    await this.#replay(kept, 'after the commit');
+  }
+
+  /**
+   * On a connection that readers share (SQLite in memory), a page rendered during the transaction
+   * may show rows that a rollback undoes: Sequelize has no rollback hook, so `rollback()` of each
+   * transaction that wrote is wrapped, on that transaction object only.
+   */
+  #onRollback(t: Transaction, root: Transaction): void {
+    if (this.#rollbackWrapped.has(t)) return;
+    this.#rollbackWrapped.add(t);
+    const original = t.rollback;
+    const self = this;
+    Object.defineProperty(t, 'rollback', {
+      configurable: true,
+      writable: true,
+      value: async function rollback(this: Transaction) {
+        try {
+          return await original.call(this);
+        } finally {
+          const state = self.#transactions.get(root);
+          const undone = state?.entries.filter((e) => within(e.transaction, t)).map((e) => e.entry) ?? [];
+          if (t === root) self.#transactions.delete(root);
+          if (!self.#closed) await self.#replay(undone, 'after the rollback');
+        }
+      },
+    });
+  }
+
+  async #replay(entries: readonly Entry[], when: string): Promise<void> {
+    if (entries.length === 0) return;
+    try {
+      if (entries.includes(ALL)) await this.#dumper.invalidateAll();
+      else await this.#dumper.invalidateDependents((entries as Dependents[][]).flat());
+    } catch (error) {
+      // The transaction has ended: failing its commit would not undo it.
+      this.#dumper.log.error(`sequelize: invalidating ${when} failed`, { error: error as Error });
+    }
+  }
+}
+
+/** The model class of an instance (the class it was built by: a scoped copy extends the model). */
+function ownModel(instance: Model): ModelInfo {
+  return info(instance.constructor as unknown as ModelInfo);
+}
+
+function concat(a: readonly Dependents[], b: Dependents[] | undefined): Dependents[] | undefined {
+  return b === undefined ? undefined : [...a, ...b];
+}
+
+/** Whether `t` is `ancestor` or a savepoint inside it. */
+function within(t: Transaction, ancestor: Transaction): boolean {
+  for (let x: Transaction | undefined = t; x !== undefined; x = (x as TransactionInfo).parent) if (x === ancestor) return true;
+  return false;
+}
+
+/** Whether `t`, or a savepoint between it and `root`, was rolled back. */
+function rolledBack(t: Transaction, root: Transaction): boolean {
+  for (let x: Transaction | undefined = t; x !== undefined && x !== root; x = (x as TransactionInfo).parent) {
+    if ((x as TransactionInfo).finished === 'rollback') return true;
+  }
+  return false;
+}
