@@ -84,6 +84,62 @@ export interface BuilderState {
   cteWrite?: boolean;
 }
 
+/** How long a ROLLBACK sent to recover a connection waits for the server (behind what it still runs). */
+const RECOVERY_TIMEOUT_MS = 60_000;
+
+/**
+ * The node-postgres pool client of page-dumper's own transaction, watched while Drizzle holds it.
+ * Drizzle sends COMMIT (or ROLLBACK after an error) and releases the client in a `finally`. A
+ * client-side timeout (`query_timeout`) rejects a statement the server still runs, and drops the
+ * statements queued behind it unsent: a ROLLBACK lost that way leaves the connection in the
+ * transaction, and the pool hands it to the next caller, whose statements then run in it (a
+ * later BEGIN only warns, its COMMIT commits the failed write too). So when the last statement
+ * failed, the release waits: a ROLLBACK is sent with a long timeout of its own — the server
+ * answers it once it has finished the write or the COMMIT it was running — and the client goes
+ * back to the pool after it, or is closed if it failed. `recovery` resolves to whether the
+ * ROLLBACK was answered.
+ */
+class PgClientGuard {
+  recovery: Promise<boolean> | undefined;
+
+  watch(client: unknown): void {
+    const c = client as { query?: unknown; release?: unknown } | null | undefined;
+    if (c === null || c === undefined || typeof c.query !== 'function' || typeof c.release !== 'function') return;
+    const pg = c as { query: (...args: unknown[]) => unknown; release: (error?: Error | boolean) => void };
+    const query = pg.query;
+    const release = pg.release;
+    let failed = false;
+    pg.query = function (this: unknown, ...args: unknown[]) {
+      const result = query.apply(pg, args);
+      if (result instanceof Promise) {
+        failed = false;
+        result.then(
+          () => (failed = false),
+          () => (failed = true),
+        );
+      }
+      return result;
+    };
+    pg.release = (error?: Error | boolean) => {
+      // pg-pool sets `release` on each client it hands out; `query` is the prototype's.
+      if (Object.hasOwn(pg, 'query')) delete (pg as { query?: unknown }).query;
+      if (pg.query !== query) pg.query = query;
+      pg.release = release;
+      if (!failed || error) return pg.release(error);
+      this.recovery = (async () => {
+        try {
+          await pg.query({ text: 'rollback', query_timeout: RECOVERY_TIMEOUT_MS });
+          pg.release();
+          return true;
+        } catch (cause) {
+          pg.release(cause instanceof Error ? cause : new Error(String(cause)));
+          return false;
+        }
+      })();
+    };
+  }
+}
+
 /** A database or transaction as page-dumper uses it (unwrapped Drizzle objects). */
 type Reader = any;
 
@@ -169,15 +225,36 @@ export class Writes {
       // READ COMMITTED on MySQL: at REPEATABLE READ the locking select of a key that does not
       // exist yet takes a gap lock, and concurrent upserts deadlock on them.
       const config = this.#dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined;
-      ran = await (state.owner as Reader).transaction(async (tx: Reader) => {
-        const session = builder.session;
-        builder.session = tx.session;
-        try {
-          return await this.#run(builder, state, tx, args, true);
-        } finally {
-          builder.session = session;
-        }
-      }, config);
+      const guard = this.#dialect === 'pg' ? new PgClientGuard() : undefined;
+      try {
+        ran = await (state.owner as Reader).transaction(async (tx: Reader) => {
+          guard?.watch(tx.session?.client);
+          const session = builder.session;
+          builder.session = tx.session;
+          try {
+            return await this.#run(builder, state, tx, args, true);
+          } finally {
+            builder.session = session;
+          }
+        }, config);
+      } catch (error) {
+        const recovery = guard?.recovery;
+        if (recovery === undefined) throw error;
+        // Its COMMIT or ROLLBACK failed: whether the write committed is unknown, and the server
+        // may still be running it (a client-side timeout). Every page is invalidated now, and
+        // again once the connection answers (the server is done), before the error is thrown.
+        const reason = error instanceof Error ? error.message : String(error);
+        await this.#apply(new Fallback(`page-dumper's own transaction failed after its BEGIN (${reason}); whether the write committed is unknown`), state, builder);
+        const settled = await recovery;
+        this.#dumper.log.warn(
+          settled
+            ? `drizzle ${state.op} ${tableInfo(builder.config.table).name}: the connection of page-dumper's failed transaction answered a ROLLBACK; invalidating every page again`
+            : `drizzle ${state.op} ${tableInfo(builder.config.table).name}: the connection of page-dumper's failed transaction did not answer a ROLLBACK; it was closed, and every page invalidated again`,
+          { model: tableInfo(builder.config.table).name, operation: state.op },
+        );
+        await this.#dumper.invalidateAll();
+        throw error;
+      }
     } else {
       ran = await this.#run(builder, state, state.owner, args, state.scope !== undefined);
     }
