@@ -48,6 +48,8 @@ export interface KyselyDumperOptions {
 }
 
 const DEFAULT_MAX_ROWS = 1000;
+/** How long page-dumper keeps asking a connection whose own transaction failed for a ROLLBACK (see `recover`). */
+const RECOVERY_MS = 60_000;
 
 function validate(options: KyselyDumperOptions | undefined): { maxRows: number; dialect: DialectName | undefined } {
   if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, dialect: undefined };
@@ -165,6 +167,29 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     }
     stuck.delete(connection);
     transactions.delete(connection);
+    // The server has finished whatever it still ran of the failed write (its COMMIT, maybe).
+    await dumper.invalidateAll();
+  }
+
+  /**
+   * After page-dumper's own transaction failed with its outcome unknown: sends ROLLBACK until the
+   * connection answers one. A client-side timeout rejects a statement the server still runs (the
+   * write, or its COMMIT) and the ROLLBACK queued behind it, unsent; once the server is done, a
+   * ROLLBACK is answered, and the write has committed or never will. Gives up on an error that is
+   * not a timeout (the connection is broken) or after RECOVERY_MS.
+   */
+  async function recover(connection: DatabaseConnection): Promise<boolean> {
+    const deadline = Date.now() + RECOVERY_MS;
+    for (;;) {
+      const started = Date.now();
+      try {
+        await connection.executeQuery(CompiledQuery.raw('rollback'));
+        return true;
+      } catch (error) {
+        if (!/\btime(d\s*)?out\b/i.test(error instanceof Error ? error.message : String(error)) || Date.now() >= deadline) return false;
+        if (Date.now() - started < 10) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
   }
 
   async function execute<R>(connection: DatabaseConnection, query: CompiledQuery, acquisition?: Acquisition): Promise<QueryResult<R>> {
@@ -252,19 +277,27 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     } catch (error) {
       if (error instanceof Unknown) {
         const reason = error.error instanceof Error ? error.error.message : String(error.error);
-        if (error.stuck) {
-          // The ROLLBACK failed: the connection may still be in the transaction (its BEGIN and the
-          // write maybe still running on the server). It goes back to the pool, but is tracked as
-          // in a transaction whose end page-dumper does not know: later writes on it never open a
-          // transaction of their own, nor commit one; each invalidates its pages as it runs, and
-          // every page is invalidated again at its COMMIT, if one is ever seen.
+        // The write may have committed already: every page is invalidated now. The server may
+        // also still be running it, or its COMMIT: once the connection answers a ROLLBACK, it is
+        // done, and every page is invalidated again, before the error reaches the caller.
+        await apply(new Fallback(`page-dumper's own transaction failed after its BEGIN (${reason}); whether the write committed is unknown`), undefined, models, kindOf(node));
+        const failed = error.stuck ? 'the ROLLBACK of' : 'the COMMIT of';
+        if (await recover(connection)) {
+          dumper.log.warn(`kysely ${kindOf(node)} of ${models}: ${failed} page-dumper's own transaction failed (${reason}); the connection has since answered a ROLLBACK: invalidating every page again`, {
+            table: models,
+            operation: kindOf(node),
+          });
+          await dumper.invalidateAll();
+        } else {
+          // The connection may still be in the transaction, the server still running it. It goes
+          // back to the pool marked: its next query sends ROLLBACK first (and fails if that fails
+          // again), then every page is invalidated again.
           stuck.add(connection);
           dumper.log.warn(
-            `kysely ${kindOf(node)} of ${models}: the ROLLBACK of page-dumper's own transaction failed (${reason}); the connection may still be in that transaction: its next query sends ROLLBACK first, and fails if that fails again`,
+            `kysely ${kindOf(node)} of ${models}: ${failed} page-dumper's own transaction failed (${reason}) and the connection did not answer a ROLLBACK; it may still be in that transaction: its next query sends ROLLBACK first, and fails if that fails again`,
             { table: models, operation: kindOf(node) },
           );
         }
-        await apply(new Fallback(`page-dumper's own transaction failed after its BEGIN (${reason}); whether the write committed is unknown`), undefined, models, kindOf(node));
         throw error.error;
       }
       if (!(error instanceof AfterWrite)) throw error;

@@ -33,11 +33,15 @@ describe.each(servers)('kyselyDumper, a write the client times out in its own tr
     await admin.connect();
     await admin.query(`CREATE SCHEMA "${schema}"`);
     await admin.query(`CREATE TABLE "${schema}".ky_slow (id SERIAL PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL)`);
+    // 'slow' sleeps in the update itself; 'slow-commit' sleeps at COMMIT (a deferred constraint trigger).
     await admin.query(
-      `CREATE FUNCTION "${schema}".ky_slow_sleep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = 'slow' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`,
+      `CREATE FUNCTION "${schema}".ky_slow_sleep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = TG_ARGV[0] THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`,
     );
-    await admin.query(`CREATE TRIGGER ky_slow_sleep BEFORE UPDATE ON "${schema}".ky_slow FOR EACH ROW EXECUTE FUNCTION "${schema}".ky_slow_sleep()`);
-    await admin.query(`INSERT INTO "${schema}".ky_slow (slug, name) VALUES ('a', 'A'), ('b', 'B')`);
+    await admin.query(`CREATE TRIGGER ky_slow_sleep BEFORE UPDATE ON "${schema}".ky_slow FOR EACH ROW EXECUTE FUNCTION "${schema}".ky_slow_sleep('slow')`);
+    await admin.query(
+      `CREATE CONSTRAINT TRIGGER ky_slow_commit AFTER UPDATE ON "${schema}".ky_slow DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "${schema}".ky_slow_sleep('slow-commit')`,
+    );
+    await admin.query(`INSERT INTO "${schema}".ky_slow (slug, name) VALUES ('a', 'A'), ('b', 'B'), ('c', 'C')`);
     pool = new pg.Pool({ connectionString: URL, max: 1, query_timeout: 300, application_name: application, options: `-c search_path=${schema}` });
     raw = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   });
@@ -68,6 +72,8 @@ describe.each(servers)('kyselyDumper, a write the client times out in its own tr
         if (rows[0]?.state !== 'active') break;
         await new Promise((r) => setTimeout(r, 50));
       }
+      // Every page was invalidated again once the connection answered (the server done with the write).
+      expect(all).toBeGreaterThanOrEqual(2);
       await db.updateTable('ky_slow').set({ name: 'B2' }).where('slug', '=', 'b').execute();
       const { rows } = await admin.query<{ name: string }>(`SELECT name FROM "${schema}".ky_slow WHERE slug = 'a'`);
       const committed = rows[0]!.name === 'slow';
@@ -81,6 +87,32 @@ describe.each(servers)('kyselyDumper, a write the client times out in its own tr
       // committed on its own: it is not swallowed by the transaction left open.
       const later = await admin.query<{ name: string }>(`SELECT name FROM "${schema}".ky_slow WHERE slug = 'b'`);
       expect(later.rows[0]!.name).toBe('B2');
+    } finally {
+      await dumper.close();
+    }
+  });
+
+  test('a COMMIT that times out while the server completes it: every page is invalidated again after it landed', async () => {
+    const nameOfC = async () => (await admin.query<{ name: string }>(`SELECT name FROM "${schema}".ky_slow WHERE slug = 'c'`)).rows[0]!.name;
+    const seen: string[] = [];
+    const dumper = createDumper({ logger: { debug() {}, warn() {}, error() {} } });
+    dumper.register('ky_slow', { dependentPaths: (row: { slug: string }) => [`/slow/${row.slug}/`] });
+    const invalidateAll = dumper.invalidateAll.bind(dumper);
+    dumper.invalidateAll = async () => {
+      seen.push(await nameOfC());
+      return invalidateAll();
+    };
+    const db = kyselyDumper(dumper, raw);
+    try {
+      await expect(db.updateTable('ky_slow').set({ name: 'slow-commit' }).where('slug', '=', 'c').execute()).rejects.toThrow();
+      // The server did commit it; the first invalidation ran while the COMMIT was still running,
+      // the last one once it had landed.
+      expect(await nameOfC()).toBe('slow-commit');
+      expect(seen.length).toBeGreaterThanOrEqual(2);
+      expect(seen.at(-1)).toBe('slow-commit');
+      // The connection is usable.
+      await db.updateTable('ky_slow').set({ name: 'C2' }).where('slug', '=', 'c').execute();
+      expect(await nameOfC()).toBe('C2');
     } finally {
       await dumper.close();
     }
