@@ -172,7 +172,7 @@ export class SequelizeIntegration {
       },
       async beforeBulkUpdate(this: unknown, options: WriteOptions) {
         // Model.update() adds its paranoid condition to `where` before this hook.
-        await self.#beforeBulk(model(this, options), options, options.where, false);
+        await self.#beforeBulk(model(this, options), options, 'an update', options.where, false);
       },
       async afterBulkUpdate(this: unknown, options: WriteOptions) {
         await self.#afterBulk(model(this, options), options, 'an update');
@@ -184,7 +184,7 @@ export class SequelizeIntegration {
           return;
         }
         // A soft delete touches the rows not yet deleted; a hard one, every row of the where.
-        await self.#beforeBulk(m, options, options.where, isParanoid(m) && !options.force);
+        await self.#beforeBulk(m, options, 'a destroy', options.where, isParanoid(m) && !options.force);
       },
       async afterBulkDestroy(this: unknown, options: WriteOptions) {
         await self.#afterBulk(model(this, options), options, 'a destroy');
@@ -192,7 +192,7 @@ export class SequelizeIntegration {
       async beforeBulkRestore(this: unknown, options: WriteOptions) {
         const m = model(this, options);
         const deleted = softDeleted(m, self.#op);
-        await self.#beforeBulk(m, options, options.where === undefined ? deleted : { [self.#op.and]: [options.where, deleted] }, false);
+        await self.#beforeBulk(m, options, 'a restore', options.where === undefined ? deleted : { [self.#op.and]: [options.where, deleted] }, false);
       },
       async afterBulkRestore(this: unknown, options: WriteOptions) {
         await self.#afterBulk(model(this, options), options, 'a restore');
@@ -317,16 +317,17 @@ export class SequelizeIntegration {
   // ---------------------------------------------------------------- bulk writes
 
   /** Model.update(), destroy() or restore() by `where`: the rows it will touch, before it runs. */
-  async #beforeBulk(model: ModelInfo, options: WriteOptions, where: object | undefined, paranoid: boolean): Promise<void> {
+  async #beforeBulk(model: ModelInfo, options: WriteOptions, what: string, where: object | undefined, paranoid: boolean): Promise<void> {
     // With individualHooks, Sequelize runs each row's own hooks.
     if (this.#closed || options.individualHooks || !this.#watched(model)) return;
     const t = this.#transactionOf(options);
+    const description = `${what} of ${model.name} by where`;
     const rows = await this.#find(model, where, t, true, paranoid);
     if (rows.length > this.#settings.maxRows) {
-      return void this.#pending.set(options, { rows: [], before: [], unresolved: `a write of ${model.name} by where (more than maxRows: ${this.#settings.maxRows} rows)` });
+      return void this.#pending.set(options, { rows: [], before: [], unresolved: `${description} (more than maxRows: ${this.#settings.maxRows} rows)` });
     }
     const before = await this.#dependents(model, rows, t);
-    this.#pending.set(options, before === undefined ? { rows, before: [], unresolved: `a write of ${model.name} by where` } : { rows, before });
+    this.#pending.set(options, before === undefined ? { rows, before: [], unresolved: description } : { rows, before });
   }
 
   async #afterBulk(model: ModelInfo, options: WriteOptions, what: string): Promise<void> {

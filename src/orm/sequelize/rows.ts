@@ -197,9 +197,16 @@ export function asBefore(instance: Model): Model {
   return copy as unknown as Model;
 }
 
-function same(a: unknown, b: unknown): boolean {
+/** Whether a stored value and an instance's value are the same. */
+function same(stored: unknown, mine: unknown): boolean {
+  const a = stored;
+  const b = mine;
   if (Object.is(a, b)) return true;
-  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
+  if (a instanceof Date && b instanceof Date) {
+    // A DATETIME column without fractional seconds (MySQL, MariaDB) keeps the whole seconds of
+    // the instance's timestamp.
+    return a.getTime() === b.getTime() || (a.getTime() % 1000 === 0 && a.getTime() === Math.floor(b.getTime() / 1000) * 1000);
+  }
   if (a === null || b === null || a === undefined || b === undefined) return false;
   if (typeof a === 'object' && typeof b === 'object') return JSON.stringify(a) === JSON.stringify(b);
   if (typeof a !== 'object' && typeof b !== 'object') return String(a) === String(b);

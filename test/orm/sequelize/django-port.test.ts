@@ -125,8 +125,7 @@ describe.each(targets)('django-dumper test cases on Sequelize and $name', (targe
     d.register(m.Comment, {
       // The target's page: looked up by type and id, as a GenericForeignKey would.
       async dependentPaths(c: InstanceType<typeof m.Comment>) {
-        const model = c.targetType === 'simple' ? m.SimpleModel : m.RelatedModel;
-        const target = (await model.findByPk(c.targetId)) as { slug: string } | null;
+        const target = c.targetType === 'simple' ? await m.SimpleModel.findByPk(c.targetId) : await m.RelatedModel.findByPk(c.targetId);
         return target ? [`/${c.targetType}/${target.slug}/`] : [];
       },
     });
