@@ -1,0 +1,820 @@
+/**
+ * The machinery behind `mikroOrmDumper()`:
+ *
+ * - an event subscriber that reads each flush's change sets and collection updates in `onFlush`
+ *   (the rows as they are before the write, read and passed to `dependentPaths` then, before any
+ *   statement of the flush runs) and resolves the rows as they are after it in `afterFlush`;
+ * - the writes that bypass the unit of work (`em.nativeUpdate()`, `nativeDelete()`, `insert()`,
+ *   `insertMany()`, `upsert()`, `upsertMany()` and QueryBuilder writes), whose rows are found
+ *   with the write's own `where` before it runs (and, for an update, again after it);
+ * - transactions: inside one, every invalidation made at a write is made again when the
+ *   outermost transaction commits (`afterTransactionCommit`), and dropped on rollback.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { EntityManager, EventSubscriber, FlushEventArgs, MikroORM, TransactionEventArgs } from '@mikro-orm/core';
+import type { Dependents, Dumper } from '../../core/dumper.js';
+import type { ModelClass } from '../../core/models.js';
+import {
+  helperOf,
+  manyToMany,
+  pivotSides,
+  pkOf,
+  propsByColumn,
+  referencedPk,
+  rowKey,
+  unwrapRef,
+  wherePks,
+  type Meta,
+  type PkCond,
+  type Prop,
+  type Row,
+} from './rows.js';
+
+/** What `relations` resolves to for one entity: the relation paths to populate. */
+export type RelationsFor = (meta: Meta) => readonly string[];
+
+export interface Settings {
+  readonly relations: RelationsFor;
+  readonly maxRows: number;
+  readonly invalidateOnRollback: boolean;
+}
+
+/** Marks a point in a transaction's buffer where every page must be invalidated. */
+const ALL = Symbol('every page');
+type Entry = Dependents | typeof ALL;
+
+/** Why the rows of a write cannot be told one by one: every page is invalidated instead. */
+class Unresolved {
+  constructor(readonly reason: string) {}
+}
+
+/** Rows are loaded this many keys at a time. */
+const CHUNK = 500;
+
+// ---------------------------------------------------------------- MikroORM internals read
+
+interface ChangeSetLike {
+  readonly type: string;
+  readonly entity: object;
+  readonly meta: Meta;
+  readonly originalEntity?: Row;
+}
+
+interface CollectionLike {
+  readonly owner: object;
+  readonly property: Prop;
+  getItems(check?: boolean): object[];
+  getSnapshot(): object[] | undefined;
+  isInitialized(fully?: boolean): boolean;
+}
+
+interface UnitOfWorkLike {
+  getChangeSets(): ChangeSetLike[];
+  getCollectionUpdates(): CollectionLike[];
+}
+
+/** A QueryBuilder, as the execution wrapper and the lookups use it (internal in MikroORM's types). */
+export interface QueryBuilderLike {
+  readonly type?: string;
+  readonly em?: unknown;
+  readonly driver: DriverLike;
+  readonly mainAlias?: { readonly metadata?: Meta; readonly entityName: string };
+  readonly _data?: Row | Row[];
+  readonly _onConflict?: Array<{ fields?: unknown }>;
+  readonly _limit?: number;
+  readonly context?: object;
+  readonly flags: Set<string>;
+  clone(): QueryBuilderLike;
+  select(fields: readonly string[]): QueryBuilderLike;
+  where(cond: unknown): QueryBuilderLike;
+  limit(limit: number): QueryBuilderLike;
+  unsetFlag(flag: string): QueryBuilderLike;
+  withSchema(schema?: string): QueryBuilderLike;
+  execute(method?: string, options?: unknown): Promise<unknown>;
+}
+
+export interface DriverLike {
+  createQueryBuilder(entityName: string, ctx?: unknown, type?: string, convertCustomTypes?: boolean, loggerContext?: unknown): QueryBuilderLike;
+  getSchemaName(meta: Meta, options?: { schema?: string }): string | undefined;
+  getAutoIncrementIncrement?(ctx?: unknown): Promise<number>;
+}
+
+type Run = () => Promise<unknown>;
+
+/** The native write being run by an `EntityManager` method, for the driver methods under it. */
+export interface NativeScope {
+  readonly integration: MikroOrmIntegration;
+  /** > 0 while a driver write handled by page-dumper runs: the driver calls it makes (join-table rows) are its own. */
+  depth: number;
+}
+
+export const nativeScopes = new AsyncLocalStorage<NativeScope>();
+
+// ---------------------------------------------------------------- flush plans
+
+/** A row to read, by its primary key; `partners`: its many-to-many partners too. */
+interface Want {
+  readonly meta: Meta;
+  readonly pk: PkCond;
+  readonly partners: boolean;
+}
+
+/** What one flush writes, collected in `onFlush`. */
+interface FlushPlan {
+  readonly explicit: boolean;
+  /** Rows whose state before the flush is read, by row key. */
+  readonly before: Map<string, Want>;
+  /** Rows read after the flush: new entities get their key on insert, so they are kept as entities. */
+  readonly after: Array<{ meta: Meta; entity?: object; pk?: PkCond }>;
+  /** Collections replaced without being loaded (`set()`, `removeAll()`): their links before are read from the database. */
+  readonly overridden: Array<{ owner: object; meta: Meta; prop: Prop; current: object[] }>;
+  /** Entities this flush inserts: nothing of them exists before it. */
+  readonly created: Set<object>;
+  dependents: Dependents[];
+  tooMany: boolean;
+}
+
+export class MikroOrmIntegration implements EventSubscriber {
+  readonly #dumper: Dumper;
+  readonly #orm: MikroORM;
+  readonly #settings: Settings;
+  readonly #plans = new WeakMap<object, FlushPlan>();
+  /** Invalidations made inside a transaction, by its root, replayed when it commits. */
+  readonly #buffers = new WeakMap<object, Entry[]>();
+  readonly #relations = new WeakMap<Meta, readonly string[]>();
+  #closed = false;
+
+  constructor(dumper: Dumper, orm: MikroORM, settings: Settings) {
+    this.#dumper = dumper;
+    this.#orm = orm;
+    this.#settings = settings;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+
+  // ---------------------------------------------------------------- subscriber: flushes
+
+  /**
+   * Runs after the change sets are computed and before any statement of the flush: the rows as
+   * they are now are read (inside the transaction, if the flush runs in one of yours) and passed
+   * to `dependentPaths`, as django-dumper's `pre_delete` does (what they read still exists).
+   */
+  async onFlush(args: FlushEventArgs): Promise<void> {
+    const uow = args.uow as unknown as UnitOfWorkLike;
+    this.#plans.delete(uow);
+    if (this.#closed) return;
+    const plan = this.#plan(args.em, uow);
+    if (plan === undefined) return;
+    this.#plans.set(uow, plan);
+    const ctx = plan.explicit ? args.em.getTransactionContext() : undefined;
+    const fork = this.#fork(ctx);
+    await this.#discoverOverridden(fork, plan);
+    if (plan.before.size + plan.after.length > this.#settings.maxRows) {
+      plan.tooMany = true;
+      return;
+    }
+    // An error here (a dependentPaths returning a string) rejects the flush before it writes.
+    plan.dependents = (await this.#dependentsOf(fork, plan.before.values())).dependents;
+  }
+
+  /**
+   * Runs after the flush's statements: after its own transaction has committed, or inside yours.
+   * The rows written are read again and their pages invalidated with those read before.
+   */
+  async afterFlush(args: FlushEventArgs): Promise<void> {
+    const uow = args.uow as unknown as UnitOfWorkLike;
+    const plan = this.#plans.get(uow);
+    this.#plans.delete(uow);
+    if (plan === undefined || this.#closed) return;
+    const ctx = plan.explicit ? args.em.getTransactionContext() : undefined;
+    await this.#resolve(ctx, 'a flush', async () => {
+      if (plan.tooMany) return new Unresolved(`a flush of more than maxRows (${this.#settings.maxRows}) rows`);
+      const wants = new Map<string, Want>();
+      for (const row of plan.after) {
+        const pk = row.pk ?? pkOf(row.meta, row.entity);
+        if (pk !== undefined) wants.set(rowKey(row.meta, pk), { meta: row.meta, pk, partners: false });
+      }
+      if (wants.size > this.#settings.maxRows) return new Unresolved(`a flush of more than maxRows (${this.#settings.maxRows}) rows`);
+      // A row missing now was deleted since (by this flush, or another writer, whose own
+      // invalidation covers it).
+      const after = await this.#dependentsOf(this.#fork(ctx), wants.values());
+      return [...plan.dependents, ...after.dependents];
+    });
+  }
+
+  /** The rows a flush touches, from its change sets and collection updates; nothing for unregistered entities. */
+  #plan(em: EntityManager, uow: UnitOfWorkLike): FlushPlan | undefined {
+    const created = new Set<object>();
+    const plan: FlushPlan = { explicit: em.isInTransaction(), before: new Map(), after: [], overridden: [], created, dependents: [], tooMany: false };
+    const changeSets = uow.getChangeSets();
+    for (const cs of changeSets) if (cs.type === 'create') created.add(cs.entity);
+    const before = (meta: Meta, pk: PkCond | undefined, partners = false) => {
+      if (pk === undefined) return;
+      const key = rowKey(meta, pk);
+      const known = plan.before.get(key);
+      if (known === undefined || (partners && !known.partners)) plan.before.set(key, { meta, pk, partners });
+    };
+    const existing = (meta: Meta, entity: object) => (created.has(entity) ? undefined : pkOf(meta, entity));
+
+    for (const cs of changeSets) {
+      const meta = cs.meta;
+      const sides = this.#modelOf(meta) === undefined ? pivotSides(meta) : undefined;
+      if (sides !== undefined) {
+        // A row of a join table (an explicit pivot entity): both rows it links, as m2m_changed.
+        for (const side of sides) {
+          const target = side.targetMeta!;
+          if (this.#modelOf(target) === undefined) continue;
+          const now = unwrapRef((cs.entity as Row)[side.name]);
+          if (now !== null && typeof now === 'object') {
+            if (!created.has(now)) before(target, referencedPk(target, now));
+            plan.after.push({ meta: target, entity: now });
+          }
+          const was = cs.originalEntity?.[side.name];
+          if (was !== undefined) {
+            const pk = referencedPk(target, was);
+            before(target, pk);
+            if (pk !== undefined) plan.after.push({ meta: target, pk });
+          }
+        }
+        continue;
+      }
+      if (this.#modelOf(meta) === undefined) continue;
+      switch (cs.type) {
+        case 'create':
+          plan.after.push({ meta, entity: cs.entity });
+          break;
+        case 'update':
+        case 'update_early':
+          // The key as it was (a changed key finds the old row), and the entity after.
+          before(meta, pkOf(meta, cs.originalEntity) ?? pkOf(meta, cs.entity));
+          plan.after.push({ meta, entity: cs.entity });
+          break;
+        default:
+          // A delete: the rows it was linked to lose the link with it (the join rows go by
+          // ON DELETE CASCADE), as for a removal from the collection.
+          before(meta, pkOf(meta, cs.originalEntity) ?? pkOf(meta, cs.entity), true);
+      }
+    }
+
+    for (const coll of uow.getCollectionUpdates()) {
+      const prop = coll.property;
+      const snapshot = coll.getSnapshot();
+      // As MikroORM's own filter: many-to-many on either side; a one-to-many only when it is
+      // replaced as a whole (its children are otherwise written through their own change sets).
+      if (!(prop.kind === 'm:n' || (prop.kind === '1:m' && snapshot === undefined))) continue;
+      const ownerMeta = helperOf(coll.owner)?.__meta;
+      const target = prop.targetMeta;
+      if (ownerMeta === undefined || target === undefined) continue;
+      if (this.#modelOf(ownerMeta) === undefined && this.#modelOf(target) === undefined) continue;
+      before(ownerMeta, existing(ownerMeta, coll.owner));
+      plan.after.push({ meta: ownerMeta, entity: coll.owner });
+      const current = coll.getItems(false);
+      if (snapshot === undefined) {
+        plan.overridden.push({ owner: coll.owner, meta: ownerMeta, prop, current });
+        continue;
+      }
+      for (const item of snapshot) {
+        if (current.includes(item)) continue;
+        before(target, existing(target, item));
+        plan.after.push({ meta: target, entity: item });
+      }
+      for (const item of current) {
+        if (snapshot.includes(item)) continue;
+        if (prop.kind === '1:m') before(target, existing(target, item));
+        plan.after.push({ meta: target, entity: item });
+      }
+    }
+    return plan.before.size === 0 && plan.after.length === 0 && plan.overridden.length === 0 ? undefined : plan;
+  }
+
+  /** The items a replaced collection held before the flush, read from the database, compared with the new ones. */
+  async #discoverOverridden(fork: EntityManager, plan: FlushPlan): Promise<void> {
+    for (const { owner, meta, prop, current } of plan.overridden) {
+      const target = prop.targetMeta!;
+      const pk = pkOf(meta, owner);
+      const old: object[] = [];
+      if (pk !== undefined && !plan.created.has(owner)) {
+        const [loaded] = await fork.find(meta.className, wherePks(meta, [pk]) as never, { populate: [prop.name] as never, filters: false });
+        const coll = loaded === undefined ? undefined : ((loaded as Row)[prop.name] as CollectionLike | undefined);
+        if (coll?.isInitialized()) old.push(...coll.getItems(false));
+      }
+      const keys = (items: object[]) => new Set(items.map((i) => pkOf(target, i)).flatMap((k) => (k === undefined ? [] : [rowKey(target, k)])));
+      const now = keys(current);
+      const was = keys(old);
+      for (const item of old) {
+        const itemPk = pkOf(target, item);
+        if (itemPk === undefined || now.has(rowKey(target, itemPk))) continue;
+        plan.before.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
+        plan.after.push({ meta: target, pk: itemPk });
+      }
+      for (const item of current) {
+        const itemPk = pkOf(target, item);
+        if (itemPk !== undefined && was.has(rowKey(target, itemPk))) continue;
+        if (prop.kind === '1:m' && itemPk !== undefined && !plan.created.has(item)) plan.before.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
+        plan.after.push({ meta: target, entity: item });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- subscriber: transactions
+
+  async afterTransactionCommit(args: TransactionEventArgs): Promise<void> {
+    if (this.#closed || args.transaction == null) return;
+    const entries = this.#buffers.get(args.transaction);
+    this.#buffers.delete(args.transaction);
+    // The committed rows are now visible to every reader: a page rendered from the old rows
+    // between the write and this commit is dropped now.
+    if (entries !== undefined) await this.#replay(entries, 'after the commit');
+  }
+
+  async afterTransactionRollback(args: TransactionEventArgs): Promise<void> {
+    if (this.#closed || args.transaction == null) return;
+    const entries = this.#buffers.get(args.transaction);
+    this.#buffers.delete(args.transaction);
+    if (entries !== undefined && this.#settings.invalidateOnRollback) await this.#replay(entries, 'after the rollback');
+  }
+
+  // ---------------------------------------------------------------- native writes (driver level)
+
+  /**
+   * A write of the driver (`nativeInsert`, `nativeInsertMany`, `nativeUpdate`,
+   * `nativeUpdateMany`, `nativeDelete`) made by an `EntityManager` method outside a flush. Its
+   * `where` is the one MikroORM built (filters applied), and its context the write's transaction.
+   */
+  async driverWrite(driver: DriverLike, method: string, args: unknown[], run: Run): Promise<unknown> {
+    const meta = this.#metaOf(args[0]);
+    if (meta === undefined || !this.#watched(meta)) return run();
+    const pks = meta.primaryKeys as string[];
+    const asWhere = (w: unknown): unknown => (w !== null && typeof w === 'object' && !(w instanceof Date) ? w : { [pks[0]!]: w });
+    switch (method) {
+      case 'nativeDelete': {
+        const options = (args[2] ?? {}) as NativeOptions;
+        return this.#criteriaWrite({ meta, kind: 'delete', options, partners: true, lookup: () => this.#lookup(driver, meta, asWhere(args[1]), options, false), run });
+      }
+      case 'nativeUpdate': {
+        const options = (args[3] ?? {}) as NativeOptions;
+        const where = asWhere(args[1]);
+        const lookup = () => this.#lookup(driver, meta, where, options, options.convertCustomTypes ?? true);
+        if (options.upsert === true) return this.#upsertWrite({ meta, options, lookup, run, returned: () => [] });
+        return this.#criteriaWrite({ meta, kind: 'update', options, partners: hasManyToMany(meta, args[2]), lookup, run });
+      }
+      case 'nativeUpdateMany': {
+        const options = (args[3] ?? {}) as NativeOptions;
+        const where = { $or: ((args[1] ?? []) as unknown[]).map(asWhere) };
+        const lookup = () => this.#lookup(driver, meta, where, options, options.convertCustomTypes ?? true);
+        if (options.upsert === true) return this.#upsertWrite({ meta, options, lookup, run, returned: (res) => returnedPks(meta, res, undefined) });
+        return this.#criteriaWrite({ meta, kind: 'update', options, partners: ((args[2] ?? []) as unknown[]).some((d) => hasManyToMany(meta, d)), lookup, run });
+      }
+      case 'nativeInsert':
+      case 'nativeInsertMany': {
+        const many = method === 'nativeInsertMany';
+        const options = ((many ? args[2] : args[2]) ?? {}) as NativeOptions;
+        const rows = (many ? args[1] : [args[1]]) as Row[];
+        return this.#insertWrite({ meta, options, rows, run, keyed: new Map(), increment: () => driver.getAutoIncrementIncrement?.(options.ctx) ?? Promise.resolve(1) });
+      }
+      default:
+        return run();
+    }
+  }
+
+  // ---------------------------------------------------------------- QueryBuilder writes
+
+  /** A write made with `em.createQueryBuilder()`: update, delete, insert (and upsert), truncate. */
+  async queryBuilderWrite(qb: QueryBuilderLike, run: Run): Promise<unknown> {
+    const meta = qb.mainAlias?.metadata;
+    if (this.#closed || meta === undefined || !this.#watched(meta)) return run();
+    const options: NativeOptions = { ctx: qb.context };
+    switch (qb.type) {
+      case 'UPDATE':
+      case 'DELETE': {
+        const kind = qb.type === 'UPDATE' ? 'update' : 'delete';
+        const lookup = async () => {
+          const select = qb.clone();
+          // The write's joins become a subquery on execution; the lookup is a plain SELECT.
+          select.unsetFlag('UPDATE_SUB_QUERY');
+          select.unsetFlag('DELETE_SUB_QUERY');
+          select.select(meta.primaryKeys as string[]);
+          return this.#keys(meta, select, qb._limit);
+        };
+        return this.#criteriaWrite({ meta, kind, options, partners: kind === 'delete', lookup, run });
+      }
+      case 'INSERT':
+      case 'UPSERT': {
+        const columns = propsByColumn(meta);
+        const rows = [qb._data ?? []].flat().map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [columns.get(k) ?? k, v])));
+        if ((qb._onConflict?.length ?? 0) > 0) {
+          const where = conflictWhere(meta, qb._onConflict!, rows, columns);
+          if (where === undefined) return this.#unresolvedWrite(options.ctx, `an upsert into ${meta.className} whose conflict keys cannot be read`, run);
+          const lookup = () => this.#lookup(qb.driver, meta, where, options, true);
+          return this.#upsertWrite({ meta, options, lookup, run, returned: (res) => returnedPks(meta, res, columns) });
+        }
+        return this.#insertWrite({ meta, options, rows, run, keyed: columns, increment: () => qb.driver.getAutoIncrementIncrement?.(options.ctx) ?? Promise.resolve(1) });
+      }
+      case 'TRUNCATE':
+        return this.#unresolvedWrite(options.ctx, `a truncate of ${meta.className}`, run);
+      default:
+        return run();
+    }
+  }
+
+  // ---------------------------------------------------------------- write kinds
+
+  /**
+   * An update or delete by criteria: the rows matching it are found and read before it (their
+   * pages computed while they exist), and, for an update, read again after it.
+   */
+  async #criteriaWrite(w: { meta: Meta; kind: 'update' | 'delete'; options: NativeOptions; partners: boolean; lookup: () => Promise<PkCond[] | undefined>; run: Run }): Promise<unknown> {
+    const { meta, kind, options, run } = w;
+    const ctx = options.ctx;
+    const what = `${kind === 'update' ? 'an update' : 'a delete'} of ${meta.className} by criteria`;
+    const pks = await w.lookup();
+    if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run);
+    const sides = this.#modelOf(meta) === undefined ? pivotSides(meta) : undefined;
+    if (sides !== undefined && kind === 'update') return this.#unresolvedWrite(ctx, `an update of the join table ${meta.className}`, run);
+    const wants = sides !== undefined ? linkWants(meta, sides, pks) : pks.map((pk) => ({ meta, pk, partners: w.partners }));
+    // An error here (dependentPaths returning a string) rejects the write before it runs.
+    const before = await this.#dependentsOf(this.#fork(ctx), wants);
+    const result = await run();
+    await this.#resolve(ctx, what, async () => {
+      const affected = affectedOf(result);
+      if (affected !== undefined && affected > pks.length) return new Unresolved(`${what}, which touched more rows than matched just before it,`);
+      if (kind === 'delete' || sides !== undefined) return before.dependents;
+      const after = await this.#dependentsOf(this.#fork(ctx), wants);
+      // A primary key changed: the rows as they are now cannot be found.
+      if (after.found < before.found) return new Unresolved(`${what}, after which some of its rows were gone,`);
+      return [...before.dependents, ...after.dependents];
+    });
+    return result;
+  }
+
+  /** An upsert: the rows its conflict keys match before it, and after it (the row inserted or updated). */
+  async #upsertWrite(w: { meta: Meta; options: NativeOptions; lookup: () => Promise<PkCond[] | undefined>; run: Run; returned: (result: unknown) => PkCond[] }): Promise<unknown> {
+    const { meta, options, run } = w;
+    const ctx = options.ctx;
+    const what = `an upsert into ${meta.className}`;
+    if (this.#modelOf(meta) === undefined) return this.#unresolvedWrite(ctx, `${what} (a join table)`, run);
+    const pks = await w.lookup();
+    if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run);
+    const before = await this.#dependentsOf(this.#fork(ctx), pks.map((pk) => ({ meta, pk, partners: false })));
+    const result = await run();
+    await this.#resolve(ctx, what, async () => {
+      const now = await w.lookup();
+      if (now === undefined) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
+      const wants = new Map<string, Want>();
+      for (const pk of [...now, ...w.returned(result)]) wants.set(rowKey(meta, pk), { meta, pk, partners: false });
+      return [...before.dependents, ...(await this.#dependentsOf(this.#fork(ctx), wants.values())).dependents];
+    });
+    return result;
+  }
+
+  /** An insert: the rows it wrote, by the keys in its values or those the database reports. */
+  async #insertWrite(w: { meta: Meta; options: NativeOptions; rows: Row[]; run: Run; keyed: Map<string, string>; increment: () => Promise<number> }): Promise<unknown> {
+    const { meta, options, rows, run } = w;
+    const ctx = options.ctx;
+    const what = `an insert into ${meta.className}`;
+    const sides = this.#modelOf(meta) === undefined ? pivotSides(meta) : undefined;
+    // Many-to-many values are taken out of the row by the driver (and written to the join table).
+    const partners = sides === undefined ? rows.flatMap((row) => partnerWants(meta, row)) : [];
+    const given = rows.map((row) => pkOf(meta, row));
+    const result = await run();
+    await this.#resolve(ctx, what, async () => {
+      if (sides !== undefined) {
+        const links = rows.map((row) => pkOf(meta, row));
+        if (links.some((l) => l === undefined)) return new Unresolved(`${what} (a join table) whose rows cannot be read`);
+        return (await this.#dependentsOf(this.#fork(ctx), linkWants(meta, sides, links as PkCond[]))).dependents;
+      }
+      const keys = await insertedPks(meta, rows.length, given, result, w.keyed, w.increment);
+      if (keys === undefined) return new Unresolved(`${what} whose new keys cannot be read`);
+      if (keys.length > this.#settings.maxRows) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
+      const wants = [...keys.map((pk) => ({ meta, pk, partners: false })), ...partners];
+      return (await this.#dependentsOf(this.#fork(ctx), wants)).dependents;
+    });
+    return result;
+  }
+
+  async #unresolvedWrite(ctx: object | undefined, what: string, run: Run): Promise<unknown> {
+    const result = await run();
+    await this.#fallback(ctx, what);
+    return result;
+  }
+
+  /** The primary keys of the rows matching `where`, or `undefined` above `maxRows`. */
+  async #lookup(driver: DriverLike, meta: Meta, where: unknown, options: NativeOptions, convert: boolean): Promise<PkCond[] | undefined> {
+    const qb = driver
+      .createQueryBuilder(meta.className, options.ctx, 'write', convert, options.loggerContext)
+      .withSchema(driver.getSchemaName(meta, options))
+      .select(meta.primaryKeys as string[])
+      .where(where);
+    return this.#keys(meta, qb, undefined);
+  }
+
+  async #keys(meta: Meta, select: QueryBuilderLike, limit: number | undefined): Promise<PkCond[] | undefined> {
+    const max = this.#settings.maxRows;
+    if (Number.isFinite(max) && (limit === undefined || limit > max)) select.limit(max + 1);
+    const rows = (await select.execute('all', true)) as Row[];
+    if (rows.length > max) return undefined;
+    return rows.flatMap((row) => {
+      const pk = pkOf(meta, row);
+      return pk === undefined ? [] : [pk];
+    });
+  }
+
+  // ---------------------------------------------------------------- rows and dependents
+
+  #metaOf(entityName: unknown): Meta | undefined {
+    return typeof entityName === 'string' ? (this.#orm.getMetadata().find(entityName) as Meta | undefined) : undefined;
+  }
+
+  /** The registered model of an entity: its class (or an ancestor), else its name. */
+  #modelOf(meta: Meta): ModelClass | string | undefined {
+    let c: unknown = meta.class;
+    while (typeof c === 'function' && c !== Function.prototype) {
+      if (this.#dumper.isRegistered(c)) return c as ModelClass;
+      c = Object.getPrototypeOf(c);
+    }
+    return this.#dumper.isRegistered(meta.className) ? meta.className : undefined;
+  }
+
+  /** Whether writes of an entity concern the dumper: it is registered, or it is a join table of one. */
+  #watched(meta: Meta): boolean {
+    if (this.#modelOf(meta) !== undefined) return true;
+    return pivotSides(meta)?.some((side) => side.targetMeta !== undefined && this.#modelOf(side.targetMeta) !== undefined) ?? false;
+  }
+
+  #relationsOf(meta: Meta): readonly string[] {
+    let paths = this.#relations.get(meta);
+    if (paths === undefined) {
+      paths = this.#settings.relations(meta);
+      for (const path of paths) {
+        const first = path.split('.')[0]!;
+        if (!(first in meta.properties) || (meta.properties as Record<string, Prop>)[first]!.kind === 'scalar') {
+          throw new TypeError(`page-dumper: mikroOrmDumper() option "relations" names "${path}" for ${meta.className}, which has no relation "${first}"`);
+        }
+      }
+      this.#relations.set(meta, paths);
+    }
+    return paths;
+  }
+
+  /**
+   * Reads the rows (with their relations) and calls their model's `dependentPaths`; rows asked
+   * `partners` also bring the rows on the other side of their many-to-many relations. Rows of
+   * entities with no registered model are not read. `found`: how many rows were there.
+   */
+  async #dependentsOf(fork: EntityManager, wants: Iterable<Want>): Promise<{ dependents: Dependents[]; found: number }> {
+    const groups = new Map<Meta, Want[]>();
+    for (const want of wants) {
+      let list = groups.get(want.meta);
+      if (list === undefined) groups.set(want.meta, (list = []));
+      list.push(want);
+    }
+    const dependents: Dependents[] = [];
+    const seen = new Set<string>();
+    const partners = new Map<string, Want>();
+    let found = 0;
+    for (const [meta, list] of groups) {
+      const model = this.#modelOf(meta);
+      const withPartners = new Set(list.filter((w) => w.partners).map((w) => rowKey(meta, w.pk)));
+      for (const w of list) seen.add(rowKey(meta, w.pk));
+      if (model === undefined && withPartners.size === 0) continue;
+      const populate = new Set(model === undefined ? [] : this.#relationsOf(meta));
+      if (withPartners.size > 0) for (const p of manyToMany(meta)) populate.add(p.name);
+      const rows = await this.#load(fork, meta, list.map((w) => w.pk), [...populate]);
+      found += rows.length;
+      for (const row of rows) {
+        if (model !== undefined) dependents.push(await this.#dumper.dependentsOf(model, row));
+        const pk = pkOf(meta, row);
+        if (pk === undefined || !withPartners.has(rowKey(meta, pk))) continue;
+        for (const prop of manyToMany(meta)) {
+          const coll = (row as Row)[prop.name] as CollectionLike | undefined;
+          const target = prop.targetMeta;
+          if (target === undefined || coll?.isInitialized?.() !== true || this.#modelOf(target) === undefined) continue;
+          for (const item of coll.getItems(false)) {
+            const itemPk = pkOf(target, item);
+            if (itemPk !== undefined) partners.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
+          }
+        }
+      }
+    }
+    for (const key of seen) partners.delete(key);
+    if (partners.size > 0) dependents.push(...(await this.#dependentsOf(fork, partners.values())).dependents);
+    return { dependents, found };
+  }
+
+  async #load(fork: EntityManager, meta: Meta, pks: readonly PkCond[], populate: readonly string[]): Promise<object[]> {
+    const rows: object[] = [];
+    for (let i = 0; i < pks.length; i += CHUNK) {
+      const where = wherePks(meta, pks.slice(i, i + CHUNK));
+      rows.push(...((await fork.find(meta.className, where as never, { populate: populate as never, filters: false })) as object[]));
+    }
+    return rows;
+  }
+
+  /**
+   * An entity manager of page-dumper's own for reading rows: its identity map is empty (the
+   * rows are read as they are in the database, not as your entities hold them), and it reads in
+   * the given transaction.
+   */
+  #fork(ctx: object | undefined): EntityManager {
+    const fork = this.#orm.em.fork({ clear: true, useContext: false, disableContextResolution: true, flushMode: 'commit' as never });
+    if (ctx !== undefined) fork.setTransactionContext(ctx as never);
+    return fork;
+  }
+
+  // ---------------------------------------------------------------- invalidation
+
+  /**
+   * Computes what a write changed and invalidates it now; inside a transaction, again when the
+   * outermost one commits. An `Unresolved` result invalidates every page. An error (a
+   * `dependentPaths` returning a string) also invalidates every page, since the write may stand,
+   * and is rethrown to the caller of the write.
+   */
+  async #resolve(ctx: object | undefined, what: string, compute: () => Promise<Entry[] | Unresolved>): Promise<void> {
+    let out: Entry[] | Unresolved;
+    try {
+      out = await compute();
+    } catch (error) {
+      await this.#fallback(ctx, `${what} (${(error as Error)?.message ?? String(error)})`);
+      throw error;
+    }
+    if (out instanceof Unresolved) return this.#fallback(ctx, out.reason);
+    if (out.length === 0) return;
+    await this.#apply(out);
+    if (ctx !== undefined) this.#buffer(ctx).push(...out);
+  }
+
+  async #fallback(ctx: object | undefined, what: string): Promise<void> {
+    this.#dumper.log.warn(`mikro-orm: cannot tell which rows ${what} changed; invalidating every page`, {});
+    await this.#dumper.invalidateAll();
+    if (ctx !== undefined) this.#buffer(ctx).push(ALL);
+  }
+
+  async #apply(entries: readonly Entry[]): Promise<void> {
+    if (entries.includes(ALL)) await this.#dumper.invalidateAll();
+    else await this.#dumper.invalidateDependents(entries as Dependents[]);
+  }
+
+  async #replay(entries: readonly Entry[], when: string): Promise<void> {
+    if (entries.length === 0) return;
+    try {
+      await this.#apply(entries);
+    } catch (error) {
+      // The transaction has ended: failing its commit would not undo it.
+      this.#dumper.log.error(`mikro-orm: invalidating ${when} failed`, { error: error as Error });
+    }
+  }
+
+  /** The buffer of the outermost transaction a (nested) transaction belongs to. */
+  #buffer(ctx: object): Entry[] {
+    const root = rootTransaction(ctx);
+    let entries = this.#buffers.get(root);
+    if (entries === undefined) this.#buffers.set(root, (entries = []));
+    return entries;
+  }
+}
+
+interface NativeOptions {
+  ctx?: object;
+  upsert?: boolean;
+  convertCustomTypes?: boolean;
+  loggerContext?: unknown;
+  schema?: string;
+}
+
+/**
+ * The outermost transaction of a savepoint: MikroORM's SQL connection marks a nested
+ * transaction with its parent, and fires transaction events for the outermost one only.
+ */
+function rootTransaction(ctx: object): object {
+  let trx = ctx;
+  for (;;) {
+    const parent = Object.getOwnPropertySymbols(trx).find((s) => s.description === 'parentTransaction');
+    const next = parent === undefined ? undefined : (trx as Record<symbol, unknown>)[parent];
+    if (next === null || typeof next !== 'object') return trx;
+    trx = next;
+  }
+}
+
+function hasManyToMany(meta: Meta, data: unknown): boolean {
+  if (data === null || typeof data !== 'object') return false;
+  return manyToMany(meta).some((p) => (data as Row)[p.name] != null);
+}
+
+/** The rows an insert's many-to-many values link the new row to: their pages change too. */
+function partnerWants(meta: Meta, row: Row): Want[] {
+  const out: Want[] = [];
+  for (const prop of manyToMany(meta)) {
+    const target = prop.targetMeta;
+    const items = row[prop.name];
+    if (target === undefined || !Array.isArray(items)) continue;
+    for (const item of items) {
+      const pk = referencedPk(target, item);
+      if (pk !== undefined) out.push({ meta: target, pk, partners: false });
+    }
+  }
+  return out;
+}
+
+/** Both rows each join-table row links (m2m_changed for each side). */
+function linkWants(meta: Meta, sides: readonly [Prop, Prop], links: readonly PkCond[]): Want[] {
+  const out: Want[] = [];
+  for (const link of links) {
+    for (const side of sides) {
+      const pk = side.targetMeta === undefined ? undefined : referencedPk(side.targetMeta, link[side.name]);
+      if (pk !== undefined) out.push({ meta: side.targetMeta!, pk, partners: false });
+    }
+  }
+  void meta;
+  return out;
+}
+
+function affectedOf(result: unknown): number | undefined {
+  const affected = result !== null && typeof result === 'object' ? (result as { affectedRows?: unknown }).affectedRows : undefined;
+  return typeof affected === 'number' ? affected : undefined;
+}
+
+/** Keys the database returned (RETURNING, or MariaDB's computed rows), by property name. */
+function returnedPks(meta: Meta, result: unknown, columns: Map<string, string> | undefined): PkCond[] {
+  const rows = result !== null && typeof result === 'object' ? (result as { rows?: unknown }).rows : undefined;
+  if (!Array.isArray(rows)) return [];
+  return rows.flatMap((row: unknown) => {
+    if (row === null || typeof row !== 'object') return [];
+    const named = columns === undefined ? (row as Row) : Object.fromEntries(Object.entries(row).map(([k, v]) => [columns.get(k) ?? k, v]));
+    const pk = pkOf(meta, named);
+    return pk === undefined ? [] : [pk];
+  });
+}
+
+/**
+ * The keys of the rows an insert wrote: given in the values, else returned by the database
+ * (RETURNING on PostgreSQL and SQLite), else, for an auto-increment key, the first id the
+ * database reports and the ones after it (MySQL and MariaDB number a multi-row insert's rows
+ * consecutively, by `auto_increment_increment`, as MikroORM itself assumes).
+ */
+async function insertedPks(
+  meta: Meta,
+  count: number,
+  given: ReadonlyArray<PkCond | undefined>,
+  result: unknown,
+  columns: Map<string, string>,
+  increment: () => Promise<number>,
+): Promise<PkCond[] | undefined> {
+  const returned = result !== null && typeof result === 'object' ? (result as { rows?: unknown }).rows : undefined;
+  const keys = meta.primaryKeys as string[];
+  const out: PkCond[] = [];
+  let step: number | undefined;
+  for (let i = 0; i < count; i++) {
+    const known = given[i];
+    if (known !== undefined) {
+      out.push(known);
+      continue;
+    }
+    const row = Array.isArray(returned) ? (returned[i] as Row | undefined) : undefined;
+    const named = row === undefined ? undefined : Object.fromEntries(Object.entries(row).map(([k, v]) => [columns.get(k) ?? k, v]));
+    const fromRow = named === undefined ? undefined : pkOf(meta, named);
+    if (fromRow !== undefined) {
+      out.push(fromRow);
+      continue;
+    }
+    const first = result !== null && typeof result === 'object' ? (result as { insertId?: unknown }).insertId : undefined;
+    if (keys.length !== 1 || (typeof first !== 'number' && typeof first !== 'bigint') || Number(first) <= 0) return undefined;
+    step ??= await increment();
+    out.push({ [keys[0]!]: Number(first) + i * step });
+  }
+  return out;
+}
+
+/**
+ * The rows an upsert may overwrite: for each row, its values of the conflict columns (or, with
+ * none named, of every unique key it fills in: MySQL's ON DUPLICATE KEY UPDATE fires on any).
+ */
+function conflictWhere(meta: Meta, onConflict: ReadonlyArray<{ fields?: unknown }>, rows: readonly Row[], columns: Map<string, string>): Row | undefined {
+  const named = onConflict.flatMap((c) => (Array.isArray(c.fields) ? c.fields : []));
+  if (onConflict.some((c) => c.fields !== undefined && !Array.isArray(c.fields))) return undefined; // raw SQL
+  let keys: string[][];
+  if (named.length > 0) keys = [named.map((f: unknown) => columns.get(String(f)) ?? String(f))];
+  else {
+    keys = [meta.primaryKeys as string[], ...(meta.props as Prop[]).filter((p) => p.unique === true).map((p) => [p.name])];
+    for (const u of (meta.uniques ?? []) as Array<{ properties?: unknown }>) {
+      if (Array.isArray(u.properties)) keys.push(u.properties.map(String));
+      else if (typeof u.properties === 'string') keys.push([u.properties]);
+    }
+  }
+  const or: Row[] = [];
+  for (const row of rows) {
+    let found = false;
+    for (const key of keys) {
+      if (key.length === 0 || !key.every((k) => row[k] != null)) continue;
+      or.push(Object.fromEntries(key.map((k) => [k, row[k]])));
+      found = true;
+    }
+    if (!found) return undefined;
+  }
+  return { $or: or };
+}
