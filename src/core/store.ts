@@ -95,6 +95,73 @@ export interface Store {
   clear(): MaybePromise<void>;
   /** Releases connections, timers and files. The dumper calls it from `dumper.close()`. */
   close?(): MaybePromise<void>;
+  /**
+   * A durable work queue, optional: a shared store that has one keeps the purges for edge caches
+   * (`createDumper({ purgers })`) where every process sees them and a crash loses none. A store
+   * without it leaves the dumper an in-process queue. See `PurgeQueueStore` for the contract.
+   */
+  queuePush?(queue: string, payloads: readonly string[], notBefore: number): MaybePromise<readonly number[]>;
+  queueClaim?(queue: string, options: QueueClaimOptions): MaybePromise<readonly QueuedItem[]>;
+  queueAck?(queue: string, ids: readonly number[]): MaybePromise<void>;
+  queueRetry?(queue: string, ids: readonly number[], notBefore: number): MaybePromise<void>;
+  queueStats?(queue: string): MaybePromise<QueueStats>;
+}
+
+/** One item of a queue, as `queueClaim()` hands it out. */
+export interface QueuedItem {
+  /** Unique in its queue and increasing in push order; never reused. */
+  readonly id: number;
+  readonly payload: string;
+  /** How many times it was claimed, this claim included (1 at the first). */
+  readonly attempts: number;
+}
+
+export interface QueueClaimOptions {
+  /** At most this many items. */
+  readonly max: number;
+  /** The caller's clock, milliseconds since the epoch: items due at or before it are claimed. */
+  readonly now: number;
+  /**
+   * Milliseconds the claimed items stay invisible to other claims (they are due again at
+   * `now + lease`): the claimer acks or retries them before that, or, if it died, someone else
+   * claims them after it.
+   */
+  readonly lease: number;
+}
+
+export interface QueueStats {
+  /** Items in the queue, claimed or not. */
+  readonly size: number;
+  /** The smallest id left, or `undefined` when the queue is empty. */
+  readonly firstId: number | undefined;
+  /** When the next item is due (ms since the epoch; claimed items at the end of their lease), or `undefined`. */
+  readonly nextDue: number | undefined;
+}
+
+/**
+ * The queue methods of a store, all of them (a store has all five or none). The contract, checked
+ * by `runStoreConformance`:
+ * - `queuePush(queue, payloads, notBefore)` appends one item per payload, due at `notBefore`,
+ *   durably (as durably as the store keeps anything), and resolves to their ids, in order.
+ * - `queueClaim(queue, { max, now, lease })` atomically takes up to `max` items due at `now`,
+ *   oldest id first, makes them due again at `now + lease`, counts the attempt, and resolves to
+ *   them. Two concurrent claims (two processes) never get the same item while its lease runs.
+ * - `queueAck(queue, ids)` removes the items (unknown ids are ignored).
+ * - `queueRetry(queue, ids, notBefore)` makes the items due at `notBefore` (unknown ids are ignored).
+ * - `queueStats(queue)` counts them. Queues of different names never see each other's items, and
+ *   `clear()` leaves the queues alone: they hold work still to be done, not pages.
+ */
+export type PurgeQueueStore = Required<Pick<Store, 'queuePush' | 'queueClaim' | 'queueAck' | 'queueRetry' | 'queueStats'>>;
+
+/** Whether a store has the queue methods. */
+export function hasQueue(store: Store): store is Store & PurgeQueueStore {
+  return (
+    typeof store.queuePush === 'function' &&
+    typeof store.queueClaim === 'function' &&
+    typeof store.queueAck === 'function' &&
+    typeof store.queueRetry === 'function' &&
+    typeof store.queueStats === 'function'
+  );
 }
 
 export function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {

@@ -9,7 +9,7 @@
  * ```
  */
 import assert from 'node:assert/strict';
-import type { EncodedBody, SetOptions, Store, StoredEntry } from '../core/store.js';
+import { hasQueue, type EncodedBody, type PurgeQueueStore, type SetOptions, type Store, type StoredEntry } from '../core/store.js';
 
 export interface StoreConformanceOptions {
   /** Registers one test case; `vitest`'s, `node:test`'s and jest's `test` all fit. */
@@ -450,6 +450,77 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.equal(await s.set('k:/drop?q=1', entry(after, '/drop', { body: new Uint8Array([2]) }), VARIANT), true);
     assert.deepEqual(encodingsOf(await s.get('k:/drop')), []);
     assert.deepEqual(encodingsOf(await s.get('k:/drop?q=1')), []);
+  });
+
+  // ---------------------------------------------------------------- the purge queue (optional)
+  // A store with the queue methods has all five, and they keep their contract (see
+  // `PurgeQueueStore`). A store without them skips nothing here: these cases assert it has none.
+  const q = (name: string, fn: (store: Store & PurgeQueueStore) => Promise<void>) =>
+    t(name, async (s) => {
+      const some = ['queuePush', 'queueClaim', 'queueAck', 'queueRetry', 'queueStats'].filter((m) => typeof (s as unknown as Record<string, unknown>)[m] === 'function');
+      if (!hasQueue(s)) {
+        assert.deepEqual(some, [], 'a store has all five queue methods or none');
+        return;
+      }
+      await fn(s);
+    });
+
+  q('queue: push hands out increasing ids; claim takes due items once per lease; ack removes them', async (s) => {
+    const now = 1_800_000_000_000;
+    const ids = [...(await s.queuePush('q1', ['a', 'b', 'c'], now))];
+    assert.equal(ids.length, 3);
+    assert.ok(ids[0]! < ids[1]! && ids[1]! < ids[2]!, `ids not increasing: ${ids.join(',')}`);
+    const more = await s.queuePush('q1', ['d'], now + 60_000);
+    assert.ok(more[0]! > ids[2]!);
+    assert.deepEqual(await s.queueStats('q1'), { size: 4, firstId: ids[0], nextDue: now });
+    const first = await s.queueClaim('q1', { max: 2, now, lease: 1000 });
+    assert.equal(first.length, 2);
+    assert.ok(first.every((i) => i.attempts === 1));
+    const second = await s.queueClaim('q1', { max: 10, now, lease: 1000 });
+    assert.deepEqual(
+      [...first, ...second].map((i) => i.payload).sort(),
+      ['a', 'b', 'c'],
+      'every due item is claimed once, none that is not due yet',
+    );
+    assert.deepEqual(await s.queueClaim('q1', { max: 10, now: now + 999, lease: 1000 }), [], 'claimed items are invisible while their lease runs');
+    await s.queueAck('q1', first.map((i) => i.id));
+    // The lease ran out: what was not acknowledged is claimed again, its attempt counted.
+    const again = await s.queueClaim('q1', { max: 10, now: now + 1000, lease: 1000 });
+    assert.deepEqual(again.map((i) => [i.id, i.payload, i.attempts]), second.map((i) => [i.id, i.payload, 2]));
+    await s.queueAck('q1', again.map((i) => i.id));
+    const stats = await s.queueStats('q1');
+    assert.deepEqual(stats, { size: 1, firstId: more[0], nextDue: now + 60_000 });
+    const late = await s.queueClaim('q1', { max: 10, now: now + 60_000, lease: 1000 });
+    assert.deepEqual(late.map((i) => i.payload), ['d']);
+    await s.queueAck('q1', [late[0]!.id, 999_999_999]);
+    assert.deepEqual(await s.queueStats('q1'), { size: 0, firstId: undefined, nextDue: undefined });
+  });
+
+  q('queue: retry makes items due later; queues are separate; clear() keeps them', async (s) => {
+    const now = 1_800_000_000_000;
+    await s.queuePush('qa', ['x', 'y'], now);
+    await s.queuePush('qb', ['z'], now);
+    const claimed = await s.queueClaim('qa', { max: 10, now, lease: 30_000 });
+    assert.deepEqual(claimed.map((i) => i.payload).sort(), ['x', 'y']);
+    await s.queueRetry('qa', claimed.map((i) => i.id), now + 5000);
+    assert.equal((await s.queueStats('qa')).nextDue, now + 5000);
+    assert.deepEqual(await s.queueClaim('qa', { max: 10, now: now + 4999, lease: 30_000 }), []);
+    await s.clear();
+    const back = await s.queueClaim('qa', { max: 10, now: now + 5000, lease: 30_000 });
+    assert.deepEqual(back.map((i) => [i.payload, i.attempts]).sort(), [['x', 2], ['y', 2]]);
+    const other = await s.queueClaim('qb', { max: 10, now, lease: 30_000 });
+    assert.deepEqual(other.map((i) => i.payload), ['z']);
+    // A retry of an item already acknowledged does not bring it back.
+    await s.queueAck('qb', [other[0]!.id]);
+    await s.queueRetry('qb', [other[0]!.id], now);
+    assert.equal((await s.queueStats('qb')).size, 0);
+  });
+
+  q('queue: payloads come back byte for byte', async (s) => {
+    const payloads = ['/ice-cream', 'pd.h.AbC-_9', 'tag with spaces, commas', 'é ünïcode ✓', 'x'.repeat(2000)];
+    await s.queuePush('qp', payloads, 0);
+    const got = await s.queueClaim('qp', { max: 100, now: 1, lease: 1 });
+    assert.deepEqual(got.map((i) => i.payload).sort(), [...payloads].sort());
   });
 
   t('entries of other keys are independent', async (s) => {

@@ -1,4 +1,5 @@
-import type { ContentCoding, EncodedBody, SetOptions, Store, StoredEntry } from '../../core/store.js';
+import { MemoryQueue } from '../../core/queue.js';
+import type { ContentCoding, EncodedBody, PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from '../../core/store.js';
 
 export interface MemoryStoreOptions {
   /**
@@ -188,7 +189,7 @@ function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
  * more evicts the least recently used of them. The plain page of the path is not one of them, so a
  * flood of junk query strings never evicts it nor keeps it out.
  */
-export class MemoryStore implements Store {
+export class MemoryStore implements Store, PurgeQueueStore {
   readonly maxBytes: number;
   readonly #maxTrackedTags: number;
   readonly #slots = new Map<string, Slot>();
@@ -334,6 +335,32 @@ export class MemoryStore implements Store {
 
   close(): void {
     this.clear();
+  }
+
+  /**
+   * The purge queue (see `Store.queuePush`), in this process's memory like the entries: a crash
+   * loses the purges not yet acknowledged, and processes do not share it.
+   */
+  readonly #queue = new MemoryQueue();
+
+  queuePush(queue: string, payloads: readonly string[], notBefore: number): number[] {
+    return this.#queue.queuePush(queue, payloads, notBefore);
+  }
+
+  queueClaim(queue: string, options: QueueClaimOptions): QueuedItem[] {
+    return this.#queue.queueClaim(queue, options);
+  }
+
+  queueAck(queue: string, ids: readonly number[]): void {
+    this.#queue.queueAck(queue, ids);
+  }
+
+  queueRetry(queue: string, ids: readonly number[], notBefore: number): void {
+    this.#queue.queueRetry(queue, ids, notBefore);
+  }
+
+  queueStats(queue: string): QueueStats {
+    return this.#queue.queueStats(queue);
   }
 
   /**

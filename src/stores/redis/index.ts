@@ -5,10 +5,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
-import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
+import type { PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from '../../core/store.js';
 import { decodeEncodings, encodeEncodings, LocalCopies, type LocalCopy } from '../local-copies.js';
 import { makeEntry, MemoryStore, stringBytes } from '../memory/index.js';
-import { CLEAR, GET, INVALIDATE, RAISE, SEQUENCE, SET } from './scripts.js';
+import { CLEAR, GET, INVALIDATE, QUEUE_ACK, QUEUE_CLAIM, QUEUE_PUSH, QUEUE_RETRY, QUEUE_STATS, RAISE, SEQUENCE, SET } from './scripts.js';
 
 export interface RedisLocalTierOptions {
   /**
@@ -110,6 +110,11 @@ const SCRIPTS = {
   invalidate: script(INVALIDATE),
   clear: script(CLEAR),
   raise: script(RAISE),
+  queuePush: script(QUEUE_PUSH),
+  queueClaim: script(QUEUE_CLAIM),
+  queueAck: script(QUEUE_ACK),
+  queueRetry: script(QUEUE_RETRY),
+  queueStats: script(QUEUE_STATS),
 };
 
 /**
@@ -290,7 +295,7 @@ type Client = Redis | Cluster;
  * - Validity lives in one key, so a flush, a restart without persistence or an eviction loses all
  *   of it at once, and then nothing stored before is served again.
  */
-export class RedisStore implements Store {
+export class RedisStore implements Store, PurgeQueueStore {
   /** The pub/sub channel invalidations are published on (when the local tier is on). */
   readonly channel: string;
   /**
@@ -584,6 +589,48 @@ export class RedisStore implements Store {
         this.#client.disconnect();
       }
     }
+  }
+
+  // ------------------------------------------------------------ the purge queue
+
+  #queueKeys(queue: string): { z: string; i: string; h: string } {
+    return { z: `${this.#prefix}qz:${queue}`, i: `${this.#prefix}qi:${queue}`, h: `${this.#prefix}qh:${queue}` };
+  }
+
+  async queuePush(queue: string, payloads: readonly string[], notBefore: number): Promise<number[]> {
+    if (payloads.length === 0) return [];
+    const k = this.#queueKeys(queue);
+    const ids = (await this.#deadline('queue', this.#run(SCRIPTS.queuePush, [k.z, k.i, k.h], [String(notBefore), ...payloads]))) as number[];
+    return ids.map(Number);
+  }
+
+  async queueClaim(queue: string, options: QueueClaimOptions): Promise<QueuedItem[]> {
+    const k = this.#queueKeys(queue);
+    const args = [String(options.now), String(options.now + options.lease), String(options.max)];
+    const flat = (await this.#deadline('queue', this.#run(SCRIPTS.queueClaim, [k.z, k.h], args))) as Array<number | Buffer>;
+    const out: QueuedItem[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      out.push({ id: Number(flat[i]), payload: String(flat[i + 1]), attempts: Number(flat[i + 2]) });
+    }
+    return out;
+  }
+
+  async queueAck(queue: string, ids: readonly number[]): Promise<void> {
+    if (ids.length === 0) return;
+    const k = this.#queueKeys(queue);
+    await this.#deadline('queue', this.#run(SCRIPTS.queueAck, [k.z, k.i, k.h], ids.map(String)));
+  }
+
+  async queueRetry(queue: string, ids: readonly number[], notBefore: number): Promise<void> {
+    if (ids.length === 0) return;
+    const k = this.#queueKeys(queue);
+    await this.#deadline('queue', this.#run(SCRIPTS.queueRetry, [k.z], [String(notBefore), ...ids.map(String)]));
+  }
+
+  async queueStats(queue: string): Promise<QueueStats> {
+    const k = this.#queueKeys(queue);
+    const [size, first, due] = (await this.#deadline('queue', this.#run(SCRIPTS.queueStats, [k.z, k.i], []))) as [number, number | null, Buffer | null];
+    return { size: Number(size), firstId: first === null ? undefined : Number(first), nextDue: due === null ? undefined : Number(String(due)) };
   }
 
   #entryKey(key: string): string {

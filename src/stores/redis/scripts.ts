@@ -272,3 +272,71 @@ redis.call('HSET', KEYS[1], 'seq', fmt(n), 'floor', fmt(n), 'g', ARGV[2])
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], fmt(n) .. ' *') end
 return n
 `;
+
+/**
+ * The purge queue (`Store.queuePush` and the others). Keys, per queue, under the same hash tag:
+ * - `{p}qz:<queue>` sorted set: item id → when it is due (ms since the epoch; a claimed item: the
+ *                  end of its lease).
+ * - `{p}qi:<queue>` sorted set: item id → item id, for the oldest id left (`queueStats`).
+ * - `{p}qh:<queue>` hash: `n` (the last id handed out, never reused), `p<id>` (payload), `a<id>`
+ *                  (attempts).
+ * `clear()` leaves them alone: they hold work still to be done, not pages.
+ */
+
+/** push. KEYS: qz, qi, qh. ARGV: due, payloads... Answers the new ids, in order. */
+export const QUEUE_PUSH = `
+local count = #ARGV - 1
+local last = redis.call('HINCRBY', KEYS[3], 'n', count)
+local ids = {}
+for i = 1, count do
+  local id = last - count + i
+  redis.call('ZADD', KEYS[1], ARGV[1], id)
+  redis.call('ZADD', KEYS[2], id, id)
+  redis.call('HSET', KEYS[3], 'p' .. id, ARGV[i + 1])
+  ids[i] = id
+end
+return ids
+`;
+
+/**
+ * claim. KEYS: qz, qh. ARGV: now, now + lease, max. Takes the items due at \`now\`, earliest due
+ * first, makes them due at the end of the lease, counts the attempt; answers id, payload, attempts
+ * for each, flat. Atomic: two processes never claim one item while its lease runs.
+ */
+export const QUEUE_CLAIM = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  local a = redis.call('HINCRBY', KEYS[2], 'a' .. id, 1)
+  local p = redis.call('HGET', KEYS[2], 'p' .. id)
+  out[#out + 1] = tonumber(id)
+  out[#out + 1] = p or ''
+  out[#out + 1] = a
+end
+return out
+`;
+
+/** ack. KEYS: qz, qi, qh. ARGV: ids... */
+export const QUEUE_ACK = `
+for i = 1, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], 'p' .. ARGV[i], 'a' .. ARGV[i])
+end
+return 0
+`;
+
+/** retry. KEYS: qz. ARGV: due, ids... Only ids still queued (XX): an acknowledged item stays gone. */
+export const QUEUE_RETRY = `
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i]) end
+return 0
+`;
+
+/** stats. KEYS: qz, qi. Answers size, the first id (or false), the earliest due (or false). */
+export const QUEUE_STATS = `
+local size = redis.call('ZCARD', KEYS[1])
+local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+local due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {size, first[1] and tonumber(first[1]) or false, due[2] or false}
+`;

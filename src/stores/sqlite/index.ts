@@ -12,7 +12,7 @@
  */
 import Database from 'better-sqlite3';
 import { DumperError } from '../../core/errors.js';
-import type { SetOptions, Store, StoredEntry } from '../../core/store.js';
+import type { PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from '../../core/store.js';
 import { decodeEncodings, encodeEncodings, LocalCopies, type LocalCopy } from '../local-copies.js';
 import { makeEntry } from '../memory/index.js';
 
@@ -139,7 +139,7 @@ function byteLength(s: string): number {
  * evicts the least recently *stored* variant of that path, for the reason the byte bound evicts in
  * storing order (a hit never writes). Plain entries are neither counted nor evicted for variants.
  */
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, PurgeQueueStore {
   /** The database the tables live in. */
   readonly database: Database.Database;
   readonly tablePrefix: string;
@@ -435,6 +435,55 @@ export class SqliteStore implements Store {
     this.#local.clear();
   }
 
+  // ------------------------------------------------------------ the purge queue
+
+  #queueStatements: QueueStatements | undefined;
+
+  #q(): QueueStatements {
+    this.#open();
+    if (this.#queueStatements !== undefined) return this.#queueStatements;
+    const p = this.tablePrefix;
+    const db = this.database;
+    const prepare = <P extends unknown[], R>(sql: string) => db.prepare<P, R>(sql).safeIntegers(false);
+    this.#queueStatements = {
+      push: prepare(`INSERT INTO ${p}queue (queue, payload, due) SELECT ?, value, ? FROM json_each(?) WHERE true RETURNING id`),
+      // One statement: atomic across processes (it takes the write lock), so two claims never
+      // get the same row while its lease runs.
+      claim: prepare(
+        `UPDATE ${p}queue SET due = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM ${p}queue WHERE queue = ? AND due <= ? ORDER BY id LIMIT ?) RETURNING id, payload, attempts`,
+      ),
+      ack: prepare(`DELETE FROM ${p}queue WHERE queue = ? AND id IN (SELECT value FROM json_each(?))`),
+      retry: prepare(`UPDATE ${p}queue SET due = ? WHERE queue = ? AND id IN (SELECT value FROM json_each(?))`),
+      stats: prepare(`SELECT count(*) AS size, min(id) AS firstId, min(due) AS nextDue FROM ${p}queue WHERE queue = ?`),
+    };
+    return this.#queueStatements;
+  }
+
+  queuePush(queue: string, payloads: readonly string[], notBefore: number): number[] {
+    const q = this.#q();
+    // Synced like an invalidation: a purge lost in a power cut leaves a stale page at the edge.
+    const rows = this.#durably(() => q.push.all(queue, notBefore, JSON.stringify(payloads))) as Array<{ id: number }>;
+    return rows.map((r) => r.id).sort((a, b) => a - b);
+  }
+
+  queueClaim(queue: string, options: QueueClaimOptions): QueuedItem[] {
+    const rows = this.#q().claim.all(options.now + options.lease, queue, options.now, options.max) as QueuedItem[];
+    return rows.sort((a, b) => a.id - b.id);
+  }
+
+  queueAck(queue: string, ids: readonly number[]): void {
+    this.#q().ack.run(queue, JSON.stringify(ids));
+  }
+
+  queueRetry(queue: string, ids: readonly number[], notBefore: number): void {
+    this.#q().retry.run(notBefore, queue, JSON.stringify(ids));
+  }
+
+  queueStats(queue: string): QueueStats {
+    const row = this.#q().stats.get(queue) as { size: number; firstId: number | null; nextDue: number | null };
+    return { size: row.size, firstId: row.firstId ?? undefined, nextDue: row.nextDue ?? undefined };
+  }
+
   /** Closes the database if the store opened it (`path`); an injected `database` stays open. */
   close(): void {
     if (this.#closed) return;
@@ -529,6 +578,16 @@ export class SqliteStore implements Store {
           tag TEXT PRIMARY KEY,
           seq INTEGER NOT NULL
         ) WITHOUT ROWID;
+        -- The purge queue (Store.queuePush and the others): purges for edge caches, kept until an
+        -- edge acknowledged them. A table of its own, which layouts before it simply do not use.
+        CREATE TABLE IF NOT EXISTS ${p}queue (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          queue TEXT NOT NULL,
+          payload TEXT NOT NULL,
+          due INTEGER NOT NULL,
+          attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS ${p}queue_due ON ${p}queue (queue, due);
         CREATE TRIGGER IF NOT EXISTS ${p}entry_added AFTER INSERT ON ${p}entries BEGIN
           UPDATE ${p}state SET bytes = bytes + new.size, entries = entries + 1 WHERE id = 1;
         END;
@@ -574,6 +633,14 @@ export class SqliteStore implements Store {
       UPDATE ${p}state SET version = ${SCHEMA_VERSION} WHERE id = 1;
     `);
   }
+}
+
+interface QueueStatements {
+  readonly push: Database.Statement<[string, number, string], unknown>;
+  readonly claim: Database.Statement<[number, string, number, number], unknown>;
+  readonly ack: Database.Statement<[string, string], unknown>;
+  readonly retry: Database.Statement<[number, string, string], unknown>;
+  readonly stats: Database.Statement<[string], unknown>;
 }
 
 function isDatabase(value: unknown): value is Database.Database {
