@@ -11,7 +11,7 @@
  */
 import type { EntityMetadata, EventSubscriber, MikroORM } from '@mikro-orm/core';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
-import { MikroOrmIntegration, nativeScopes, type DriverLike, type QueryBuilderLike, type RelationsFor } from './integration.js';
+import { MikroOrmIntegration, nativeScopes, writeType, type DriverLike, type QueryBuilderLike, type RelationsFor } from './integration.js';
 import { allRelations, autoRelations } from './rows.js';
 
 /**
@@ -156,7 +156,7 @@ function wrapPrototypes(orm: MikroORM): void {
     // Only QueryBuilders of an entity manager: those the driver makes for its own writes (a
     // flush, native writes) have none, and are seen where they start.
     const integration = this.em == null ? undefined : installed.get(this.driver);
-    if (integration === undefined || integration.closed || !QB_WRITES.has(this.type ?? 'SELECT')) return original.apply(this, args);
+    if (integration === undefined || integration.closed || !QB_WRITES.has(writeType(this))) return original.apply(this, args);
     return integration.queryBuilderWrite(this, () => original.apply(this, args) as Promise<unknown>);
   };
   Object.defineProperty(execute, WRAPPED, { value: true });

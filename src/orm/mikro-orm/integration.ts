@@ -390,10 +390,11 @@ export class MikroOrmIntegration implements EventSubscriber {
     const meta = qb.mainAlias?.metadata;
     if (this.#closed || meta === undefined || !this.#watched(meta)) return run();
     const options: NativeOptions = { ctx: qb.context };
-    switch (qb.type) {
+    const type = writeType(qb);
+    switch (type) {
       case 'UPDATE':
       case 'DELETE': {
-        const kind = qb.type === 'UPDATE' ? 'update' : 'delete';
+        const kind = type === 'UPDATE' ? 'update' : 'delete';
         const lookup = async () => {
           const select = qb.clone();
           // The write's joins become a subquery on execution; the lookup is a plain SELECT.
@@ -677,6 +678,16 @@ export class MikroOrmIntegration implements EventSubscriber {
     if (entries === undefined) this.#buffers.set(root, (entries = []));
     return entries;
   }
+}
+
+/**
+ * The kind of statement a QueryBuilder executes. An update or delete whose `where` joins another
+ * table is a SELECT of the keys until it executes (MikroORM turns it into a subquery then).
+ */
+export function writeType(qb: QueryBuilderLike): string {
+  if (qb.flags.has('UPDATE_SUB_QUERY')) return 'UPDATE';
+  if (qb.flags.has('DELETE_SUB_QUERY')) return 'DELETE';
+  return qb.type ?? 'SELECT';
 }
 
 interface NativeOptions {

@@ -12,7 +12,17 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BetterSqliteDriver } from '@mikro-orm/better-sqlite';
-import { MikroORM, type AnyEntity, type EntityDictionary, type EntitySchema, type NativeInsertUpdateManyOptions, type Options, type QueryResult } from '@mikro-orm/core';
+import {
+  MikroORM,
+  type AnyEntity,
+  type EntityDictionary,
+  type EntitySchema,
+  type FilterQuery,
+  type NativeInsertUpdateManyOptions,
+  type Options,
+  type QueryResult,
+  type UpsertManyOptions,
+} from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/knex';
 import { MariaDbDriver } from '@mikro-orm/mariadb';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
@@ -51,13 +61,16 @@ export interface TestDatabase {
 const suffix = () => randomBytes(5).toString('hex');
 
 /**
- * MikroORM 6.6.16's MariaDB driver fails every insert into a table with a composite primary key
- * made by `nativeInsertMany` ("Cannot set properties of undefined (setting '0')"): for such a
- * table the base driver leaves `rows` out of its result, which MariaDbDriver then fills in by
- * index. A flush that adds an item to a loaded many-to-many collection inserts its join-table
- * rows that way. This driver skips MariaDB's key computation for those tables (they have no
- * generated key), so the suites can exercise many-to-many writes on MariaDB. It is not
- * page-dumper's: see docs/mikro-orm.md.
+ * MikroORM 6.6.16's MariaDB driver fails two writes after they have run, by reading a `rows` the
+ * base driver left out of its result:
+ * - every insert into a table with a composite primary key made by `nativeInsertMany` ("Cannot
+ *   set properties of undefined (setting '0')"): a flush that adds an item to a loaded
+ *   many-to-many collection inserts its join-table rows that way;
+ * - `em.upsertMany()` of rows without their primary key ("Cannot read properties of undefined
+ *   (reading '0')").
+ * This driver skips MariaDB's key computation for the first (those tables have no generated
+ * key) and makes it only when it can for the second, so the suites can exercise these writes on
+ * MariaDB. It is not page-dumper's: see docs/mikro-orm.md.
  */
 export class FixedMariaDbDriver extends MariaDbDriver {
   override async nativeInsertMany<T extends object>(
@@ -67,6 +80,26 @@ export class FixedMariaDbDriver extends MariaDbDriver {
   ): Promise<QueryResult<T>> {
     if (this.getPrimaryKeyFields(entityName).length > 1) return AbstractSqlDriver.prototype.nativeInsertMany.call(this, entityName, data, options) as Promise<QueryResult<T>>;
     return super.nativeInsertMany(entityName, data, options);
+  }
+
+  override async nativeUpdateMany<T extends object>(
+    entityName: string,
+    where: FilterQuery<T>[],
+    data: EntityDictionary<T>[],
+    options: NativeInsertUpdateManyOptions<T> & UpsertManyOptions<T> = {},
+  ): Promise<QueryResult<T>> {
+    const res = (await AbstractSqlDriver.prototype.nativeUpdateMany.call(this, entityName, where as never, data as never, options as never)) as QueryResult<T>;
+    const [pk] = this.getPrimaryKeyFields(entityName);
+    const increment = await (this as unknown as { getAutoIncrementIncrement(ctx: unknown): Promise<number> }).getAutoIncrementIncrement(options.ctx);
+    let i = 0;
+    const rows = where.map((cond) => {
+      const c = cond as Record<string, unknown>;
+      if (res.insertId != null && Object.keys(c).length === 0) return { [pk!]: Number(res.insertId) + i++ * increment };
+      return c[pk!] == null ? undefined : { [pk!]: c[pk!] };
+    });
+    if (rows.every((r) => r !== undefined)) res.rows = rows as never;
+    res.row = res.rows?.[0];
+    return res;
   }
 }
 
