@@ -707,7 +707,8 @@ function rootTransaction(ctx: object): object {
   for (;;) {
     const parent = Object.getOwnPropertySymbols(trx).find((s) => s.description === 'parentTransaction');
     const next = parent === undefined ? undefined : (trx as Record<symbol, unknown>)[parent];
-    if (next === null || typeof next !== 'object') return trx;
+    // A knex transaction is a function (its query builder).
+    if (next === null || (typeof next !== 'object' && typeof next !== 'function')) return trx;
     trx = next;
   }
 }
