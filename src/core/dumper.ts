@@ -30,6 +30,7 @@ import {
 import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
 import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, defaultVersion, validateOptions, type DumperOptions } from './options.js';
+import { DEFAULT_PURGE_SETTINGS, PurgeDispatcher, type PurgeStats } from './purge.js';
 import { isPromise, type EncodedBody, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
@@ -165,6 +166,10 @@ export class Fill {
   #done = false;
   #untraceable = false;
   #cookiesRead = false;
+  /** When the render began (`Date.now()`), for the edge's race bound; set only with purgers. */
+  readonly #startedAt: number;
+  /** How many render tags the edge headers sent with this response named; -1 when it was not offered to the edge. */
+  #edgeTagsSent = -1;
 
   /** @internal */
   constructor(dumper: Dumper, key: string, view: AppView, path: string, method: string, seq: number, flight: Flight | undefined) {
@@ -176,6 +181,39 @@ export class Fill {
     this.seq = seq;
     this.#flight = flight;
     this.#context = { dumper, tags: new Set(), fill: this };
+    this.#startedAt = dumper._purging === undefined ? 0 : Date.now();
+  }
+
+  /**
+   * The headers for edge caches (see the option `purgers`) to add to this response as it goes out,
+   * flat with lower-case names: the page's tags so far and the edge freshness header. Empty without
+   * purgers. `head` is the response's headers (its own `Cache-Control` is kept). Adapters call it
+   * when the response head is written, once the response is known to be storable. A render that
+   * took more than half of `raceWindow` by then is sent `no-store` for the edge: a write during it
+   * might be purged before the edge has this page, and the second purge might come too soon too.
+   */
+  edgeHeaders(head: readonly string[]): readonly string[] {
+    const purging = this.#dumper._purging;
+    if (purging === undefined) return NO_HEADERS;
+    // A page the dumper cannot vouch for is marked `no-store` for the edge: one for a visitor with
+    // cookies, one whose render read cookies (an edge does not tell visitors apart as the dumper
+    // does), one whose tags are not known (see `_untraceable`).
+    if (this.#done || this.view.cookie !== undefined || this.#cookiesRead || this.#untraceable) return purging.noStore;
+    this.#edgeTagsSent = this.#context.tags.size;
+    const fresh = Date.now() - this.#startedAt <= purging.settings.raceWindow / 2;
+    return purging.headersFor(this.path, this.#dumper._edgeOthers(this.path, this.#context.tags), hasHeader(head, 'cache-control'), fresh);
+  }
+
+  /**
+   * After the head went out to the edge with this page's tags: if the render then added tags, read
+   * cookies, or may have tagged without a context, the edge's copy is not what it was labelled as,
+   * and is purged by its path (now and after `raceWindow`, once the edge surely has it).
+   */
+  #edgeCheck(): void {
+    if (this.#edgeTagsSent === -1) return;
+    const sent = this.#edgeTagsSent;
+    this.#edgeTagsSent = -1;
+    if (this.#context.tags.size > sent || this.#cookiesRead || this.#untraceable) void this.#dumper._purging!.enqueue([this.path]);
   }
 
   /** Runs the app so that `dumper.tag()` calls made while it renders tag this page. */
@@ -229,6 +267,7 @@ export class Fill {
   /** Gives up on storing (the response is too big, was aborted, or is not storable). */
   abandon(reason: string): void {
     if (this.#done) return;
+    this.#edgeCheck();
     this.#done = true;
     inflight.delete(this);
     this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
@@ -243,6 +282,7 @@ export class Fill {
    */
   complete(status: number, headers: readonly string[], body: Uint8Array | readonly Uint8Array[]): MaybePromise<boolean> {
     if (this.#done) return false;
+    this.#edgeCheck();
     const personal = this.#cookiesRead && this.view.cookie !== undefined;
     const veto = this.#untraceable
       ? 'the render may have called dumper.tag() before render contexts were tracked'
@@ -288,6 +328,13 @@ export class Fill {
     this.#dumper._finishFlight(this.#flight, stored ? entry : undefined);
     return stored;
   }
+}
+
+const NO_HEADERS: readonly string[] = Object.freeze([]);
+
+function hasHeader(headers: readonly string[], name: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return true;
+  return false;
 }
 
 /**
@@ -463,6 +510,8 @@ export class Dumper {
   #replayTimer: NodeJS.Timeout | undefined;
   #pendingClear = false;
   #flushing: Promise<void> | undefined;
+  /** @internal The edge caches' purge queue and workers (option `purgers`), if any. */
+  readonly _purging: PurgeDispatcher | undefined;
 
   constructor(options: DumperOptions = {}) {
     validateOptions(options);
@@ -501,6 +550,20 @@ export class Dumper {
     if (options.trackRenders === true) trackContexts = true;
     this.#compress = compressPolicy(options.compress);
     this.#compressor = this.#compress && new Compressor(this.#compress.coders);
+    const purgers = options.purgers ?? [];
+    this._purging =
+      purgers.length === 0
+        ? undefined
+        : new PurgeDispatcher({
+            purgers,
+            store: this.store,
+            keyPrefix: this.keyPrefix,
+            log: this.log,
+            settings: Object.freeze({ ...DEFAULT_PURGE_SETTINGS, ...options.edge }),
+          });
+    if (this._purging?.inMemory === true && !(this.store instanceof MemoryStore)) {
+      this.log.warn('the store has no queue: purges for edge caches are queued in this process only, and a crash loses those not yet sent', {});
+    }
   }
 
   // ---------------------------------------------------------------- adapter API: requests
@@ -731,7 +794,14 @@ export class Dumper {
     let reps = this.#reps.get(entry);
     if (reps === undefined) {
       const policy = this.#compress;
-      reps = representations(entry, policy && entry.encodings, policy !== undefined && compressible(entry, policy), this.cacheStatusHeader);
+      const purging = this._purging;
+      const edge =
+        purging === undefined
+          ? undefined
+          : entry.anonymousOnly === true
+            ? purging.noStore
+            : purging.headersFor(entry.path.slice(this.keyPrefix.length), this.#unprefixed(entry.tags), hasHeader(entry.headers, 'cache-control'));
+      reps = representations(entry, policy && entry.encodings, policy !== undefined && compressible(entry, policy), this.cacheStatusHeader, edge);
       this.#reps.set(entry, reps);
     }
     return reps;
@@ -1017,6 +1087,8 @@ export class Dumper {
   /** Drops every stored page (a deploy, a template change). */
   async invalidateAll(): Promise<void> {
     this.#detachFlights();
+    const purged = this._purging?.enqueue(undefined);
+    if (purged !== undefined) await purged;
     try {
       await this.store.clear();
       if (this.#failures !== 0) this.#recovered();
@@ -1055,6 +1127,21 @@ export class Dumper {
     }
   }
 
+  /**
+   * Resolves once every purge queued so far (by this process's invalidations) has been
+   * acknowledged by every edge cache (option `purgers`), including the second purge each
+   * invalidation sends after `edge.raceWindow`. Failed purges are retried meanwhile; an edge that
+   * keeps failing keeps this waiting. Without purgers it resolves at once.
+   */
+  async flushPurges(): Promise<void> {
+    await this._purging?.flush();
+  }
+
+  /** Purges queued, sent, failed and retried by this process so far (all zero without purgers). */
+  get purgeStats(): Readonly<PurgeStats> {
+    return { ...(this._purging?.stats ?? { queued: 0, sent: 0, failed: 0, retried: 0 }) };
+  }
+
   /** Stops caching (requests bypass from now on) and closes the store. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -1066,6 +1153,7 @@ export class Dumper {
     this.#compressor?.close();
     await this.#flushing;
     await this.flushCompression();
+    await this._purging?.close();
     await this.store.close?.();
   }
 
@@ -1110,6 +1198,20 @@ export class Dumper {
     // as they were.
     const withFlag: StoredEntry = cookiesRead ? { ...entry, anonymousOnly: true } : entry;
     return encoding === undefined ? withFlag : { ...withFlag, encodings: [encoding] };
+  }
+
+  /** @internal The tags of a page other than its path tag, unprefixed: ancestor tags, then render tags. */
+  _edgeOthers(path: string, renderTags: ReadonlySet<string>): string[] {
+    const out = this.#prefixInvalidation ? prefixTags(path) : [];
+    for (const t of renderTags) if (t !== path) out.push(t);
+    return out;
+  }
+
+  #unprefixed(tags: readonly string[]): string[] {
+    const n = this.keyPrefix.length;
+    const out: string[] = [];
+    for (let i = 1; i < tags.length; i++) out.push(tags[i]!.slice(n));
+    return out;
   }
 
   /** @internal The app's own compression of a page, kept when it is one of the codings made. */
@@ -1228,7 +1330,11 @@ export class Dumper {
 
   async #invalidate(tags: string[], what: Record<string, unknown>): Promise<void> {
     if (tags.length === 0) return;
-    const unique = [...new Set(tags)].map((t) => this.keyPrefix + t);
+    const distinct = [...new Set(tags)];
+    const unique = distinct.map((t) => this.keyPrefix + t);
+    // Queued whether or not the store takes the invalidation: the edge's copies are stale either way.
+    const purged = this._purging?.enqueue(distinct);
+    if (purged !== undefined) await purged;
     try {
       await this.store.invalidate(unique);
       if (this.#failures !== 0) this.#recovered();

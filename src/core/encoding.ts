@@ -463,11 +463,12 @@ export function representations(
   encodings: readonly EncodedBody[] | undefined,
   compressibleEntry: boolean,
   statusHeader: string | undefined,
+  edge?: readonly string[],
 ): Representations {
   const vary = compressibleEntry || (encodings !== undefined && encodings.length !== 0);
-  const list: Rep[] = [new Rep('identity', entry.body, entry.etag, entry, vary, statusHeader)];
+  const list: Rep[] = [new Rep('identity', entry.body, entry.etag, entry, vary, statusHeader, edge)];
   if (encodings !== undefined) {
-    for (const e of encodings) list.push(new Rep(e.coding, e.body, encodingEtag(entry.etag, e.coding), entry, vary, statusHeader));
+    for (const e of encodings) list.push(new Rep(e.coding, e.body, encodingEtag(entry.etag, e.coding), entry, vary, statusHeader, edge));
     if (list.length > 1) list.sort((a, b) => a.body.byteLength - b.body.byteLength);
   }
   return { list, compressible: compressibleEntry, tried: false };
@@ -487,6 +488,8 @@ class Rep implements Representation {
     readonly entry: StoredEntry,
     readonly vary: boolean,
     readonly statusHeader: string | undefined,
+    /** Headers for edge caches (tags, edge freshness; see `PurgeDispatcher.headersFor`), sent with every reply. */
+    readonly edge: readonly string[] | undefined,
   ) {}
 
   get headers(): readonly string[] {
@@ -505,6 +508,7 @@ class Rep implements Representation {
       }
       if (this.coding !== 'identity') headers.push('content-encoding', this.coding);
       if (this.vary && !hasVary) headers.push('vary', 'Accept-Encoding');
+      if (this.edge !== undefined) headers.push(...this.edge);
       if (this.statusHeader !== undefined) headers.push(this.statusHeader, 'HIT');
       this.#headers = headers;
     }
@@ -515,6 +519,9 @@ class Rep implements Representation {
     if (this.#notModified === undefined) {
       // Made from the full list, whose cache-status header a 304 does not repeat by itself.
       const nm = notModifiedHeaders(this.headers);
+      // An edge that revalidates its copy keeps the tags and the freshness it gets with the 304
+      // (RFC 9111 §4.3.4: the stored headers are updated from it).
+      if (this.edge !== undefined) nm.push(...this.edge);
       if (this.statusHeader !== undefined) nm.push(this.statusHeader, 'HIT');
       this.#notModified = nm;
     }

@@ -1,9 +1,9 @@
 /** Stable error codes carried by every error page-dumper throws or reports. */
-export type DumperErrorCode = 'DUMPER_STORE_FAILURE';
+export type DumperErrorCode = 'DUMPER_STORE_FAILURE' | 'DUMPER_PURGE_FAILURE';
 
 /**
- * An operational error, as page-dumper logs it: a store operation that failed, with the store's
- * own error as `cause`. Such errors are never thrown into requests or writers (a failing store
+ * An operational error, as page-dumper logs it: a store operation that failed (or a purge queue
+ * operation, `DUMPER_PURGE_FAILURE`), with the underlying error as `cause`. Such errors are never thrown into requests or writers (a failing store
  * fails open). Configuration and programming mistakes are `TypeError`s thrown where they happen.
  */
 export class DumperError extends Error {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DumperLogger } from './log.js';
 import type { Store } from './store.js';
+import { validatePurger, type Purger, type PurgeSettings } from './purge.js';
 import { validateCompress, type CompressOptions } from './encoding.js';
 
 /** Tracking parameters that never change what a page shows; left out of keys by default. */
@@ -217,6 +218,25 @@ export interface DumperOptions {
    * @default 1000
    */
   storeCooldown?: number;
+  /**
+   * Edge caches in front of the site (`varnishPurger`, `fastlyPurger`, `cloudflarePurger` from
+   * `page-dumper/purge`). Every cacheable response (hits and misses) then carries the page's tags
+   * in each purger's header, and edge freshness headers (`Surrogate-Control` or
+   * `CDN-Cache-Control`, RFC 9213) so the edge keeps the page while browsers revalidate; every
+   * invalidation is queued to each of them and delivered once, by whichever process claims it.
+   * The queue lives in the store when it has one (`SqliteStore`, `RedisStore`: nothing is lost in
+   * a crash); with `MemoryStore` it lives in this process and a crash loses what is not yet sent.
+   * @default [] (none)
+   */
+  purgers?: readonly Purger[];
+  /**
+   * How purges are timed (with `purgers`): `raceWindow` (ms, default 2000: the second purge
+   * that removes pages rendered from data older than a write, and the bound on how long such a
+   * page stays at the edge), `lease` (ms, 30000), `retryDelay` (ms, 500, doubled per attempt),
+   * `maxRetryDelay` (ms, 60000), `pollInterval` (ms, 5000: how often the shared queue is looked
+   * at for purges another process left), `edgeMaxAge` (seconds an edge keeps a page, a year).
+   */
+  edge?: Partial<PurgeSettings>;
 }
 
 function fail(name: string, expected: string, got: unknown): never {
@@ -235,6 +255,7 @@ const KNOWN = new Set<string>([
   'store', 'keyPrefix', 'ignore', 'statuses', 'staticFiles', 'version', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
   'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders', 'compress',
+  'purgers', 'edge',
 ]);
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -353,4 +374,23 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
   if (o.storeCooldown !== undefined) positiveInt('storeCooldown', o.storeCooldown);
   if (o.trackRenders !== undefined && typeof o.trackRenders !== 'boolean') fail('trackRenders', 'a boolean', o.trackRenders);
   validateCompress(o.compress, fail);
+  if (o.purgers !== undefined) {
+    if (!Array.isArray(o.purgers)) fail('purgers', 'an array of purgers', o.purgers);
+    o.purgers.forEach((p, i) => validatePurger(p, i));
+    const ids = new Set<string>();
+    for (const p of o.purgers as Purger[]) {
+      if (ids.has(p.id)) throw new TypeError(`page-dumper: option "purgers" lists the edge "${p.id}" twice`);
+      ids.add(p.id);
+    }
+  }
+  if (o.edge !== undefined) {
+    if (o.edge === null || typeof o.edge !== 'object' || Array.isArray(o.edge)) fail('edge', 'an object', o.edge);
+    const e = o.edge as Record<string, unknown>;
+    for (const k of Object.keys(e)) {
+      if (!EDGE_KEYS.has(k)) throw new TypeError(`page-dumper: option "edge" has an unknown field "${k}"`);
+      positiveInt(`edge.${k}`, e[k]);
+    }
+  }
 }
+
+const EDGE_KEYS = new Set(['raceWindow', 'lease', 'retryDelay', 'maxRetryDelay', 'pollInterval', 'edgeMaxAge']);

@@ -67,13 +67,15 @@ export class MemoryQueue implements PurgeQueueStore {
 
   queueStats(queue: string): QueueStats {
     const q = this.#queues.get(queue);
-    if (q === undefined || q.size === 0) return { size: 0, firstId: undefined, nextDue: undefined };
+    if (q === undefined || q.size === 0) return { size: 0, firstId: undefined, lastId: undefined, nextDue: undefined };
     let nextDue = Infinity;
     let firstId = Infinity;
+    let lastId = 0;
     for (const item of q.values()) {
       if (item.due < nextDue) nextDue = item.due;
       if (item.id < firstId) firstId = item.id;
+      if (item.id > lastId) lastId = item.id;
     }
-    return { size: q.size, firstId, nextDue };
+    return { size: q.size, firstId, lastId, nextDue };
   }
 }

@@ -134,6 +134,8 @@ export interface QueueStats {
   readonly size: number;
   /** The smallest id left, or `undefined` when the queue is empty. */
   readonly firstId: number | undefined;
+  /** The largest id left, or `undefined` when the queue is empty. */
+  readonly lastId: number | undefined;
   /** When the next item is due (ms since the epoch; claimed items at the end of their lease), or `undefined`. */
   readonly nextDue: number | undefined;
 }

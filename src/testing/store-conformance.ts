@@ -472,7 +472,7 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.ok(ids[0]! < ids[1]! && ids[1]! < ids[2]!, `ids not increasing: ${ids.join(',')}`);
     const more = await s.queuePush('q1', ['d'], now + 60_000);
     assert.ok(more[0]! > ids[2]!);
-    assert.deepEqual(await s.queueStats('q1'), { size: 4, firstId: ids[0], nextDue: now });
+    assert.deepEqual(await s.queueStats('q1'), { size: 4, firstId: ids[0], lastId: more[0], nextDue: now });
     const first = await s.queueClaim('q1', { max: 2, now, lease: 1000 });
     assert.equal(first.length, 2);
     assert.ok(first.every((i) => i.attempts === 1));
@@ -489,11 +489,11 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.deepEqual(again.map((i) => [i.id, i.payload, i.attempts]), second.map((i) => [i.id, i.payload, 2]));
     await s.queueAck('q1', again.map((i) => i.id));
     const stats = await s.queueStats('q1');
-    assert.deepEqual(stats, { size: 1, firstId: more[0], nextDue: now + 60_000 });
+    assert.deepEqual(stats, { size: 1, firstId: more[0], lastId: more[0], nextDue: now + 60_000 });
     const late = await s.queueClaim('q1', { max: 10, now: now + 60_000, lease: 1000 });
     assert.deepEqual(late.map((i) => i.payload), ['d']);
     await s.queueAck('q1', [late[0]!.id, 999_999_999]);
-    assert.deepEqual(await s.queueStats('q1'), { size: 0, firstId: undefined, nextDue: undefined });
+    assert.deepEqual(await s.queueStats('q1'), { size: 0, firstId: undefined, lastId: undefined, nextDue: undefined });
   });
 
   q('queue: retry makes items due later; queues are separate; clear() keeps them', async (s) => {

@@ -55,3 +55,48 @@ export function needService(name: ServiceName): Promise<boolean> {
   }
   return answer;
 }
+
+/**
+ * Varnish, for the edge suites: `varnishd` on the PATH (or in /usr/sbin) with the xkey vmod of
+ * varnish-modules. The suites start their own varnishd on random loopback ports. Under `CI=true`
+ * a missing one throws (the suite fails); elsewhere the suite is skipped with a notice.
+ */
+export const VARNISH = {
+  install: 'apt-get install -y varnish varnish-modules',
+} as const;
+
+let varnishAnswer: Promise<string | undefined> | undefined;
+
+/** The path of `varnishd` when it and the xkey vmod are installed; see `VARNISH`. */
+export function needVarnish(): Promise<string | undefined> {
+  varnishAnswer ??= (async () => {
+    const { existsSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    const candidates = [...(process.env.PATH ?? '').split(':').map((d) => `${d}/varnishd`), '/usr/sbin/varnishd'];
+    const varnishd = candidates.find((p) => p !== '/varnishd' && existsSync(p));
+    let vmod = false;
+    if (varnishd !== undefined) {
+      // Compiling a VCL that imports xkey is the one check that finds the vmod wherever it is.
+      const { chmodSync, mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+      const { tmpdir } = await import('node:os');
+      const dir = mkdtempSync(`${tmpdir()}/page-dumper-varnish-check-`);
+      try {
+        // Started as root, varnishd compiles as its own unprivileged user, who must read the file.
+        chmodSync(dir, 0o755);
+        writeFileSync(`${dir}/check.vcl`, 'vcl 4.1;\nimport xkey;\nbackend b { .host = "127.0.0.1"; .port = "9"; }\n');
+        execFileSync(varnishd, ['-C', '-f', `${dir}/check.vcl`, '-n', `${dir}/n`], { stdio: 'ignore' });
+        vmod = true;
+      } catch {
+        vmod = false;
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    if (varnishd !== undefined && vmod) return varnishd;
+    const message = varnishd === undefined ? 'varnishd is not installed' : 'the xkey vmod (varnish-modules) is not installed';
+    if (process.env.CI) throw new Error(`${message} (install it with: ${VARNISH.install}); CI needs it, so the suite fails instead of skipping.`);
+    process.stderr.write(`\n  NOTICE: skipping the Varnish suites: ${message} (install it with: ${VARNISH.install})\n\n`);
+    return undefined;
+  })();
+  return varnishAnswer;
+}

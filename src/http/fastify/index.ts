@@ -231,6 +231,9 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     const status = (capture.status = reply.statusCode);
     const head = (capture.head = flatten(reply.getHeaders() as OutgoingHttpHeaders, {}));
     if (fill.head(status, head) !== undefined) return next(null, payload);
+    // The edge caches' headers (option `purgers`), from the core; not part of the stored head.
+    const edge = fill.edgeHeaders(head);
+    for (let i = 0; i < edge.length; i += 2) reply.header(edge[i]!, edge[i + 1]!);
     const max = dumper.maxEntryBytes;
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
       const body = payload == null ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload;

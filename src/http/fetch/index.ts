@@ -149,6 +149,9 @@ async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request:
   }
   const out = new Headers(response.headers);
   if (dumper.cacheStatusHeader !== undefined) out.set(dumper.cacheStatusHeader, 'MISS');
+  // The edge caches' headers (option `purgers`), from the core.
+  const edge = fill.edgeHeaders(head);
+  for (let i = 0; i < edge.length; i += 2) out.set(edge[i]!, edge[i + 1]!);
   const init = { status: response.status, statusText: response.statusText, headers: out };
   if (request.method === 'HEAD' || response.body === null) {
     // A HEAD was rendered as a GET to fill the entry: read the body here, send none.

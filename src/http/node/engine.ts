@@ -483,7 +483,11 @@ class Capture {
       return;
     }
     this.declared = flatGet(all, 'content-length');
-    if (Number(this.declared ?? 0) > this.dumper.maxEntryBytes) this.stop(`body larger than maxEntryBytes (${this.dumper.maxEntryBytes})`);
+    if (Number(this.declared ?? 0) > this.dumper.maxEntryBytes) return this.stop(`body larger than maxEntryBytes (${this.dumper.maxEntryBytes})`);
+    // The edge caches' headers (option `purgers`), from the core; Node merges them with what
+    // writeHead() is given (see onPlan).
+    const edge = this.fill.edgeHeaders(all);
+    for (let i = 0; i < edge.length; i += 2) res.setHeader(edge[i]!, edge[i + 1]!);
   }
 
   add(res: ServerResponse, chunk: unknown, encoding: unknown): void {

@@ -629,8 +629,13 @@ export class RedisStore implements Store, PurgeQueueStore {
 
   async queueStats(queue: string): Promise<QueueStats> {
     const k = this.#queueKeys(queue);
-    const [size, first, due] = (await this.#deadline('queue', this.#run(SCRIPTS.queueStats, [k.z, k.i], []))) as [number, number | null, Buffer | null];
-    return { size: Number(size), firstId: first === null ? undefined : Number(first), nextDue: due === null ? undefined : Number(String(due)) };
+    const [size, first, last, due] = (await this.#deadline('queue', this.#run(SCRIPTS.queueStats, [k.z, k.i], []))) as [number, number | null, number | null, Buffer | null];
+    return {
+      size: Number(size),
+      firstId: first === null ? undefined : Number(first),
+      lastId: last === null ? undefined : Number(last),
+      nextDue: due === null ? undefined : Number(String(due)),
+    };
   }
 
   #entryKey(key: string): string {

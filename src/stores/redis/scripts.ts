@@ -333,10 +333,11 @@ for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i]) end
 return 0
 `;
 
-/** stats. KEYS: qz, qi. Answers size, the first id (or false), the earliest due (or false). */
+/** stats. KEYS: qz, qi. Answers size, the first and last ids (or false), the earliest due (or false). */
 export const QUEUE_STATS = `
 local size = redis.call('ZCARD', KEYS[1])
 local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+local last = redis.call('ZRANGE', KEYS[2], -1, -1)
 local due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {size, first[1] and tonumber(first[1]) or false, due[2] or false}
+return {size, first[1] and tonumber(first[1]) or false, last[1] and tonumber(last[1]) or false, due[2] or false}
 `;

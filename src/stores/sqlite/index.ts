@@ -454,7 +454,7 @@ export class SqliteStore implements Store, PurgeQueueStore {
       ),
       ack: prepare(`DELETE FROM ${p}queue WHERE queue = ? AND id IN (SELECT value FROM json_each(?))`),
       retry: prepare(`UPDATE ${p}queue SET due = ? WHERE queue = ? AND id IN (SELECT value FROM json_each(?))`),
-      stats: prepare(`SELECT count(*) AS size, min(id) AS firstId, min(due) AS nextDue FROM ${p}queue WHERE queue = ?`),
+      stats: prepare(`SELECT count(*) AS size, min(id) AS firstId, max(id) AS lastId, min(due) AS nextDue FROM ${p}queue WHERE queue = ?`),
     };
     return this.#queueStatements;
   }
@@ -480,8 +480,8 @@ export class SqliteStore implements Store, PurgeQueueStore {
   }
 
   queueStats(queue: string): QueueStats {
-    const row = this.#q().stats.get(queue) as { size: number; firstId: number | null; nextDue: number | null };
-    return { size: row.size, firstId: row.firstId ?? undefined, nextDue: row.nextDue ?? undefined };
+    const row = this.#q().stats.get(queue) as { size: number; firstId: number | null; lastId: number | null; nextDue: number | null };
+    return { size: row.size, firstId: row.firstId ?? undefined, lastId: row.lastId ?? undefined, nextDue: row.nextDue ?? undefined };
   }
 
   /** Closes the database if the store opened it (`path`); an injected `database` stays open. */

@@ -1,0 +1,48 @@
+import type { Purger } from '../../core/purge.js';
+import { checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.js';
+
+export interface VarnishPurgerOptions extends PurgeRequestOptions {
+  /**
+   * Where Varnish listens, one URL or one per instance (`http://127.0.0.1:6081`). A purge is
+   * acknowledged when every instance has answered it with a 2xx; otherwise it is sent to all of
+   * them again (a purge is idempotent). The VCL shipped as `page-dumper/varnish/page-dumper.vcl`
+   * answers the `PURGE` requests it sends (from the addresses its `page_dumper_purgers` ACL allows).
+   */
+  readonly url: string | readonly string[];
+  /**
+   * `xkey.softpurge` instead of `xkey.purge`: the pages stay in grace and may be served stale
+   * while Varnish fetches them again. Off by default: a stale page is what purging is for.
+   * @default false
+   */
+  readonly soft?: boolean;
+}
+
+/**
+ * Purges Varnish by tag through xkey (Debian's `varnish-modules`): pages carry their tags in the
+ * `xkey` header, and a purge is `PURGE /` with the tags in `xkey-purge`. Limits: Varnish reads
+ * header lines of up to `http_req_hdr_len` and `http_resp_hdr_len` bytes (8 KiB by default), so a
+ * page's tags and a purge's tags stay within 6 KiB.
+ */
+export function varnishPurger(options: VarnishPurgerOptions): Purger {
+  if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: varnishPurger() needs options: { url }');
+  const list = typeof options.url === 'string' ? [options.url] : options.url;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new TypeError('page-dumper: varnishPurger() option "url" must be a URL or a non-empty array of URLs');
+  }
+  const urls = list.map((u) => checkUrl('varnishPurger', 'url', u).href);
+  if (options.soft !== undefined && typeof options.soft !== 'boolean') throw new TypeError('page-dumper: varnishPurger() option "soft" must be a boolean');
+  const timeout = checkTimeout('varnishPurger', options.timeout);
+  const soft = options.soft === true;
+  return Object.freeze({
+    id: `varnish ${urls.join(' ')}`,
+    tagHeader: Object.freeze({ name: 'xkey', separator: ' ', maxBytes: 6144, maxTagBytes: 256 }),
+    freshnessHeader: 'surrogate-control',
+    maxBatch: 1000,
+    maxBatchBytes: 6144,
+    async purge(tags: readonly string[]): Promise<void> {
+      const headers: Record<string, string> = { 'xkey-purge': tags.join(' ') };
+      if (soft) headers['xkey-softpurge'] = '1';
+      await Promise.all(urls.map((url) => send(url, { method: 'PURGE', headers }, timeout, 'Varnish purge')));
+    },
+  });
+}

@@ -1,0 +1,76 @@
+# page-dumper for Varnish (VCL 4.1): keeps pages as long as page-dumper says, and purges them by
+# tag through xkey (Debian and Ubuntu: apt-get install varnish-modules).
+#
+# Include it in your VCL and call its subroutines first thing in yours; it declares no backend:
+#
+#   vcl 4.1;
+#   import std;
+#   backend default { .host = "127.0.0.1"; .port = "3000"; }
+#   include "/path/to/node_modules/page-dumper/varnish/page-dumper.vcl";
+#   sub vcl_recv { call page_dumper_recv; }
+#   sub vcl_backend_response { call page_dumper_backend_response; }
+#   sub vcl_deliver { call page_dumper_deliver; }
+#
+# Then createDumper({ purgers: [varnishPurger({ url: 'http://127.0.0.1:6081' })] }).
+# Purge requests are taken from the addresses in page_dumper_purgers (loopback); to allow your
+# application servers, define your own ACL of that name instead of including this one's: copy
+# this file and edit the list.
+
+vcl 4.1;
+
+import xkey;
+import std;
+
+acl page_dumper_purgers {
+  "127.0.0.1";
+  "::1";
+}
+
+sub page_dumper_recv {
+  # PURGE / with "xkey-purge: tag1 tag2 ...": every object carrying any of the tags goes
+  # (xkey.purge), or turns stale for its grace time with "xkey-softpurge: 1" (xkey.softpurge).
+  if (req.method == "PURGE") {
+    if (client.ip !~ page_dumper_purgers) {
+      return (synth(403, "Forbidden"));
+    }
+    if (!req.http.xkey-purge) {
+      return (synth(400, "xkey-purge header missing"));
+    }
+    if (req.http.xkey-softpurge) {
+      set req.http.x-page-dumper-purged = xkey.softpurge(req.http.xkey-purge);
+    } else {
+      set req.http.x-page-dumper-purged = xkey.purge(req.http.xkey-purge);
+    }
+    return (synth(200, "Purged " + req.http.x-page-dumper-purged));
+  }
+}
+
+sub page_dumper_backend_response {
+  # page-dumper labels the pages it vouches for with their tags (xkey) and their lifetime at the
+  # edge (Surrogate-Control: max-age=N), and sends "no-store" for a page it cannot vouch for. The
+  # lifetime is set here explicitly; Cache-Control, which tells browsers to revalidate, is left for
+  # them. A response that says nothing about its freshness (no Surrogate-Control, Cache-Control or
+  # Expires) is not kept: Varnish's default TTL would keep a page nobody can purge (one rendered
+  # while page-dumper bypassed its store, say). Everything else (Set-Cookie, Vary: *) is left to
+  # the built-in rules, which run after this.
+  if (beresp.http.Surrogate-Control ~ "(?i)(^|,)\s*no-store" ||
+      (!beresp.http.Surrogate-Control && !beresp.http.Cache-Control && !beresp.http.Expires)) {
+    set beresp.uncacheable = true;
+    set beresp.ttl = 0s;
+  } elsif (beresp.http.xkey && beresp.http.Surrogate-Control ~ "(?i)(^|,)\s*max-age=[0-9]+") {
+    set beresp.ttl = std.duration(regsub(beresp.http.Surrogate-Control, "(?i)^.*max-age=([0-9]+).*$", "\1") + "s", 0s);
+    # A purged page is gone at once (a hard purge); grace only serves a page whose lifetime ran out.
+    set beresp.grace = 10s;
+  }
+}
+
+sub page_dumper_deliver {
+  # The tags and the edge lifetime are for this cache only.
+  unset resp.http.xkey;
+  unset resp.http.Surrogate-Control;
+  if (obj.hits > 0) {
+    set resp.http.X-Edge-Cache = "HIT";
+  } else {
+    set resp.http.X-Edge-Cache = "MISS";
+  }
+}
