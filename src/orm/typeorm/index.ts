@@ -12,7 +12,9 @@
  */
 import type { DataSource, EntityMetadata, EntitySubscriberInterface } from 'typeorm';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
+import { readOptions, ReadTracker } from '../reads.js';
 import { TypeormIntegration, type Execute, type RelationsFor, type WriteQueryBuilder } from './integration.js';
+import { trackReads, untrackReads } from './reads.js';
 
 /**
  * Which relations of a row are loaded before its model's `dependentPaths()` is called, so that it
@@ -58,6 +60,21 @@ export interface TypeormDumperOptions {
    * expo, nativescript, react-native), false for the others
    */
   invalidateOnRollback?: boolean;
+  /**
+   * Tag each page with the rows and tables its render read through this data source, and
+   * invalidate those tags on every write of every entity (registered or not): pages need no
+   * `dependentPaths()`. Reads by primary key tag rows; lists, filters, counts and joins tag their
+   * tables; raw SQL (`query()`) is not parsed. See docs/track-reads.md.
+   * @default false
+   */
+  trackReads?: boolean;
+  /**
+   * With `trackReads`: the most tags a page gets from its reads. Past it, a table's further row
+   * reads tag the whole table (its list tag, which every write of the table invalidates), with a
+   * warning in the log. Each tag costs a few bytes in the entry and in the store's tag index.
+   * @default 500
+   */
+  maxTagsPerPage?: number;
 }
 
 /** What `typeormDumper()` returns. */
@@ -65,13 +82,15 @@ export interface TypeormDumper {
   readonly dataSource: DataSource;
   /** The entity subscriber installed on the data source. */
   readonly subscriber: EntitySubscriberInterface;
-  /** Stops invalidating on this data source's writes and removes the subscriber. Idempotent. */
+  /** With `trackReads`: what tags the pages. */
+  readonly reads: ReadTracker | undefined;
+  /** Stops invalidating on this data source's writes (and tagging its reads) and removes the subscriber. Idempotent. */
   close(): void;
 }
 
 /** Drivers whose data source runs every query on one connection, readers' included. */
 const SHARED_CONNECTION = new Set(['sqlite', 'better-sqlite3', 'sqljs', 'capacitor', 'cordova', 'expo', 'nativescript', 'react-native']);
-const KNOWN = new Set(['relations', 'maxRows', 'invalidateOnRollback']);
+const KNOWN = new Set(['relations', 'maxRows', 'invalidateOnRollback', 'trackReads', 'maxTagsPerPage']);
 
 /** The integration of each data source, found by the QueryBuilder execution wrapper. */
 const installed = new WeakMap<object, TypeormIntegration>();
@@ -107,6 +126,7 @@ function validate(options: unknown): asserts options is TypeormDumperOptions {
   if (invalidateOnRollback !== undefined && typeof invalidateOnRollback !== 'boolean') {
     throw new TypeError(`page-dumper: typeormDumper() option "invalidateOnRollback" must be a boolean, got ${typeof invalidateOnRollback}`);
   }
+  readOptions('typeormDumper', o.trackReads, o.maxTagsPerPage);
 }
 
 function relationsFor(option: RelationsOption): RelationsFor {
@@ -169,13 +189,17 @@ export function typeormDumper(dumper: Dumper, dataSource: DataSource, options: T
   if (dataSource.options.type === 'mongodb') throw new TypeError('page-dumper: typeormDumper() does not support MongoDB data sources');
   if (installed.has(dataSource)) throw new TypeError('page-dumper: typeormDumper() is already installed on this DataSource');
   validate(options);
+  const tracking = readOptions('typeormDumper', options.trackReads, options.maxTagsPerPage);
+  const reads = tracking.trackReads ? new ReadTracker(dumper, { maxTagsPerPage: tracking.maxTagsPerPage, integration: 'typeorm' }) : undefined;
 
   const integration = new TypeormIntegration(dumper, dataSource, {
     relations: relationsFor(options.relations ?? 'auto'),
     maxRows: options.maxRows ?? 1000,
     invalidateOnRollback: options.invalidateOnRollback ?? SHARED_CONNECTION.has(dataSource.options.type),
+    reads,
   });
   wrapQueryBuilders(dataSource);
+  if (reads !== undefined) trackReads(dataSource, reads);
 
   // initialize() replaces `subscribers` with the ones built from the options, so the subscriber
   // is added after every (re)build of the metadata, and now if that has happened already.
@@ -199,10 +223,12 @@ export function typeormDumper(dumper: Dumper, dataSource: DataSource, options: T
   return {
     dataSource,
     subscriber: integration,
+    reads,
     close() {
       if (closed) return;
       closed = true;
       integration.close();
+      untrackReads(dataSource);
       installed.delete(dataSource);
       const i = dataSource.subscribers.indexOf(integration);
       if (i !== -1) dataSource.subscribers.splice(i, 1);

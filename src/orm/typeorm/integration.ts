@@ -24,6 +24,7 @@ import type {
 } from 'typeorm';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
+import { linkTags, unknownWriteTags, writeTags, type KeyValues, type ReadTracker, type WrittenRow } from '../reads.js';
 
 type Column = EntityMetadata['columns'][number];
 type SelectQueryBuilder = ReturnType<DataSource['createQueryBuilder']>;
@@ -45,6 +46,8 @@ export interface Settings {
   readonly relations: RelationsFor;
   readonly maxRows: number;
   readonly invalidateOnRollback: boolean;
+  /** With `trackReads`: every entity's writes invalidate the tags its reads put on pages. */
+  readonly reads: ReadTracker | undefined;
 }
 
 /** Marks a point in a transaction's buffer where every page must be invalidated. */
@@ -209,7 +212,9 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     if (id === undefined) return; // a criteria delete: execute() has it
     // pre_delete: after the delete nothing is left to tell which pages showed the row.
     const row = (await this.#loadRow(event.manager, runner, metadata, id, 'before')) ?? (data == null ? null : snapshot(metadata, data));
-    if (row !== null) state.pending.set(pendingKey('remove', metadata, id), await this.#dependentsOf(metadata, [row]));
+    if (row !== null) {
+      state.pending.set(pendingKey('remove', metadata, id), [...(await this.#dependentsOf(metadata, [row])), ...this.#deleteDependents(metadata, [row])]);
+    }
   }
 
   async afterRemove(event: RemoveEvent<ObjectLiteral>): Promise<void> {
@@ -324,7 +329,8 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     // A delete takes its join-table rows with it (ON DELETE CASCADE): the rows on the other side
     // of each many-to-many relation change too, as for a removal of the link (m2m pre_remove).
     if (type === 'delete') {
-      for (const [side, ids] of partnersOf(metadata, rows)) before.push(...(await this.#dependentsOfIds(manager, side, ids)));
+      for (const [side, ids] of partnersOf(metadata, rows)) before.push(...(await this.#dependentsOfIds(manager, side, ids, false)));
+      before.push(...this.#deleteDependents(metadata, rows));
     }
     const result = await original.call(qb);
     await this.#after(runner, what, async () => {
@@ -350,7 +356,8 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     const sides = sidesOf(junction, links);
     if (sides === undefined) return this.#unresolvedWrite(qb, original, runner, what);
     const before: Dependents[] = [];
-    for (const [side, ids] of sides) before.push(...(await this.#dependentsOfIds(manager, side, ids)));
+    if (this.#settings.reads !== undefined) before.push(readDependents(junction, junctionTags(junction, links)));
+    for (const [side, ids] of sides) before.push(...(await this.#dependentsOfIds(manager, side, ids, false)));
     const result = await original.call(qb);
     await this.#after(runner, what, async () => {
       const affected = affectedOf(result);
@@ -376,7 +383,8 @@ export class TypeormIntegration implements EntitySubscriberInterface {
 
   async #unresolvedWrite(qb: WriteQueryBuilder, original: Execute, runner: QueryRunner, what: string): Promise<unknown> {
     const result = await original.call(qb);
-    await this.#fallback(runner, what);
+    const map = qb.expressionMap;
+    await this.#fallback(runner, what, map.mainAlias?.hasMetadata ? map.mainAlias.metadata : undefined);
     return result;
   }
 
@@ -431,6 +439,7 @@ export class TypeormIntegration implements EntitySubscriberInterface {
   }
 
   #watched(metadata: EntityMetadata): boolean {
+    if (this.#settings.reads !== undefined) return true;
     if (!metadata.isJunction) return this.#modelOf(metadata) !== undefined;
     for (const columns of [metadata.ownerColumns, metadata.inverseColumns]) {
       const side = columns[0]?.referencedColumn?.entityMetadata;
@@ -439,18 +448,45 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     return false;
   }
 
-  async #dependentsOf(metadata: EntityMetadata, rows: readonly ObjectLiteral[]): Promise<Dependents[]> {
+  /**
+   * The dependents of rows a write changed: their model's, and with `trackReads` the tags of their
+   * reads (`reads: false` for the rows on the other side of a changed link, whose row tags the
+   * link's own tags name: their lists did not change).
+   */
+  async #dependentsOf(metadata: EntityMetadata, rows: readonly ObjectLiteral[], reads = true): Promise<Dependents[]> {
     const model = this.#modelOf(metadata);
-    if (model === undefined) return [];
     const out: Dependents[] = [];
+    if (reads && this.#settings.reads !== undefined && rows.length > 0) out.push(readDependents(metadata, writeTags(metadata.tablePath, rows.map((r) => writtenRow(metadata, r)))));
+    if (model === undefined) return out;
     for (const row of rows) out.push(await this.#dumper.dependentsOf(model, row));
     return out;
   }
 
+  /**
+   * With `trackReads`, what a delete of rows of `metadata` also changes without TypeORM saying so:
+   * the rows the database deletes or changes with them (`ON DELETE CASCADE`, `SET NULL`), unknown
+   * one by one, so everything read from their tables; and the join-table rows that point at them.
+   */
+  #deleteDependents(metadata: EntityMetadata, rows: readonly ObjectLiteral[]): Dependents[] {
+    if (this.#settings.reads === undefined || rows.length === 0) return [];
+    const tags: string[] = [];
+    for (const relation of metadata.relations) {
+      if (relation.isManyToMany) {
+        tags.push(...unknownWriteTags(relation.junctionEntityMetadata!.tablePath));
+      } else if (relation.isOneToMany || relation.isOneToOneNotOwner) {
+        const child = relation.inverseRelation;
+        if (child?.onDelete === 'CASCADE' || child?.onDelete === 'SET NULL') {
+          tags.push(...unknownWriteTags(relation.inverseEntityMetadata.tablePath));
+        }
+      }
+    }
+    return tags.length === 0 ? [] : [readDependents(metadata, tags)];
+  }
+
   /** The dependents of rows by id, loaded now; nothing (and no query) for an entity that is not registered. */
-  async #dependentsOfIds(manager: EntityManager, metadata: EntityMetadata, ids: readonly ObjectLiteral[]): Promise<Dependents[]> {
-    if (ids.length === 0 || this.#modelOf(metadata) === undefined) return [];
-    return this.#dependentsOf(metadata, await this.#loadRows(manager, metadata, ids));
+  async #dependentsOfIds(manager: EntityManager, metadata: EntityMetadata, ids: readonly ObjectLiteral[], reads = true): Promise<Dependents[]> {
+    if (ids.length === 0 || (this.#modelOf(metadata) === undefined && !(reads && this.#settings.reads !== undefined))) return [];
+    return this.#dependentsOf(metadata, await this.#loadRows(manager, metadata, ids), reads);
   }
 
   /** Both rows a join-table row links (m2m_changed for each side), as they are now. */
@@ -465,12 +501,13 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     const sides = sidesOf(junction, [link as ObjectLiteral]);
     if (sides === undefined) return undefined;
     const out: Dependents[] = [];
+    if (this.#settings.reads !== undefined) out.push(readDependents(junction, junctionTags(junction, [link as ObjectLiteral])));
     for (const [side, [id]] of sides) {
       if (this.#modelOf(side) === undefined) continue;
       // Gone with its owner (remove() deletes the join rows first): the owner's own
       // before-delete snapshot covers its pages.
       const row = await this.#loadRow(manager, runner, side, id!, phase);
-      if (row !== null) out.push(...(await this.#dependentsOf(side, [row])));
+      if (row !== null) out.push(...(await this.#dependentsOf(side, [row], false)));
     }
     return out;
   }
@@ -490,6 +527,12 @@ export class TypeormIntegration implements EntitySubscriberInterface {
           if (i === parts.length - 1) node[part] ??= true;
           else node = (node[part] = typeof node[part] === 'object' ? node[part] : {}) as Record<string, unknown>;
         });
+      }
+      // trackReads needs every row's foreign keys (its key tags): its to-one relations are loaded too.
+      if (this.#settings.reads !== undefined) {
+        for (const r of metadata.relations) {
+          if ((r.isManyToOne || r.isOneToOneOwner) && !r.isLazy) (relations as Record<string, unknown>)[r.propertyPath] ??= true;
+        }
       }
       this.#relations.set(metadata, relations);
     }
@@ -542,7 +585,19 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     if (runner.isTransactionActive) this.#state(runner).entries.push(...deps);
   }
 
-  async #fallback(runner: QueryRunner, what: string): Promise<void> {
+  /**
+   * A write whose rows are unknown. With `trackReads`, for an entity that is not registered (and a
+   * join table whose sides are not), everything read from its table; else every page.
+   */
+  async #fallback(runner: QueryRunner, what: string, metadata?: EntityMetadata): Promise<void> {
+    const tables = metadata === undefined ? undefined : this.#unknownTables(metadata);
+    if (tables !== undefined) {
+      const deps = [readDependents(metadata!, tables.flatMap(unknownWriteTags))];
+      if (this.#dumper.log.debugEnabled) this.#dumper.log.debug(`typeorm: cannot tell which rows ${what} changed; invalidating what pages read from its tables`, { tables });
+      await this.#dumper.invalidateDependents(deps);
+      if (runner.isTransactionActive) this.#state(runner).entries.push(...deps);
+      return;
+    }
     this.#dumper.log.warn(`typeorm: cannot tell which rows ${what} changed; invalidating every page`, {});
     await this.#dumper.invalidateAll();
     if (runner.isTransactionActive) this.#state(runner).entries.push(ALL);
@@ -583,6 +638,19 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     state.marks.length = 0;
     state.pending.clear();
     state.memo.clear();
+  }
+
+  /** The tables whose table tags cover an unknown write of `metadata`, or `undefined` when only every page does. */
+  #unknownTables(metadata: EntityMetadata): string[] | undefined {
+    if (this.#settings.reads === undefined) return undefined;
+    if (!metadata.isJunction) return this.#modelOf(metadata) === undefined ? [metadata.tablePath] : undefined;
+    const tables = [metadata.tablePath];
+    for (const columns of [metadata.ownerColumns, metadata.inverseColumns]) {
+      const side = columns[0]?.referencedColumn?.entityMetadata;
+      if (side === undefined || this.#modelOf(side) !== undefined) return undefined;
+      tables.push(side.tablePath);
+    }
+    return tables;
   }
 
   #inBulk(runner: QueryRunner, metadata: EntityMetadata): boolean {
@@ -720,4 +788,47 @@ function conflictKeys(metadata: EntityMetadata, map: ExpressionMap, values: read
     if (!found) return undefined;
   }
   return where;
+}
+
+// ---------------------------------------------------------------- trackReads
+
+/** Tags to invalidate, in the shape `invalidateDependents()` and the transaction buffers take. */
+function readDependents(metadata: EntityMetadata, tags: readonly string[]): Dependents {
+  return { model: metadata.name, paths: [], tags };
+}
+
+/** A row's primary key and foreign keys, by column name, as the write-side tags need them. */
+function writtenRow(metadata: EntityMetadata, row: ObjectLiteral): WrittenRow {
+  const id: Record<string, unknown> = {};
+  for (const column of metadata.primaryColumns) id[column.databaseName] = column.getEntityValue(row);
+  const keys: KeyValues[] = [];
+  for (const relation of metadata.relations) {
+    if (!(relation.isManyToOne || relation.isOneToOneOwner) || relation.joinColumns.length === 0) continue;
+    const key: Record<string, unknown> = {};
+    for (const column of relation.joinColumns) {
+      // The related row as loaded (see #relationsOf), else a column of the same name declared beside the relation.
+      let value = column.getEntityValue(row);
+      if (value === undefined) {
+        const own = metadata.columns.find((c) => c.relationMetadata === undefined && c.databaseName === column.databaseName);
+        value = own?.getEntityValue(row);
+      }
+      key[column.databaseName] = value;
+    }
+    if (Object.values(key).every((v) => v != null)) keys.push(key);
+  }
+  return { id, keys };
+}
+
+/** Join-table rows (by column property or database name): the tags of both sides' links. */
+function junctionTags(junction: EntityMetadata, links: readonly ObjectLiteral[]): string[] {
+  return linkTags(
+    junction.tablePath,
+    links.map((link) =>
+      [junction.ownerColumns, junction.inverseColumns].map((group) => {
+        const key: Record<string, unknown> = {};
+        for (const column of group) key[column.databaseName] = link[column.propertyName] ?? link[column.databaseName];
+        return { key };
+      }),
+    ),
+  );
 }
