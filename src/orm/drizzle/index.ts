@@ -18,7 +18,7 @@ import { MySqlDatabase } from 'drizzle-orm/mysql-core';
 import { PgDatabase } from 'drizzle-orm/pg-core';
 import { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
-import { newScope, Writes, type BuilderState, type Dialect, type Operation, type Scope, type WriteBuilder } from './writes.js';
+import { newScope, Writes, type BuilderState, type Dialect, type Operation, type Scope, type Settings, type WriteBuilder } from './writes.js';
 
 export interface DrizzleDumperOptions {
   /**
@@ -30,9 +30,19 @@ export interface DrizzleDumperOptions {
    * by every write of a registered table; a larger bound costs as many rows per such write.
    */
   maxRows?: number;
+  /**
+   * node-postgres pools: how long, in milliseconds, a connection whose transaction failed with
+   * the connection busy or still in it (a client-side `query_timeout`) may take to answer the
+   * ROLLBACK page-dumper sends before it goes back to the pool; past it the connection is closed.
+   * The failed call returns only then (see docs/drizzle.md, "Transactions").
+   *
+   * Default: 60000 (one minute).
+   */
+  recoveryTimeout?: number;
 }
 
 const DEFAULT_MAX_ROWS = 1000;
+const DEFAULT_RECOVERY_TIMEOUT = 60_000;
 
 const OPERATIONS: Readonly<Record<string, Operation>> = { insert: 'insert', update: 'update', delete: 'delete' };
 /** better-sqlite3 builders execute synchronously through these. */
@@ -41,14 +51,18 @@ const BUILDER_KINDS = /(Insert|Update|Delete)(Builder)?$/;
 
 const engines = new WeakMap<object, Writes>();
 
-function validate(options: DrizzleDumperOptions | undefined): { maxRows: number } {
-  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS };
+function validate(options: DrizzleDumperOptions | undefined): Settings {
+  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, recoveryTimeout: DEFAULT_RECOVERY_TIMEOUT };
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: drizzleDumper(dumper, db, options): options must be an object');
   const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
   if (typeof maxRows !== 'number' || !Number.isSafeInteger(maxRows) || maxRows < 1) {
     throw new TypeError(`page-dumper: drizzleDumper() option maxRows must be a positive integer, got ${String(maxRows)}`);
   }
-  return { maxRows };
+  const recoveryTimeout = options.recoveryTimeout ?? DEFAULT_RECOVERY_TIMEOUT;
+  if (typeof recoveryTimeout !== 'number' || !Number.isSafeInteger(recoveryTimeout) || recoveryTimeout < 1 || recoveryTimeout > 2 ** 31 - 1) {
+    throw new TypeError(`page-dumper: drizzleDumper() option recoveryTimeout must be a positive integer of milliseconds (at most 2147483647), got ${String(recoveryTimeout)}`);
+  }
+  return { maxRows, recoveryTimeout };
 }
 
 const SESSIONS: Readonly<Record<Dialect, string>> = { pg: 'NodePgSession', mysql: 'MySql2Session', sqlite: 'BetterSQLiteSession' };
@@ -230,14 +244,19 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
   }
 
   function asyncTransaction(raw: object, parent: Scope | undefined) {
-    const transaction = (raw as { transaction(cb: (tx: object) => Promise<unknown>, config?: unknown): Promise<unknown> }).transaction;
     return async (callback: (tx: object) => Promise<unknown>, config?: unknown): Promise<unknown> => {
       const scope = newScope(parent);
-      // A rollback (the callback threw, tx.rollback()) rejects here: the scope is dropped, and
-      // with it the second invalidation; the first, at each write, has been made.
-      const result = await transaction.call(raw, (tx: object) => callback(database(tx, scope)), config);
-      await writes.commit(scope);
-      return result;
+      const ended = await writes.transaction(raw, (tx: object) => callback(database(tx, scope)), config);
+      if (ended.ok) {
+        await writes.commit(scope);
+        return ended.value;
+      }
+      // Its COMMIT failed, the server done with it: whether it committed is unknown, so its
+      // writes are invalidated again as if it had. A rollback (the callback threw,
+      // tx.rollback()) drops the scope, and with it the second invalidation; the first, at each
+      // write, has been made.
+      if (ended.returned) await writes.commit(scope);
+      throw ended.error;
     };
   }
 

@@ -84,9 +84,6 @@ export interface BuilderState {
   cteWrite?: boolean;
 }
 
-/** How long a ROLLBACK sent to recover a connection waits for the server (behind what it still runs). */
-const RECOVERY_TIMEOUT_MS = 60_000;
-
 /**
  * The node-postgres pool client of page-dumper's own transaction, watched while Drizzle holds it.
  * Drizzle sends COMMIT (or ROLLBACK after an error) and releases the client in a `finally`. A
@@ -101,6 +98,28 @@ const RECOVERY_TIMEOUT_MS = 60_000;
  */
 class PgClientGuard {
   recovery: Promise<boolean> | undefined;
+
+  constructor(readonly timeout: number) {}
+
+  /** Watches the client that the pool's next `connect()` hands out (Drizzle calls it synchronously, first). Returns the undo. */
+  intercept(pool: { connect: (...args: unknown[]) => unknown }): () => void {
+    const own = Object.hasOwn(pool, 'connect');
+    const connect = pool.connect;
+    const restore = () => {
+      if (own) pool.connect = connect;
+      else delete (pool as { connect?: unknown }).connect;
+    };
+    pool.connect = (...args: unknown[]) => {
+      restore();
+      const out = connect.apply(pool, args);
+      if (!(out instanceof Promise)) return out;
+      return out.then((client: unknown) => {
+        this.watch(client);
+        return client;
+      });
+    };
+    return restore;
+  }
 
   watch(client: unknown): void {
     const c = client as { query?: unknown; release?: unknown } | null | undefined;
@@ -128,7 +147,7 @@ class PgClientGuard {
       if (!failed || error) return pg.release(error);
       this.recovery = (async () => {
         try {
-          await pg.query({ text: 'rollback', query_timeout: RECOVERY_TIMEOUT_MS });
+          await pg.query({ text: 'rollback', query_timeout: this.timeout });
           pg.release();
           return true;
         } catch (cause) {
@@ -151,6 +170,8 @@ interface Preread {
 
 export interface Settings {
   readonly maxRows: number;
+  /** How long a ROLLBACK sent to recover a connection waits for the server (behind what it still runs), in ms. */
+  readonly recoveryTimeout: number;
 }
 
 export class Writes {
@@ -221,14 +242,14 @@ export class Writes {
     const needsSelect = state.op === 'update' || (state.op === 'insert' && state.upsert !== undefined) || (state.op === 'delete' && this.#dialect === 'mysql');
     const own = state.scope === undefined && needsSelect && !joined && this.#pooled(state.owner);
     let ran: { result: unknown; rows: Row[] | Fallback };
+    let failure: { error: unknown } | undefined;
     if (own) {
       // READ COMMITTED on MySQL: at REPEATABLE READ the locking select of a key that does not
       // exist yet takes a gap lock, and concurrent upserts deadlock on them.
       const config = this.#dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined;
-      const guard = this.#dialect === 'pg' ? new PgClientGuard() : undefined;
-      try {
-        ran = await (state.owner as Reader).transaction(async (tx: Reader) => {
-          guard?.watch(tx.session?.client);
+      const ended = await this.transaction(
+        state.owner as Reader,
+        async (tx: Reader) => {
           const session = builder.session;
           builder.session = tx.session;
           try {
@@ -236,24 +257,16 @@ export class Writes {
           } finally {
             builder.session = session;
           }
-        }, config);
-      } catch (error) {
-        const recovery = guard?.recovery;
-        if (recovery === undefined) throw error;
-        // Its COMMIT or ROLLBACK failed: whether the write committed is unknown, and the server
-        // may still be running it (a client-side timeout). Every page is invalidated now, and
-        // again once the connection answers (the server is done), before the error is thrown.
-        const reason = error instanceof Error ? error.message : String(error);
-        await this.#apply(new Fallback(`page-dumper's own transaction failed after its BEGIN (${reason}); whether the write committed is unknown`), state, builder);
-        const settled = await recovery;
-        this.#dumper.log.warn(
-          settled
-            ? `drizzle ${state.op} ${tableInfo(builder.config.table).name}: the connection of page-dumper's failed transaction answered a ROLLBACK; invalidating every page again`
-            : `drizzle ${state.op} ${tableInfo(builder.config.table).name}: the connection of page-dumper's failed transaction did not answer a ROLLBACK; it was closed, and every page invalidated again`,
-          { model: tableInfo(builder.config.table).name, operation: state.op },
-        );
-        await this.#dumper.invalidateAll();
-        throw error;
+        },
+        config,
+      );
+      if (ended.ok) ran = ended.value;
+      else if (!ended.returned) throw ended.error;
+      else {
+        // Its COMMIT failed, and the server is done with it (see transaction()): whether it
+        // committed is unknown, so its rows are invalidated as if it had, then the error thrown.
+        failure = { error: ended.error };
+        ran = ended.value;
       }
     } else {
       ran = await this.#run(builder, state, state.owner, args, state.scope !== undefined);
@@ -265,10 +278,63 @@ export class Writes {
     else {
       const rows = ran.rows;
       const rest = state.op === 'delete' ? rows.filter((r) => !seen.has(wholeRow(info, r))) : rows;
-      outcome = [...early, ...(await this.#dependents(info, rest))];
+      try {
+        outcome = [...early, ...(await this.#dependents(info, rest))];
+      } catch (error) {
+        // The write has run (and, outside a transaction, committed): a dependentPaths that throws
+        // for one of its rows must not leave the others' pages stale.
+        await this.#finish(new Fallback(`dependentPaths failed for a row it wrote (${error instanceof Error ? error.message : String(error)})`), state, builder);
+        throw error;
+      }
     }
     await this.#finish(outcome, state, builder);
+    if (failure !== undefined) throw failure.error;
     return ran.result;
+  }
+
+  /**
+   * Drizzle's `transaction()` on `owner`, told apart by how it ended: `ok`, or failed before its
+   * callback returned (rolled back: nothing of it committed), or failed after (`returned`, with
+   * the callback's value: its COMMIT failed, so whether it committed is unknown).
+   *
+   * On a node-postgres pool the pool client it takes is watched from before its BEGIN (see
+   * PgClientGuard): a failure that leaves the connection busy or in the transaction returns only
+   * once the connection has answered a ROLLBACK — the server is then done with the transaction,
+   * committed or not — or has been closed.
+   */
+  async transaction<T>(
+    owner: Reader,
+    callback: (tx: Reader) => Promise<T>,
+    config: unknown,
+  ): Promise<{ ok: true; value: T } | { ok: false; error: unknown; returned: false } | { ok: false; error: unknown; returned: true; value: T }> {
+    const guard = this.#dialect === 'pg' && this.#pooled(owner) ? new PgClientGuard(this.#settings.recoveryTimeout) : undefined;
+    let returned: { value: T } | undefined;
+    const restore = guard?.intercept(owner.session.client);
+    let running: Promise<T>;
+    try {
+      running = owner.transaction(async (tx: Reader) => {
+        const value = await callback(tx);
+        returned = { value };
+        return value;
+      }, config) as Promise<T>;
+    } finally {
+      restore?.();
+    }
+    try {
+      return { ok: true, value: await running };
+    } catch (error) {
+      const recovery = guard?.recovery;
+      if (recovery !== undefined) {
+        const answered = await recovery;
+        this.#dumper.log.warn(
+          answered
+            ? `drizzle: a transaction failed with its connection busy or still in it (${error instanceof Error ? error.message : String(error)}); the connection answered a ROLLBACK and went back to the pool`
+            : `drizzle: a transaction failed with its connection busy or still in it (${error instanceof Error ? error.message : String(error)}); the connection did not answer a ROLLBACK and was closed`,
+          {},
+        );
+      }
+      return returned === undefined ? { ok: false, error, returned: false } : { ok: false, error, returned: true, value: returned.value };
+    }
   }
 
   async #finish(outcome: Outcome, state: BuilderState, builder: WriteBuilder): Promise<void> {
@@ -330,7 +396,8 @@ export class Writes {
       }
       const before = await this.#select(reader, info, b.config.where, b, lock ? 'update' : false);
       if (before.length > max) return { result: await execute(), rows: this.#tooMany(before.length) };
-      return { result: await execute(), rows: before };
+      const result = await execute();
+      return { result, rows: missedMysql(result, before) ?? before };
     }
 
     // update
@@ -348,7 +415,10 @@ export class Writes {
       return { result, rows: [...before, ...rows] };
     }
     // MySQL: the rows after, read again by their primary keys (as the update set them).
-    if (before.length === 0) return { result: await execute(), rows: [] };
+    if (before.length === 0) {
+      const result = await execute();
+      return { result, rows: missedMysql(result, before) ?? [] };
+    }
     if (info.primaryKey.length === 0) return { result: await execute(), rows: new Fallback('an update on MySQL of a table without a primary key, whose rows cannot be read back') };
     const assigned = (b.config as { set?: Row }).set ?? {};
     let keys: Row[] = before;
@@ -365,6 +435,8 @@ export class Writes {
       keys = before.map((r) => ({ ...r, ...fixed }));
     }
     const result = await execute();
+    const missed = missedMysql(result, before);
+    if (missed !== undefined) return { result, rows: missed };
     const after = await this.#select(reader, info, byKey(info, info.primaryKey, keys), undefined, false);
     return { result, rows: [...before, ...after] };
   }
@@ -424,10 +496,18 @@ export class Writes {
 
     let job: Promise<unknown> = Promise.resolve();
     const finish = (outcome: Promise<Outcome>) => {
-      const done = outcome.then(async (o) => {
-        await this.#apply(o, state, b);
-        return o;
-      });
+      const done = outcome.then(
+        async (o) => {
+          await this.#apply(o, state, b);
+          return o;
+        },
+        async (error: unknown) => {
+          // The write has run: a dependentPaths that throws for one of its rows must not leave
+          // the others' pages stale.
+          await this.#apply(new Fallback(`dependentPaths failed for a row it wrote (${error instanceof Error ? error.message : String(error)})`), state, b);
+          throw error;
+        },
+      );
       if (state.scope !== undefined) state.scope.jobs.push(done);
       job = this.#track(done, keep);
     };
@@ -533,15 +613,23 @@ export class Writes {
 
   /** A transaction (or savepoint) committed: its writes join the enclosing one, or are invalidated again now. */
   async commit(scope: Scope): Promise<void> {
-    const outcomes = await Promise.all(scope.jobs.splice(0));
-    for (const o of outcomes) this.#record(o, scope);
+    // One write whose rows could not be resolved must not cancel the others' invalidation: it
+    // makes the commit drop every page, and its failure is reported after.
+    const outcomes = await Promise.allSettled(scope.jobs.splice(0));
+    let failure: { reason: unknown } | undefined;
+    for (const o of outcomes) {
+      if (o.status === 'fulfilled') this.#record(o.value, scope);
+      else {
+        scope.all = true;
+        failure ??= o;
+      }
+    }
     if (scope.parent !== undefined) {
       scope.parent.pending.push(...scope.pending);
       if (scope.all) scope.parent.all = true;
-      return;
-    }
-    if (scope.all) await this.#dumper.invalidateAll();
+    } else if (scope.all) await this.#dumper.invalidateAll();
     else if (scope.pending.length > 0) await this.#dumper.invalidateDependents(scope.pending);
+    if (failure !== undefined) throw failure.reason;
   }
 
   /** The commit of a synchronous (better-sqlite3) transaction: its invalidation finishes later. */
@@ -718,4 +806,17 @@ function wholeRow(info: TableInfo, row: Row): string {
 function byKey(info: TableInfo, key: readonly string[], rows: readonly Row[]): SQL | undefined {
   if (key.length === 1) return inArray(info.columns[key[0]!]!, rows.map((r) => r[key[0]!]));
   return or(...rows.map((r) => and(...key.map((f) => eq(info.columns[f]!, r[f])))));
+}
+
+/**
+ * MySQL: an update or delete that affected more rows than the read before it found. At READ
+ * COMMITTED (page-dumper's own transaction, or the server's setting) a locking read takes no gap
+ * locks, so a row another transaction commits in between can come to match the write: its state
+ * before the write was never read, so every page is invalidated.
+ */
+function missedMysql(result: unknown, before: readonly Row[]): Fallback | undefined {
+  const header = Array.isArray(result) ? result[0] : result;
+  const affected = (header as { affectedRows?: unknown } | null | undefined)?.affectedRows;
+  if (typeof affected !== 'number' || affected <= before.length) return undefined;
+  return new Fallback(`a write on MySQL that affected ${affected} rows where the read before it found ${before.length} (a concurrent write made more match)`);
 }
