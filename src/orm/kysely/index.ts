@@ -45,14 +45,23 @@ export interface KyselyDumperOptions {
    * Default: read from the instance's adapter.
    */
   dialect?: DialectName;
+  /**
+   * How long, in milliseconds, page-dumper keeps sending ROLLBACK on a connection whose
+   * transaction failed with its outcome unknown (a COMMIT or ROLLBACK rejected by a client-side
+   * timeout such as node-postgres' `query_timeout`, while the server may still run it), waiting
+   * for the server to be done before the error reaches the caller. Past it the connection goes
+   * back to the pool marked: its next query sends ROLLBACK first (see docs/kysely.md).
+   *
+   * Default: 60000 (one minute).
+   */
+  recoveryTimeout?: number;
 }
 
 const DEFAULT_MAX_ROWS = 1000;
-/** How long page-dumper keeps asking a connection whose own transaction failed for a ROLLBACK (see `recover`). */
-const RECOVERY_MS = 60_000;
+const DEFAULT_RECOVERY_TIMEOUT = 60_000;
 
-function validate(options: KyselyDumperOptions | undefined): { maxRows: number; dialect: DialectName | undefined } {
-  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, dialect: undefined };
+function validate(options: KyselyDumperOptions | undefined): { maxRows: number; dialect: DialectName | undefined; recoveryTimeout: number } {
+  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, dialect: undefined, recoveryTimeout: DEFAULT_RECOVERY_TIMEOUT };
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: kyselyDumper(dumper, db, options): options must be an object');
   const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
   if (typeof maxRows !== 'number' || !Number.isSafeInteger(maxRows) || maxRows < 1) {
@@ -62,7 +71,11 @@ function validate(options: KyselyDumperOptions | undefined): { maxRows: number; 
   if (dialect !== undefined && dialect !== 'postgres' && dialect !== 'sqlite' && dialect !== 'mysql') {
     throw new TypeError(`page-dumper: kyselyDumper() option dialect must be 'postgres', 'sqlite' or 'mysql', got ${String(dialect)}`);
   }
-  return { maxRows, dialect };
+  const recoveryTimeout = options.recoveryTimeout ?? DEFAULT_RECOVERY_TIMEOUT;
+  if (typeof recoveryTimeout !== 'number' || !Number.isSafeInteger(recoveryTimeout) || recoveryTimeout < 0) {
+    throw new TypeError(`page-dumper: kyselyDumper() option recoveryTimeout must be a non-negative integer of milliseconds, got ${String(recoveryTimeout)}`);
+  }
+  return { maxRows, dialect, recoveryTimeout };
 }
 
 function dialectOf(executor: QueryExecutor): DialectName | undefined {
@@ -176,10 +189,10 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
    * connection answers one. A client-side timeout rejects a statement the server still runs (the
    * write, or its COMMIT) and the ROLLBACK queued behind it, unsent; once the server is done, a
    * ROLLBACK is answered, and the write has committed or never will. Gives up on an error that is
-   * not a timeout (the connection is broken) or after RECOVERY_MS.
+   * not a timeout (the connection is broken) or after `recoveryTimeout`.
    */
   async function recover(connection: DatabaseConnection): Promise<boolean> {
-    const deadline = Date.now() + RECOVERY_MS;
+    const deadline = Date.now() + settings.recoveryTimeout;
     for (;;) {
       const started = Date.now();
       try {
@@ -192,14 +205,39 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     }
   }
 
+  /**
+   * A COMMIT of the caller's transaction failed: it may have committed (a client-side timeout
+   * rejects a COMMIT the server still completes), so its writes are invalidated again now, and
+   * once more when the connection has answered a ROLLBACK (the server done with it), before the
+   * error reaches the caller. An extra invalidation after a COMMIT that really failed costs only
+   * re-renders.
+   */
+  async function uncertainCommit(connection: DatabaseConnection, frames: readonly Frame[], error: unknown): Promise<void> {
+    transactions.delete(connection);
+    await settle(frames);
+    if (await recover(connection)) return settle(frames);
+    stuck.add(connection);
+    dumper.log.warn(
+      `kysely: the COMMIT of a transaction failed (${error instanceof Error ? error.message : String(error)}) and the connection did not answer a ROLLBACK; its next query sends ROLLBACK first, and fails if that fails again`,
+      {},
+    );
+  }
+
   async function execute<R>(connection: DatabaseConnection, query: CompiledQuery, acquisition?: Acquisition): Promise<QueryResult<R>> {
     if (stuck.has(connection)) await unstick(connection);
     const node = query.query;
     if (node.kind === 'RawNode') {
       const statement = control(query.sql);
       if (statement === undefined) return connection.executeQuery<R>(query);
-      const result = await connection.executeQuery<R>(query);
       const frames = transactions.get(connection);
+      let result: QueryResult<R>;
+      try {
+        result = await connection.executeQuery<R>(query);
+      } catch (error) {
+        if (statement.kind !== 'commit' || frames === undefined) throw error;
+        await uncertainCommit(connection, frames, error);
+        throw error;
+      }
       switch (statement.kind) {
         case 'begin':
           // PostgreSQL only warns of a BEGIN inside a transaction, which goes on; MySQL commits it first.
@@ -328,6 +366,7 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
 
   async function* stream<R>(connection: DatabaseConnection, query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     const node = query.query;
+    if (stuck.has(connection)) await unstick(connection);
     const targets = [...(isWrite(node) ? [node] : []), ...nestedWrites(node)].flatMap((n) => writes.targets(n) ?? []);
     if (targets.length === 0) return yield* connection.streamQuery<R>(query, chunkSize);
     const invalidate = () =>
@@ -397,7 +436,11 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     if (targets === undefined) return run(undefined);
     const acquisition: Acquisition = { known: new Map(), rows: [], after: [] };
     if (writes.readsFirst(node)) {
-      const rows = await base.provideConnection((connection) => (transactions.has(connection) ? Promise.resolve([]) : writes.probe(connection, query, targets)));
+      const rows = await base.provideConnection(async (connection) => {
+        // The read runs on the raw connection: one left in a failed transaction is unstuck first.
+        if (stuck.has(connection)) await unstick(connection);
+        return transactions.has(connection) ? [] : writes.probe(connection, query, targets);
+      });
       acquisition.known = await writes.resolve(rows);
     }
     const result = await run(acquisition);

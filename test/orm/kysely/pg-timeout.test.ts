@@ -33,15 +33,17 @@ describe.each(servers)('kyselyDumper, a write the client times out in its own tr
     await admin.connect();
     await admin.query(`CREATE SCHEMA "${schema}"`);
     await admin.query(`CREATE TABLE "${schema}".ky_slow (id SERIAL PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL)`);
-    // 'slow' sleeps in the update itself; 'slow-commit' sleeps at COMMIT (a deferred constraint trigger).
+    // 'slow' (1 s) and 'slower' (4 s) sleep in the update itself; 'slow-commit' (1 s) at COMMIT (a
+    // deferred constraint trigger).
     await admin.query(
-      `CREATE FUNCTION "${schema}".ky_slow_sleep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = TG_ARGV[0] THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`,
+      `CREATE FUNCTION "${schema}".ky_slow_sleep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = TG_ARGV[0] THEN PERFORM pg_sleep(coalesce(TG_ARGV[1], '1')::float); END IF; RETURN NEW; END $$`,
     );
     await admin.query(`CREATE TRIGGER ky_slow_sleep BEFORE UPDATE ON "${schema}".ky_slow FOR EACH ROW EXECUTE FUNCTION "${schema}".ky_slow_sleep('slow')`);
+    await admin.query(`CREATE TRIGGER ky_slower_sleep BEFORE UPDATE ON "${schema}".ky_slow FOR EACH ROW EXECUTE FUNCTION "${schema}".ky_slow_sleep('slower', '4')`);
     await admin.query(
       `CREATE CONSTRAINT TRIGGER ky_slow_commit AFTER UPDATE ON "${schema}".ky_slow DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "${schema}".ky_slow_sleep('slow-commit')`,
     );
-    await admin.query(`INSERT INTO "${schema}".ky_slow (slug, name) VALUES ('a', 'A'), ('b', 'B'), ('c', 'C')`);
+    await admin.query(`INSERT INTO "${schema}".ky_slow (slug, name) VALUES ('a', 'A'), ('b', 'B'), ('c', 'C'), ('d', 'D'), ('e', 'E')`);
     pool = new pg.Pool({ connectionString: URL, max: 1, query_timeout: 300, application_name: application, options: `-c search_path=${schema}` });
     raw = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   });
@@ -83,8 +85,7 @@ describe.each(servers)('kyselyDumper, a write the client times out in its own tr
       expect(committed, 'the write its caller was told had failed was committed').toBe(false);
       expect(afterFirst, 'every page invalidated once write 1 failed with an unknown outcome').toBeGreaterThan(0);
       expect(warnings.some((w) => /ROLLBACK/.test(w))).toBe(true);
-      // The next write on that connection rolled the stuck transaction back first, then ran and
-      // committed on its own: it is not swallowed by the transaction left open.
+      // The next write ran and committed on its own: it is not swallowed by a transaction left open.
       const later = await admin.query<{ name: string }>(`SELECT name FROM "${schema}".ky_slow WHERE slug = 'b'`);
       expect(later.rows[0]!.name).toBe('B2');
     } finally {
@@ -113,6 +114,69 @@ describe.each(servers)('kyselyDumper, a write the client times out in its own tr
       // The connection is usable.
       await db.updateTable('ky_slow').set({ name: 'C2' }).where('slug', '=', 'c').execute();
       expect(await nameOfC()).toBe('C2');
+    } finally {
+      await dumper.close();
+    }
+  });
+
+  const nameOf = async (slug: string) => (await admin.query<{ name: string }>(`SELECT name FROM "${schema}".ky_slow WHERE slug = $1`, [slug])).rows[0]!.name;
+
+  /** A dumper that records, at each invalidation of every page or of row `slug`'s page, the name that row then had (committed). */
+  function recording(slug: string, options?: { recoveryTimeout?: number }) {
+    const seen: string[] = [];
+    const warnings: string[] = [];
+    const dumper = createDumper({ logger: { debug() {}, warn: (m: string) => void warnings.push(m), error() {} } });
+    dumper.register('ky_slow', { dependentPaths: (row: { slug: string }) => [`/slow/${row.slug}/`] });
+    const invalidateAll = dumper.invalidateAll.bind(dumper);
+    dumper.invalidateAll = async () => {
+      seen.push(await nameOf(slug));
+      return invalidateAll();
+    };
+    const invalidateDependents = dumper.invalidateDependents.bind(dumper);
+    dumper.invalidateDependents = async (dependents) => {
+      const list = 'paths' in dependents ? [dependents] : [...dependents];
+      if (list.some((d) => d.paths.includes(`/slow/${slug}/`))) seen.push(await nameOf(slug));
+      return invalidateDependents(dependents);
+    };
+    return { dumper, seen, warnings, db: kyselyDumper(dumper, raw, options) };
+  }
+
+  test('in the caller’s transaction, a COMMIT that times out while the server completes it: its writes are invalidated again after it landed', async () => {
+    const { dumper, seen, db } = recording('d');
+    try {
+      await expect(db.transaction().execute((trx) => trx.updateTable('ky_slow').set({ name: 'slow-commit' }).where('slug', '=', 'd').execute())).rejects.toThrow();
+      expect(await nameOf('d')).toBe('slow-commit');
+      // At the write (uncommitted), when the COMMIT failed, and once the server was done with it.
+      expect(seen[0]).toBe('D');
+      expect(seen.at(-1)).toBe('slow-commit');
+      await db.updateTable('ky_slow').set({ name: 'D2' }).where('slug', '=', 'd').execute();
+      expect(await nameOf('d')).toBe('D2');
+    } finally {
+      await dumper.close();
+    }
+  });
+
+  test('a connection that does not answer within recoveryTimeout: its next query sends ROLLBACK first, fails without running while that fails, and every page is invalidated again once it succeeds', async () => {
+    const { dumper, seen, warnings, db } = recording('e', { recoveryTimeout: 0 });
+    try {
+      await expect(db.updateTable('ky_slow').set({ name: 'slower' }).where('slug', '=', 'e').execute()).rejects.toThrow();
+      expect(warnings.some((w) => /did not answer a ROLLBACK/.test(w))).toBe(true);
+      const before = seen.length;
+      // The server still runs the update (4 s): the ROLLBACK sent first times out, and the write
+      // is not run.
+      await expect(db.updateTable('ky_slow').set({ name: 'B4' }).where('slug', '=', 'b').execute()).rejects.toThrow(/could not roll back; the query was not run/);
+      expect(await nameOf('b')).not.toBe('B4');
+      for (;;) {
+        const { rows } = await admin.query<{ state: string | null }>('select state from pg_stat_activity where application_name = $1', [application]);
+        if (rows[0]?.state !== 'active') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Now the ROLLBACK is answered: the failed update is rolled back, every page invalidated
+      // again, and the write runs and commits on its own.
+      await db.updateTable('ky_slow').set({ name: 'B5' }).where('slug', '=', 'b').execute();
+      expect(await nameOf('b')).toBe('B5');
+      expect(await nameOf('e')).toBe('E');
+      expect(seen.length).toBeGreaterThan(before);
     } finally {
       await dumper.close();
     }
