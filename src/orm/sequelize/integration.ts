@@ -62,6 +62,8 @@ interface WriteOptions {
   updateOnDuplicate?: readonly string[];
   instance?: Model;
   model?: ModelStatic<Model>;
+  /** The values of a Model.update(), which Sequelize hands to its bulk update hooks. */
+  attributes?: object;
 }
 
 type Compute = () => Promise<Dependents[] | string | undefined>;
@@ -242,7 +244,7 @@ export class SequelizeIntegration {
     let stored: Model | undefined;
     // individualHooks: Sequelize has just read these rows, in the same transaction.
     if (!options.individualHooks) {
-      const where = byKey(model, [instance], this.#op, 1, true);
+      const where = byKey(model, [instance], this.#op, 1, { previous: true });
       if (where !== undefined) stored = (await this.#find(model, where[0]!, t))[0];
     }
     const before = await this.#dependents(model, [stored ?? asBefore(instance)], t);
@@ -343,15 +345,15 @@ export class SequelizeIntegration {
       if (pending.unresolved !== undefined) return pending.unresolved;
       if (affected !== undefined && affected > pending.rows.length) return `${description}, which touched more rows than matched just before it,`;
       if (what === 'a destroy') return pending.before;
-      return this.#again(model, pending, this.#transactionOf(options), description);
+      return this.#again(model, pending, this.#transactionOf(options), description, options.attributes);
     });
   }
 
   /** The rows of a write by `where` as they are after it, found by their primary keys, and their pages with those before. */
-  async #again(model: ModelInfo, pending: Pending, t: Transaction | undefined, what: string): Promise<Dependents[] | string | undefined> {
+  async #again(model: ModelInfo, pending: Pending, t: Transaction | undefined, what: string, set?: object): Promise<Dependents[] | string | undefined> {
     if (pending.rows.length === 0) return pending.before;
-    const chunks = byKey(model, pending.rows, this.#op, CHUNK);
-    if (chunks === undefined) return `${what} (${model.name} has no primary key)`;
+    const chunks = byKey(model, pending.rows, this.#op, CHUNK, { set });
+    if (chunks === undefined) return `${what} (its rows have no primary key to find them by)`;
     const now: Model[] = [];
     for (const where of chunks) now.push(...(await this.#find(model, where, t)));
     // A primary key changed, or a row was deleted meanwhile: the rows after cannot all be found.

@@ -146,12 +146,15 @@ export function keyless(model: ModelInfo, rows: readonly Model[]): Model[] {
 
 /**
  * Conditions finding `rows` again by primary key, in chunks of `size`, or `undefined` for a model
- * without one. `previous`: by the key they had before the write (an update may change it).
+ * without one (or a key set to something else than a value). `previous`: by the key they had
+ * before the write (an instance's save may change it). `set`: the values a write by where sets,
+ * which may change the key (a junction row's primary key is its two foreign keys).
  */
-export function byKey(model: ModelInfo, rows: readonly Model[], op: Ops, size: number, previous = false): object[] | undefined {
+export function byKey(model: ModelInfo, rows: readonly Model[], op: Ops, size: number, { previous = false, set }: { previous?: boolean; set?: object } = {}): object[] | undefined {
   const pk = model.primaryKeyAttributes;
   if (pk.length === 0) return undefined;
   const value = (r: Model, a: string) => {
+    if (set !== undefined && Object.hasOwn(set, a)) return (set as Record<string, unknown>)[a];
     const v = previous ? row(r)._previousDataValues[a] : undefined;
     return v ?? row(r).get(a, { raw: true });
   };

@@ -93,7 +93,7 @@ export function registerShop(dumper: Dumper, shop: Shop): void {
   dumper.register(shop.Flavour).register(shop.Size).register(shop.Topping).register(shop.FlavourTopping);
 }
 
-/** Mint (sizes: small), chocolate (sizes: small, large), vanilla (none); sizes small, large; topping sprinkles on mint. */
+/** Mint (sizes: small), chocolate (sizes: small, large), vanilla (none); sizes small, large; toppings sprinkles (on mint) and fudge. */
 export async function seedShop(shop: Shop) {
   const [mint, chocolate, vanilla] = await shop.Flavour.bulkCreate(
     [
@@ -110,7 +110,13 @@ export async function seedShop(shop: Shop) {
     ],
     { hooks: false },
   );
-  const [sprinkles] = await shop.Topping.bulkCreate([{ slug: 'sprinkles', name: 'Sprinkles' }], { hooks: false });
+  const [sprinkles, fudge] = await shop.Topping.bulkCreate(
+    [
+      { slug: 'sprinkles', name: 'Sprinkles' },
+      { slug: 'fudge', name: 'Fudge' },
+    ],
+    { hooks: false },
+  );
   await shop.FlavourSize.bulkCreate(
     [
       { flavourId: mint!.id, sizeId: small!.id },
@@ -120,7 +126,7 @@ export async function seedShop(shop: Shop) {
     { hooks: false },
   );
   await shop.FlavourTopping.bulkCreate([{ flavourId: mint!.id, toppingId: sprinkles!.id }], { hooks: false });
-  return { mint: mint!, chocolate: chocolate!, vanilla: vanilla!, small: small!, large: large!, sprinkles: sprinkles! };
+  return { mint: mint!, chocolate: chocolate!, vanilla: vanilla!, small: small!, large: large!, sprinkles: sprinkles!, fudge: fudge! };
 }
 
 /** The shop's pages; every read goes through `shop` (the Sequelize instance the suite counts). */

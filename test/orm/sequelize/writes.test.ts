@@ -6,7 +6,7 @@
  * fallback, previous values, a stale instance, unregistered models, and what a write costs.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createDumper, type Dumper } from '../../../src/index.js';
+import { createDumper, type Dependents, type Dumper } from '../../../src/index.js';
 import { sequelizeDumper, type SequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
 import { defineShop, registerShop, seedShop, shopApp, type Shop } from './shop.js';
 import { databases, recordingLogger, Site, type Database } from './support.js';
@@ -233,7 +233,29 @@ const cases: Case[] = [
     // The rows on both sides are not asked: the junction model says what a link shows on.
     hit: ['/flavours/vanilla/'],
   },
+  {
+    name: 'Model.update() by where of a registered junction model: the link as it was and as it is',
+    warm: ['/toppings/sprinkles/', '/toppings/fudge/', '/flavours/mint/toppings/'],
+    write: (s, r) => s.FlavourTopping.update({ toppingId: r.fudge.id }, { where: { flavourId: r.mint.id } }),
+    after: {
+      '/toppings/sprinkles/': { contains: 'flavours:  |' },
+      '/toppings/fudge/': { contains: 'flavours: Mint |' },
+      '/flavours/mint/toppings/': { contains: 'toppings: Fudge' },
+    },
+  },
 ];
+
+/** The paths of every `invalidateDependents()` call, one array per call. */
+function invalidations(d: Dumper): string[][] {
+  const calls: string[][] = [];
+  const original = d.invalidateDependents.bind(d);
+  d.invalidateDependents = async (deps: Dependents | Iterable<Dependents>) => {
+    const list = 'paths' in deps ? [deps as Dependents] : [...(deps as Iterable<Dependents>)];
+    calls.push(list.flatMap((x) => x.paths));
+    return original(deps);
+  };
+  return calls;
+}
 
 const targets = await databases();
 
@@ -289,6 +311,7 @@ describe.each(targets)('Sequelize writes on $name', (target) => {
       if (expected.contains !== undefined) expect(page.body).toContain(expected.contains);
       if (expected.lacks !== undefined) expect(page.body).not.toContain(expected.lacks);
     }
+    expect(log.warnings).toEqual([]);
     await site.expectHit('/about/', ...(c.hit ?? []));
     expect(log.warnings).toEqual([]);
     expect(log.errors).toEqual([]);
@@ -357,6 +380,75 @@ describe.each(targets)('Sequelize writes on $name', (target) => {
     expect(page.cache).toBe('MISS');
     expect(page.body).toContain('stock: 9 |');
     await site.expectHit('/about/');
+  });
+
+  test('a stale instance whose slug is saved: the page of the row as stored goes too', async () => {
+    const stale = await shop.Flavour.findByPk(rows.mint.id, { rejectOnEmpty: true });
+    await db.another().query(`UPDATE sq_flavour SET slug = 'mint-2' WHERE id = ${rows.mint.id}`);
+    await site.warm('/flavours/mint-2/', '/about/');
+    await stale.update({ slug: 'mint-3' });
+    const old = await site.get('/flavours/mint-2/');
+    expect([old.status, old.cache]).toEqual([404, 'MISS']);
+    await site.expectHit('/about/');
+  });
+
+  test('a stale instance: the row after the save is read again when the columns it did not write differ', async () => {
+    for (const c of cleanup.splice(0)) await c();
+    const d = createDumper({ logger: false });
+    // Paths that need a column the save writes (name) and one it does not (slug).
+    d.register(shop.Flavour, { dependentPaths: (f: InstanceType<Shop['Flavour']>) => [`/flavours/${f.slug}/${f.name}/`] });
+    const calls = invalidations(d);
+    const h = sequelizeDumper(d, db.sequelize);
+    try {
+      const stale = await shop.Flavour.findByPk(rows.mint.id, { rejectOnEmpty: true });
+      await db.another().query(`UPDATE sq_flavour SET slug = 'mint-2' WHERE id = ${rows.mint.id}`);
+      await stale.update({ name: 'Mint leaf' });
+      // As stored before; the instance; the row as it is now, which neither of them is.
+      expect(calls).toEqual([['/flavours/mint-2/Mint/', '/flavours/mint/Mint leaf/', '/flavours/mint-2/Mint leaf/']]);
+    } finally {
+      h.close();
+      await d.close();
+    }
+  });
+
+  test('an upsert and a bulkCreate with updateOnDuplicate: the rows as they were before, and as they are after', async () => {
+    for (const c of cleanup.splice(0)) await c();
+    const d = createDumper({ logger: false });
+    d.register(shop.Flavour, { dependentPaths: (f: InstanceType<Shop['Flavour']>) => [`/names/${f.name}/`] });
+    const calls = invalidations(d);
+    const h = sequelizeDumper(d, db.sequelize);
+    try {
+      await shop.Flavour.upsert({ slug: 'mint', name: 'Mint leaf' });
+      await shop.Flavour.bulkCreate([{ slug: 'chocolate', name: 'Dark' }], { updateOnDuplicate: ['name'] });
+      expect(calls).toEqual([
+        ['/names/Mint/', '/names/Mint leaf/'],
+        ['/names/Chocolate/', '/names/Dark/'],
+      ]);
+    } finally {
+      h.close();
+      await d.close();
+    }
+  });
+
+  test('a write by where that touches more rows than were read just before it invalidates every page, with a warning', async () => {
+    await site.warm('/flavours/mint/', '/about/');
+    // Another connection adds a matching row between page-dumper's read and the UPDATE.
+    const other = db.another();
+    let armed = true;
+    db.sequelize.addHook('beforeQuery', 'test-race', async (options: { type?: string }) => {
+      if (!armed || options.type !== 'BULKUPDATE') return;
+      armed = false;
+      await other.query("INSERT INTO sq_flavour (slug, name, stock, \"createdAt\", \"updatedAt\") VALUES ('lemon', 'Lemon', 5, '2024-01-01', '2024-01-01')".replaceAll('"', target.dialect === 'mariadb' ? '`' : '"'));
+    });
+    try {
+      await shop.Flavour.update({ name: 'In stock' }, { where: { stock: 5 } });
+    } finally {
+      db.sequelize.removeHook('beforeQuery', 'test-race');
+    }
+    expect(armed).toBe(false);
+    await site.expectMiss('/about/', '/flavours/mint/');
+    expect(log.warnings).toEqual(['dumper: sequelize: cannot tell which rows an update of Flavour by where, which touched more rows than matched just before it, changed; invalidating every page']);
+    log.warnings.length = 0;
   });
 
   test('writes of a model that is not registered run as without page-dumper: no query added, nothing invalidated', async () => {
