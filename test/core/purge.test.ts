@@ -172,6 +172,33 @@ describe('headers for the edge', () => {
     }
   });
 
+  test('a render that adds tags after its head went out gets its edge copy purged by path', async () => {
+    const a = recorder();
+    const dumper = make({ purgers: [a.purger], trackRenders: true, edge: NO_ECHO });
+    const server = await listen(
+      withDumper(dumper, (req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('head ');
+        if (req.url === '/late') dumper.tag('late-tag');
+        res.end('body');
+      }),
+    );
+    try {
+      const late = await fetch(`${server.url}/late`);
+      expect(late.headers.get('x-tags')).toBe(`${EDGE_ALL_TAG} /late`);
+      await late.text();
+      await until(() => a.calls.length !== 0, 'the purge of the late page');
+      expect(a.purged()).toEqual(purgeTags(a.purger.tagHeader, ['/late']).sort());
+      // A page whose tags were all in its head is not purged.
+      await (await fetch(`${server.url}/early`)).text();
+      await dumper.flushCompression();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(a.purged()).toEqual(purgeTags(a.purger.tagHeader, ['/late']).sort());
+    } finally {
+      await server.close();
+    }
+  });
+
   test('without purgers no edge header is sent', async () => {
     const dumper = make({});
     const server = await listen(withDumper(dumper, (_req, res) => res.end('page')));
