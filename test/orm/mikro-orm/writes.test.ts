@@ -231,6 +231,14 @@ describe.each(targets)('MikroORM writes on %s', (kind) => {
       await site.expectHit('/flavours/vanilla/', '/about/');
     });
 
+    test('nativeUpdate() moving a row to another parent invalidates the new parent’s page too', async () => {
+      // The review as it is after the write names mint's page; as it was, vanilla's.
+      expect(await em().nativeUpdate(w.Review, { body: 'creamy' }, { flavour: rows.mint.id })).toBe(1);
+      expect((await site.expectMiss('/flavours/vanilla/'))[0]!.body).not.toContain('creamy');
+      expect((await site.expectMiss('/flavours/mint/'))[0]!.body).toContain('reviews: creamy');
+      await site.expectHit('/flavours/chocolate/', '/about/');
+    });
+
     test('nativeDelete() invalidates the rows before they are gone, and their many-to-many partners', async () => {
       await start(undefined, (d) => {
         d.register(w.Flavour, { dependentPaths: (f: InstanceType<Shop['Flavour']>) => [`/flavours/${f.slug}/`, '/flavours/'] });
@@ -249,6 +257,19 @@ describe.each(targets)('MikroORM writes on %s', (kind) => {
       expect(w.calls).toEqual(['Flavour:pistachio']);
       expect((await site.expectMiss('/flavours/'))[0]!.body).toContain('Pistachio');
       await site.expectHit('/flavours/vanilla/', '/about/');
+    });
+
+    test('insert() with many-to-many values reaches the rows it links the new row to', async () => {
+      // Flavour names only its own pages here: the size's page comes from the new link.
+      await start(undefined, (d) => {
+        d.register(w.Flavour, { dependentPaths: (f: InstanceType<Shop['Flavour']>) => [`/flavours/${f.slug}/`, '/flavours/'] });
+        d.register(w.Size);
+      });
+      await site.warm('/flavours/', '/sizes/tub/', '/sizes/small/');
+      await em().insert(w.Flavour, { slug: 'pistachio', name: 'Pistachio', sizes: [rows.tub.id] });
+      expect((await site.expectMiss('/flavours/'))[0]!.body).toContain('Pistachio');
+      expect((await site.expectMiss('/sizes/tub/'))[0]!.body).toBe('Tub | flavours: Pistachio');
+      await site.expectHit('/sizes/small/');
     });
 
     test('insert() of an entity instance invalidates the new row’s pages', async () => {
