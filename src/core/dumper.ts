@@ -1128,9 +1128,9 @@ export class Dumper {
   }
 
   /**
-   * Resolves once every purge queued so far (by this process's invalidations) has been
-   * acknowledged by every edge cache (option `purgers`), including the second purge each
-   * invalidation sends after `edge.raceWindow`. Failed purges are retried meanwhile; an edge that
+   * Resolves once every purge queued so far has been acknowledged by every edge cache (option
+   * `purgers`), including the second purge sent `edge.raceWindow` after each first one this
+   * process sent. Failed purges are retried meanwhile; an edge that
    * keeps failing keeps this waiting. Without purgers it resolves at once.
    */
   async flushPurges(): Promise<void> {

@@ -134,7 +134,7 @@ export function edgeHeaderValue(header: EdgeTagHeader, pathTag: string, others: 
 
 /** What the dispatcher counts, for `dumper.purgeStats`. */
 export interface PurgeStats {
-  /** Tags pushed to a queue (one per tag and purger, and once more for the race, see `raceWindow`). */
+  /** Tags pushed to a queue (one per tag and purger, and once more for the race once sent, see `raceWindow`). */
   queued: number;
   /** Purge requests acknowledged by an edge. */
   sent: number;
@@ -146,12 +146,12 @@ export interface PurgeStats {
 
 export interface PurgeSettings {
   /**
-   * Milliseconds after an invalidation at which its purge is sent a second time. A render that
+   * Milliseconds after a purge was acknowledged at which it is sent a second time. A render that
    * began before a write and answered the edge after the write's purge left a stale page there;
    * the second purge removes it. Pages whose render took longer than half of this before their
    * headers went out are sent with `no-store` for the edge, so the bound holds for every page:
-   * nothing is stale at the edge longer than `raceWindow` after the invalidation (plus the time
-   * the purge request itself takes).
+   * nothing is stale at the edge longer than `raceWindow` after the first purge reached it (plus
+   * the time the second purge request itself takes).
    * @default 2000
    */
   readonly raceWindow: number;
@@ -265,11 +265,12 @@ export class PurgeDispatcher {
   }
 
   /**
-   * Queues the purge of `tags` (unprefixed; `undefined`: every page) at every purger: now, and
-   * again after `raceWindow` (`echo: false` leaves that out). Resolves once they are pushed
-   * (a push the store refused is kept here and pushed again).
+   * Queues the purge of `tags` (unprefixed; `undefined`: every page) at every purger. Resolves
+   * once they are pushed (a push the store refused is kept here and pushed again). The race's
+   * second purge is queued by whoever delivers the first, `raceWindow` after the edge
+   * acknowledged it (see `#deliver`): one push per batch instead of one more per invalidation.
    */
-  async enqueue(tags: readonly string[] | undefined, echo = true): Promise<void> {
+  async enqueue(tags: readonly string[] | undefined): Promise<void> {
     if (this.#closed || this.#lanes.length === 0) return;
     const now = Date.now();
     await Promise.all(
@@ -277,7 +278,6 @@ export class PurgeDispatcher {
         const edge = tags === undefined ? [EDGE_ALL_TAG] : purgeTags(lane.purger.tagHeader, tags);
         if (edge.length === 0) return;
         await this.#push(lane, edge, now);
-        if (echo) await this.#push(lane, edge, now + this.settings.raceWindow);
         this.#schedule(lane, now);
       }),
     );
@@ -360,6 +360,15 @@ export class PurgeDispatcher {
       const part = parts[i]!;
       try {
         await purger.purge(part.tags);
+        // The second purge, pushed before the first is acknowledged: a crash in between sends the
+        // first again (harmless) rather than losing the second.
+        if (part.first.length !== 0) {
+          const again = part.first.map((t) => SECOND + t);
+          const ids = await this.#queue.queuePush(lane.queue, again, Date.now() + this.settings.raceWindow);
+          for (const id of ids) if (id > lane.highWater) lane.highWater = id;
+          this.stats.queued += again.length;
+          this.#schedule(lane, Date.now() + this.settings.raceWindow);
+        }
       } catch (error) {
         this.stats.failed++;
         const left = parts.slice(i).flatMap((p) => p.ids);
@@ -388,8 +397,8 @@ export class PurgeDispatcher {
   /**
    * Resolves once every purge queued so far has been acknowledged (by this process or another one
    * sharing the queue): what this process queued, and what the queue held when it was called
-   * (purges another process left). Purges queued for the race are waited for too: that can take
-   * `raceWindow`.
+   * (purges another process left). The race's second purges that this process queued (for the
+   * first purges it sent) are waited for too: that takes `raceWindow`.
    */
   async flush(): Promise<void> {
     await Promise.all(
@@ -437,26 +446,44 @@ export function purgeTags(header: EdgeTagHeader, tags: readonly string[]): strin
   return [...out];
 }
 
+/**
+ * Marks a queue item as the race's second purge of its tag (edge tags never hold a space), which
+ * is not followed by a third.
+ */
+const SECOND = ' ';
+
+/** One purge call: its distinct tags, the items it settles, and the tags whose second purge it owes. */
+export interface Batch {
+  readonly tags: string[];
+  readonly ids: number[];
+  /** Tags of first purges in it (items without the `SECOND` mark): each gets a second purge once sent. */
+  readonly first: string[];
+}
+
 /** Splits claimed items into purge calls: distinct tags, at most `max` and `maxBytes` (space-separated) each. */
-export function batches(items: readonly QueuedItem[], max: number, maxBytes: number | undefined): Array<{ tags: string[]; ids: number[] }> {
-  const out: Array<{ tags: string[]; ids: number[] }> = [];
-  let current: { tags: string[]; ids: number[]; bytes: number; seen: Set<string> } | undefined;
+export function batches(items: readonly QueuedItem[], max: number, maxBytes: number | undefined): Batch[] {
+  const out: Batch[] = [];
+  let current: (Batch & { bytes: number; seen: Set<string>; firsts: Set<string> }) | undefined;
   for (const item of items) {
-    if (current !== undefined && current.seen.has(item.payload)) {
-      current.ids.push(item.id);
-      continue;
+    const second = item.payload.startsWith(SECOND);
+    const tag = second ? item.payload.slice(SECOND.length) : item.payload;
+    if (current === undefined || !current.seen.has(tag)) {
+      const bytes = Buffer.byteLength(tag) + 1;
+      if (current === undefined || current.tags.length >= max || (maxBytes !== undefined && current.bytes + bytes > maxBytes + 1 && current.tags.length !== 0)) {
+        current = { tags: [], ids: [], first: [], bytes: 0, seen: new Set(), firsts: new Set() };
+        out.push(current);
+      }
+      current.tags.push(tag);
+      current.seen.add(tag);
+      current.bytes += bytes;
     }
-    const bytes = Buffer.byteLength(item.payload) + 1;
-    if (current === undefined || current.tags.length >= max || (maxBytes !== undefined && current.bytes + bytes > maxBytes + 1 && current.tags.length !== 0)) {
-      current = { tags: [], ids: [], bytes: 0, seen: new Set() };
-      out.push(current);
-    }
-    current.tags.push(item.payload);
     current.ids.push(item.id);
-    current.seen.add(item.payload);
-    current.bytes += bytes;
+    if (!second && !current.firsts.has(tag)) {
+      current.firsts.add(tag);
+      current.first.push(tag);
+    }
   }
-  return out.map(({ tags, ids }) => ({ tags, ids }));
+  return out.map(({ tags, ids, first }) => ({ tags, ids, first }));
 }
 
 function sleep(ms: number): Promise<void> {

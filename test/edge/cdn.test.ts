@@ -128,7 +128,7 @@ describe('fastlyPurger', () => {
   test('pages carry Surrogate-Key and Surrogate-Control; a purge is the documented request, up to 256 keys each', async () => {
     const api = await fakeApi(fastlyCheck('SVC123', 'tok'));
     servers.push(api);
-    const dumper = make({ purgers: [fastlyPurger({ serviceId: 'SVC123', token: 'tok', endpoint: api.url })], edge: { raceWindow: 20 } });
+    const dumper = make({ purgers: [fastlyPurger({ serviceId: 'SVC123', token: 'tok', endpoint: api.url })], edge: { raceWindow: 400 } });
     const headers = await originHeaders(dumper, '/flavours/vanilla');
     expect(String(headers['surrogate-key']).split(' ')).toEqual([EDGE_ALL_TAG, '/flavours/vanilla', 'flavour:vanilla']);
     expect(headers['surrogate-control']).toBe('max-age=31536000');
@@ -152,7 +152,7 @@ describe('fastlyPurger', () => {
   test('soft: true sends Fastly-Soft-Purge: 1', async () => {
     const api = await fakeApi(fastlyCheck('SVC', 'tok'));
     servers.push(api);
-    const dumper = make({ purgers: [fastlyPurger({ serviceId: 'SVC', token: 'tok', soft: true, endpoint: api.url })], edge: { raceWindow: 20 } });
+    const dumper = make({ purgers: [fastlyPurger({ serviceId: 'SVC', token: 'tok', soft: true, endpoint: api.url })], edge: { raceWindow: 400 } });
     await dumper.invalidate('/a');
     await dumper.flushPurges();
     expect(api.received.length).toBeGreaterThan(0);
@@ -198,7 +198,7 @@ describe('cloudflarePurger', () => {
     servers.push(api);
     const dumper = make({
       purgers: [cloudflarePurger({ zoneId: 'ZONE1', token: 'cf-token', endpoint: `${api.url}/client/v4` })],
-      edge: { raceWindow: 20 },
+      edge: { raceWindow: 400 },
     });
     const headers = await originHeaders(dumper, '/flavours/vanilla');
     expect(headers['cache-tag']).toBe(`${EDGE_ALL_TAG}, /flavours/vanilla, flavour:vanilla`);
