@@ -59,7 +59,7 @@ describe.each(targets)('Sequelize transactions through CLS on $name', (target) =
   beforeAll(async () => {
     db = await target.open();
     shop = defineShop(db.sequelize);
-    await db.sequelize.sync({ force: true });
+    await db.sequelize.sync(); // a new schema or database: nothing to drop
   });
   afterAll(async () => {
     await db?.close();

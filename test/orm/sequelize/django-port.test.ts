@@ -87,7 +87,7 @@ describe.each(targets)('django-dumper test cases on Sequelize and $name', (targe
   beforeAll(async () => {
     db = await target.open();
     m = defineModels(db.sequelize);
-    await db.sequelize.sync({ force: true });
+    await db.sequelize.sync(); // a new schema or database: nothing to drop
   });
   afterAll(async () => {
     await db?.close();

@@ -2,7 +2,7 @@
  * A small shop for the Sequelize write and transaction suites: flavours (paranoid, with a unique
  * slug and a stock counter) in sizes (belongsToMany through Sequelize's own junction model
  * `sq_flavour_size`, not registered), with toppings (belongsToMany through a junction model of
- * its own, `FlavourTopping`, registered), and an unregistered `Note`. Its pages show exactly what
+ * its own, `FlavourTopping`, registered), with reviews (hasMany), and an unregistered `Note`. Its pages show exactly what
  * the models' `dependentPaths()` name, and `/about/` shows nothing from the database: it stays
  * cached unless every page is invalidated.
  */
@@ -15,6 +15,9 @@ import {
   type BelongsToManyGetAssociationsMixin,
   type BelongsToManyRemoveAssociationMixin,
   type BelongsToManySetAssociationsMixin,
+  type BelongsToSetAssociationMixin,
+  type HasManyAddAssociationMixin,
+  type HasManyCountAssociationsMixin,
   type Sequelize,
 } from 'sequelize';
 import type { Dumper } from '../../../src/index.js';
@@ -34,6 +37,8 @@ export function defineShop(sequelize: Sequelize) {
     declare createSize: BelongsToManyCreateAssociationMixin<Size>;
     declare addTopping: BelongsToManyAddAssociationMixin<Topping, number>;
     declare removeTopping: BelongsToManyRemoveAssociationMixin<Topping, number>;
+    declare addReview: HasManyAddAssociationMixin<Review, number>;
+    declare countReviews: HasManyCountAssociationsMixin;
 
     /** The list and its own page. Its sizes' pages are reached through the links' other side. */
     dependentPaths() {
@@ -68,6 +73,17 @@ export function defineShop(sequelize: Sequelize) {
       return [`/flavours/${flavour?.slug}/toppings/`, `/toppings/${topping?.slug}/`];
     }
   }
+  /** The many side of a hasMany: a review shows on its flavour's page. */
+  class Review extends Model {
+    declare id: number;
+    declare flavourId: number | null;
+    declare text: string;
+    declare setFlavour: BelongsToSetAssociationMixin<Flavour, number>;
+    async dependentPaths() {
+      const flavour = this.flavourId === null ? null : await Flavour.findByPk(this.flavourId, { paranoid: false });
+      return flavour ? [`/flavours/${flavour.slug}/`] : [];
+    }
+  }
   class Note extends Model {
     declare id: number;
     declare text: string;
@@ -79,21 +95,24 @@ export function defineShop(sequelize: Sequelize) {
   Topping.init({ slug, name }, { sequelize, tableName: 'sq_topping' });
   FlavourTopping.init({}, { sequelize, tableName: 'sq_flavour_topping', timestamps: false });
   Note.init({ text: DataTypes.STRING(50) }, { sequelize, tableName: 'sq_note' });
+  Review.init({ text: DataTypes.STRING(50) }, { sequelize, tableName: 'sq_review' });
+  Flavour.hasMany(Review, { as: 'reviews', foreignKey: 'flavourId' });
+  Review.belongsTo(Flavour, { as: 'flavour', foreignKey: 'flavourId' });
   Flavour.belongsToMany(Size, { through: 'sq_flavour_size', as: 'sizes', foreignKey: 'flavourId', otherKey: 'sizeId' });
   Size.belongsToMany(Flavour, { through: 'sq_flavour_size', as: 'flavours', foreignKey: 'sizeId', otherKey: 'flavourId' });
   Flavour.belongsToMany(Topping, { through: FlavourTopping, as: 'toppings', foreignKey: 'flavourId', otherKey: 'toppingId' });
   Topping.belongsToMany(Flavour, { through: FlavourTopping, as: 'flavours', foreignKey: 'toppingId', otherKey: 'flavourId' });
   const FlavourSize = sequelize.models.sq_flavour_size!;
-  return { Flavour, Size, Topping, FlavourTopping, FlavourSize, Note, all: [FlavourSize, FlavourTopping, Note, Topping, Size, Flavour] };
+  return { Flavour, Size, Topping, FlavourTopping, FlavourSize, Review, Note, all: [FlavourSize, FlavourTopping, Review, Note, Topping, Size, Flavour] };
 }
 
 export type Shop = ReturnType<typeof defineShop>;
 
 export function registerShop(dumper: Dumper, shop: Shop): void {
-  dumper.register(shop.Flavour).register(shop.Size).register(shop.Topping).register(shop.FlavourTopping);
+  dumper.register(shop.Flavour).register(shop.Size).register(shop.Topping).register(shop.FlavourTopping).register(shop.Review);
 }
 
-/** Mint (sizes: small), chocolate (sizes: small, large), vanilla (none); sizes small, large; toppings sprinkles (on mint) and fudge. */
+/** Mint (sizes: small), chocolate (sizes: small, large; a review), vanilla (none); sizes small, large; toppings sprinkles (on mint) and fudge. */
 export async function seedShop(shop: Shop) {
   const [mint, chocolate, vanilla] = await shop.Flavour.bulkCreate(
     [
@@ -126,7 +145,8 @@ export async function seedShop(shop: Shop) {
     { hooks: false },
   );
   await shop.FlavourTopping.bulkCreate([{ flavourId: mint!.id, toppingId: sprinkles!.id }], { hooks: false });
-  return { mint: mint!, chocolate: chocolate!, vanilla: vanilla!, small: small!, large: large!, sprinkles: sprinkles!, fudge: fudge! };
+  const [review] = await shop.Review.bulkCreate([{ flavourId: chocolate!.id, text: 'Great' }], { hooks: false });
+  return { mint: mint!, chocolate: chocolate!, vanilla: vanilla!, small: small!, large: large!, sprinkles: sprinkles!, fudge: fudge!, review: review! };
 }
 
 /** The shop's pages; every read goes through `shop` (the Sequelize instance the suite counts). */
@@ -143,7 +163,7 @@ export function shopApp(shop: Shop) {
     if ((m = /^\/flavours\/([^/]+)\/$/.exec(path))) {
       const f = await shop.Flavour.findOne({ where: { slug: m[1]! } });
       if (!f) return { status: 404, body: 'no such flavour' };
-      return { status: 200, body: `${f.name} | stock: ${f.stock} | sizes: ${names(await f.getSizes())} |` };
+      return { status: 200, body: `${f.name} | stock: ${f.stock} | sizes: ${names(await f.getSizes())} | reviews: ${await f.countReviews()} |` };
     }
     if ((m = /^\/sizes\/([^/]+)\/$/.exec(path))) {
       const s = await shop.Size.findOne({ where: { slug: m[1]! } });

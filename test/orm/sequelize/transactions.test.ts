@@ -90,7 +90,7 @@ describe.each(targets)('Sequelize transactions on $name', (target) => {
   beforeAll(async () => {
     db = await target.open();
     shop = defineShop(db.sequelize);
-    await db.sequelize.sync({ force: true });
+    await db.sequelize.sync(); // a new schema or database: nothing to drop
   });
   afterAll(async () => {
     await db?.close();

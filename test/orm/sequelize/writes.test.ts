@@ -234,6 +234,20 @@ const cases: Case[] = [
     hit: ['/flavours/vanilla/'],
   },
   {
+    name: 'the addX mixin of hasMany (a Model.update() by where of the child): the old parent and the new',
+    warm: ['/flavours/chocolate/', '/flavours/mint/', '/flavours/vanilla/'],
+    write: (_, r) => r.mint.addReview(r.review),
+    after: { '/flavours/chocolate/': { contains: 'reviews: 0 |' }, '/flavours/mint/': { contains: 'reviews: 1 |' } },
+    hit: ['/flavours/vanilla/'],
+  },
+  {
+    name: 'a belongsTo setter (an instance.save() of the child)',
+    warm: ['/flavours/chocolate/', '/flavours/vanilla/', '/flavours/mint/'],
+    write: (_, r) => r.review.setFlavour(r.vanilla),
+    after: { '/flavours/chocolate/': { contains: 'reviews: 0 |' }, '/flavours/vanilla/': { contains: 'reviews: 1 |' } },
+    hit: ['/flavours/mint/'],
+  },
+  {
     name: 'Model.update() by where of a registered junction model: the link as it was and as it is',
     warm: ['/toppings/sprinkles/', '/toppings/fudge/', '/flavours/mint/toppings/'],
     write: (s, r) => s.FlavourTopping.update({ toppingId: r.fudge.id }, { where: { flavourId: r.mint.id } }),
@@ -272,7 +286,7 @@ describe.each(targets)('Sequelize writes on $name', (target) => {
   beforeAll(async () => {
     db = await target.open();
     shop = defineShop(db.sequelize);
-    await db.sequelize.sync({ force: true });
+    await db.sequelize.sync(); // a new schema or database: nothing to drop
   });
   afterAll(async () => {
     await db?.close();
