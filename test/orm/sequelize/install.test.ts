@@ -6,9 +6,9 @@
  */
 import { DataTypes, Model, Sequelize } from 'sequelize';
 import { afterEach, describe, expect, test } from 'vitest';
-import { createDumper, type Dependents, type Dumper } from '../../../src/index.js';
+import { createDumper } from '../../../src/index.js';
 import { HOOK_NAME, sequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
-import { Counter } from './support.js';
+import { Counter, invalidations } from './support.js';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -26,18 +26,6 @@ function dumper() {
   const d = createDumper({ logger: false });
   cleanup.push(() => d.close());
   return d;
-}
-
-/** The paths of every `invalidateDependents()` call, one array per call. */
-function invalidations(d: Dumper): string[][] {
-  const calls: string[][] = [];
-  const original = d.invalidateDependents.bind(d);
-  d.invalidateDependents = async (deps: Dependents | Iterable<Dependents>) => {
-    const list = 'paths' in deps ? [deps as Dependents] : [...(deps as Iterable<Dependents>)];
-    calls.push(list.flatMap((x) => x.paths));
-    return original(deps);
-  };
-  return calls;
 }
 
 describe('sequelizeDumper() arguments and options', () => {

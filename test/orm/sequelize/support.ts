@@ -16,7 +16,7 @@ import pg from 'pg';
 import { Sequelize, type ModelStatic, type Model, type Options } from 'sequelize';
 import { expect } from 'vitest';
 import { withDumper } from '../../../src/http/node/index.js';
-import type { Dumper } from '../../../src/index.js';
+import type { Dependents, Dumper } from '../../../src/index.js';
 import type { Mounted } from '../../support/behaviour.js';
 import { listen } from '../../support/listen.js';
 import { needService, SERVICES } from '../../support/services.js';
@@ -235,4 +235,16 @@ export function recordingLogger() {
       },
     },
   };
+}
+
+/** The paths of every `invalidateDependents()` call, one array per call. */
+export function invalidations(d: Dumper): string[][] {
+  const calls: string[][] = [];
+  const original = d.invalidateDependents.bind(d);
+  d.invalidateDependents = async (deps: Dependents | Iterable<Dependents>) => {
+    const list = 'paths' in deps ? [deps as Dependents] : [...(deps as Iterable<Dependents>)];
+    calls.push(list.flatMap((x) => x.paths));
+    return original(deps);
+  };
+  return calls;
 }

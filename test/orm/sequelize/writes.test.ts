@@ -6,10 +6,10 @@
  * fallback, previous values, a stale instance, unregistered models, and what a write costs.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createDumper, type Dependents, type Dumper } from '../../../src/index.js';
+import { createDumper, type Dumper } from '../../../src/index.js';
 import { sequelizeDumper, type SequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
 import { defineShop, registerShop, seedShop, shopApp, type Shop } from './shop.js';
-import { databases, recordingLogger, Site, type Database } from './support.js';
+import { databases, invalidations, recordingLogger, Site, type Database } from './support.js';
 
 type Rows = Awaited<ReturnType<typeof seedShop>>;
 
@@ -30,6 +30,12 @@ const cases: Case[] = [
     name: 'Model.create()',
     warm: ['/flavours/'],
     write: (s) => s.Flavour.create({ slug: 'lemon', name: 'Lemon' }),
+    after: { '/flavours/': { contains: 'Lemon' } },
+  },
+  {
+    name: 'Model.findOrCreate() (a create in a transaction of its own)',
+    warm: ['/flavours/'],
+    write: (s) => s.Flavour.findOrCreate({ where: { slug: 'lemon' }, defaults: { name: 'Lemon' } }),
     after: { '/flavours/': { contains: 'Lemon' } },
   },
   {
@@ -259,18 +265,6 @@ const cases: Case[] = [
   },
 ];
 
-/** The paths of every `invalidateDependents()` call, one array per call. */
-function invalidations(d: Dumper): string[][] {
-  const calls: string[][] = [];
-  const original = d.invalidateDependents.bind(d);
-  d.invalidateDependents = async (deps: Dependents | Iterable<Dependents>) => {
-    const list = 'paths' in deps ? [deps as Dependents] : [...(deps as Iterable<Dependents>)];
-    calls.push(list.flatMap((x) => x.paths));
-    return original(deps);
-  };
-  return calls;
-}
-
 const targets = await databases();
 
 describe.each(targets)('Sequelize writes on $name', (target) => {
@@ -462,6 +456,14 @@ describe.each(targets)('Sequelize writes on $name', (target) => {
     expect(armed).toBe(false);
     await site.expectMiss('/about/', '/flavours/mint/');
     expect(log.warnings).toEqual(['dumper: sequelize: cannot tell which rows an update of Flavour by where, which touched more rows than matched just before it, changed; invalidating every page']);
+    log.warnings.length = 0;
+  });
+
+  test('Model.truncate() invalidates every page, with a warning', async () => {
+    await site.warm('/flavours/chocolate/', '/about/');
+    await shop.Review.truncate();
+    await site.expectMiss('/about/', '/flavours/chocolate/');
+    expect(log.warnings).toEqual(['dumper: sequelize: cannot tell which rows a truncate of Review changed; invalidating every page']);
     log.warnings.length = 0;
   });
 
