@@ -176,6 +176,13 @@ export const DEFAULT_PURGE_SETTINGS: PurgeSettings = Object.freeze({
   edgeMaxAge: 31_536_000,
 });
 
+/**
+ * Milliseconds the worker lets purges gather before it claims them, after an invalidation and
+ * after a batch that was not full: a burst of writes (an import, a loop of saves) then costs a few
+ * full requests instead of one request per write, for at most this much more latency.
+ */
+const LINGER = 10;
+
 interface Lane {
   readonly purger: Purger;
   /** The queue's name in the store. */
@@ -278,7 +285,7 @@ export class PurgeDispatcher {
         const edge = tags === undefined ? [EDGE_ALL_TAG] : purgeTags(lane.purger.tagHeader, tags);
         if (edge.length === 0) return;
         await this.#push(lane, edge, now);
-        this.#schedule(lane, now);
+        this.#schedule(lane, now + LINGER);
       }),
     );
   }
@@ -336,6 +343,12 @@ export class PurgeDispatcher {
         const items = await this.#queue.queueClaim(lane.queue, { max: lane.purger.maxBatch, now: Date.now(), lease: this.settings.lease });
         if (items.length === 0) break;
         await this.#deliver(lane, items);
+        if (items.length < lane.purger.maxBatch) {
+          // A batch that was not full: invalidations are trickling in (one per write). Let them
+          // gather for a moment rather than send one request for each.
+          this.#schedule(lane, Date.now() + LINGER);
+          return;
+        }
       }
       if (this.#closed) return;
       const stats = await this.#queue.queueStats(lane.queue);
