@@ -41,7 +41,14 @@ export interface Settings {
 
 /** Marks a point in a transaction's buffer where every page must be invalidated. */
 const ALL = Symbol('every page');
-type Entry = Dependents | typeof ALL;
+/**
+ * A flush inside a transaction whose statements may have run but whose rows after it were never
+ * read (it failed, and the transaction was committed all the same): every page at the commit.
+ */
+class Unfinished {
+  done = false;
+}
+type Entry = Dependents | typeof ALL | Unfinished;
 
 /** Why the rows of a write cannot be told one by one: every page is invalidated instead. */
 class Unresolved {
@@ -132,6 +139,8 @@ interface FlushPlan {
   readonly created: Set<object>;
   dependents: Dependents[];
   tooMany: boolean;
+  /** In your transaction's buffer from `onFlush` until `afterFlush` has resolved the flush. */
+  readonly unfinished: Unfinished;
 }
 
 export class MikroOrmIntegration implements EventSubscriber {
@@ -175,12 +184,12 @@ export class MikroOrmIntegration implements EventSubscriber {
     const ctx = plan.explicit ? args.em.getTransactionContext() : undefined;
     const fork = this.#fork(ctx);
     await this.#discoverOverridden(fork, plan);
-    if (plan.before.size + plan.after.length > this.#settings.maxRows) {
-      plan.tooMany = true;
-      return;
-    }
+    if (plan.before.size + plan.after.length > this.#settings.maxRows) plan.tooMany = true;
     // An error here (a dependentPaths returning a string) rejects the flush before it writes.
-    plan.dependents = (await this.#dependentsOf(fork, plan.before.values())).dependents;
+    else plan.dependents = (await this.#dependentsOf(fork, plan.before.values())).dependents;
+    // A flush that fails after some of its statements leaves them in your transaction, which may
+    // be committed all the same: until afterFlush says otherwise, its commit invalidates every page.
+    if (ctx !== undefined) this.#buffer(ctx).push(plan.unfinished);
   }
 
   /**
@@ -193,6 +202,7 @@ export class MikroOrmIntegration implements EventSubscriber {
     this.#plans.delete(uow);
     if (plan === undefined || this.#closed) return;
     const ctx = plan.explicit ? args.em.getTransactionContext() : undefined;
+    plan.unfinished.done = true;
     await this.#resolve(ctx, 'a flush', async () => {
       if (plan.tooMany) return new Unresolved(`a flush of more than maxRows (${this.#settings.maxRows}) rows`);
       const wants = new Map<string, Want>();
@@ -211,7 +221,16 @@ export class MikroOrmIntegration implements EventSubscriber {
   /** The rows a flush touches, from its change sets and collection updates; nothing for unregistered entities. */
   #plan(em: EntityManager, uow: UnitOfWorkLike): FlushPlan | undefined {
     const created = new Set<object>();
-    const plan: FlushPlan = { explicit: em.isInTransaction(), before: new Map(), after: [], overridden: [], created, dependents: [], tooMany: false };
+    const plan: FlushPlan = {
+      explicit: em.isInTransaction(),
+      before: new Map(),
+      after: [],
+      overridden: [],
+      created,
+      dependents: [],
+      tooMany: false,
+      unfinished: new Unfinished(),
+    };
     const changeSets = uow.getChangeSets();
     for (const cs of changeSets) if (cs.type === 'create') created.add(cs.entity);
     const before = (meta: Meta, pk: PkCond | undefined, partners = false) => {
@@ -657,12 +676,16 @@ export class MikroOrmIntegration implements EventSubscriber {
   }
 
   async #apply(entries: readonly Entry[]): Promise<void> {
-    if (entries.includes(ALL)) await this.#dumper.invalidateAll();
-    else await this.#dumper.invalidateDependents(entries as Dependents[]);
+    if (entries.some((e) => e === ALL || (e instanceof Unfinished && !e.done))) return this.#dumper.invalidateAll();
+    const dependents = entries.filter((e): e is Dependents => e !== ALL && !(e instanceof Unfinished));
+    if (dependents.length > 0) await this.#dumper.invalidateDependents(dependents);
   }
 
   async #replay(entries: readonly Entry[], when: string): Promise<void> {
     if (entries.length === 0) return;
+    if (entries.some((e) => e instanceof Unfinished && !e.done)) {
+      this.#dumper.log.warn(`mikro-orm: a flush failed inside a transaction that was committed; invalidating every page`, {});
+    }
     try {
       await this.#apply(entries);
     } catch (error) {
