@@ -5,7 +5,7 @@
  * Retry-After, and the observability of it all.
  */
 import http from 'node:http';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { withDumper } from '../../src/http/node/index.js';
 import { createDumper, MemoryStore, PurgeError, type Dumper, type Purger, type QueueStats } from '../../src/index.js';
 import { batches, EDGE_ALL_TAG, edgeBucket, edgeHeaderValue, edgeTag, purgeTags } from '../../src/core/purge.js';
@@ -309,6 +309,28 @@ describe('delivery', () => {
     expect(a.calls.length).toBe(Math.ceil(all.length / 3));
     for (const c of b.calls) expect(Buffer.byteLength(c.join(' '))).toBeLessThanOrEqual(100);
     expect(b.calls.length).toBeGreaterThan(1);
+  });
+
+  test('invalidations made one at a time (with I/O between them) are gathered into few requests', async () => {
+    // The clock is the test's: one write per millisecond, exactly.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const a = recorder();
+      const dumper = make({ purgers: [a.purger], edge: NO_ECHO });
+      const tags = Array.from({ length: 50 }, (_, i) => `t${i}`);
+      for (const t of tags) {
+        await dumper.invalidateTags(t);
+        await vi.advanceTimersByTimeAsync(1);
+      }
+      await vi.advanceTimersByTimeAsync(100);
+      expect(a.purged()).toEqual(purgeTags(a.purger.tagHeader, tags).sort());
+      // Without the pause that lets purges gather, each write is a request of its own (50).
+      expect(a.calls.length).toBeLessThanOrEqual(6);
+      dumpers.splice(dumpers.indexOf(dumper), 1);
+      await dumper.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   test('a failed purge is retried with a doubling backoff, and logged as failed, retried and sent', async () => {
