@@ -11,7 +11,7 @@ import { Sequelize } from 'sequelize';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
 import { sequelizeDumper, type SequelizeDumper } from '../../../src/orm/sequelize/index.js';
-import { defineShop, registerShop, seedShop, shopApp, type Shop } from './shop.js';
+import { openShop, seedShop, shopApp, startShop, type Shop } from './shop.js';
 import { databases, recordingLogger, Site, type Database } from './support.js';
 
 /** The part of a cls-hooked namespace that Sequelize 6 calls. */
@@ -57,9 +57,7 @@ describe.each(targets)('Sequelize transactions through CLS on $name', (target) =
   let log: ReturnType<typeof recordingLogger>;
 
   beforeAll(async () => {
-    db = await target.open();
-    shop = defineShop(db.sequelize);
-    await db.sequelize.sync(); // a new schema or database: nothing to drop
+    ({ db, shop } = await openShop(target));
   });
   afterAll(async () => {
     await db?.close();
@@ -67,11 +65,7 @@ describe.each(targets)('Sequelize transactions through CLS on $name', (target) =
   beforeEach(async () => {
     await db.clear(shop.all);
     rows = await seedShop(shop);
-    log = recordingLogger();
-    dumper = createDumper({ logger: log.logger });
-    registerShop(dumper, shop);
-    handle = sequelizeDumper(dumper, db.sequelize);
-    site = await Site.start(dumper, db.counter, shopApp(shop));
+    ({ log, dumper, handle, site } = await startShop(db, shop));
   });
   afterEach(async () => {
     await site.close();

@@ -13,7 +13,7 @@ import {
   type Sequelize,
 } from 'sequelize';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createDumper, MemoryStore, type Dumper, type DumperOptions } from '../../../src/index.js';
+import { createDumper, MemoryStore, type DumperOptions } from '../../../src/index.js';
 import { sequelizeDumper, type SequelizeDumper } from '../../../src/orm/sequelize/index.js';
 import { databases, recordingLogger, Site, type Database } from './support.js';
 
@@ -79,7 +79,6 @@ const targets = await databases();
 describe.each(targets)('django-dumper test cases on Sequelize and $name', (target) => {
   let db: Database;
   let m: ReturnType<typeof defineModels>;
-  let dumper: Dumper;
   let site: Site;
   let log: ReturnType<typeof recordingLogger>;
   const open: Array<() => Promise<void>> = [];
@@ -144,7 +143,7 @@ describe.each(targets)('django-dumper test cases on Sequelize and $name', (targe
     log = recordingLogger();
     await m.SimpleModel.create({ slug: 'a', name: 'Alpha' });
     await m.RelatedModel.create({ slug: 'r', name: 'Rho' });
-    ({ d: dumper, s: site } = await start());
+    ({ s: site } = await start());
   });
   afterEach(async () => {
     for (const close of open.splice(0)) await close();

@@ -20,7 +20,9 @@ import {
   type HasManyCountAssociationsMixin,
   type Sequelize,
 } from 'sequelize';
-import type { Dumper } from '../../../src/index.js';
+import { createDumper, type Dumper } from '../../../src/index.js';
+import { sequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
+import { recordingLogger, Site, type Database, type Target } from './support.js';
 
 export function defineShop(sequelize: Sequelize) {
   class Flavour extends Model {
@@ -175,5 +177,33 @@ export function shopApp(shop: Shop) {
       return t ? { status: 200, body: `${t.name} | flavours: ${names((t as unknown as { flavours: Array<{ name: string }> }).flavours)} |` } : { status: 404, body: 'none' };
     }
     return { status: 404, body: 'not found' };
+  };
+}
+
+/** The shop's tables on a target, in a database (or schema) of their own. */
+export async function openShop(target: Target): Promise<{ db: Database; shop: Shop }> {
+  const db = await target.open();
+  const shop = defineShop(db.sequelize);
+  await db.sequelize.sync(); // a new schema or database: nothing to drop
+  return { db, shop };
+}
+
+/** A dumper with the shop's models, sequelizeDumper() on the database, and the shop's site in front. */
+export async function startShop(db: Database, shop: Shop, options: SequelizeDumperOptions = {}) {
+  const log = recordingLogger();
+  const dumper = createDumper({ logger: log.logger });
+  registerShop(dumper, shop);
+  const handle = sequelizeDumper(dumper, db.sequelize, options);
+  const site = await Site.start(dumper, db.counter, shopApp(shop));
+  return {
+    log,
+    dumper,
+    handle,
+    site,
+    async close() {
+      await site.close();
+      handle.close();
+      await dumper.close();
+    },
   };
 }

@@ -11,7 +11,7 @@ import { Sequelize, type Transaction } from 'sequelize';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
 import { sequelizeDumper, type SequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
-import { defineShop, registerShop, seedShop, shopApp, type Shop } from './shop.js';
+import { defineShop, openShop, registerShop, seedShop, shopApp, startShop, type Shop } from './shop.js';
 import { Counter, databases, recordingLogger, Site, type Database } from './support.js';
 
 type Rows = Awaited<ReturnType<typeof seedShop>>;
@@ -82,31 +82,21 @@ describe.each(targets)('Sequelize transactions on $name', (target) => {
   let shop: Shop;
   let rows: Rows;
   let dumper: Dumper;
-  let handle: SequelizeDumper;
   let site: Site;
   let log: ReturnType<typeof recordingLogger>;
   const cleanup: Array<() => Promise<void> | void> = [];
 
   beforeAll(async () => {
-    db = await target.open();
-    shop = defineShop(db.sequelize);
-    await db.sequelize.sync(); // a new schema or database: nothing to drop
+    ({ db, shop } = await openShop(target));
   });
   afterAll(async () => {
     await db?.close();
   });
 
   async function start(options: SequelizeDumperOptions = {}) {
-    log = recordingLogger();
-    dumper = createDumper({ logger: log.logger });
-    registerShop(dumper, shop);
-    handle = sequelizeDumper(dumper, db.sequelize, options);
-    site = await Site.start(dumper, db.counter, shopApp(shop));
-    cleanup.push(async () => {
-      await site.close();
-      handle.close();
-      await dumper.close();
-    });
+    const started = await startShop(db, shop, options);
+    ({ log, dumper, site } = started);
+    cleanup.push(started.close);
   }
 
   beforeEach(async () => {
