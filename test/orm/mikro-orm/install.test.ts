@@ -105,8 +105,8 @@ describe('the relations option', () => {
   });
 
   test('a path naming no relation fails the first write with a TypeError', async () => {
-    await expect(seen({ relations: { Flavour: ['toppings'] } })).rejects.toThrow(
-      new TypeError('page-dumper: mikroOrmDumper() option "relations" names "toppings" for Flavour, which has no relation "toppings"'),
+    await expect(seen({ relations: { Flavour: ['sprinkles'] } })).rejects.toThrow(
+      new TypeError('page-dumper: mikroOrmDumper() option "relations" names "sprinkles" for Flavour, which has no relation "sprinkles"'),
     );
   });
 });

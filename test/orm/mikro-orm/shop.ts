@@ -1,7 +1,8 @@
 /**
  * An ice cream shop for the write and transaction suites: flavours and sizes (many-to-many,
- * flavours own the join table `mo_flavour_sizes`), reviews (many-to-one to a flavour), and a
- * table no model is registered for. Each `shop()` call makes fresh entity classes, since MikroORM
+ * flavours own the join table `mo_flavour_sizes`), reviews (many-to-one to a flavour), toppings
+ * (many-to-many through an explicit pivot entity, `FlavourTopping`), and notes, which no model is
+ * registered for by default (a note may belong to a flavour: a one-to-many from the flavour). Each `shop()` call makes fresh entity classes, since MikroORM
  * keeps per-ORM state on a class (the writer and the site's reader each get theirs). Every
  * `dependentPaths()` call is recorded in `calls`, so a test can tell which rows reached it.
  */
@@ -19,6 +20,8 @@ export function shop() {
     name!: string;
     sizes = new Collection<Size>(this);
     reviews = new Collection<Review>(this);
+    toppings = new Collection<Topping>(this);
+    notes = new Collection<Note>(this);
 
     *dependentPaths() {
       calls.push(`Flavour:${this.slug}`);
@@ -52,10 +55,22 @@ export function shop() {
     }
   }
 
-  /** No model is registered for it. */
+  /** No model is registered for it by default. */
   class Note {
     id!: number;
     body!: string;
+    flavour?: Flavour | null;
+  }
+
+  class Topping {
+    id!: number;
+    name!: string;
+  }
+
+  /** A row of the join table between flavours and toppings, an entity of its own. */
+  class FlavourTopping {
+    flavour!: Flavour;
+    topping!: Topping;
   }
 
   const schemas = [
@@ -68,6 +83,8 @@ export function shop() {
         name: { type: 'string', length: 50 },
         sizes: { kind: 'm:n', entity: () => Size, inversedBy: 'flavours', pivotTable: 'mo_flavour_sizes' },
         reviews: { kind: '1:m', entity: () => Review, mappedBy: 'flavour' },
+        toppings: { kind: 'm:n', entity: () => Topping, pivotEntity: () => FlavourTopping },
+        notes: { kind: '1:m', entity: () => Note, mappedBy: 'flavour' },
       },
     }),
     new EntitySchema<Size>({
@@ -92,10 +109,27 @@ export function shop() {
     new EntitySchema<Note>({
       class: Note,
       tableName: 'mo_note',
-      properties: { id: { type: 'number', primary: true, autoincrement: true }, body: { type: 'string', length: 100 } },
+      properties: {
+        id: { type: 'number', primary: true, autoincrement: true },
+        body: { type: 'string', length: 100 },
+        flavour: { kind: 'm:1', entity: () => Flavour, nullable: true },
+      },
+    }),
+    new EntitySchema<Topping>({
+      class: Topping,
+      tableName: 'mo_topping',
+      properties: { id: { type: 'number', primary: true, autoincrement: true }, name: { type: 'string', length: 50 } },
+    }),
+    new EntitySchema<FlavourTopping>({
+      class: FlavourTopping,
+      tableName: 'mo_flavour_topping',
+      properties: {
+        flavour: { kind: 'm:1', entity: () => Flavour, primary: true, deleteRule: 'cascade' },
+        topping: { kind: 'm:1', entity: () => Topping, primary: true, deleteRule: 'cascade' },
+      },
     }),
   ];
-  return { Flavour, Size, Review, Note, schemas, calls };
+  return { Flavour, Size, Review, Note, Topping, FlavourTopping, schemas, calls };
 }
 
 export type Shop = ReturnType<typeof shop>;

@@ -179,6 +179,50 @@ describe.each(targets)('MikroORM writes on %s', (kind) => {
       await site.expectHit('/sizes/small/');
     });
 
+    test('a one-to-many collection replaced without being loaded reaches the children it loses and gains', async () => {
+      const seen: string[] = [];
+      await start(undefined, (d) => {
+        register(d, w);
+        d.register(w.Note, {
+          dependentPaths(note: InstanceType<Shop['Note']>) {
+            seen.push(`${note.body}:${note.flavour?.slug ?? '-'}`);
+            return [`/notes/${note.id}/`];
+          },
+        });
+      });
+      const m = em();
+      const [a, b, c] = ['a', 'b', 'c'].map((body) => m.create(w.Note, { body, flavour: body === 'c' ? null : m.getReference(w.Flavour, rows.vanilla.id) }));
+      await m.flush();
+      seen.length = 0;
+      const other = em();
+      const vanilla = await other.findOneOrFail(w.Flavour, { slug: 'vanilla' });
+      vanilla.notes.set([other.getReference(w.Note, b!.id), other.getReference(w.Note, c!.id)]);
+      await other.flush();
+      // a leaves vanilla: it is not in this entity manager, only the database knows it was
+      // there; it is read as it was and as it is. c joins vanilla. (MikroORM also sets the
+      // flavour of b and c, which it writes as their own changes.)
+      expect(seen).toEqual(expect.arrayContaining(['a:vanilla', 'a:-', 'c:-', 'c:vanilla']));
+      expect(seen.filter((x) => x.startsWith('a:')).sort()).toEqual(['a:-', 'a:vanilla']);
+      void a;
+    });
+
+    test('a row of an explicit pivot entity reaches both rows it links', async () => {
+      const m = em();
+      const topping = m.create(w.Topping, { name: 'Sprinkles' });
+      await m.flush();
+      w.calls.length = 0;
+      m.create(w.FlavourTopping, { flavour: m.getReference(w.Flavour, rows.mint.id), topping });
+      await m.flush();
+      // The flavour as it was (without the topping) and as it is.
+      expect(w.calls).toEqual(['Flavour:mint', 'Flavour:mint']);
+      await site.expectMiss('/flavours/mint/');
+      await site.expectHit('/flavours/vanilla/', '/about/');
+      w.calls.length = 0;
+      m.remove(await m.findOneOrFail(w.FlavourTopping, { flavour: rows.mint.id, topping: topping.id }));
+      await m.flush();
+      expect(w.calls).toEqual(['Flavour:mint', 'Flavour:mint']);
+    });
+
     test('a many-to-one moved invalidates the pages of the row it pointed at and of the new one', async () => {
       const m = em();
       const review = await m.findOneOrFail(w.Review, { body: 'creamy' });
