@@ -1087,8 +1087,6 @@ export class Dumper {
   /** Drops every stored page (a deploy, a template change). */
   async invalidateAll(): Promise<void> {
     this.#detachFlights();
-    const purged = this._purging?.enqueue(undefined);
-    if (purged !== undefined) await purged;
     try {
       await this.store.clear();
       if (this.#failures !== 0) this.#recovered();
@@ -1098,6 +1096,8 @@ export class Dumper {
       this.#fault('clear', error);
       this.#scheduleReplay();
     }
+    const purged = this._purging?.enqueue(undefined);
+    if (purged !== undefined) await purged;
   }
 
   /**
@@ -1332,9 +1332,6 @@ export class Dumper {
     if (tags.length === 0) return;
     const distinct = [...new Set(tags)];
     const unique = distinct.map((t) => this.keyPrefix + t);
-    // Queued whether or not the store takes the invalidation: the edge's copies are stale either way.
-    const purged = this._purging?.enqueue(distinct);
-    if (purged !== undefined) await purged;
     try {
       await this.store.invalidate(unique);
       if (this.#failures !== 0) this.#recovered();
@@ -1344,6 +1341,10 @@ export class Dumper {
       this.#fault('invalidate', error);
       this.#scheduleReplay();
     }
+    // After the store (an edge that fetches the page again gets the new one, not the store's old
+    // copy), and whether or not the store took it: the edge's copies are stale either way.
+    const purged = this._purging?.enqueue(distinct);
+    if (purged !== undefined) await purged;
   }
 
   /**
