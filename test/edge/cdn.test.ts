@@ -268,6 +268,19 @@ describe('varnishPurger against several instances', () => {
     expect(got.filter((g) => g.port === 0 && g.tags === want).length).toBe(2);
   });
 
+  test('soft: true asks for xkey.softpurge (the xkey-softpurge header the VCL reads)', async () => {
+    const seen: http.IncomingHttpHeaders[] = [];
+    const m = await listen((req, res) => {
+      seen.push(req.headers);
+      res.end();
+    });
+    servers.push(m);
+    const dumper = make({ purgers: [varnishPurger({ url: m.url, soft: true })], edge: { raceWindow: 3_600_000 } });
+    await dumper.invalidate('/x');
+    for (let i = 0; i < 500 && dumper.purgeStats.sent === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(seen[0]).toMatchObject({ 'xkey-purge': `/x ${edgeBucket('/x')}`, 'xkey-softpurge': '1' });
+  });
+
   test('options are checked', () => {
     expect(() => varnishPurger({ url: [] })).toThrow(new TypeError('page-dumper: varnishPurger() option "url" must be a URL or a non-empty array of URLs'));
     expect(() => varnishPurger({ url: 'localhost:6081' })).toThrow(TypeError);

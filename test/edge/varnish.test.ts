@@ -74,6 +74,11 @@ function app(dumper: Dumper, shop: Shop): http.RequestListener {
       return res.end(`${m[1]} v${shop.version}`);
     }
     if ((m = /^\/plain\/(\w+)$/.exec(path))) return res.end(`${m[1]} v${shop.version}`);
+    if ((m = /^\/many\/(\w+)$/.exec(path))) {
+      // More tags than Varnish's header takes: the page carries their buckets instead.
+      for (let i = 0; i < 600; i++) dumper.tag(`product:${i}`);
+      return res.end(`${m[1]} v${shop.version}`);
+    }
     if (path.startsWith('/slow/')) {
       const seen = shop.version;
       shop.onRead?.();
@@ -187,6 +192,21 @@ describe.skipIf(!varnishd)('Varnish in front of page-dumper', () => {
     await dumper.invalidate(`/PLAIN/${c}/`);
     await dumper.flushPurges();
     expect(await get(v1.url, `/plain/${c}`)).toMatchObject({ body: `${c} v3`, edge: 'MISS' });
+  });
+
+  test('a page with more tags than the header takes is purged by any of them, through its coarse tags', async () => {
+    install();
+    const a = unique();
+    const b = unique();
+    for (const p of [`/many/${a}`, `/plain/${b}`]) {
+      await get(v1.url, p);
+      expect((await get(v1.url, p)).edge).toBe('HIT');
+    }
+    shop.version = 2;
+    await dumper.invalidateTags('product:417');
+    await dumper.flushPurges();
+    expect(await get(v1.url, `/many/${a}`)).toMatchObject({ body: `${a} v2`, edge: 'MISS' });
+    expect(await get(v1.url, `/plain/${b}`)).toMatchObject({ body: `${b} v1`, edge: 'HIT' });
   });
 
   test('invalidatePrefix() purges the pages below a path; invalidateAll() purges every page', async () => {
