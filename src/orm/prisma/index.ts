@@ -17,6 +17,8 @@ import { Prisma } from '@prisma/client/extension';
 import type { PrismaClientExtends } from '@prisma/client/extension';
 import type { Types } from '@prisma/client/runtime/client';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
+import { readOptions, ReadTracker } from '../reads.js';
+import { PrismaReads, READS } from './reads.js';
 import { readDataModel, type ModelInfo, type RuntimeDataModel } from './schema.js';
 import { isPlain, Writes, type Reader, type Scope, type WriteContext } from './writes.js';
 
@@ -40,6 +42,24 @@ export interface PrismaDumperOptions {
    * Default: 1000 rows.
    */
   maxRows?: number;
+  /**
+   * Tag each page with the rows and models its render read through this client, and invalidate
+   * those tags on every write of every model (registered or not): pages need no
+   * `dependentPaths`. Reads by primary key tag rows; by a foreign or unique key, that key; lists,
+   * filters, counts, aggregates and groupings tag their models; raw queries are not parsed.
+   * See docs/track-reads.md.
+   *
+   * Default: false.
+   */
+  trackReads?: boolean;
+  /**
+   * With `trackReads`: the most tags a page gets from its reads. Past it, a model's further row
+   * reads tag the whole model (its list tag, which every write of the model invalidates), with a
+   * warning in the log.
+   *
+   * Default: 500.
+   */
+  maxTagsPerPage?: number;
 }
 
 /**
@@ -59,9 +79,17 @@ interface QueryParams {
 
 const DEFAULT_MAX_ROWS = 1000;
 
-function validate(options: PrismaDumperOptions | undefined): { include: Map<string, Record<string, unknown>>; maxRows: number } {
-  if (options === undefined) return { include: new Map(), maxRows: DEFAULT_MAX_ROWS };
+interface Settings {
+  readonly include: Map<string, Record<string, unknown>>;
+  readonly maxRows: number;
+  readonly trackReads: boolean;
+  readonly maxTagsPerPage: number;
+}
+
+function validate(options: PrismaDumperOptions | undefined): Settings {
+  if (options === undefined) return { include: new Map(), maxRows: DEFAULT_MAX_ROWS, ...readOptions('prismaDumper', undefined, undefined) };
   if (!isPlain(options)) throw new TypeError('page-dumper: prismaDumper(dumper, options): options must be an object');
+  const tracking = readOptions('prismaDumper', options.trackReads, options.maxTagsPerPage);
   const include = new Map<string, Record<string, unknown>>();
   if (options.include !== undefined) {
     if (!isPlain(options.include)) {
@@ -78,7 +106,7 @@ function validate(options: PrismaDumperOptions | undefined): { include: Map<stri
   if (typeof maxRows !== 'number' || !Number.isSafeInteger(maxRows) || maxRows < 1) {
     throw new TypeError(`page-dumper: prismaDumper() option maxRows must be a positive integer, got ${String(maxRows)}`);
   }
-  return { include, maxRows };
+  return { include, maxRows, ...tracking };
 }
 
 function dataModelOf(client: Record<string, unknown>): Map<string, ModelInfo> {
@@ -117,6 +145,7 @@ function checkInclude(include: ReadonlyMap<string, Record<string, unknown>>, mod
 export function prismaDumper(dumper: Dumper, options?: PrismaDumperOptions): PrismaDumperExtension {
   assertDumper(dumper, 'prismaDumper');
   const settings = validate(options);
+  const tracker = settings.trackReads ? new ReadTracker(dumper, { maxTagsPerPage: settings.maxTagsPerPage, integration: 'prisma' }) : undefined;
   const scopes = new AsyncLocalStorage<Scope>();
   let warnedUnseen = false;
 
@@ -124,6 +153,7 @@ export function prismaDumper(dumper: Dumper, options?: PrismaDumperOptions): Pri
     const models = dataModelOf(client as Record<string, unknown>);
     checkInclude(settings.include, models);
     const writes = new Writes(dumper, models, settings);
+    const reads = tracker === undefined ? undefined : new PrismaReads(tracker, models);
     // Reads outside a transaction go through the client as it was before this extension.
     const base = client as Reader;
     // The $transaction below this extension (Prisma's, or another extension's), called with the
@@ -162,6 +192,7 @@ export function prismaDumper(dumper: Dumper, options?: PrismaDumperOptions): Pri
       query: {
         $allModels: {
           $allOperations(params: QueryParams) {
+            if (reads !== undefined && READS.has(params.operation)) return reads.handle(params.model, params.operation, params.args ?? {}, params.query);
             return writes.handle(params.model, params.operation, params.args ?? {}, params.query, () => context(params));
           },
         },

@@ -33,6 +33,8 @@ export interface RelationInfo {
   readonly manyToMany: boolean;
   /** The foreign key's fields when this model holds it (`@relation(fields: [...])`), else empty. */
   readonly fields: readonly string[];
+  /** The related model's fields the foreign key points at (`@relation(references: [...])`), in the order of `fields`. */
+  readonly references: readonly string[];
 }
 
 export interface ModelInfo {
@@ -54,6 +56,8 @@ interface ParsedField {
   readonly unique: boolean;
   /** `@relation(fields: [...])`: the foreign key this field's relation uses. */
   readonly fields: readonly string[];
+  /** `@relation(references: [...])`: what the foreign key points at. */
+  readonly references: readonly string[];
 }
 
 interface ParsedModel {
@@ -121,11 +125,13 @@ export function parseSchema(schema: string): Map<string, ParsedModel> {
     if (!field) continue;
     const attributes = field[5] ?? '';
     const foreignKey = /@relation\s*\([^)]*?\bfields\s*:\s*(\[[^\]]*\])/.exec(attributes)?.[1];
+    const references = /@relation\s*\([^)]*?\breferences\s*:\s*(\[[^\]]*\])/.exec(attributes)?.[1];
     current.fields.set(field[1]!, {
       list: field[3] !== undefined,
       id: /(^|\s)@id\b/.test(attributes),
       unique: /(^|\s)@unique\b/.test(attributes),
       fields: foreignKey === undefined ? [] : blockFields(foreignKey),
+      references: references === undefined ? [] : blockFields(references),
     });
   }
   return models;
@@ -146,7 +152,8 @@ export function readDataModel(runtime: RuntimeDataModel, schema: string | undefi
         const list = p?.fields.get(f.name)?.list ?? false;
         const backList = back === undefined ? false : (parsed.get(f.type)?.fields.get(back.name)?.list ?? false);
         const fields = p?.fields.get(f.name)?.fields ?? [];
-        relations.set(f.name, { name: f.name, model: f.type, list, back: back?.name, backList, manyToMany: list && backList, fields });
+        const references = p?.fields.get(f.name)?.references ?? [];
+        relations.set(f.name, { name: f.name, model: f.type, list, back: back?.name, backList, manyToMany: list && backList, fields, references });
       } else if (f.kind !== 'object' || f.relationName === undefined) {
         scalars.push(f.name);
       }

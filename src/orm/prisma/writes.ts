@@ -16,6 +16,8 @@
  * model runs as it would without the extension.
  */
 import type { Dependents, Dumper } from '../../core/dumper.js';
+import { linkTags, unknownWriteTags, writeTags, type KeyValues, type WrittenRow } from '../reads.js';
+import { junctionKey, junctionOf } from './reads.js';
 import type { ModelInfo } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -47,7 +49,11 @@ export interface Scope {
 
 /** Why the rows of a write cannot be known: every page is invalidated instead. */
 export class Fallback {
-  constructor(readonly reason: string) {}
+  /** `models`: the models whose rows the write may have changed, when known. */
+  constructor(
+    readonly reason: string,
+    readonly models?: readonly ModelInfo[],
+  ) {}
 }
 
 /** What a write invalidates: the dependents of the rows it changed, or everything. */
@@ -55,8 +61,8 @@ export type Outcome = Dependents[] | Fallback;
 
 const UNIDENTIFIED = new Fallback('a row came back without its primary key (is it omitted globally?)');
 
-function fallback(reason: string): () => Promise<Outcome> {
-  return async () => new Fallback(reason);
+function fallback(reason: string, models?: readonly ModelInfo[]): () => Promise<Outcome> {
+  return async () => new Fallback(reason, models);
 }
 
 export interface WriteContext {
@@ -69,6 +75,8 @@ export interface WriteContext {
 export interface WriteSettings {
   readonly include: ReadonlyMap<string, Readonly<Row>>;
   readonly maxRows: number;
+  /** `trackReads`: every model's writes invalidate the tags its reads put on pages. */
+  readonly trackReads: boolean;
 }
 
 /** A row that a nested `connect` (or `set`, `connectOrCreate`) may take away from another owner. */
@@ -206,12 +214,19 @@ export class Writes {
   readonly #models: ReadonlyMap<string, ModelInfo>;
   readonly #include: ReadonlyMap<string, Readonly<Row>>;
   readonly #maxRows: number;
+  readonly #trackReads: boolean;
 
   constructor(dumper: Dumper, models: ReadonlyMap<string, ModelInfo>, settings: WriteSettings) {
     this.#dumper = dumper;
     this.#models = models;
     this.#include = settings.include;
     this.#maxRows = settings.maxRows;
+    this.#trackReads = settings.trackReads;
+  }
+
+  /** Whether a write of these models invalidates anything: one is registered, or reads are tracked. */
+  #watched(models: readonly ModelInfo[]): boolean {
+    return this.#trackReads || models.some((x) => this.#dumper.isRegistered(x.name));
   }
 
   /** Runs one top-level operation of a model, invalidating around it if it writes. */
@@ -256,9 +271,9 @@ export class Writes {
       this.#plan(m, args.data, tree, targets);
     }
     const models = this.#modelsOf(m, tree, targets);
-    if (!models.some((x) => this.#dumper.isRegistered(x.name))) return query(args);
+    if (!this.#watched(models)) return query(args);
     const unknown = models.find((x) => x.id === undefined);
-    if (unknown !== undefined) return this.#done(await query(args), fallback(`model ${unknown.name} has no primary key page-dumper can read`), m, operation, ctx);
+    if (unknown !== undefined) return this.#done(await query(args), fallback(`model ${unknown.name} has no primary key page-dumper can read`, models), m, operation, ctx);
 
     const include = this.#includeFor(m, tree);
     const before = new Snapshot();
@@ -283,7 +298,7 @@ export class Writes {
           if (rows.length === 0) after.incomplete = true;
           for (const r of rows) this.#collect(after, m, r, tree, TOP, true);
         }
-        return before.incomplete || after.incomplete ? UNIDENTIFIED : this.#changes(before, early, after);
+        return before.incomplete || after.incomplete ? UNIDENTIFIED : this.#changes(before, early, after, hasNestedRows(m, args, this.#models));
       },
       m,
       operation,
@@ -297,11 +312,11 @@ export class Writes {
     if (operation === 'deleteMany') this.#joinTables(m, tree);
     this.#owners(m, operation === 'deleteMany' ? undefined : args.data, tree);
     const models = this.#modelsOf(m, tree, []);
-    if (!models.some((x) => this.#dumper.isRegistered(x.name))) return query(args);
+    if (!this.#watched(models)) return query(args);
     const unknown = models.find((x) => x.id === undefined);
-    if (unknown !== undefined) return this.#done(await query(args), fallback(`model ${unknown.name} has no primary key page-dumper can read`), m, operation, ctx);
+    if (unknown !== undefined) return this.#done(await query(args), fallback(`model ${unknown.name} has no primary key page-dumper can read`, models), m, operation, ctx);
     if (operation !== 'deleteMany' && isPlain(args.data) && m.id!.some((f) => (args.data as Row)[f] !== undefined)) {
-      return this.#done(await query(args), fallback('it changes primary keys, so the rows cannot be found again'), m, operation, ctx);
+      return this.#done(await query(args), fallback('it changes primary keys, so the rows cannot be found again', models), m, operation, ctx);
     }
 
     const include = this.#includeFor(m, tree);
@@ -309,7 +324,7 @@ export class Writes {
     // so all the rows it may pick are invalidated.
     const rows = await this.#delegate(ctx, m).findMany({ where: args.where, include, take: this.#maxRows + 1 });
     if (rows.length > this.#maxRows) {
-      return this.#done(await query(args), fallback(`it matches more than ${this.#maxRows} rows (the maxRows option)`), m, operation, ctx);
+      return this.#done(await query(args), fallback(`it matches more than ${this.#maxRows} rows (the maxRows option)`, models), m, operation, ctx);
     }
     const before = new Snapshot();
     for (const row of rows) this.#collect(before, m, row, tree, TOP, true);
@@ -338,9 +353,9 @@ export class Writes {
     const tree: Tree = new Map();
     for (const row of data) this.#owners(m, row, tree);
     const models = this.#modelsOf(m, tree, []);
-    if (!models.some((x) => this.#dumper.isRegistered(x.name))) return query(args);
+    if (!this.#watched(models)) return query(args);
     const unknown = models.find((x) => x.id === undefined);
-    if (unknown !== undefined) return this.#done(await query(args), fallback(`model ${unknown.name} has no primary key page-dumper can read`), m, operation, ctx);
+    if (unknown !== undefined) return this.#done(await query(args), fallback(`model ${unknown.name} has no primary key page-dumper can read`, models), m, operation, ctx);
     const include = this.#includeFor(m, tree);
     const read = async (where: Row): Promise<Outcome> => {
       const after = new Snapshot();
@@ -369,12 +384,12 @@ export class Writes {
       );
     }
     if (data.length > this.#maxRows) {
-      return this.#done(await query(args), fallback(`it creates more than ${this.#maxRows} rows (the maxRows option)`), m, operation, ctx);
+      return this.#done(await query(args), fallback(`it creates more than ${this.#maxRows} rows (the maxRows option)`, models), m, operation, ctx);
     }
     const wheres = data.map((row) => this.#uniqueWhere(m, row));
     if (wheres.includes(undefined)) {
       const reason = 'a row in its data has no unique field set, so it cannot be found again (use createManyAndReturn, or set a unique field)';
-      return this.#done(await query(args), fallback(reason), m, operation, ctx);
+      return this.#done(await query(args), fallback(reason, models), m, operation, ctx);
     }
     const result = await query(args);
     return this.#done(result, async () => (wheres.length === 0 ? [] : read({ OR: wheres })), m, operation, ctx);
@@ -552,8 +567,18 @@ export class Writes {
     return out;
   }
 
+  /** Whether an edge leads from a parent to a child that holds the foreign key (one-to-many, the back of a one-to-one). */
+  #childEdge(edge: string, before: Snapshot, after: Snapshot): boolean {
+    const cut = edge.lastIndexOf(FIELD);
+    if (cut === -1) return false;
+    const parent = before.rows.get(edge.slice(0, cut)) ?? after.rows.get(edge.slice(0, cut));
+    const relation = parent?.model.relations.get(edge.slice(cut + 1));
+    // An unknown parent or relation: count it as written.
+    return relation === undefined || (relation.fields.length === 0 && !relation.manyToMany);
+  }
+
   /** The dependents to invalidate: of the rows before the write (computed then) and after it. */
-  async #changes(before: Snapshot, early: ReadonlyMap<string, Dependents>, after: Snapshot): Promise<Dependents[]> {
+  async #changes(before: Snapshot, early: ReadonlyMap<string, Dependents>, after: Snapshot, nested = false): Promise<Dependents[]> {
     // A row whose relation gained or lost a row changed too, even if its columns did not.
     const owners = new Set<string>();
     const lost = (from: Snapshot, to: Snapshot) => {
@@ -576,7 +601,77 @@ export class Writes {
       .filter(([key, a]) => this.#dumper.isRegistered(a.model.name) && (owners.has(key) || changed(a, before.rows.get(key))))
       .map(([, a]) => this.#dumper.dependentsOf(a.model.name, a.row));
     list.push(...(await Promise.all(late)));
+    if (this.#trackReads) list.push(...this.#readChanges(before, after, nested));
     return list;
+  }
+
+  /**
+   * With `trackReads`, the tags of what the write changed (see ../reads.ts): each row that is new,
+   * gone or whose columns changed, as it was and as it is (its row, unique and foreign
+   * keys, and its model's list); each implicit many-to-many link added or removed (the join
+   * table's keys of both rows); and, for a row gone (deleted), everything read from the models
+   * whose rows point at it, which the database may delete or change with it (`onDelete`).
+   *
+   * A row read on one side only is new or gone when it was written (the write's own rows), or
+   * reached as a child holding a foreign key (created, deleted, connected, disconnected). Reached
+   * otherwise (the row a foreign key points at, the other side of a link) it was only read, unless
+   * the write has nested creates or deletes (`nested`): then it may be one of theirs.
+   */
+  #readChanges(before: Snapshot, after: Snapshot, nested: boolean): Dependents[] {
+    const out: Dependents[] = [];
+    const byModel = new Map<ModelInfo, WrittenRow[]>();
+    const add = (seen: Seen) => {
+      let rows = byModel.get(seen.model);
+      if (rows === undefined) byModel.set(seen.model, (rows = []));
+      rows.push(writtenRow(seen.model, seen.row));
+    };
+    /** Links added or removed, by join table: the join table's key of each side. */
+    const links = new Map<string, Array<readonly { key: KeyValues }[]>>();
+    const edges = (from: Snapshot, to: Snapshot) => {
+      for (const [key, seen] of from.rows) {
+        const other = to.rows.get(key);
+        for (const edge of seen.edges) {
+          const cut = edge.lastIndexOf(FIELD);
+          if (cut === -1 || other?.edges.has(edge)) continue;
+          const parent = before.rows.get(edge.slice(0, cut)) ?? after.rows.get(edge.slice(0, cut));
+          const relation = parent?.model.relations.get(edge.slice(cut + 1));
+          if (parent === undefined || relation === undefined || !relation.manyToMany) continue;
+          const back = relation.back === undefined ? undefined : seen.model.relations.get(relation.back);
+          const a = junctionKey(parent.model, relation, parent.row);
+          const b = back === undefined ? undefined : junctionKey(seen.model, back, seen.row);
+          const table = junctionOf(parent.model, relation);
+          if (a === undefined || b === undefined) {
+            out.push(tagsOf(table, unknownWriteTags(table)));
+            continue;
+          }
+          let list = links.get(table);
+          if (list === undefined) links.set(table, (list = []));
+          list.push([{ key: a }, { key: b }]);
+        }
+      }
+    };
+    edges(before, after);
+    edges(after, before);
+    for (const [table, list] of links) out.push(tagsOf(table, linkTags(table, list)));
+    const written = (seen: Seen) => nested || seen.always || [...seen.edges].some((edge) => this.#childEdge(edge, before, after));
+    for (const [key, b] of before.rows) {
+      const a = after.rows.get(key);
+      if (a === undefined) {
+        if (!written(b)) continue;
+        add(b);
+        for (const relation of b.model.relations.values()) {
+          if (relation.fields.length === 0 && !relation.manyToMany) out.push(tagsOf(relation.model, unknownWriteTags(relation.model)));
+        }
+      } else if (columnsChanged(b, a)) {
+        // A row on both sides changed only if its columns did (a written row too): what its
+        // relations gained or lost is the links' and the children's business.
+        add(b);
+        add(a);
+      }
+    }
+    for (const [key, a] of after.rows) if (!before.rows.has(key) && written(a)) add(a);
+    for (const [model, rows] of byModel) out.push(tagsOf(model.name, writeTags(model.name, rows)));
+    return out;
   }
 
   /**
@@ -589,7 +684,7 @@ export class Writes {
       scope.deferred.push({ finish, model: m.name, operation });
       return result;
     }
-    const outcome = await finish();
+    const outcome = this.#narrow(await finish(), m, describe(m, operation));
     if (outcome instanceof Fallback) await this.#dumper.invalidateAll();
     else if (outcome.length > 0) await this.#dumper.invalidateDependents(outcome);
     if (scope !== undefined) this.#record(outcome, m.name, operation, scope);
@@ -597,8 +692,26 @@ export class Writes {
     return result;
   }
 
+  /**
+   * With `trackReads`, a write whose rows are unknown, of models none of which is registered,
+   * invalidates everything read from those models instead of every page.
+   */
+  #narrow(outcome: Outcome, m: ModelInfo, what: string): Outcome {
+    if (!(outcome instanceof Fallback) || !this.#trackReads) return outcome;
+    const models = outcome.models ?? [m];
+    if (models.some((x) => this.#dumper.isRegistered(x.name))) return outcome;
+    if (this.#dumper.log.debugEnabled) this.#dumper.log.debug(`prisma ${what}: ${outcome.reason}; invalidating what pages read from ${models.map((x) => x.name).join(', ')}`, {});
+    const out: Dependents[] = [];
+    for (const x of models) {
+      out.push(tagsOf(x.name, unknownWriteTags(x.name)));
+      for (const relation of x.relations.values()) if (relation.manyToMany) out.push(tagsOf(x.name, unknownWriteTags(junctionOf(x, relation))));
+    }
+    return out;
+  }
+
   /** Keeps an outcome for the transaction's commit. */
   #record(outcome: Outcome, model: string, operation: string, scope: Scope): void {
+    outcome = this.#narrow(outcome, this.#models.get(model)!, `${model}.${operation}`);
     if (outcome instanceof Fallback) {
       this.#warn(outcome, model, operation);
       scope.all = true;
@@ -619,4 +732,55 @@ function changed(seen: Seen, other: Seen | undefined): boolean {
   if (seen.edges.size !== other.edges.size) return true;
   for (const e of seen.edges) if (!other.edges.has(e)) return true;
   return false;
+}
+
+// ---------------------------------------------------------------- trackReads
+
+function describe(m: ModelInfo, operation: string): string {
+  return `${m.name}.${operation}`;
+}
+
+/** Tags to invalidate, in the shape `invalidateDependents()` and the transaction scopes take. */
+function tagsOf(model: string, tags: readonly string[]): Dependents {
+  return { model, paths: [], tags };
+}
+
+/** Whether a row's own columns differ between two snapshots. */
+function columnsChanged(a: Seen, b: Seen): boolean {
+  for (const f of a.model.scalars) if (valueKey(a.row[f]) !== valueKey(b.row[f])) return true;
+  return false;
+}
+
+/** A row as the write-side tags need it: its primary key, and its unique and foreign keys. */
+function writtenRow(m: ModelInfo, row: Row): WrittenRow {
+  const id = m.id === undefined ? undefined : Object.fromEntries(m.id.map((f) => [f, row[f]]));
+  const keys: KeyValues[] = [];
+  const sets = [...m.uniques, ...[...m.relations.values()].map((r) => r.fields)];
+  for (const fields of sets) {
+    if (fields.length === 0 || (fields.length === m.id?.length && fields.every((f, i) => m.id?.[i] === f))) continue;
+    if (fields.some((f) => row[f] == null)) continue;
+    keys.push(Object.fromEntries(fields.map((f) => [f, row[f]])));
+  }
+  return { id, keys };
+}
+
+const CREATES_OR_DELETES = new Set(['create', 'createMany', 'connectOrCreate', 'upsert', 'delete', 'deleteMany']);
+
+/** Whether a write's data creates or deletes rows through its relations (nested writes), at any depth. */
+function hasNestedRows(m: ModelInfo, args: Row, models: ReadonlyMap<string, ModelInfo>): boolean {
+  const walk = (model: ModelInfo, data: unknown): boolean => {
+    for (const item of each(data)) {
+      for (const [field, value] of Object.entries(item)) {
+        const relation = model.relations.get(field);
+        if (relation === undefined || !isPlain(value)) continue;
+        const child = models.get(relation.model);
+        for (const [op, arg] of Object.entries(value)) {
+          if (CREATES_OR_DELETES.has(op)) return true;
+          if (child !== undefined && op === 'update' && each(arg).some((u) => walk(child, updateData(u)))) return true;
+        }
+      }
+    }
+    return false;
+  };
+  return walk(m, args.data) || walk(m, args.create) || walk(m, args.update);
 }

@@ -89,11 +89,11 @@ describe('reading the schema', () => {
     expect([...models.keys()]).toEqual(['Post', 'Tag', 'User', 'Totals']);
     const post = models.get('Post')!;
     expect([...post.fields.keys()]).toEqual(['id', 'url', 'tags', 'author', 'authorId']);
-    expect(post.fields.get('id')).toEqual({ list: false, id: true, unique: false, fields: [] });
-    expect(post.fields.get('tags')).toEqual({ list: true, id: false, unique: false, fields: [] });
-    expect(post.fields.get('author')).toEqual({ list: false, id: false, unique: false, fields: ['authorId'] });
+    expect(post.fields.get('id')).toEqual({ list: false, id: true, unique: false, fields: [], references: [] });
+    expect(post.fields.get('tags')).toEqual({ list: true, id: false, unique: false, fields: [], references: [] });
+    expect(post.fields.get('author')).toEqual({ list: false, id: false, unique: false, fields: ['authorId'], references: ['id'] });
     expect(models.get('Tag')!.id).toEqual(['name', 'lang']);
-    expect(models.get('User')!.fields.get('email')).toEqual({ list: false, id: false, unique: true, fields: [] });
+    expect(models.get('User')!.fields.get('email')).toEqual({ list: false, id: false, unique: true, fields: [], references: [] });
     expect(models.get('User')!.uniques).toEqual([['email']]);
   });
 
@@ -129,8 +129,8 @@ describe('reading the schema', () => {
     expect(post.delegate).toBe('post');
     expect(post.id).toEqual(['id']);
     expect(post.scalars).toEqual(['id', 'url', 'authorId']);
-    expect(post.relations.get('tags')).toEqual({ name: 'tags', model: 'Tag', list: true, back: 'posts', backList: true, manyToMany: true, fields: [] });
-    expect(post.relations.get('author')).toEqual({ name: 'author', model: 'User', list: false, back: 'posts', backList: true, manyToMany: false, fields: ['authorId'] });
+    expect(post.relations.get('tags')).toEqual({ name: 'tags', model: 'Tag', list: true, back: 'posts', backList: true, manyToMany: true, fields: [], references: [] });
+    expect(post.relations.get('author')).toEqual({ name: 'author', model: 'User', list: false, back: 'posts', backList: true, manyToMany: false, fields: ['authorId'], references: ['id'] });
     expect(models.get('Tag')!.id).toEqual(['name', 'lang']);
     // No @id: the first unique key identifies the row.
     expect(models.get('User')!.id).toEqual(['email']);

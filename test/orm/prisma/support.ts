@@ -35,7 +35,21 @@ export function generateClients(): void {
   generated = true;
 }
 
-const TABLES = ['_RelatedToSimple', 'Note', 'Pin', 'Comment', 'Broken', 'Unwatched', 'Related', 'Simple'];
+const TABLES = [
+  '_RelatedToSimple',
+  'Note',
+  'Pin',
+  'Comment',
+  'Broken',
+  'Unwatched',
+  'Related',
+  'Simple',
+  '_BlogPostToBlogTag',
+  'BlogComment',
+  'BlogTag',
+  'BlogPost',
+  'BlogAuthor',
+];
 
 /** The tables of test/orm/prisma/schema.prisma, as Prisma would create them. */
 function ddl(provider: Provider): string[] {
@@ -57,6 +71,16 @@ function ddl(provider: Provider): string[] {
       `FOREIGN KEY (${q('B')}) REFERENCES ${q('Simple')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE)`,
     `CREATE UNIQUE INDEX ${q('_RelatedToSimple_AB_unique')} ON ${q('_RelatedToSimple')} (${q('A')}, ${q('B')})`,
     `CREATE INDEX ${q('_RelatedToSimple_B_index')} ON ${q('_RelatedToSimple')} (${q('B')})`,
+    `CREATE TABLE ${q('BlogAuthor')} (${q('id')} ${int} NOT NULL PRIMARY KEY, ${q('name')} ${text} NOT NULL)`,
+    `CREATE TABLE ${q('BlogPost')} (${q('id')} ${int} NOT NULL PRIMARY KEY, ${q('title')} ${text} NOT NULL, ${q('authorId')} ${int} NOT NULL, ` +
+      `FOREIGN KEY (${q('authorId')}) REFERENCES ${q('BlogAuthor')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE)`,
+    `CREATE TABLE ${q('BlogTag')} (${q('id')} ${int} NOT NULL PRIMARY KEY, ${q('name')} ${text} NOT NULL)`,
+    `CREATE TABLE ${q('BlogComment')} (${q('id')} ${serial}, ${q('body')} ${text} NOT NULL, ${q('postId')} ${int} NOT NULL, ` +
+      `FOREIGN KEY (${q('postId')}) REFERENCES ${q('BlogPost')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE)`,
+    `CREATE TABLE ${q('_BlogPostToBlogTag')} (${q('A')} ${int} NOT NULL, ${q('B')} ${int} NOT NULL, ` +
+      `FOREIGN KEY (${q('A')}) REFERENCES ${q('BlogPost')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE, ` +
+      `FOREIGN KEY (${q('B')}) REFERENCES ${q('BlogTag')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE)`,
+    `CREATE UNIQUE INDEX ${q('_BlogPostToBlogTag_AB_unique')} ON ${q('_BlogPostToBlogTag')} (${q('A')}, ${q('B')})`,
   ];
 }
 

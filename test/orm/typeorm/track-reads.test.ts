@@ -225,8 +225,9 @@ describe.skipIf(!hasRedis || postgres === undefined)('TypeORM trackReads across 
     // The second process: its own data source on the same schema, its own dumper on the same Redis.
     const other = new DataSource({ ...(db.dataSource.options as object), synchronize: false, logger: undefined } as never);
     await other.initialize();
-    const a = createDumper({ store: new RedisStore({ url: 'redis://127.0.0.1:6379', prefix }) });
-    const b = createDumper({ store: new RedisStore({ url: 'redis://127.0.0.1:6379', prefix }) });
+    // A generous command timeout: a store read that times out on a busy machine is a MISS, not a failure to test here.
+    const a = createDumper({ store: new RedisStore({ url: 'redis://127.0.0.1:6379', prefix, commandTimeout: 5000 }) });
+    const b = createDumper({ store: new RedisStore({ url: 'redis://127.0.0.1:6379', prefix, commandTimeout: 5000 }) });
     const ha = typeormDumper(a, db.dataSource, { trackReads: true });
     const hb = typeormDumper(b, other, { trackReads: true });
     const appA = blogApp(db.dataSource);

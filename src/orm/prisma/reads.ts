@@ -1,0 +1,276 @@
+/**
+ * `trackReads` for Prisma: each model read (findUnique, findFirst, findMany, count, aggregate,
+ * groupBy, and their OrThrow forms) tags the page being rendered, following the model of
+ * ../reads.ts. Tags name models and fields as the Prisma schema does (not the database's table
+ * and column names), so they match what the write side of this extension invalidates.
+ *
+ * - A `where` whose only conditions on other rows are none, and which sets the primary key
+ *   (`{ id: 1 }`, `{ id: { in: [1, 2] } }`, a compound key) tags those rows, found or not; one that
+ *   sets a foreign key or another unique field (`{ authorId: 1 }`, `{ slug: 'a' }`) tags that key.
+ *   Other scalar conditions beside it only narrow the answer, and are allowed.
+ * - Anything else (no `where`, other conditions, relation filters, ordering by a relation) tags
+ *   the model's list, and the lists of the models its relation filters and orderings name.
+ * - Relations read with `include`, `select` or `_count`: a to-one relation whose key the parent
+ *   holds tags the rows it loaded; a relation whose key the other side holds (one-to-many, the
+ *   back of a one-to-one) tags that key for each parent; an implicit many-to-many relation tags the
+ *   join table's key for each parent and the rows it loaded. A relation read with a `where` that
+ *   filters on relations tags lists.
+ *
+ * Raw queries (`$queryRaw`, `$executeRaw`) are not parsed: tag their pages by hand.
+ */
+import { keyPart, type KeyValues, type ReadTracker } from '../reads.js';
+import type { ModelInfo, RelationInfo } from './schema.js';
+
+type Row = Record<string, unknown>;
+
+export const READS = new Set(['findUnique', 'findUniqueOrThrow', 'findFirst', 'findFirstOrThrow', 'findMany', 'count', 'aggregate', 'groupBy']);
+const LOGICAL = new Set(['AND', 'OR', 'NOT']);
+/** Scalar filter operators that name one value (the others name sets, patterns or ranges). */
+const EQUALS = 'equals';
+
+function isPlain(value: unknown): value is Row {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/** The name of an implicit many-to-many relation's join table, the same from either side. */
+export function junctionOf(model: ModelInfo, relation: RelationInfo): string {
+  return `_${[`${model.name}.${relation.name}`, `${relation.model}.${relation.back ?? ''}`].sort().join('+')}`;
+}
+
+/** The join table's key that holds a row of `model` through `relation`: its columns, named after the side. */
+export function junctionKey(model: ModelInfo, relation: RelationInfo, row: Row): KeyValues | undefined {
+  const id = model.id;
+  if (id === undefined) return undefined;
+  const key: Record<string, unknown> = {};
+  for (const f of id) {
+    if (keyPart(row[f]) === undefined) return undefined;
+    key[id.length === 1 ? `${model.name}.${relation.name}` : `${model.name}.${relation.name}.${f}`] = row[f];
+  }
+  return key;
+}
+
+/** The values one scalar condition asks for: a value, `{ equals }`, `{ in: [...] }`; `undefined` for anything else. */
+function valuesOf(condition: unknown): unknown[] | undefined {
+  if (isPlain(condition)) {
+    const keys = Object.keys(condition);
+    if (keys.length === 1 && keys[0] === EQUALS) return valuesOf(condition.equals);
+    if (keys.length === 1 && keys[0] === 'in' && Array.isArray(condition.in)) return condition.in.every((v) => keyPart(v) !== undefined) ? condition.in : undefined;
+    return undefined;
+  }
+  return keyPart(condition) === undefined ? undefined : [condition];
+}
+
+/** What a `where` says about a model's rows. */
+type Where = { readonly kind: 'rows'; readonly ids: KeyValues[] } | { readonly kind: 'keys'; readonly keys: KeyValues[] } | { readonly kind: 'list' };
+const LIST: Where = { kind: 'list' };
+
+export class PrismaReads {
+  readonly #tracker: ReadTracker;
+  readonly #models: ReadonlyMap<string, ModelInfo>;
+
+  constructor(tracker: ReadTracker, models: ReadonlyMap<string, ModelInfo>) {
+    this.#tracker = tracker;
+    this.#models = models;
+  }
+
+  /** Runs a read and tags the page with what it read. */
+  async handle(model: string, operation: string, args: Row, query: (args: Row) => Promise<unknown>): Promise<unknown> {
+    const result = await query(args);
+    const m = this.#models.get(model);
+    if (m !== undefined) this.#tag(m, args, result);
+    return result;
+  }
+
+  #tag(m: ModelInfo, args: Row, result: unknown): void {
+    const where = this.#classify(m, args.where);
+    if (where.kind === 'rows') this.#tracker.rows(m.name, where.ids);
+    else if (where.kind === 'keys') this.#tracker.keys(m.name, where.keys);
+    else this.#tracker.list(m.name);
+    if (isPlain(args.cursor)) this.#tracker.rows(m.name, [args.cursor]);
+    this.#orderings(m, args.orderBy);
+    const selection = isPlain(args.include) ? args.include : isPlain(args.select) ? args.select : undefined;
+    if (selection === undefined) return;
+    const rows = (Array.isArray(result) ? result : [result]).filter(isPlain);
+    this.#relations(m, selection, rows, where.kind === 'rows' ? where.ids : undefined);
+  }
+
+  /**
+   * What a `where` says: rows by primary key, rows by a foreign or unique key, or a list. Lists
+   * are tagged here for the models that relation filters name.
+   */
+  #classify(m: ModelInfo, where: unknown): Where {
+    if (where === undefined) return LIST;
+    if (!isPlain(where)) return LIST;
+    let scalarOnly = true;
+    for (const [field, value] of Object.entries(where)) {
+      if (value === undefined) continue;
+      if (LOGICAL.has(field) || m.relations.has(field)) {
+        scalarOnly = false;
+        this.#filterLists(m, { [field]: value });
+      } else if (!m.scalars.includes(field) && !isPlain(value)) {
+        scalarOnly = false;
+      }
+    }
+    if (!scalarOnly) return LIST;
+    // A compound unique spelled `a_b: { a, b }` is spread into its fields.
+    const flat: Row = {};
+    for (const [field, value] of Object.entries(where)) {
+      if (value === undefined) continue;
+      if (!m.scalars.includes(field) && isPlain(value)) Object.assign(flat, value);
+      else flat[field] = value;
+    }
+    const keyed = (fields: readonly string[]): KeyValues[] | undefined => {
+      if (fields.length === 0 || !fields.every((f) => f in flat)) return undefined;
+      if (fields.length === 1) return valuesOf(flat[fields[0]!])?.map((v) => ({ [fields[0]!]: v }));
+      const key: Record<string, unknown> = {};
+      for (const f of fields) {
+        const values = valuesOf(flat[f]);
+        if (values?.length !== 1) return undefined;
+        key[f] = values[0];
+      }
+      return [key];
+    };
+    const ids = m.id === undefined ? undefined : keyed(m.id);
+    if (ids !== undefined) return { kind: 'rows', ids };
+    for (const fields of [...m.uniques, ...[...m.relations.values()].map((r) => r.fields)]) {
+      const keys = keyed(fields);
+      if (keys !== undefined) return { kind: 'keys', keys };
+    }
+    return LIST;
+  }
+
+  /** The lists of every model a filter's relation conditions name (and join tables on the way). */
+  #filterLists(m: ModelInfo, where: unknown): void {
+    for (const item of Array.isArray(where) ? where : [where]) {
+      if (!isPlain(item)) continue;
+      for (const [field, value] of Object.entries(item)) {
+        if (LOGICAL.has(field)) {
+          this.#filterLists(m, value);
+          continue;
+        }
+        const relation = m.relations.get(field);
+        if (relation === undefined) continue;
+        const child = this.#models.get(relation.model);
+        if (child === undefined) continue;
+        this.#tracker.list(child.name);
+        if (relation.manyToMany) this.#tracker.list(junctionOf(m, relation));
+        // { some: {...} }, { every }, { none }, { is }, { isNot }, or the related row's fields directly.
+        if (isPlain(value)) {
+          for (const [op, inner] of Object.entries(value)) {
+            if (['some', 'every', 'none', 'is', 'isNot'].includes(op)) this.#filterLists(child, inner);
+          }
+          this.#filterLists(child, value);
+        }
+      }
+    }
+  }
+
+  /** Ordering by a relation's fields (or its `_count`) depends on the related rows. */
+  #orderings(m: ModelInfo, orderBy: unknown): void {
+    for (const item of Array.isArray(orderBy) ? orderBy : [orderBy]) {
+      if (!isPlain(item)) continue;
+      for (const [field, value] of Object.entries(item)) {
+        const relation = m.relations.get(field);
+        if (relation === undefined) continue;
+        this.#tracker.list(relation.model);
+        if (relation.manyToMany) this.#tracker.list(junctionOf(m, relation));
+        const child = this.#models.get(relation.model);
+        if (child !== undefined) this.#orderings(child, value);
+      }
+    }
+  }
+
+  /**
+   * The relations an `include` or `select` reads for `parents` (the rows returned), or, when the
+   * parents are rows asked for by primary key, for those ids (found or not).
+   */
+  #relations(m: ModelInfo, selection: Row, parents: readonly Row[], asked: readonly KeyValues[] | undefined): void {
+    for (const [field, value] of Object.entries(selection)) {
+      if (value === undefined || value === false) continue;
+      if (field === '_count') {
+        const counted = isPlain(value) && isPlain(value.select) ? value.select : undefined;
+        for (const relation of m.relations.values()) {
+          if (!relation.list) continue;
+          const arg = counted === undefined ? (value === true ? true : undefined) : counted[relation.name];
+          if (arg === undefined || arg === false) continue;
+          this.#relation(m, relation, isPlain(arg) ? arg : {}, parents, asked, undefined);
+        }
+        continue;
+      }
+      const relation = m.relations.get(field);
+      if (relation === undefined) continue;
+      const args = isPlain(value) ? value : {};
+      const loaded: Row[] = [];
+      for (const parent of parents) {
+        const v = parent[field];
+        for (const r of Array.isArray(v) ? v : [v]) if (isPlain(r)) loaded.push(r);
+      }
+      this.#relation(m, relation, args, parents, asked, loaded);
+    }
+  }
+
+  /** One relation read for some parents; `loaded` is `undefined` for a `_count`. */
+  #relation(m: ModelInfo, relation: RelationInfo, args: Row, parents: readonly Row[], asked: readonly KeyValues[] | undefined, loaded: Row[] | undefined): void {
+    const child = this.#models.get(relation.model);
+    if (child === undefined) return;
+    // A `where` on the relation's rows: scalar conditions narrow them, relation conditions need lists.
+    if (args.where !== undefined) this.#filterLists(child, args.where);
+    this.#orderings(child, args.orderBy);
+    const sources: readonly Row[] = asked ?? parents;
+    if (relation.manyToMany) {
+      const keys = sources.map((p) => junctionKey(m, relation, p));
+      if (keys.every((k): k is KeyValues => k !== undefined)) this.#tracker.keys(junctionOf(m, relation), keys);
+      else this.#tracker.list(junctionOf(m, relation));
+      this.#children(child, args, loaded, true);
+    } else if (relation.fields.length > 0) {
+      // The parent holds the key: which row is joined is the parent's business (its own tags).
+      this.#children(child, args, loaded, true);
+    } else {
+      // The child holds the key: every child whose key names a parent.
+      const back = relation.back === undefined ? undefined : child.relations.get(relation.back);
+      const keys = back === undefined ? undefined : keysOf(back, sources, m);
+      if (keys === undefined) this.#tracker.list(child.name);
+      else this.#tracker.keys(child.name, keys);
+      this.#children(child, args, loaded, false);
+    }
+  }
+
+  /** The rows a relation loaded: their own row tags (when `byRow`), and the relations read below them. */
+  #children(child: ModelInfo, args: Row, loaded: Row[] | undefined, byRow: boolean): void {
+    if (loaded === undefined) {
+      // A `_count` of a many-to-many relation with a filter on the related rows' columns.
+      if (byRow && args.where !== undefined) this.#tracker.list(child.name);
+      return;
+    }
+    if (byRow) {
+      const id = child.id;
+      const ids = id === undefined ? undefined : loaded.map((r) => Object.fromEntries(id.map((f) => [f, r[f]])));
+      if (ids === undefined || ids.some((k) => Object.values(k).some((v) => keyPart(v) === undefined))) this.#tracker.list(child.name);
+      else this.#tracker.rows(child.name, ids);
+    }
+    const selection = isPlain(args.include) ? args.include : isPlain(args.select) ? args.select : undefined;
+    if (selection !== undefined) this.#relations(child, selection, loaded, undefined);
+  }
+}
+
+/**
+ * The keys of `back` (the relation on the child that holds the foreign key) that point at these
+ * parents, from the fields the key references; `undefined` when a parent lacks one of them.
+ */
+function keysOf(back: RelationInfo, parents: readonly Row[], parent: ModelInfo): KeyValues[] | undefined {
+  const references = back.references.length === back.fields.length ? back.references : parent.id;
+  if (back.fields.length === 0 || references === undefined || references.length !== back.fields.length) return undefined;
+  const keys: KeyValues[] = [];
+  for (const p of parents) {
+    const key: Record<string, unknown> = {};
+    for (let i = 0; i < back.fields.length; i++) {
+      const value = p[references[i]!];
+      if (keyPart(value) === undefined) return undefined;
+      key[back.fields[i]!] = value;
+    }
+    keys.push(key);
+  }
+  return keys;
+}
