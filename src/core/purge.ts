@@ -256,7 +256,21 @@ export class PurgeDispatcher {
    * the dumper itself reads as "do not store". `fresh: false`: `no-store` for the edge (see
    * `raceWindow`).
    */
-  headersFor(pathTag: string, others: readonly string[], hasCacheControl: boolean, fresh = true): string[] {
+  headersFor(pathTag: string, others: readonly string[], hasCacheControl: boolean, fresh = true): readonly string[] {
+    // A shared store answers each hit with a new entry object, whose representations (and these
+    // headers) are made again: the lists are kept by their tags, so a hit builds only the key.
+    const key = `${fresh ? 1 : 0}${hasCacheControl ? 1 : 0}${pathTag}\n${others.join('\n')}`;
+    const known = this.#made.get(key);
+    if (known !== undefined) return known;
+    const out = this.#headers(pathTag, others, hasCacheControl, fresh);
+    if (this.#made.size >= 10_000) this.#made.clear();
+    this.#made.set(key, out);
+    return out;
+  }
+
+  readonly #made = new Map<string, readonly string[]>();
+
+  #headers(pathTag: string, others: readonly string[], hasCacheControl: boolean, fresh: boolean): readonly string[] {
     const out: string[] = [];
     const named = new Set<string>();
     for (const p of this.purgers) {
@@ -268,7 +282,7 @@ export class PurgeDispatcher {
     const value = fresh ? `max-age=${this.settings.edgeMaxAge}` : 'no-store';
     for (const name of this.#freshness) out.push(name, value);
     if (!hasCacheControl) out.push('cache-control', 'max-age=0, must-revalidate');
-    return out;
+    return Object.freeze(out);
   }
 
   /**
