@@ -392,9 +392,8 @@ export class MikroOrmIntegration implements EventSubscriber {
       }
       case 'nativeInsert':
       case 'nativeInsertMany': {
-        const many = method === 'nativeInsertMany';
-        const options = ((many ? args[2] : args[2]) ?? {}) as NativeOptions;
-        const rows = (many ? args[1] : [args[1]]) as Row[];
+        const options = (args[2] ?? {}) as NativeOptions;
+        const rows = (method === 'nativeInsertMany' ? args[1] : [args[1]]) as Row[];
         return this.#insertWrite({ meta, options, rows, run, keyed: new Map(), increment: () => driver.getAutoIncrementIncrement?.(options.ctx) ?? Promise.resolve(1) });
       }
       default:
@@ -457,7 +456,7 @@ export class MikroOrmIntegration implements EventSubscriber {
     if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run);
     const sides = this.#modelOf(meta) === undefined ? pivotSides(meta) : undefined;
     if (sides !== undefined && kind === 'update') return this.#unresolvedWrite(ctx, `an update of the join table ${meta.className}`, run);
-    const wants = sides !== undefined ? linkWants(meta, sides, pks) : pks.map((pk) => ({ meta, pk, partners: w.partners }));
+    const wants = sides !== undefined ? linkWants(sides, pks) : pks.map((pk) => ({ meta, pk, partners: w.partners }));
     // An error here (dependentPaths returning a string) rejects the write before it runs.
     const before = await this.#dependentsOf(this.#fork(ctx), wants);
     const result = await run();
@@ -507,7 +506,7 @@ export class MikroOrmIntegration implements EventSubscriber {
       if (sides !== undefined) {
         const links = rows.map((row) => pkOf(meta, row));
         if (links.some((l) => l === undefined)) return new Unresolved(`${what} (a join table) whose rows cannot be read`);
-        return (await this.#dependentsOf(this.#fork(ctx), linkWants(meta, sides, links as PkCond[]))).dependents;
+        return (await this.#dependentsOf(this.#fork(ctx), linkWants(sides, links as PkCond[]))).dependents;
       }
       const keys = await insertedPks(meta, rows.length, given, result, w.keyed, w.increment);
       if (keys === undefined) return new Unresolved(`${what} whose new keys cannot be read`);
@@ -757,7 +756,7 @@ function partnerWants(meta: Meta, row: Row): Want[] {
 }
 
 /** Both rows each join-table row links (m2m_changed for each side). */
-function linkWants(meta: Meta, sides: readonly [Prop, Prop], links: readonly PkCond[]): Want[] {
+function linkWants(sides: readonly [Prop, Prop], links: readonly PkCond[]): Want[] {
   const out: Want[] = [];
   for (const link of links) {
     for (const side of sides) {
@@ -765,7 +764,6 @@ function linkWants(meta: Meta, sides: readonly [Prop, Prop], links: readonly PkC
       if (pk !== undefined) out.push({ meta: side.targetMeta!, pk, partners: false });
     }
   }
-  void meta;
   return out;
 }
 
