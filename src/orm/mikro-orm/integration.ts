@@ -263,7 +263,8 @@ export class MikroOrmIntegration implements EventSubscriber {
         }
         continue;
       }
-      if (this.#modelOf(meta) === undefined) continue;
+      const isDelete = cs.type === 'delete' || cs.type === 'delete_early';
+      if (this.#modelOf(meta) === undefined && !(isDelete && this.#linkedToModel(meta))) continue;
       switch (cs.type) {
         case 'create':
           plan.after.push({ meta, entity: cs.entity });
@@ -368,7 +369,11 @@ export class MikroOrmIntegration implements EventSubscriber {
    */
   async driverWrite(driver: DriverLike, method: string, args: unknown[], run: Run): Promise<unknown> {
     const meta = this.#metaOf(args[0]);
-    if (meta === undefined || !this.#watched(meta)) return run();
+    if (meta === undefined) return run();
+    const watched = this.#watched(meta);
+    // An entity without a model, linked many-to-many to one with a model: its deletes and its
+    // link writes change the pages of the rows on the other side.
+    if (!watched && !this.#linkedToModel(meta)) return run();
     const pks = meta.primaryKeys as string[];
     const asWhere = (w: unknown): unknown => (w !== null && typeof w === 'object' && !(w instanceof Date) ? w : { [pks[0]!]: w });
     switch (method) {
@@ -380,20 +385,25 @@ export class MikroOrmIntegration implements EventSubscriber {
         const options = (args[3] ?? {}) as NativeOptions;
         const where = asWhere(args[1]);
         const lookup = () => this.#lookup(driver, meta, where, options, options.convertCustomTypes ?? true);
+        const partners = hasManyToMany(meta, args[2]);
+        if (!watched && (options.upsert === true || !partners)) return run();
         if (options.upsert === true) return this.#upsertWrite({ meta, options, lookup, run, returned: () => [] });
-        return this.#criteriaWrite({ meta, kind: 'update', options, partners: hasManyToMany(meta, args[2]), lookup, run });
+        return this.#criteriaWrite({ meta, kind: 'update', options, partners, lookup, run });
       }
       case 'nativeUpdateMany': {
         const options = (args[3] ?? {}) as NativeOptions;
         const where = { $or: ((args[1] ?? []) as unknown[]).map(asWhere) };
         const lookup = () => this.#lookup(driver, meta, where, options, options.convertCustomTypes ?? true);
+        const partners = ((args[2] ?? []) as unknown[]).some((d) => hasManyToMany(meta, d));
+        if (!watched && (options.upsert === true || !partners)) return run();
         if (options.upsert === true) return this.#upsertWrite({ meta, options, lookup, run, returned: (res) => returnedPks(meta, res, undefined) });
-        return this.#criteriaWrite({ meta, kind: 'update', options, partners: ((args[2] ?? []) as unknown[]).some((d) => hasManyToMany(meta, d)), lookup, run });
+        return this.#criteriaWrite({ meta, kind: 'update', options, partners, lookup, run });
       }
       case 'nativeInsert':
       case 'nativeInsertMany': {
         const options = (args[2] ?? {}) as NativeOptions;
         const rows = (method === 'nativeInsertMany' ? args[1] : [args[1]]) as Row[];
+        if (!watched && !rows.some((row) => hasManyToMany(meta, row))) return run();
         return this.#insertWrite({ meta, options, rows, run, keyed: new Map(), increment: () => driver.getAutoIncrementIncrement?.(options.ctx) ?? Promise.resolve(1) });
       }
       default:
@@ -406,9 +416,13 @@ export class MikroOrmIntegration implements EventSubscriber {
   /** A write made with `em.createQueryBuilder()`: update, delete, insert (and upsert), truncate. */
   async queryBuilderWrite(qb: QueryBuilderLike, run: Run): Promise<unknown> {
     const meta = qb.mainAlias?.metadata;
-    if (this.#closed || meta === undefined || !this.#watched(meta)) return run();
-    const options: NativeOptions = { ctx: qb.context };
+    if (this.#closed || meta === undefined) return run();
     const type = writeType(qb);
+    // A delete (or truncate) of an entity without a model linked many-to-many to one with a model
+    // takes its join-table rows with it.
+    const linked = (type === 'DELETE' || type === 'TRUNCATE') && this.#linkedToModel(meta);
+    if (!this.#watched(meta) && !linked) return run();
+    const options: NativeOptions = { ctx: qb.context };
     switch (type) {
       case 'UPDATE':
       case 'DELETE': {
@@ -558,6 +572,11 @@ export class MikroOrmIntegration implements EventSubscriber {
       c = Object.getPrototypeOf(c);
     }
     return this.#dumper.isRegistered(meta.className) ? meta.className : undefined;
+  }
+
+  /** Whether an entity has a many-to-many relation to an entity with a model. */
+  #linkedToModel(meta: Meta): boolean {
+    return manyToMany(meta).some((p) => p.targetMeta !== undefined && this.#modelOf(p.targetMeta) !== undefined);
   }
 
   /** Whether writes of an entity concern the dumper: it is registered, or it is a join table of one. */

@@ -131,6 +131,28 @@ describe.each(targets)('MikroORM writes on %s', (kind) => {
       await site.expectHit('/sizes/large/', '/flavours/mint/');
     });
 
+    test('a delete of a row without a model reaches its many-to-many partners that have one', async () => {
+      await start(undefined, (d) => d.register(w.Flavour));
+      await site.warm('/flavours/vanilla/', '/flavours/mint/', '/flavours/chocolate/');
+      const m = em();
+      m.remove(await m.findOneOrFail(w.Size, { slug: 'large' }));
+      await m.flush();
+      expect(w.calls.sort()).toEqual(['Flavour:mint', 'Flavour:vanilla']);
+      expect((await site.expectMiss('/flavours/vanilla/'))[0]!.body).toContain('sizes: Small |');
+      expect((await site.expectMiss('/flavours/mint/'))[0]!.body).toContain('sizes:  |');
+      await site.expectHit('/flavours/chocolate/');
+      // The same by criteria.
+      await site.warm('/flavours/vanilla/');
+      w.calls.length = 0;
+      expect(await em().nativeDelete(w.Size, { slug: 'small' })).toBe(1);
+      expect(w.calls.sort()).toEqual(['Flavour:chocolate', 'Flavour:vanilla']);
+      expect((await site.expectMiss('/flavours/vanilla/'))[0]!.body).toContain('sizes:  |');
+      // Its other writes are left alone.
+      w.calls.length = 0;
+      await em().nativeUpdate(w.Size, { slug: 'tub' }, { name: 'Party tub' });
+      expect(w.calls).toEqual([]);
+    });
+
     test('a many-to-many add on the owning side invalidates both rows', async () => {
       const m = em();
       const mint = await m.findOneOrFail(w.Flavour, { slug: 'mint' }, { populate: ['sizes'] });
