@@ -24,7 +24,7 @@ import type {
 } from 'typeorm';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
-import { linkTags, unknownWriteTags, writeTags, type KeyValues, type ReadTracker, type WrittenRow } from '../reads.js';
+import { keyTag, linkTags, listTag, unknownWriteTags, writeTags, type KeyValues, type ReadTracker, type WrittenRow } from '../reads.js';
 
 type Column = EntityMetadata['columns'][number];
 type SelectQueryBuilder = ReturnType<DataSource['createQueryBuilder']>;
@@ -213,7 +213,8 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     // pre_delete: after the delete nothing is left to tell which pages showed the row.
     const row = (await this.#loadRow(event.manager, runner, metadata, id, 'before')) ?? (data == null ? null : snapshot(metadata, data));
     if (row !== null) {
-      state.pending.set(pendingKey('remove', metadata, id), [...(await this.#dependentsOf(metadata, [row])), ...this.#deleteDependents(metadata, [row])]);
+      const gone = await this.#deleteDependents(event.manager, metadata, [row]);
+      state.pending.set(pendingKey('remove', metadata, id), [...(await this.#dependentsOf(metadata, [row])), ...gone]);
     }
   }
 
@@ -330,7 +331,7 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     // of each many-to-many relation change too, as for a removal of the link (m2m pre_remove).
     if (type === 'delete') {
       for (const [side, ids] of partnersOf(metadata, rows)) before.push(...(await this.#dependentsOfIds(manager, side, ids, false)));
-      before.push(...this.#deleteDependents(metadata, rows));
+      before.push(...(await this.#deleteDependents(manager, metadata, rows)));
     }
     const result = await original.call(qb);
     await this.#after(runner, what, async () => {
@@ -463,24 +464,47 @@ export class TypeormIntegration implements EntitySubscriberInterface {
   }
 
   /**
-   * With `trackReads`, what a delete of rows of `metadata` also changes without TypeORM saying so:
-   * the rows the database deletes or changes with them (`ON DELETE CASCADE`, `SET NULL`), unknown
-   * one by one, so everything read from their tables; and the join-table rows that point at them.
+   * With `trackReads`, what a delete of rows of `metadata` also changes without TypeORM saying so,
+   * found before the delete:
+   * - the join-table rows that link them (`ON DELETE CASCADE`): the links' tags, from the
+   *   many-to-many relations loaded with the rows (see #relationsOf), else the join table's tag;
+   * - the rows the database deletes or changes with them (`ON DELETE CASCADE`, `SET NULL`): found
+   *   by their foreign key, at most `maxRows` per relation, as written rows; past that, or for a
+   *   foreign key of several columns, everything read from their table. One level deep: the rows
+   *   those delete in turn are their table's.
    */
-  #deleteDependents(metadata: EntityMetadata, rows: readonly ObjectLiteral[]): Dependents[] {
+  async #deleteDependents(manager: EntityManager, metadata: EntityMetadata, rows: readonly ObjectLiteral[]): Promise<Dependents[]> {
     if (this.#settings.reads === undefined || rows.length === 0) return [];
-    const tags: string[] = [];
+    const out: Dependents[] = [];
     for (const relation of metadata.relations) {
       if (relation.isManyToMany) {
-        tags.push(...unknownWriteTags(relation.junctionEntityMetadata!.tablePath));
-      } else if (relation.isOneToMany || relation.isOneToOneNotOwner) {
-        const child = relation.inverseRelation;
-        if (child?.onDelete === 'CASCADE' || child?.onDelete === 'SET NULL') {
-          tags.push(...unknownWriteTags(relation.inverseEntityMetadata.tablePath));
+        const junction = relation.junctionEntityMetadata!;
+        const partners = rows.map((row) => relation.getEntityValue(row) as unknown);
+        if (!partners.every(Array.isArray)) {
+          out.push(readDependents(junction, unknownWriteTags(junction.tablePath)));
+          continue;
         }
+        const [mine, theirs] = relation.isOwning ? [junction.ownerColumns, junction.inverseColumns] : [junction.inverseColumns, junction.ownerColumns];
+        const key = (columns: typeof mine, row: unknown) =>
+          isObject(row) ? keyTag(junction.tablePath, Object.fromEntries(columns.map((c) => [c.databaseName, c.referencedColumn?.getEntityValue(row)]))) : undefined;
+        // This side's key (a row without links was still read by pages that found none), and the partners'.
+        const tags = [...rows.map((row) => key(mine, row)), ...partners.flatMap((list) => (list as unknown[]).map((p) => key(theirs, p)))];
+        if (tags.every((t): t is string => t !== undefined)) out.push(readDependents(junction, [listTag(junction.tablePath), ...tags]));
+        else out.push(readDependents(junction, unknownWriteTags(junction.tablePath)));
+      } else if (relation.isOneToMany || relation.isOneToOneNotOwner) {
+        const inverse = relation.inverseRelation;
+        if (!(inverse?.onDelete === 'CASCADE' || inverse?.onDelete === 'SET NULL')) continue;
+        const child = relation.inverseEntityMetadata;
+        const where = rows.map((row) => ({ [inverse.propertyPath]: metadata.getEntityIdMap(row) }));
+        const found =
+          inverse.joinColumns.length === 1
+            ? await manager.find<ObjectLiteral>(child.target, { where, relations: { [inverse.propertyPath]: true }, withDeleted: true, take: this.#settings.maxRows + 1 })
+            : undefined;
+        if (found === undefined || found.length > this.#settings.maxRows) out.push(readDependents(child, unknownWriteTags(child.tablePath)));
+        else if (found.length > 0) out.push(readDependents(child, writeTags(child.tablePath, found.map((r) => writtenRow(child, r)))));
       }
     }
-    return tags.length === 0 ? [] : [readDependents(metadata, tags)];
+    return out;
   }
 
   /** The dependents of rows by id, loaded now; nothing (and no query) for an entity that is not registered. */

@@ -130,6 +130,23 @@ describe.each(targets)('TypeORM trackReads on $name', (target) => {
     await expectAfterWrite(['/posts/1', '/count', '/', '/tags/1', '/authors/1/posts'], ['/about', '/authors/2/posts']);
   });
 
+  test('delete() by criteria: a page that read the links by ids only (loadRelationIds) is dropped with them', async () => {
+    const page = async () => {
+      const tag = await db.dataSource.getRepository(Tag).findOneOrFail({ where: { id: 1 }, loadRelationIds: { relations: ['posts'] } });
+      return `${tag.name}: ${[...(tag.posts as unknown as number[])].sort().join(',')}`;
+    };
+    const ids = await Site.start(dumper, db.logger, async () => ({ status: 200, body: await page() }));
+    try {
+      await ids.warm('/tag-ids');
+      await posts().delete(3);
+      const after = await ids.get('/tag-ids');
+      expect(after.cache).toBe('MISS');
+      expect(after.body).toBe('news: 1');
+    } finally {
+      await ids.close();
+    }
+  });
+
   test('remove() of a parent: its links, its children and its lists', async () => {
     await posts().remove(await posts().findOneByOrFail({ id: 1 }));
     await expectAfterWrite(['/posts/1', '/count', '/', '/tags/1', '/authors/1/posts'], ['/about', '/authors/2/posts']);
