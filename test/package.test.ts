@@ -18,7 +18,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'page-dumper-pack-'));
   stage = join(dir, 'stage');
   mkdirSync(stage);
-  for (const f of ['package.json', 'README.md', 'LICENSE']) if (existsSync(join(root, f))) cpSync(join(root, f), join(stage, f));
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'varnish']) if (existsSync(join(root, f))) cpSync(join(root, f), join(stage, f), { recursive: true });
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', join(stage, 'dist')], { stdio: 'pipe' });
   execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: stage, stdio: 'pipe' });
   const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
@@ -26,7 +26,7 @@ beforeAll(() => {
   // The optional peers of the adapters, stores and ORM integrations, as their users have them
   // installed (none needs an install script for what is checked here).
   const version = (p: string) => JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')).version as string;
-  const peers = ['koa', 'hono', 'fastify', 'ioredis', 'typeorm', '@prisma/client', '@types/better-sqlite3'].map((p) => `${p}@${version(p)}`);
+  const peers = ['koa', 'hono', 'fastify', 'ioredis', 'typeorm', '@prisma/client', 'drizzle-orm', 'kysely', 'sequelize', '@mikro-orm/core', '@types/better-sqlite3'].map((p) => `${p}@${version(p)}`);
   execFileSync('npm', ['install', '--silent', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', `./${tgz}`, ...peers], { cwd: dir, stdio: 'pipe', timeout: 180_000 });
   // better-sqlite3 is a native addon: linked from this repository's install rather than compiled again.
   symlinkSync(join(root, 'node_modules/better-sqlite3'), join(dir, 'node_modules/better-sqlite3'), 'dir');
@@ -41,6 +41,8 @@ test('the packed tarball holds the build and no sources or tests', () => {
   expect(files).toContain('dist/index.d.ts');
   expect(files).toContain('dist/http/node/index.js');
   expect(files).toContain('README.md');
+  // The VCL that varnishPurger's requests are made for, to `include` from the user's VCL.
+  expect(files).toContain('varnish/page-dumper.vcl');
   expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map'))).toBe(false);
 });
 
@@ -60,7 +62,12 @@ import { RedisStore } from 'page-dumper/redis';
 import { SqliteStore } from 'page-dumper/sqlite';
 import { typeormDumper } from 'page-dumper/typeorm';
 import { prismaDumper } from 'page-dumper/prisma';
-for (const f of [dumperMiddleware, runStoreConformance, dumperFetch, koaDumper, honoDumper, fastifyDumper, RedisStore, SqliteStore, typeormDumper, prismaDumper]) {
+import { drizzleDumper } from 'page-dumper/drizzle';
+import { kyselyDumper } from 'page-dumper/kysely';
+import { sequelizeDumper } from 'page-dumper/sequelize';
+import { mikroOrmDumper } from 'page-dumper/mikro-orm';
+import { varnishPurger, fastlyPurger, cloudflarePurger } from 'page-dumper/purge';
+for (const f of [dumperMiddleware, runStoreConformance, dumperFetch, koaDumper, honoDumper, fastifyDumper, RedisStore, SqliteStore, typeormDumper, prismaDumper, drizzleDumper, kyselyDumper, sequelizeDumper, mikroOrmDumper, varnishPurger, fastlyPurger, cloudflarePurger]) {
   if (typeof f !== 'function') throw new Error('missing export');
 }
 const sqlite = new SqliteStore({ path: 'pages.sqlite' });
@@ -119,4 +126,4 @@ void store; void mw; void runStoreConformance;
   const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8' });
   expect(tsc.stdout + tsc.stderr).toBe('');
   expect(tsc.status).toBe(0);
-});
+}, 120_000);
