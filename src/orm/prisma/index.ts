@@ -19,6 +19,9 @@ import type { Types } from '@prisma/client/runtime/client';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
 import { readOptions, ReadTracker } from '../reads.js';
 import { PrismaReads, READS } from './reads.js';
+
+/** The tag names of `trackReads` (docs/track-reads.md), to tag or invalidate by hand beside it. */
+export { keyTag, listTag, rowTag, tableTag } from '../reads.js';
 import { readDataModel, type ModelInfo, type RuntimeDataModel } from './schema.js';
 import { isPlain, Writes, type Reader, type Scope, type WriteContext } from './writes.js';
 

@@ -16,6 +16,9 @@ import { readOptions, ReadTracker } from '../reads.js';
 import { TypeormIntegration, type Execute, type RelationsFor, type WriteQueryBuilder } from './integration.js';
 import { trackReads, untrackReads } from './reads.js';
 
+/** The tag names of `trackReads` (docs/track-reads.md), to tag or invalidate by hand beside it. */
+export { keyTag, listTag, rowTag, tableTag } from '../reads.js';
+
 /**
  * Which relations of a row are loaded before its model's `dependentPaths()` is called, so that it
  * can name the pages of related rows (a flavour's sizes, a comment's post):

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
-import { listTag, rowTag, tableTag } from '../../../src/orm/reads.js';
+import { listTag, rowTag, tableTag } from '../../../src/orm/typeorm/index.js';
 import { typeormDumper, type TypeormDumper, type TypeormDumperOptions } from '../../../src/orm/typeorm/index.js';
 import { RedisStore } from '../../../src/stores/redis/index.js';
 import { needService } from '../../support/services.js';
@@ -180,6 +180,16 @@ describe.each(targets)('TypeORM trackReads on $name', (target) => {
     });
     await expectAfterWrite([], ['/posts/1', '/about']);
     expect((await site.get('/posts/2')).body).toContain('Anew');
+  });
+
+  test('a raw write is not seen; invalidating its table tag by hand drops what pages read from it', async () => {
+    const table = db.dataSource.getMetadata(Post).tablePath;
+    const quoted = db.dataSource.driver.escape(db.dataSource.getMetadata(Post).tableName);
+    const schema = db.dataSource.getMetadata(Post).schema;
+    await db.dataSource.query(`UPDATE ${schema ? `${db.dataSource.driver.escape(schema)}.` : ''}${quoted} SET title = 'Raw' WHERE id = 3`);
+    expect((await site.get('/')).cache).toBe('HIT');
+    await dumper.invalidateTags([tableTag(table)]);
+    await expectAfterWrite(['/', '/tags/1', '/authors/2/posts', '/posts/1'], ['/about', '/count']);
   });
 
   test('register() and dependentPaths keep working beside trackReads', async () => {
