@@ -46,7 +46,7 @@ interface Pending {
   readonly before: Dependents[];
   /** The condition that found the rows of an upsert, to find them again after it. */
   readonly where?: object;
-  /** Why the rows cannot be told: every page is invalidated after the write. */
+  /** Why the rows cannot be told (every page is invalidated after the write). */
   readonly unresolved?: string;
 }
 
@@ -66,7 +66,6 @@ interface WriteOptions {
   attributes?: object;
 }
 
-type Compute = () => Promise<Dependents[] | string | undefined>;
 type QueryInterfaceMethod = (this: unknown, ...args: unknown[]) => Promise<unknown>;
 
 /** Rows are found again by primary key this many at a time (bound parameters: SQLite allows 32766). */
@@ -174,30 +173,32 @@ export class SequelizeIntegration {
       },
       async beforeBulkUpdate(this: unknown, options: WriteOptions) {
         // Model.update() adds its paranoid condition to `where` before this hook.
-        await self.#beforeBulk(model(this, options), options, 'an update', options.where, false);
+        await self.#beforeBulk(model(this, options), options, options.where, false);
       },
       async afterBulkUpdate(this: unknown, options: WriteOptions) {
-        await self.#afterBulk(model(this, options), options, 'an update');
+        await self.#afterBulk(model(this, options), options, 'update');
       },
       async beforeBulkDestroy(this: unknown, options: WriteOptions) {
         const m = model(this, options);
-        if (options.truncate) {
-          if (self.#watched(m)) self.#pending.set(options, { rows: [], before: [], unresolved: `a truncate of ${m.name}` });
+        // PostgreSQL's TRUNCATE ... CASCADE empties the tables that refer to this one too.
+        if (options.truncate && options.cascade) {
+          if (!self.#closed && self.#watched(m)) self.#pending.set(options, pending([], 'a truncate with cascade empties other tables too'));
           return;
         }
-        // A soft delete touches the rows not yet deleted; a hard one, every row of the where.
-        await self.#beforeBulk(m, options, 'a destroy', options.where, isParanoid(m) && !options.force);
+        // A soft delete touches the rows not yet deleted; a hard one, every row of the where (a
+        // truncate: every row).
+        await self.#beforeBulk(m, options, options.truncate ? undefined : options.where, isParanoid(m) && !options.force);
       },
       async afterBulkDestroy(this: unknown, options: WriteOptions) {
-        await self.#afterBulk(model(this, options), options, 'a destroy');
+        await self.#afterBulk(model(this, options), options, options.truncate ? 'truncate' : 'destroy');
       },
       async beforeBulkRestore(this: unknown, options: WriteOptions) {
         const m = model(this, options);
         const deleted = softDeleted(m, self.#op);
-        await self.#beforeBulk(m, options, 'a restore', options.where === undefined ? deleted : { [self.#op.and]: [options.where, deleted] }, false);
+        await self.#beforeBulk(m, options, options.where === undefined ? deleted : { [self.#op.and]: [options.where, deleted] }, false);
       },
       async afterBulkRestore(this: unknown, options: WriteOptions) {
-        await self.#afterBulk(model(this, options), options, 'a restore');
+        await self.#afterBulk(model(this, options), options, 'restore');
       },
     };
   }
@@ -228,7 +229,7 @@ export class SequelizeIntegration {
     if (this.#closed || !this.#watched(model)) return;
     const t = this.#transactionOf(options);
     await this.#settle(t, `${what} of ${model.name}`, async () => {
-      if (instances.length > this.#settings.maxRows) return `${what} of ${model.name} (more than maxRows: ${this.#settings.maxRows} rows)`;
+      if (instances.length > this.#settings.maxRows) return this.#tooMany();
       return this.#dependents(model, instances, t);
     });
   }
@@ -247,10 +248,9 @@ export class SequelizeIntegration {
       const where = byKey(model, [instance], this.#op, 1, { previous: true });
       if (where !== undefined) stored = (await this.#find(model, where[0]!, t))[0];
     }
-    const before = await this.#dependents(model, [stored ?? asBefore(instance)], t);
     let rows = this.#pendingRows.get(options);
     if (rows === undefined) this.#pendingRows.set(options, (rows = new Map()));
-    rows.set(instance, before === undefined ? { rows: [], before: [], unresolved: `a write of ${model.name}` } : { rows: stored ? [stored] : [], before });
+    rows.set(instance, pending(stored ? [stored] : [], await this.#dependents(model, [stored ?? asBefore(instance)], t)));
   }
 
   /**
@@ -262,23 +262,22 @@ export class SequelizeIntegration {
     const model = ownModel(instance);
     if (this.#closed || !this.#watched(model)) return;
     const rows = this.#pendingRows.get(options);
-    const pending = rows?.get(instance);
+    const before = rows?.get(instance);
     rows?.delete(instance);
     const t = this.#transactionOf(options);
     await this.#settle(t, `${what} of ${model.name}`, async () => {
-      if (pending?.unresolved !== undefined) return pending.unresolved;
-      const before = pending?.before ?? [];
+      if (before?.unresolved !== undefined) return before.unresolved;
       // A destroy: its pages are those of the row before it went (a before-hook that did not run
       // leaves the instance as it is).
-      if (written === undefined) return pending === undefined ? this.#dependents(model, [instance], t) : before;
+      if (written === undefined) return before === undefined ? this.#dependents(model, [instance], t) : before.before;
       const after: Model[] = [instance];
-      const stored = pending?.rows[0];
+      const stored = before?.rows[0];
       if (stored !== undefined && differs(stored, instance, written)) {
         const where = byKey(model, [instance], this.#op, 1);
-        if (where === undefined) return undefined;
+        if (where === undefined) return 'its primary key is not a value to find it by';
         after.push(...(await this.#find(model, where[0]!, t)));
       }
-      return concat(before, await this.#dependents(model, after, t));
+      return concat(before?.before ?? [], await this.#dependents(model, after, t));
     });
   }
 
@@ -292,73 +291,66 @@ export class SequelizeIntegration {
     if (where === undefined) return void this.#pending.set(options, { rows: [], before: [] });
     const t = this.#transactionOf(options);
     const rows = await this.#find(model, where, t, true);
-    if (rows.length > this.#settings.maxRows) {
-      return void this.#pending.set(options, { rows: [], before: [], unresolved: `an upsert into ${model.name} (more than maxRows: ${this.#settings.maxRows} rows)` });
-    }
-    const before = await this.#dependents(model, rows, t);
-    this.#pending.set(options, before === undefined ? { rows, before: [], unresolved: `an upsert into ${model.name}` } : { rows, before, where });
+    const found = rows.length > this.#settings.maxRows ? pending([], this.#tooMany()) : pending(rows, await this.#dependents(model, rows, t));
+    this.#pending.set(options, { ...found, where });
   }
 
   async #afterCollisions(model: ModelInfo, instances: readonly Model[], options: WriteOptions, what: string): Promise<void> {
     if (this.#closed || !this.#watched(model)) return;
-    const pending = this.#pending.get(options);
+    const before = this.#pending.get(options);
     this.#pending.delete(options);
     const t = this.#transactionOf(options);
     await this.#settle(t, `${what} of ${model.name}`, async () => {
-      if (pending?.unresolved !== undefined) return pending.unresolved;
+      if (before?.unresolved !== undefined) return before.unresolved;
       // The rows are read again by the same keys: on MySQL and SQLite the instance an upsert
       // returns holds the values given, not the row (another id, none of the columns left alone).
       // Rows that filled in no key could collide with nothing: they were inserted as they are.
-      const now = pending?.where === undefined ? [] : await this.#find(model, pending.where, t, true);
-      const inserted = pending?.where === undefined ? instances : keyless(model, instances);
-      if (now.length + inserted.length > this.#settings.maxRows) return `${what} of ${model.name} (more than maxRows: ${this.#settings.maxRows} rows)`;
-      return concat(pending?.before ?? [], await this.#dependents(model, [...now, ...inserted], t));
+      const now = before?.where === undefined ? [] : await this.#find(model, before.where, t, true);
+      const inserted = before?.where === undefined ? instances : keyless(model, instances);
+      if (now.length + inserted.length > this.#settings.maxRows) return this.#tooMany();
+      return concat(before?.before ?? [], await this.#dependents(model, [...now, ...inserted], t));
     });
   }
 
   // ---------------------------------------------------------------- bulk writes
 
   /** Model.update(), destroy() or restore() by `where`: the rows it will touch, before it runs. */
-  async #beforeBulk(model: ModelInfo, options: WriteOptions, what: string, where: object | undefined, paranoid: boolean): Promise<void> {
+  async #beforeBulk(model: ModelInfo, options: WriteOptions, where: object | undefined, paranoid: boolean): Promise<void> {
     // With individualHooks, Sequelize runs each row's own hooks.
     if (this.#closed || options.individualHooks || !this.#watched(model)) return;
     const t = this.#transactionOf(options);
-    const description = `${what} of ${model.name} by where`;
     const rows = await this.#find(model, where, t, true, paranoid);
-    if (rows.length > this.#settings.maxRows) {
-      return void this.#pending.set(options, { rows: [], before: [], unresolved: `${description} (more than maxRows: ${this.#settings.maxRows} rows)` });
-    }
-    const before = await this.#dependents(model, rows, t);
-    this.#pending.set(options, before === undefined ? { rows, before: [], unresolved: description } : { rows, before });
+    this.#pending.set(options, rows.length > this.#settings.maxRows ? pending([], this.#tooMany()) : pending(rows, await this.#dependents(model, rows, t)));
   }
 
-  async #afterBulk(model: ModelInfo, options: WriteOptions, what: string): Promise<void> {
+  async #afterBulk(model: ModelInfo, options: WriteOptions, kind: 'update' | 'destroy' | 'restore' | 'truncate'): Promise<void> {
     if (this.#closed || options.individualHooks) return;
-    const pending = this.#pending.get(options);
+    const before = this.#pending.get(options);
     this.#pending.delete(options);
-    if (pending === undefined) return; // not watched
+    if (before === undefined) return; // not watched
     const affected = this.#affected.get(options);
     // Model.update() with nothing to set writes nothing.
-    if (affected === undefined && pending.unresolved === undefined && what === 'an update') return;
-    const description = `${what} of ${model.name} by where`;
-    await this.#settle(this.#transactionOf(options), description, async () => {
-      if (pending.unresolved !== undefined) return pending.unresolved;
-      if (affected !== undefined && affected > pending.rows.length) return `${description}, which touched more rows than matched just before it,`;
-      if (what === 'a destroy') return pending.before;
-      return this.#again(model, pending, this.#transactionOf(options), description, options.attributes);
+    if (affected === undefined && before.unresolved === undefined && kind === 'update') return;
+    const t = this.#transactionOf(options);
+    const what = kind === 'truncate' ? `a truncate of ${model.name}` : `${kind === 'update' ? 'an' : 'a'} ${kind} of ${model.name} by where`;
+    await this.#settle(t, what, async () => {
+      if (before.unresolved !== undefined) return before.unresolved;
+      if (affected !== undefined && affected > before.rows.length) return 'it touched more rows than matched just before it';
+      if (kind === 'destroy' || kind === 'truncate') return before.before;
+      return this.#again(model, before, t, options.attributes);
     });
   }
 
   /** The rows of a write by `where` as they are after it, found by their primary keys, and their pages with those before. */
-  async #again(model: ModelInfo, pending: Pending, t: Transaction | undefined, what: string, set?: object): Promise<Dependents[] | string | undefined> {
-    if (pending.rows.length === 0) return pending.before;
-    const chunks = byKey(model, pending.rows, this.#op, CHUNK, { set });
-    if (chunks === undefined) return `${what} (its rows have no primary key to find them by)`;
+  async #again(model: ModelInfo, before: Pending, t: Transaction | undefined, set?: object): Promise<Dependents[] | string> {
+    if (before.rows.length === 0) return before.before;
+    const chunks = byKey(model, before.rows, this.#op, CHUNK, { set });
+    if (chunks === undefined) return 'its rows have no primary key to find them by after it';
     const now: Model[] = [];
     for (const where of chunks) now.push(...(await this.#find(model, where, t)));
-    // A primary key changed, or a row was deleted meanwhile: the rows after cannot all be found.
-    if (now.length < pending.rows.length) return `${what}, after which some of its rows were gone,`;
-    return concat(pending.before, await this.#dependents(model, now, t));
+    // A row was deleted meanwhile, or a key was set to an expression: the rows after cannot all be found.
+    if (now.length < before.rows.length) return 'some of its rows could not be found after it';
+    return concat(before.before, await this.#dependents(model, now, t));
   }
 
   /** Model.increment() and decrement(), and the instance methods that call them: no hooks, so the query interface. */
@@ -369,17 +361,17 @@ export class SequelizeIntegration {
     const options = (args[5] ?? {}) as WriteOptions;
     if (!this.#watched(model)) return write();
     const t = this.#transactionOf(options);
-    const what = `${method === 'increment' ? 'an increment' : 'a decrement'} of ${model.name}`;
     const rows = await this.#find(model, where, t, true);
-    if (rows.length > this.#settings.maxRows) {
-      const result = await write();
-      await this.#fallback(t, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
-      return result;
-    }
-    const before = await this.#dependents(model, rows, t);
+    const before = rows.length > this.#settings.maxRows ? pending([], this.#tooMany()) : pending(rows, await this.#dependents(model, rows, t));
     const result = await write();
-    await this.#settle(t, what, async () => (before === undefined ? undefined : this.#again(model, { rows, before }, t, what)));
+    await this.#settle(t, `${method === 'increment' ? 'an increment' : 'a decrement'} of ${model.name}`, async () =>
+      before.unresolved ?? this.#again(model, before, t),
+    );
     return result;
+  }
+
+  #tooMany(): string {
+    return `more than maxRows: ${this.#settings.maxRows} rows`;
   }
 
   // ---------------------------------------------------------------- rows and dependents
@@ -421,9 +413,9 @@ export class SequelizeIntegration {
   /**
    * The pages of rows: their model's `dependentPaths()`; for a junction model that is not
    * registered, those of the rows it links on both sides, read in the write's transaction (as
-   * django-dumper's m2m_changed reaches both ends). `undefined` when the rows cannot be told.
+   * django-dumper's m2m_changed reaches both ends). A string says why they cannot be told.
    */
-  async #dependents(model: ModelInfo, rows: readonly Model[], t: Transaction | undefined): Promise<Dependents[] | undefined> {
+  async #dependents(model: ModelInfo, rows: readonly Model[], t: Transaction | undefined): Promise<Dependents[] | string> {
     const registered = this.#modelOf(model);
     const out: Dependents[] = [];
     if (registered !== undefined) {
@@ -434,11 +426,10 @@ export class SequelizeIntegration {
       if (this.#modelOf(side.model) === undefined) continue;
       const ids = [...new Set(rows.map((r) => row(r).get(side.foreignKey, { raw: true })).filter((v) => v != null))];
       if (ids.length === 0) continue;
-      if (ids.length > this.#settings.maxRows) return undefined;
       const linked: Model[] = [];
       for (let i = 0; i < ids.length; i += CHUNK) linked.push(...(await this.#find(side.model, { [side.key]: { [this.#op.in]: ids.slice(i, i + CHUNK) } }, t)));
       const deps = await this.#dependents(side.model, linked, t);
-      if (deps === undefined) return undefined;
+      if (typeof deps === 'string') return deps;
       out.push(...deps);
     }
     return out;
@@ -455,19 +446,19 @@ export class SequelizeIntegration {
 
   /**
    * Invalidates what a write changed now and, inside a transaction, again after the outermost one
-   * commits. `compute` resolves `undefined` (or a description of the write) when the rows cannot
-   * be told: then every page goes. An error (a `dependentPaths()` that returns a string) also
-   * invalidates every page, since the write has happened, and is rethrown to the writer.
+   * commits. `compute` resolves a string when the rows cannot be told (why): then every page
+   * goes. An error (a `dependentPaths()` that returns a string) also invalidates every page,
+   * since the write has happened, and is rethrown to the writer.
    */
-  async #settle(t: Transaction | undefined, what: string, compute: Compute): Promise<void> {
-    let deps: Dependents[] | string | undefined;
+  async #settle(t: Transaction | undefined, what: string, compute: () => Promise<Dependents[] | string>): Promise<void> {
+    let deps: Dependents[] | string;
     try {
       deps = await compute();
     } catch (error) {
       await this.#fallback(t, `${what} (${(error as Error)?.message ?? String(error)})`);
       throw error;
     }
-    if (deps === undefined || typeof deps === 'string') return this.#fallback(t, deps ?? what);
+    if (typeof deps === 'string') return this.#fallback(t, `${what} (${deps})`);
     if (deps.length === 0) return;
     await this.#dumper.invalidateDependents(deps);
     if (t !== undefined) this.#record(t, deps);
@@ -549,8 +540,13 @@ function ownModel(instance: Model): ModelInfo {
   return info(instance.constructor as unknown as ModelInfo);
 }
 
-function concat(a: readonly Dependents[], b: Dependents[] | undefined): Dependents[] | undefined {
-  return b === undefined ? undefined : [...a, ...b];
+function concat(a: readonly Dependents[], b: Dependents[] | string): Dependents[] | string {
+  return typeof b === 'string' ? b : [...a, ...b];
+}
+
+/** What a before-hook keeps: the rows and their pages, or why they cannot be told. */
+function pending(rows: readonly Model[], before: Dependents[] | string): Pending {
+  return typeof before === 'string' ? { rows, before: [], unresolved: before } : { rows, before };
 }
 
 /** Whether `t` is `ancestor` or a savepoint inside it. */

@@ -329,6 +329,8 @@ describe.each(targets)('Sequelize writes on $name', (target) => {
       ['an increment of Flavour', () => shop.Flavour.increment('stock', { where: {} })],
       ['a destroy of Flavour by where', () => shop.Flavour.destroy({ where: {} })],
       ['a restore of Flavour by where', () => shop.Flavour.restore({ where: {} })],
+      ['a bulkCreate of Flavour', () => shop.Flavour.bulkCreate([1, 2, 3].map((n) => ({ slug: `new-${n}`, name: `New ${n}` })))],
+      ['a bulkCreate with updateOnDuplicate of Flavour', () => shop.Flavour.bulkCreate([1, 2, 3].map((n) => ({ slug: `new-${n}`, name: `Newer ${n}` })), { updateOnDuplicate: ['name'] })],
     ];
     for (const [what, write] of writes) {
       await site.warm('/about/', '/flavours/');
@@ -444,15 +446,19 @@ describe.each(targets)('Sequelize writes on $name', (target) => {
     }
     expect(armed).toBe(false);
     await site.expectMiss('/about/', '/flavours/mint/');
-    expect(log.warnings).toEqual(['dumper: sequelize: cannot tell which rows an update of Flavour by where, which touched more rows than matched just before it, changed; invalidating every page']);
+    expect(log.warnings).toEqual(['dumper: sequelize: cannot tell which rows an update of Flavour by where (it touched more rows than matched just before it) changed; invalidating every page']);
     log.warnings.length = 0;
   });
 
-  test('Model.truncate() invalidates every page, with a warning', async () => {
-    await site.warm('/flavours/chocolate/', '/about/');
+  test('Model.truncate() invalidates the pages of every row; with cascade (other tables too), every page', async () => {
+    await site.warm('/flavours/chocolate/', '/flavours/mint/', '/about/');
     await shop.Review.truncate();
-    await site.expectMiss('/about/', '/flavours/chocolate/');
-    expect(log.warnings).toEqual(['dumper: sequelize: cannot tell which rows a truncate of Review changed; invalidating every page']);
+    await site.expectMiss('/flavours/chocolate/');
+    await site.expectHit('/about/', '/flavours/mint/');
+    expect(log.warnings).toEqual([]);
+    await shop.Review.truncate({ cascade: true });
+    await site.expectMiss('/about/', '/flavours/mint/');
+    expect(log.warnings).toEqual(['dumper: sequelize: cannot tell which rows a truncate of Review (a truncate with cascade empties other tables too) changed; invalidating every page']);
     log.warnings.length = 0;
   });
 
