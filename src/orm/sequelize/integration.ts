@@ -93,7 +93,10 @@ export const HOOKS = [
 ] as const;
 export type HookName = (typeof HOOKS)[number];
 
-/** The query interface methods wrapped, and why. */
+/**
+ * The query interface methods wrapped: increment and decrement run no hook, and the bulk hooks
+ * are not told how many rows a bulk update or delete touched.
+ */
 export const WRAPPED = ['increment', 'decrement', 'bulkUpdate', 'bulkDelete'] as const;
 
 export class SequelizeIntegration {
@@ -124,7 +127,6 @@ export class SequelizeIntegration {
 
   /** The hook functions, to add with `sequelize.addHook()`. Each runs with the model as `this`. */
   hooks(): Record<HookName, (...args: never[]) => Promise<void>> {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     const model = (m: unknown, options: WriteOptions | undefined): ModelInfo => info((options?.model ?? m) as ModelInfo);
     return {
@@ -205,7 +207,6 @@ export class SequelizeIntegration {
 
   /** Replacements for query interface methods, given the originals. */
   wrap(method: (typeof WRAPPED)[number], original: QueryInterfaceMethod): QueryInterfaceMethod {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     if (method === 'increment' || method === 'decrement') {
       return function (this: unknown, ...args: unknown[]) {
