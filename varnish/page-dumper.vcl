@@ -52,8 +52,12 @@ sub page_dumper_backend_response {
   # them. A response that says nothing about its freshness (no Surrogate-Control, Cache-Control or
   # Expires) is not kept: Varnish's default TTL would keep a page nobody can purge (one rendered
   # while page-dumper bypassed its store, say). Everything else (Set-Cookie, Vary: *) is left to
-  # the built-in rules, which run after this.
-  if (beresp.http.Surrogate-Control ~ "(?i)(^|,)\s*no-store" ||
+  # the built-in rules, which run after this. A personal response (Cache-Control private,
+  # no-store or no-cache, or a Set-Cookie) is never kept, whatever Surrogate-Control says: the
+  # built-in rules read Cache-Control only when there is no Surrogate-Control.
+  if (beresp.http.Surrogate-Control ~ "(?i)(^|,)\s*(no-store|private)" ||
+      beresp.http.Cache-Control ~ "(?i)(^|,)\s*(private|no-store|no-cache)" ||
+      beresp.http.Set-Cookie ||
       (!beresp.http.Surrogate-Control && !beresp.http.Cache-Control && !beresp.http.Expires)) {
     set beresp.uncacheable = true;
     set beresp.ttl = 0s;

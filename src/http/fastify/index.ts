@@ -73,6 +73,29 @@ function settle(dumper: Dumper, reply: FastifyReply, c: Capture, destroyed: bool
   else void fill.complete(c.status, c.head, c.body);
 }
 
+/**
+ * Adds the edge caches' headers when Fastify writes the response head, from the headers as sent:
+ * a response that became personal after our onSend (`private`, `no-store`, `Set-Cookie`...) is
+ * not stored, and is `no-store` for the edge.
+ */
+function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill): void {
+  const raw = reply.raw;
+  const writeHead = raw.writeHead;
+  raw.writeHead = function (this: typeof raw, ...args: unknown[]) {
+    raw.writeHead = writeHead;
+    const sent = flatten(reply.getHeaders() as OutgoingHttpHeaders, {});
+    const veto = dumper.sentVeto(reply.statusCode, sent);
+    if (veto !== undefined) fill.abandon(veto);
+    const edge = fill.edgeHeaders(sent);
+    const given = args.find((a, i) => i > 0 && typeof a === 'object' && a !== null && !Array.isArray(a)) as OutgoingHttpHeaders | undefined;
+    for (let i = 0; i < edge.length; i += 2) {
+      reply.header(edge[i]!, edge[i + 1]!);
+      if (given !== undefined) given[edge[i]!] = edge[i + 1]!;
+    }
+    return (writeHead as (...a: unknown[]) => typeof raw).apply(this, args);
+  } as typeof raw.writeHead;
+}
+
 function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, entry: StoredEntry): FastifyReply {
   const r = dumper.reply(entry, request.raw.method ?? 'GET', request.headers);
   if (reply.statusCode !== r.status) reply.code(r.status);
@@ -232,8 +255,9 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     const head = (capture.head = flatten(reply.getHeaders() as OutgoingHttpHeaders, {}));
     if (fill.head(status, head) !== undefined) return next(null, payload);
     // The edge caches' headers (option `purgers`), from the core; not part of the stored head.
-    const edge = fill.edgeHeaders(head);
-    for (let i = 0; i < edge.length; i += 2) reply.header(edge[i]!, edge[i + 1]!);
+    // Added as the head is written, not here: an onSend hook registered after ours (a session
+    // plugin) may still make the response personal, and then the edge gets `no-store`.
+    if (dumper._purging !== undefined) edgeAtWriteHead(dumper, reply, fill);
     const max = dumper.maxEntryBytes;
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
       const body = payload == null ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload;
