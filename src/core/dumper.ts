@@ -201,7 +201,7 @@ export class Fill {
     if (this.#done || this.view.cookie !== undefined || this.#cookiesRead || this.#untraceable) return purging.noStore;
     this.#edgeTagsSent = this.#context.tags.size;
     const fresh = Date.now() - this.#startedAt <= purging.settings.raceWindow / 2;
-    return purging.headersFor(this.path, this.#dumper._edgeOthers(this.path, this.#context.tags), hasHeader(head, 'cache-control'), fresh);
+    return purging.headersFor(this.path, this.#dumper._edgeOthers(this.path, this.#context.tags), head, fresh);
   }
 
   /**
@@ -331,11 +331,6 @@ export class Fill {
 }
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
-
-function hasHeader(headers: readonly string[], name: string): boolean {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return true;
-  return false;
-}
 
 /**
  * The headers of a response the app compressed, for its decoded body: no `Content-Encoding`, and
@@ -800,7 +795,7 @@ export class Dumper {
           ? undefined
           : entry.anonymousOnly === true
             ? purging.noStore
-            : purging.headersFor(entry.path.slice(this.keyPrefix.length), this.#unprefixed(entry.tags), hasHeader(entry.headers, 'cache-control'));
+            : purging.headersFor(entry.path.slice(this.keyPrefix.length), this.#unprefixed(entry.tags), entry.headers);
       reps = representations(entry, policy && entry.encodings, policy !== undefined && compressible(entry, policy), this.cacheStatusHeader, edge);
       this.#reps.set(entry, reps);
     }

@@ -497,9 +497,12 @@ class Rep implements Representation {
       const headers: string[] = [];
       let hasVary = false;
       const src = this.entry.headers;
+      const edge = this.edge;
       for (let i = 0; i < src.length; i += 2) {
         const name = src[i]!;
         let value = src[i + 1]!;
+        // A stored header the edge list sends too (the app's own tags or edge freshness) is in it, merged.
+        if (edge !== undefined && edgeNamed(edge, name)) continue;
         if (name === 'content-length') value = String(this.body.byteLength);
         else if (name === 'etag') value = this.etag;
         else if (name === 'content-encoding') continue;
@@ -552,4 +555,9 @@ export function choose(reps: Representations, acceptEncoding: string | undefined
 /** Whether the request accepts a representation at all. */
 export function accepts(acceptEncoding: string | undefined, rep: Representation): boolean {
   return accepted(acceptEncoding)[CODE_INDEX[rep.coding]!]! > 0;
+}
+
+function edgeNamed(edge: readonly string[], name: string): boolean {
+  for (let i = 0; i < edge.length; i += 2) if (edge[i] === name) return true;
+  return false;
 }

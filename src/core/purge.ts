@@ -235,6 +235,7 @@ export class PurgeDispatcher {
       timerAt: Infinity,
     }));
     this.#freshness = [...new Set(options.purgers.map((p) => p.freshnessHeader.toLowerCase()))];
+    this.#edgeNames = new Set([...this.#freshness, ...options.purgers.map((p) => p.tagHeader.name.toLowerCase())]);
     // Purges another process queued and could not deliver (it died holding a lease, or exited
     // with retries due) are picked up by this one.
     for (const lane of this.#lanes) this.#schedule(lane, Date.now());
@@ -246,6 +247,8 @@ export class PurgeDispatcher {
   }
 
   #noStore: readonly string[] | undefined;
+  /** The tag and freshness headers' names (lower case). */
+  readonly #edgeNames: ReadonlySet<string>;
 
   /**
    * The headers an edge needs on a page with these tags (unprefixed: the path tag first), as a flat
@@ -256,13 +259,21 @@ export class PurgeDispatcher {
    * the dumper itself reads as "do not store". `fresh: false`: `no-store` for the edge (see
    * `raceWindow`).
    */
-  headersFor(pathTag: string, others: readonly string[], hasCacheControl: boolean, fresh = true): readonly string[] {
+  headersFor(pathTag: string, others: readonly string[], head: readonly string[], fresh = true): readonly string[] {
+    // The app's own edge headers (a tag header, a freshness header) are kept: merged with ours.
+    let own = '';
+    let hasCacheControl = false;
+    for (let i = 0; i < head.length; i += 2) {
+      const name = head[i]!;
+      if (name === 'cache-control') hasCacheControl = true;
+      else if (this.#edgeNames.has(name)) own += `\n${name}\n${head[i + 1]!}`;
+    }
     // A shared store answers each hit with a new entry object, whose representations (and these
     // headers) are made again: the lists are kept by their tags, so a hit builds only the key.
-    const key = `${fresh ? 1 : 0}${hasCacheControl ? 1 : 0}${pathTag}\n${others.join('\n')}`;
+    const key = `${fresh ? 1 : 0}${hasCacheControl ? 1 : 0}${pathTag}\n${others.join('\n')}\n${own}`;
     const known = this.#made.get(key);
     if (known !== undefined) return known;
-    const out = this.#headers(pathTag, others, hasCacheControl, fresh);
+    const out = this.#headers(pathTag, others, hasCacheControl, fresh, own === '' ? undefined : head);
     if (this.#made.size >= 10_000) this.#made.clear();
     this.#made.set(key, out);
     return out;
@@ -270,17 +281,27 @@ export class PurgeDispatcher {
 
   readonly #made = new Map<string, readonly string[]>();
 
-  #headers(pathTag: string, others: readonly string[], hasCacheControl: boolean, fresh: boolean): readonly string[] {
+  #headers(pathTag: string, others: readonly string[], hasCacheControl: boolean, fresh: boolean, head: readonly string[] | undefined): readonly string[] {
     const out: string[] = [];
     const named = new Set<string>();
     for (const p of this.purgers) {
       const name = p.tagHeader.name.toLowerCase();
       if (named.has(name)) continue;
       named.add(name);
-      out.push(name, edgeHeaderValue(p.tagHeader, pathTag, others));
+      const ours = edgeHeaderValue(p.tagHeader, pathTag, others);
+      // The app's own tags stay: one header with both (the stored one is not sent again on a hit).
+      const theirs = head === undefined ? [] : valuesOf(head, name);
+      out.push(name, theirs.length === 0 ? ours : [...theirs, ours].join(p.tagHeader.separator === ' ' ? ' ' : ', '));
     }
     const value = fresh ? `max-age=${this.settings.edgeMaxAge}` : 'no-store';
-    for (const name of this.#freshness) out.push(name, value);
+    for (const name of this.#freshness) {
+      // The app said how long the edge keeps it: its value stands, and `no-store` when it says
+      // `no-store` or `private` (which not every edge reads in this header).
+      const theirs = head === undefined ? [] : valuesOf(head, name);
+      if (theirs.length === 0) out.push(name, value);
+      else if (!fresh || theirs.some((v) => /(?:^|,)\s*(?:no-store|private)\b/i.test(v))) out.push(name, 'no-store');
+      else out.push(name, theirs.join(', '));
+    }
     if (!hasCacheControl) out.push('cache-control', 'max-age=0, must-revalidate');
     return Object.freeze(out);
   }
@@ -538,4 +559,10 @@ export function validatePurger(p: unknown, index: number): void {
   if (o.maxBatchBytes !== undefined && (!Number.isInteger(o.maxBatchBytes) || o.maxBatchBytes < 64)) {
     throw new TypeError(`${where} maxBatchBytes must be an integer of at least 64`);
   }
+}
+
+function valuesOf(head: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < head.length; i += 2) if (head[i] === name) out.push(head[i + 1]!);
+  return out;
 }
