@@ -508,6 +508,25 @@ export class Dumper {
   /** @internal The edge caches' purge queue and workers (option `purgers`), if any. */
   readonly _purging: PurgeDispatcher | undefined;
 
+  /**
+   * @internal The headers a GET or HEAD response the dumper passes through without storing gets
+   * for the edge (bypassed, store unavailable, a follower whose leader's page was refused...): each
+   * purger's freshness header as `no-store`, unless the response has it (`has`). Such a page carries
+   * no tags, so no purge would reach it; without them an edge might keep it for its fallback TTL.
+   * Empty without purgers.
+   */
+  _edgePassThrough(method: string, has: (name: string) => boolean): readonly string[] {
+    const purging = this._purging;
+    if (purging === undefined || (method !== 'GET' && method !== 'HEAD')) return NO_HEADERS;
+    const all = purging.noStore;
+    let out: string[] | undefined;
+    for (let i = 0; i < all.length; i += 2) {
+      if (has(all[i]!)) continue;
+      (out ??= []).push(all[i]!, all[i + 1]!);
+    }
+    return out ?? NO_HEADERS;
+  }
+
   constructor(options: DumperOptions = {}) {
     validateOptions(options);
     this.store = options.store ?? new MemoryStore();

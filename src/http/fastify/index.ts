@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyReque
 import fp from 'fastify-plugin';
 import { assertDumper, isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
-import { flatten, headerObject, isGone, isQueued, prepareRequest, watchUnsafe } from '../node/engine.js';
+import { edgeDefault, flatten, headerObject, isGone, isQueued, prepareRequest, watchUnsafe } from '../node/engine.js';
 
 export interface FastifyDumperOptions {
   /** The dumper made by `createDumper()`. */
@@ -224,6 +224,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     const raw = request.raw;
     const method = raw.method ?? 'GET';
     const target = raw.url ?? '/';
+    if (dumper._purging !== undefined && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, reply.raw, method);
     const key = dumper.keyFor(method, target, raw.headers);
     if (isBypass(key)) {
       if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);

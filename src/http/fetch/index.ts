@@ -103,7 +103,7 @@ async function bypass(
       contentLocation: response.headers.get('content-location') ?? undefined,
     });
   }
-  return withStatus(dumper, response, 'BYPASS');
+  return withStatus(dumper, response, 'BYPASS', method);
 }
 
 async function miss(
@@ -121,7 +121,7 @@ async function miss(
   if (plan.kind === 'entry') return replay(dumper, plan.entry, method, headers);
   if (plan.kind === 'pass') {
     if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, target, key, plan.reason);
-    return withStatus(dumper, await app(request), 'MISS');
+    return withStatus(dumper, await app(request), 'MISS', method);
   }
   return fill(dumper, plan.fill, request, app);
 }
@@ -141,11 +141,11 @@ async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request:
   });
   for (const cookie of response.headers.getSetCookie()) head.push('set-cookie', cookie);
   const max = dumper.maxEntryBytes;
-  if (fill.head(response.status, head) !== undefined) return withStatus(dumper, response, 'MISS');
+  if (fill.head(response.status, head) !== undefined) return withStatus(dumper, response, 'MISS', request.method);
   const declared = response.headers.get('content-length');
   if (Number(declared ?? 0) > max) {
     fill.abandon(`body larger than maxEntryBytes (${max})`);
-    return withStatus(dumper, response, 'MISS');
+    return withStatus(dumper, response, 'MISS', request.method);
   }
   const out = new Headers(response.headers);
   if (dumper.cacheStatusHeader !== undefined) out.set(dumper.cacheStatusHeader, 'MISS');
@@ -323,15 +323,21 @@ function plainHeads(list: readonly string[], withBody: boolean): Record<string, 
 }
 
 /** The response with the cache-status header set (a copy when its headers are immutable). */
-function withStatus(dumper: Dumper, response: Response, value: 'MISS' | 'BYPASS'): Response {
+function withStatus(dumper: Dumper, response: Response, value: 'MISS' | 'BYPASS', method: string): Response {
   const name = dumper.cacheStatusHeader;
-  if (name === undefined) return response;
+  // Passed through without storing: `no-store` for the edge (see Dumper._edgePassThrough).
+  const edge = dumper._edgePassThrough(method, (h) => response.headers.has(h));
+  if (name === undefined && edge.length === 0) return response;
+  const set = (headers: Headers): void => {
+    if (name !== undefined) headers.set(name, value);
+    for (let i = 0; i < edge.length; i += 2) headers.set(edge[i]!, edge[i + 1]!);
+  };
   try {
-    response.headers.set(name, value);
+    set(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    copy.headers.set(name, value);
+    set(copy.headers);
     return copy;
   }
 }

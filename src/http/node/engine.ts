@@ -25,6 +25,7 @@ export function handle(
   served?: () => void,
 ): void {
   const method = req.method ?? 'GET';
+  if (dumper._purging !== undefined && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, res, method);
   const key = dumper.keyFor(method, target, req.headers);
   if (isBypass(key)) {
     if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
@@ -557,4 +558,30 @@ function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
   res.on('close', () => {
     if (!fill.done && !c.ending) c.stop('response aborted before it ended');
   });
+}
+
+/**
+ * With purgers: a GET or HEAD response that goes out without the edge headers of a page the
+ * dumper stores (passed through: bypassed, the store unavailable, a page it refused) gets each
+ * freshness header it lacks as `no-store` when its head is written (see `Dumper._edgePassThrough`).
+ */
+export function edgeDefault(dumper: Dumper, res: ServerResponse, method: string): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    res.writeHead = writeHead;
+    const given = args.find((a, i) => i > 0 && typeof a === 'object' && a !== null) as OutgoingHttpHeaders | string[] | undefined;
+    const has = (name: string): boolean => {
+      if (res.hasHeader(name)) return true;
+      if (given === undefined) return false;
+      if (Array.isArray(given)) {
+        for (let i = 0; i < given.length; i += 2) if (String(given[i]).toLowerCase() === name) return true;
+        return false;
+      }
+      for (const k in given) if (k.toLowerCase() === name) return true;
+      return false;
+    };
+    const edge = dumper._edgePassThrough(method, has);
+    for (let i = 0; i < edge.length; i += 2) res.setHeader(edge[i]!, edge[i + 1]!);
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as typeof res.writeHead;
 }
