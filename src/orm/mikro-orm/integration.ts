@@ -89,6 +89,7 @@ export interface QueryBuilderLike {
   readonly _data?: Row | Row[];
   readonly _onConflict?: Array<{ fields?: unknown }>;
   readonly _limit?: number;
+  readonly _schema?: string;
   readonly context?: object;
   readonly flags: Set<string>;
   clone(): QueryBuilderLike;
@@ -129,6 +130,8 @@ interface Want {
 /** What one flush writes, collected in `onFlush`. */
 interface FlushPlan {
   readonly explicit: boolean;
+  /** The schema the flush writes in (`em.fork({ schema })`, or its entities' own), for reading its rows. */
+  readonly schema: string | undefined;
   /** Rows whose state before the flush is read, by row key. */
   readonly before: Map<string, Want>;
   /** Rows read after the flush: new entities get their key on insert, so they are kept as entities. */
@@ -182,7 +185,7 @@ export class MikroOrmIntegration implements EventSubscriber {
     if (plan === undefined) return;
     this.#plans.set(uow, plan);
     const ctx = plan.explicit ? args.em.getTransactionContext() : undefined;
-    const fork = this.#fork(ctx);
+    const fork = this.#fork(ctx, plan.schema);
     await this.#discoverOverridden(fork, plan);
     if (plan.before.size + plan.after.length > this.#settings.maxRows) plan.tooMany = true;
     // An error here (a dependentPaths returning a string) rejects the flush before it writes.
@@ -213,7 +216,7 @@ export class MikroOrmIntegration implements EventSubscriber {
       if (wants.size > this.#settings.maxRows) return new Unresolved(`a flush of more than maxRows (${this.#settings.maxRows}) rows`);
       // A row missing now was deleted since (by this flush, or another writer, whose own
       // invalidation covers it).
-      const after = await this.#dependentsOf(this.#fork(ctx), wants.values());
+      const after = await this.#dependentsOf(this.#fork(ctx, plan.schema), wants.values());
       return [...plan.dependents, ...after.dependents];
     });
   }
@@ -221,8 +224,10 @@ export class MikroOrmIntegration implements EventSubscriber {
   /** The rows a flush touches, from its change sets and collection updates; nothing for unregistered entities. */
   #plan(em: EntityManager, uow: UnitOfWorkLike): FlushPlan | undefined {
     const created = new Set<object>();
+    const changeSets = uow.getChangeSets();
     const plan: FlushPlan = {
       explicit: em.isInTransaction(),
+      schema: flushSchema(em, changeSets, uow.getCollectionUpdates()),
       before: new Map(),
       after: [],
       overridden: [],
@@ -231,7 +236,6 @@ export class MikroOrmIntegration implements EventSubscriber {
       tooMany: false,
       unfinished: new Unfinished(),
     };
-    const changeSets = uow.getChangeSets();
     for (const cs of changeSets) if (cs.type === 'create') created.add(cs.entity);
     const before = (meta: Meta, pk: PkCond | undefined, partners = false) => {
       if (pk === undefined) return;
@@ -386,8 +390,9 @@ export class MikroOrmIntegration implements EventSubscriber {
         const where = asWhere(args[1]);
         const lookup = () => this.#lookup(driver, meta, where, options, options.convertCustomTypes ?? true);
         const partners = hasManyToMany(meta, args[2]);
-        if (!watched && (options.upsert === true || !partners)) return run();
-        if (options.upsert === true) return this.#upsertWrite({ meta, options, lookup, run, returned: () => [] });
+        // An entity without a model whose values rewrite its links (an update or an upsert): the pages of the rows on the other side.
+        if (!watched && !partners) return run();
+        if (options.upsert === true) return this.#upsertWrite({ meta, options, partners, lookup, run, returned: () => [] });
         return this.#criteriaWrite({ meta, kind: 'update', options, partners, lookup, run });
       }
       case 'nativeUpdateMany': {
@@ -395,8 +400,8 @@ export class MikroOrmIntegration implements EventSubscriber {
         const where = { $or: ((args[1] ?? []) as unknown[]).map(asWhere) };
         const lookup = () => this.#lookup(driver, meta, where, options, options.convertCustomTypes ?? true);
         const partners = ((args[2] ?? []) as unknown[]).some((d) => hasManyToMany(meta, d));
-        if (!watched && (options.upsert === true || !partners)) return run();
-        if (options.upsert === true) return this.#upsertWrite({ meta, options, lookup, run, returned: (res) => returnedPks(meta, res, undefined) });
+        if (!watched && !partners) return run();
+        if (options.upsert === true) return this.#upsertWrite({ meta, options, partners, lookup, run, returned: (res) => returnedPks(meta, res, undefined) });
         return this.#criteriaWrite({ meta, kind: 'update', options, partners, lookup, run });
       }
       case 'nativeInsert':
@@ -422,7 +427,7 @@ export class MikroOrmIntegration implements EventSubscriber {
     // takes its join-table rows with it.
     const linked = (type === 'DELETE' || type === 'TRUNCATE') && this.#linkedToModel(meta);
     if (!this.#watched(meta) && !linked) return run();
-    const options: NativeOptions = { ctx: qb.context };
+    const options: NativeOptions = { ctx: qb.context, schema: qb._schema ?? (qb.em as { schema?: string } | undefined)?.schema };
     switch (type) {
       case 'UPDATE':
       case 'DELETE': {
@@ -445,7 +450,7 @@ export class MikroOrmIntegration implements EventSubscriber {
           const where = conflictWhere(meta, qb._onConflict!, rows, columns);
           if (where === undefined) return this.#unresolvedWrite(options.ctx, `an upsert into ${meta.className} whose conflict keys cannot be read`, run);
           const lookup = () => this.#lookup(qb.driver, meta, where, options, true);
-          return this.#upsertWrite({ meta, options, lookup, run, returned: (res) => returnedPks(meta, res, columns) });
+          return this.#upsertWrite({ meta, options, partners: false, lookup, run, returned: (res) => returnedPks(meta, res, columns) });
         }
         return this.#insertWrite({ meta, options, rows, run, keyed: columns, increment: () => qb.driver.getAutoIncrementIncrement?.(options.ctx) ?? Promise.resolve(1) });
       }
@@ -472,13 +477,13 @@ export class MikroOrmIntegration implements EventSubscriber {
     if (sides !== undefined && kind === 'update') return this.#unresolvedWrite(ctx, `an update of the join table ${meta.className}`, run);
     const wants = sides !== undefined ? linkWants(sides, pks) : pks.map((pk) => ({ meta, pk, partners: w.partners }));
     // An error here (dependentPaths returning a string) rejects the write before it runs.
-    const before = await this.#dependentsOf(this.#fork(ctx), wants);
+    const before = await this.#dependentsOf(this.#fork(ctx, options.schema), wants);
     const result = await run();
     await this.#resolve(ctx, what, async () => {
       const affected = affectedOf(result);
       if (affected !== undefined && affected > pks.length) return new Unresolved(`${what}, which touched more rows than matched just before it,`);
       if (kind === 'delete' || sides !== undefined) return before.dependents;
-      const after = await this.#dependentsOf(this.#fork(ctx), wants);
+      const after = await this.#dependentsOf(this.#fork(ctx, options.schema), wants);
       // A primary key changed: the rows as they are now cannot be found.
       if (after.found < before.found) return new Unresolved(`${what}, after which some of its rows were gone,`);
       return [...before.dependents, ...after.dependents];
@@ -486,22 +491,26 @@ export class MikroOrmIntegration implements EventSubscriber {
     return result;
   }
 
-  /** An upsert: the rows its conflict keys match before it, and after it (the row inserted or updated). */
-  async #upsertWrite(w: { meta: Meta; options: NativeOptions; lookup: () => Promise<PkCond[] | undefined>; run: Run; returned: (result: unknown) => PkCond[] }): Promise<unknown> {
-    const { meta, options, run } = w;
+  /**
+   * An upsert: the rows its conflict keys match before it, and after it (the row inserted or
+   * updated). `partners`: its values rewrite many-to-many links, so the rows linked before and
+   * after it are read too.
+   */
+  async #upsertWrite(w: { meta: Meta; options: NativeOptions; partners: boolean; lookup: () => Promise<PkCond[] | undefined>; run: Run; returned: (result: unknown) => PkCond[] }): Promise<unknown> {
+    const { meta, options, run, partners } = w;
     const ctx = options.ctx;
     const what = `an upsert into ${meta.className}`;
-    if (this.#modelOf(meta) === undefined) return this.#unresolvedWrite(ctx, `${what} (a join table)`, run);
+    if (this.#modelOf(meta) === undefined && pivotSides(meta) !== undefined) return this.#unresolvedWrite(ctx, `${what} (a join table)`, run);
     const pks = await w.lookup();
     if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run);
-    const before = await this.#dependentsOf(this.#fork(ctx), pks.map((pk) => ({ meta, pk, partners: false })));
+    const before = await this.#dependentsOf(this.#fork(ctx, options.schema), pks.map((pk) => ({ meta, pk, partners })));
     const result = await run();
     await this.#resolve(ctx, what, async () => {
       const now = await w.lookup();
       if (now === undefined) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
       const wants = new Map<string, Want>();
-      for (const pk of [...now, ...w.returned(result)]) wants.set(rowKey(meta, pk), { meta, pk, partners: false });
-      return [...before.dependents, ...(await this.#dependentsOf(this.#fork(ctx), wants.values())).dependents];
+      for (const pk of [...now, ...w.returned(result)]) wants.set(rowKey(meta, pk), { meta, pk, partners });
+      return [...before.dependents, ...(await this.#dependentsOf(this.#fork(ctx, options.schema), wants.values())).dependents];
     });
     return result;
   }
@@ -520,13 +529,13 @@ export class MikroOrmIntegration implements EventSubscriber {
       if (sides !== undefined) {
         const links = rows.map((row) => pkOf(meta, row));
         if (links.some((l) => l === undefined)) return new Unresolved(`${what} (a join table) whose rows cannot be read`);
-        return (await this.#dependentsOf(this.#fork(ctx), linkWants(sides, links as PkCond[]))).dependents;
+        return (await this.#dependentsOf(this.#fork(ctx, options.schema), linkWants(sides, links as PkCond[]))).dependents;
       }
       const keys = await insertedPks(meta, rows.length, given, result, w.keyed, w.increment);
       if (keys === undefined) return new Unresolved(`${what} whose new keys cannot be read`);
       if (keys.length > this.#settings.maxRows) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
       const wants = [...keys.map((pk) => ({ meta, pk, partners: false })), ...partners];
-      return (await this.#dependentsOf(this.#fork(ctx), wants)).dependents;
+      return (await this.#dependentsOf(this.#fork(ctx, options.schema), wants)).dependents;
     });
     return result;
   }
@@ -659,8 +668,9 @@ export class MikroOrmIntegration implements EventSubscriber {
    * rows are read as they are in the database, not as your entities hold them), and it reads in
    * the given transaction.
    */
-  #fork(ctx: object | undefined): EntityManager {
-    const fork = this.#orm.em.fork({ clear: true, useContext: false, disableContextResolution: true, flushMode: 'commit' as never });
+  #fork(ctx: object | undefined, schema: string | undefined): EntityManager {
+    // The writer's schema: entities with `schema: '*'` live in the one the write was made in.
+    const fork = this.#orm.em.fork({ clear: true, useContext: false, disableContextResolution: true, flushMode: 'commit' as never, schema });
     if (ctx !== undefined) fork.setTransactionContext(ctx as never);
     return fork;
   }
@@ -752,6 +762,21 @@ function rootTransaction(ctx: object): object {
     if (next === null || (typeof next !== 'object' && typeof next !== 'function')) return trx;
     trx = next;
   }
+}
+
+/**
+ * The schema a flush writes in: its entity manager's (`em.fork({ schema })`), else the one its
+ * entities were loaded from or created in, when they all share one.
+ */
+function flushSchema(em: EntityManager, changeSets: readonly ChangeSetLike[], collections: readonly CollectionLike[]): string | undefined {
+  const own = (em as { schema?: string }).schema;
+  if (own !== undefined) return own;
+  const schemas = new Set<string>();
+  for (const entity of [...changeSets.map((cs) => cs.entity), ...collections.map((c) => c.owner)]) {
+    const schema = (helperOf(entity) as { __schema?: string } | undefined)?.__schema;
+    if (schema !== undefined) schemas.add(schema);
+  }
+  return schemas.size === 1 ? [...schemas][0] : undefined;
 }
 
 function hasManyToMany(meta: Meta, data: unknown): boolean {
