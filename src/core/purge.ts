@@ -50,6 +50,12 @@ export interface Purger {
    * 503 that named one). Called with at most `maxBatch` tags.
    */
   purge(tags: readonly string[]): Promise<void>;
+  /**
+   * Purgers that together make this one, each with a queue of its own (one per Varnish
+   * instance): the dumper delivers to each of them instead of calling `purge()`, so that a
+   * deploy that adds, drops or reorders instances finds the queue of each instance it keeps.
+   */
+  readonly instances?: readonly Purger[];
 }
 
 /** A purge the edge did not acknowledge. */
@@ -225,7 +231,7 @@ export class PurgeDispatcher {
       this.#queue = new MemoryQueue();
       this.inMemory = true;
     }
-    this.#lanes = options.purgers.map((purger) => ({
+    this.#lanes = options.purgers.flatMap((p) => (p.instances !== undefined && p.instances.length > 0 ? p.instances : [p])).map((purger) => ({
       purger,
       queue: `${options.keyPrefix}purge ${purger.id}`,
       highWater: 0,

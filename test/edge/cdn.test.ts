@@ -243,7 +243,7 @@ describe('cloudflarePurger', () => {
 });
 
 describe('varnishPurger against several instances', () => {
-  test('a purge an instance failed is sent again (to every instance) until all acknowledged it', async () => {
+  test('a purge an instance failed is sent to it again until it acknowledged it; the other instance, from its own queue, once', async () => {
     const answers = [200, 200];
     const got: Array<{ port: number; tags: string }> = [];
     const instance = async (i: number) => {
@@ -261,11 +261,11 @@ describe('varnishPurger against several instances', () => {
     await dumper.invalidate('/x');
     for (let i = 0; i < 500 && dumper.purgeStats.failed === 0; i++) await new Promise((r) => setTimeout(r, 10));
     answers[1] = 200;
-    for (let i = 0; i < 500 && dumper.purgeStats.sent === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(dumper.purgeStats).toMatchObject({ failed: 1, sent: 1 });
+    for (let i = 0; i < 500 && dumper.purgeStats.sent < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(dumper.purgeStats).toMatchObject({ failed: 1, sent: 2 });
     const want = `/x ${edgeBucket('/x')}`;
     expect(got.filter((g) => g.port === 1 && g.tags === want).length).toBe(2);
-    expect(got.filter((g) => g.port === 0 && g.tags === want).length).toBe(2);
+    expect(got.filter((g) => g.port === 0 && g.tags === want).length).toBe(1);
   });
 
   test('soft: true asks for xkey.softpurge (the xkey-softpurge header the VCL reads)', async () => {

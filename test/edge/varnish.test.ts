@@ -241,9 +241,9 @@ describe.skipIf(!varnishd)('Varnish in front of page-dumper', () => {
     // ...while a write commits and its invalidation (and first purge) goes out...
     shop.version = 2;
     await dumper.invalidate(slowPath);
-    // (Varnish has acknowledged that first purge: it found nothing to remove.)
-    for (let i = 0; i < 500 && dumper.purgeStats.sent === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(dumper.purgeStats.sent).toBe(1);
+    // (Both instances have acknowledged that first purge, each from its own queue: it found nothing to remove.)
+    for (let i = 0; i < 500 && dumper.purgeStats.sent < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(dumper.purgeStats.sent).toBe(2);
     // ...and then the old page reaches Varnish, which stores it: the first purge came too early.
     release();
     expect(await slow).toMatchObject({ body: `${slowPath} v1`, edge: 'MISS' });

@@ -3,9 +3,9 @@ import { checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.
 
 export interface VarnishPurgerOptions extends PurgeRequestOptions {
   /**
-   * Where Varnish listens, one URL or one per instance (`http://127.0.0.1:6081`). A purge is
-   * acknowledged when every instance has answered it with a 2xx; otherwise it is sent to all of
-   * them again (a purge is idempotent). The VCL shipped as `page-dumper/varnish/page-dumper.vcl`
+   * Where Varnish listens, one URL or one per instance (`http://127.0.0.1:6081`). Each instance
+   * has a purge queue of its own, named after its URL (in any order, the same queues): a purge is
+   * sent to each until it answered with a 2xx. The VCL shipped as `page-dumper/varnish/page-dumper.vcl`
    * answers the `PURGE` requests it sends (from the addresses its `page_dumper_purgers` ACL allows).
    */
   readonly url: string | readonly string[];
@@ -33,16 +33,22 @@ export function varnishPurger(options: VarnishPurgerOptions): Purger {
   if (options.soft !== undefined && typeof options.soft !== 'boolean') throw new TypeError('page-dumper: varnishPurger() option "soft" must be a boolean');
   const timeout = checkTimeout('varnishPurger', options.timeout);
   const soft = options.soft === true;
-  return Object.freeze({
-    id: `varnish ${urls.join(' ')}`,
-    tagHeader: Object.freeze({ name: 'xkey', separator: ' ', maxBytes: 6144, maxTagBytes: 256 }),
-    freshnessHeader: 'surrogate-control',
-    maxBatch: 1000,
-    maxBatchBytes: 6144,
-    async purge(tags: readonly string[]): Promise<void> {
-      const headers: Record<string, string> = { 'xkey-purge': tags.join(' ') };
-      if (soft) headers['xkey-softpurge'] = '1';
-      await Promise.all(urls.map((url) => send(url, { method: 'PURGE', headers }, timeout, 'Varnish purge')));
-    },
-  });
+  // One queue per instance, named after its URL: a deploy that adds, drops or reorders instances
+  // still delivers what the previous one queued for each instance it keeps.
+  const distinct = [...new Set(urls)].sort();
+  const instance = (list: readonly string[]): Purger =>
+    Object.freeze({
+      id: `varnish ${list.join(' ')}`,
+      tagHeader: Object.freeze({ name: 'xkey', separator: ' ', maxBytes: 6144, maxTagBytes: 256 }),
+      freshnessHeader: 'surrogate-control',
+      maxBatch: 1000,
+      maxBatchBytes: 6144,
+      async purge(tags: readonly string[]): Promise<void> {
+        const headers: Record<string, string> = { 'xkey-purge': tags.join(' ') };
+        if (soft) headers['xkey-softpurge'] = '1';
+        await Promise.all(list.map((url) => send(url, { method: 'PURGE', headers }, timeout, 'Varnish purge')));
+      },
+    });
+  if (distinct.length === 1) return instance(distinct);
+  return Object.freeze({ ...instance(distinct), instances: Object.freeze(distinct.map((u) => instance([u]))) });
 }
