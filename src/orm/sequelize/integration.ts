@@ -94,10 +94,11 @@ export const HOOKS = [
 export type HookName = (typeof HOOKS)[number];
 
 /**
- * The query interface methods wrapped: increment and decrement run no hook, and the bulk hooks
- * are not told how many rows a bulk update or delete touched.
+ * The query interface methods wrapped: increment and decrement run no hook, the bulk hooks are
+ * not told how many rows a bulk update or delete touched, and Sequelize runs a transaction's
+ * afterCommit callbacks even when its COMMIT fails (its error is seen only here, before them).
  */
-export const WRAPPED = ['increment', 'decrement', 'bulkUpdate', 'bulkDelete'] as const;
+export const WRAPPED = ['increment', 'decrement', 'bulkUpdate', 'bulkDelete', 'commitTransaction'] as const;
 
 export class SequelizeIntegration {
   readonly #dumper: Dumper;
@@ -112,6 +113,8 @@ export class SequelizeIntegration {
   readonly #affected = new WeakMap<object, number>();
   readonly #transactions = new WeakMap<Transaction, TransactionState>();
   readonly #rollbackWrapped = new WeakSet<Transaction>();
+  /** Transactions whose COMMIT the database refused: they were rolled back. */
+  readonly #refused = new WeakSet<Transaction>();
   #closed = false;
 
   constructor(dumper: Dumper, sequelize: Sequelize, settings: Settings) {
@@ -211,6 +214,18 @@ export class SequelizeIntegration {
     if (method === 'increment' || method === 'decrement') {
       return function (this: unknown, ...args: unknown[]) {
         return self.#arithmetic(method, () => original.apply(this, args), args);
+      };
+    }
+    if (method === 'commitTransaction') {
+      // commitTransaction(transaction, options)
+      return async function (this: unknown, ...args: unknown[]) {
+        try {
+          return await original.apply(this, args);
+        } catch (error) {
+          const t = args[0];
+          if (t !== null && typeof t === 'object' && refusedByServer(error)) self.#refused.add(t as Transaction);
+          throw error;
+        }
       };
     }
     // bulkUpdate(table, values, where, options, attributes), bulkDelete(table, where, options, model)
@@ -493,6 +508,13 @@ export class SequelizeIntegration {
     const state = this.#transactions.get(root);
     this.#transactions.delete(root);
     if (this.#closed || state === undefined) return;
+    // Sequelize calls this even when the COMMIT failed. Refused by the database (a deferred
+    // constraint, a serialization failure): nothing was committed, as for a rollback. Failed on
+    // the way (a timeout, a lost connection): it may have been committed, so invalidate again.
+    if (this.#refused.has(root)) {
+      if (this.#settings.invalidateOnRollback) await this.#replay(state.entries.map((e) => e.entry), 'after the rollback');
+      return;
+    }
     // A savepoint rolled back took its writes with it: theirs need no second invalidation.
     const kept = state.entries.filter((e) => !rolledBack(e.transaction, root)).map((e) => e.entry);
     await this.#replay(kept, 'after the commit');
@@ -548,6 +570,28 @@ function concat(a: readonly Dependents[], b: Dependents[] | string): Dependents[
 /** What a before-hook keeps: the rows and their pages, or why they cannot be told. */
 function pending(rows: readonly Model[], before: Dependents[] | string): Pending {
   return typeof before === 'string' ? { rows, before: [], unresolved: before } : { rows, before };
+}
+
+/**
+ * Whether a failed COMMIT was answered by the database with an error that means the transaction
+ * was rolled back: an integrity constraint violation (SQLSTATE class 23: a deferred foreign key)
+ * or a transaction rollback (class 40: a serialization failure, a deadlock) on PostgreSQL,
+ * MySQL and MariaDB, a constraint on SQLite. Anything else (no answer, a lost connection, a
+ * timeout, an error of another kind) leaves the outcome unknown: false, and the commit is
+ * treated as done.
+ */
+export function refusedByServer(error: unknown): boolean {
+  if (error === null || typeof error !== 'object') return false;
+  const wrapped = error as { parent?: unknown; original?: unknown };
+  const cause = (wrapped.parent ?? wrapped.original ?? error) as { code?: unknown; sqlState?: unknown; severity?: unknown; fatal?: unknown } | null;
+  if (cause === null || typeof cause !== 'object' || cause.fatal === true) return false;
+  const rolledBackClass = (state: string) => /^(23|40)[0-9A-Z]{3}$/.test(state);
+  // node-postgres: `severity` is set only on an error the server sent.
+  if (typeof cause.severity === 'string' && typeof cause.code === 'string') return rolledBackClass(cause.code);
+  // mysql2, mariadb: the server's SQLSTATE.
+  if (typeof cause.sqlState === 'string') return rolledBackClass(cause.sqlState);
+  // sqlite3: SQLITE_CONSTRAINT, SQLITE_CONSTRAINT_FOREIGNKEY, ...
+  return typeof cause.code === 'string' && cause.code.startsWith('SQLITE_CONSTRAINT');
 }
 
 /** Whether `t` is `ancestor` or a savepoint inside it. */
