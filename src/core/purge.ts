@@ -200,6 +200,8 @@ interface Lane {
   running: Promise<void> | undefined;
   timer: NodeJS.Timeout | undefined;
   timerAt: number;
+  /** Until when the edge asked (`Retry-After`) that nothing be sent to it: no batch is claimed before. */
+  pausedUntil: number;
 }
 
 /**
@@ -239,6 +241,7 @@ export class PurgeDispatcher {
       running: undefined,
       timer: undefined,
       timerAt: Infinity,
+      pausedUntil: 0,
     }));
     this.#freshness = [...new Set(options.purgers.map((p) => p.freshnessHeader.toLowerCase()))];
     this.#edgeNames = new Set([...this.#freshness, ...options.purgers.map((p) => p.tagHeader.name.toLowerCase())]);
@@ -381,9 +384,15 @@ export class PurgeDispatcher {
         this.stats.queued += tags.length;
       }
       while (!this.#closed) {
+        // The edge asked for a pause (a 429 or 503 with Retry-After): the whole lane waits.
+        if (lane.pausedUntil > Date.now()) {
+          this.#schedule(lane, lane.pausedUntil);
+          return;
+        }
         const items = await this.#queue.queueClaim(lane.queue, { max: lane.purger.maxBatch, now: Date.now(), lease: this.settings.lease });
         if (items.length === 0) break;
         await this.#deliver(lane, items);
+        if (lane.pausedUntil > Date.now()) continue;
         if (items.length < lane.purger.maxBatch) {
           // A batch that was not full: invalidations are trickling in (one per write). Let them
           // gather for a moment rather than send one request for each.
@@ -429,7 +438,10 @@ export class PurgeDispatcher {
         const attempts = Math.max(...items.map((it) => it.attempts));
         const backoff = Math.min(this.settings.retryDelay * 2 ** (attempts - 1), this.settings.maxRetryDelay);
         const asked = error instanceof PurgeError ? error.retryAfter : undefined;
-        const wait = asked !== undefined ? Math.max(asked, 0) : backoff;
+        // `Retry-After: 0` (or a date past) is read as no wait asked: the backoff, not a hot loop.
+        const wait = asked !== undefined && asked > 0 ? asked : backoff;
+        // Asked to wait: nothing more goes to this edge until then, not only this batch.
+        if (asked !== undefined) lane.pausedUntil = Date.now() + wait;
         await this.#queue.queueRetry(lane.queue, left, Date.now() + wait);
         this.stats.retried++;
         this.#log.warn('purge failed; retrying later', {
