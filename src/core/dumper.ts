@@ -1101,6 +1101,9 @@ export class Dumper {
   /** Drops every stored page (a deploy, a template change). */
   async invalidateAll(): Promise<void> {
     this.#detachFlights();
+    // Queued before the store is cleared (see #invalidate).
+    const purged = this._purging?.enqueue(undefined, true);
+    if (purged !== undefined) await purged;
     try {
       await this.store.clear();
       if (this.#failures !== 0) this.#recovered();
@@ -1110,8 +1113,6 @@ export class Dumper {
       this.#fault('clear', error);
       this.#scheduleReplay();
     }
-    const purged = this._purging?.enqueue(undefined);
-    if (purged !== undefined) await purged;
   }
 
   /**
@@ -1346,6 +1347,13 @@ export class Dumper {
     if (tags.length === 0) return;
     const distinct = [...new Set(tags)];
     const unique = distinct.map((t) => this.keyPrefix + t);
+    // The edge's purge is queued first, due a moment later: a crash between the two cannot lose it
+    // (the store's invalidation without its purge would leave the edge stale for edgeMaxAge), and
+    // by the time it is sent the store has invalidated, so an edge that fetches the page again
+    // gets the new one (a slower store: the race's second purge covers it). Whether or not the
+    // store takes it: the edge's copies are stale either way.
+    const purged = this._purging?.enqueue(distinct, true);
+    if (purged !== undefined) await purged;
     try {
       await this.store.invalidate(unique);
       if (this.#failures !== 0) this.#recovered();
@@ -1355,10 +1363,6 @@ export class Dumper {
       this.#fault('invalidate', error);
       this.#scheduleReplay();
     }
-    // After the store (an edge that fetches the page again gets the new one, not the store's old
-    // copy), and whether or not the store took it: the edge's copies are stale either way.
-    const purged = this._purging?.enqueue(distinct);
-    if (purged !== undefined) await purged;
   }
 
   /**

@@ -188,6 +188,13 @@ export const DEFAULT_PURGE_SETTINGS: PurgeSettings = Object.freeze({
  * full requests instead of one request per write, for at most this much more latency.
  */
 const LINGER = 10;
+/**
+ * How much later than now the purge of an invalidation is due (`enqueue(tags, true)`): it is pushed
+ * before the store invalidates, so that a crash in between cannot lose it, and the store has
+ * invalidated by the time it is sent (an edge that fetches the page again gets the new one). A
+ * store slower than that: the race's second purge covers the early one.
+ */
+export const PURGE_AFTER_STORE = 50;
 
 interface Lane {
   readonly purger: Purger;
@@ -321,15 +328,16 @@ export class PurgeDispatcher {
    * second purge is queued by whoever delivers the first, `raceWindow` after the edge
    * acknowledged it (see `#deliver`): one push per batch instead of one more per invalidation.
    */
-  async enqueue(tags: readonly string[] | undefined): Promise<void> {
+  async enqueue(tags: readonly string[] | undefined, beforeStore = false): Promise<void> {
     if (this.#closed || this.#lanes.length === 0) return;
     const now = Date.now();
+    const due = beforeStore ? now + PURGE_AFTER_STORE : now;
     await Promise.all(
       this.#lanes.map(async (lane) => {
         const edge = tags === undefined ? [EDGE_ALL_TAG] : purgeTags(lane.purger.tagHeader, tags);
         if (edge.length === 0) return;
-        await this.#push(lane, edge, now);
-        this.#schedule(lane, now + LINGER);
+        await this.#push(lane, edge, due);
+        this.#schedule(lane, due + LINGER);
       }),
     );
   }
