@@ -17,6 +17,7 @@ import type { ModelClass } from '../../core/models.js';
 import {
   helperOf,
   manyToMany,
+  type EntityHelper,
   pivotSides,
   pkOf,
   propsByColumn,
@@ -132,6 +133,8 @@ interface FlushPlan {
   readonly explicit: boolean;
   /** The schema the flush writes in (`em.fork({ schema })`, or its entities' own), for reading its rows. */
   readonly schema: string | undefined;
+  /** Its `schema: '*'` entities are in several schemas (and its entity manager names none): its rows are not read. */
+  readonly mixed: boolean;
   /** Rows whose state before the flush is read, by row key. */
   readonly before: Map<string, Want>;
   /** Rows read after the flush: new entities get their key on insert, so they are kept as entities. */
@@ -186,8 +189,8 @@ export class MikroOrmIntegration implements EventSubscriber {
     this.#plans.set(uow, plan);
     const ctx = plan.explicit ? args.em.getTransactionContext() : undefined;
     const fork = this.#fork(ctx, plan.schema);
-    await this.#discoverOverridden(fork, plan);
-    if (plan.before.size + plan.after.length > this.#settings.maxRows) plan.tooMany = true;
+    if (!plan.mixed) await this.#discoverOverridden(fork, plan);
+    if (plan.mixed || plan.before.size + plan.after.length > this.#settings.maxRows) plan.tooMany = true;
     // An error here (a dependentPaths returning a string) rejects the flush before it writes.
     else plan.dependents = (await this.#dependentsOf(fork, plan.before.values())).dependents;
     // A flush that fails after some of its statements leaves them in your transaction, which may
@@ -207,6 +210,7 @@ export class MikroOrmIntegration implements EventSubscriber {
     const ctx = plan.explicit ? args.em.getTransactionContext() : undefined;
     plan.unfinished.done = true;
     await this.#resolve(ctx, 'a flush', async () => {
+      if (plan.mixed) return new Unresolved('a flush of entities in several schemas');
       if (plan.tooMany) return new Unresolved(`a flush of more than maxRows (${this.#settings.maxRows}) rows`);
       const wants = new Map<string, Want>();
       for (const row of plan.after) {
@@ -227,7 +231,7 @@ export class MikroOrmIntegration implements EventSubscriber {
     const changeSets = uow.getChangeSets();
     const plan: FlushPlan = {
       explicit: em.isInTransaction(),
-      schema: flushSchema(em, changeSets, uow.getCollectionUpdates()),
+      ...flushSchema(em, changeSets, uow.getCollectionUpdates()),
       before: new Map(),
       after: [],
       overridden: [],
@@ -766,17 +770,18 @@ function rootTransaction(ctx: object): object {
 
 /**
  * The schema a flush writes in: its entity manager's (`em.fork({ schema })`), else the one its
- * entities were loaded from or created in, when they all share one.
+ * `schema: '*'` entities were loaded from or created in, when they all share one (`mixed` when
+ * they do not: their rows cannot be read through one entity manager).
  */
-function flushSchema(em: EntityManager, changeSets: readonly ChangeSetLike[], collections: readonly CollectionLike[]): string | undefined {
+function flushSchema(em: EntityManager, changeSets: readonly ChangeSetLike[], collections: readonly CollectionLike[]): { schema: string | undefined; mixed: boolean } {
   const own = (em as { schema?: string }).schema;
-  if (own !== undefined) return own;
+  if (own !== undefined) return { schema: own, mixed: false };
   const schemas = new Set<string>();
   for (const entity of [...changeSets.map((cs) => cs.entity), ...collections.map((c) => c.owner)]) {
-    const schema = (helperOf(entity) as { __schema?: string } | undefined)?.__schema;
-    if (schema !== undefined) schemas.add(schema);
+    const helper = helperOf(entity) as (EntityHelper & { __schema?: string }) | undefined;
+    if (helper?.__meta.schema === '*' && helper.__schema !== undefined) schemas.add(helper.__schema);
   }
-  return schemas.size === 1 ? [...schemas][0] : undefined;
+  return { schema: schemas.size === 1 ? [...schemas][0] : undefined, mixed: schemas.size > 1 };
 }
 
 function hasManyToMany(meta: Meta, data: unknown): boolean {

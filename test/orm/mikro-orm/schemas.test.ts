@@ -85,6 +85,42 @@ describe.skipIf(!postgres)('entities with schema "*" written through em.fork({ s
     expect(calls.flat()).not.toContain('/flavours/other-lemon/');
   });
 
+  test('em.insert() and em.upsert() read the rows in the tenant’s schema', async () => {
+    calls.length = 0;
+    const em = orm.em.fork({ schema: tenants[0] });
+    await em.insert(Flavour, { slug: 'pistachio' });
+    expect(calls.flat()).toContain('/flavours/pistachio/');
+    calls.length = 0;
+    await orm.em.fork({ schema: tenants[0] }).upsert(Flavour, { id: 1, slug: 'mint-chip' });
+    expect(calls.flat()).toEqual(expect.arrayContaining(['/flavours/mint-leaf/', '/flavours/mint-chip/']));
+  });
+
+  test('a flush by an entity manager without a schema, of entities created in one', async () => {
+    calls.length = 0;
+    const em = orm.em.fork();
+    em.create(Flavour, { slug: 'cherry' }, { schema: tenants[1] });
+    await em.flush();
+    expect(calls.flat()).toContain('/flavours/cherry/');
+  });
+
+  test('a flush of entities in several schemas invalidates every page', async () => {
+    const all = dumper.invalidateAll.bind(dumper);
+    let everything = 0;
+    dumper.invalidateAll = async () => {
+      everything++;
+      return all();
+    };
+    try {
+      const em = orm.em.fork();
+      em.create(Flavour, { slug: 'plum' }, { schema: tenants[0] });
+      em.create(Flavour, { slug: 'plum' }, { schema: tenants[1] });
+      await em.flush();
+      expect(everything).toBe(1);
+    } finally {
+      dumper.invalidateAll = all;
+    }
+  });
+
   test('a QueryBuilder update reads the rows in the tenant’s schema', async () => {
     calls.length = 0;
     const em = orm.em.fork({ schema: tenants[1] });
