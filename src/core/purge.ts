@@ -397,8 +397,19 @@ export class PurgeDispatcher {
           this.#schedule(lane, lane.pausedUntil);
           return;
         }
-        const items = await this.#queue.queueClaim(lane.queue, { max: lane.purger.maxBatch, now: Date.now(), lease: this.settings.lease });
-        if (items.length === 0) break;
+        const claimed = await this.#queue.queueClaim(lane.queue, { max: lane.purger.maxBatch, now: Date.now(), lease: this.settings.lease });
+        if (claimed.length === 0) break;
+        // An item without its payload (a store that lost it: Redis evicting the queue) names no tag
+        // to purge: acknowledged, and logged, rather than sent as the empty tag.
+        const items = claimed.filter((it) => it.payload !== '');
+        if (items.length !== claimed.length) {
+          await this.#queue.queueAck(lane.queue, claimed.filter((it) => it.payload === '').map((it) => it.id));
+          this.#log.error('purge lost: the store lost its payload (Redis with purgers needs maxmemory-policy noeviction or volatile-*)', {
+            purger: lane.purger.id,
+            items: claimed.length - items.length,
+          });
+          if (items.length === 0) continue;
+        }
         await this.#deliver(lane, items);
         if (lane.pausedUntil > Date.now()) continue;
         if (items.length < lane.purger.maxBatch) {

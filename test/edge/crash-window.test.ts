@@ -14,9 +14,9 @@ import { SqliteStore } from '../../src/stores/sqlite/index.js';
 
 /** Commits the invalidation, then never returns: a process killed at that moment. */
 class DiesAfterInvalidate extends SqliteStore {
-  override invalidate(tags: readonly string[]) {
+  override invalidate(tags: readonly string[]): number {
     void super.invalidate(tags);
-    return new Promise<number>(() => {});
+    return new Promise<number>(() => {}) as unknown as number;
   }
 }
 
@@ -26,7 +26,7 @@ test('a process killed right after the store invalidated has left the purge in t
   try {
     const invalidated = new Promise<void>((resolve) => {
       const store = new (class extends DiesAfterInvalidate {
-        override invalidate(tags: readonly string[]) {
+        override invalidate(tags: readonly string[]): number {
           const r = super.invalidate(tags);
           resolve();
           return r;

@@ -607,9 +607,16 @@ export class RedisStore implements Store, PurgeQueueStore {
   async queueClaim(queue: string, options: QueueClaimOptions): Promise<QueuedItem[]> {
     const k = this.#queueKeys(queue);
     const args = [String(options.now), String(options.now + options.lease), String(options.max)];
-    const flat = (await this.#deadline('queue', this.#run(SCRIPTS.queueClaim, [k.z, k.h], args))) as Array<number | Buffer>;
+    const flat = (await this.#deadline('queue', this.#run(SCRIPTS.queueClaim, [k.z, k.h, k.i], args))) as Array<number | Buffer>;
     const out: QueuedItem[] = [];
-    for (let i = 0; i + 2 < flat.length; i += 3) {
+    const lost = Number(flat[0]);
+    if (lost > 0) {
+      process.emitWarning(
+        `page-dumper: ${lost} purge(s) of queue "${queue}" dropped: their payload was evicted from Redis (with purgers, Redis needs maxmemory-policy noeviction or volatile-*)`,
+        { code: 'PAGE_DUMPER_QUEUE_EVICTED' },
+      );
+    }
+    for (let i = 1; i + 2 < flat.length; i += 3) {
       out.push({ id: Number(flat[i]), payload: String(flat[i + 1]), attempts: Number(flat[i + 2]) });
     }
     return out;

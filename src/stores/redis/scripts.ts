@@ -286,7 +286,13 @@ return n
 /** push. KEYS: qz, qi, qh. ARGV: due, payloads... Answers the new ids, in order. */
 export const QUEUE_PUSH = `
 local count = #ARGV - 1
-local last = redis.call('HINCRBY', KEYS[3], 'n', count)
+-- The counter is never behind the ids still queued, even if the hash was evicted (an id reused
+-- would overwrite a queued purge).
+local n = tonumber(redis.call('HGET', KEYS[3], 'n') or '0')
+local top = redis.call('ZRANGE', KEYS[2], -1, -1)
+if top[1] and tonumber(top[1]) > n then n = tonumber(top[1]) end
+local last = n + count
+redis.call('HSET', KEYS[3], 'n', last)
 local ids = {}
 for i = 1, count do
   local id = last - count + i
@@ -299,20 +305,29 @@ return ids
 `;
 
 /**
- * claim. KEYS: qz, qh. ARGV: now, now + lease, max. Takes the items due at \`now\`, earliest due
+ * claim. KEYS: qz, qh, qi. ARGV: now, now + lease, max. The first element answered is the number of
+ * items dropped because their payload was gone (evicted). Takes the items due at \`now\`, earliest due
  * first, makes them due at the end of the lease, counts the attempt; answers id, payload, attempts
  * for each, flat. Atomic: two processes never claim one item while its lease runs.
  */
 export const QUEUE_CLAIM = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
+local out = {0}
 for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
-  local a = redis.call('HINCRBY', KEYS[2], 'a' .. id, 1)
   local p = redis.call('HGET', KEYS[2], 'p' .. id)
-  out[#out + 1] = tonumber(id)
-  out[#out + 1] = p or ''
-  out[#out + 1] = a
+  if p then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    local a = redis.call('HINCRBY', KEYS[2], 'a' .. id, 1)
+    out[#out + 1] = tonumber(id)
+    out[#out + 1] = p
+    out[#out + 1] = a
+  else
+    -- Its payload is gone (the hash was evicted): nothing to send; dropped, and counted.
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('HDEL', KEYS[2], 'a' .. id)
+    out[1] = out[1] + 1
+  end
 end
 return out
 `;
