@@ -66,7 +66,8 @@ describe.each(targets.map((t) => [t.name, t] as const))('a COMMIT that fails on 
   });
 
   // Last: on SQLite the refused COMMIT leaves its connection's transaction open (and the file locked).
-  test.skipIf(name === 'MariaDB')('refused by the database (a deferred foreign key): nothing again after it', async () => {
+  // MariaDB has no deferred constraints: the case is defined for the other databases only.
+  (name === 'MariaDB' ? () => undefined : test)('refused by the database (a deferred foreign key): nothing again after it', async () => {
     calls.length = 0;
     await expect(
       db.sequelize.transaction(async (t) => {
