@@ -209,6 +209,8 @@ interface Lane {
   timerAt: number;
   /** Until when the edge asked (`Retry-After`) that nothing be sent to it: no batch is claimed before. */
   pausedUntil: number;
+  /** Work was asked for while the worker ran: it runs once more. */
+  wanted: boolean;
 }
 
 /**
@@ -249,6 +251,7 @@ export class PurgeDispatcher {
       timer: undefined,
       timerAt: Infinity,
       pausedUntil: 0,
+      wanted: false,
     }));
     this.#freshness = [...new Set(options.purgers.map((p) => p.freshnessHeader.toLowerCase()))];
     this.#edgeNames = new Set([...this.#freshness, ...options.purgers.map((p) => p.tagHeader.name.toLowerCase())]);
@@ -377,7 +380,18 @@ export class PurgeDispatcher {
   }
 
   #run(lane: Lane): Promise<void> {
-    lane.running ??= this.#work(lane).finally(() => (lane.running = undefined));
+    if (lane.running !== undefined) {
+      // Work was asked for while the worker runs (a push, a timer): it may have read the queue
+      // before that push, so it goes round once more rather than sleep until the next poll.
+      lane.wanted = true;
+      return lane.running;
+    }
+    lane.running = (async () => {
+      do {
+        lane.wanted = false;
+        await this.#work(lane);
+      } while (lane.wanted && !this.#closed);
+    })().finally(() => (lane.running = undefined));
     return lane.running;
   }
 
