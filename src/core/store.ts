@@ -145,9 +145,10 @@ export interface QueueStats {
  * by `runStoreConformance`:
  * - `queuePush(queue, payloads, notBefore)` appends one item per payload, due at `notBefore`,
  *   durably (as durably as the store keeps anything), and resolves to their ids, in order.
- * - `queueClaim(queue, { max, now, lease })` atomically takes up to `max` items due at `now`,
- *   oldest id first, makes them due again at `now + lease`, counts the attempt, and resolves to
- *   them. Two concurrent claims (two processes) never get the same item while its lease runs.
+ * - `queueClaim(queue, { max, now, lease })` atomically takes up to `max` items due at `now`
+ *   (which ones, when more are due, is the store's choice: oldest id first, or earliest due
+ *   first as `RedisStore` does; every due item is taken by some claim), makes them due again at
+ *   `now + lease`, counts the attempt, and resolves to them. Two concurrent claims (two processes) never get the same item while its lease runs.
  * - `queueAck(queue, ids)` removes the items (unknown ids are ignored).
  * - `queueRetry(queue, ids, notBefore)` makes the items due at `notBefore` (unknown ids are ignored).
  * - `queueStats(queue)` counts them. Queues of different names never see each other's items, and

@@ -516,6 +516,20 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.equal((await s.queueStats('qb')).size, 0);
   });
 
+  q('queue: a claim of fewer than are due takes some of the due items (any order), the next the others; never one not due', async (s) => {
+    const now = 1_800_000_000_000;
+    // Pushed in one order, due in the other: a store may hand them out by id or by due time.
+    await s.queuePush('qo', ['later'], now + 1000);
+    await s.queuePush('qo', ['sooner'], now);
+    await s.queuePush('qo', ['not due'], now + 60_000);
+    const first = await s.queueClaim('qo', { max: 1, now: now + 2000, lease: 30_000 });
+    assert.equal(first.length, 1);
+    const second = await s.queueClaim('qo', { max: 1, now: now + 2000, lease: 30_000 });
+    assert.equal(second.length, 1);
+    assert.deepEqual([first[0]!.payload, second[0]!.payload].sort(), ['later', 'sooner']);
+    assert.deepEqual(await s.queueClaim('qo', { max: 10, now: now + 2000, lease: 30_000 }), [], 'an item not yet due is not claimed');
+  });
+
   q('queue: payloads come back byte for byte', async (s) => {
     const payloads = ['/ice-cream', 'pd.h.AbC-_9', 'tag with spaces, commas', 'é ünïcode ✓', 'x'.repeat(2000)];
     await s.queuePush('qp', payloads, 0);
