@@ -8,7 +8,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BetterSqliteDriver } from '@mikro-orm/better-sqlite';
@@ -28,13 +27,10 @@ import { MariaDbDriver } from '@mikro-orm/mariadb';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { expect } from 'vitest';
-import { withDumper } from '../../../src/http/node/index.js';
 import type { Dumper } from '../../../src/index.js';
 import { MemoryStore } from '../../../src/index.js';
-import type { Mounted } from '../../support/behaviour.js';
-import { listen } from '../../support/listen.js';
 import { needService, SERVICES } from '../../support/services.js';
+import { Site as OrmSite, type OrmApp } from '../../support/orm-site.js';
 
 export type Kind = 'SQLite' | 'PostgreSQL' | 'MariaDB';
 
@@ -199,99 +195,14 @@ export async function openDatabase(kind: Kind): Promise<TestDatabase> {
 
 // ---------------------------------------------------------------- HTTP
 
-export interface Page {
-  status: number;
-  cache: string | null;
-  body: string;
-  /** SQL statements the request ran. */
-  queries: number;
-}
-
-export type App = (path: string) => Promise<{ status: number; body: string }>;
-
-/** A site served through `withDumper` (the front door: a hit never reaches the app). */
-export class Site {
-  readonly #mounted: Mounted;
-  readonly #counted: Counted;
-
-  private constructor(mounted: Mounted, counted: Counted) {
-    this.#mounted = mounted;
-    this.#counted = counted;
-  }
-
-  /** `reader`: the ORM the app reads through; its statements are counted per request. */
-  static async start(dumper: Dumper, reader: Counted, app: App): Promise<Site> {
-    const listener: http.RequestListener = (req, res) => {
-      app(new URL(req.url ?? '/', 'http://x').pathname).then(
-        ({ status, body }) => {
-          res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(body);
-        },
-        (error: Error) => {
-          res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(error.stack);
-        },
-      );
-    };
-    return new Site(await listen(withDumper(dumper, listener)), reader);
-  }
-
-  async get(path: string): Promise<Page> {
-    const before = this.#counted.queries();
-    const res = await fetch(this.#mounted.url + path);
-    const body = await res.text();
-    return { status: res.status, cache: res.headers.get('x-cache'), body, queries: this.#counted.queries() - before };
-  }
-
-  /** Gets each page until it is stored: the second request must be a HIT. */
-  async warm(...paths: string[]): Promise<void> {
-    for (const path of paths) {
-      const first = await this.get(path);
-      expect(first.status, `${path}: ${first.body}`).toBe(200);
-      const second = await this.get(path);
-      expect(second.cache, path).toBe('HIT');
-    }
-  }
-
-  /** Expects each page to be rendered again (its entry was invalidated). */
-  async expectMiss(...paths: string[]): Promise<Page[]> {
-    const pages: Page[] = [];
-    for (const path of paths) {
-      const page = await this.get(path);
-      expect(page.cache, `${path} should have been invalidated`).toBe('MISS');
-      pages.push(page);
-    }
-    return pages;
-  }
-
-  async expectHit(...paths: string[]): Promise<void> {
-    for (const path of paths) expect((await this.get(path)).cache, `${path} should still be cached`).toBe('HIT');
-  }
-
-  close(): Promise<void> {
-    return this.#mounted.close();
-  }
-}
-
-/** A logger that records warn- and error-level messages (the model-wide fallback logs one). */
-export function recordingLogger() {
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  return {
-    warnings,
-    errors,
-    logger: {
-      isLevelEnabled: (level: string) => level !== 'debug',
-      debug() {},
-      warn(message: string) {
-        warnings.push(message);
-      },
-      error(message: string) {
-        errors.push(message);
-      },
-    },
-  };
-}
+export type { Page } from '../../support/orm-site.js';
+export { recordingLogger } from '../../support/orm-site.js';
+export type Site = OrmSite;
+export type { OrmApp as App };
+/** The shared ORM test site (test/support/orm-site.ts), its statements counted by `counter`. */
+export const Site = {
+  start: (dumper: Dumper, counter: Counted, app: OrmApp): Promise<OrmSite> => OrmSite.start(dumper, () => counter.queries(), app),
+};
 
 /** A MemoryStore that records its invalidations and clears. */
 export class RecordingStore extends MemoryStore {

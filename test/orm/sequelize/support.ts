@@ -8,18 +8,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { Sequelize, type ModelStatic, type Model, type Options } from 'sequelize';
-import { expect } from 'vitest';
-import { withDumper } from '../../../src/http/node/index.js';
 import type { Dependents, Dumper } from '../../../src/index.js';
-import type { Mounted } from '../../support/behaviour.js';
-import { listen } from '../../support/listen.js';
 import { needService, SERVICES } from '../../support/services.js';
+import { Site as OrmSite, type OrmApp } from '../../support/orm-site.js';
 
 /** Counts the SQL statements a Sequelize instance sends. */
 export class Counter {
@@ -146,96 +142,13 @@ export { sqlite as sqliteTarget };
 
 // ---------------------------------------------------------------- HTTP
 
-export interface Page {
-  status: number;
-  cache: string | null;
-  body: string;
-  /** SQL statements the request ran. */
-  queries: number;
-}
-
-/** A site served through `withDumper` (the front door: a hit never reaches the app). */
-export class Site {
-  readonly #mounted: Mounted;
-  readonly #counter: Counter;
-
-  private constructor(mounted: Mounted, counter: Counter) {
-    this.#mounted = mounted;
-    this.#counter = counter;
-  }
-
-  static async start(dumper: Dumper, counter: Counter, app: (path: string) => Promise<{ status: number; body: string }>): Promise<Site> {
-    const listener: http.RequestListener = (req, res) => {
-      app(new URL(req.url ?? '/', 'http://x').pathname).then(
-        ({ status, body }) => {
-          res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(body);
-        },
-        (error: Error) => {
-          res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(error.stack);
-        },
-      );
-    };
-    return new Site(await listen(withDumper(dumper, listener)), counter);
-  }
-
-  async get(path: string): Promise<Page> {
-    const before = this.#counter.count;
-    const res = await fetch(this.#mounted.url + path);
-    const body = await res.text();
-    return { status: res.status, cache: res.headers.get('x-cache'), body, queries: this.#counter.count - before };
-  }
-
-  /** Gets each page until it is stored: the second request must be a HIT. */
-  async warm(...paths: string[]): Promise<void> {
-    for (const path of paths) {
-      const first = await this.get(path);
-      expect(first.status, `${path}: ${first.body}`).toBe(200);
-      const second = await this.get(path);
-      expect(second.cache, path).toBe('HIT');
-    }
-  }
-
-  /** Expects each page to be rendered again (its entry was invalidated). */
-  async expectMiss(...paths: string[]): Promise<Page[]> {
-    const pages: Page[] = [];
-    for (const path of paths) {
-      const page = await this.get(path);
-      expect(page.cache, `${path} should have been invalidated`).toBe('MISS');
-      pages.push(page);
-    }
-    return pages;
-  }
-
-  async expectHit(...paths: string[]): Promise<void> {
-    for (const path of paths) expect((await this.get(path)).cache, `${path} should still be cached`).toBe('HIT');
-  }
-
-  close(): Promise<void> {
-    return this.#mounted.close();
-  }
-}
-
-/** A logger that records warn- and error-level messages (the model-wide fallback logs a warning). */
-export function recordingLogger() {
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  return {
-    warnings,
-    errors,
-    logger: {
-      isLevelEnabled: (level: string) => level !== 'debug',
-      debug() {},
-      warn(message: string) {
-        warnings.push(message);
-      },
-      error(message: string) {
-        errors.push(message);
-      },
-    },
-  };
-}
+export type { Page } from '../../support/orm-site.js';
+export { recordingLogger } from '../../support/orm-site.js';
+export type Site = OrmSite;
+/** The shared ORM test site (test/support/orm-site.ts), its statements counted by `counter`. */
+export const Site = {
+  start: (dumper: Dumper, counter: Counter, app: OrmApp): Promise<OrmSite> => OrmSite.start(dumper, () => counter.count, app),
+};
 
 /** The paths of every `invalidateDependents()` call, one array per call. */
 export function invalidations(d: Dumper): string[][] {

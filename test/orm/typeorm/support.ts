@@ -6,19 +6,15 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { DataSource, type DataSourceOptions, type EntitySchema, type Logger, type MixedList } from 'typeorm';
-import { expect } from 'vitest';
-import { withDumper } from '../../../src/http/node/index.js';
 import type { Dumper } from '../../../src/index.js';
-import type { Mounted } from '../../support/behaviour.js';
-import { listen } from '../../support/listen.js';
 import { needService, SERVICES } from '../../support/services.js';
+import { Site as OrmSite, type OrmApp } from '../../support/orm-site.js';
 
 /** Counts the SQL statements TypeORM sends, through its own logger. */
 export class CountingLogger implements Logger {
@@ -135,93 +131,10 @@ export { sqlite as sqliteTarget };
 
 // ---------------------------------------------------------------- HTTP
 
-export interface Page {
-  status: number;
-  cache: string | null;
-  body: string;
-  /** SQL statements the request ran. */
-  queries: number;
-}
-
-/** A site served through `withDumper` (the front door: a hit never reaches the app). */
-export class Site {
-  readonly #mounted: Mounted;
-  readonly #logger: CountingLogger;
-
-  private constructor(mounted: Mounted, logger: CountingLogger) {
-    this.#mounted = mounted;
-    this.#logger = logger;
-  }
-
-  static async start(dumper: Dumper, logger: CountingLogger, app: (path: string) => Promise<{ status: number; body: string }>): Promise<Site> {
-    const listener: http.RequestListener = (req, res) => {
-      app(new URL(req.url ?? '/', 'http://x').pathname).then(
-        ({ status, body }) => {
-          res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(body);
-        },
-        (error: Error) => {
-          res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(error.stack);
-        },
-      );
-    };
-    return new Site(await listen(withDumper(dumper, listener)), logger);
-  }
-
-  async get(path: string): Promise<Page> {
-    const before = this.#logger.count;
-    const res = await fetch(this.#mounted.url + path);
-    const body = await res.text();
-    return { status: res.status, cache: res.headers.get('x-cache'), body, queries: this.#logger.count - before };
-  }
-
-  /** Gets a page until it is stored: the second request must be a HIT. */
-  async warm(...paths: string[]): Promise<void> {
-    for (const path of paths) {
-      const first = await this.get(path);
-      expect(first.status, `${path}: ${first.body}`).toBe(200);
-      const second = await this.get(path);
-      expect(second.cache, path).toBe('HIT');
-    }
-  }
-
-  /** Expects each page to be rendered again (its entry was invalidated). */
-  async expectMiss(...paths: string[]): Promise<Page[]> {
-    const pages: Page[] = [];
-    for (const path of paths) {
-      const page = await this.get(path);
-      expect(page.cache, `${path} should have been invalidated`).toBe('MISS');
-      pages.push(page);
-    }
-    return pages;
-  }
-
-  async expectHit(...paths: string[]): Promise<void> {
-    for (const path of paths) expect((await this.get(path)).cache, `${path} should still be cached`).toBe('HIT');
-  }
-
-  close(): Promise<void> {
-    return this.#mounted.close();
-  }
-}
-
-/** A logger that records warn-level messages (the model-wide fallback logs one). */
-export function recordingLogger() {
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  return {
-    warnings,
-    errors,
-    logger: {
-      isLevelEnabled: (level: string) => level !== 'debug',
-      debug() {},
-      warn(message: string) {
-        warnings.push(message);
-      },
-      error(message: string) {
-        errors.push(message);
-      },
-    },
-  };
-}
+export type { Page } from '../../support/orm-site.js';
+export { recordingLogger } from '../../support/orm-site.js';
+export type Site = OrmSite;
+/** The shared ORM test site (test/support/orm-site.ts), its statements counted by `counter`. */
+export const Site = {
+  start: (dumper: Dumper, counter: CountingLogger, app: OrmApp): Promise<OrmSite> => OrmSite.start(dumper, () => counter.count, app),
+};
