@@ -13,7 +13,7 @@ import { createDumper, type Dumper } from '../../src/index.js';
 import { typeormDumper } from '../../src/orm/typeorm/index.js';
 import type { Mounted } from '../support/behaviour.js';
 import { listen } from '../support/listen.js';
-import { needVarnish } from '../support/services.js';
+import { needVarnish, definedIf } from '../support/services.js';
 import { entities, Flavour, register, seed, shopApp } from '../orm/typeorm/shop.js';
 import { sqliteTarget } from '../orm/typeorm/support.js';
 import { startVarnish, type Varnish } from './varnish-server.js';
@@ -91,7 +91,7 @@ function app(dumper: Dumper, shop: Shop): http.RequestListener {
   };
 }
 
-describe.skipIf(!varnishd)('Varnish in front of page-dumper', () => {
+definedIf(varnishd, describe)('Varnish in front of page-dumper', () => {
   let v1: Varnish;
   let v2: Varnish;
   let origin: Mounted;

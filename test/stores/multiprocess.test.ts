@@ -29,7 +29,7 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { RedisServer } from '../support/redis-server.js';
-import { needService } from '../support/services.js';
+import { needService, definedIf } from '../support/services.js';
 
 const hasRedis = await needService('redis');
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -346,7 +346,7 @@ const CRASHES = [
   { title: 'restarted from a snapshot, with the floor raise turned off: the check finds stale pages', persist: true, floor: false },
 ];
 
-describe.skipIf(!hasRedis)('RedisStore shared by three processes: Redis killed (SIGKILL) under load and', () => {
+definedIf(hasRedis, describe)('RedisStore shared by three processes: Redis killed (SIGKILL) under load and', () => {
   test.each(CRASHES)('$title', async ({ persist, floor }) => {
     const server = await RedisServer.start({ persist });
     // Items enough, and writes few enough, that the writes made while Redis is down (whose

@@ -16,7 +16,7 @@ import { runStoreConformance } from '../../src/testing/index.js';
 import { httpBehaviourSuite } from '../support/behaviour.js';
 import { listen } from '../support/listen.js';
 import { startCluster } from '../support/redis-server.js';
-import { needService } from '../support/services.js';
+import { needService, definedIf } from '../support/services.js';
 import { nodeRequest, writeNode } from '../support/site.js';
 
 // The cluster's nodes are redis-server processes, which come with the Redis service.
@@ -34,7 +34,7 @@ const entry = (seq: number, path: string, tags = [path]): StoredEntry => ({
   tags,
 });
 
-describe.skipIf(!hasRedis)('RedisStore on Redis Cluster', () => {
+definedIf(hasRedis, describe)('RedisStore on Redis Cluster', () => {
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   const clients: Cluster[] = [];
   const client = () => {

@@ -13,7 +13,7 @@ import { withDumper } from '../../src/http/node/index.js';
 import { RedisStore, RedisStoreError } from '../../src/stores/redis/index.js';
 import { listen } from '../support/listen.js';
 import { partitionProxy, RedisServer } from '../support/redis-server.js';
-import { needService } from '../support/services.js';
+import { needService, definedIf } from '../support/services.js';
 
 // A private redis-server needs the binary, which comes with the Redis service.
 const hasRedis = await needService('redis');
@@ -69,7 +69,7 @@ async function eventually(check: () => Promise<boolean>, what: string, timeoutMs
   }
 }
 
-describe.skipIf(!hasRedis)('RedisStore faults (own redis-server)', () => {
+definedIf(hasRedis, describe)('RedisStore faults (own redis-server)', () => {
   async function site(s: RedisServer, prefix = `f:${randomUUID().slice(0, 8)}:`) {
     const a = await app(s, prefix);
     cleanup.push(a.close);
@@ -188,7 +188,7 @@ async function outcome(call: Promise<unknown>): Promise<string> {
   ]);
 }
 
-describe.skipIf(!hasRedis)('RedisStore after a lost connection, and under a stall (own redis-server)', () => {
+definedIf(hasRedis, describe)('RedisStore after a lost connection, and under a stall (own redis-server)', () => {
   /** A client of the test's own, so that the test can cut its connection and see it come back. */
   function client(s: { port: number }) {
     const c = new Redis({ port: s.port, host: '127.0.0.1' });

@@ -8,7 +8,7 @@ import { runStoreConformance } from '../../src/testing/index.js';
 import { httpBehaviourSuite } from '../support/behaviour.js';
 import { listen } from '../support/listen.js';
 import { RedisServer } from '../support/redis-server.js';
-import { needService } from '../support/services.js';
+import { needService, definedIf } from '../support/services.js';
 import { nodeRequest, writeNode, Site } from '../support/site.js';
 
 const hasRedis = await needService('redis');
@@ -70,7 +70,7 @@ async function heldLocally(store: RedisStore, key: string): Promise<boolean> {
   return !(answer instanceof Promise) && answer !== undefined;
 }
 
-describe.skipIf(!hasRedis)('RedisStore', () => {
+definedIf(hasRedis, describe)('RedisStore', () => {
   const admin = hasRedis ? new Redis(URL) : undefined;
   afterAll(async () => {
     if (!admin) return;

@@ -4,13 +4,23 @@
  *
  * ```ts
  * const hasRedis = await needService('redis');
- * describe.skipIf(!hasRedis)('RedisStore', () => { ... });
+ * definedIf(hasRedis, describe)('RedisStore', () => { ... });
  * ```
  *
  * Under `CI=true` a missing service throws, so the file fails instead of skipping. Elsewhere (a
- * laptop without the service) the suite is skipped and a notice says why, on stderr.
+ * laptop without the service) the suite is not defined and a notice says why, on stderr.
  */
 import net from 'node:net';
+import type { describe, test } from 'vitest';
+
+/**
+ * `fn` (vitest's `describe` or `test`) when `available`, else a function that defines nothing: a
+ * suite for a service this machine lacks is left out, not counted as skipped. Under `CI=true` the
+ * `needService()` that answered `available` has already failed the file.
+ */
+export function definedIf<T extends typeof describe | typeof test>(available: unknown, fn: T): T {
+  return available ? fn : ((() => undefined) as unknown as T);
+}
 
 export const SERVICES = {
   redis: { host: '127.0.0.1', port: 6379, start: 'redis-server --daemonize yes --port 6379 --save "" --appendonly no' },
