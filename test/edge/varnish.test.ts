@@ -194,6 +194,30 @@ definedIf(varnishd, describe)('Varnish in front of page-dumper', () => {
     expect(await get(v1.url, `/plain/${c}`)).toMatchObject({ body: `${c} v3`, edge: 'MISS' });
   });
 
+  test('soft: true makes a purged page stale, not gone: Varnish serves it once more during grace while it fetches the new one', async () => {
+    install({ purgers: [varnishPurger({ url: v1.url, soft: true })] });
+    const a = unique();
+    const b = unique();
+    for (const p of [`/tagged/${a}`, `/plain/${b}`]) {
+      await get(v1.url, p);
+      expect((await get(v1.url, p)).edge).toBe('HIT');
+    }
+    shop.version = 2;
+    await dumper.invalidateTags('menu');
+    await dumper.flushPurges();
+    // The stale page, served from grace (xkey.softpurge keeps the object, expired)...
+    expect(await get(v1.url, `/tagged/${a}`)).toMatchObject({ body: `${a} v1`, edge: 'HIT' });
+    // ...while Varnish fetches the new one in the background: it arrives without a purge of its own.
+    let got = await get(v1.url, `/tagged/${a}`);
+    for (let i = 0; i < 100 && got.body !== `${a} v2`; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      got = await get(v1.url, `/tagged/${a}`);
+    }
+    expect(got.body).toBe(`${a} v2`);
+    // A page without the tag was not touched.
+    expect(await get(v1.url, `/plain/${b}`)).toMatchObject({ body: `${b} v1`, edge: 'HIT' });
+  });
+
   test('a page with more tags than the header takes is purged by any of them, through its coarse tags', async () => {
     install();
     const a = unique();
