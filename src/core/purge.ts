@@ -424,7 +424,7 @@ export class PurgeDispatcher {
           });
           if (items.length === 0) continue;
         }
-        await this.#deliver(lane, items);
+        await this.#deliver(lane, items, Date.now());
         if (lane.pausedUntil > Date.now()) continue;
         if (items.length < lane.purger.maxBatch) {
           // A batch that was not full: invalidations are trickling in (one per write). Let them
@@ -448,12 +448,20 @@ export class PurgeDispatcher {
     }
   }
 
-  /** Sends a claimed batch (split by `maxBatchBytes`), acknowledging each part the edge took; the rest is retried later. */
-  async #deliver(lane: Lane, items: readonly QueuedItem[]): Promise<void> {
+  /**
+   * Sends a claimed batch (split by `maxBatchBytes`), acknowledging each part the edge took; the
+   * rest is retried later. A batch of several parts whose sending outlasts half the lease renews
+   * the lease of the parts not yet sent, so that no other process claims and sends them too.
+   */
+  async #deliver(lane: Lane, items: readonly QueuedItem[], leasedAt: number): Promise<void> {
     const purger = lane.purger;
     const parts = batches(items, purger.maxBatch, purger.maxBatchBytes);
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
+      if (i !== 0 && Date.now() - leasedAt > this.settings.lease / 2) {
+        leasedAt = Date.now();
+        await this.#queue.queueRetry(lane.queue, parts.slice(i).flatMap((p) => p.ids), leasedAt + this.settings.lease);
+      }
       try {
         await purger.purge(part.tags);
         // The second purge, pushed before the first is acknowledged: a crash in between sends the
