@@ -32,6 +32,19 @@ import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } fro
 import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, defaultVersion, validateOptions, type DumperOptions } from './options.js';
 import { DEFAULT_PURGE_SETTINGS, PurgeDispatcher, type PurgeStats } from './purge.js';
 import { isPromise, type EncodedBody, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
+import {
+  bypassChannel,
+  Counters,
+  hitChannel,
+  invalidateChannel,
+  missChannel,
+  refusalChannel,
+  refusalOf,
+  storeChannel,
+  type DumperStats,
+  type InvalidationKind,
+  type RefusalReason,
+} from './stats.js';
 import { MemoryStore } from '../stores/memory/index.js';
 
 /** The paths and tags that show one instance of a registered model (see `Dumper.dependentsOf`). */
@@ -40,6 +53,11 @@ export interface Dependents {
   readonly model: string;
   readonly paths: readonly string[];
   readonly tags: readonly string[];
+  /**
+   * The integration that reported the change (`typeorm`, `prisma`...), if it says: passed on to
+   * the `page-dumper:invalidate` channel's subscribers.
+   */
+  readonly integration?: string;
 }
 
 function isDependents(value: Dependents | Iterable<Dependents>): value is Dependents {
@@ -82,6 +100,87 @@ const BYPASS: { readonly [R in BypassReason]: Bypass } = Object.freeze({
   'store unavailable': Object.freeze({ bypass: 'store unavailable' }),
   closed: Object.freeze({ bypass: 'closed' }),
 } as const);
+
+/**
+ * The `Cache-Status` field values (RFC 9211) a dumper sends with the option `cacheStatus`, made
+ * once. Adapters set the header `cache-status` to one of them on the responses they pass to the
+ * app; a hit carries `hit` in `Reply.headers` already.
+ */
+export interface CacheStatusValues {
+  /** The cache's name, the first item of every value (`page-dumper` by default). */
+  readonly cache: string;
+  /** A hit, and a hit answered with 304: `page-dumper; hit`. */
+  readonly hit: string;
+  /** A miss whose response is not stored: `page-dumper; fwd=uri-miss`. */
+  readonly miss: string;
+  /** A miss whose response was handed to the store: `page-dumper; fwd=uri-miss; stored`. */
+  readonly stored: string;
+  /**
+   * A bypass, by reason: `page-dumper; fwd=bypass; detail=ignored-path` (the reason as a token);
+   * for an unsafe method, `page-dumper; fwd=method` (RFC 9211 §2.2: the method's semantics
+   * require the request to go forward).
+   */
+  readonly bypass: Readonly<Record<BypassReason, string>>;
+}
+
+function cacheStatusValues(cache: string): CacheStatusValues {
+  const bypass = {} as Record<BypassReason, string>;
+  for (const reason of Object.keys(BYPASS) as BypassReason[]) {
+    bypass[reason] = reason === 'method' ? `${cache}; fwd=method` : `${cache}; fwd=bypass; detail=${reason.replace(/ /g, '-')}`;
+  }
+  return Object.freeze({ cache, hit: `${cache}; hit`, miss: `${cache}; fwd=uri-miss`, stored: `${cache}; fwd=uri-miss; stored`, bypass: Object.freeze(bypass) });
+}
+
+/**
+ * `headers` without the `Cache-Status` members this cache added (RFC 9211 §2: a cache adds its own
+ * member and keeps the others): a stored page must not replay the status of the request that
+ * filled it. Members of caches behind the app are kept. The same array when there is none.
+ */
+function withoutOwnCacheStatus(headers: readonly string[], cache: string): readonly string[] {
+  let found = false;
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'cache-status') found = true;
+  if (!found) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name !== 'cache-status') {
+      out.push(name, headers[i + 1]!);
+      continue;
+    }
+    const kept = splitList(headers[i + 1]!).filter((member) => memberName(member) !== cache);
+    if (kept.length !== 0) out.push(name, kept.join(', '));
+  }
+  return out;
+}
+
+/** The members of a structured-field list (RFC 8941 §3.1), split at commas outside quoted strings. */
+function splitList(value: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (quoted) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) quoted = false;
+    } else if (c === 34) quoted = true;
+    else if (c === 44 /* , */) {
+      const m = value.slice(start, i).trim();
+      if (m !== '') out.push(m);
+      start = i + 1;
+    }
+  }
+  const m = value.slice(start).trim();
+  if (m !== '') out.push(m);
+  return out;
+}
+
+/** The cache named by a `Cache-Status` member: its token, or its string unquoted. */
+function memberName(member: string): string {
+  const semi = member.indexOf(';');
+  const name = (semi === -1 ? member : member.slice(0, semi)).trim();
+  return name.startsWith('"') && name.endsWith('"') && name.length >= 2 ? name.slice(1, -1).replace(/\\(.)/g, '$1') : name;
+}
 
 /** A host as RFC 3986 §3.2.2 allows it (reg-name or IP literal), with an optional port. */
 const HOST = /^(?:(?:[a-z0-9._~!$&'()*+,;=-]|%[0-9a-f]{2})+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
@@ -270,7 +369,7 @@ export class Fill {
     this.#edgeCheck();
     this.#done = true;
     inflight.delete(this);
-    this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
+    this.#dumper._refused(this, reason);
     this.#dumper._finishFlight(this.#flight, undefined);
   }
 
@@ -307,7 +406,7 @@ export class Fill {
           (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE'
             ? `decoded body larger than maxEntryBytes (${this.#dumper.maxEntryBytes})`
             : `the ${coding} body could not be decoded (${(error as Error).message})`;
-        this.#dumper._logDecision('not saving', this.method, this.path, this.key, reason);
+        this.#dumper._refused(this, reason);
         this.#dumper._finishFlight(this.#flight, undefined);
         return false;
       },
@@ -331,6 +430,7 @@ export class Fill {
 }
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
+const NONE: readonly string[] = NO_HEADERS;
 
 /**
  * The headers of a response the app compressed, for its decoded body: no `Content-Encoding`, and
@@ -462,6 +562,8 @@ export class Dumper {
   readonly maxEntryBytes: number;
   /** Lower-case name of the cache-status header, or `undefined` when none is sent. */
   readonly cacheStatusHeader: string | undefined;
+  /** The `Cache-Status` values (RFC 9211) to send (option `cacheStatus`), or `undefined` when none is sent. */
+  readonly cacheStatus: CacheStatusValues | undefined;
   readonly log: Log;
 
   readonly #policy: StoragePolicy;
@@ -495,6 +597,10 @@ export class Dumper {
   /** Key → the entry last compressed for it (see `#compressLater`). */
   readonly #compressTried = new Map<string, string>();
   readonly #flights = new Map<string, Flight>();
+  /** What `stats()` reports. */
+  readonly #counters = new Counters();
+  /** The header lists a hit adds to the entry's: the cache-status header and `Cache-Status`. */
+  readonly #hitHeaders: readonly string[];
 
   #closed = false;
   /** Consecutive store failures; the circuit is open while `Date.now() < #openUntil`. */
@@ -537,6 +643,12 @@ export class Dumper {
     this.#policy = Object.freeze({ statuses: this.statuses, staticFiles: options.staticFiles ?? false });
     this.maxEntryBytes = options.maxEntryBytes ?? 2 * 2 ** 20;
     this.cacheStatusHeader = options.cacheStatusHeader === false ? undefined : (options.cacheStatusHeader ?? 'X-Cache').toLowerCase();
+    const cacheStatus = options.cacheStatus ?? false;
+    this.cacheStatus = cacheStatus === false ? undefined : cacheStatusValues(cacheStatus === true ? 'page-dumper' : cacheStatus);
+    const hitHeaders: string[] = [];
+    if (this.cacheStatusHeader !== undefined) hitHeaders.push(this.cacheStatusHeader, 'HIT');
+    if (this.cacheStatus !== undefined) hitHeaders.push('cache-status', this.cacheStatus.hit);
+    this.#hitHeaders = Object.freeze(hitHeaders);
     this.log = makeLog(options.logger);
     const ignore = options.ignore === undefined ? DEFAULT_IGNORE : options.ignore;
     if (ignore === null) this.#ignore = undefined;
@@ -584,9 +696,30 @@ export class Dumper {
 
   /**
    * The key of a request, or why it bypasses the cache. Does no I/O and, for a plain path on an
-   * allowed host, allocates only the key string, and for one it has seen before, nothing.
+   * allowed host, allocates only the key string, and for one it has seen before, nothing. Adapters
+   * call it once per request: a bypass is counted here (`stats().bypasses`).
    */
   keyFor(method: string, target: string, headers: HeaderSource): string | Bypass {
+    const key = this.#keyOf(method, target, headers);
+    if (typeof key !== 'string') this.#bypassed(key.bypass, method, target);
+    return key;
+  }
+
+  #bypassed(reason: BypassReason, method: string, target: string): void {
+    this.#counters.bypasses[reason]++;
+    if (bypassChannel.hasSubscribers) bypassChannel.publish({ dumper: this, method, target, reason });
+  }
+
+  /**
+   * A snapshot of what this dumper counted since it was created: hits, misses, bypasses by
+   * reason, renders stored and refused by reason, invalidations by kind, coalesced waits, store
+   * errors and bytes (see `DumperStats`). Counting costs a few integer increments per request.
+   */
+  stats(): DumperStats {
+    return this.#counters.snapshot();
+  }
+
+  #keyOf(method: string, target: string, headers: HeaderSource): string | Bypass {
     if (this.#closed) return BYPASS.closed;
     if (method !== 'GET' && method !== 'HEAD') return BYPASS.method;
     if (readHeader(headers, 'authorization') !== undefined) return BYPASS.authorization;
@@ -740,18 +873,39 @@ export class Dumper {
     const acceptEncoding = readHeader(headers, 'accept-encoding');
     const rep = choose(reps, acceptEncoding);
     const age = ageOf(entry.storedAt, Date.now());
+    const counters = this.#counters;
+    counters.hits++;
     // Conditional headers apply to 2xx responses only (RFC 9110 §13.2.1).
     const inm = entry.status < 300 ? readHeader(headers, 'if-none-match') : undefined;
     if (inm !== undefined) {
       const held = heldRepresentation(reps, rep, inm, acceptEncoding);
-      if (held !== undefined) return { status: 304, headers: held.notModifiedHeaders, age, body: undefined, representation: held };
+      if (held !== undefined) return this.#notModified(entry, method, held, age);
     } else if (entry.status < 300) {
       const ims = readHeader(headers, 'if-modified-since');
-      if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) {
-        return { status: 304, headers: rep.notModifiedHeaders, age, body: undefined, representation: rep };
-      }
+      if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) return this.#notModified(entry, method, rep, age);
     }
-    return { status: entry.status, headers: rep.headers, age, body: method === 'HEAD' ? undefined : rep.body, representation: rep };
+    const body = method === 'HEAD' ? undefined : rep.body;
+    if (body !== undefined) counters.bytesServed += body.byteLength;
+    if (hitChannel.hasSubscribers) this.#publishHit(entry, method, entry.status, rep, body);
+    return { status: entry.status, headers: rep.headers, age, body, representation: rep };
+  }
+
+  #notModified(entry: StoredEntry, method: string, rep: Representation, age: string): Reply {
+    this.#counters.notModified++;
+    if (hitChannel.hasSubscribers) this.#publishHit(entry, method, 304, rep, undefined);
+    return { status: 304, headers: rep.notModifiedHeaders, age, body: undefined, representation: rep };
+  }
+
+  #publishHit(entry: StoredEntry, method: string, status: number, rep: Representation, body: Uint8Array | undefined): void {
+    hitChannel.publish({
+      dumper: this,
+      method,
+      path: entry.path.slice(this.keyPrefix.length),
+      status,
+      coding: rep.coding,
+      bytes: body === undefined ? 0 : body.byteLength,
+      entry,
+    });
   }
 
   /**
@@ -815,7 +969,7 @@ export class Dumper {
           : entry.anonymousOnly === true
             ? purging.noStore
             : purging.headersFor(entry.path.slice(this.keyPrefix.length), this.#unprefixed(entry.tags), entry.headers);
-      reps = representations(entry, policy && entry.encodings, policy !== undefined && compressible(entry, policy), this.cacheStatusHeader, edge);
+      reps = representations(entry, policy && entry.encodings, policy !== undefined && compressible(entry, policy), this.#hitHeaders, edge);
       this.#reps.set(entry, reps);
     }
     return reps;
@@ -889,22 +1043,32 @@ export class Dumper {
     const view = this.#viewOf(key, headers);
     const q = view === undefined ? -1 : view.target.indexOf('?');
     const path = view && canonicalPath(q === -1 ? view.target : view.target.slice(0, q));
-    if (view === undefined || path === undefined) return { kind: 'pass', reason: 'bad url' };
+    if (view === undefined || path === undefined) {
+      this.#missed(key, method, undefined, false);
+      return { kind: 'pass', reason: 'bad url' };
+    }
     // A store that just failed (this request's own get, say) is not asked again: a request
     // waits for a failing store once at most.
-    if (this.#openUntil !== 0 && !this.#storeUsable()) return { kind: 'pass', reason: 'store unavailable' };
+    if (this.#openUntil !== 0 && !this.#storeUsable()) {
+      this.#missed(key, method, path, false);
+      return { kind: 'pass', reason: 'store unavailable' };
+    }
     let flight: Flight | undefined;
     if (this.#coalesceTimeout !== 0) {
       // Visitors with cookies and without follow separate leaders: a render for a visitor with
       // cookies that reads them is stored for no one, and must not hold up the anonymous visitors.
       const flightKey = view.cookie === undefined ? key : `${key}\n`;
       const existing = this.#flights.get(flightKey);
-      if (existing !== undefined) return this.#follow(existing, view.cookie !== undefined);
+      if (existing !== undefined) {
+        this.#counters.coalesced++;
+        return this.#follow(existing, view.cookie !== undefined, key, method, path);
+      }
       let resolve!: (entry: StoredEntry | undefined) => void;
       const promise = new Promise<StoredEntry | undefined>((r) => (resolve = r));
       flight = { key: flightKey, promise, resolve };
       this.#flights.set(flightKey, flight);
     }
+    this.#missed(key, method, path, false);
     let seq: MaybePromise<number>;
     try {
       seq = this.store.sequence();
@@ -920,10 +1084,17 @@ export class Dumper {
     return { kind: 'fill', fill: new Fill(this, key, view, path, method, seq, flight) };
   }
 
-  async #follow(flight: Flight, cookies: boolean): Promise<MissPlan> {
+  async #follow(flight: Flight, cookies: boolean, key: string, method: string, path: string): Promise<MissPlan> {
     const entry = await this.#wait(flight);
+    // Given the entry, the request is a hit (counted by `reply()`); else it goes to the app, a miss.
     if (entry !== undefined && !(cookies && entry.anonymousOnly === true)) return { kind: 'entry', entry };
+    this.#missed(key, method, path, true);
     return { kind: 'pass', reason: 'a concurrent render of this page was not stored, or was the anonymous page' };
+  }
+
+  #missed(key: string, method: string, path: string | undefined, coalesced: boolean): void {
+    this.#counters.misses++;
+    if (missChannel.hasSubscribers) missChannel.publish({ dumper: this, key, method, path, coalesced });
   }
 
   /** The request a key describes (see `AppView`). */
@@ -995,6 +1166,7 @@ export class Dumper {
     } catch {
       return;
     }
+    this.#invalidation('unsafe', { paths, method });
     void this.#invalidate(tags, { paths, after: method });
   }
 
@@ -1065,6 +1237,11 @@ export class Dumper {
       tags.push(...d.tags);
     }
     for (const t of tags) checkTag(t, 'invalidateDependents');
+    if (paths.length !== 0 || tags.length !== 0) {
+      const integrations = new Set<string>();
+      for (const d of list) if (typeof d.integration === 'string') integrations.add(d.integration);
+      this.#invalidation('dependents', { paths, tags, models: [...new Set(list.map((d) => d.model))], integrations: [...integrations] });
+    }
     if (this.log.debugEnabled) this.log.debug('invalidating instance', { model: [...new Set(list.map((d) => d.model))].join(', ') });
     await this.#invalidate([...new Set([...this.#pathTags(paths), ...tags])], { paths, tags });
   }
@@ -1078,13 +1255,16 @@ export class Dumper {
    */
   async invalidate(paths: Iterable<string> | string): Promise<void> {
     const list = typeof paths === 'string' ? [paths] : [...paths];
-    await this.#invalidate(this.#pathTags(list), { paths: list });
+    const tags = this.#pathTags(list);
+    if (list.length !== 0) this.#invalidation('paths', { paths: list });
+    await this.#invalidate(tags, { paths: list });
   }
 
   /** Invalidates every page tagged with one of `tags` (by `dumper.tag()` during its render). */
   async invalidateTags(tags: Iterable<string> | string): Promise<void> {
     const list = typeof tags === 'string' ? [tags] : [...tags];
     for (const t of list) checkTag(t, 'invalidateTags');
+    if (list.length !== 0) this.#invalidation('tags', { tags: list });
     await this.#invalidate(list, { tags: list });
   }
 
@@ -1095,11 +1275,13 @@ export class Dumper {
     }
     const list = typeof prefixes === 'string' ? [prefixes] : [...prefixes];
     const tags = this.#pathTags(list).flatMap(tagsForPrefix);
+    if (list.length !== 0) this.#invalidation('prefix', { prefixes: list });
     await this.#invalidate(tags, { prefixes: list });
   }
 
   /** Drops every stored page (a deploy, a template change). */
   async invalidateAll(): Promise<void> {
+    this.#invalidation('all', {});
     this.#detachFlights();
     // Queued before the store is cleared (see #invalidate).
     const purged = this._purging?.enqueue(undefined, true);
@@ -1190,7 +1372,8 @@ export class Dumper {
     encoding: EncodedBody | undefined,
   ): StoredEntry {
     const now = Date.now();
-    const stored = storedHeaders(headers, body, this.cacheStatusHeader, now);
+    const own = this.cacheStatus === undefined ? headers : withoutOwnCacheStatus(headers, this.cacheStatus.cache);
+    const stored = storedHeaders(own, body, this.cacheStatusHeader, now);
     // Tags live under the key prefix too, so sites sharing a store do not invalidate each other.
     const p = this.keyPrefix;
     const path = p + fill.path;
@@ -1237,7 +1420,7 @@ export class Dumper {
   /** @internal */
   _store(fill: Fill, entry: StoredEntry): MaybePromise<boolean> {
     if (!this.#storeUsable()) {
-      this._logDecision('not saving', fill.method, fill.path, fill.key, 'store unavailable');
+      this._refused(fill, 'store unavailable');
       return false;
     }
     let result: MaybePromise<boolean>;
@@ -1247,6 +1430,7 @@ export class Dumper {
       result = this.store.set(fill.key, entry, variant ? this.#setVariant : this.#setPlain);
     } catch (error) {
       this.#fault('set', error);
+      this._refused(fill, 'the store failed', 'store error');
       return false;
     }
     if (isPromise(result)) {
@@ -1254,6 +1438,7 @@ export class Dumper {
         (ok) => this.#stored(fill, ok, entry),
         (error: unknown) => {
           this.#fault('set', error);
+          this._refused(fill, 'the store failed', 'store error');
           return false;
         },
       );
@@ -1273,16 +1458,30 @@ export class Dumper {
         this.#deferred.add(fill.key);
       }
     }
-    if (this.log.debugEnabled) {
-      this._logDecision(
-        ok ? 'cached' : 'not saving',
-        fill.method,
-        fill.path,
-        fill.key,
-        ok ? undefined : 'refused by the store: a tag was invalidated during the render, or a limit was reached',
-      );
+    if (!ok) {
+      this._refused(fill, 'refused by the store: a tag was invalidated during the render, or a limit was reached', 'store refused');
+      return false;
     }
-    return ok;
+    if (this.log.debugEnabled) this._logDecision('cached', fill.method, fill.path, fill.key);
+    const counters = this.#counters;
+    counters.stores++;
+    counters.bytesStored += entry.body.byteLength;
+    if (storeChannel.hasSubscribers) {
+      storeChannel.publish({ dumper: this, key: fill.key, method: fill.method, path: fill.path, tags: this.#unprefixedAll(entry.tags), bytes: entry.body.byteLength, seq: entry.seq });
+    }
+    return true;
+  }
+
+  /** @internal A fill that is not stored: logged, counted, published. `reason` defaults to what `detail` says. */
+  _refused(fill: Fill, detail: string, reason: RefusalReason = refusalOf(detail)): void {
+    this._logDecision('not saving', fill.method, fill.path, fill.key, detail);
+    this.#counters.refusals[reason]++;
+    if (refusalChannel.hasSubscribers) refusalChannel.publish({ dumper: this, key: fill.key, method: fill.method, path: fill.path, reason, detail });
+  }
+
+  #unprefixedAll(tags: readonly string[]): string[] {
+    const n = this.keyPrefix.length;
+    return tags.map((t) => t.slice(n));
   }
 
   /** @internal */
@@ -1341,6 +1540,32 @@ export class Dumper {
       tags.push(canonicalPath(path) ?? path.toLowerCase());
     }
     return tags;
+  }
+
+  /** Counts an invalidation asked for, and publishes it on `page-dumper:invalidate`. */
+  #invalidation(
+    kind: InvalidationKind,
+    what: {
+      readonly paths?: readonly string[];
+      readonly tags?: readonly string[];
+      readonly prefixes?: readonly string[];
+      readonly models?: readonly string[];
+      readonly integrations?: readonly string[];
+      readonly method?: string;
+    },
+  ): void {
+    this.#counters.invalidations[kind]++;
+    if (!invalidateChannel.hasSubscribers) return;
+    invalidateChannel.publish({
+      dumper: this,
+      kind,
+      paths: what.paths ?? NONE,
+      tags: what.tags ?? NONE,
+      prefixes: what.prefixes ?? NONE,
+      models: what.models ?? NONE,
+      integrations: what.integrations ?? NONE,
+      method: what.method,
+    });
   }
 
   async #invalidate(tags: string[], what: Record<string, unknown>): Promise<void> {
@@ -1444,6 +1669,7 @@ export class Dumper {
   }
 
   #fault(op: string, error: unknown): void {
+    this.#counters.storeErrors++;
     // Operations that were in flight when the circuit opened fail together; they are one failure,
     // or a burst of concurrent requests would push the cooldown to its maximum at once.
     if (this.#openUntil > Date.now()) {

@@ -458,20 +458,43 @@ export function encodingEtag(etag: string, coding: ContentCoding): string {
   return etag.endsWith('"') && etag.length >= 2 ? `${etag.slice(0, -1)}-${coding}"` : `${etag}-${coding}`;
 }
 
+/**
+ * The representations of an entry. `hit`: the headers every reply of it adds, flat (the
+ * cache-status header and `Cache-Status`), or the name of a cache-status header that says `HIT`.
+ * `edge`: the edge caches' headers (tags, edge freshness; see `PurgeDispatcher.headersFor`).
+ */
 export function representations(
   entry: StoredEntry,
   encodings: readonly EncodedBody[] | undefined,
   compressibleEntry: boolean,
-  statusHeader: string | undefined,
+  hit: readonly string[] | string | undefined,
   edge?: readonly string[],
 ): Representations {
-  const vary = compressibleEntry || (encodings !== undefined && encodings.length !== 0);
-  const list: Rep[] = [new Rep('identity', entry.body, entry.etag, entry, vary, statusHeader, edge)];
+  const shared: RepShared = {
+    entry,
+    vary: compressibleEntry || (encodings !== undefined && encodings.length !== 0),
+    hit: hit === undefined ? NO_HEADERS : typeof hit === 'string' ? [hit, 'HIT'] : hit,
+    edge,
+  };
+  const list: Rep[] = [new Rep('identity', entry.body, entry.etag, shared)];
   if (encodings !== undefined) {
-    for (const e of encodings) list.push(new Rep(e.coding, e.body, encodingEtag(entry.etag, e.coding), entry, vary, statusHeader, edge));
+    for (const e of encodings) list.push(new Rep(e.coding, e.body, encodingEtag(entry.etag, e.coding), shared));
     if (list.length > 1) list.sort((a, b) => a.body.byteLength - b.body.byteLength);
   }
   return { list, compressible: compressibleEntry, tried: false };
+}
+
+const NO_HEADERS: readonly string[] = Object.freeze([]);
+
+/** What every representation of one entry shares. */
+interface RepShared {
+  readonly entry: StoredEntry;
+  /** Replies carry `Vary: Accept-Encoding`. */
+  readonly vary: boolean;
+  /** Headers every reply adds: the cache-status header, `Cache-Status`. */
+  readonly hit: readonly string[];
+  /** Headers for edge caches (tags, edge freshness; see `PurgeDispatcher.headersFor`), sent with every reply. */
+  readonly edge: readonly string[] | undefined;
 }
 
 /**
@@ -485,19 +508,15 @@ class Rep implements Representation {
     readonly coding: ContentCoding | 'identity',
     readonly body: Uint8Array,
     readonly etag: string,
-    readonly entry: StoredEntry,
-    readonly vary: boolean,
-    readonly statusHeader: string | undefined,
-    /** Headers for edge caches (tags, edge freshness; see `PurgeDispatcher.headersFor`), sent with every reply. */
-    readonly edge: readonly string[] | undefined,
+    readonly shared: RepShared,
   ) {}
 
   get headers(): readonly string[] {
     if (this.#headers === undefined) {
       const headers: string[] = [];
       let hasVary = false;
-      const src = this.entry.headers;
-      const edge = this.edge;
+      const src = this.shared.entry.headers;
+      const edge = this.shared.edge;
       for (let i = 0; i < src.length; i += 2) {
         const name = src[i]!;
         let value = src[i + 1]!;
@@ -510,9 +529,9 @@ class Rep implements Representation {
         headers.push(name, value);
       }
       if (this.coding !== 'identity') headers.push('content-encoding', this.coding);
-      if (this.vary && !hasVary) headers.push('vary', 'Accept-Encoding');
-      if (this.edge !== undefined) headers.push(...this.edge);
-      if (this.statusHeader !== undefined) headers.push(this.statusHeader, 'HIT');
+      if (this.shared.vary && !hasVary) headers.push('vary', 'Accept-Encoding');
+      if (edge !== undefined) headers.push(...edge);
+      headers.push(...this.shared.hit);
       this.#headers = headers;
     }
     return this.#headers;
@@ -520,12 +539,12 @@ class Rep implements Representation {
 
   get notModifiedHeaders(): readonly string[] {
     if (this.#notModified === undefined) {
-      // Made from the full list, whose cache-status header a 304 does not repeat by itself.
+      // Made from the full list, whose cache-status headers a 304 does not repeat by itself.
       const nm = notModifiedHeaders(this.headers);
       // An edge that revalidates its copy keeps the tags and the freshness it gets with the 304
       // (RFC 9111 §4.3.4: the stored headers are updated from it).
-      if (this.edge !== undefined) nm.push(...this.edge);
-      if (this.statusHeader !== undefined) nm.push(this.statusHeader, 'HIT');
+      if (this.shared.edge !== undefined) nm.push(...this.shared.edge);
+      nm.push(...this.shared.hit);
       this.#notModified = nm;
     }
     return this.#notModified;

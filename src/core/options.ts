@@ -184,6 +184,19 @@ export interface DumperOptions {
    */
   cacheStatusHeader?: string | false;
   /**
+   * Send the standard `Cache-Status` header (RFC 9211) too, beside `cacheStatusHeader`:
+   * `page-dumper; hit` on hits (and their 304s), `page-dumper; fwd=uri-miss; stored` on a miss
+   * whose response is being stored (`fwd=uri-miss` alone when it is not), and
+   * `page-dumper; fwd=bypass; detail=<reason>` on a bypass (`fwd=method` for POST, PUT...).
+   * `true` names the cache `page-dumper`; a string names it otherwise (a token: letters, digits
+   * and `!#$%&'*+-.^_\`|~:/`, starting with a letter), so that the caches in front of a site
+   * (a CDN, Varnish) and this one can be told apart in the list. A `Cache-Status` the app sends
+   * (from a cache behind it) is kept, and this cache's member appended after it; this cache's own
+   * member is never stored with a page.
+   * @default false
+   */
+  cacheStatus?: boolean | string;
+  /**
    * Where decisions are logged. By default the `debug` package under the `dumper` namespace
    * (`DEBUG=dumper`), and store faults to stderr. Pass `console`, a pino or winston logger, or
    * `false` for silence.
@@ -254,7 +267,7 @@ function positiveInt(name: string, value: unknown, allowZero = false): void {
 const KNOWN = new Set<string>([
   'store', 'keyPrefix', 'ignore', 'statuses', 'staticFiles', 'version', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
-  'cacheStatusHeader', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders', 'compress',
+  'cacheStatusHeader', 'cacheStatus', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders', 'compress',
   'purgers', 'edge',
 ]);
 
@@ -359,6 +372,12 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
   if (o.cacheStatusHeader !== undefined && o.cacheStatusHeader !== false) {
     if (typeof o.cacheStatusHeader !== 'string' || !TOKEN.test(o.cacheStatusHeader)) {
       fail('cacheStatusHeader', 'a header name or false', o.cacheStatusHeader);
+    }
+  }
+  if (o.cacheStatus !== undefined && typeof o.cacheStatus !== 'boolean') {
+    // An sf-token (RFC 8941 §3.3.4), as RFC 9211 §2 lets a cache name itself.
+    if (typeof o.cacheStatus !== 'string' || !/^[A-Za-z*][!#$%&'*+.^_`|~0-9A-Za-z:/-]{0,99}$/.test(o.cacheStatus)) {
+      fail('cacheStatus', 'true, false or a cache name (a token such as "page-dumper" or "web-1.example")', o.cacheStatus);
     }
   }
   if (o.logger !== undefined && o.logger !== false) {
