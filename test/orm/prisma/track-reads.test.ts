@@ -15,7 +15,7 @@ import { prismaDumper, type PrismaDumperOptions } from '../../../src/orm/prisma/
 import { listTag, rowTag } from '../../../src/orm/reads.js';
 import { RedisStore } from '../../../src/stores/redis/index.js';
 import { listen } from '../../support/listen.js';
-import { needService } from '../../support/services.js';
+import { definedIf, needService } from '../../support/services.js';
 import { expectNoStale, PAGES, warmAll, type BlogApp, type Served } from '../track-reads/check.js';
 import { openDatabase, type Client, type Provider, type TestDatabase } from './support.js';
 
@@ -289,7 +289,7 @@ describe.each(providers)('prismaDumper trackReads (%s)', (provider) => {
 
 const hasRedis = await needService('redis');
 
-describe.skipIf(!hasRedis || !providers.includes('postgresql'))('prismaDumper trackReads across processes (RedisStore, PostgreSQL)', () => {
+definedIf(hasRedis && providers.includes('postgresql'), describe)('prismaDumper trackReads across processes (RedisStore, PostgreSQL)', () => {
   test('a write through one dumper invalidates the pages another one stored', async () => {
     const db = await openDatabase('postgresql');
     const prefix = `tr:${randomUUID().slice(0, 8)}:`;
