@@ -77,7 +77,7 @@ interface QueryParams {
   readonly operation: string;
   readonly args: Record<string, unknown> | undefined;
   readonly query: (args: Record<string, unknown>) => Promise<unknown>;
-  readonly __internalParams?: { readonly transaction?: { readonly kind?: string } };
+  readonly __internalParams?: { readonly transaction?: { readonly kind?: string }; readonly dataPath?: unknown };
 }
 
 const DEFAULT_MAX_ROWS = 1000;
@@ -117,8 +117,10 @@ function dataModelOf(client: Record<string, unknown>): Map<string, ModelInfo> {
   if (runtime === undefined || runtime === null || typeof runtime.models !== 'object') {
     throw new TypeError("page-dumper: prismaDumper() could not read this Prisma Client's data model; it needs Prisma 7 or later");
   }
-  const schema = (client._engineConfig as { inlineSchema?: unknown } | undefined)?.inlineSchema;
-  return readDataModel(runtime, typeof schema === 'string' ? schema : undefined);
+  const engine = client._engineConfig as { inlineSchema?: unknown; activeProvider?: unknown; adapter?: { provider?: unknown } } | undefined;
+  const schema = engine?.inlineSchema;
+  const provider = engine?.adapter?.provider ?? engine?.activeProvider;
+  return readDataModel(runtime, typeof schema === 'string' ? schema : undefined, typeof provider === 'string' ? provider : undefined);
 }
 
 function checkInclude(include: ReadonlyMap<string, Record<string, unknown>>, models: ReadonlyMap<string, ModelInfo>): void {
@@ -195,8 +197,12 @@ export function prismaDumper(dumper: Dumper, options?: PrismaDumperOptions): Pri
       query: {
         $allModels: {
           $allOperations(params: QueryParams) {
-            if (reads !== undefined && READS.has(params.operation)) return reads.handle(params.model, params.operation, params.args ?? {}, params.query);
-            return writes.handle(params.model, params.operation, params.args ?? {}, params.query, () => context(params));
+            // A fluent call (`findUnique(...).author()`) is its root model's operation, whose answer
+            // is the rows at this path: see PrismaReads.handle.
+            const path = params.__internalParams?.dataPath;
+            const dataPath = Array.isArray(path) ? (path as unknown[]) : undefined;
+            if (reads !== undefined && READS.has(params.operation)) return reads.handle(params.model, params.operation, params.args ?? {}, params.query, dataPath);
+            return writes.handle(params.model, params.operation, params.args ?? {}, params.query, () => context(params), dataPath);
           },
         },
       },

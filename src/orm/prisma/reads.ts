@@ -51,15 +51,47 @@ export function junctionKey(model: ModelInfo, relation: RelationInfo, row: Row):
   return key;
 }
 
-/** The values one scalar condition asks for: a value, `{ equals }`, `{ in: [...] }`; `undefined` for anything else. */
-function valuesOf(condition: unknown): unknown[] | undefined {
+/**
+ * A value of a `where` as the value the database stores for the row it finds, or `undefined`
+ * when that cannot be told: an Int or BigInt in any spelling Prisma takes (`7`, `7n`, `'7'`) is
+ * the integer's text; a value of an `exact` field is itself; anything else (a String that MySQL
+ * compares ignoring case and trailing spaces, a DateTime, a Decimal, ...) names no row.
+ */
+function canonical(m: ModelInfo, field: string, value: unknown): unknown {
+  switch (m.keyTypes.get(field)) {
+    case 'int':
+      if (typeof value === 'number') return Number.isSafeInteger(value) ? String(value) : undefined;
+      if (typeof value === 'bigint') return value.toString();
+      if (typeof value === 'string' && /^[+-]?\d+$/.test(value)) return BigInt(value).toString();
+      return undefined;
+    case 'exact':
+      return typeof value === 'string' || typeof value === 'boolean' ? value : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The values one scalar condition on `field` asks for: a value, `{ equals }`, `{ in: [...] }`,
+ * each canonical (see `canonical`); `undefined` for anything else.
+ */
+function valuesOf(m: ModelInfo, field: string, condition: unknown): unknown[] | undefined {
   if (isPlain(condition)) {
     const keys = Object.keys(condition);
-    if (keys.length === 1 && keys[0] === EQUALS) return valuesOf(condition.equals);
-    if (keys.length === 1 && keys[0] === 'in' && Array.isArray(condition.in)) return condition.in.every((v) => keyPart(v) !== undefined) ? condition.in : undefined;
+    if (keys.length === 1 && keys[0] === EQUALS) return valuesOf(m, field, condition.equals);
+    if (keys.length === 1 && keys[0] === 'in' && Array.isArray(condition.in)) {
+      const values = condition.in.map((v) => canonical(m, field, v));
+      return values.every((v) => v !== undefined) ? values : undefined;
+    }
     return undefined;
   }
-  return keyPart(condition) === undefined ? undefined : [condition];
+  const value = canonical(m, field, condition);
+  return value === undefined ? undefined : [value];
+}
+
+/** Whether every field can name rows in a tag (the values are compared as the database stores them). */
+function keyed(m: ModelInfo, fields: readonly string[]): boolean {
+  return fields.every((f) => m.keyTypes.has(f));
 }
 
 /** What a `where` says about a model's rows. */
@@ -75,25 +107,102 @@ export class PrismaReads {
     this.#models = models;
   }
 
-  /** Runs a read and tags the page with what it read. */
-  async handle(model: string, operation: string, args: Row, query: (args: Row) => Promise<unknown>): Promise<unknown> {
+  /**
+   * Runs a read and tags the page with what it read. `dataPath` is where, in the answer to the
+   * query, the rows the caller gets are: empty for a plain read; for a fluent call
+   * (`findUnique({ where }).author()`), Prisma runs the root model's read with the relation
+   * selected (`select: { author: true }`) and hands back the rows at `['select', 'author']`, which
+   * is also what `query()` resolves to. `undefined` when the client does not say (see `#unsure`).
+   */
+  async handle(model: string, operation: string, args: Row, query: (args: Row) => Promise<unknown>, dataPath?: readonly unknown[]): Promise<unknown> {
     const result = await query(args);
     const m = this.#models.get(model);
-    if (m !== undefined) this.#tag(m, args, result);
+    if (m === undefined) return result;
+    if (dataPath !== undefined && dataPath.length > 0) {
+      this.#fluent(m, args, dataPath, result);
+      return result;
+    }
+    if (dataPath === undefined) this.#unsure(m, args.select);
+    this.#tag(m, operation, args, result);
     return result;
   }
 
-  #tag(m: ModelInfo, args: Row, result: unknown): void {
+  /** The tags of a `where` (and `cursor`, `orderBy`) of a model's rows, and what the where says. */
+  #root(m: ModelInfo, args: Row): Where {
     const where = this.#classify(m, args.where);
     if (where.kind === 'rows') this.#tracker.rows(m.name, where.ids);
     else if (where.kind === 'keys') this.#tracker.keys(m.name, where.keys);
     else this.#tracker.list(m.name);
-    if (isPlain(args.cursor)) this.#tracker.rows(m.name, [args.cursor]);
+    if (args.cursor !== undefined) {
+      const cursor = this.#classify(m, args.cursor);
+      if (cursor.kind === 'rows') this.#tracker.rows(m.name, cursor.ids);
+      else this.#tracker.list(m.name);
+    }
     this.#orderings(m, args.orderBy);
+    return where;
+  }
+
+  #tag(m: ModelInfo, operation: string, args: Row, result: unknown): void {
+    const where = this.#root(m, args);
+    const rows = (Array.isArray(result) ? result : [result]).filter(isPlain);
+    // The rows found, by their primary keys as the database returned them: the spelling every
+    // write of them invalidates, whatever spelling the where used. Only for lookups of one row
+    // (a page of children by key stays one key tag, not one tag per child).
+    if (where.kind === 'rows' || (where.kind === 'keys' && !Array.isArray(result))) {
+      const ids = idsOf(m, rows);
+      if (ids !== undefined && ids.length > 0) this.#tracker.rows(m.name, ids);
+    }
     const selection = isPlain(args.include) ? args.include : isPlain(args.select) ? args.select : undefined;
     if (selection === undefined) return;
-    const rows = (Array.isArray(result) ? result : [result]).filter(isPlain);
     this.#relations(m, selection, rows, where.kind === 'rows' ? where.ids : undefined);
+  }
+
+  /**
+   * A fluent call: the root row is found by its `where`; each relation on the path is read for
+   * the rows before it, and the rows returned are the last relation's. The rows on the way are not
+   * returned, so only the root's ids (when the where names them) are known: a relation read for
+   * rows whose ids are not known tags its model's list (and its join table's).
+   */
+  #fluent(m: ModelInfo, args: Row, path: readonly unknown[], result: unknown): void {
+    const where = this.#root(m, args);
+    let model = m;
+    let at: Row = args;
+    let parents: readonly KeyValues[] | undefined = where.kind === 'rows' ? where.ids : undefined;
+    const rows = (Array.isArray(result) ? result : [result]).filter(isPlain);
+    for (let i = 0; i < path.length; i += 2) {
+      const selection = at.select;
+      const field = path[i + 1];
+      const relation = path[i] === 'select' && typeof field === 'string' ? model.relations.get(field) : undefined;
+      const child = relation === undefined ? undefined : this.#models.get(relation.model);
+      if (relation === undefined || child === undefined || !isPlain(selection)) {
+        // A path this code does not know: every model the selection names, whole.
+        this.#unsure(model, selection);
+        return;
+      }
+      const value = selection[relation.name];
+      const sub = isPlain(value) ? value : {};
+      const last = i + 2 >= path.length;
+      this.#relation(model, relation, sub, parents ?? [], last ? rows : undefined, parents === undefined, !last);
+      parents = undefined;
+      model = child;
+      at = sub;
+    }
+  }
+
+  /**
+   * The client did not say where the rows it returns are: were it a fluent call, they would be
+   * the rows of a relation in `select`. Every model the selection names is tagged whole.
+   */
+  #unsure(m: ModelInfo, selection: unknown): void {
+    if (!isPlain(selection)) return;
+    for (const [field, value] of Object.entries(selection)) {
+      const relation = m.relations.get(field);
+      const child = relation === undefined ? undefined : this.#models.get(relation.model);
+      if (relation === undefined || child === undefined || value === undefined || value === false) continue;
+      this.#tracker.list(child.name);
+      if (relation.manyToMany) this.#tracker.list(junctionOf(m, relation));
+      if (isPlain(value)) this.#unsure(child, value.select ?? value.include);
+    }
   }
 
   /**
@@ -121,21 +230,21 @@ export class PrismaReads {
       if (!m.scalars.includes(field) && isPlain(value)) Object.assign(flat, value);
       else flat[field] = value;
     }
-    const keyed = (fields: readonly string[]): KeyValues[] | undefined => {
+    const named = (fields: readonly string[]): KeyValues[] | undefined => {
       if (fields.length === 0 || !fields.every((f) => f in flat)) return undefined;
-      if (fields.length === 1) return valuesOf(flat[fields[0]!])?.map((v) => ({ [fields[0]!]: v }));
+      if (fields.length === 1) return valuesOf(m, fields[0]!, flat[fields[0]!])?.map((v) => ({ [fields[0]!]: v }));
       const key: Record<string, unknown> = {};
       for (const f of fields) {
-        const values = valuesOf(flat[f]);
+        const values = valuesOf(m, f, flat[f]);
         if (values?.length !== 1) return undefined;
         key[f] = values[0];
       }
       return [key];
     };
-    const ids = m.id === undefined ? undefined : keyed(m.id);
+    const ids = m.id === undefined ? undefined : named(m.id);
     if (ids !== undefined) return { kind: 'rows', ids };
     for (const fields of [...m.uniques, ...[...m.relations.values()].map((r) => r.fields)]) {
-      const keys = keyed(fields);
+      const keys = named(fields);
       if (keys !== undefined) return { kind: 'keys', keys };
     }
     return LIST;
@@ -195,7 +304,7 @@ export class PrismaReads {
           if (!relation.list) continue;
           const arg = counted === undefined ? (value === true ? true : undefined) : counted[relation.name];
           if (arg === undefined || arg === false) continue;
-          this.#relation(m, relation, isPlain(arg) ? arg : {}, parents, asked, undefined);
+          this.#relation(m, relation, isPlain(arg) ? arg : {}, asked ?? parents, undefined, false, false);
         }
         continue;
       }
@@ -207,52 +316,73 @@ export class PrismaReads {
         const v = parent[field];
         for (const r of Array.isArray(v) ? v : [v]) if (isPlain(r)) loaded.push(r);
       }
-      this.#relation(m, relation, args, parents, asked, loaded);
+      this.#relation(m, relation, args, asked ?? parents, loaded, false, false);
     }
   }
 
-  /** One relation read for some parents; `loaded` is `undefined` for a `_count`. */
-  #relation(m: ModelInfo, relation: RelationInfo, args: Row, parents: readonly Row[], asked: readonly KeyValues[] | undefined, loaded: Row[] | undefined): void {
+  /**
+   * One relation read for some parents: `sources` are the parents' rows or ids, from which the
+   * keys are taken, or none known (`unknown`: the relation's rows are tagged by their model's
+   * list). `loaded` is the rows it loaded, `undefined` for a `_count` or a step of a fluent path
+   * (`step`), whose rows are not returned.
+   */
+  #relation(m: ModelInfo, relation: RelationInfo, args: Row, sources: readonly Row[], loaded: Row[] | undefined, unknown: boolean, step: boolean): void {
     const child = this.#models.get(relation.model);
     if (child === undefined) return;
     // A `where` on the relation's rows: scalar conditions narrow them, relation conditions need lists.
     if (args.where !== undefined) this.#filterLists(child, args.where);
     this.#orderings(child, args.orderBy);
-    const sources: readonly Row[] = asked ?? parents;
     if (relation.manyToMany) {
-      const keys = sources.map((p) => junctionKey(m, relation, p));
-      if (keys.every((k): k is KeyValues => k !== undefined)) this.#tracker.keys(junctionOf(m, relation), keys);
+      const keys = unknown || m.id === undefined || !keyed(m, m.id) ? undefined : sources.map((p) => junctionKey(m, relation, p));
+      if (keys !== undefined && keys.every((k): k is KeyValues => k !== undefined)) this.#tracker.keys(junctionOf(m, relation), keys);
       else this.#tracker.list(junctionOf(m, relation));
-      this.#children(child, args, loaded, true);
+      this.#children(child, args, loaded, true, step);
     } else if (relation.fields.length > 0) {
       // The parent holds the key: which row is joined is the parent's business (its own tags).
-      this.#children(child, args, loaded, true);
+      this.#children(child, args, loaded, true, step);
     } else {
       // The child holds the key: every child whose key names a parent.
       const back = relation.back === undefined ? undefined : child.relations.get(relation.back);
-      const keys = back === undefined ? undefined : keysOf(back, sources, m);
+      const keys = unknown || back === undefined || !keyed(child, back.fields) ? undefined : keysOf(back, sources, m);
       if (keys === undefined) this.#tracker.list(child.name);
       else this.#tracker.keys(child.name, keys);
-      this.#children(child, args, loaded, false);
+      this.#children(child, args, loaded, false, step);
     }
   }
 
-  /** The rows a relation loaded: their own row tags (when `byRow`), and the relations read below them. */
-  #children(child: ModelInfo, args: Row, loaded: Row[] | undefined, byRow: boolean): void {
+  /**
+   * The rows a relation loaded: their own row tags (when `byRow`), and the relations read below
+   * them. `step`: a relation on a fluent path whose rows are not returned.
+   */
+  #children(child: ModelInfo, args: Row, loaded: Row[] | undefined, byRow: boolean, step: boolean): void {
     if (loaded === undefined) {
-      // A `_count` of a many-to-many relation with a filter on the related rows' columns.
-      if (byRow && args.where !== undefined) this.#tracker.list(child.name);
+      // A step of a fluent path: which rows it reached is not known. A `_count` of a many-to-many
+      // relation with a filter on the related rows' columns.
+      if (byRow && (step || args.where !== undefined)) this.#tracker.list(child.name);
       return;
     }
     if (byRow) {
-      const id = child.id;
-      const ids = id === undefined ? undefined : loaded.map((r) => Object.fromEntries(id.map((f) => [f, r[f]])));
-      if (ids === undefined || ids.some((k) => Object.values(k).some((v) => keyPart(v) === undefined))) this.#tracker.list(child.name);
+      const ids = idsOf(child, loaded);
+      // Rows picked from the linked ones by their columns (a filter, a page of them): a linked row
+      // not loaded may come in when it changes.
+      const picked = PICKS.some((k) => args[k] !== undefined);
+      if (ids === undefined || picked) this.#tracker.list(child.name);
       else this.#tracker.rows(child.name, ids);
     }
     const selection = isPlain(args.include) ? args.include : isPlain(args.select) ? args.select : undefined;
     if (selection !== undefined) this.#relations(child, selection, loaded, undefined);
   }
+}
+
+/** Arguments of a relation read that pick some of the related rows by their columns. */
+const PICKS = ['where', 'take', 'skip', 'cursor', 'distinct'] as const;
+
+/** The primary keys of rows as returned, or `undefined` when a row lacks one (a `select` without it). */
+function idsOf(m: ModelInfo, rows: readonly Row[]): KeyValues[] | undefined {
+  const id = m.id;
+  if (id === undefined) return undefined;
+  const ids = rows.map((r) => Object.fromEntries(id.map((f) => [f, r[f]])));
+  return ids.some((k) => Object.values(k).some((v) => keyPart(v) === undefined)) ? undefined : ids;
 }
 
 /**

@@ -35,7 +35,24 @@ export interface RelationInfo {
   readonly fields: readonly string[];
   /** The related model's fields the foreign key points at (`@relation(references: [...])`), in the order of `fields`. */
   readonly references: readonly string[];
+  /**
+   * `@relation(onDelete: ...)` on the side that holds the foreign key (this side, or the back
+   * field's), as written: `Cascade`, `SetNull`, `Restrict`, `NoAction`, `SetDefault`, or
+   * `undefined` when the schema does not say (Prisma then restricts a required relation and sets
+   * an optional one to null).
+   */
+  readonly onDelete: string | undefined;
 }
+
+/**
+ * How a scalar field's values can name rows in a tag: `int` (Int, BigInt: any spelling of the
+ * integer is one value), `exact` (the database compares the value as it is spelled: a String on
+ * PostgreSQL without a native type that compares otherwise, or on SQLite; a Boolean). A field
+ * without a key type (Float, Decimal, DateTime, Bytes, Json, enums and Strings on MySQL/MariaDB,
+ * whose default collations ignore case and trailing spaces) never names rows from a `where`: a
+ * read by it is a list.
+ */
+export type KeyType = 'int' | 'exact';
 
 export interface ModelInfo {
   readonly name: string;
@@ -48,6 +65,8 @@ export interface ModelInfo {
   readonly id: readonly string[] | undefined;
   /** Every set of fields that identifies a row: the primary key and each unique constraint. */
   readonly uniques: readonly (readonly string[])[];
+  /** The scalar fields whose values can name rows in a tag (see `KeyType`); the others are absent. */
+  readonly keyTypes: ReadonlyMap<string, KeyType>;
 }
 
 interface ParsedField {
@@ -58,6 +77,10 @@ interface ParsedField {
   readonly fields: readonly string[];
   /** `@relation(references: [...])`: what the foreign key points at. */
   readonly references: readonly string[];
+  /** `@relation(onDelete: X)`. */
+  readonly onDelete: string | undefined;
+  /** `@db.X`: the native type, when the schema names one. */
+  readonly native: string | undefined;
 }
 
 interface ParsedModel {
@@ -132,19 +155,47 @@ export function parseSchema(schema: string): Map<string, ParsedModel> {
       unique: /(^|\s)@unique\b/.test(attributes),
       fields: foreignKey === undefined ? [] : blockFields(foreignKey),
       references: references === undefined ? [] : blockFields(references),
+      onDelete: /@relation\s*\([^)]*?\bonDelete\s*:\s*(\w+)/.exec(attributes)?.[1],
+      native: /@db\.(\w+)/.exec(attributes)?.[1],
     });
   }
   return models;
 }
 
-/** Combines the runtime data model (kinds, relation names) and the schema text (keys, lists). */
-export function readDataModel(runtime: RuntimeDataModel, schema: string | undefined): Map<string, ModelInfo> {
+/** The key type of a scalar field of this Prisma type, native type and database (see `KeyType`). */
+function keyTypeOf(kind: string, type: string, native: string | undefined, provider: string | undefined): KeyType | undefined {
+  if (kind !== 'scalar') return undefined; // enums: MySQL compares them by collation
+  if (type === 'Int' || type === 'BigInt') return 'int';
+  if (type === 'Boolean') return 'exact';
+  if (type !== 'String') return undefined;
+  if (provider === 'sqlite') return 'exact';
+  // PostgreSQL: text and varchar compare as spelled (with deterministic collations, the default);
+  // citext ignores case, char(n) trailing spaces, uuid accepts several spellings.
+  if (provider === 'postgresql' || provider === 'postgres' || provider === 'cockroachdb') {
+    return native === undefined || native === 'Text' || native === 'VarChar' ? 'exact' : undefined;
+  }
+  return undefined;
+}
+
+/** The `provider` of the schema's datasource block. */
+function providerOf(schema: string): string | undefined {
+  return /datasource\s+\w+\s*\{[^}]*?\bprovider\s*=\s*"([^"]*)"/.exec(schema)?.[1];
+}
+
+/**
+ * Combines the runtime data model (kinds, relation names) and the schema text (keys, lists).
+ * `provider` is the database the client talks to (`sqlite`, `postgresql`, `mysql`, ...), when the
+ * client says; else the schema's datasource decides.
+ */
+export function readDataModel(runtime: RuntimeDataModel, schema: string | undefined, provider?: string): Map<string, ModelInfo> {
   const parsed = schema === undefined ? new Map<string, ParsedModel>() : parseSchema(schema);
+  const database = provider ?? (schema === undefined ? undefined : providerOf(schema));
   const out = new Map<string, ModelInfo>();
   for (const [name, model] of Object.entries(runtime.models)) {
     const p = parsed.get(name);
     const scalars: string[] = [];
     const relations = new Map<string, RelationInfo>();
+    const keyTypes = new Map<string, KeyType>();
     for (const f of model.fields) {
       if (f.kind === 'object' && f.relationName !== undefined && runtime.models[f.type] !== undefined) {
         const other = runtime.models[f.type]!;
@@ -153,9 +204,12 @@ export function readDataModel(runtime: RuntimeDataModel, schema: string | undefi
         const backList = back === undefined ? false : (parsed.get(f.type)?.fields.get(back.name)?.list ?? false);
         const fields = p?.fields.get(f.name)?.fields ?? [];
         const references = p?.fields.get(f.name)?.references ?? [];
-        relations.set(f.name, { name: f.name, model: f.type, list, back: back?.name, backList, manyToMany: list && backList, fields, references });
+        const onDelete = fields.length > 0 ? p?.fields.get(f.name)?.onDelete : back === undefined ? undefined : parsed.get(f.type)?.fields.get(back.name)?.onDelete;
+        relations.set(f.name, { name: f.name, model: f.type, list, back: back?.name, backList, manyToMany: list && backList, fields, references, onDelete });
       } else if (f.kind !== 'object' || f.relationName === undefined) {
         scalars.push(f.name);
+        const keyType = keyTypeOf(f.kind, f.type, p?.fields.get(f.name)?.native, database);
+        if (keyType !== undefined) keyTypes.set(f.name, keyType);
       }
     }
     const uniques: string[][] = [];
@@ -178,6 +232,7 @@ export function readDataModel(runtime: RuntimeDataModel, schema: string | undefi
       relations,
       id: id && valid(id) ? id : undefined,
       uniques: uniques.filter(valid),
+      keyTypes,
     });
   }
   return out;

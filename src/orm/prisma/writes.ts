@@ -230,10 +230,10 @@ export class Writes {
   }
 
   /** Runs one top-level operation of a model, invalidating around it if it writes. */
-  handle(model: string, operation: string, args: Row, query: (args: Row) => Promise<unknown>, context: () => WriteContext): Promise<unknown> {
+  handle(model: string, operation: string, args: Row, query: (args: Row) => Promise<unknown>, context: () => WriteContext, dataPath?: readonly unknown[]): Promise<unknown> {
     const m = this.#models.get(model);
     if (m === undefined) return query(args);
-    if (SINGLE.has(operation)) return this.#single(m, operation, args, query, context());
+    if (SINGLE.has(operation)) return this.#single(m, operation, args, query, context(), dataPath !== undefined && dataPath.length > 0);
     if (BULK.has(operation)) return this.#bulk(m, operation, args, query, context());
     if (CREATE_MANY.has(operation)) return this.#createMany(m, operation, args, query, context());
     return query(args);
@@ -258,7 +258,12 @@ export class Writes {
   // ---------------------------------------------------------------- the three kinds of write
 
   /** create, update, upsert, delete: one row, and the rows its nested writes touch. */
-  async #single(m: ModelInfo, operation: string, args: Row, query: (args: Row) => Promise<unknown>, ctx: WriteContext) {
+  /**
+   * `fluent`: the write was called fluently (`update({ where, data }).author()`): Prisma hands back
+   * the related rows, not the written one, which is then found again by its key before the write,
+   * and by the unique fields its data and `where` set.
+   */
+  async #single(m: ModelInfo, operation: string, args: Row, query: (args: Row) => Promise<unknown>, ctx: WriteContext, fluent: boolean) {
     const tree: Tree = new Map();
     const targets: Target[] = [];
     if (operation === 'upsert') {
@@ -284,6 +289,29 @@ export class Writes {
     await this.#readTargets(ctx, targets, before);
     const early = before.incomplete ? new Map<string, Dependents>() : await this.#dependents(before);
 
+    if (fluent && operation !== 'delete') {
+      const wheres: Row[] = [];
+      const found = [...before.rows.values()].filter((r) => r.model === m && r.edges.has(TOP)).map((r) => r.row);
+      if (found.length > 0) wheres.push(byIds(m, found));
+      for (const data of operation === 'upsert' ? [args.create, args.update] : [args.data]) {
+        const unique = isPlain(data) ? this.#uniqueWhere(m, data) : undefined;
+        if (unique !== undefined) wheres.push(unique);
+      }
+      if (isPlain(args.where)) wheres.push(asFilter(m, args.where));
+      const result = await query(args);
+      if (wheres.length === 0) return this.#done(result, fallback('it is a fluent create whose data sets no unique field, so its row cannot be found again', models), m, operation, ctx);
+      return this.#done(
+        result,
+        async () => {
+          const after = new Snapshot();
+          for (const r of await this.#delegate(ctx, m).findMany({ where: { OR: wheres }, include })) this.#collect(after, m, r, tree, TOP, true);
+          return before.incomplete || after.incomplete ? UNIDENTIFIED : this.#changes(before, early, after, hasNestedRows(m, args, this.#models));
+        },
+        m,
+        operation,
+        ctx,
+      );
+    }
     const ids = operation === 'delete' ? undefined : withIds(m, args);
     const result = await query(ids?.args ?? args);
     const written = ids !== undefined && result !== null && typeof result === 'object' ? { ...(result as Row) } : undefined;
@@ -659,9 +687,7 @@ export class Writes {
       if (a === undefined) {
         if (!written(b)) continue;
         add(b);
-        for (const relation of b.model.relations.values()) {
-          if (relation.fields.length === 0 && !relation.manyToMany) out.push(tagsOf(relation.model, unknownWriteTags(relation.model)));
-        }
+        out.push(...this.#cascade(b.model, new Set([b.model.name])));
       } else if (columnsChanged(b, a)) {
         // A row on both sides changed only if its columns did (a written row too): what its
         // relations gained or lost is the links' and the children's business.
@@ -671,6 +697,31 @@ export class Writes {
     }
     for (const [key, a] of after.rows) if (!before.rows.has(key) && written(a)) add(a);
     for (const [model, rows] of byModel) out.push(tagsOf(model.name, writeTags(model.name, rows)));
+    return out;
+  }
+
+  /**
+   * What a delete of rows of `m` may change in the database besides them: every model whose rows
+   * point at them (deleted, set to null, or set to their default by `onDelete`), and, through each
+   * `onDelete: Cascade`, what the deletion of those rows changes in turn, at any depth, with the
+   * implicit many-to-many links of the rows deleted so. Everything read from those models and
+   * join tables: their rows are not read.
+   */
+  #cascade(m: ModelInfo, seen: Set<string>, deleted = false): Dependents[] {
+    const out: Dependents[] = [];
+    for (const relation of m.relations.values()) {
+      if (relation.manyToMany) {
+        // The links of the deleted row itself are read before and after the write.
+        if (deleted) out.push(tagsOf(junctionOf(m, relation), unknownWriteTags(junctionOf(m, relation))));
+        continue;
+      }
+      if (relation.fields.length > 0) continue;
+      out.push(tagsOf(relation.model, unknownWriteTags(relation.model)));
+      const child = this.#models.get(relation.model);
+      if (child === undefined || relation.onDelete !== 'Cascade' || seen.has(child.name)) continue;
+      seen.add(child.name);
+      out.push(...this.#cascade(child, seen, true));
+    }
     return out;
   }
 
@@ -705,6 +756,8 @@ export class Writes {
     for (const x of models) {
       out.push(tagsOf(x.name, unknownWriteTags(x.name)));
       for (const relation of x.relations.values()) if (relation.manyToMany) out.push(tagsOf(x.name, unknownWriteTags(junctionOf(x, relation))));
+      // Its rows are unknown, so may be deleted ones: what the database changes with them too.
+      out.push(...this.#cascade(x, new Set([x.name])));
     }
     return out;
   }

@@ -49,6 +49,7 @@ const TABLES = [
   'BlogTag',
   'BlogPost',
   'BlogAuthor',
+  'BlogKeyed',
 ];
 
 /** The tables of test/orm/prisma/schema.prisma, as Prisma would create them. */
@@ -57,6 +58,7 @@ function ddl(provider: Provider): string[] {
   const serial = { sqlite: 'INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT', postgresql: 'SERIAL PRIMARY KEY', mysql: 'INT NOT NULL AUTO_INCREMENT PRIMARY KEY' }[provider];
   const text = provider === 'mysql' ? 'VARCHAR(191)' : 'TEXT';
   const int = provider === 'mysql' ? 'INT' : 'INTEGER';
+  const datetime = { sqlite: 'DATETIME', postgresql: 'TIMESTAMP(3)', mysql: 'DATETIME(3)' }[provider];
   return [
     `CREATE TABLE ${q('Simple')} (${q('id')} ${serial}, ${q('slug')} ${text} NOT NULL UNIQUE, ${q('name')} ${text} NOT NULL)`,
     `CREATE TABLE ${q('Related')} (${q('id')} ${serial}, ${q('slug')} ${text} NOT NULL UNIQUE, ${q('name')} ${text} NOT NULL)`,
@@ -81,6 +83,7 @@ function ddl(provider: Provider): string[] {
       `FOREIGN KEY (${q('A')}) REFERENCES ${q('BlogPost')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE, ` +
       `FOREIGN KEY (${q('B')}) REFERENCES ${q('BlogTag')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE)`,
     `CREATE UNIQUE INDEX ${q('_BlogPostToBlogTag_AB_unique')} ON ${q('_BlogPostToBlogTag')} (${q('A')}, ${q('B')})`,
+    `CREATE TABLE ${q('BlogKeyed')} (${q('id')} BIGINT NOT NULL PRIMARY KEY, ${q('at')} ${datetime} NOT NULL UNIQUE, ${q('price')} DECIMAL(65,30) NOT NULL UNIQUE, ${q('name')} ${text} NOT NULL)`,
   ];
 }
 
