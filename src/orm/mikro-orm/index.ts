@@ -11,8 +11,15 @@
  */
 import type { EntityMetadata, EventSubscriber, MikroORM } from '@mikro-orm/core';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
+import { readOptions, ReadTracker } from '../reads.js';
 import { MikroOrmIntegration, nativeScopes, writeType, type DriverLike, type QueryBuilderLike, type RelationsFor } from './integration.js';
+import { selectExecuted, trackReads } from './reads.js';
 import { allRelations, autoRelations } from './rows.js';
+
+/** The tag names of `trackReads` (docs/track-reads.md), to tag or invalidate by hand beside it. */
+export { keyTag, listTag, rowTag, tableTag } from '../reads.js';
+/** The table name the tags use for an entity (its schema, unless `'*'`, and its table). */
+export { tableOf } from './reads.js';
 
 /**
  * Which relations of a row are loaded before its model's `dependentPaths()` is called, so that it
@@ -58,6 +65,23 @@ export interface MikroOrmDumperOptions {
    * @default false
    */
   invalidateOnRollback?: boolean;
+  /**
+   * Tag each page with what its render read, and invalidate exactly what each write changed:
+   * no entity needs registering, and `register()` / `dependentPaths()` keep working beside it.
+   * Reads by primary key tag rows, reads by foreign key (and populated collections) tag that
+   * key; lists, filters, counts, joins and QueryBuilders tag their tables; raw SQL
+   * (`em.getConnection().execute()`) is not seen. Every entity's writes are watched, registered
+   * or not. See docs/mikro-orm.md#trackreads and docs/track-reads.md.
+   * @default false
+   */
+  trackReads?: boolean;
+  /**
+   * With `trackReads`: the most tags a page gets from its reads. Past it, a table's further row
+   * reads tag the whole table (its list tag, which every write of the table invalidates), with a
+   * warning naming the table.
+   * @default 500
+   */
+  maxTagsPerPage?: number;
 }
 
 /** What `mikroOrmDumper()` returns. */
@@ -65,11 +89,13 @@ export interface MikroOrmDumper {
   readonly orm: MikroORM;
   /** The event subscriber registered on the ORM's event manager. */
   readonly subscriber: EventSubscriber;
+  /** With `trackReads`: what tags the pages. */
+  readonly reads: ReadTracker | undefined;
   /** Stops invalidating on this ORM's writes and unregisters the subscriber. Idempotent. */
   close(): void;
 }
 
-const KNOWN = new Set(['relations', 'maxRows', 'invalidateOnRollback']);
+const KNOWN = new Set(['relations', 'maxRows', 'invalidateOnRollback', 'trackReads', 'maxTagsPerPage']);
 const EM_METHODS = ['nativeUpdate', 'nativeDelete', 'insert', 'insertMany', 'upsert', 'upsertMany'] as const;
 const DRIVER_METHODS = ['nativeInsert', 'nativeInsertMany', 'nativeUpdate', 'nativeUpdateMany', 'nativeDelete'] as const;
 const QB_WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'UPSERT', 'TRUNCATE']);
@@ -107,6 +133,7 @@ function validate(options: unknown): asserts options is MikroOrmDumperOptions {
   if (invalidateOnRollback !== undefined && typeof invalidateOnRollback !== 'boolean') {
     throw new TypeError(`page-dumper: mikroOrmDumper() option "invalidateOnRollback" must be a boolean, got ${typeof invalidateOnRollback}`);
   }
+  readOptions('mikroOrmDumper', (options as Record<string, unknown>).trackReads, (options as Record<string, unknown>).maxTagsPerPage);
 }
 
 function relationsFor(option: RelationsOption): RelationsFor {
@@ -155,6 +182,7 @@ function wrapPrototypes(orm: MikroORM): void {
   const execute = function (this: QueryBuilderLike, ...args: unknown[]) {
     // Only QueryBuilders of an entity manager: those the driver makes for its own writes (a
     // flush, native writes) have none, and are seen where they start.
+    if (!QB_WRITES.has(writeType(this))) selectExecuted(this as never);
     const integration = this.em == null ? undefined : installed.get(this.driver);
     if (integration === undefined || integration.closed || !QB_WRITES.has(writeType(this))) return original.apply(this, args);
     return integration.queryBuilderWrite(this, () => original.apply(this, args) as Promise<unknown>);
@@ -195,12 +223,16 @@ export function mikroOrmDumper(dumper: Dumper, orm: MikroORM, options: MikroOrmD
   if (installed.has(driver)) throw new TypeError('page-dumper: mikroOrmDumper() is already installed on this MikroORM instance');
   validate(options);
 
+  const tracking = readOptions('mikroOrmDumper', options.trackReads, options.maxTagsPerPage);
+  const reads = tracking.trackReads ? new ReadTracker(dumper, { maxTagsPerPage: tracking.maxTagsPerPage, integration: 'mikro-orm' }) : undefined;
   const integration = new MikroOrmIntegration(dumper, orm, {
     relations: relationsFor(options.relations ?? 'auto'),
     maxRows: options.maxRows ?? 1000,
     invalidateOnRollback: options.invalidateOnRollback ?? false,
+    reads,
   });
   wrapPrototypes(orm);
+  const untrack = reads === undefined ? undefined : trackReads(orm, reads);
 
   // The driver methods the EntityManager's native writes end in (a flush uses them too, outside
   // any native scope, and passes through).
@@ -242,10 +274,12 @@ export function mikroOrmDumper(dumper: Dumper, orm: MikroORM, options: MikroOrmD
   return {
     orm,
     subscriber: integration,
+    reads,
     close() {
       if (closed) return;
       closed = true;
       integration.close();
+      untrack?.();
       installed.delete(driver);
       for (const undo of restore) undo();
       if (Array.isArray(configured)) {

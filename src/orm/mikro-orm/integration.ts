@@ -14,6 +14,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EntityManager, EventSubscriber, FlushEventArgs, MikroORM, TransactionEventArgs } from '@mikro-orm/core';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
+import { keyTag, linkTags, listTag, unknownWriteTags, writeTags, type KeyValues, type LinkSide, type ReadTracker, type WrittenRow } from '../reads.js';
+import { foreignKey, pkColumns, pkValues, tableOf } from './reads.js';
 import {
   helperOf,
   manyToMany,
@@ -38,6 +40,8 @@ export interface Settings {
   readonly relations: RelationsFor;
   readonly maxRows: number;
   readonly invalidateOnRollback: boolean;
+  /** With `trackReads`: every entity's writes invalidate the tags its reads put on pages. */
+  readonly reads: ReadTracker | undefined;
 }
 
 /** Marks a point in a transaction's buffer where every page must be invalidated. */
@@ -53,7 +57,11 @@ type Entry = Dependents | typeof ALL | Unfinished;
 
 /** Why the rows of a write cannot be told one by one: every page is invalidated instead. */
 class Unresolved {
-  constructor(readonly reason: string) {}
+  /** `meta`: the entity written, whose reads (with `trackReads`) are all that may have changed. */
+  constructor(
+    readonly reason: string,
+    readonly meta?: Meta,
+  ) {}
 }
 
 /** Rows are loaded this many keys at a time. */
@@ -126,6 +134,16 @@ interface Want {
   readonly meta: Meta;
   readonly pk: PkCond;
   readonly partners: boolean;
+  /** Deleted by the write: with `trackReads`, the rows the database deletes or changes with it too. */
+  readonly deleted?: boolean;
+}
+
+/** One many-to-many link a flush adds or removes: the collection's owner and an item. */
+interface Link {
+  readonly prop: Prop;
+  readonly ownerMeta: Meta;
+  readonly owner: object;
+  readonly item: object;
 }
 
 /** What one flush writes, collected in `onFlush`. */
@@ -143,6 +161,10 @@ interface FlushPlan {
   readonly overridden: Array<{ owner: object; meta: Meta; prop: Prop; current: object[] }>;
   /** Entities this flush inserts: nothing of them exists before it. */
   readonly created: Set<object>;
+  /** With `trackReads`: the links it adds or removes (their keys are read after it: new rows get theirs on insert). */
+  readonly links: Link[];
+  /** With `trackReads`: the tags of the join-table entities' rows it writes. */
+  readonly linkTags: Dependents[];
   dependents: Dependents[];
   tooMany: boolean;
   /** In your transaction's buffer from `onFlush` until `afterFlush` has resolved the flush. */
@@ -221,7 +243,7 @@ export class MikroOrmIntegration implements EventSubscriber {
       // A row missing now was deleted since (by this flush, or another writer, whose own
       // invalidation covers it).
       const after = await this.#dependentsOf(this.#fork(ctx, plan.schema), wants.values());
-      return [...plan.dependents, ...after.dependents];
+      return [...plan.dependents, ...after.dependents, ...plan.linkTags, ...this.#linkDependents(plan.links)];
     });
   }
 
@@ -236,6 +258,8 @@ export class MikroOrmIntegration implements EventSubscriber {
       after: [],
       overridden: [],
       created,
+      links: [],
+      linkTags: [],
       dependents: [],
       tooMany: false,
       unfinished: new Unfinished(),
@@ -245,8 +269,9 @@ export class MikroOrmIntegration implements EventSubscriber {
       if (pk === undefined) return;
       const key = rowKey(meta, pk);
       const known = plan.before.get(key);
-      if (known === undefined || (partners && !known.partners)) plan.before.set(key, { meta, pk, partners });
+      if (known === undefined || (partners && !known.partners)) plan.before.set(key, { meta, pk, partners, deleted: partners });
     };
+    const reads = this.#settings.reads !== undefined;
     const existing = (meta: Meta, entity: object) => (created.has(entity) ? undefined : pkOf(meta, entity));
 
     for (const cs of changeSets) {
@@ -254,6 +279,7 @@ export class MikroOrmIntegration implements EventSubscriber {
       const sides = this.#modelOf(meta) === undefined ? pivotSides(meta) : undefined;
       if (sides !== undefined) {
         // A row of a join table (an explicit pivot entity): both rows it links, as m2m_changed.
+        if (reads) plan.linkTags.push(readDependents(meta, pivotRowTags(meta, sides, cs)));
         for (const side of sides) {
           const target = side.targetMeta!;
           if (this.#modelOf(target) === undefined) continue;
@@ -272,7 +298,7 @@ export class MikroOrmIntegration implements EventSubscriber {
         continue;
       }
       const isDelete = cs.type === 'delete' || cs.type === 'delete_early';
-      if (this.#modelOf(meta) === undefined && !(isDelete && this.#linkedToModel(meta))) continue;
+      if (!reads && this.#modelOf(meta) === undefined && !(isDelete && this.#linkedToModel(meta))) continue;
       switch (cs.type) {
         case 'create':
           plan.after.push({ meta, entity: cs.entity });
@@ -299,7 +325,7 @@ export class MikroOrmIntegration implements EventSubscriber {
       const ownerMeta = helperOf(coll.owner)?.__meta;
       const target = prop.targetMeta;
       if (ownerMeta === undefined || target === undefined) continue;
-      if (this.#modelOf(ownerMeta) === undefined && this.#modelOf(target) === undefined) continue;
+      if (!reads && this.#modelOf(ownerMeta) === undefined && this.#modelOf(target) === undefined) continue;
       before(ownerMeta, existing(ownerMeta, coll.owner));
       plan.after.push({ meta: ownerMeta, entity: coll.owner });
       const current = coll.getItems(false);
@@ -309,11 +335,13 @@ export class MikroOrmIntegration implements EventSubscriber {
       }
       for (const item of snapshot) {
         if (current.includes(item)) continue;
+        if (reads && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta, owner: coll.owner, item });
         before(target, existing(target, item));
         plan.after.push({ meta: target, entity: item });
       }
       for (const item of current) {
         if (snapshot.includes(item)) continue;
+        if (reads && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta, owner: coll.owner, item });
         if (prop.kind === '1:m') before(target, existing(target, item));
         plan.after.push({ meta: target, entity: item });
       }
@@ -338,12 +366,14 @@ export class MikroOrmIntegration implements EventSubscriber {
       for (const item of old) {
         const itemPk = pkOf(target, item);
         if (itemPk === undefined || now.has(rowKey(target, itemPk))) continue;
+        if (this.#settings.reads !== undefined && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta: meta, owner, item });
         plan.before.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
         plan.after.push({ meta: target, pk: itemPk });
       }
       for (const item of current) {
         const itemPk = pkOf(target, item);
         if (itemPk !== undefined && was.has(rowKey(target, itemPk))) continue;
+        if (this.#settings.reads !== undefined && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta: meta, owner, item });
         if (prop.kind === '1:m' && itemPk !== undefined && !plan.created.has(item)) plan.before.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
         plan.after.push({ meta: target, entity: item });
       }
@@ -452,14 +482,14 @@ export class MikroOrmIntegration implements EventSubscriber {
         const rows = [qb._data ?? []].flat().map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [columns.get(k) ?? k, v])));
         if ((qb._onConflict?.length ?? 0) > 0) {
           const where = conflictWhere(meta, qb._onConflict!, rows, columns);
-          if (where === undefined) return this.#unresolvedWrite(options.ctx, `an upsert into ${meta.className} whose conflict keys cannot be read`, run);
+          if (where === undefined) return this.#unresolvedWrite(options.ctx, `an upsert into ${meta.className} whose conflict keys cannot be read`, run, meta);
           const lookup = () => this.#lookup(qb.driver, meta, where, options, true);
           return this.#upsertWrite({ meta, options, partners: false, lookup, run, returned: (res) => returnedPks(meta, res, columns) });
         }
         return this.#insertWrite({ meta, options, rows, run, keyed: columns, increment: () => qb.driver.getAutoIncrementIncrement?.(options.ctx) ?? Promise.resolve(1) });
       }
       case 'TRUNCATE':
-        return this.#unresolvedWrite(options.ctx, `a truncate of ${meta.className}`, run);
+        return this.#unresolvedWrite(options.ctx, `a truncate of ${meta.className}`, run, meta);
       default:
         return run();
     }
@@ -476,20 +506,21 @@ export class MikroOrmIntegration implements EventSubscriber {
     const ctx = options.ctx;
     const what = `${kind === 'update' ? 'an update' : 'a delete'} of ${meta.className} by criteria`;
     const pks = await w.lookup();
-    if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run);
+    if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run, meta);
     const sides = this.#modelOf(meta) === undefined ? pivotSides(meta) : undefined;
-    if (sides !== undefined && kind === 'update') return this.#unresolvedWrite(ctx, `an update of the join table ${meta.className}`, run);
-    const wants = sides !== undefined ? linkWants(sides, pks) : pks.map((pk) => ({ meta, pk, partners: w.partners }));
+    if (sides !== undefined && kind === 'update') return this.#unresolvedWrite(ctx, `an update of the join table ${meta.className}`, run, meta);
+    const wants = sides !== undefined ? linkWants(sides, pks) : pks.map((pk) => ({ meta, pk, partners: w.partners, deleted: kind === 'delete' }));
     // An error here (dependentPaths returning a string) rejects the write before it runs.
     const before = await this.#dependentsOf(this.#fork(ctx, options.schema), wants);
+    if (sides !== undefined && this.#settings.reads !== undefined) before.dependents.push(readDependents(meta, pivotTags(meta, sides, pks)));
     const result = await run();
     await this.#resolve(ctx, what, async () => {
       const affected = affectedOf(result);
-      if (affected !== undefined && affected > pks.length) return new Unresolved(`${what}, which touched more rows than matched just before it,`);
+      if (affected !== undefined && affected > pks.length) return new Unresolved(`${what}, which touched more rows than matched just before it,`, meta);
       if (kind === 'delete' || sides !== undefined) return before.dependents;
       const after = await this.#dependentsOf(this.#fork(ctx, options.schema), wants);
       // A primary key changed: the rows as they are now cannot be found.
-      if (after.found < before.found) return new Unresolved(`${what}, after which some of its rows were gone,`);
+      if (after.found < before.found) return new Unresolved(`${what}, after which some of its rows were gone,`, meta);
       return [...before.dependents, ...after.dependents];
     });
     return result;
@@ -504,14 +535,14 @@ export class MikroOrmIntegration implements EventSubscriber {
     const { meta, options, run, partners } = w;
     const ctx = options.ctx;
     const what = `an upsert into ${meta.className}`;
-    if (this.#modelOf(meta) === undefined && pivotSides(meta) !== undefined) return this.#unresolvedWrite(ctx, `${what} (a join table)`, run);
+    if (this.#modelOf(meta) === undefined && pivotSides(meta) !== undefined) return this.#unresolvedWrite(ctx, `${what} (a join table)`, run, meta);
     const pks = await w.lookup();
-    if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run);
+    if (pks === undefined) return this.#unresolvedWrite(ctx, `${what} (more than maxRows: ${this.#settings.maxRows} rows)`, run, meta);
     const before = await this.#dependentsOf(this.#fork(ctx, options.schema), pks.map((pk) => ({ meta, pk, partners })));
     const result = await run();
     await this.#resolve(ctx, what, async () => {
       const now = await w.lookup();
-      if (now === undefined) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
+      if (now === undefined) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`, meta);
       const wants = new Map<string, Want>();
       for (const pk of [...now, ...w.returned(result)]) wants.set(rowKey(meta, pk), { meta, pk, partners });
       return [...before.dependents, ...(await this.#dependentsOf(this.#fork(ctx, options.schema), wants.values())).dependents];
@@ -532,21 +563,26 @@ export class MikroOrmIntegration implements EventSubscriber {
     await this.#resolve(ctx, what, async () => {
       if (sides !== undefined) {
         const links = rows.map((row) => pkOf(meta, row));
-        if (links.some((l) => l === undefined)) return new Unresolved(`${what} (a join table) whose rows cannot be read`);
-        return (await this.#dependentsOf(this.#fork(ctx, options.schema), linkWants(sides, links as PkCond[]))).dependents;
+        if (links.some((l) => l === undefined)) return new Unresolved(`${what} (a join table) whose rows cannot be read`, meta);
+        const out = (await this.#dependentsOf(this.#fork(ctx, options.schema), linkWants(sides, links as PkCond[]))).dependents;
+        if (this.#settings.reads !== undefined) out.push(readDependents(meta, pivotTags(meta, sides, links as PkCond[])));
+        return out;
       }
       const keys = await insertedPks(meta, rows.length, given, result, w.keyed, w.increment);
-      if (keys === undefined) return new Unresolved(`${what} whose new keys cannot be read`);
-      if (keys.length > this.#settings.maxRows) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`);
+      if (keys === undefined) return new Unresolved(`${what} whose new keys cannot be read`, meta);
+      if (keys.length > this.#settings.maxRows) return new Unresolved(`${what} (more than maxRows: ${this.#settings.maxRows} rows)`, meta);
       const wants = [...keys.map((pk) => ({ meta, pk, partners: false })), ...partners];
-      return (await this.#dependentsOf(this.#fork(ctx, options.schema), wants)).dependents;
+      const out = (await this.#dependentsOf(this.#fork(ctx, options.schema), wants)).dependents;
+      // Many-to-many values written to the join table with the new rows: its reads (the new rows' own links are new).
+      if (this.#settings.reads !== undefined) out.push(...this.#pivotsOf(meta, rows).map((pivot) => readDependents(pivot, unknownWriteTags(tableOf(pivot)))));
+      return out;
     });
     return result;
   }
 
-  async #unresolvedWrite(ctx: object | undefined, what: string, run: Run): Promise<unknown> {
+  async #unresolvedWrite(ctx: object | undefined, what: string, run: Run, meta?: Meta): Promise<unknown> {
     const result = await run();
-    await this.#fallback(ctx, what);
+    await this.#fallback(ctx, what, meta);
     return result;
   }
 
@@ -594,7 +630,7 @@ export class MikroOrmIntegration implements EventSubscriber {
 
   /** Whether writes of an entity concern the dumper: it is registered, or it is a join table of one. */
   #watched(meta: Meta): boolean {
-    if (this.#modelOf(meta) !== undefined) return true;
+    if (this.#settings.reads !== undefined || this.#modelOf(meta) !== undefined) return true;
     return pivotSides(meta)?.some((side) => side.targetMeta !== undefined && this.#modelOf(side.targetMeta) !== undefined) ?? false;
   }
 
@@ -628,20 +664,28 @@ export class MikroOrmIntegration implements EventSubscriber {
     const dependents: Dependents[] = [];
     const seen = new Set<string>();
     const partners = new Map<string, Want>();
+    const reads = this.#settings.reads !== undefined;
     let found = 0;
     for (const [meta, list] of groups) {
       const model = this.#modelOf(meta);
       const withPartners = new Set(list.filter((w) => w.partners).map((w) => rowKey(meta, w.pk)));
+      const deleted = new Set(list.filter((w) => w.deleted === true).map((w) => rowKey(meta, w.pk)));
       for (const w of list) seen.add(rowKey(meta, w.pk));
-      if (model === undefined && withPartners.size === 0) continue;
+      if (!reads && model === undefined && withPartners.size === 0) continue;
       const populate = new Set(model === undefined ? [] : this.#relationsOf(meta));
       if (withPartners.size > 0) for (const p of manyToMany(meta)) populate.add(p.name);
       const rows = await this.#load(fork, meta, list.map((w) => w.pk), [...populate]);
       found += rows.length;
+      if (reads && rows.length > 0) dependents.push(readDependents(meta, writeTags(tableOf(meta), rows.map((r) => writtenRow(meta, r)))));
+      const gone: object[] = [];
       for (const row of rows) {
         if (model !== undefined) dependents.push(await this.#dumper.dependentsOf(model, row));
         const pk = pkOf(meta, row);
-        if (pk === undefined || !withPartners.has(rowKey(meta, pk))) continue;
+        if (pk === undefined) continue;
+        if (deleted.has(rowKey(meta, pk))) gone.push(row);
+        if (!withPartners.has(rowKey(meta, pk))) continue;
+        // Its links: the join-table rows its write removes or rewrites (the rows before, and after).
+        if (reads) dependents.push(...this.#linksOf(meta, row));
         for (const prop of manyToMany(meta)) {
           const coll = (row as Row)[prop.name] as CollectionLike | undefined;
           const target = prop.targetMeta;
@@ -652,10 +696,144 @@ export class MikroOrmIntegration implements EventSubscriber {
           }
         }
       }
+      if (reads && gone.length > 0) dependents.push(...(await this.#cascades(fork, meta, gone, 0)));
     }
     for (const key of seen) partners.delete(key);
     if (partners.size > 0) dependents.push(...(await this.#dependentsOf(fork, partners.values())).dependents);
     return { dependents, found };
+  }
+
+  // ---------------------------------------------------------------- trackReads: what else a write changes
+
+  /** The link tags of a row's many-to-many collections, as loaded (each join table's key for it, and its partners'). */
+  #linksOf(meta: Meta, row: object): Dependents[] {
+    const out: Dependents[] = [];
+    const mine = pkValues(meta, row);
+    for (const prop of manyToMany(meta)) {
+      const pivot = this.#pivotOf(prop);
+      if (pivot === undefined) continue;
+      const coll = (row as Row)[prop.name] as CollectionLike | undefined;
+      const own = mine === undefined ? undefined : zipKey(prop.joinColumns, mine);
+      if (own === undefined || coll?.isInitialized?.() !== true) {
+        out.push(readDependents(pivot, unknownWriteTags(tableOf(pivot))));
+        continue;
+      }
+      const links: LinkSide[][] = [];
+      for (const item of coll.getItems(false)) {
+        const theirs = pkValues(prop.targetMeta!, item);
+        const key = theirs === undefined ? undefined : zipKey(prop.inverseJoinColumns, theirs);
+        links.push([{ key: own }, { key: key ?? { [prop.inverseJoinColumns[0] ?? '?']: undefined } }]);
+      }
+      // A row without links was still read by the pages that found none.
+      out.push(readDependents(pivot, [...linkTags(tableOf(pivot), links), keyTag(tableOf(pivot), own)!]));
+    }
+    return out;
+  }
+
+  /** The link tags of the links a flush added or removed, now that new rows have their keys. */
+  #linkDependents(links: readonly Link[]): Dependents[] {
+    const out: Dependents[] = [];
+    for (const link of links) {
+      const pivot = this.#pivotOf(link.prop);
+      if (pivot === undefined) continue;
+      const owner = pkValues(link.ownerMeta, link.owner);
+      const item = pkValues(link.prop.targetMeta!, link.item);
+      const a = owner === undefined ? undefined : zipKey(link.prop.joinColumns, owner);
+      const b = item === undefined ? undefined : zipKey(link.prop.inverseJoinColumns, item);
+      out.push(readDependents(pivot, a === undefined || b === undefined ? unknownWriteTags(tableOf(pivot)) : linkTags(tableOf(pivot), [[{ key: a }, { key: b }]])));
+    }
+    return out;
+  }
+
+  #pivotOf(prop: Prop): Meta | undefined {
+    return prop.pivotEntity === undefined ? undefined : (this.#orm.getMetadata().find(prop.pivotEntity) as Meta | undefined);
+  }
+
+  /** The join tables an insert's many-to-many values write to. */
+  #pivotsOf(meta: Meta, rows: readonly Row[]): Meta[] {
+    return manyToMany(meta)
+      .filter((p) => rows.some((r) => r[p.name] != null))
+      .flatMap((p) => this.#pivotOf(p) ?? []);
+  }
+
+  /**
+   * The foreign keys that point at rows of `meta` and that the database follows when one is
+   * deleted (`ON DELETE CASCADE` / `SET NULL`, as MikroORM's schema generator writes them).
+   */
+  #referencing(meta: Meta): Array<{ meta: Meta; prop: Prop; rule: 'cascade' | 'set null' }> {
+    const out: Array<{ meta: Meta; prop: Prop; rule: 'cascade' | 'set null' }> = [];
+    for (const other of Object.values(this.#orm.getMetadata().getAll()) as Meta[]) {
+      // Join-table rows are the deleted row's links (#linksOf).
+      if (other.pivotTable === true || other.embeddable || other.virtual) continue;
+      for (const prop of other.relations as Prop[]) {
+        if (!(prop.kind === 'm:1' || (prop.kind === '1:1' && prop.owner)) || prop.targetMeta?.root !== meta.root || prop.createForeignKeyConstraint === false) continue;
+        const cascade = (prop.cascade ?? []).some((c) => c === 'remove' || c === 'all');
+        const rule = String(prop.deleteRule ?? (cascade ? 'cascade' : prop.nullable ? 'set null' : '')).toLowerCase();
+        if (rule === 'cascade' || rule === 'set null') out.push({ meta: other, prop, rule });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The rows the database deletes or changes with deleted rows of `meta`: found by their foreign
+   * key before the delete (at most `maxRows` per relation, three levels deep), as written rows;
+   * past that, everything read from their tables (and the tables their deletes reach).
+   */
+  async #cascades(fork: EntityManager, meta: Meta, rows: readonly object[], depth: number): Promise<Dependents[]> {
+    const out: Dependents[] = [];
+    for (const { meta: child, prop, rule } of this.#referencing(meta)) {
+      const keys = rows.map((r) => pkValues(meta, r));
+      const single = (meta.primaryKeys as string[]).length === 1 && keys.every((k) => k !== undefined);
+      const found =
+        single && depth < 3
+          ? ((await fork.find(child.className, { [prop.name]: { $in: keys.map((k) => k![0]) } } as never, { filters: false, limit: this.#settings.maxRows + 1 })) as object[])
+          : undefined;
+      if (found === undefined || found.length > this.#settings.maxRows) {
+        out.push(...this.#unknownDeletes(child, rule).map((m) => readDependents(m, unknownWriteTags(tableOf(m)))));
+        continue;
+      }
+      if (found.length === 0) continue;
+      out.push(readDependents(child, writeTags(tableOf(child), found.map((r) => writtenRow(child, r)))));
+      if (rule !== 'cascade') continue;
+      for (const prop2 of manyToMany(child)) {
+        const pivot = this.#pivotOf(prop2);
+        if (pivot !== undefined) out.push(readDependents(pivot, unknownWriteTags(tableOf(pivot))));
+      }
+      out.push(...(await this.#cascades(fork, child, found, depth + 1)));
+    }
+    return out;
+  }
+
+  /** The entities an unknown delete (or `SET NULL`) of rows of `meta` may change: itself, its join tables, and what cascades from it. */
+  #unknownDeletes(meta: Meta, rule: 'cascade' | 'set null'): Meta[] {
+    const out = new Set<Meta>([meta]);
+    if (rule === 'set null') return [...out];
+    const queue = [meta];
+    while (queue.length > 0) {
+      const m = queue.pop()!;
+      for (const prop of manyToMany(m)) {
+        const pivot = this.#pivotOf(prop);
+        if (pivot !== undefined) out.add(pivot);
+      }
+      for (const { meta: child, rule: r } of this.#referencing(m)) {
+        if (out.has(child)) continue;
+        out.add(child);
+        if (r === 'cascade') queue.push(child);
+      }
+    }
+    return [...out];
+  }
+
+  /** With `trackReads`, the entities whose table tags cover an unknown write of `meta`; `undefined` when only every page does. */
+  #unknownTables(meta: Meta): Meta[] | undefined {
+    if (this.#settings.reads === undefined) return undefined;
+    const sides = pivotSides(meta);
+    if (sides !== undefined) return sides.some((side) => side.targetMeta !== undefined && this.#modelOf(side.targetMeta) !== undefined) ? undefined : [meta];
+    if (this.#modelOf(meta) !== undefined) return undefined;
+    const out = this.#unknownDeletes(meta, 'cascade');
+    // A registered entity among the rows it may delete: its dependentPaths cannot be computed.
+    return out.some((m) => this.#modelOf(m) !== undefined) ? undefined : out;
   }
 
   async #load(fork: EntityManager, meta: Meta, pks: readonly PkCond[], populate: readonly string[]): Promise<object[]> {
@@ -695,13 +873,26 @@ export class MikroOrmIntegration implements EventSubscriber {
       await this.#fallback(ctx, `${what} (${(error as Error)?.message ?? String(error)})`);
       throw error;
     }
-    if (out instanceof Unresolved) return this.#fallback(ctx, out.reason);
+    if (out instanceof Unresolved) return this.#fallback(ctx, out.reason, out.meta);
     if (out.length === 0) return;
     await this.#apply(out);
     if (ctx !== undefined) this.#buffer(ctx).push(...out);
   }
 
-  async #fallback(ctx: object | undefined, what: string): Promise<void> {
+  /**
+   * A write whose rows are unknown. With `trackReads`, for an entity that is not registered (and
+   * a join table whose sides are not), everything read from its table and from the tables the
+   * database changes with it (join tables, `ON DELETE CASCADE` / `SET NULL`); else every page.
+   */
+  async #fallback(ctx: object | undefined, what: string, meta?: Meta): Promise<void> {
+    const tables = meta === undefined ? undefined : this.#unknownTables(meta);
+    if (tables !== undefined) {
+      const deps = [readDependents(meta!, tables.flatMap((m) => unknownWriteTags(tableOf(m))))];
+      if (this.#dumper.log.debugEnabled) this.#dumper.log.debug(`mikro-orm: cannot tell which rows ${what} changed; invalidating what pages read from its tables`, { tables: tables.map(tableOf) });
+      await this.#dumper.invalidateDependents(deps);
+      if (ctx !== undefined) this.#buffer(ctx).push(...deps);
+      return;
+    }
     this.#dumper.log.warn(`mikro-orm: cannot tell which rows ${what} changed; invalidating every page`, {});
     await this.#dumper.invalidateAll();
     if (ctx !== undefined) this.#buffer(ctx).push(ALL);
@@ -899,4 +1090,52 @@ function conflictWhere(meta: Meta, onConflict: ReadonlyArray<{ fields?: unknown 
     if (!found) return undefined;
   }
   return { $or: or };
+}
+
+// ---------------------------------------------------------------- trackReads
+
+/** Tags to invalidate, in the shape `invalidateDependents()` and the transaction buffers take. */
+function readDependents(meta: Meta, tags: readonly string[]): Dependents {
+  return { model: meta.className, paths: [], tags, integration: 'mikro-orm' };
+}
+
+function zipKey(columns: readonly string[] | undefined, values: readonly unknown[]): KeyValues | undefined {
+  if (columns === undefined || columns.length === 0 || columns.length !== values.length || values.some((v) => v == null)) return undefined;
+  return Object.fromEntries(columns.map((c, i) => [c, values[i]]));
+}
+
+/** A row's primary key and foreign keys, by column name, as the write-side tags need them. */
+function writtenRow(meta: Meta, row: object): WrittenRow {
+  const keys: KeyValues[] = [];
+  for (const prop of meta.relations as Prop[]) {
+    if (!(prop.kind === 'm:1' || (prop.kind === '1:1' && prop.owner))) continue;
+    const key = foreignKey(prop, (row as Row)[prop.name]);
+    if (key !== undefined) keys.push(key);
+  }
+  return { id: pkColumns(meta, row), keys };
+}
+
+/** The sides of join-table rows (by property name: `{ post: 1, tag: 2 }`) as link sides, or `undefined` when one cannot be named. */
+function linkSides(sides: readonly [Prop, Prop], link: Row): LinkSide[] | undefined {
+  const out: LinkSide[] = [];
+  for (const side of sides) {
+    const key = foreignKey(side, link[side.name]);
+    if (key === undefined) return undefined;
+    out.push({ key });
+  }
+  return out;
+}
+
+/** What writing these join-table rows invalidates. */
+function pivotTags(meta: Meta, sides: readonly [Prop, Prop], links: readonly PkCond[]): string[] {
+  const all = links.map((l) => linkSides(sides, l));
+  return all.every((l): l is LinkSide[] => l !== undefined) ? linkTags(tableOf(meta), all) : unknownWriteTags(tableOf(meta));
+}
+
+/** A flushed row of a join-table entity: its link as it is and as it was. */
+function pivotRowTags(meta: Meta, sides: readonly [Prop, Prop], cs: ChangeSetLike): string[] {
+  const links: Row[] = [cs.entity as Row];
+  if (cs.originalEntity !== undefined) links.push(cs.originalEntity);
+  const all = links.map((l) => linkSides(sides, l));
+  return all.every((l): l is LinkSide[] => l !== undefined) ? linkTags(tableOf(meta), all) : unknownWriteTags(tableOf(meta));
 }

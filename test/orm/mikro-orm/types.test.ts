@@ -18,7 +18,13 @@ describe('mikroOrmDumper types', () => {
     expectTypeOf<MikroOrmDumper['close']>().toEqualTypeOf<() => void>();
     expectTypeOf<MikroOrmDumper['orm']>().toEqualTypeOf<MikroORM>();
     expectTypeOf<MikroOrmDumper['subscriber']>().toEqualTypeOf<EventSubscriber>();
-    expectTypeOf<MikroOrmDumperOptions>().toEqualTypeOf<{ relations?: RelationsOption; maxRows?: number; invalidateOnRollback?: boolean }>();
+    expectTypeOf<MikroOrmDumperOptions>().toEqualTypeOf<{
+      relations?: RelationsOption;
+      maxRows?: number;
+      invalidateOnRollback?: boolean;
+      trackReads?: boolean;
+      maxTagsPerPage?: number;
+    }>();
     expectTypeOf<'auto'>().toMatchTypeOf<RelationsOption>();
     expectTypeOf<{ Flavour: ['sizes', 'reviews.author'] }>().toMatchTypeOf<RelationsOption>();
     expectTypeOf<(meta: EntityMetadata) => string[] | undefined>().toMatchTypeOf<RelationsOption>();
