@@ -1,5 +1,18 @@
 export { createDumper, Dumper, Fill, isBypass } from './core/dumper.js';
-export type { Bypass, BypassReason, Dependents, MissPlan, Reply } from './core/dumper.js';
+export type { Bypass, BypassReason, CacheStatusValues, Dependents, MissPlan, Reply } from './core/dumper.js';
+export { BYPASS_REASONS, CHANNELS, INVALIDATION_KINDS, REFUSAL_REASONS } from './core/stats.js';
+export type {
+  BypassMessage,
+  ChannelName,
+  DumperStats,
+  HitMessage,
+  InvalidateMessage,
+  InvalidationKind,
+  MissMessage,
+  RefusalMessage,
+  RefusalReason,
+  StoreMessage,
+} from './core/stats.js';
 export { DEFAULT_COMPRESSIBLE_TYPES } from './core/encoding.js';
 export type { CompressOptions, Representation } from './core/encoding.js';
 export { DumperError } from './core/errors.js';

@@ -504,6 +504,114 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       expect((await none.get('/page/n')).headers.get(X)).toBeNull();
     });
 
+    // ------------------------------------------------------------ Cache-Status (RFC 9211) and counters
+
+    test('Cache-Status (RFC 9211): a stored miss, a hit, a 304, a HEAD, a query-string variant, a miss not stored, bypasses with their reason', async () => {
+      const { get, text } = await setup({ cacheStatus: true });
+      const CS = 'cache-status';
+      const miss = await text('/page/cs');
+      expect(miss.cache).toBe('MISS');
+      expect(miss.headers.get(CS)).toBe('page-dumper; fwd=uri-miss; stored');
+      const hit = await text('/page/cs');
+      expect(hit.cache).toBe('HIT');
+      expect(hit.headers.get(CS)).toBe('page-dumper; hit');
+      const nm = await get('/page/cs', { headers: { 'if-none-match': hit.headers.get('etag')! } });
+      expect(nm.status).toBe(304);
+      expect(nm.headers.get(CS)).toBe('page-dumper; hit');
+      await nm.text();
+      const head = await get('/page/cs', { method: 'HEAD' });
+      expect(head.headers.get(CS)).toBe('page-dumper; hit');
+      await head.text();
+      expect((await text('/echo?q=cs')).headers.get(CS)).toBe('page-dumper; fwd=uri-miss; stored');
+      expect((await text('/echo?q=cs')).headers.get(CS)).toBe('page-dumper; hit');
+      for (const path of ['/private', '/nothing-here', '/cookie']) {
+        expect((await text(path)).headers.get(CS), path).toBe('page-dumper; fwd=uri-miss');
+        expect((await text(path)).headers.get(CS), path).toBe('page-dumper; fwd=uri-miss');
+      }
+      expect((await text('/page/cs', { headers: { authorization: 'Bearer x' } })).headers.get(CS)).toBe('page-dumper; fwd=bypass; detail=authorization');
+      expect((await text('/admin/x')).headers.get(CS)).toBe('page-dumper; fwd=bypass; detail=ignored-path');
+      expect((await text('/page/cs', { headers: { range: 'bytes=0-1' } })).headers.get(CS)).toBe('page-dumper; fwd=bypass; detail=conditional-request');
+      expect((await text('/page/cs', { method: 'POST', body: 'x' })).headers.get(CS)).toBe('page-dumper; fwd=method');
+    });
+
+    test('Cache-Status is never stored with the page, names the cache as configured, and is off by default', async () => {
+      const { dumper, m, text } = await setup({ cacheStatus: 'web-1.example', cacheStatusHeader: false });
+      expect((await text('/page/cs2')).headers.get('cache-status')).toBe('web-1.example; fwd=uri-miss; stored');
+      const key = dumper.keyFor('GET', '/page/cs2', { host: `127.0.0.1:${m.port}` }) as string;
+      let entry = await dumper.store.get(key);
+      // A shared store may take the entry a moment after the response.
+      for (let i = 0; i < 100 && entry === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        entry = await dumper.store.get(key);
+      }
+      expect(entry).toBeDefined();
+      const names: string[] = [];
+      for (let i = 0; i < entry!.headers.length; i += 2) names.push(entry!.headers[i]!);
+      expect(names).not.toContain('cache-status');
+      expect(names).not.toContain('x-cache');
+      const hit = await text('/page/cs2');
+      expect(hit.headers.get('cache-status')).toBe('web-1.example; hit');
+      expect(hit.cache).toBeNull();
+      const off = await setup();
+      await off.text('/page/cs3');
+      expect((await off.text('/page/cs3')).headers.get('cache-status')).toBeNull();
+    });
+
+    test('a compressed hit carries Cache-Status like any other', async () => {
+      const { dumper, m } = await setup({ cacheStatus: true });
+      await rawGet(m.port, '/article/cs', {});
+      await dumper.flushCompression();
+      const br = await rawGet(m.port, '/article/cs', { 'accept-encoding': 'br' });
+      expect(br.headers['content-encoding']).toBe('br');
+      expect(br.headers['cache-status']).toBe('page-dumper; hit');
+    });
+
+    test('known traffic gives known counts (dumper.stats()), whatever the adapter', async () => {
+      const { dumper, get, text } = await setup();
+      const before = dumper.stats();
+      const page = await text('/page/s1');
+      const size = Buffer.byteLength(page.body);
+      const hit = await text('/page/s1');
+      expect(hit.cache).toBe('HIT');
+      await (await get('/page/s1', { headers: { 'if-none-match': hit.headers.get('etag')! } })).text();
+      await (await get('/page/s1', { method: 'HEAD' })).text();
+      for (const path of ['/private', '/nothing-here', '/cookie']) await text(path);
+      await text('/admin/x');
+      await text('/page/s1', { headers: { authorization: 'Bearer x' } });
+      await text('/page/s1', { method: 'POST', body: 'x' });
+      await dumper.invalidate('/page/other');
+      await dumper.invalidateTags(['t1', 't2']);
+      // The POST's invalidation runs once its response has gone out; a shared store may take the
+      // entry a moment after the response: asked again for a few seconds at most.
+      let s = dumper.stats();
+      for (let i = 0; i < 200 && (s.invalidations.unsafe === 0 || s.stores === 0); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        s = dumper.stats();
+      }
+      expect(s.since).toBe(before.since);
+      expect(s.hits).toBe(3);
+      expect(s.notModified).toBe(1);
+      expect(s.misses).toBe(4);
+      expect(s.coalesced).toBe(0);
+      expect(s.stores).toBe(1);
+      expect(s.bytesStored).toBe(size);
+      expect(s.bytesServed).toBe(size);
+      expect(s.storeErrors).toBe(0);
+      expect(Object.entries(s.bypasses).filter(([, n]) => n !== 0)).toEqual([['method', 1], ['authorization', 1], ['ignored path', 1]]);
+      expect(Object.entries(s.refusals).filter(([, n]) => n !== 0)).toEqual([['status', 1], ['set-cookie', 1], ['cache-control', 1]]);
+      expect(s.invalidations).toEqual({ paths: 1, tags: 1, prefix: 0, all: 0, dependents: 0, unsafe: 1 });
+    });
+
+    test('concurrent misses for one page count one miss and the waiters as coalesced hits', async () => {
+      const { dumper, text } = await setup();
+      await Promise.all(Array.from({ length: 4 }, () => text('/slow/1?ms=80')));
+      const s = dumper.stats();
+      expect(s.misses).toBe(1);
+      expect(s.coalesced).toBe(3);
+      expect(s.hits).toBe(3);
+      expect(s.stores).toBe(1);
+    });
+
     // ------------------------------------------------------------ safety: the wrong bytes never reach a visitor
 
     test("a page whose render read the request's cookies is never served to another visitor; a visitor with cookies gets their own page", async () => {

@@ -85,7 +85,10 @@ function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill): void 
     raw.writeHead = writeHead;
     const sent = flatten(reply.getHeaders() as OutgoingHttpHeaders, {});
     const veto = dumper.sentVeto(reply.statusCode, sent);
-    if (veto !== undefined) fill.abandon(veto);
+    if (veto !== undefined) {
+      fill.abandon(veto);
+      if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.miss);
+    }
     const edge = fill.edgeHeaders(sent);
     const given = args.find((a, i) => i > 0 && typeof a === 'object' && a !== null && !Array.isArray(a)) as OutgoingHttpHeaders | undefined;
     for (let i = 0; i < edge.length; i += 2) {
@@ -137,6 +140,8 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
   }
   const statusHeader = dumper.cacheStatusHeader;
   if (statusHeader !== undefined) reply.header(statusHeader, 'MISS');
+  // `stored` is added in onSend, when the response turns out storable.
+  if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.miss);
   if (plan.kind === 'pass') return next();
   const fill = plan.fill;
   const res = reply.raw;
@@ -229,6 +234,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     if (isBypass(key)) {
       if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
       if (statusHeader !== undefined) reply.header(statusHeader, 'BYPASS');
+      if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.bypass[key.bypass]);
       if (key.bypass === 'method') watchUnsafe(dumper, reply.raw, method, target, reply);
       return next();
     }
@@ -265,7 +271,10 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       if (body.byteLength > max) fill.abandon(`body larger than maxEntryBytes (${max})`);
       // An empty payload for HEAD may come from an explicit HEAD route: never the GET entry.
       else if (body.byteLength === 0 && request.raw.method === 'HEAD') fill.abandon('HEAD route sent no body');
-      else capture.body = body;
+      else {
+        capture.body = body;
+        if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.stored);
+      }
       return next(null, payload);
     }
     // A file from disk (`reply.send(fs.createReadStream(...))`): see Fill.staticFile().
@@ -274,6 +283,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       fill.abandon('unsupported payload');
       return next(null, payload);
     }
+    if (dumper.cacheStatus !== undefined && !fill.done) reply.header('cache-status', dumper.cacheStatus.stored);
     // A stream: tee it as it flows to the client.
     let chunks: Buffer[] | undefined = [];
     let size = 0;

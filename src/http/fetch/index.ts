@@ -103,7 +103,7 @@ async function bypass(
       contentLocation: response.headers.get('content-location') ?? undefined,
     });
   }
-  return withStatus(dumper, response, 'BYPASS', method);
+  return withStatus(dumper, response, method, key);
 }
 
 async function miss(
@@ -121,7 +121,7 @@ async function miss(
   if (plan.kind === 'entry') return replay(dumper, plan.entry, method, headers);
   if (plan.kind === 'pass') {
     if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, target, key, plan.reason);
-    return withStatus(dumper, await app(request), 'MISS', method);
+    return withStatus(dumper, await app(request), method);
   }
   return fill(dumper, plan.fill, request, app);
 }
@@ -141,14 +141,15 @@ async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request:
   });
   for (const cookie of response.headers.getSetCookie()) head.push('set-cookie', cookie);
   const max = dumper.maxEntryBytes;
-  if (fill.head(response.status, head) !== undefined) return withStatus(dumper, response, 'MISS', request.method);
+  if (fill.head(response.status, head) !== undefined) return withStatus(dumper, response, request.method);
   const declared = response.headers.get('content-length');
   if (Number(declared ?? 0) > max) {
     fill.abandon(`body larger than maxEntryBytes (${max})`);
-    return withStatus(dumper, response, 'MISS', request.method);
+    return withStatus(dumper, response, request.method);
   }
   const out = new Headers(response.headers);
   if (dumper.cacheStatusHeader !== undefined) out.set(dumper.cacheStatusHeader, 'MISS');
+  if (dumper.cacheStatus !== undefined) appendCacheStatus(out, dumper.cacheStatus.stored, dumper.cacheStatus.cache);
   // The edge caches' headers (option `purgers`), from the core.
   const edge = fill.edgeHeaders(head);
   for (let i = 0; i < edge.length; i += 2) out.set(edge[i]!, edge[i + 1]!);
@@ -322,14 +323,29 @@ function plainHeads(list: readonly string[], withBody: boolean): Record<string, 
   return typed || !withBody ? out : undefined;
 }
 
-/** The response with the cache-status header set (a copy when its headers are immutable). */
-function withStatus(dumper: Dumper, response: Response, value: 'MISS' | 'BYPASS', method: string): Response {
+/**
+ * Adds this cache's `Cache-Status` member after those of caches behind the app (RFC 9211 §2),
+ * replacing one of its own the response may carry.
+ */
+function appendCacheStatus(headers: Headers, value: string, cache: string): void {
+  const given = headers.get('cache-status');
+  if (given === null || given.trim() === '' || given.trim().split(';')[0]!.trim() === cache) headers.set('cache-status', value);
+  else headers.set('cache-status', `${given}, ${value}`);
+}
+
+/**
+ * The response of a miss (`bypass` undefined) or a bypass that is not stored, with the
+ * cache-status headers set (on a copy when its headers are immutable).
+ */
+function withStatus(dumper: Dumper, response: Response, method: string, bypass?: Bypass): Response {
   const name = dumper.cacheStatusHeader;
+  const cacheStatus = dumper.cacheStatus;
   // Passed through without storing: `no-store` for the edge (see Dumper._edgePassThrough).
   const edge = dumper._edgePassThrough(method, (h) => response.headers.has(h));
-  if (name === undefined && edge.length === 0) return response;
+  if (name === undefined && cacheStatus === undefined && edge.length === 0) return response;
   const set = (headers: Headers): void => {
-    if (name !== undefined) headers.set(name, value);
+    if (name !== undefined) headers.set(name, bypass === undefined ? 'MISS' : 'BYPASS');
+    if (cacheStatus !== undefined) appendCacheStatus(headers, bypass === undefined ? cacheStatus.miss : cacheStatus.bypass[bypass.bypass], cacheStatus.cache);
     for (let i = 0; i < edge.length; i += 2) headers.set(edge[i]!, edge[i + 1]!);
   };
   try {

@@ -30,6 +30,7 @@ export function handle(
   if (isBypass(key)) {
     if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
     if (dumper.cacheStatusHeader !== undefined) res.setHeader(dumper.cacheStatusHeader, 'BYPASS');
+    if (dumper.cacheStatus !== undefined) res.setHeader('cache-status', dumper.cacheStatus.bypass[key.bypass]);
     if (key.bypass === 'method') watchUnsafe(dumper, res, method, target);
     app();
     return;
@@ -141,8 +142,11 @@ function onPlan(
   }
   if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key, false, served);
   const status = dumper.cacheStatusHeader;
-  if (status !== undefined) {
-    res.setHeader(status, 'MISS');
+  const cacheStatus = dumper.cacheStatus;
+  if (status !== undefined || cacheStatus !== undefined) {
+    if (status !== undefined) res.setHeader(status, 'MISS');
+    // `stored` is added when the response head turns out storable (Capture.onHead).
+    if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus.miss);
   } else if (plan.kind === 'fill') {
     // capture() relies on Node merging writeHead()'s headers into those set with setHeader(),
     // which it does once setHeader() has been called on the response.
@@ -489,6 +493,8 @@ class Capture {
     // writeHead() is given (see onPlan).
     const edge = this.fill.edgeHeaders(all);
     for (let i = 0; i < edge.length; i += 2) res.setHeader(edge[i]!, edge[i + 1]!);
+    const cacheStatus = this.dumper.cacheStatus;
+    if (cacheStatus !== undefined && !this.fill.done) res.setHeader('cache-status', cacheStatus.stored);
   }
 
   add(res: ServerResponse, chunk: unknown, encoding: unknown): void {
