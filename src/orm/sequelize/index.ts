@@ -12,7 +12,11 @@
  */
 import type { Sequelize } from 'sequelize';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
-import { HOOKS, SequelizeIntegration, WRAPPED } from './integration.js';
+import { readOptions, ReadTracker } from '../reads.js';
+import { HOOKS, READ_WRAPPED, SequelizeIntegration, WRAPPED } from './integration.js';
+
+/** The tag names of `trackReads` (docs/track-reads.md), to tag or invalidate by hand beside it. */
+export { keyTag, listTag, rowTag, tableTag } from '../reads.js';
 
 export interface SequelizeDumperOptions {
   /**
@@ -35,12 +39,32 @@ export interface SequelizeDumperOptions {
    * Default: true for SQLite in memory, false otherwise.
    */
   invalidateOnRollback?: boolean;
+  /**
+   * Tag each page with the rows and tables its render read through this Sequelize instance, and
+   * invalidate those tags on every write of every model (registered or not): pages need no
+   * `dependentPaths()`. Reads by primary key tag rows, reads by a foreign key (association
+   * getters) tag that key, lists, filters, counts and filtering includes tag their tables; raw
+   * SQL (`sequelize.query()`, `literal()`) is not parsed. See docs/sequelize.md#trackreads.
+   *
+   * Default: false.
+   */
+  trackReads?: boolean;
+  /**
+   * With `trackReads`: the most tags a page gets from its reads. Past it, a table's further row
+   * reads tag the whole table (its list tag, which every write of the table invalidates), with a
+   * warning in the log. Each tag costs a few bytes in the entry and in the store's tag index.
+   *
+   * Default: 500.
+   */
+  maxTagsPerPage?: number;
 }
 
 /** What `sequelizeDumper()` returns. */
 export interface SequelizeDumper {
   readonly sequelize: Sequelize;
-  /** Stops invalidating on this Sequelize instance's writes and removes the hooks. Idempotent. */
+  /** With `trackReads`: what tags the pages. */
+  readonly reads: ReadTracker | undefined;
+  /** Stops invalidating on this Sequelize instance's writes (and tagging its reads) and removes the hooks. Idempotent. */
   close(): void;
 }
 
@@ -48,10 +72,10 @@ export interface SequelizeDumper {
 export const HOOK_NAME = 'page-dumper';
 
 const DEFAULT_MAX_ROWS = 1000;
-const KNOWN = new Set(['maxRows', 'invalidateOnRollback']);
+const KNOWN = new Set(['maxRows', 'invalidateOnRollback', 'trackReads', 'maxTagsPerPage']);
 const installed = new WeakSet<object>();
 
-function validate(options: unknown): { maxRows: number; invalidateOnRollback: boolean | undefined } {
+function validate(options: unknown): { maxRows: number; invalidateOnRollback: boolean | undefined; trackReads: boolean; maxTagsPerPage: number } {
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: sequelizeDumper() options must be an object');
   for (const k of Object.keys(options)) {
     if (!KNOWN.has(k)) throw new TypeError(`page-dumper: sequelizeDumper() got an unknown option "${k}"`);
@@ -63,7 +87,8 @@ function validate(options: unknown): { maxRows: number; invalidateOnRollback: bo
   if (invalidateOnRollback !== undefined && typeof invalidateOnRollback !== 'boolean') {
     throw new TypeError(`page-dumper: sequelizeDumper() option "invalidateOnRollback" must be a boolean, got ${typeof invalidateOnRollback}`);
   }
-  return { maxRows, invalidateOnRollback };
+  const { trackReads, maxTagsPerPage } = readOptions('sequelizeDumper', (options as SequelizeDumperOptions).trackReads, (options as SequelizeDumperOptions).maxTagsPerPage);
+  return { maxRows, invalidateOnRollback, trackReads, maxTagsPerPage };
 }
 
 /** Whether Sequelize runs every query of this database on one connection (SQLite in memory). */
@@ -105,9 +130,11 @@ export function sequelizeDumper(dumper: Dumper, sequelize: Sequelize, options: S
   if (installed.has(sequelize)) throw new TypeError('page-dumper: sequelizeDumper() is already installed on this Sequelize instance');
   const settings = validate(options);
 
+  const reads = settings.trackReads ? new ReadTracker(dumper, { maxTagsPerPage: settings.maxTagsPerPage, integration: 'sequelize' }) : undefined;
   const integration = new SequelizeIntegration(dumper, sequelize, {
     maxRows: settings.maxRows,
     invalidateOnRollback: settings.invalidateOnRollback ?? sharedConnection(sequelize),
+    reads,
   });
   const hooks = integration.hooks();
   const addHook = sequelize.addHook.bind(sequelize) as (type: string, name: string, fn: (...args: never[]) => unknown) => unknown;
@@ -122,11 +149,20 @@ export function sequelizeDumper(dumper: Dumper, sequelize: Sequelize, options: S
     wrappers.set(method, { wrapper, own: Object.hasOwn(qi, method), original });
     qi[method] = wrapper;
   }
+  if (reads !== undefined) {
+    for (const method of READ_WRAPPED) {
+      const original = qi[method] as (this: unknown, ...args: unknown[]) => Promise<unknown>;
+      const wrapper = integration.wrapRead(method, original);
+      wrappers.set(method, { wrapper, own: Object.hasOwn(qi, method), original });
+      qi[method] = wrapper;
+    }
+  }
   installed.add(sequelize);
 
   let closed = false;
   return {
     sequelize,
+    reads,
     close() {
       if (closed) return;
       closed = true;

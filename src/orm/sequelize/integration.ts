@@ -8,6 +8,8 @@
 import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
+import { unknownWriteTags, writeTags, type ReadTracker } from '../reads.js';
+import { INTERNAL, SequelizeReads, tableOf, writtenRow } from './reads.js';
 import {
   asBefore,
   byKey,
@@ -28,6 +30,8 @@ import {
 export interface Settings {
   readonly maxRows: number;
   readonly invalidateOnRollback: boolean;
+  /** With `trackReads`: reads tag pages, and every model's writes invalidate the tags of what they changed. */
+  readonly reads: ReadTracker | undefined;
 }
 
 /** Marks a point in a transaction's buffer where every page must be invalidated. */
@@ -100,6 +104,16 @@ export type HookName = (typeof HOOKS)[number];
  */
 export const WRAPPED = ['increment', 'decrement', 'bulkUpdate', 'bulkDelete', 'commitTransaction'] as const;
 
+/**
+ * With `trackReads`, the query interface methods every model read goes through: `select()` (finds,
+ * association getters, includes) and `rawSelect()` (counts and aggregates). Reads with
+ * `hooks: false` run no find hook, but still come through here.
+ */
+export const READ_WRAPPED = ['select', 'rawSelect'] as const;
+
+/** How deep the rows deleted with a row (`ON DELETE CASCADE`) are followed before their tables are given up. */
+const MAX_CASCADE_DEPTH = 4;
+
 export class SequelizeIntegration {
   readonly #dumper: Dumper;
   readonly #sequelize: Sequelize;
@@ -115,6 +129,8 @@ export class SequelizeIntegration {
   readonly #rollbackWrapped = new WeakSet<Transaction>();
   /** Transactions whose COMMIT the database refused: they were rolled back. */
   readonly #refused = new WeakSet<Transaction>();
+  readonly #reads: SequelizeReads | undefined;
+  readonly #dialect: string;
   #closed = false;
 
   constructor(dumper: Dumper, sequelize: Sequelize, settings: Settings) {
@@ -122,6 +138,27 @@ export class SequelizeIntegration {
     this.#sequelize = sequelize;
     this.#settings = settings;
     this.#op = (sequelize.constructor as unknown as { Op: Ops }).Op;
+    this.#dialect = sequelize.getDialect();
+    this.#reads = settings.reads === undefined ? undefined : new SequelizeReads(settings.reads, sequelize);
+  }
+
+  /** With `trackReads`: replacements for `select()` and `rawSelect()`, which tag the page with what they read. */
+  wrapRead(method: (typeof READ_WRAPPED)[number], original: QueryInterfaceMethod): QueryInterfaceMethod {
+    const self = this;
+    if (method === 'select') {
+      // select(model, tableName, options)
+      return async function (this: unknown, ...args: unknown[]) {
+        const result = await original.apply(this, args);
+        if (!self.#closed) self.#reads?.select(args[0], args[2] as never, result);
+        return result;
+      };
+    }
+    // rawSelect(tableName, options, attributeSelector, model)
+    return async function (this: unknown, ...args: unknown[]) {
+      const result = await original.apply(this, args);
+      if (!self.#closed) self.#reads?.aggregate(args[3], args[1] as never);
+      return result;
+    };
   }
 
   close(): void {
@@ -143,10 +180,10 @@ export class SequelizeIntegration {
         await self.#afterRow(instance, options, 'an update', new Set(options.fields ?? []));
       },
       async beforeDestroy(instance: Model, options: WriteOptions) {
-        await self.#beforeRow(instance, options);
+        await self.#beforeRow(instance, options, options.force === true || !isParanoid(ownModel(instance)));
       },
       async afterDestroy(instance: Model, options: WriteOptions) {
-        await self.#afterRow(instance, options, 'a destroy', undefined);
+        await self.#afterRow(instance, options, 'a destroy', undefined, options.force === true || !isParanoid(ownModel(instance)));
       },
       async beforeRestore(instance: Model, options: WriteOptions) {
         await self.#beforeRow(instance, options);
@@ -178,7 +215,7 @@ export class SequelizeIntegration {
       },
       async beforeBulkUpdate(this: unknown, options: WriteOptions) {
         // Model.update() adds its paranoid condition to `where` before this hook.
-        await self.#beforeBulk(model(this, options), options, options.where, false);
+        await self.#beforeBulk(model(this, options), options, options.where, false, false);
       },
       async afterBulkUpdate(this: unknown, options: WriteOptions) {
         await self.#afterBulk(model(this, options), options, 'update');
@@ -192,7 +229,8 @@ export class SequelizeIntegration {
         }
         // A soft delete touches the rows not yet deleted; a hard one, every row of the where (a
         // truncate: every row).
-        await self.#beforeBulk(m, options, options.truncate ? undefined : options.where, isParanoid(m) && !options.force);
+        const soft = isParanoid(m) && !options.force;
+        await self.#beforeBulk(m, options, options.truncate ? undefined : options.where, soft, !soft);
       },
       async afterBulkDestroy(this: unknown, options: WriteOptions) {
         await self.#afterBulk(model(this, options), options, options.truncate ? 'truncate' : 'destroy');
@@ -200,7 +238,7 @@ export class SequelizeIntegration {
       async beforeBulkRestore(this: unknown, options: WriteOptions) {
         const m = model(this, options);
         const deleted = softDeleted(m, self.#op);
-        await self.#beforeBulk(m, options, options.where === undefined ? deleted : { [self.#op.and]: [options.where, deleted] }, false);
+        await self.#beforeBulk(m, options, options.where === undefined ? deleted : { [self.#op.and]: [options.where, deleted] }, false, false);
       },
       async afterBulkRestore(this: unknown, options: WriteOptions) {
         await self.#afterBulk(model(this, options), options, 'restore');
@@ -244,7 +282,7 @@ export class SequelizeIntegration {
   async #created(model: ModelInfo, instances: readonly Model[], options: WriteOptions, what: string): Promise<void> {
     if (this.#closed || !this.#watched(model)) return;
     const t = this.#transactionOf(options);
-    await this.#settle(t, `${what} of ${model.name}`, async () => {
+    await this.#settle(model, t, `${what} of ${model.name}`, async () => {
       if (instances.length > this.#settings.maxRows) return this.#tooMany();
       return this.#dependents(model, instances, t);
     });
@@ -254,7 +292,7 @@ export class SequelizeIntegration {
    * Before an instance is saved, destroyed or restored: the row as stored, read in the write's
    * transaction (the instance may have been loaded before someone else changed it), and its pages.
    */
-  async #beforeRow(instance: Model, options: WriteOptions): Promise<void> {
+  async #beforeRow(instance: Model, options: WriteOptions, hardDelete = false): Promise<void> {
     const model = ownModel(instance);
     if (this.#closed || !this.#watched(model)) return;
     const t = this.#transactionOf(options);
@@ -266,7 +304,11 @@ export class SequelizeIntegration {
     }
     let rows = this.#pendingRows.get(options);
     if (rows === undefined) this.#pendingRows.set(options, (rows = new Map()));
-    rows.set(instance, pending(stored ? [stored] : [], await this.#dependents(model, [stored ?? asBefore(instance)], t)));
+    const before = stored ?? asBefore(instance);
+    let deps = await this.#dependents(model, [before], t);
+    // The rows the database deletes or changes with it, found while they are still there.
+    if (hardDelete && typeof deps !== 'string') deps = concat(deps, await this.#cascade(model, [before], t, 0));
+    rows.set(instance, pending(stored ? [stored] : [], deps));
   }
 
   /**
@@ -274,14 +316,14 @@ export class SequelizeIntegration {
    * unless it is gone, after: the instance itself (its `previous()` values still answer), and the
    * row read again if the instance did not hold what was stored in the columns left alone.
    */
-  async #afterRow(instance: Model, options: WriteOptions, what: string, written: ReadonlySet<string> | undefined): Promise<void> {
+  async #afterRow(instance: Model, options: WriteOptions, what: string, written: ReadonlySet<string> | undefined, hardDelete = false): Promise<void> {
     const model = ownModel(instance);
     if (this.#closed || !this.#watched(model)) return;
     const rows = this.#pendingRows.get(options);
     const before = rows?.get(instance);
     rows?.delete(instance);
     const t = this.#transactionOf(options);
-    await this.#settle(t, `${what} of ${model.name}`, async () => {
+    await this.#settle(model, t, `${what} of ${model.name}`, async () => {
       if (before?.unresolved !== undefined) return before.unresolved;
       // A destroy: its pages are those of the row before it went (a before-hook that did not run
       // leaves the instance as it is).
@@ -294,7 +336,7 @@ export class SequelizeIntegration {
         after.push(...(await this.#find(model, where[0]!, t)));
       }
       return concat(before?.before ?? [], await this.#dependents(model, after, t));
-    });
+    }, hardDelete);
   }
 
   // ---------------------------------------------------------------- upserts
@@ -316,7 +358,7 @@ export class SequelizeIntegration {
     const before = this.#pending.get(options);
     this.#pending.delete(options);
     const t = this.#transactionOf(options);
-    await this.#settle(t, `${what} of ${model.name}`, async () => {
+    await this.#settle(model, t, `${what} of ${model.name}`, async () => {
       if (before?.unresolved !== undefined) return before.unresolved;
       // The rows are read again by the same keys: on MySQL and SQLite the instance an upsert
       // returns holds the values given, not the row (another id, none of the columns left alone).
@@ -331,12 +373,15 @@ export class SequelizeIntegration {
   // ---------------------------------------------------------------- bulk writes
 
   /** Model.update(), destroy() or restore() by `where`: the rows it will touch, before it runs. */
-  async #beforeBulk(model: ModelInfo, options: WriteOptions, where: object | undefined, paranoid: boolean): Promise<void> {
+  async #beforeBulk(model: ModelInfo, options: WriteOptions, where: object | undefined, paranoid: boolean, hardDelete: boolean): Promise<void> {
     // With individualHooks, Sequelize runs each row's own hooks.
     if (this.#closed || options.individualHooks || !this.#watched(model)) return;
     const t = this.#transactionOf(options);
     const rows = await this.#find(model, where, t, true, paranoid);
-    this.#pending.set(options, rows.length > this.#settings.maxRows ? pending([], this.#tooMany()) : pending(rows, await this.#dependents(model, rows, t)));
+    if (rows.length > this.#settings.maxRows) return void this.#pending.set(options, pending([], this.#tooMany()));
+    let deps = await this.#dependents(model, rows, t);
+    if (hardDelete && typeof deps !== 'string') deps = concat(deps, await this.#cascade(model, rows, t, 0));
+    this.#pending.set(options, pending(rows, deps));
   }
 
   async #afterBulk(model: ModelInfo, options: WriteOptions, kind: 'update' | 'destroy' | 'restore' | 'truncate'): Promise<void> {
@@ -349,12 +394,13 @@ export class SequelizeIntegration {
     if (affected === undefined && before.unresolved === undefined && kind === 'update') return;
     const t = this.#transactionOf(options);
     const what = kind === 'truncate' ? `a truncate of ${model.name}` : `${kind === 'update' ? 'an' : 'a'} ${kind} of ${model.name} by where`;
-    await this.#settle(t, what, async () => {
+    const hardDelete = kind === 'truncate' || (kind === 'destroy' && !(isParanoid(model) && !options.force));
+    await this.#settle(model, t, what, async () => {
       if (before.unresolved !== undefined) return before.unresolved;
       if (affected !== undefined && affected > before.rows.length) return 'it touched more rows than matched just before it';
       if (kind === 'destroy' || kind === 'truncate') return before.before;
       return this.#again(model, before, t, options.attributes);
-    });
+    }, hardDelete);
   }
 
   /** The rows of a write by `where` as they are after it, found by their primary keys, and their pages with those before. */
@@ -380,7 +426,7 @@ export class SequelizeIntegration {
     const rows = await this.#find(model, where, t, true);
     const before = rows.length > this.#settings.maxRows ? pending([], this.#tooMany()) : pending(rows, await this.#dependents(model, rows, t));
     const result = await write();
-    await this.#settle(t, `${method === 'increment' ? 'an increment' : 'a decrement'} of ${model.name}`, async () =>
+    await this.#settle(model, t, `${method === 'increment' ? 'an increment' : 'a decrement'} of ${model.name}`, async () =>
       before.unresolved ?? this.#again(model, before, t),
     );
     return result;
@@ -404,6 +450,8 @@ export class SequelizeIntegration {
       transaction: t ?? null,
       paranoid,
       hooks: false,
+      // Rows of a write: no page read them.
+      [INTERNAL]: true,
       ...(limited && Number.isFinite(max) ? { limit: max + 1 } : {}),
     });
   }
@@ -420,9 +468,9 @@ export class SequelizeIntegration {
     return undefined;
   }
 
-  /** Registered, or a junction model between registered ones. */
+  /** Registered, or a junction model between registered ones; with `trackReads`, every model. */
   #watched(model: ModelInfo): boolean {
-    if (this.#modelOf(model) !== undefined) return true;
+    if (this.#settings.reads !== undefined || this.#modelOf(model) !== undefined) return true;
     return sidesOf(model).some((s) => this.#modelOf(s.model) !== undefined);
   }
 
@@ -431,9 +479,14 @@ export class SequelizeIntegration {
    * registered, those of the rows it links on both sides, read in the write's transaction (as
    * django-dumper's m2m_changed reaches both ends). A string says why they cannot be told.
    */
-  async #dependents(model: ModelInfo, rows: readonly Model[], t: Transaction | undefined): Promise<Dependents[] | string> {
+  async #dependents(model: ModelInfo, rows: readonly Model[], t: Transaction | undefined, reads = true): Promise<Dependents[] | string> {
     const registered = this.#modelOf(model);
     const out: Dependents[] = [];
+    // With trackReads, the tags of the rows: their ids, their foreign keys (a junction row's are
+    // both sides' links) and the table's list. The rows a junction row links did not change.
+    if (reads && this.#settings.reads !== undefined && rows.length > 0) {
+      out.push(readDependents(model, writeTags(tableOf(model), rows.map((r) => writtenRow(model, r, this.#dialect)))));
+    }
     if (registered !== undefined) {
       for (const r of rows) out.push(await this.#dumper.dependentsOf(registered, r));
       return out;
@@ -444,9 +497,43 @@ export class SequelizeIntegration {
       if (ids.length === 0) continue;
       const linked: Model[] = [];
       for (let i = 0; i < ids.length; i += CHUNK) linked.push(...(await this.#find(side.model, { [side.key]: { [this.#op.in]: ids.slice(i, i + CHUNK) } }, t)));
-      const deps = await this.#dependents(side.model, linked, t);
+      const deps = await this.#dependents(side.model, linked, t, false);
       if (typeof deps === 'string') return deps;
       out.push(...deps);
+    }
+    return out;
+  }
+
+  /**
+   * With `trackReads`, what a delete of `rows` also changes without Sequelize saying so, found
+   * before the delete: the rows of every model whose foreign key references them with
+   * `ON DELETE CASCADE` (followed down, `MAX_CASCADE_DEPTH` levels), `SET NULL` or `SET DEFAULT`,
+   * read by that key in the write's transaction. Past `maxRows` rows or the depth, or for a key
+   * that is not a value, everything read from their tables (and the tables below them).
+   */
+  async #cascade(model: ModelInfo, rows: readonly Model[], t: Transaction | undefined, depth: number): Promise<Dependents[]> {
+    if (this.#settings.reads === undefined || rows.length === 0) return [];
+    const out: Dependents[] = [];
+    for (const ref of referencesTo(model)) {
+      if (ref.onDelete !== 'CASCADE' && ref.onDelete !== 'SET NULL' && ref.onDelete !== 'SET DEFAULT') continue;
+      const values = [...new Set(rows.map((r) => row(r).get(ref.key, { raw: true })).filter((v) => v != null))];
+      if (values.length === 0) continue;
+      const unknown = () => readDependents(ref.model, [ref.model, ...referencingClosure(ref.model)].flatMap((m) => unknownWriteTags(tableOf(m))));
+      if (depth >= MAX_CASCADE_DEPTH || values.length > this.#settings.maxRows) {
+        out.push(unknown());
+        continue;
+      }
+      const children: Model[] = [];
+      for (let i = 0; i < values.length && children.length <= this.#settings.maxRows; i += CHUNK) {
+        children.push(...(await this.#find(ref.model, { [ref.attribute]: { [this.#op.in]: values.slice(i, i + CHUNK) } }, t, true)));
+      }
+      if (children.length > this.#settings.maxRows) {
+        out.push(unknown());
+        continue;
+      }
+      if (children.length === 0) continue;
+      out.push(readDependents(ref.model, writeTags(tableOf(ref.model), children.map((r) => writtenRow(ref.model, r, this.#dialect)))));
+      if (ref.onDelete === 'CASCADE') out.push(...(await this.#cascade(ref.model, children, t, depth + 1)));
     }
     return out;
   }
@@ -466,21 +553,36 @@ export class SequelizeIntegration {
    * goes. An error (a `dependentPaths()` that returns a string) also invalidates every page,
    * since the write has happened, and is rethrown to the writer.
    */
-  async #settle(t: Transaction | undefined, what: string, compute: () => Promise<Dependents[] | string>): Promise<void> {
+  async #settle(model: ModelInfo, t: Transaction | undefined, what: string, compute: () => Promise<Dependents[] | string>, hardDelete = false): Promise<void> {
     let deps: Dependents[] | string;
     try {
       deps = await compute();
     } catch (error) {
-      await this.#fallback(t, `${what} (${(error as Error)?.message ?? String(error)})`);
+      await this.#fallback(model, t, `${what} (${(error as Error)?.message ?? String(error)})`, hardDelete);
       throw error;
     }
-    if (typeof deps === 'string') return this.#fallback(t, `${what} (${deps})`);
+    if (typeof deps === 'string') return this.#fallback(model, t, `${what} (${deps})`, hardDelete);
     if (deps.length === 0) return;
     await this.#dumper.invalidateDependents(deps);
     if (t !== undefined) this.#record(t, deps);
   }
 
-  async #fallback(t: Transaction | undefined, what: string): Promise<void> {
+  /**
+   * A write whose rows are unknown. With `trackReads`, for a model that is not registered (nor a
+   * junction model with a registered side), everything read from its table, and for a delete from
+   * every table whose rows the database may delete or change with it; else every page.
+   */
+  async #fallback(model: ModelInfo, t: Transaction | undefined, what: string, hardDelete: boolean): Promise<void> {
+    if (this.#settings.reads !== undefined && this.#modelOf(model) === undefined && !sidesOf(model).some((s) => this.#modelOf(s.model) !== undefined)) {
+      const tables = [model, ...(hardDelete ? referencingClosure(model) : [])];
+      const deps = [readDependents(model, tables.flatMap((m) => unknownWriteTags(tableOf(m))))];
+      if (this.#dumper.log.debugEnabled) {
+        this.#dumper.log.debug(`sequelize: cannot tell which rows ${what} changed; invalidating what pages read from its tables`, { tables: tables.map(tableOf) });
+      }
+      await this.#dumper.invalidateDependents(deps);
+      if (t !== undefined) this.#record(t, deps);
+      return;
+    }
     this.#dumper.log.warn(`sequelize: cannot tell which rows ${what} changed; invalidating every page`, {});
     await this.#dumper.invalidateAll();
     if (t !== undefined) this.#record(t, ALL);
@@ -556,6 +658,58 @@ export class SequelizeIntegration {
       this.#dumper.log.error(`sequelize: invalidating ${when} failed`, { error: error as Error });
     }
   }
+}
+
+/** Tags to invalidate, in the shape `invalidateDependents()` and the transaction buffers take. */
+function readDependents(model: ModelInfo, tags: readonly string[]): Dependents {
+  return { model: model.name, paths: [], tags };
+}
+
+/** A foreign key of `model` (its `attribute`) that references `key` of another model's rows. */
+interface Reference {
+  readonly model: ModelInfo;
+  readonly attribute: string;
+  /** The referenced attribute of the parent. */
+  readonly key: string;
+  /** `CASCADE`, `SET NULL`, ... upper case; `undefined` when none is declared. */
+  readonly onDelete: string | undefined;
+}
+
+type ReferencingAttribute = { readonly field?: string; readonly references?: { readonly model?: unknown; readonly key?: string } | string; readonly onDelete?: string };
+
+/** The foreign keys, in every model of the instance, that reference rows of `parent` (as Sequelize declares them in the tables). */
+function referencesTo(parent: ModelInfo): Reference[] {
+  const out: Reference[] = [];
+  const table = parent.tableName;
+  for (const m of Object.values(parent.sequelize.models) as unknown as ModelInfo[]) {
+    for (const [attribute, definition] of Object.entries(m.rawAttributes as Record<string, ReferencingAttribute>)) {
+      const ref = definition.references;
+      if (ref == null) continue;
+      const target = typeof ref === 'string' ? ref : ref.model;
+      const name = typeof target === 'string' ? target : (target as { tableName?: unknown } | undefined)?.tableName;
+      if (name !== table && target !== parent) continue;
+      const keyField = (typeof ref === 'object' ? ref.key : undefined) ?? parent.primaryKeyAttributes[0];
+      if (keyField === undefined) continue;
+      const key = Object.hasOwn(parent.rawAttributes, keyField) ? keyField : (parent.fieldRawAttributesMap?.[keyField]?.fieldName ?? keyField);
+      out.push({ model: m, attribute, key, onDelete: definition.onDelete?.toUpperCase() });
+    }
+  }
+  return out;
+}
+
+/** Every model whose rows reference `model`'s, directly or through others (what a TRUNCATE ... CASCADE reaches). */
+function referencingClosure(model: ModelInfo): ModelInfo[] {
+  const seen = new Set<ModelInfo>([model]);
+  const queue = [model];
+  while (queue.length > 0) {
+    for (const ref of referencesTo(queue.shift()!)) {
+      if (seen.has(ref.model)) continue;
+      seen.add(ref.model);
+      queue.push(ref.model);
+    }
+  }
+  seen.delete(model);
+  return [...seen];
 }
 
 /** The model class of an instance (the class it was built by: a scoped copy extends the model). */

@@ -5,6 +5,7 @@
 import { DataTypes, Model, Sequelize } from 'sequelize';
 import { describe, expectTypeOf, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
+import type { ReadTracker } from '../../../src/orm/reads.js';
 import defaultExport, { HOOK_NAME, sequelizeDumper, type SequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
 
 describe('sequelizeDumper types', () => {
@@ -12,8 +13,8 @@ describe('sequelizeDumper types', () => {
     expectTypeOf(sequelizeDumper).parameters.toEqualTypeOf<[Dumper, Sequelize, SequelizeDumperOptions?]>();
     expectTypeOf(sequelizeDumper).returns.toEqualTypeOf<SequelizeDumper>();
     expectTypeOf(defaultExport).toEqualTypeOf(sequelizeDumper);
-    expectTypeOf<SequelizeDumperOptions>().toEqualTypeOf<{ maxRows?: number; invalidateOnRollback?: boolean }>();
-    expectTypeOf<SequelizeDumper>().toEqualTypeOf<{ readonly sequelize: Sequelize; close(): void }>();
+    expectTypeOf<SequelizeDumperOptions>().toEqualTypeOf<{ maxRows?: number; invalidateOnRollback?: boolean; trackReads?: boolean; maxTagsPerPage?: number }>();
+    expectTypeOf<SequelizeDumper>().toEqualTypeOf<{ readonly sequelize: Sequelize; readonly reads: ReadTracker | undefined; close(): void }>();
     expectTypeOf<typeof HOOK_NAME>().toEqualTypeOf<'page-dumper'>();
 
     const sequelize = new Sequelize({ dialect: 'sqlite', storage: ':memory:', logging: false });

@@ -1,0 +1,396 @@
+/**
+ * `sequelizeDumper(dumper, sequelize, { trackReads: true })` on SQLite, PostgreSQL and MariaDB,
+ * with no model registered and no `dependentPaths()`: the blog's pages (a list, detail pages with
+ * includes, filtered pages, counts, an association getter's page, a page that reads nothing, a
+ * lookup that finds nothing) are warmed, a write is made, and then every page served is compared
+ * with a fresh render (none may be stale), the pages whose data changed must be a MISS, and some
+ * others must still be a HIT (no test passes by invalidating everything).
+ */
+import { randomUUID } from 'node:crypto';
+import { DataTypes, Model, Op, Sequelize } from 'sequelize';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { createDumper, type Dumper } from '../../../src/index.js';
+import { listTag, rowTag, sequelizeDumper, tableTag, type SequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
+import { RedisStore } from '../../../src/stores/redis/index.js';
+import { needService } from '../../support/services.js';
+import { expectNoStale, PAGES, warmAll } from '../track-reads/check.js';
+import { blogApp, defineBlog, seedBlog, type Blog } from './blog.js';
+import { databases, recordingLogger, Site, type Database } from './support.js';
+
+const targets = await databases();
+
+describe.each(targets)('Sequelize trackReads on $name', (target) => {
+  let db: Database;
+  let blog: Blog;
+  let dumper: Dumper;
+  let handle: SequelizeDumper;
+  let site: Site;
+  let log: ReturnType<typeof recordingLogger>;
+  let app: ReturnType<typeof blogApp>;
+
+  beforeAll(async () => {
+    db = await target.open();
+    blog = defineBlog(db.sequelize);
+    await db.sequelize.sync();
+    app = blogApp(blog);
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  async function install(options: SequelizeDumperOptions = {}) {
+    await site?.close();
+    handle?.close();
+    await dumper?.close();
+    log = recordingLogger();
+    dumper = createDumper({ logger: log.logger });
+    handle = sequelizeDumper(dumper, db.sequelize, { trackReads: true, ...options });
+    site = await Site.start(dumper, db.counter, (path) => app.handle(path));
+  }
+
+  beforeEach(async () => {
+    await db.clear(blog.all);
+    await seedBlog(blog);
+    await install();
+    await warmAll((p) => site.get(p));
+  });
+  afterEach(async () => {
+    await site.close();
+    handle.close();
+    await dumper.close();
+  });
+
+  /** After a write: nothing stale, these pages rendered again, those still stored. */
+  async function expectAfterWrite(miss: readonly string[], hit: readonly string[]) {
+    const missed = await expectNoStale((p) => site.get(p), app);
+    for (const p of miss) expect(missed, `${p} should have been rendered again`).toContain(p);
+    for (const p of hit) expect(missed, `${p} should still be stored`).not.toContain(p);
+  }
+
+  test('every page is stored, and a hit runs no query', async () => {
+    for (const p of PAGES) expect((await site.get(p)).queries, p).toBe(0);
+    expect(log.warnings).toEqual([]);
+  });
+
+  test('save() of a changed row: its detail, relation, list and filtered pages', async () => {
+    const post = (await blog.Post.findByPk(2))!;
+    post.title = 'Anew';
+    await post.save();
+    await expectAfterWrite(['/', '/posts/2', '/authors/1/posts', '/titled/a', '/tags/2'], ['/posts/1', '/posts/99', '/authors/2/posts', '/count', '/tags/1', '/about']);
+  });
+
+  test('create() of a child: the parent page that included its children and the counts', async () => {
+    await blog.Comment.create({ body: 'fine', postId: 2 });
+    await expectAfterWrite(['/posts/2', '/count'], ['/', '/posts/1', '/authors/1/posts', '/tags/2', '/about']);
+  });
+
+  test('Model.update() by primary key of a belongsTo row: the pages that included it', async () => {
+    await blog.Author.update({ name: 'Ada L.' }, { where: { id: 1 } });
+    await expectAfterWrite(['/', '/posts/1', '/posts/2'], ['/authors/1/posts', '/count', '/tags/1', '/about']);
+  });
+
+  test('a many-to-many link added by addTag(): both sides', async () => {
+    const post = (await blog.Post.findByPk(1)) as Model & { addTag(id: number): Promise<unknown> };
+    await post.addTag(2);
+    await expectAfterWrite(['/posts/1', '/tags/2'], ['/', '/posts/2', '/count', '/authors/1/posts', '/about']);
+  });
+
+  test('a many-to-many link removed by removeTag(): both sides', async () => {
+    const post = (await blog.Post.findByPk(3)) as Model & { removeTag(id: number): Promise<unknown> };
+    await post.removeTag(1);
+    await expectAfterWrite(['/tags/1'], ['/', '/posts/1', '/posts/2', '/count', '/about']);
+  });
+
+  test('destroy() of a child: its parent page and the counts', async () => {
+    const nice = (await blog.Comment.findOne({ where: { body: 'nice' } }))!;
+    await nice.destroy();
+    await expectAfterWrite(['/posts/1', '/count'], ['/', '/posts/2', '/tags/1', '/about']);
+  });
+
+  test('create() of the row a page looked up and did not find', async () => {
+    await blog.Post.create({ id: 99, title: 'Late', authorId: 2 });
+    await expectAfterWrite(['/posts/99', '/', '/authors/2/posts', '/titled/a'], ['/posts/1', '/count', '/tags/1', '/about']);
+  });
+
+  test('a foreign key moved: the pages of the old and of the new parent', async () => {
+    const great = (await blog.Comment.findOne({ where: { body: 'great' } }))!;
+    await great.update({ postId: 2 });
+    await expectAfterWrite(['/posts/1', '/posts/2', '/count'], ['/', '/tags/1', '/authors/1/posts', '/about']);
+  });
+
+  test('Model.update() by where: the rows it matched', async () => {
+    await blog.Post.update({ title: 'Ciao' }, { where: { id: 3 } });
+    await expectAfterWrite(['/', '/tags/1', '/authors/2/posts'], ['/posts/1', '/posts/2', '/count', '/about']);
+  });
+
+  test('Model.destroy() by where of a parent whose children and links the database deletes (ON DELETE CASCADE)', async () => {
+    await blog.Post.destroy({ where: { id: 1 } });
+    await expectAfterWrite(['/posts/1', '/count', '/', '/tags/1', '/authors/1/posts'], ['/about', '/authors/2/posts', '/posts/2']);
+  });
+
+  test('destroy() of a parent two levels up: its posts, their comments and links go with it', async () => {
+    await (await blog.Author.findByPk(2))!.destroy();
+    await expectAfterWrite(['/', '/tags/1', '/authors/2/posts'], ['/about', '/posts/1', '/posts/2', '/count']);
+    await (await blog.Author.findByPk(1))!.destroy();
+    await expectAfterWrite(['/posts/1', '/posts/2', '/count', '/tags/2'], ['/about']);
+  });
+
+  test('increment() (the query interface, no hook) of a row a page showed', async () => {
+    await blog.Tag.increment({ id: 10 }, { where: { id: 2 } });
+    const missed = await expectNoStale((p) => site.get(p), app);
+    expect(missed).toEqual(expect.arrayContaining(['/tags/2', '/posts/2']));
+    expect(missed).not.toContain('/about');
+  });
+
+  test('a write whose rows are unknown (more than maxRows): everything read from its table', async () => {
+    await install({ maxRows: 1 });
+    await warmAll((p) => site.get(p));
+    await blog.Comment.update({ body: 'fine' }, { where: { postId: 1 } });
+    await expectAfterWrite(['/posts/1', '/posts/2', '/posts/99', '/count'], ['/', '/authors/1/posts', '/titled/a', '/tags/1', '/about']);
+    expect(log.warnings).toEqual([]);
+  });
+
+  test('a delete whose rows are unknown: also everything read from the tables it cascades to', async () => {
+    await install({ maxRows: 1 });
+    await warmAll((p) => site.get(p));
+    await blog.Post.destroy({ where: { authorId: 1 } });
+    await expectAfterWrite(['/', '/posts/1', '/posts/2', '/count', '/tags/1', '/tags/2'], ['/about']);
+    expect(log.warnings).toEqual([]);
+  });
+
+  test('a write of a registered model whose rows are unknown still invalidates every page', async () => {
+    await install({ maxRows: 1 });
+    dumper.register('Comment', { dependentPaths: () => [] });
+    await warmAll((p) => site.get(p));
+    await blog.Comment.update({ body: 'fine' }, { where: { postId: 1 } });
+    const missed = await expectNoStale((p) => site.get(p), app);
+    expect(missed).toContain('/about');
+    expect(log.warnings.join('\n')).toMatch(/invalidating every page/);
+  });
+
+  test('a page read inside a transaction is dropped again after the commit', async () => {
+    await db.sequelize.transaction(async (transaction) => {
+      await blog.Post.update({ title: 'Anew' }, { where: { id: 2 }, transaction });
+      // Another connection reads the last commit, and the page is stored after the write's own invalidation.
+      await site.get('/posts/2');
+    });
+    await expectAfterWrite([], ['/posts/1', '/about']);
+    expect((await site.get('/posts/2')).body).toContain('Anew');
+  });
+
+  test('a raw write is not seen; invalidating its table tag by hand drops what pages read from it', async () => {
+    await db.sequelize.query(`UPDATE sq_post SET title = 'Raw' WHERE id = 3`);
+    expect((await site.get('/')).cache).toBe('HIT');
+    await dumper.invalidateTags([tableTag('sq_post')]);
+    await expectAfterWrite(['/', '/tags/1', '/authors/2/posts', '/posts/1'], ['/about', '/count']);
+  });
+
+  test('register() and dependentPaths keep working beside trackReads', async () => {
+    dumper.register(blog.Author, { dependentPaths: () => ['/about'] });
+    await blog.Author.update({ name: 'Robert' }, { where: { id: 2 } });
+    await expectAfterWrite(['/about', '/'], ['/posts/1', '/count']);
+  });
+
+  test('maxTagsPerPage: past it a page is tagged with the tables, and says so in the log', async () => {
+    await install({ maxTagsPerPage: 3 });
+    await warmAll((p) => site.get(p));
+    expect(log.warnings.some((w) => /maxTagsPerPage \(3\)/.test(w))).toBe(true);
+    await blog.Post.update({ title: 'Ciao' }, { where: { id: 3 } });
+    await expectAfterWrite(['/tags/1', '/'], ['/about']);
+    await blog.Comment.create({ body: 'fine', postId: 2 });
+    await expectAfterWrite(['/posts/2', '/count'], ['/about']);
+  });
+
+  test('the tags a page carries: rows by primary key (found or not), tables for lists', async () => {
+    const tags: string[] = [];
+    const original = dumper.tag.bind(dumper);
+    dumper.tag = (...t: string[]) => {
+      tags.push(...t);
+      original(...t);
+    };
+    await dumper.invalidateAll();
+    await site.get('/posts/99');
+    expect(tags).toContain(rowTag('sq_post', { id: 99 }));
+    expect(tags).not.toContain(listTag('sq_post'));
+    tags.length = 0;
+    await site.get('/posts/1');
+    expect(tags).toContain(rowTag('sq_author', { id: 1 }));
+    expect(tags).not.toContain(listTag('sq_comment'));
+    expect(tags).not.toContain(listTag('sq_post_tag'));
+    tags.length = 0;
+    await site.get('/about');
+    expect(tags).toEqual([]);
+    await site.get('/');
+    expect(tags).toContain(listTag('sq_post'));
+    expect(tags).toContain(tableTag('sq_post'));
+  });
+
+  test('reads with hooks: false and raw: true tag the page too', async () => {
+    const page = async () => {
+      const p = (await blog.Post.findOne({ where: { id: 2 }, hooks: false, raw: true })) as unknown as { title: string } | null;
+      const n = await blog.Comment.count({ where: { postId: 2 }, hooks: false });
+      return `${p?.title}: ${n}`;
+    };
+    const other = await Site.start(dumper, db.counter, async () => ({ status: 200, body: await page() }));
+    try {
+      await other.warm('/raw');
+      await blog.Comment.create({ body: 'more', postId: 2 });
+      expect(await other.get('/raw')).toMatchObject({ cache: 'MISS', body: 'Again: 2' });
+      await other.warm('/raw');
+      await blog.Post.update({ title: 'Anew' }, { where: { id: 2 } });
+      expect(await other.get('/raw')).toMatchObject({ cache: 'MISS', body: 'Anew: 2' });
+      await blog.Post.update({ title: 'Ciao' }, { where: { id: 3 } });
+      expect((await other.get('/raw')).cache).toBe('HIT');
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('an include that filters its parents (required, where) tags the included table', async () => {
+    const page = async () => {
+      const posts = await blog.Post.findAll({ include: [{ association: 'comments', where: { body: 'ok' }, required: true }], order: [['id', 'ASC']] });
+      return posts.map((p) => p.title).join(',');
+    };
+    const other = await Site.start(dumper, db.counter, async () => ({ status: 200, body: await page() }));
+    try {
+      await other.warm('/filtered');
+      expect((await other.get('/filtered')).body).toBe('Again');
+      await blog.Comment.update({ body: 'ok' }, { where: { body: 'nice' } });
+      expect(await other.get('/filtered')).toMatchObject({ cache: 'MISS', body: 'Hello,Again' });
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe.each(targets)('Sequelize trackReads: key spellings on $name', (target) => {
+  let db: Database;
+  let dumper: Dumper;
+  let handle: SequelizeDumper;
+  let Code: typeof Model & (new () => Model & { code: string; label: string });
+  let Thing: typeof Model & (new () => Model & { id: string; label: string });
+  let Item: typeof Model & (new () => Model & { id: number; label: string });
+  const uuid = randomUUID();
+
+  beforeAll(async () => {
+    db = await target.open();
+    class C extends Model {}
+    C.init({ code: { type: DataTypes.STRING(20), primaryKey: true }, label: DataTypes.STRING(50) }, { sequelize: db.sequelize, tableName: 'sq_code', timestamps: false });
+    class T extends Model {}
+    T.init({ id: { type: DataTypes.UUID, primaryKey: true }, label: DataTypes.STRING(50) }, { sequelize: db.sequelize, tableName: 'sq_thing', timestamps: false });
+    class I extends Model {}
+    I.init({ id: { type: DataTypes.INTEGER, primaryKey: true }, label: DataTypes.STRING(50) }, { sequelize: db.sequelize, tableName: 'sq_item', timestamps: false });
+    Code = C as never;
+    Thing = T as never;
+    Item = I as never;
+    await db.sequelize.sync();
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+  beforeEach(async () => {
+    await db.clear([Code, Thing, Item]);
+    await Code.create({ code: 'abc', label: 'one' });
+    await Thing.create({ id: uuid, label: 'one' });
+    await Item.create({ id: 2, label: 'one' });
+    dumper = createDumper({ logger: false });
+    handle = sequelizeDumper(dumper, db.sequelize, { trackReads: true });
+  });
+  afterEach(async () => {
+    handle.close();
+    await dumper.close();
+  });
+
+  /** A page that looks a row up by a key spelled as given; after a write of the row as stored, it must not be stale. */
+  const cases: Array<[string, () => Promise<string>, () => Promise<unknown>]> = [
+    ['an integer key spelled "02"', async () => String((await Item.findByPk('02'))?.label), () => Item.update({ label: 'two' }, { where: { id: 2 } })],
+    ['an integer key spelled "02" in Op.in', async () => (await Item.findAll({ where: { id: { [Op.in]: ['02'] } } })).map((r) => r.label).join(), () => Item.update({ label: 'two' }, { where: { id: 2 } })],
+    ['a uuid in upper case', async () => String((await Thing.findByPk(uuid.toUpperCase()))?.label), () => Thing.update({ label: 'two' }, { where: { id: uuid } })],
+    ['a string key in another case', async () => String((await Code.findByPk('ABC'))?.label), () => Code.update({ label: 'two' }, { where: { code: 'abc' } })],
+    ['a string key with a trailing space', async () => String((await Code.findOne({ where: { code: 'abc ' } }))?.label), () => Code.update({ label: 'two' }, { where: { code: 'abc' } })],
+  ];
+
+  test.each(cases)('%s: the page is not stale after a write of the row', async (_, read, write) => {
+    const site = await Site.start(dumper, db.counter, async () => ({ status: 200, body: await read() }));
+    try {
+      await site.warm('/key');
+      const before = (await site.get('/key')).body;
+      await write();
+      const after = await site.get('/key');
+      expect(after.body).toBe(await read());
+      // The database found the row by that spelling: the page showed it and shows it changed.
+      if (before === 'one') expect(after).toMatchObject({ cache: 'MISS', body: 'two' });
+    } finally {
+      await site.close();
+    }
+  });
+
+  test('a row created with a key spelled "03" drops the page that looked up 3', async () => {
+    const site = await Site.start(dumper, db.counter, async () => ({ status: 200, body: String((await Item.findByPk(3))?.label) }));
+    try {
+      await site.warm('/three');
+      await Item.create({ id: '03', label: 'three' });
+      expect(await site.get('/three')).toMatchObject({ cache: 'MISS', body: 'three' });
+    } finally {
+      await site.close();
+    }
+  });
+});
+
+const hasRedis = await needService('redis');
+const postgres = targets.find((t) => t.name === 'PostgreSQL');
+const crossProcess = hasRedis && postgres !== undefined ? [postgres] : [];
+
+describe.each(crossProcess)('Sequelize trackReads across processes (RedisStore, $name)', (target) => {
+  test('a write through one dumper invalidates the pages another one stored', async () => {
+    const db = await target.open();
+    const prefix = `tr:${randomUUID().slice(0, 8)}:`;
+    // The second process: its own Sequelize instance (its own connections) on the same schema, its own dumper on the same Redis.
+    const other = db.another();
+    const blogA = defineBlog(db.sequelize);
+    const blogB = defineBlog(other);
+    await db.sequelize.sync();
+    // A generous command timeout: a store read that times out on a busy machine is a MISS, not a failure to test here.
+    const a = createDumper({ store: new RedisStore({ url: 'redis://127.0.0.1:6379', prefix, commandTimeout: 5000 }) });
+    const b = createDumper({ store: new RedisStore({ url: 'redis://127.0.0.1:6379', prefix, commandTimeout: 5000 }) });
+    const ha = sequelizeDumper(a, db.sequelize, { trackReads: true });
+    const hb = sequelizeDumper(b, other, { trackReads: true });
+    const appA = blogApp(blogA);
+    const appB = blogApp(blogB);
+    const siteA = await Site.start(a, db.counter, (p) => appA.handle(p));
+    const siteB = await Site.start(b, db.counter, (p) => appB.handle(p));
+    try {
+      await seedBlog(blogA);
+      await warmAll((p) => siteA.get(p));
+      await warmAll((p) => siteB.get(p));
+      await blogB.Comment.create({ body: 'from b', postId: 1 });
+      const missed = await expectNoStale((p) => siteA.get(p), appA);
+      expect(missed).toEqual(expect.arrayContaining(['/posts/1', '/count']));
+      expect(missed).not.toContain('/about');
+      expect(missed).not.toContain('/posts/2');
+      await blogB.Post.update({ title: 'Anew' }, { where: { id: 2 } });
+      expect(await expectNoStale((p) => siteB.get(p), appB)).toEqual(expect.arrayContaining(['/posts/2', '/']));
+      expect(await expectNoStale((p) => siteA.get(p), appA)).not.toContain('/about');
+    } finally {
+      await siteA.close();
+      await siteB.close();
+      ha.close();
+      hb.close();
+      await a.close();
+      await b.close();
+      await db.close();
+    }
+  });
+});
+
+test('options are checked', () => {
+  const sequelize = new Sequelize({ dialect: 'sqlite', storage: ':memory:', logging: false });
+  const dumper = createDumper({ logger: false });
+  expect(() => sequelizeDumper(dumper, sequelize, { trackReads: 1 as never })).toThrow(
+    new TypeError('page-dumper: sequelizeDumper() option "trackReads" must be a boolean, got number'),
+  );
+  expect(() => sequelizeDumper(dumper, sequelize, { trackReads: true, maxTagsPerPage: 0 })).toThrow(
+    new TypeError('page-dumper: sequelizeDumper() option "maxTagsPerPage" must be a positive integer, got 0'),
+  );
+  expect(() => sequelizeDumper(dumper, sequelize, { maxTagsPerPage: 10 })).toThrow(new TypeError('page-dumper: sequelizeDumper() option "maxTagsPerPage" needs trackReads: true'));
+});
