@@ -52,6 +52,7 @@ function pages(db: Client): Record<string, () => Promise<string>> {
     '/count': async () => `comments: ${await db.blogComment.count()}`,
     '/tag-count/1': async () => String((await db.blogTag.findUnique({ where: { id: 1 }, select: { _count: { select: { posts: true } } } }))?._count.posts),
     '/authors/2': async () => found(await db.blogAuthor.findUnique({ where: { id: 2 } })),
+    '/authors/3/posts': async () => (await db.blogPost.findMany({ where: { authorId: 3 }, orderBy: { id: 'asc' } })).map((p) => p.title).join(','),
   };
 }
 
@@ -63,6 +64,7 @@ async function seed(prisma: Client) {
     data: [
       { id: 1, name: 'Ada' },
       { id: 2, name: 'Bob' },
+      { id: 3, name: 'Cy' },
     ],
   });
   await prisma.blogTag.createMany({
@@ -73,11 +75,13 @@ async function seed(prisma: Client) {
   });
   await prisma.blogPost.create({ data: { id: 1, title: 'Hello', authorId: 1, tags: { connect: [{ id: 1 }] } } });
   await prisma.blogPost.create({ data: { id: 2, title: 'Bye', authorId: 2, tags: { connect: [{ id: 1 }, { id: 2 }] } } });
+  await prisma.blogPost.create({ data: { id: 3, title: 'Third', authorId: 1 } });
+  // Ids unlike the posts': a comment taken for a post would name another one.
   await prisma.blogComment.createMany({
     data: [
-      { id: 1, body: 'nice', postId: 1 },
-      { id: 2, body: 'great', postId: 1 },
-      { id: 3, body: 'ok', postId: 2 },
+      { id: 11, body: 'nice', postId: 1 },
+      { id: 12, body: 'great', postId: 1 },
+      { id: 13, body: 'ok', postId: 2 },
     ],
   });
 }
@@ -147,7 +151,9 @@ describe.each(providers)('prismaDumper trackReads: keys, fluent calls and cascad
 
   test('a String key the database compares otherwise than spelled: the row found is updated', async () => {
     await base.simple.create({ data: { id: 2, slug: 'hello', name: 'Hi' } });
-    await warmAll(get, ['/simple/Hello', '/simple/padded']);
+    await dumper.invalidateAll();
+    await warmAll(get, PATHS);
+    expect((await get('/simple/Hello')).body).toBe(provider === 'mysql' ? 'found Hi' : 'none');
     await prisma.simple.update({ where: { id: 2 }, data: { name: 'Hey' } });
     await expectAfterWrite(provider === 'mysql' ? ['/simple/Hello', '/simple/padded'] : []);
   });
@@ -168,7 +174,9 @@ describe.each(providers)('prismaDumper trackReads: keys, fluent calls and cascad
 
   test('a DateTime and a Decimal key spelled as strings: the row found is updated, then deleted', async () => {
     await base.blogKeyed.create({ data: { id: 5n, at: new Date('2024-01-01T00:00:00.000Z'), price: '1.5', name: 'K' } });
-    await warmAll(get, ['/keyed/at', '/keyed/price', '/keyed/id']);
+    await dumper.invalidateAll();
+    await warmAll(get, PATHS);
+    expect((await get('/keyed/price')).body).toBe('found K');
     await prisma.blogKeyed.update({ where: { id: 5n }, data: { name: 'L' } });
     await expectAfterWrite(['/keyed/at', '/keyed/price', '/keyed/id']);
     await prisma.blogKeyed.delete({ where: { id: 5n } });
@@ -187,18 +195,20 @@ describe.each(providers)('prismaDumper trackReads: keys, fluent calls and cascad
     await expectAfterWrite(['/fluent/author', '/fluent/author-name', '/fluent/comment-author']);
   });
 
-  test('fluent two steps: the row in the middle points elsewhere', async () => {
-    await prisma.blogComment.update({ where: { id: 1 }, data: { postId: 2 } });
+  test('fluent two steps: the row in the middle points elsewhere, then the first row does', async () => {
+    await prisma.blogPost.update({ where: { id: 1 }, data: { authorId: 2 } });
+    await expectAfterWrite(['/fluent/comment-author']);
+    await prisma.blogComment.update({ where: { id: 11 }, data: { postId: 3 } });
     await expectAfterWrite(['/fluent/comment-author', '/fluent/comments', '/fluent/comments-by-id']);
   });
 
   test('fluent to-many: a child is added to the root row found by a filter and by id', async () => {
-    await prisma.blogComment.create({ data: { id: 4, body: 'more', postId: 1 } });
+    await prisma.blogComment.create({ data: { id: 14, body: 'more', postId: 1 } });
     await expectAfterWrite(['/fluent/comments', '/fluent/comments-by-id', '/count'], ['/about', '/fluent/author']);
   });
 
   test('fluent to-many: a child is updated', async () => {
-    await prisma.blogComment.update({ where: { id: 2 }, data: { body: 'good' } });
+    await prisma.blogComment.update({ where: { id: 12 }, data: { body: 'good' } });
     await expectAfterWrite(['/fluent/comments', '/fluent/comments-by-id'], ['/about', '/fluent/author']);
   });
 
@@ -218,9 +228,11 @@ describe.each(providers)('prismaDumper trackReads: keys, fluent calls and cascad
   });
 
   test('a fluent write: the written row is invalidated as it is after the write', async () => {
-    const author = await prisma.blogPost.update({ where: { id: 1 }, data: { authorId: 2 } }).author();
-    expect(author?.name).toBe('Bob');
-    await expectAfterWrite(['/fluent/author', '/fluent/comment-author'], ['/about']);
+    // The answer is author 3; post 3 is not the one written.
+    const author = await prisma.blogPost.update({ where: { id: 1 }, data: { authorId: 3 } }).author();
+    expect(author?.name).toBe('Cy');
+    await expectAfterWrite(['/fluent/author', '/fluent/comment-author', '/authors/3/posts'], ['/about']);
+    expect((await get('/authors/3/posts')).body).toBe('Hello');
     await prisma.blogPost.update({ where: { id: 1 }, data: { title: 'Hi' } }).comments();
     await expectAfterWrite(['/fluent/comments'], ['/about']);
   });
