@@ -9,6 +9,34 @@ export interface PurgeRequestOptions {
   readonly timeout?: number;
 }
 
+/**
+ * Rejects an option the purger does not know (a misspelling such as `softPurge` for `soft` would
+ * otherwise be ignored, and the purger would do something else than asked), naming the closest
+ * known one.
+ */
+export function checkKnown(fn: string, options: object, known: readonly string[]): void {
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const lower = name.toLowerCase();
+    const near = known.find((k) => {
+      const l = k.toLowerCase();
+      return l.includes(lower) || lower.includes(l) || distance(l, lower) <= 2;
+    });
+    throw new TypeError(`page-dumper: ${fn}() has no option "${name}"${near === undefined ? '' : ` (did you mean "${near}"?)`}; its options are ${known.join(', ')}`);
+  }
+}
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 export function checkTimeout(fn: string, timeout: unknown): number {
   if (timeout === undefined) return 10_000;
   if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1) {

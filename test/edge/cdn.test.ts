@@ -181,6 +181,9 @@ describe('fastlyPurger', () => {
   });
 
   test('options are checked', () => {
+    expect(() => fastlyPurger({ serviceId: 's', token: 't', softPurge: true } as never)).toThrow(
+      new TypeError('page-dumper: fastlyPurger() has no option "softPurge" (did you mean "soft"?); its options are serviceId, token, soft, endpoint, timeout'),
+    );
     expect(() => fastlyPurger({ serviceId: '', token: 't' })).toThrow(new TypeError('page-dumper: fastlyPurger() option "serviceId" must be a non-empty string without spaces or slashes'));
     expect(() => fastlyPurger({ serviceId: 's', token: '' })).toThrow(new TypeError('page-dumper: fastlyPurger() option "token" must be a non-empty string'));
     expect(() => fastlyPurger({ serviceId: 's', token: 't', endpoint: 'ftp://x' })).toThrow(
@@ -239,6 +242,9 @@ describe('cloudflarePurger', () => {
       new TypeError('page-dumper: cloudflarePurger() option "maxBatch" must be an integer from 1 to 500, got 501'),
     );
     expect(() => cloudflarePurger({ zoneId: 'a/b', token: 't' })).toThrow(TypeError);
+    expect(() => cloudflarePurger({ zoneId: 'z', token: 't', maxbatch: 500 } as never)).toThrow(
+      new TypeError('page-dumper: cloudflarePurger() has no option "maxbatch" (did you mean "maxBatch"?); its options are zoneId, token, maxBatch, endpoint, timeout'),
+    );
   });
 });
 
@@ -284,5 +290,8 @@ describe('varnishPurger against several instances', () => {
   test('options are checked', () => {
     expect(() => varnishPurger({ url: [] })).toThrow(new TypeError('page-dumper: varnishPurger() option "url" must be a URL or a non-empty array of URLs'));
     expect(() => varnishPurger({ url: 'localhost:6081' })).toThrow(TypeError);
+    expect(() => varnishPurger({ urls: ['http://127.0.0.1:6081'] } as never)).toThrow(
+      new TypeError('page-dumper: varnishPurger() has no option "urls" (did you mean "url"?); its options are url, soft, timeout'),
+    );
   });
 });

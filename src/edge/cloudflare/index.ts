@@ -1,6 +1,6 @@
 import type { Purger } from '../../core/purge.js';
 import { PurgeError } from '../../core/purge.js';
-import { checkString, checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.js';
+import { checkKnown, checkString, checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.js';
 
 export interface CloudflarePurgerOptions extends PurgeRequestOptions {
   /** The zone whose cache is purged. */
@@ -26,6 +26,7 @@ export interface CloudflarePurgerOptions extends PurgeRequestOptions {
  */
 export function cloudflarePurger(options: CloudflarePurgerOptions): Purger {
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: cloudflarePurger() needs options: { zoneId, token }');
+  checkKnown('cloudflarePurger', options, ['zoneId', 'token', 'maxBatch', 'endpoint', 'timeout']);
   const zoneId = checkString('cloudflarePurger', 'zoneId', options.zoneId);
   if (typeof options.token !== 'string' || options.token === '') throw new TypeError('page-dumper: cloudflarePurger() option "token" must be a non-empty string');
   const maxBatch = options.maxBatch ?? 100;

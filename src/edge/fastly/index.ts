@@ -1,6 +1,6 @@
 import type { Purger } from '../../core/purge.js';
 import { PurgeError } from '../../core/purge.js';
-import { checkString, checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.js';
+import { checkKnown, checkString, checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.js';
 
 export interface FastlyPurgerOptions extends PurgeRequestOptions {
   /** The Fastly service whose cache is purged. */
@@ -26,6 +26,7 @@ export interface FastlyPurgerOptions extends PurgeRequestOptions {
  */
 export function fastlyPurger(options: FastlyPurgerOptions): Purger {
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: fastlyPurger() needs options: { serviceId, token }');
+  checkKnown('fastlyPurger', options, ['serviceId', 'token', 'soft', 'endpoint', 'timeout']);
   const serviceId = checkString('fastlyPurger', 'serviceId', options.serviceId);
   if (typeof options.token !== 'string' || options.token === '') throw new TypeError('page-dumper: fastlyPurger() option "token" must be a non-empty string');
   if (options.soft !== undefined && typeof options.soft !== 'boolean') throw new TypeError('page-dumper: fastlyPurger() option "soft" must be a boolean');

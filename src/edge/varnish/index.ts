@@ -1,5 +1,5 @@
 import type { Purger } from '../../core/purge.js';
-import { checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.js';
+import { checkKnown, checkTimeout, checkUrl, send, type PurgeRequestOptions } from '../http.js';
 
 export interface VarnishPurgerOptions extends PurgeRequestOptions {
   /**
@@ -25,6 +25,7 @@ export interface VarnishPurgerOptions extends PurgeRequestOptions {
  */
 export function varnishPurger(options: VarnishPurgerOptions): Purger {
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: varnishPurger() needs options: { url }');
+  checkKnown('varnishPurger', options, ['url', 'soft', 'timeout']);
   const list = typeof options.url === 'string' ? [options.url] : options.url;
   if (!Array.isArray(list) || list.length === 0) {
     throw new TypeError('page-dumper: varnishPurger() option "url" must be a URL or a non-empty array of URLs');
