@@ -43,6 +43,19 @@ sub page_dumper_recv {
     }
     return (synth(200, "Purged " + req.http.x-page-dumper-purged));
   }
+  # Cookies only the browser's scripts read (analytics, advertising: page-dumper's default
+  # ignoreCookies, DEFAULT_IGNORED_COOKIES) are removed, as page-dumper removes them from the
+  # request the app renders: a visitor who carries only these is served the cached page, which
+  # Varnish's built-in vcl_recv would otherwise pass to the origin for carrying a Cookie. A
+  # visitor with any other cookie (a session) still goes to the origin, where page-dumper decides.
+  # If your app sets ignoreCookies, make the same list here (in a copy of this file).
+  if (req.http.Cookie) {
+    set req.http.Cookie = regsuball("; " + req.http.Cookie, ";\s*(_ga|_ga_[^=;]*|_gid|_gat[^=;]*|_gcl_[^=;]*|_fbp|_fbc|_hj[^=;]*|_clck|_clsk|_uetsid|_uetvid|_ttp|__utm[^=;]*|_pk_id[^=;]*|_pk_ses[^=;]*|ajs_anonymous_id|ajs_user_id|mp_[^=;]*|__hstc|__hssc|__hssrc|hubspotutk)=[^;]*", "");
+    set req.http.Cookie = regsub(req.http.Cookie, "^[;\s]+", "");
+    if (req.http.Cookie == "") {
+      unset req.http.Cookie;
+    }
+  }
 }
 
 sub page_dumper_backend_response {

@@ -5,18 +5,19 @@
  * data older than a write that reached Varnish after the write's purge (the race at the edge).
  * Under CI a missing varnishd fails the suite (test/support/services.ts).
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { varnishPurger } from '../../src/edge/index.js';
 import { withDumper } from '../../src/http/node/index.js';
-import { createDumper, type Dumper } from '../../src/index.js';
+import { createDumper, DEFAULT_IGNORED_COOKIES, type Dumper } from '../../src/index.js';
 import { typeormDumper } from '../../src/orm/typeorm/index.js';
 import type { Mounted } from '../support/behaviour.js';
 import { listen } from '../support/listen.js';
 import { needVarnish, definedIf } from '../support/services.js';
 import { entities, Flavour, register, seed, shopApp } from '../orm/typeorm/shop.js';
 import { sqliteTarget } from '../orm/typeorm/support.js';
-import { startVarnish, type Varnish } from './varnish-server.js';
+import { SHIPPED_VCL, startVarnish, type Varnish } from './varnish-server.js';
 
 const varnishd = await needVarnish();
 
@@ -218,6 +219,22 @@ definedIf(varnishd, describe)('Varnish in front of page-dumper', () => {
     expect(await get(v1.url, `/plain/${b}`)).toMatchObject({ body: `${b} v1`, edge: 'HIT' });
   });
 
+  test('a visitor carrying only analytics cookies is a Varnish hit; one with any other cookie goes to the origin', async () => {
+    install();
+    const a = unique();
+    const analytics = { cookie: '_ga=GA1.2.3.4; _gid=GA1.2.5; _hjSession_1=x; __utmz=1' };
+    const first = await fetch(`${v1.url}/plain/${a}`, { headers: analytics });
+    expect([first.status, await first.text(), first.headers.get('x-edge-cache')]).toEqual([200, `${a} v1`, 'MISS']);
+    const second = await fetch(`${v1.url}/plain/${a}`, { headers: analytics });
+    expect([await second.text(), second.headers.get('x-edge-cache')]).toEqual([`${a} v1`, 'HIT']);
+    expect(shop.renders).toBe(1);
+    // A session cookie among them: passed to the origin (Varnish's built-in rule), never a Varnish hit.
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${v1.url}/plain/${a}`, { headers: { cookie: `_ga=GA1.2.3.4; session=abc` } });
+      expect([await r.text(), r.headers.get('x-edge-cache')]).toEqual([`${a} v1`, 'MISS']);
+    }
+  });
+
   test('a page with more tags than the header takes is purged by any of them, through its coarse tags', async () => {
     install();
     const a = unique();
@@ -325,4 +342,10 @@ definedIf(varnishd, describe)('Varnish in front of page-dumper', () => {
       await db.close();
     }
   });
+});
+
+test('the shipped VCL removes exactly the cookies page-dumper ignores by default (DEFAULT_IGNORED_COOKIES)', () => {
+  const vcl = readFileSync(SHIPPED_VCL, 'utf8');
+  const names = /regsuball\("; " \+ req\.http\.Cookie, ";\\s\*\(([^)]*)\)=/.exec(vcl)?.[1]?.split('|');
+  expect(names).toEqual(DEFAULT_IGNORED_COOKIES.map((glob) => glob.replaceAll('*', '[^=;]*')));
 });
