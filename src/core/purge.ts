@@ -93,7 +93,9 @@ export const EDGE_ALL_TAG = 'pd.all';
 /**
  * How many coarse tags a page with too many tags falls back to. A tag's bucket is purged with the
  * tag, so a page that carries the buckets of its tags instead of the tags is purged whenever one of
- * them is (and, with 64 buckets, also by about one in 64 other tag purges: the price of the limit).
+ * them is, and also by the purges of other tags in the same buckets: a page carrying `k` buckets by
+ * about `k` in 64 of them. Past a few dozen tags that is nearly all 64, so nearly every tag purge
+ * (the price of the limit; such pages are rare: see docs/edge.md).
  */
 export const EDGE_BUCKETS = 64;
 
@@ -307,10 +309,10 @@ export class PurgeDispatcher {
       const name = p.tagHeader.name.toLowerCase();
       if (named.has(name)) continue;
       named.add(name);
-      const ours = edgeHeaderValue(p.tagHeader, pathTag, others);
-      // The app's own tags stay: one header with both (the stored one is not sent again on a hit).
-      const theirs = head === undefined ? [] : valuesOf(head, name);
-      out.push(name, theirs.length === 0 ? ours : [...theirs, ours].join(p.tagHeader.separator === ' ' ? ' ' : ', '));
+      // The app's own tags stay: they join the page's tags, within the same limits (a header
+      // over the edge's size would be refused, or cut where the page's own tags are).
+      const theirs = head === undefined ? [] : valuesOf(head, name).flatMap((v) => v.split(p.tagHeader.separator === ' ' ? /\s+/ : /\s*,\s*/)).filter((t) => t !== '');
+      out.push(name, edgeHeaderValue(p.tagHeader, pathTag, theirs.length === 0 ? others : [...others, ...theirs]));
     }
     const value = fresh ? `max-age=${this.settings.edgeMaxAge}` : 'no-store';
     for (const name of this.#freshness) {

@@ -6,6 +6,7 @@ import http from 'node:http';
 import { afterAll, expect, test } from 'vitest';
 import { cloudflarePurger, varnishPurger } from '../../src/edge/index.js';
 import { withDumper } from '../../src/http/node/index.js';
+import { edgeBucket } from '../../src/core/purge.js';
 import { createDumper, type Dumper } from '../../src/index.js';
 import { listen } from '../support/listen.js';
 
@@ -64,4 +65,29 @@ test("Cloudflare: the app's CDN-Cache-Control: no-store stays no-store", async (
   const hit = await get('/page');
   expect(hit.get('x-cache')).toBe('HIT');
   expect(hit.get('cdn-cache-control')).toBe('no-store');
+});
+
+test("the app's own tags and the page's together stay within the edge's header limit, every tag still purged (its bucket)", async () => {
+  // 900 tags of the app's own and 900 of the render: far more than Varnish's 6 KiB.
+  const own = Array.from({ length: 900 }, (_, i) => `own-${i}`);
+  const dumper: Dumper = createDumper({ logger: false, trackRenders: true, purgers: [varnishPurger({ url: 'http://127.0.0.1:9' })] });
+  const mounted = await listen(
+    withDumper(dumper, (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.setHeader('xkey', own.join(' '));
+      for (let i = 0; i < 900; i++) dumper.tag(`product:${i}`);
+      res.end('page');
+    }),
+  );
+  closers.push(() => mounted.close(), () => dumper.close());
+  const value = await new Promise<string>((resolve, reject) =>
+    http.get(`${mounted.url}/many`, { maxHeaderSize: 1 << 20 }, (res) => {
+      res.resume();
+      resolve(String(res.headers.xkey ?? ''));
+    }).on('error', reject),
+  );
+  expect(Buffer.byteLength(value)).toBeLessThanOrEqual(6 * 1024);
+  const tags = value.split(' ');
+  expect(tags.slice(0, 2)).toEqual(['pd.all', '/many']);
+  // Each tag, the app's and the render's, is purged through a bucket the page carries.
+  for (const t of [...own, 'product:1', 'product:899']) expect(tags).toContain(edgeBucket(t));
 });
