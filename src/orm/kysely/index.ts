@@ -19,8 +19,10 @@
 import { CompiledQuery, MysqlAdapter, PostgresAdapter, SqliteAdapter, type DatabaseConnection, type QueryResult, type RootOperationNode } from 'kysely';
 import type { ConnectionProvider, Kysely, QueryExecutor } from 'kysely';
 import { assertDumper, type Dependents, type Dumper } from '../../core/dumper.js';
-import type { DialectName } from './tables.js';
-import { AfterWrite, Fallback, isWrite, nestedWrites, QUERY_ID, Unknown, Writes, type Deferred, type Frame, type Outcome } from './writes.js';
+import { readOptions, ReadTracker } from '../reads.js';
+import { KyselyReads } from './reads.js';
+import { Schemas, type DialectName } from './tables.js';
+import { AfterWrite, Fallback, isWrite, namesOf, nestedWrites, QUERY_ID, Unknown, Writes, type Deferred, type Frame, type Outcome, type Target } from './writes.js';
 
 /** A write's own acquisition of a connection: what runs once it is released. */
 interface Acquisition extends Deferred {
@@ -28,6 +30,7 @@ interface Acquisition extends Deferred {
 }
 
 export type { DialectName } from './tables.js';
+export { listTag, rowTag, keyTag, tableTag } from '../reads.js';
 
 export interface KyselyDumperOptions {
   /**
@@ -55,13 +58,43 @@ export interface KyselyDumperOptions {
    * Default: 60000 (one minute).
    */
   recoveryTimeout?: number;
+  /**
+   * Tag each page with what its render read, and invalidate exactly those tags on each write (see
+   * docs/kysely.md#trackreads and docs/track-reads.md): no table needs `register()`. Every
+   * SELECT the wrapped instance runs during a render tags the page (a row read by primary key,
+   * the rows of a foreign key, or the lists of the tables it names); every write of any table,
+   * registered or not, invalidates the tags of the rows it changed. Raw SQL is not seen.
+   *
+   * It switches on the dumper's render context tracking (as `trackRenders: true` does). The
+   * first read or write of each table reads its schema (primary key, foreign keys, column types)
+   * from the database, once.
+   *
+   * Default: false.
+   */
+  trackReads?: boolean;
+  /**
+   * With `trackReads`, the most tags a page gets from its reads. Past it, the page is tagged with
+   * the list of each table it goes on reading (dropped by every write of those tables), with a
+   * warning naming the page's table.
+   *
+   * Default: 500.
+   */
+  maxTagsPerPage?: number;
 }
 
 const DEFAULT_MAX_ROWS = 1000;
 const DEFAULT_RECOVERY_TIMEOUT = 60_000;
 
-function validate(options: KyselyDumperOptions | undefined): { maxRows: number; dialect: DialectName | undefined; recoveryTimeout: number } {
-  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, dialect: undefined, recoveryTimeout: DEFAULT_RECOVERY_TIMEOUT };
+interface Settings {
+  readonly maxRows: number;
+  readonly dialect: DialectName | undefined;
+  readonly recoveryTimeout: number;
+  readonly trackReads: boolean;
+  readonly maxTagsPerPage: number;
+}
+
+function validate(options: KyselyDumperOptions | undefined): Settings {
+  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, dialect: undefined, recoveryTimeout: DEFAULT_RECOVERY_TIMEOUT, ...readOptions('kyselyDumper', undefined, undefined) };
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: kyselyDumper(dumper, db, options): options must be an object');
   const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
   if (typeof maxRows !== 'number' || !Number.isSafeInteger(maxRows) || maxRows < 1) {
@@ -75,7 +108,7 @@ function validate(options: KyselyDumperOptions | undefined): { maxRows: number; 
   if (typeof recoveryTimeout !== 'number' || !Number.isSafeInteger(recoveryTimeout) || recoveryTimeout < 0) {
     throw new TypeError(`page-dumper: kyselyDumper() option recoveryTimeout must be a non-negative integer of milliseconds, got ${String(recoveryTimeout)}`);
   }
-  return { maxRows, dialect, recoveryTimeout };
+  return { maxRows, dialect, recoveryTimeout, ...readOptions('kyselyDumper', options.trackReads, options.maxTagsPerPage) };
 }
 
 function dialectOf(executor: QueryExecutor): DialectName | undefined {
@@ -139,7 +172,9 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     );
   }
   const plain = base.withoutPlugins();
-  const writes = new Writes(dumper, dialect, (node) => plain.compileQuery(node, QUERY_ID), settings);
+  const schemas = settings.trackReads ? new Schemas(dialect) : undefined;
+  const reads = schemas && new KyselyReads(new ReadTracker(dumper, { maxTagsPerPage: settings.maxTagsPerPage, integration: 'kysely' }), dialect, schemas);
+  const writes = new Writes(dumper, dialect, (node) => plain.compileQuery(node, QUERY_ID), { maxRows: settings.maxRows, schemas });
   /** The open transaction of each connection: its frames, from the transaction down to the last savepoint. */
   const transactions = new WeakMap<DatabaseConnection, Frame[]>();
   const wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
@@ -153,6 +188,14 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
       await dumper.invalidateDependents(outcome);
       if (frames !== undefined) frames[frames.length - 1]!.pending.push(...outcome);
     }
+  }
+
+  /**
+   * A write whose rows are not resolved: every page, or with trackReads, for tables none of which
+   * is registered, everything read from them (read before the write runs).
+   */
+  async function unresolved(connection: DatabaseConnection, targets: readonly Target[], reason: string): Promise<Outcome> {
+    return (await writes.unknown(connection, targets, reason)) ?? new Fallback(reason);
   }
 
   /** A transaction committed: its writes are invalidated again, in one store call. */
@@ -289,21 +332,28 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     const nested = nestedWrites(node);
     if (nested.length > 0) {
       const targets = [...(isWrite(node) ? [node] : []), ...nested].flatMap((n) => writes.targets(n) ?? []);
+      const outcome = targets.length > 0 ? await unresolved(connection, targets, 'a write inside a WITH is not resolved row by row') : undefined;
       const result = await connection.executeQuery<R>(query);
-      if (targets.length > 0) {
-        await apply(new Fallback('a write inside a WITH is not resolved row by row'), transactions.get(connection), [...new Set(targets.map((t) => t.model))].join(', '), kindOf(node));
-      }
+      if (reads !== undefined && !isWrite(node)) await reads.tag(connection, node, result.rows as Record<string, unknown>[]);
+      if (outcome !== undefined) await apply(outcome, transactions.get(connection), namesOf(targets), kindOf(node));
       return result;
     }
-    if (!isWrite(node)) return connection.executeQuery<R>(query);
+    if (!isWrite(node)) {
+      const result = await connection.executeQuery<R>(query);
+      // With trackReads: the read tags the page it runs for (this runs in the caller's async context).
+      if (reads !== undefined) await reads.tag(connection, node, result.rows as Record<string, unknown>[]);
+      return result;
+    }
     const targets = writes.targets(node);
     if (targets === undefined) return connection.executeQuery<R>(query);
-    const models = targets.map((t) => t.model).join(', ');
+    const models = namesOf(targets);
     const explain = (node as { explain?: unknown }).explain;
     if (explain !== undefined) {
       // A plain EXPLAIN does not run the write; EXPLAIN ANALYZE does, and is not resolved.
+      const analyze = /^\s*explain\b[^;]*\banaly[sz]e\b/i.test(query.sql);
+      const outcome = analyze ? await unresolved(connection, targets, 'EXPLAIN ANALYZE of a write is not resolved row by row') : undefined;
       const result = await connection.executeQuery<R>(query);
-      if (/^\s*explain\b[^;]*\banaly[sz]e\b/i.test(query.sql)) await apply(new Fallback('EXPLAIN ANALYZE of a write is not resolved row by row'), transactions.get(connection), models, kindOf(node));
+      if (outcome !== undefined) await apply(outcome, transactions.get(connection), models, kindOf(node));
       return result;
     }
     const frames = transactions.get(connection);
@@ -368,9 +418,12 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     const node = query.query;
     if (stuck.has(connection)) await unstick(connection);
     const targets = [...(isWrite(node) ? [node] : []), ...nestedWrites(node)].flatMap((n) => writes.targets(n) ?? []);
+    // A streamed read tags the lists of the tables it names (the connection is busy until it ends).
+    if (reads !== undefined && !isWrite(node)) reads.lists(node);
     if (targets.length === 0) return yield* connection.streamQuery<R>(query, chunkSize);
-    const invalidate = () =>
-      apply(new Fallback('a streamed write is not resolved row by row'), transactions.get(connection), [...new Set(targets.map((t) => t.model))].join(', '), kindOf(node));
+    // Narrowed before the stream starts: the connection cannot read the schema while it streams.
+    const outcome = await unresolved(connection, targets, 'a streamed write is not resolved row by row');
+    const invalidate = () => apply(outcome, transactions.get(connection), namesOf(targets), kindOf(node));
     // Once as the first rows arrive (the write has run), and again however the stream ends
     // (a consumer that stops early returns from the `yield`: only `finally` runs then).
     let first = true;
@@ -435,7 +488,8 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     const targets = isWrite(node) && nestedWrites(node).length === 0 && (node as { explain?: unknown }).explain === undefined ? writes.targets(node) : undefined;
     if (targets === undefined) return run(undefined);
     const acquisition: Acquisition = { known: new Map(), rows: [], after: [] };
-    if (writes.readsFirst(node)) {
+    // Only a registered table's rows wait for dependentPaths; the others' tags are computed at once.
+    if (writes.readsFirst(node) && targets.some((t) => t.model !== undefined)) {
       const rows = await base.provideConnection(async (connection) => {
         // The read runs on the raw connection: one left in a failed transaction is unstuck first.
         if (stuck.has(connection)) await unstick(connection);

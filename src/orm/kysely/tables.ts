@@ -80,3 +80,236 @@ export async function readTable(connection: DatabaseConnection, dialect: Dialect
     autoIncrement: columns.rows.find((r) => /auto_increment/i.test(r.extra))?.name,
   };
 }
+
+// ---------------------------------------------------------------- trackReads
+
+/**
+ * How a key value of a column can be spelled so that the tag it makes is the one a write of the
+ * matching row makes (from the row the database returns):
+ * - `int`: an integer column: a safe integer, a bigint, or a string of one in its plain decimal form;
+ * - `text`: a string column compared byte for byte (PostgreSQL `text`/`varchar` with a
+ *   deterministic collation; SQLite TEXT affinity when the table declares no COLLATE): a string;
+ * - `uuid`: PostgreSQL `uuid`: a string in lower-case hyphenated form;
+ * - `other`: no spelling is known to be canonical (MySQL strings, which compare case- and
+ *   trailing-space-insensitively, dates, decimals...): a condition on it is a list.
+ */
+export type ColumnKind = 'int' | 'text' | 'uuid' | 'other';
+
+/** What the database does to a referencing row when the row it points at goes or changes its key. */
+export type ReferentialAction = 'cascade' | 'set null' | 'set default' | 'none';
+
+export interface ForeignKey {
+  /** The referencing columns, in the table that holds the key. */
+  readonly columns: readonly string[];
+  /** The referenced table (its name, and schema when another than the referencing table's). */
+  readonly table: string;
+  /** The referenced columns, in the order of `columns`. */
+  readonly references: readonly string[];
+  readonly onDelete: ReferentialAction;
+  readonly onUpdate: ReferentialAction;
+}
+
+/** A foreign key of another table that points at this one. */
+export interface Reference extends ForeignKey {
+  /** The referencing table. */
+  readonly from: string;
+}
+
+/** What trackReads needs of a table: its key columns' kinds and its foreign keys, both ways. */
+export interface TableSchema {
+  readonly name: string;
+  /** Column names (as the database spells them) → kind. */
+  readonly kinds: ReadonlyMap<string, ColumnKind>;
+  readonly primaryKey: readonly string[];
+  readonly foreignKeys: readonly ForeignKey[];
+  readonly referencedBy: readonly Reference[];
+}
+
+function action(rule: unknown): ReferentialAction {
+  const r = String(rule ?? '').toLowerCase().replace(/_/g, ' ');
+  // PostgreSQL's confdeltype: c(ascade), n(ull), d(efault), a/r (no action, restrict).
+  if (r === 'cascade' || r === 'c') return 'cascade';
+  if (r === 'set null' || r === 'n') return 'set null';
+  if (r === 'set default' || r === 'd') return 'set default';
+  return 'none';
+}
+
+function sqliteKind(type: string, collates: boolean): ColumnKind {
+  const t = type.toUpperCase();
+  // SQLite's affinity rules, in their order: INT first, then text.
+  if (t.includes('INT')) return 'int';
+  if ((t.includes('CHAR') || t.includes('CLOB') || t.includes('TEXT')) && !collates) return 'text';
+  return 'other';
+}
+
+function pgKind(base: string, exact: boolean): ColumnKind {
+  if (base === 'int2' || base === 'int4' || base === 'int8') return 'int';
+  if ((base === 'text' || base === 'varchar') && exact) return 'text';
+  if (base === 'uuid') return 'uuid';
+  return 'other';
+}
+
+function mysqlKind(type: string): ColumnKind {
+  return /^(tiny|small|medium|big)?int$/i.test(type) ? 'int' : 'other';
+}
+
+/** Groups the rows of a foreign key listing (one row per column) into keys. */
+function group<R extends { id: unknown }>(rows: readonly R[], make: (first: R, all: R[]) => ForeignKey & { from?: string }): Array<ForeignKey & { from?: string }> {
+  const by = new Map<string, R[]>();
+  for (const row of rows) {
+    const id = String(row.id);
+    let list = by.get(id);
+    if (list === undefined) by.set(id, (list = []));
+    list.push(row);
+  }
+  return [...by.values()].map((list) => make(list[0]!, list));
+}
+
+/**
+ * Reads a table's schema for trackReads, on the connection given (inside the caller's
+ * transaction, if any: every statement here only reads the catalog, and cannot fail on a table
+ * that does not exist). Table names are compared as the database does (case-insensitively on
+ * SQLite and MySQL, whose names the tags spell in lower case).
+ */
+export async function readSchema(connection: DatabaseConnection, dialect: DialectName, schema: string | undefined, table: string): Promise<TableSchema> {
+  if (dialect === 'sqlite') {
+    const prefix = schema === undefined ? '' : `${quote(schema)}.`;
+    const master = schema === undefined ? 'sqlite_master' : `${quote(schema)}.sqlite_master`;
+    const { rows: defs } = await connection.executeQuery<{ sql: string | null }>(CompiledQuery.raw(`select sql from ${master} where type = 'table' and name = ? collate nocase`, [table]));
+    const collates = defs.some((d) => /\bcollate\b/i.test(d.sql ?? ''));
+    const { rows } = await connection.executeQuery<{ name: string; type: string; pk: number }>(CompiledQuery.raw(`pragma ${prefix}table_info(${quote(table)})`));
+    const primaryKey = rows.filter((r) => r.pk > 0).sort((a, b) => a.pk - b.pk).map((r) => r.name);
+    type Fk = { id: number; seq: number; table: string; from: string; to: string | null; on_update: string; on_delete: string };
+    const pkOf = async (name: string) => {
+      const { rows: cols } = await connection.executeQuery<{ name: string; pk: number }>(CompiledQuery.raw(`pragma ${prefix}table_info(${quote(name)})`));
+      return cols.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
+    };
+    const keysOf = async (name: string): Promise<ForeignKey[]> => {
+      const { rows: fks } = await connection.executeQuery<Fk>(CompiledQuery.raw(`pragma ${prefix}foreign_key_list(${quote(name)})`));
+      const out: ForeignKey[] = [];
+      for (const key of group(fks, (first, all) => {
+        all.sort((a, b) => a.seq - b.seq);
+        return { columns: all.map((r) => r.from), table: first.table.toLowerCase(), references: all.map((r) => r.to ?? ''), onDelete: action(first.on_delete), onUpdate: action(first.on_update) };
+      })) {
+        // A key declared without its columns references the primary key.
+        out.push(key.references.some((r) => r === '') ? { ...key, references: await pkOf(key.table) } : key);
+      }
+      return out;
+    };
+    const { rows: tables } = await connection.executeQuery<{ name: string }>(CompiledQuery.raw(`select name from ${master} where type = 'table'`));
+    const referencedBy: Reference[] = [];
+    for (const { name } of tables) {
+      for (const key of await keysOf(name)) if (key.table === table.toLowerCase()) referencedBy.push({ ...key, from: name.toLowerCase() });
+    }
+    return {
+      name: table.toLowerCase(),
+      kinds: new Map(rows.map((r) => [r.name, sqliteKind(r.type, collates)])),
+      primaryKey,
+      foreignKeys: await keysOf(table),
+      referencedBy,
+    };
+  }
+  if (dialect === 'postgres') {
+    const name = schema === undefined ? quote(table) : `${quote(schema)}.${quote(table)}`;
+    const { rows } = await connection.executeQuery<{ name: string; base: string; exact: boolean }>(
+      CompiledQuery.raw(
+        `select a.attname as name, coalesce(bt.typname, t.typname) as base, coalesce((to_jsonb(c) ->> 'collisdeterministic')::boolean, true) as exact
+         from pg_attribute a join pg_type t on t.oid = a.atttypid left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+         left join pg_collation c on c.oid = a.attcollation
+         where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped order by a.attnum`,
+        [name],
+      ),
+    );
+    const pk = await connection.executeQuery<{ attname: string }>(
+      CompiledQuery.raw(
+        'select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) where i.indrelid = to_regclass($1) and i.indisprimary order by array_position(i.indkey::int2[], a.attnum)',
+        [name],
+      ),
+    );
+    const keys = (side: 'conrelid' | 'confrelid') =>
+      connection.executeQuery<{ id: string; other: string; del: string; upd: string; cols: string[]; refs: string[] }>(
+        CompiledQuery.raw(
+          `select con.oid::text as id, (select relname::text from pg_class where oid = ${side === 'conrelid' ? 'con.confrelid' : 'con.conrelid'}) as other,
+             con.confdeltype::text as del, con.confupdtype::text as upd,
+             array(select a.attname::text from unnest(con.conkey) with ordinality k(n, o) join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.o) as cols,
+             array(select a.attname::text from unnest(con.confkey) with ordinality k(n, o) join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.o) as refs
+           from pg_constraint con where con.contype = 'f' and con.${side} = to_regclass($1)`,
+          [name],
+        ),
+      );
+    const [out, into] = [await keys('conrelid'), await keys('confrelid')];
+    const key = (r: (typeof out.rows)[number]): ForeignKey => ({ columns: r.cols, table: r.other, references: r.refs, onDelete: action(r.del), onUpdate: action(r.upd) });
+    return {
+      name: table,
+      kinds: new Map(rows.map((r) => [r.name, pgKind(r.base, r.exact)])),
+      primaryKey: pk.rows.map((r) => r.attname),
+      foreignKeys: out.rows.map(key),
+      referencedBy: into.rows.map((r) => ({ ...key(r), table, from: r.other })),
+    };
+  }
+  const where = schema === undefined ? 'database()' : '?';
+  const params = schema === undefined ? [table] : [schema, table];
+  const columns = await connection.executeQuery<{ name: string; type: string; ckey: string }>(
+    CompiledQuery.raw(`select COLUMN_NAME as name, DATA_TYPE as type, COLUMN_KEY as ckey from information_schema.COLUMNS where TABLE_SCHEMA = ${where} and TABLE_NAME = ? order by ORDINAL_POSITION`, params),
+  );
+  const pk = await connection.executeQuery<{ col: string }>(
+    CompiledQuery.raw(`select COLUMN_NAME as col from information_schema.STATISTICS where TABLE_SCHEMA = ${where} and TABLE_NAME = ? and INDEX_NAME = 'PRIMARY' order by SEQ_IN_INDEX`, params),
+  );
+  type Fk = { id: string; tbl: string; col: string; rtbl: string; rcol: string; del: string; upd: string };
+  const keys = async (side: 'TABLE_NAME' | 'REFERENCED_TABLE_NAME') => {
+    const schemaSide = side === 'TABLE_NAME' ? 'k.TABLE_SCHEMA' : 'k.REFERENCED_TABLE_SCHEMA';
+    const { rows } = await connection.executeQuery<Fk>(
+      CompiledQuery.raw(
+        `select concat(k.TABLE_NAME, '.', k.CONSTRAINT_NAME) as id, k.TABLE_NAME as tbl, k.COLUMN_NAME as col, k.REFERENCED_TABLE_NAME as rtbl, k.REFERENCED_COLUMN_NAME as rcol,
+           r.DELETE_RULE as del, r.UPDATE_RULE as upd
+         from information_schema.KEY_COLUMN_USAGE k join information_schema.REFERENTIAL_CONSTRAINTS r
+           on r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA and r.CONSTRAINT_NAME = k.CONSTRAINT_NAME and r.TABLE_NAME = k.TABLE_NAME
+         where ${schemaSide} = ${where} and k.${side} = ? and k.REFERENCED_TABLE_NAME is not null order by k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION`,
+        params,
+      ),
+    );
+    return group(rows, (first, all) => ({
+      from: first.tbl.toLowerCase(),
+      columns: all.map((r) => r.col),
+      table: first.rtbl.toLowerCase(),
+      references: all.map((r) => r.rcol),
+      onDelete: action(first.del),
+      onUpdate: action(first.upd),
+    }));
+  };
+  const out = await keys('TABLE_NAME');
+  const into = await keys('REFERENCED_TABLE_NAME');
+  return {
+    name: table.toLowerCase(),
+    kinds: new Map(columns.rows.map((r) => [r.name, mysqlKind(r.type)])),
+    primaryKey: pk.rows.map((r) => r.col),
+    foreignKeys: out.map(({ from: _, ...k }) => k),
+    referencedBy: into.map((k) => ({ ...k, from: k.from! })),
+  };
+}
+
+/** The name a table's tags use: the table without its schema, in lower case where the database ignores case. */
+export function tagTable(dialect: DialectName, table: string): string {
+  return dialect === 'postgres' ? table : table.toLowerCase();
+}
+
+/** The trackReads schemas of the tables one wrapped Kysely has met, read once each. */
+export class Schemas {
+  readonly #dialect: DialectName;
+  readonly #cache = new Map<string, Promise<TableSchema>>();
+
+  constructor(dialect: DialectName) {
+    this.#dialect = dialect;
+  }
+
+  get(connection: DatabaseConnection, schema: string | undefined, table: string): Promise<TableSchema> {
+    const key = `${schema ?? ''}\u0000${tagTable(this.#dialect, table)}`;
+    let found = this.#cache.get(key);
+    if (found === undefined) {
+      found = readSchema(connection, this.#dialect, schema, table);
+      this.#cache.set(key, found);
+      found.catch(() => this.#cache.delete(key));
+    }
+    return found;
+  }
+}

@@ -51,7 +51,8 @@ import {
   type WithNode,
 } from 'kysely';
 import type { Dependents, Dumper } from '../../core/dumper.js';
-import { readTable, type DialectName, type TableInfo } from './tables.js';
+import { linkTags, unknownWriteTags, writeTags, type KeyValues, type WrittenRow } from '../reads.js';
+import { readTable, tagTable, type DialectName, type Schemas, type TableInfo, type TableSchema } from './tables.js';
 
 type Row = Record<string, unknown>;
 
@@ -74,12 +75,17 @@ export interface Frame {
 
 export interface WriteSettings {
   readonly maxRows: number;
+  /** With trackReads: the schemas of the tables written (every table is then watched). */
+  readonly schemas: Schemas | undefined;
 }
 
-/** The table a write names, and the registered model it is. */
-interface Target {
+/** How many levels of `ON DELETE CASCADE` a delete follows to find the rows the database deletes with it. */
+const CASCADE_DEPTH = 4;
+
+/** The table a write names, and the registered model it is (with trackReads, maybe none). */
+export interface Target {
   readonly node: TableNode;
-  readonly model: string;
+  readonly model: string | undefined;
   readonly schema: string | undefined;
   readonly table: string;
   /** How the query refers to it: its alias, or the table itself. */
@@ -191,6 +197,7 @@ export class Writes {
   readonly #dialect: DialectName;
   readonly #compile: (node: RootOperationNode) => CompiledQuery;
   readonly #maxRows: number;
+  readonly #schemas: Schemas | undefined;
   readonly #tables = new Map<string, Promise<TableInfo>>();
   /** The rows whose dependents wait for the connection's release, by the connection of a run. */
   readonly #deferred = new WeakMap<DatabaseConnection, Deferred>();
@@ -202,6 +209,7 @@ export class Writes {
     this.#dialect = dialect;
     this.#compile = compile;
     this.#maxRows = settings.maxRows;
+    this.#schemas = settings.schemas;
   }
 
   /** The registered targets of a write, `undefined` when it touches no registered table. */
@@ -247,7 +255,7 @@ export class Writes {
     const name = node.table.identifier.name;
     const schema = node.table.schema?.name;
     const model = schema !== undefined && this.#dumper.isRegistered(`${schema}.${name}`) ? `${schema}.${name}` : this.#dumper.isRegistered(name) ? name : undefined;
-    if (model === undefined) return undefined;
+    if (model === undefined && this.#schemas === undefined) return undefined;
     return { node, model, schema, table: name, ref: ref ?? node, from: n };
   }
 
@@ -296,19 +304,19 @@ export class Writes {
       own = false;
       inTransaction = true;
       this.#dumper.log.warn(
-        `kysely write of ${targets.map((t) => t.model).join(', ')}: it runs in a transaction page-dumper did not see open (autocommit off, XA...); its pages are invalidated when it runs, not again at the commit`,
-        { table: targets.map((t) => t.model).join(', ') },
+        `kysely write of ${namesOf(targets)}: it runs in a transaction page-dumper did not see open (autocommit off, XA...); its pages are invalidated when it runs, not again at the commit`,
+        { table: namesOf(targets) },
       );
     }
     try {
-      if (!own) return await this.#run(conn, query, targets, inTransaction);
+      if (!own) return await this.#narrowed(conn, query, targets, inTransaction);
       // Once BEGIN is sent, a failure leaves the outcome unknown unless a ROLLBACK is known to
       // have run before any COMMIT was sent: a client-side timeout (node-postgres `query_timeout`)
       // rejects a statement the server still runs, and the statements queued behind it with it.
       let committing = false;
       try {
         await connection.executeQuery(CompiledQuery.raw('begin'));
-        const out = await this.#run(conn, query, targets, true);
+        const out = await this.#narrowed(conn, query, targets, true);
         committing = true;
         await connection.executeQuery(CompiledQuery.raw('commit'));
         return out;
@@ -355,6 +363,11 @@ export class Writes {
     if (this.#overwrites(node)) return true;
     const conflict = (node as InsertQueryNode).onConflict;
     return node.kind === 'InsertQueryNode' && conflict !== undefined && !conflict.doNothing && conflict.updates !== undefined;
+  }
+
+  async #narrowed(connection: DatabaseConnection, query: CompiledQuery, targets: Target[], inTransaction: boolean): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
+    const out = await this.#run(connection, query, targets, inTransaction);
+    return { result: out.result, outcome: await this.#narrow(connection, targets, out.outcome) };
   }
 
   async #run(connection: DatabaseConnection, query: CompiledQuery, targets: Target[], inTransaction: boolean): Promise<{ result: QueryResult<unknown>; outcome: Outcome }> {
@@ -487,6 +500,7 @@ export class Writes {
       before.push(rows);
       // Computed before the write: a `dependentPaths` that fails rejects the write before it runs.
       early.push(...(await this.#dependents(connection, target, rows)));
+      if (rows.length > 0) early.push(...(await this.#updateCascades(connection, target, node)));
     }
     if (this.#dialect !== 'mysql') {
       const target = targets[0]!;
@@ -531,8 +545,9 @@ export class Writes {
       if (before === undefined) return { result: await connection.executeQuery(query), outcome: this.#tooMany() };
       read.push(before);
       for (const row of before) seen.add(rowKey(row));
-      // Before the delete: what dependentPaths reads may go with the row.
+      // Before the delete: what dependentPaths reads may go with the row, and the rows the database changes with it.
       early.push(...(await this.#dependents(connection, target, before)));
+      early.push(...(await this.#cascades(connection, target.schema, target.table, before)));
     }
     if (this.#dialect === 'mysql') {
       const result = await connection.executeQuery(query);
@@ -681,15 +696,154 @@ export class Writes {
   // ---------------------------------------------------------------- dependents
 
   async #dependents(connection: DatabaseConnection, target: Target, rows: readonly Row[]): Promise<Dependents[]> {
+    // With trackReads, the tags of the rows' reads (no user code: computed at once).
+    const out: Dependents[] = this.#schemas !== undefined && rows.length > 0 ? [await this.#readTags(connection, target.schema, target.table, rows)] : [];
+    const model = target.model;
+    if (model === undefined) return out;
     const deferred = this.#deferred.get(connection);
-    if (deferred === undefined) return Promise.all(rows.map((row) => this.#dumper.dependentsOf(target.model, row)));
+    if (deferred === undefined) return [...out, ...(await Promise.all(rows.map((row) => this.#dumper.dependentsOf(model, row))))];
     // Outside a transaction: only the rows read (and resolved) before the write's connection was
     // taken are resolved here; the others are collected, for after the connection is released.
-    const out: Dependents[] = [];
     for (const row of rows) {
-      const known = deferred.known.get(`${target.model}\u0000${rowKey(row)}`);
+      const known = deferred.known.get(`${model}\u0000${rowKey(row)}`);
       if (known !== undefined) out.push(known);
-      else deferred.rows.push({ model: target.model, row });
+      else deferred.rows.push({ model, row });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- trackReads
+
+  #schemaOf(connection: DatabaseConnection, schema: string | undefined, table: string): Promise<TableSchema> {
+    return this.#schemas!.get(connection, schema, table);
+  }
+
+  /**
+   * The tags a write of these rows (as they were, or are) invalidates: `writeTags` of their
+   * primary and foreign keys; for a join table (every column in a foreign key, two of them or
+   * more), `linkTags` of both sides.
+   */
+  async #readTags(connection: DatabaseConnection, schema: string | undefined, table: string, rows: readonly Row[]): Promise<Dependents> {
+    const info = await this.#schemaOf(connection, schema, table);
+    const name = tagTable(this.#dialect, table);
+    const keyOf = (row: Row, columns: readonly string[]): KeyValues | undefined =>
+      columns.every((c) => row[c] !== null && row[c] !== undefined) ? Object.fromEntries(columns.map((c) => [c, row[c]])) : undefined;
+    const fkColumns = new Set(info.foreignKeys.flatMap((k) => k.columns));
+    const junction = info.foreignKeys.length >= 2 && [...info.kinds.keys()].every((c) => fkColumns.has(c));
+    if (junction && rows.every((row) => info.foreignKeys.every((k) => keyOf(row, k.columns) !== undefined))) {
+      return tagsOf(table, linkTags(name, rows.map((row) => info.foreignKeys.map((k) => ({ key: keyOf(row, k.columns)! })))));
+    }
+    const written: WrittenRow[] = rows.map((row) => ({
+      id: info.primaryKey.length === 0 ? undefined : keyOf(row, info.primaryKey),
+      keys: info.foreignKeys.map((k) => keyOf(row, k.columns)).filter((k): k is KeyValues => k !== undefined),
+    }));
+    return tagsOf(table, writeTags(name, written));
+  }
+
+  /**
+   * The tables whose rows may change without being named when rows of `table` whose rows are not
+   * known change: those whose foreign keys point at it with an action (`ON DELETE CASCADE`, `SET
+   * NULL`, `ON UPDATE CASCADE`...), transitively.
+   */
+  async #referencing(connection: DatabaseConnection, schema: string | undefined, table: string, seen = new Set<string>()): Promise<string[]> {
+    const name = tagTable(this.#dialect, table);
+    if (seen.has(name)) return [];
+    seen.add(name);
+    const info = await this.#schemaOf(connection, schema, table);
+    const out = [name];
+    for (const ref of info.referencedBy) {
+      if (ref.onDelete !== 'none' || ref.onUpdate !== 'none') out.push(...(await this.#referencing(connection, schema, ref.from, seen)));
+    }
+    return out;
+  }
+
+  /**
+   * With trackReads, a write whose rows are unknown, of tables none of which is registered,
+   * invalidates everything read from them and from the tables the database may change with them,
+   * instead of every page. `undefined` when it cannot (a registered table, or the schema cannot be read).
+   */
+  async unknown(connection: DatabaseConnection, targets: readonly Target[], reason: string): Promise<Dependents[] | undefined> {
+    if (this.#schemas === undefined || targets.some((t) => t.model !== undefined)) return undefined;
+    try {
+      const tables = new Set<string>();
+      for (const t of targets) for (const name of await this.#referencing(connection, t.schema, t.table)) tables.add(name);
+      if (this.#dumper.log.debugEnabled) this.#dumper.log.debug(`kysely: cannot tell which rows a write changed (${reason}); invalidating what pages read from ${[...tables].join(', ')}`, {});
+      return [tagsOf(namesOf(targets), [...tables].flatMap(unknownWriteTags))];
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The outcome of a write, with a fallback of unregistered tables narrowed to their tags (see `unknown`). */
+  async #narrow(connection: DatabaseConnection, targets: readonly Target[], outcome: Outcome): Promise<Outcome> {
+    if (!(outcome instanceof Fallback)) return outcome;
+    return (await this.unknown(connection, targets, outcome.reason)) ?? outcome;
+  }
+
+  /**
+   * With trackReads, before a delete of these rows: the rows the database deletes or changes with
+   * them (`ON DELETE CASCADE`, `SET NULL`), read by their foreign key (at most `maxRows` per key,
+   * `CASCADE_DEPTH` levels of cascades), as written rows; past the bounds, or for `SET DEFAULT`,
+   * everything read from their tables.
+   */
+  async #cascades(connection: DatabaseConnection, schema: string | undefined, table: string, rows: readonly Row[], depth = 0): Promise<Dependents[]> {
+    if (this.#schemas === undefined || rows.length === 0) return [];
+    const info = await this.#schemaOf(connection, schema, table);
+    const out: Dependents[] = [];
+    for (const ref of info.referencedBy) {
+      if (ref.onDelete === 'none') continue;
+      const unknown = async () => {
+        const tables = await this.#referencing(connection, schema, ref.from);
+        out.push(tagsOf(ref.from, tables.flatMap(unknownWriteTags)));
+      };
+      if (ref.onDelete === 'set default' || depth >= CASCADE_DEPTH) {
+        await unknown();
+        continue;
+      }
+      const keys = unique(
+        rows
+          .map((row) => Object.fromEntries(ref.columns.map((c, i) => [c, row[ref.references[i]!]])))
+          .filter((key) => Object.values(key).every((v) => v !== null && v !== undefined)),
+      );
+      if (keys.length === 0) continue;
+      const node = schema === undefined ? TableNode.create(ref.from) : TableNode.createWithSchema(schema, ref.from);
+      const children = await this.#selectRows(connection, node, WhereNode.create(matching(undefined, ref.columns, keys)));
+      if (children === undefined) {
+        await unknown();
+        continue;
+      }
+      if (children.length === 0) continue;
+      out.push(await this.#readTags(connection, schema, ref.from, children));
+      if (ref.onDelete === 'cascade') out.push(...(await this.#cascades(connection, schema, ref.from, children, depth + 1)));
+    }
+    return out;
+  }
+
+  /** Rows of a table by a predicate, at most `maxRows` (else `undefined`), without locking them. */
+  async #selectRows(connection: DatabaseConnection, table: TableNode, where: WhereNode): Promise<Row[] | undefined> {
+    const select: SelectQueryNode = {
+      kind: 'SelectQueryNode',
+      from: FromNode.create([table]),
+      selections: [SelectionNode.createSelectAll()],
+      where,
+      limit: LimitNode.create(ValueNode.createImmediate(this.#maxRows + 1)),
+    };
+    const { rows } = await connection.executeQuery<Row>(this.#compile(select));
+    return rows.length > this.#maxRows ? undefined : rows;
+  }
+
+  /**
+   * With trackReads, an update that sets a column other tables' foreign keys reference with an
+   * `ON UPDATE` action: everything read from those tables (their rows change unseen).
+   */
+  async #updateCascades(connection: DatabaseConnection, target: Target, node: UpdateQueryNode): Promise<Dependents[]> {
+    if (this.#schemas === undefined) return [];
+    const info = await this.#schemaOf(connection, target.schema, target.table);
+    const set = new Set((node.updates ?? []).map((u) => columnName(u.column)));
+    const out: Dependents[] = [];
+    for (const ref of info.referencedBy) {
+      if (ref.onUpdate === 'none' || !ref.references.some((c) => set.has(c))) continue;
+      out.push(tagsOf(ref.from, (await this.#referencing(connection, target.schema, ref.from)).flatMap(unknownWriteTags)));
     }
     return out;
   }
@@ -730,3 +884,13 @@ export class Writes {
 }
 
 export { QUERY_ID };
+
+/** The tables of targets, for messages: their registered names, or their tables. */
+export function namesOf(targets: readonly Target[]): string {
+  return [...new Set(targets.map((t) => t.model ?? t.table))].join(', ');
+}
+
+/** Tags to invalidate, in the shape `invalidateDependents()` and the transaction frames take. */
+function tagsOf(table: string, tags: readonly string[]): Dependents {
+  return { model: table, paths: [], tags };
+}
