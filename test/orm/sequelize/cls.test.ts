@@ -2,39 +2,16 @@
  * Transactions found through CLS (`Sequelize.useCLS(namespace)`): writes that pass no
  * `transaction` option join the one of `sequelize.transaction(callback)`, and page-dumper finds
  * it the way Sequelize does (the namespace's 'transaction'), for the hooks and for increments.
- * cls-hooked is not installed here: the namespace is a small one over AsyncLocalStorage, with the
+ * cls-hooked is not installed here: the namespace is a small one over AsyncLocalStorage (support.ts), with the
  * `run`, `bind`, `get` and `set` that Sequelize 6 uses. `useCLS` is global to the Sequelize
  * class, so this file (its own module graph under vitest) turns it off again at the end.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { Sequelize } from 'sequelize';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
 import { sequelizeDumper, type SequelizeDumper } from '../../../src/orm/sequelize/index.js';
 import { openShop, seedShop, shopApp, startShop, type Shop } from './shop.js';
-import { databases, recordingLogger, Site, type Database } from './support.js';
-
-/** The part of a cls-hooked namespace that Sequelize 6 calls. */
-function namespace() {
-  const storage = new AsyncLocalStorage<Map<string, unknown>>();
-  return {
-    run<T>(fn: (context: Map<string, unknown>) => T): Map<string, unknown> {
-      const context = new Map(storage.getStore() ?? []);
-      storage.run(context, () => fn(context));
-      return context;
-    },
-    bind<F extends (...args: never[]) => unknown>(fn: F): F {
-      return fn;
-    },
-    get(key: string): unknown {
-      return storage.getStore()?.get(key);
-    },
-    set<T>(key: string, value: T): T {
-      storage.getStore()?.set(key, value);
-      return value;
-    },
-  };
-}
+import { clsNamespace as namespace, databases, recordingLogger, Site, type Database } from './support.js';
 
 type Rows = Awaited<ReturnType<typeof seedShop>>;
 

@@ -6,6 +6,7 @@
  * fails the suite, elsewhere it is left out with a notice. Each Sequelize instance counts the SQL
  * it sends through its `logging` option.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -160,4 +161,29 @@ export function invalidations(d: Dumper): string[][] {
     return original(deps);
   };
   return calls;
+}
+
+/**
+ * The part of a cls-hooked namespace that Sequelize 6 calls (`run`, `bind`, `get`, `set`), over
+ * AsyncLocalStorage: cls-hooked is not installed here. For `Sequelize.useCLS(clsNamespace())`.
+ */
+export function clsNamespace() {
+  const storage = new AsyncLocalStorage<Map<string, unknown>>();
+  return {
+    run<T>(fn: (context: Map<string, unknown>) => T): Map<string, unknown> {
+      const context = new Map(storage.getStore() ?? []);
+      storage.run(context, () => fn(context));
+      return context;
+    },
+    bind<F extends (...args: never[]) => unknown>(fn: F): F {
+      return fn;
+    },
+    get(key: string): unknown {
+      return storage.getStore()?.get(key);
+    },
+    set<T>(key: string, value: T): T {
+      storage.getStore()?.set(key, value);
+      return value;
+    },
+  };
 }

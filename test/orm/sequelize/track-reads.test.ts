@@ -246,6 +246,37 @@ describe.each(targets)('Sequelize trackReads on $name', (target) => {
     }
   });
 
+  /** A page that reads one way, a write that changes what it shows, and one that must leave it stored. */
+  type Shape = [string, (b: Blog) => Promise<unknown>, (b: Blog) => Promise<unknown>, (b: Blog) => Promise<unknown>];
+  type Any = Model & Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const post = async (b: Blog, id: number) => (await b.Post.findByPk(id)) as Any;
+  const shapes: Shape[] = [
+    ['post.getComments() (hasMany getter)', async (b) => (await (await post(b, 1)).getComments!()) as Model[], (b) => b.Comment.create({ body: 'new', postId: 1 }), (b) => b.Comment.create({ body: 'new', postId: 2 })],
+    ['post.countComments()', async (b) => (await post(b, 1)).countComments!(), (b) => b.Comment.destroy({ where: { body: 'nice' } }), (b) => b.Comment.destroy({ where: { body: 'ok' } })],
+    ['comment.getPost() (belongsTo getter)', async (b) => ((await b.Comment.findOne({ where: { body: 'ok' } })) as Any).getPost!(), (b) => b.Post.update({ title: 'Anew' }, { where: { id: 2 } }), (b) => b.Post.update({ title: 'Ciao' }, { where: { id: 3 } })],
+    ['tag.hasPost() and countPosts() (belongsToMany)', async (b) => { const t = (await b.Tag.findByPk(1)) as Any; return [await t.hasPost!(3), await t.countPosts!()]; }, async (b) => (await post(b, 3)).removeTag!(1), async (b) => (await post(b, 2)).addTag!(2)],
+    ['findAndCountAll() by foreign key', async (b) => { const r = await b.Post.findAndCountAll({ where: { authorId: 1 } }); return [r.count, r.rows.map((p) => p.get('title'))]; }, (b) => b.Post.create({ id: 5, title: 'New', authorId: 1 }), (b) => b.Post.create({ id: 4, title: 'New', authorId: 2 })],
+    ['max() of a column', (b) => b.Post.max('id'), (b) => b.Post.create({ id: 7, title: 'New', authorId: 2 }), (b) => b.Comment.create({ body: 'new', postId: 2 })],
+    ['nested include: an author, its posts, their comments', async (b) => JSON.stringify(await b.Author.findByPk(1, { include: [{ association: 'posts', include: [{ association: 'comments' }] }] })), (b) => b.Comment.update({ body: 'changed' }, { where: { body: 'ok' } }), (b) => b.Comment.create({ body: 'new', postId: 3 })],
+    ['include with separate: true', async (b) => JSON.stringify(await b.Post.findAll({ where: { id: [1, 2] }, include: [{ association: 'comments', separate: true }] })), (b) => b.Comment.create({ body: 'new', postId: 2 }), (b) => b.Comment.create({ body: 'new', postId: 3 })],
+    ['a where on a nested column ($comments.body$)', async (b) => (await b.Post.findAll({ where: { '$comments.body$': 'ok' }, include: [{ association: 'comments' }] })).map((p) => p.get('id')), (b) => b.Comment.update({ body: 'ok' }, { where: { body: 'great' } }), (b) => b.Tag.update({ name: 'x' }, { where: { id: 1 } })],
+    ['findOne() by primary key and another column', async (b) => (await b.Post.findOne({ where: { id: 2, title: 'Again' } }))?.get('title'), (b) => b.Post.update({ title: 'Anew' }, { where: { id: 2 } }), (b) => b.Post.update({ title: 'Ciao' }, { where: { id: 3 } })],
+  ];
+
+  test.each(shapes)('%s: dropped by a write of what it read, kept by another', async (_, read, write, other) => {
+    const render = async () => JSON.stringify((await read(blog)) ?? null);
+    const shaped = await Site.start(dumper, db.counter, async () => ({ status: 200, body: await render() }));
+    try {
+      await shaped.warm('/shape');
+      await other(blog);
+      expect(await shaped.get('/shape'), 'a write of something the page did not read').toMatchObject({ cache: 'HIT', body: await render() });
+      await write(blog);
+      expect(await shaped.get('/shape')).toMatchObject({ cache: 'MISS', body: await render() });
+    } finally {
+      await shaped.close();
+    }
+  });
+
   test('an include that filters its parents (required, where) tags the included table', async () => {
     const page = async () => {
       const posts = await blog.Post.findAll({ include: [{ association: 'comments', where: { body: 'ok' }, required: true }], order: [['id', 'ASC']] });
