@@ -245,7 +245,8 @@ describe.each(targets)('TypeORM trackReads on $name', (target) => {
 const hasRedis = await needService('redis');
 const postgres = targets.find((t) => t.name === 'PostgreSQL');
 
-describe.skipIf(!hasRedis || postgres === undefined)('TypeORM trackReads across processes (RedisStore, PostgreSQL)', () => {
+// Defined only where Redis and PostgreSQL are up (under CI, needService() fails the run without them).
+(hasRedis && postgres !== undefined ? describe : () => undefined)('TypeORM trackReads across processes (RedisStore, PostgreSQL)', () => {
   test('a write through one dumper invalidates the pages another one stored', async () => {
     const db = await postgres!.open(blogEntities);
     const prefix = `tr:${randomUUID().slice(0, 8)}:`;
