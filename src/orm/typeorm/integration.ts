@@ -24,9 +24,11 @@ import type {
 } from 'typeorm';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
-import { keyTag, linkTags, listTag, unknownWriteTags, writeTags, type KeyValues, type ReadTracker, type WrittenRow } from '../reads.js';
+import { linkTags, unknownWriteTags, writeTags, type KeyValues, type ReadTracker, type WrittenRow } from '../reads.js';
+import { returnedKey } from './keys.js';
 
 type Column = EntityMetadata['columns'][number];
+type Relation = EntityMetadata['relations'][number];
 type SelectQueryBuilder = ReturnType<DataSource['createQueryBuilder']>;
 type ExpressionMap = QueryBuilder<ObjectLiteral>['expressionMap'];
 
@@ -465,46 +467,142 @@ export class TypeormIntegration implements EntitySubscriberInterface {
 
   /**
    * With `trackReads`, what a delete of rows of `metadata` also changes without TypeORM saying so,
-   * found before the delete:
-   * - the join-table rows that link them (`ON DELETE CASCADE`): the links' tags, from the
-   *   many-to-many relations loaded with the rows (see #relationsOf), else the join table's tag;
-   * - the rows the database deletes or changes with them (`ON DELETE CASCADE`, `SET NULL`): found
-   *   by their foreign key, at most `maxRows` per relation, as written rows; past that, or for a
-   *   foreign key of several columns, everything read from their table. One level deep: the rows
-   *   those delete in turn are their table's.
+   * found before the delete, transitively:
+   * - the join-table rows that link the deleted rows (`ON DELETE CASCADE`): the links' tags;
+   * - the rows whose foreign key references a deleted row (declared on either side) with
+   *   `ON DELETE CASCADE`: written rows, deleted in turn (their links and their own dependents
+   *   follow, a self-referencing tree included); with `SET NULL`: written rows, and what an
+   *   `ON UPDATE` action of a foreign key referencing the nulled column changes.
+   * At most `maxRows` rows and links in all; past that, for a foreign key of several columns, or
+   * for `DEFAULT` (SET DEFAULT), everything read from the tables the rest may reach.
    */
   async #deleteDependents(manager: EntityManager, metadata: EntityMetadata, rows: readonly ObjectLiteral[]): Promise<Dependents[]> {
     if (this.#settings.reads === undefined || rows.length === 0) return [];
     const out: Dependents[] = [];
-    for (const relation of metadata.relations) {
-      if (relation.isManyToMany) {
-        const junction = relation.junctionEntityMetadata!;
-        const partners = rows.map((row) => relation.getEntityValue(row) as unknown);
-        if (!partners.every(Array.isArray)) {
-          out.push(readDependents(junction, unknownWriteTags(junction.tablePath)));
+    const unknown = new Set<EntityMetadata>();
+    let budget = this.#settings.maxRows;
+    const seen = new Map<EntityMetadata, Set<string>>();
+    const fresh = (m: EntityMetadata, found: readonly ObjectLiteral[]): ObjectLiteral[] => {
+      let ids = seen.get(m);
+      if (ids === undefined) seen.set(m, (ids = new Set()));
+      const out: ObjectLiteral[] = [];
+      for (const row of found) {
+        const key = idKey(m.getEntityIdMap(row));
+        if (ids.has(key)) continue;
+        ids.add(key);
+        out.push(row);
+      }
+      return out;
+    };
+    let level: [EntityMetadata, ObjectLiteral[]][] = [[metadata, fresh(metadata, rows)]];
+    while (level.length > 0) {
+      const next: [EntityMetadata, ObjectLiteral[]][] = [];
+      for (const [parent, deleted] of level) {
+        if (unknown.has(parent) || deleted.length === 0) continue;
+        const ids = deleted.map((row) => parent.getEntityIdMap(row)).filter((id): id is ObjectLiteral => id !== undefined);
+        if (ids.length < deleted.length) {
+          this.#cascadeReach(parent, 'delete', unknown);
           continue;
         }
-        const [mine, theirs] = relation.isOwning ? [junction.ownerColumns, junction.inverseColumns] : [junction.inverseColumns, junction.ownerColumns];
-        const key = (columns: typeof mine, row: unknown) =>
-          isObject(row) ? keyTag(junction.tablePath, Object.fromEntries(columns.map((c) => [c.databaseName, c.referencedColumn?.getEntityValue(row)]))) : undefined;
-        // This side's key (a row without links was still read by pages that found none), and the partners'.
-        const tags = [...rows.map((row) => key(mine, row)), ...partners.flatMap((list) => (list as unknown[]).map((p) => key(theirs, p)))];
-        if (tags.every((t): t is string => t !== undefined)) out.push(readDependents(junction, [listTag(junction.tablePath), ...tags]));
-        else out.push(readDependents(junction, unknownWriteTags(junction.tablePath)));
-      } else if (relation.isOneToMany || relation.isOneToOneNotOwner) {
-        const inverse = relation.inverseRelation;
-        if (!(inverse?.onDelete === 'CASCADE' || inverse?.onDelete === 'SET NULL')) continue;
-        const child = relation.inverseEntityMetadata;
-        const where = rows.map((row) => ({ [inverse.propertyPath]: metadata.getEntityIdMap(row) }));
-        const found =
-          inverse.joinColumns.length === 1
-            ? await manager.find<ObjectLiteral>(child.target, { where, relations: { [inverse.propertyPath]: true }, withDeleted: true, take: this.#settings.maxRows + 1 })
-            : undefined;
-        if (found === undefined || found.length > this.#settings.maxRows) out.push(readDependents(child, unknownWriteTags(child.tablePath)));
-        else if (found.length > 0) out.push(readDependents(child, writeTags(child.tablePath, found.map((r) => writtenRow(child, r)))));
+        for (const junction of this.#dataSource.entityMetadatas) {
+          if (!junction.isJunction || unknown.has(junction)) continue;
+          const sides = [junction.ownerColumns, junction.inverseColumns].filter((columns) => columns[0]?.referencedColumn?.entityMetadata.tablePath === parent.tablePath);
+          if (sides.length === 0) continue;
+          const links = await this.#linksOf(manager, junction, sides, ids, budget);
+          if (links === undefined) unknown.add(junction);
+          else if (links.length > 0) {
+            budget -= links.length;
+            out.push(readDependents(junction, junctionTags(junction, links)));
+          }
+        }
+        for (const relation of referencing(this.#dataSource, parent)) {
+          const child = relation.entityMetadata;
+          const action = relation.onDelete;
+          if (action !== 'CASCADE' && action !== 'SET NULL' && action !== 'DEFAULT') continue;
+          if (unknown.has(child)) continue;
+          const kind = action === 'CASCADE' ? 'delete' : 'update';
+          const found = action === 'DEFAULT' || relation.joinColumns.length !== 1 ? undefined : await this.#childrenOf(manager, relation, ids, budget);
+          if (found === undefined) {
+            this.#cascadeReach(child, kind, unknown, relation.joinColumns);
+            continue;
+          }
+          budget -= found.length;
+          if (found.length === 0) continue;
+          out.push(readDependents(child, writeTags(child.tablePath, found.map((r) => writtenRow(child, r)))));
+          if (kind === 'delete') next.push([child, fresh(child, found)]);
+          // The nulled column may be what another foreign key references (ON UPDATE CASCADE / SET NULL).
+          else for (const m of updateReach(this.#dataSource, relation.joinColumns)) this.#cascadeReach(m.entityMetadata, 'update', unknown, m.joinColumns);
+        }
       }
+      level = next;
     }
+    for (const m of unknown) out.push(readDependents(m, unknownWriteTags(m.tablePath)));
     return out;
+  }
+
+  /**
+   * Marks `metadata` unknown, and every table its rows' deletion (or the update of `columns`)
+   * may change in the database in turn: their links, and the rows referencing them with an action.
+   */
+  #cascadeReach(metadata: EntityMetadata, kind: 'delete' | 'update', unknown: Set<EntityMetadata>, columns: readonly Column[] = []): void {
+    if (kind === 'update') {
+      unknown.add(metadata);
+      for (const r of updateReach(this.#dataSource, columns)) if (!unknown.has(r.entityMetadata)) this.#cascadeReach(r.entityMetadata, 'update', unknown, r.joinColumns);
+      return;
+    }
+    if (unknown.has(metadata)) return;
+    unknown.add(metadata);
+    for (const junction of this.#dataSource.entityMetadatas) {
+      if (junction.isJunction && [junction.ownerColumns, junction.inverseColumns].some((c) => c[0]?.referencedColumn?.entityMetadata.tablePath === metadata.tablePath)) unknown.add(junction);
+    }
+    for (const relation of referencing(this.#dataSource, metadata)) {
+      const action = relation.onDelete;
+      if (action === 'CASCADE') this.#cascadeReach(relation.entityMetadata, 'delete', unknown);
+      else if (action === 'SET NULL' || action === 'DEFAULT') this.#cascadeReach(relation.entityMetadata, 'update', unknown, relation.joinColumns);
+    }
+  }
+
+  /** The rows whose foreign key (`relation`, one column) names one of `ids`, with their to-one relations; `undefined` past `budget`. */
+  async #childrenOf(manager: EntityManager, relation: Relation, ids: readonly ObjectLiteral[], budget: number): Promise<ObjectLiteral[] | undefined> {
+    const child = relation.entityMetadata;
+    const relations: Record<string, true> = {};
+    for (const r of child.relations) if ((r.isManyToOne || r.isOneToOneOwner) && !r.isLazy) relations[r.propertyPath] = true;
+    const found: ObjectLiteral[] = [];
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      if (found.length > budget) break;
+      const where = ids.slice(i, i + CHUNK).map((id) => ({ [relation.propertyPath]: id }));
+      found.push(...(await manager.find<ObjectLiteral>(child.target, { where, relations, withDeleted: true, take: budget - found.length + 1 })));
+    }
+    return found.length > budget ? undefined : found;
+  }
+
+  /** The join-table rows linking one of `ids` on one of `sides`, by column property name; `undefined` past `budget`. */
+  async #linksOf(
+    manager: EntityManager,
+    junction: EntityMetadata,
+    sides: readonly (readonly Column[])[],
+    ids: readonly ObjectLiteral[],
+    budget: number,
+  ): Promise<ObjectLiteral[] | undefined> {
+    const columns = junction.columns;
+    const links: ObjectLiteral[] = [];
+    const where: ObjectLiteral[] = [];
+    for (const side of sides) {
+      for (const id of ids) where.push(Object.fromEntries(side.map((c) => [c.propertyPath, c.referencedColumn!.getEntityValue(id)])));
+    }
+    for (let i = 0; i < where.length; i += CHUNK) {
+      if (links.length > budget) break;
+      const select = manager
+        .createQueryBuilder()
+        .from(junction.tablePath, 'pd_j')
+        .select(columns.map((c) => `pd_j.${c.propertyPath}`))
+        .where(where.slice(i, i + CHUNK))
+        .limit(budget - links.length + 1);
+      columns.forEach((c, n) => select.addSelect(`pd_j.${c.propertyPath}`, `pd_${n}`));
+      const raw = (await select.getRawMany()) as ObjectLiteral[];
+      links.push(...raw.map((r) => Object.fromEntries(columns.map((c, n) => [c.propertyName, r[`pd_${n}`]]))));
+    }
+    return links.length > budget ? undefined : links;
   }
 
   /** The dependents of rows by id, loaded now; nothing (and no query) for an entity that is not registered. */
@@ -816,15 +914,46 @@ function conflictKeys(metadata: EntityMetadata, map: ExpressionMap, values: read
 
 // ---------------------------------------------------------------- trackReads
 
+/**
+ * The to-one relations, declared on any entity, whose foreign key references rows of
+ * `metadata`'s table (one entity per table: a child entity of single-table inheritance repeats its parent's).
+ */
+function referencing(dataSource: DataSource, metadata: EntityMetadata): Relation[] {
+  return dataSource.entityMetadatas
+    .filter((m) => m.tableType !== 'entity-child')
+    .flatMap((m) => m.relations.filter((r) => (r.isManyToOne || r.isOneToOneOwner) && r.inverseEntityMetadata.tablePath === metadata.tablePath));
+}
+
+/** The to-one relations whose foreign key references one of `columns` with an `ON UPDATE` action that changes it. */
+function updateReach(dataSource: DataSource, columns: readonly Column[]): Relation[] {
+  return dataSource.entityMetadatas
+    .filter((m) => m.tableType !== 'entity-child')
+    .flatMap((m) =>
+      m.relations.filter(
+        (r) =>
+          (r.isManyToOne || r.isOneToOneOwner) &&
+          (r.onUpdate === 'CASCADE' || r.onUpdate === 'SET NULL' || r.onUpdate === 'DEFAULT') &&
+          r.joinColumns.some((j) => columns.some((c) => j.referencedColumn?.databaseName === c.databaseName && j.referencedColumn.entityMetadata.tablePath === c.entityMetadata.tablePath)),
+      ),
+    );
+}
+
 /** Tags to invalidate, in the shape `invalidateDependents()` and the transaction buffers take. */
 function readDependents(metadata: EntityMetadata, tags: readonly string[]): Dependents {
   return { model: metadata.name, paths: [], tags };
 }
 
-/** A row's primary key and foreign keys, by column name, as the write-side tags need them. */
+/**
+ * A row's primary key and foreign keys, by column name, as the write-side tags need them: spelled
+ * as reads spell them (./keys.ts); a primary key that spells none leaves the id unknown.
+ */
 function writtenRow(metadata: EntityMetadata, row: ObjectLiteral): WrittenRow {
   const id: Record<string, unknown> = {};
-  for (const column of metadata.primaryColumns) id[column.databaseName] = column.getEntityValue(row);
+  for (const column of metadata.primaryColumns) {
+    const value = returnedKey(column, column.getEntityValue(row));
+    if (value === undefined) return { id: undefined, keys: [] };
+    id[column.databaseName] = value;
+  }
   const keys: KeyValues[] = [];
   for (const relation of metadata.relations) {
     if (!(relation.isManyToOne || relation.isOneToOneOwner) || relation.joinColumns.length === 0) continue;
@@ -838,7 +967,15 @@ function writtenRow(metadata: EntityMetadata, row: ObjectLiteral): WrittenRow {
       }
       key[column.databaseName] = value;
     }
-    if (Object.values(key).every((v) => v != null)) keys.push(key);
+    if (Object.values(key).every((v) => v != null)) {
+      // A value that spells no key of its column: the row's id alone cannot name what changed.
+      for (const column of relation.joinColumns) {
+        const spelled = returnedKey(column, key[column.databaseName]);
+        if (spelled === undefined) return { id: undefined, keys: [] };
+        key[column.databaseName] = spelled;
+      }
+      keys.push(key);
+    }
   }
   return { id, keys };
 }
@@ -850,7 +987,7 @@ function junctionTags(junction: EntityMetadata, links: readonly ObjectLiteral[])
     links.map((link) =>
       [junction.ownerColumns, junction.inverseColumns].map((group) => {
         const key: Record<string, unknown> = {};
-        for (const column of group) key[column.databaseName] = link[column.propertyName] ?? link[column.databaseName];
+        for (const column of group) key[column.databaseName] = returnedKey(column, link[column.propertyName] ?? link[column.databaseName]);
         return { key };
       }),
     ),

@@ -18,11 +18,16 @@
  */
 import type { DataSource, EntityMetadata, ObjectLiteral } from 'typeorm';
 import { keyPart, type KeyValues, type ReadTracker } from '../reads.js';
+import { askedKey, returnedKey } from './keys.js';
 
 type Relation = EntityMetadata['relations'][number];
 
-/** What a find's `where` says about the rows of its main table. */
-type Where = { readonly kind: 'rows'; readonly ids: KeyValues[] } | { readonly kind: 'keys'; readonly keys: KeyValues[] };
+/**
+ * What a find's `where` says about the rows of its main table: their primary keys, or the foreign
+ * keys they share, as the database spells them (see ./keys.ts); `undefined` when a value asked for
+ * cannot be spelled so (the read then tags the table's list).
+ */
+type Where = { readonly kind: 'rows'; readonly ids: KeyValues[] | undefined } | { readonly kind: 'keys'; readonly keys: KeyValues[] | undefined };
 
 /** The shapes of TypeORM's internals read here (not in its public types). */
 interface Alias {
@@ -158,9 +163,13 @@ function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities:
     return tagLists(tracker, map);
   }
   const table = main.metadata.tablePath;
-  if (where.kind === 'rows') tracker.rows(table, where.ids);
-  else tracker.keys(table, where.keys);
+  const asked = where.kind === 'rows' ? where.ids : where.keys;
+  if (asked === undefined) tracker.list(table);
+  else if (where.kind === 'rows') tracker.rows(table, asked);
+  else tracker.keys(table, asked);
   if (mode === 'count') return;
+  // The rows found, as the database returned their keys: what a write of them tags.
+  if (where.kind === 'rows' && asked !== undefined && entities !== undefined) tagRows(tracker, main.metadata, entities.filter(isObject));
 
   // Entities by alias, to name the rows each relation loaded and the parents of to-many relations.
   const byAlias = new Map<string, ObjectLiteral[]>();
@@ -183,7 +192,7 @@ function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities:
     // The parents' primary keys: the rows asked for when the parent is the main table found by
     // id (found or not, so a parent inserted later is covered by its row tag), else the loaded ones.
     const parentIds =
-      parentAlias === main.name && where.kind === 'rows'
+      parentAlias === main.name && where.kind === 'rows' && where.ids !== undefined
         ? where.ids
         : parents?.map((p) => relation.entityMetadata.getEntityIdMap(p)).filter((id): id is ObjectLiteral => id !== undefined);
     if (relation.isManyToOne || relation.isOneToOneOwner) {
@@ -193,7 +202,7 @@ function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities:
         tracker.list(target.tablePath);
         continue;
       }
-      tracker.rows(target.tablePath, idsOf(target, loaded));
+      tagRows(tracker, target, loaded);
     } else if (relation.isManyToMany) {
       const junction = relation.junctionEntityMetadata!;
       const columns = relation.isOwning ? junction.ownerColumns : junction.inverseColumns;
@@ -201,7 +210,7 @@ function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities:
       if (keys === undefined) tracker.list(junction.tablePath);
       else tracker.keys(junction.tablePath, keys);
       if (loaded === undefined) tracker.list(target.tablePath);
-      else tracker.rows(target.tablePath, idsOf(target, loaded));
+      else tagRows(tracker, target, loaded);
     } else {
       // One-to-many, or the inverse side of a one-to-one: the children whose foreign key names a parent.
       const inverse = relation.inverseRelation;
@@ -279,7 +288,21 @@ function classify(metadata: EntityMetadata, where: unknown): Where | undefined {
     keys.push(...byKey);
   }
   if (ids.length > 0 && keys.length > 0) return undefined;
-  return ids.length > 0 ? { kind: 'rows', ids } : keys.length > 0 ? { kind: 'keys', keys } : undefined;
+  const canonical = (values: KeyValues[]): KeyValues[] | undefined => {
+    const out: KeyValues[] = [];
+    for (const value of values) {
+      const key: Record<string, unknown> = {};
+      for (const [name, v] of Object.entries(value)) {
+        const column = metadata.findColumnWithDatabaseName(name);
+        const text = column === undefined ? undefined : askedKey(column, v);
+        if (text === undefined) return undefined;
+        key[name] = text;
+      }
+      out.push(key);
+    }
+    return out;
+  };
+  return ids.length > 0 ? { kind: 'rows', ids: canonical(ids) } : keys.length > 0 ? { kind: 'keys', keys: canonical(keys) } : undefined;
 }
 
 /** `{ id: 1 }`, `{ id: In([1, 2]) }`, `{ a: 1, b: 2 }` for a composite key: the ids, by column name. */
@@ -329,14 +352,19 @@ function foreignKeys(metadata: EntityMetadata, item: ObjectLiteral): KeyValues[]
   return valuesOf(value)?.map((v) => ({ [column.databaseName]: v }));
 }
 
-function idsOf(metadata: EntityMetadata, rows: readonly ObjectLiteral[]): KeyValues[] {
+/** Loaded rows, by their keys as the database returned them (as a write of them tags them); a row whose key is not one, the list. */
+function tagRows(tracker: ReadTracker, metadata: EntityMetadata, rows: readonly ObjectLiteral[]): void {
   const ids: KeyValues[] = [];
   for (const row of rows) {
     const id: Record<string, unknown> = {};
-    for (const column of metadata.primaryColumns) id[column.databaseName] = column.getEntityValue(row);
+    for (const column of metadata.primaryColumns) {
+      const value = returnedKey(column, column.getEntityValue(row));
+      if (value === undefined) return tracker.list(metadata.tablePath);
+      id[column.databaseName] = value;
+    }
     ids.push(id);
   }
-  return ids;
+  tracker.rows(metadata.tablePath, ids);
 }
 
 /**
@@ -351,9 +379,10 @@ function keysOf(columns: readonly EntityMetadata['columns'][number][], ids: read
     for (const column of columns) {
       const referenced = column.referencedColumn;
       if (referenced === undefined) return undefined;
-      // `id` is by database name (asked for) or by property (an entity id map).
-      const value = Object.hasOwn(id, referenced.databaseName) ? id[referenced.databaseName] : referenced.getEntityValue(id);
-      if (keyPart(value) === undefined) return undefined;
+      // `id` is by database name (asked for) or by property (an entity id map). The key column's
+      // rows are spelled as the database compares them with it, which may not be the parent's way.
+      const value = askedKey(column, Object.hasOwn(id, referenced.databaseName) ? id[referenced.databaseName] : referenced.getEntityValue(id));
+      if (value === undefined) return undefined;
       key[column.databaseName] = value;
     }
     keys.push(key);
