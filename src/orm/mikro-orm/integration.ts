@@ -136,6 +136,8 @@ interface Want {
   readonly partners: boolean;
   /** Deleted by the write: with `trackReads`, the rows the database deletes or changes with it too. */
   readonly deleted?: boolean;
+  /** Read for its model's pages only: only its links changed (with `trackReads`, its own tags stay). */
+  readonly linkOnly?: boolean;
 }
 
 /** One many-to-many link a flush adds or removes: the collection's owner and an item. */
@@ -156,7 +158,7 @@ interface FlushPlan {
   /** Rows whose state before the flush is read, by row key. */
   readonly before: Map<string, Want>;
   /** Rows read after the flush: new entities get their key on insert, so they are kept as entities. */
-  readonly after: Array<{ meta: Meta; entity?: object; pk?: PkCond }>;
+  readonly after: Array<{ meta: Meta; entity?: object; pk?: PkCond; linkOnly?: boolean }>;
   /** Collections replaced without being loaded (`set()`, `removeAll()`): their links before are read from the database. */
   readonly overridden: Array<{ owner: object; meta: Meta; prop: Prop; current: object[] }>;
   /** Entities this flush inserts: nothing of them exists before it. */
@@ -237,7 +239,10 @@ export class MikroOrmIntegration implements EventSubscriber {
       const wants = new Map<string, Want>();
       for (const row of plan.after) {
         const pk = row.pk ?? pkOf(row.meta, row.entity);
-        if (pk !== undefined) wants.set(rowKey(row.meta, pk), { meta: row.meta, pk, partners: false });
+        if (pk === undefined) continue;
+        const key = rowKey(row.meta, pk);
+        const linkOnly = row.linkOnly === true && wants.get(key)?.linkOnly !== false;
+        wants.set(key, { meta: row.meta, pk, partners: false, linkOnly });
       }
       if (wants.size > this.#settings.maxRows) return new Unresolved(`a flush of more than maxRows (${this.#settings.maxRows}) rows`);
       // A row missing now was deleted since (by this flush, or another writer, whose own
@@ -265,11 +270,14 @@ export class MikroOrmIntegration implements EventSubscriber {
       unfinished: new Unfinished(),
     };
     for (const cs of changeSets) if (cs.type === 'create') created.add(cs.entity);
-    const before = (meta: Meta, pk: PkCond | undefined, partners = false) => {
+    const before = (meta: Meta, pk: PkCond | undefined, partners = false, linkOnly = false) => {
       if (pk === undefined) return;
       const key = rowKey(meta, pk);
       const known = plan.before.get(key);
-      if (known === undefined || (partners && !known.partners)) plan.before.set(key, { meta, pk, partners, deleted: partners });
+      const only = linkOnly && known?.linkOnly !== false;
+      if (known === undefined || (partners && !known.partners) || known.linkOnly !== only) {
+        plan.before.set(key, { meta, pk, partners: partners || known?.partners === true, deleted: partners || known?.deleted === true, linkOnly: only });
+      }
     };
     const reads = this.#settings.reads !== undefined;
     const existing = (meta: Meta, entity: object) => (created.has(entity) ? undefined : pkOf(meta, entity));
@@ -285,14 +293,14 @@ export class MikroOrmIntegration implements EventSubscriber {
           if (this.#modelOf(target) === undefined) continue;
           const now = unwrapRef((cs.entity as Row)[side.name]);
           if (now !== null && typeof now === 'object') {
-            if (!created.has(now)) before(target, referencedPk(target, now));
-            plan.after.push({ meta: target, entity: now });
+            if (!created.has(now)) before(target, referencedPk(target, now), false, true);
+            plan.after.push({ meta: target, entity: now, linkOnly: true });
           }
           const was = cs.originalEntity?.[side.name];
           if (was !== undefined) {
             const pk = referencedPk(target, was);
-            before(target, pk);
-            if (pk !== undefined) plan.after.push({ meta: target, pk });
+            before(target, pk, false, true);
+            if (pk !== undefined) plan.after.push({ meta: target, pk, linkOnly: true });
           }
         }
         continue;
@@ -326,8 +334,8 @@ export class MikroOrmIntegration implements EventSubscriber {
       const target = prop.targetMeta;
       if (ownerMeta === undefined || target === undefined) continue;
       if (!reads && this.#modelOf(ownerMeta) === undefined && this.#modelOf(target) === undefined) continue;
-      before(ownerMeta, existing(ownerMeta, coll.owner));
-      plan.after.push({ meta: ownerMeta, entity: coll.owner });
+      before(ownerMeta, existing(ownerMeta, coll.owner), false, true);
+      plan.after.push({ meta: ownerMeta, entity: coll.owner, linkOnly: true });
       const current = coll.getItems(false);
       if (snapshot === undefined) {
         plan.overridden.push({ owner: coll.owner, meta: ownerMeta, prop, current });
@@ -336,14 +344,14 @@ export class MikroOrmIntegration implements EventSubscriber {
       for (const item of snapshot) {
         if (current.includes(item)) continue;
         if (reads && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta, owner: coll.owner, item });
-        before(target, existing(target, item));
-        plan.after.push({ meta: target, entity: item });
+        before(target, existing(target, item), false, true);
+        plan.after.push({ meta: target, entity: item, linkOnly: true });
       }
       for (const item of current) {
         if (snapshot.includes(item)) continue;
         if (reads && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta, owner: coll.owner, item });
         if (prop.kind === '1:m') before(target, existing(target, item));
-        plan.after.push({ meta: target, entity: item });
+        plan.after.push({ meta: target, entity: item, linkOnly: prop.kind === 'm:n' });
       }
     }
     return plan.before.size === 0 && plan.after.length === 0 && plan.overridden.length === 0 ? undefined : plan;
@@ -367,15 +375,16 @@ export class MikroOrmIntegration implements EventSubscriber {
         const itemPk = pkOf(target, item);
         if (itemPk === undefined || now.has(rowKey(target, itemPk))) continue;
         if (this.#settings.reads !== undefined && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta: meta, owner, item });
-        plan.before.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
-        plan.after.push({ meta: target, pk: itemPk });
+        const linkOnly = prop.kind === 'm:n' && plan.before.get(rowKey(target, itemPk))?.linkOnly !== false;
+        plan.before.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false, linkOnly });
+        plan.after.push({ meta: target, pk: itemPk, linkOnly: prop.kind === 'm:n' });
       }
       for (const item of current) {
         const itemPk = pkOf(target, item);
         if (itemPk !== undefined && was.has(rowKey(target, itemPk))) continue;
         if (this.#settings.reads !== undefined && prop.kind === 'm:n') plan.links.push({ prop, ownerMeta: meta, owner, item });
         if (prop.kind === '1:m' && itemPk !== undefined && !plan.created.has(item)) plan.before.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
-        plan.after.push({ meta: target, entity: item });
+        plan.after.push({ meta: target, entity: item, linkOnly: prop.kind === 'm:n' });
       }
     }
   }
@@ -671,12 +680,17 @@ export class MikroOrmIntegration implements EventSubscriber {
       const withPartners = new Set(list.filter((w) => w.partners).map((w) => rowKey(meta, w.pk)));
       const deleted = new Set(list.filter((w) => w.deleted === true).map((w) => rowKey(meta, w.pk)));
       for (const w of list) seen.add(rowKey(meta, w.pk));
-      if (!reads && model === undefined && withPartners.size === 0) continue;
+      const tagged = new Set(reads ? list.filter((w) => w.linkOnly !== true).map((w) => rowKey(meta, w.pk)) : []);
+      if (model === undefined && withPartners.size === 0 && tagged.size === 0) continue;
       const populate = new Set(model === undefined ? [] : this.#relationsOf(meta));
       if (withPartners.size > 0) for (const p of manyToMany(meta)) populate.add(p.name);
       const rows = await this.#load(fork, meta, list.map((w) => w.pk), [...populate]);
       found += rows.length;
-      if (reads && rows.length > 0) dependents.push(readDependents(meta, writeTags(tableOf(meta), rows.map((r) => writtenRow(meta, r)))));
+      const written = rows.filter((r) => {
+        const pk = pkOf(meta, r);
+        return pk !== undefined && tagged.has(rowKey(meta, pk));
+      });
+      if (reads && written.length > 0) dependents.push(readDependents(meta, writeTags(tableOf(meta), written.map((r) => writtenRow(meta, r)))));
       const gone: object[] = [];
       for (const row of rows) {
         if (model !== undefined) dependents.push(await this.#dumper.dependentsOf(model, row));
@@ -692,7 +706,7 @@ export class MikroOrmIntegration implements EventSubscriber {
           if (target === undefined || coll?.isInitialized?.() !== true || this.#modelOf(target) === undefined) continue;
           for (const item of coll.getItems(false)) {
             const itemPk = pkOf(target, item);
-            if (itemPk !== undefined) partners.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false });
+            if (itemPk !== undefined) partners.set(rowKey(target, itemPk), { meta: target, pk: itemPk, partners: false, linkOnly: true });
           }
         }
       }
@@ -785,9 +799,15 @@ export class MikroOrmIntegration implements EventSubscriber {
     for (const { meta: child, prop, rule } of this.#referencing(meta)) {
       const keys = rows.map((r) => pkValues(meta, r));
       const single = (meta.primaryKeys as string[]).length === 1 && keys.every((k) => k !== undefined);
+      // A deleted row's links go with it: its many-to-many collections are loaded to name them.
+      const populate = rule === 'cascade' ? manyToMany(child).map((p) => p.name) : [];
       const found =
         single && depth < 3
-          ? ((await fork.find(child.className, { [prop.name]: { $in: keys.map((k) => k![0]) } } as never, { filters: false, limit: this.#settings.maxRows + 1 })) as object[])
+          ? ((await fork.find(child.className, { [prop.name]: { $in: keys.map((k) => k![0]) } } as never, {
+              filters: false,
+              limit: this.#settings.maxRows + 1,
+              populate: populate as never,
+            })) as object[])
           : undefined;
       if (found === undefined || found.length > this.#settings.maxRows) {
         out.push(...this.#unknownDeletes(child, rule).map((m) => readDependents(m, unknownWriteTags(tableOf(m)))));
@@ -796,10 +816,7 @@ export class MikroOrmIntegration implements EventSubscriber {
       if (found.length === 0) continue;
       out.push(readDependents(child, writeTags(tableOf(child), found.map((r) => writtenRow(child, r)))));
       if (rule !== 'cascade') continue;
-      for (const prop2 of manyToMany(child)) {
-        const pivot = this.#pivotOf(prop2);
-        if (pivot !== undefined) out.push(readDependents(pivot, unknownWriteTags(tableOf(pivot))));
-      }
+      for (const row of found) out.push(...this.#linksOf(child, row));
       out.push(...(await this.#cascades(fork, child, found, depth + 1)));
     }
     return out;
@@ -989,7 +1006,7 @@ function partnerWants(meta: Meta, row: Row): Want[] {
     if (target === undefined || !Array.isArray(items)) continue;
     for (const item of items) {
       const pk = referencedPk(target, item);
-      if (pk !== undefined) out.push({ meta: target, pk, partners: false });
+      if (pk !== undefined) out.push({ meta: target, pk, partners: false, linkOnly: true });
     }
   }
   return out;
@@ -1001,7 +1018,7 @@ function linkWants(sides: readonly [Prop, Prop], links: readonly PkCond[]): Want
   for (const link of links) {
     for (const side of sides) {
       const pk = side.targetMeta === undefined ? undefined : referencedPk(side.targetMeta, link[side.name]);
-      if (pk !== undefined) out.push({ meta: side.targetMeta!, pk, partners: false });
+      if (pk !== undefined) out.push({ meta: side.targetMeta!, pk, partners: false, linkOnly: true });
     }
   }
   return out;
