@@ -23,7 +23,7 @@ export type { DumperLogger } from './core/log.js';
 export type { ModelClass, ModelOptions, PathsResult } from './core/models.js';
 export type { ContentCoding, EncodedBody, MaybePromise, PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from './core/store.js';
 export { PurgeError } from './core/purge.js';
-export type { EdgeTagHeader, Purger, PurgeSettings, PurgeStats } from './core/purge.js';
+export type { EdgeTagHeader, FlushOptions, Purger, PurgeSettings, PurgeStats } from './core/purge.js';
 export type { HeaderSource } from './core/http.js';
 export { ageOf, notModified, notModifiedHeaders, readHeader } from './core/http.js';
 export { canonicalPath } from './core/keys.js';

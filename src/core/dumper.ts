@@ -30,7 +30,7 @@ import {
 import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
 import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, defaultVersion, validateOptions, type DumperOptions } from './options.js';
-import { DEFAULT_PURGE_SETTINGS, PurgeDispatcher, type PurgeStats } from './purge.js';
+import { DEFAULT_PURGE_SETTINGS, PurgeDispatcher, type FlushOptions, type PurgeStats } from './purge.js';
 import { isPromise, type EncodedBody, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import {
   bypassChannel,
@@ -873,8 +873,6 @@ export class Dumper {
     const acceptEncoding = readHeader(headers, 'accept-encoding');
     const rep = choose(reps, acceptEncoding);
     const age = ageOf(entry.storedAt, Date.now());
-    const counters = this.#counters;
-    counters.hits++;
     // Conditional headers apply to 2xx responses only (RFC 9110 §13.2.1).
     const inm = entry.status < 300 ? readHeader(headers, 'if-none-match') : undefined;
     if (inm !== undefined) {
@@ -885,13 +883,14 @@ export class Dumper {
       if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) return this.#notModified(entry, method, rep, age);
     }
     const body = method === 'HEAD' ? undefined : rep.body;
-    if (body !== undefined) counters.bytesServed += body.byteLength;
+    this.#counters.hit(body === undefined ? 0 : body.byteLength);
     if (hitChannel.hasSubscribers) this.#publishHit(entry, method, entry.status, rep, body);
     return { status: entry.status, headers: rep.headers, age, body, representation: rep };
   }
 
   #notModified(entry: StoredEntry, method: string, rep: Representation, age: string): Reply {
-    this.#counters.notModified++;
+    this.#counters.hit(0);
+    this.#counters.notModified();
     if (hitChannel.hasSubscribers) this.#publishHit(entry, method, 304, rep, undefined);
     return { status: 304, headers: rep.notModifiedHeaders, age, body: undefined, representation: rep };
   }
@@ -1060,7 +1059,7 @@ export class Dumper {
       const flightKey = view.cookie === undefined ? key : `${key}\n`;
       const existing = this.#flights.get(flightKey);
       if (existing !== undefined) {
-        this.#counters.coalesced++;
+        this.#counters.coalesced();
         return this.#follow(existing, view.cookie !== undefined, key, method, path);
       }
       let resolve!: (entry: StoredEntry | undefined) => void;
@@ -1093,7 +1092,7 @@ export class Dumper {
   }
 
   #missed(key: string, method: string, path: string | undefined, coalesced: boolean): void {
-    this.#counters.misses++;
+    this.#counters.miss();
     if (missChannel.hasSubscribers) missChannel.publish({ dumper: this, key, method, path, coalesced });
   }
 
@@ -1327,11 +1326,20 @@ export class Dumper {
   /**
    * Resolves once every purge queued so far has been acknowledged by every edge cache (option
    * `purgers`), including the second purge sent `edge.raceWindow` after each first one this
-   * process sent. Failed purges are retried meanwhile; an edge that
-   * keeps failing keeps this waiting. Without purgers it resolves at once.
+   * process sent; purges queued after the call are not waited for. Failed purges are retried
+   * meanwhile: an edge that keeps failing (down, a wrong token) keeps this waiting, unless
+   * `timeout` (ms) or `signal` says when to give up. Rejects with a `DumperError`
+   * (`DUMPER_PURGE_FAILURE`) then, and when the dumper is closed first. Without purgers it
+   * resolves at once.
    */
-  async flushPurges(): Promise<void> {
-    await this._purging?.flush();
+  async flushPurges(options: FlushOptions = {}): Promise<void> {
+    if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: flushPurges(options): options must be an object');
+    const { timeout, signal } = options;
+    if (timeout !== undefined && !(typeof timeout === 'number' && Number.isFinite(timeout) && timeout >= 0)) {
+      throw new TypeError(`page-dumper: flushPurges() option "timeout" must be a number of milliseconds, got ${String(timeout)}`);
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('page-dumper: flushPurges() option "signal" must be an AbortSignal');
+    await this._purging?.flush(options);
   }
 
   /** Purges queued, sent, failed and retried by this process so far (all zero without purgers). */
@@ -1463,9 +1471,7 @@ export class Dumper {
       return false;
     }
     if (this.log.debugEnabled) this._logDecision('cached', fill.method, fill.path, fill.key);
-    const counters = this.#counters;
-    counters.stores++;
-    counters.bytesStored += entry.body.byteLength;
+    this.#counters.stored(entry.body.byteLength);
     if (storeChannel.hasSubscribers) {
       storeChannel.publish({ dumper: this, key: fill.key, method: fill.method, path: fill.path, tags: this.#unprefixedAll(entry.tags), bytes: entry.body.byteLength, seq: entry.seq });
     }
@@ -1669,7 +1675,7 @@ export class Dumper {
   }
 
   #fault(op: string, error: unknown): void {
-    this.#counters.storeErrors++;
+    this.#counters.storeError();
     // Operations that were in flight when the circuit opened fail together; they are one failure,
     // or a burst of concurrent requests would push the cooldown to its maximum at once.
     if (this.#openUntil > Date.now()) {

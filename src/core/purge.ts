@@ -184,6 +184,14 @@ export const DEFAULT_PURGE_SETTINGS: PurgeSettings = Object.freeze({
   edgeMaxAge: 31_536_000,
 });
 
+/** Options of `dumper.flushPurges()`. */
+export interface FlushOptions {
+  /** Milliseconds to wait at most; past it, the promise rejects. @default no limit */
+  readonly timeout?: number;
+  /** Stops waiting (the promise rejects) when it aborts. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Milliseconds the worker lets purges gather before it claims them, after an invalidation and
  * after a batch that was not full: a burst of writes (an import, a loop of saves) then costs a few
@@ -204,8 +212,10 @@ interface Lane {
   readonly queue: string;
   /** The highest id this process pushed (what `flush()` waits for). */
   highWater: number;
-  /** Edge tags whose push failed (the store was down), with when they are due. */
-  readonly unpushed: Array<{ tags: string[]; due: number }>;
+  /** Edge tags whose push failed (the store was down), with when they are due, and their ids once pushed. */
+  readonly unpushed: Array<{ tags: string[]; due: number; ids?: readonly number[] }>;
+  /** The `flush()` calls waiting on this lane: the highest id each waits for. */
+  readonly flushes: Set<{ target: number }>;
   running: Promise<void> | undefined;
   timer: NodeJS.Timeout | undefined;
   timerAt: number;
@@ -249,6 +259,7 @@ export class PurgeDispatcher {
       queue: `${options.keyPrefix}purge ${purger.id}`,
       highWater: 0,
       unpushed: [],
+      flushes: new Set(),
       running: undefined,
       timer: undefined,
       timerAt: Infinity,
@@ -401,8 +412,10 @@ export class PurgeDispatcher {
   async #work(lane: Lane): Promise<void> {
     try {
       while (lane.unpushed.length !== 0 && !this.#closed) {
-        const { tags, due } = lane.unpushed[0]!;
-        const ids = await this.#queue.queuePush(lane.queue, tags, due);
+        const entry = lane.unpushed[0]!;
+        const ids = await this.#queue.queuePush(lane.queue, entry.tags, entry.due);
+        entry.ids = ids;
+        const tags = entry.tags;
         lane.unpushed.shift();
         for (const id of ids) if (id > lane.highWater) lane.highWater = id;
         this.stats.queued += tags.length;
@@ -472,6 +485,10 @@ export class PurgeDispatcher {
           const again = part.first.map((t) => SECOND + t);
           const ids = await this.#queue.queuePush(lane.queue, again, Date.now() + this.settings.raceWindow);
           for (const id of ids) if (id > lane.highWater) lane.highWater = id;
+          // A flush waiting for a first purge waits for its second one too.
+          for (const f of lane.flushes) {
+            for (let k = 0; k < ids.length; k++) if (part.firstIds[k]! <= f.target && ids[k]! > f.target) f.target = ids[k]!;
+          }
           this.stats.queued += again.length;
           this.#schedule(lane, Date.now() + this.settings.raceWindow);
         }
@@ -506,26 +523,50 @@ export class PurgeDispatcher {
   /**
    * Resolves once every purge queued so far has been acknowledged (by this process or another one
    * sharing the queue): what this process queued, and what the queue held when it was called
-   * (purges another process left). The race's second purges that this process queued (for the
-   * first purges it sent) are waited for too: that takes `raceWindow`.
+   * (purges another process left). The race's second purges of those, queued by this process,
+   * are waited for too: that takes `raceWindow`. Purges queued after the call are not waited for,
+   * so a flush under a steady stream of writes ends. Rejects (a `DumperError`,
+   * `DUMPER_PURGE_FAILURE`) when `timeout` milliseconds pass or `signal` aborts first, and when the
+   * dumper is closed first: the purges not acknowledged stay in a shared queue, for any process.
    */
-  async flush(): Promise<void> {
+  async flush(options: FlushOptions = {}): Promise<void> {
+    const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout;
+    const { signal } = options;
+    const stop = (lane: Lane): never => {
+      const what = `purges for ${lane.purger.id} not acknowledged`;
+      if (this.#closed) {
+        throw new DumperError('DUMPER_PURGE_FAILURE', `flushPurges(): the dumper was closed with ${what}${this.inMemory ? ' (lost: the queue was in this process)' : ' (a shared store keeps them queued for other processes)'}`);
+      }
+      if (signal?.aborted === true) throw new DumperError('DUMPER_PURGE_FAILURE', `flushPurges() aborted with ${what}`, { cause: signal.reason });
+      throw new DumperError('DUMPER_PURGE_FAILURE', `flushPurges() timed out after ${options.timeout} ms with ${what} (is the edge answering? see the log)`);
+    };
+    const done = () => this.#closed || signal?.aborted === true || Date.now() >= deadline;
     await Promise.all(
       this.#lanes.map(async (lane) => {
         const before = (await this.#queue.queueStats(lane.queue)).lastId ?? 0;
-        const target = () => Math.max(lane.highWater, before);
-        for (;;) {
-          if (this.#closed) return;
-          await this.#run(lane);
-          if (lane.unpushed.length !== 0) {
-            await sleep(this.settings.retryDelay);
-            continue;
+        const waiting = { target: Math.max(lane.highWater, before) };
+        const unpushed = [...lane.unpushed];
+        lane.flushes.add(waiting);
+        try {
+          for (;;) {
+            if (done()) stop(lane);
+            await this.#run(lane);
+            // Purges queued before the call whose push failed: waited for until pushed, then by id.
+            if (unpushed.some((e) => e.ids === undefined)) {
+              await sleep(Math.min(this.settings.retryDelay, Math.max(deadline - Date.now(), 0)));
+              continue;
+            }
+            for (const e of unpushed) for (const id of e.ids!) if (id > waiting.target) waiting.target = id;
+            unpushed.length = 0;
+            const stats = await this.#queue.queueStats(lane.queue);
+            if (stats.firstId === undefined || stats.firstId > waiting.target) return;
+            if (done()) stop(lane);
+            // Another process may hold some of them (leased) and acknowledge them any moment: look
+            // again soon, not only when the next item is due.
+            await sleep(Math.min(Math.max((stats.nextDue ?? 0) - Date.now(), 5), 50, Math.max(deadline - Date.now(), 0)));
           }
-          const stats = await this.#queue.queueStats(lane.queue);
-          if (stats.firstId === undefined || stats.firstId > target()) return;
-          // Another process may hold some of them (leased) and acknowledge them any moment: look
-          // again soon, not only when the next item is due.
-          await sleep(Math.min(Math.max((stats.nextDue ?? 0) - Date.now(), 5), 50));
+        } finally {
+          lane.flushes.delete(waiting);
         }
       }),
     );
@@ -567,6 +608,8 @@ export interface Batch {
   readonly ids: number[];
   /** Tags of first purges in it (items without the `SECOND` mark): each gets a second purge once sent. */
   readonly first: string[];
+  /** The id of the item that made each of `first` a first purge. */
+  readonly firstIds: number[];
 }
 
 /** Splits claimed items into purge calls: distinct tags, at most `max` and `maxBytes` (space-separated) each. */
@@ -579,7 +622,7 @@ export function batches(items: readonly QueuedItem[], max: number, maxBytes: num
     if (current === undefined || !current.seen.has(tag)) {
       const bytes = Buffer.byteLength(tag) + 1;
       if (current === undefined || current.tags.length >= max || (maxBytes !== undefined && current.bytes + bytes > maxBytes + 1 && current.tags.length !== 0)) {
-        current = { tags: [], ids: [], first: [], bytes: 0, seen: new Set(), firsts: new Set() };
+        current = { tags: [], ids: [], first: [], firstIds: [], bytes: 0, seen: new Set(), firsts: new Set() };
         out.push(current);
       }
       current.tags.push(tag);
@@ -590,9 +633,10 @@ export function batches(items: readonly QueuedItem[], max: number, maxBytes: num
     if (!second && !current.firsts.has(tag)) {
       current.firsts.add(tag);
       current.first.push(tag);
+      current.firstIds.push(item.id);
     }
   }
-  return out.map(({ tags, ids, first }) => ({ tags, ids, first }));
+  return out.map(({ tags, ids, first, firstIds }) => ({ tags, ids, first, firstIds }));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -9,5 +9,5 @@ export type { FastlyPurgerOptions } from './fastly/index.js';
 export { cloudflarePurger } from './cloudflare/index.js';
 export type { CloudflarePurgerOptions } from './cloudflare/index.js';
 export { PurgeError, edgeTag, edgeBucket, edgeHeaderValue, EDGE_ALL_TAG, EDGE_BUCKETS } from '../core/purge.js';
-export type { Purger, EdgeTagHeader, PurgeStats, PurgeSettings } from '../core/purge.js';
+export type { Purger, EdgeTagHeader, FlushOptions, PurgeStats, PurgeSettings } from '../core/purge.js';
 export type { PurgeRequestOptions } from './http.js';
