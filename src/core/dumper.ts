@@ -1658,15 +1658,20 @@ export class Dumper {
 
   async #flushPending(): Promise<void> {
     try {
+      // Until the store takes an invalidation, other processes still serve (and edges fetch again)
+      // the pages it drops: the purges sent when it was asked for did not cover those, so the
+      // edge is purged again once the store has it.
       if (this.#pendingClear) {
         await this.store.clear();
         this.#pendingClear = false;
+        void this._purging?.enqueue(undefined);
       }
       if (this.#pendingTags.size !== 0) {
         const tags = [...this.#pendingTags];
         await this.store.invalidate(tags);
         for (const t of tags) this.#pendingTags.delete(t);
         this.log.warn('replayed invalidations that failed while the store was unavailable', { tags });
+        void this._purging?.enqueue(this.#unprefixedAll(tags));
       }
       this.#recovered();
     } catch (error) {
