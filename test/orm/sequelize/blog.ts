@@ -6,7 +6,20 @@
  * with `include` (belongsTo, belongsToMany, hasMany), the tag page with an association getter
  * (`tag.getPosts()`), the author page by foreign key, the count page with `count()`.
  */
-import { DataTypes, Model, Op, type BelongsToManyGetAssociationsMixin, type Sequelize } from 'sequelize';
+import {
+  DataTypes,
+  Model,
+  Op,
+  type BelongsToGetAssociationMixin,
+  type BelongsToManyAddAssociationMixin,
+  type BelongsToManyCountAssociationsMixin,
+  type BelongsToManyGetAssociationsMixin,
+  type BelongsToManyHasAssociationMixin,
+  type BelongsToManyRemoveAssociationMixin,
+  type HasManyCountAssociationsMixin,
+  type HasManyGetAssociationsMixin,
+  type Sequelize,
+} from 'sequelize';
 import type { BlogApp } from '../track-reads/check.js';
 
 export function defineBlog(sequelize: Sequelize) {
@@ -21,16 +34,23 @@ export function defineBlog(sequelize: Sequelize) {
     declare author?: Author;
     declare tags?: Tag[];
     declare comments?: Comment[];
+    declare addTag: BelongsToManyAddAssociationMixin<Tag, number>;
+    declare removeTag: BelongsToManyRemoveAssociationMixin<Tag, number>;
+    declare getComments: HasManyGetAssociationsMixin<Comment>;
+    declare countComments: HasManyCountAssociationsMixin;
   }
   class Tag extends Model {
     declare id: number;
     declare name: string;
     declare getPosts: BelongsToManyGetAssociationsMixin<Post>;
+    declare hasPost: BelongsToManyHasAssociationMixin<Post, number>;
+    declare countPosts: BelongsToManyCountAssociationsMixin;
   }
   class Comment extends Model {
     declare id: number;
     declare body: string;
     declare postId: number;
+    declare getPost: BelongsToGetAssociationMixin<Post>;
   }
   // Ids are not generated (but the comments'): the pages name them, the suite clears the tables
   // between tests, and a test inserts the post a page looked for before it existed.

@@ -67,7 +67,7 @@ describe.each(targets)('Sequelize trackReads through CLS on $name', (target) => 
   test('writes joining a CLS transaction are invalidated again at its commit', async () => {
     await db.sequelize.transaction(async () => {
       await blog.Post.update({ title: 'Anew' }, { where: { id: 2 } });
-      await (await blog.Post.findByPk(1) as unknown as { addTag(id: number): Promise<unknown> }).addTag(2);
+      await (await blog.Post.findByPk(1))!.addTag(2);
       // Another connection (outside this CLS context) reads the last commit, and stores it.
       await site.get('/posts/2');
       await site.get('/tags/2');
