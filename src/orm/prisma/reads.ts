@@ -7,14 +7,27 @@
  * - A `where` whose only conditions on other rows are none, and which sets the primary key
  *   (`{ id: 1 }`, `{ id: { in: [1, 2] } }`, a compound key) tags those rows, found or not; one that
  *   sets a foreign key or another unique field (`{ authorId: 1 }`, `{ slug: 'a' }`) tags that key.
- *   Other scalar conditions beside it only narrow the answer, and are allowed.
+ *   Other scalar conditions beside it only narrow the answer, and are allowed. Only fields whose
+ *   values are compared as the database stores them name rows (see `KeyType` in ./schema.ts): an
+ *   Int or BigInt in any spelling (`7`, `7n`, `'7'` are the tag of 7); a String on PostgreSQL
+ *   (text, varchar) or SQLite as spelled. A String on MySQL/MariaDB (whose default collations
+ *   ignore case and trailing spaces), a DateTime, Decimal, Float, Bytes, Json or enum value tags
+ *   the model's list. A lookup of one row also tags the row it found, by its primary key as the
+ *   database returned it: the spelling its writes invalidate.
+ * - A fluent call (`findUnique({ where }).author()`, `.tags()`, `.post().author()`) is the root
+ *   model's read, with the relations selected along a path, answered with the last relation's
+ *   rows: the root's where tags as above, and each relation on the path as if included for the
+ *   root's ids (a child's key, the join table's key), or its model's list (and its join table's)
+ *   where the rows before it are not known (a root found by a filter, a step past the first);
+ *   the rows returned tag themselves and the relations read below them.
  * - Anything else (no `where`, other conditions, relation filters, ordering by a relation) tags
  *   the model's list, and the lists of the models its relation filters and orderings name.
  * - Relations read with `include`, `select` or `_count`: a to-one relation whose key the parent
  *   holds tags the rows it loaded; a relation whose key the other side holds (one-to-many, the
  *   back of a one-to-one) tags that key for each parent; an implicit many-to-many relation tags the
- *   join table's key for each parent and the rows it loaded. A relation read with a `where` that
- *   filters on relations tags lists.
+ *   join table's key for each parent and the rows it loaded (the model's list when it picks some
+ *   of them by a `where`, `take`, `skip`, `cursor` or `distinct`: a linked row not loaded may come
+ *   in when it changes). A relation read with a `where` that filters on relations tags lists.
  *
  * Raw queries (`$queryRaw`, `$executeRaw`) are not parsed: tag their pages by hand.
  */

@@ -166,7 +166,7 @@ export function parseSchema(schema: string): Map<string, ParsedModel> {
 function keyTypeOf(kind: string, type: string, native: string | undefined, provider: string | undefined): KeyType | undefined {
   if (kind !== 'scalar') return undefined; // enums: MySQL compares them by collation
   if (type === 'Int' || type === 'BigInt') return 'int';
-  if (type === 'Boolean') return 'exact';
+  if (type === 'Boolean') return provider === 'sqlite' || provider === 'postgresql' || provider === 'postgres' ? 'exact' : undefined;
   if (type !== 'String') return undefined;
   if (provider === 'sqlite') return 'exact';
   // PostgreSQL: text and varchar compare as spelled (with deterministic collations, the default);

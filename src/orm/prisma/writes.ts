@@ -638,7 +638,8 @@ export class Writes {
    * gone or whose columns changed, as it was and as it is (its row, unique and foreign
    * keys, and its model's list); each implicit many-to-many link added or removed (the join
    * table's keys of both rows); and, for a row gone (deleted), everything read from the models
-   * whose rows point at it, which the database may delete or change with it (`onDelete`).
+   * whose rows point at it, which the database may delete or change with it (`onDelete`), and,
+   * through each `onDelete: Cascade`, from what those deletions reach in turn (`#cascade`).
    *
    * A row read on one side only is new or gone when it was written (the write's own rows), or
    * reached as a child holding a foreign key (created, deleted, connected, disconnected). Reached
