@@ -18,6 +18,13 @@ import { MySqlDatabase } from 'drizzle-orm/mysql-core';
 import { PgDatabase } from 'drizzle-orm/pg-core';
 import { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
+import { DEFAULT_MAX_TAGS_PER_PAGE, readOptions, ReadTracker } from '../reads.js';
+import { DrizzleReads, type RelationalQuery } from './reads.js';
+import { noteTables } from './tables.js';
+
+/** The tag names of `trackReads` (docs/track-reads.md), to tag or invalidate by hand beside it. */
+export { keyTag, listTag, rowTag, tableTag } from '../reads.js';
+
 import { newScope, Writes, type BuilderState, type Dialect, type Operation, type Scope, type Settings, type WriteBuilder } from './writes.js';
 
 export interface DrizzleDumperOptions {
@@ -39,6 +46,23 @@ export interface DrizzleDumperOptions {
    * Default: 60000 (one minute).
    */
   recoveryTimeout?: number;
+  /**
+   * Tag each page with the rows and tables its render read through this database, and invalidate
+   * those tags on every write of every table (registered or not): pages need no
+   * `dependentPaths()`. Reads by primary key (`eq(t.id, 1)`, `inArray(t.id, [...])`) tag rows,
+   * by a foreign key tag that key, relations of `db.query` loaded along foreign keys tag the rows
+   * or keys they follow; lists, filters, counts and joins tag every table they name. Raw SQL
+   * (`db.execute(sql...)`) is not parsed. See docs/drizzle.md and docs/track-reads.md.
+   * @default false
+   */
+  trackReads?: boolean;
+  /**
+   * With `trackReads`: the most tags a page gets from its reads. Past it, a table's further row
+   * reads tag the whole table (its list tag, which every write of the table invalidates), with a
+   * warning in the log. Each tag costs a few bytes in the entry and in the store's tag index.
+   * @default 500
+   */
+  maxTagsPerPage?: number;
 }
 
 const DEFAULT_MAX_ROWS = 1000;
@@ -47,12 +71,13 @@ const DEFAULT_RECOVERY_TIMEOUT = 60_000;
 const OPERATIONS: Readonly<Record<string, Operation>> = { insert: 'insert', update: 'update', delete: 'delete' };
 /** better-sqlite3 builders execute synchronously through these. */
 const SYNC_METHODS = new Set(['run', 'all', 'get', 'values']);
+const SELECTS = new Set(['select', 'selectDistinct', 'selectDistinctOn']);
 const BUILDER_KINDS = /(Insert|Update|Delete)(Builder)?$/;
 
 const engines = new WeakMap<object, Writes>();
 
-function validate(options: DrizzleDumperOptions | undefined): Settings {
-  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, recoveryTimeout: DEFAULT_RECOVERY_TIMEOUT };
+function validate(options: DrizzleDumperOptions | undefined): Settings & { maxTagsPerPage: number } {
+  if (options === undefined) return { maxRows: DEFAULT_MAX_ROWS, recoveryTimeout: DEFAULT_RECOVERY_TIMEOUT, trackReads: false, maxTagsPerPage: DEFAULT_MAX_TAGS_PER_PAGE };
   if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: drizzleDumper(dumper, db, options): options must be an object');
   const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
   if (typeof maxRows !== 'number' || !Number.isSafeInteger(maxRows) || maxRows < 1) {
@@ -62,7 +87,8 @@ function validate(options: DrizzleDumperOptions | undefined): Settings {
   if (typeof recoveryTimeout !== 'number' || !Number.isSafeInteger(recoveryTimeout) || recoveryTimeout < 1 || recoveryTimeout > 2 ** 31 - 1) {
     throw new TypeError(`page-dumper: drizzleDumper() option recoveryTimeout must be a positive integer of milliseconds (at most 2147483647), got ${String(recoveryTimeout)}`);
   }
-  return { maxRows, recoveryTimeout };
+  const { trackReads, maxTagsPerPage } = readOptions('drizzleDumper', options.trackReads, options.maxTagsPerPage);
+  return { maxRows, recoveryTimeout, trackReads, maxTagsPerPage };
 }
 
 const SESSIONS: Readonly<Record<Dialect, string>> = { pg: 'NodePgSession', mysql: 'MySql2Session', sqlite: 'BetterSQLiteSession' };
@@ -110,6 +136,10 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
   const settings = validate(options);
   const dialect = dialectOf(db);
   const writes = new Writes(dumper, dialect, settings);
+  const tracker = settings.trackReads ? new ReadTracker(dumper, { maxTagsPerPage: settings.maxTagsPerPage, integration: 'drizzle' }) : undefined;
+  const reads = tracker === undefined ? undefined : new DrizzleReads(tracker, dialect);
+  // The schema's tables are where a delete's cascades are looked for.
+  if (reads !== undefined) noteTables(Object.values(((db as { _?: { fullSchema?: object } })._?.fullSchema ?? {}) as object));
   /** Tables whose prepared writes were warned about, once each. */
   const warnedPrepare = new WeakSet<object>();
 
@@ -177,6 +207,12 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
         let method: unknown;
         if (typeof prop === 'string' && prop in OPERATIONS) {
           method = wrapWrites(t as Record<string, unknown>, prop);
+        } else if (reads !== undefined && typeof prop === 'string' && SELECTS.has(prop)) {
+          method = selects(t as Record<string, unknown>, prop);
+        } else if (reads !== undefined && prop === '$count') {
+          method = (source: unknown, filters?: unknown) => tracked((t as { $count(s: unknown, f: unknown): object }).$count(source, filters), () => reads.count(source, filters));
+        } else if (reads !== undefined && prop === 'query') {
+          method = relational(Reflect.get(t, prop, t) as Record<string, object> | undefined);
         } else if (prop === 'with') {
           method = (...queries: unknown[]) => {
             const scoped = (t as { with(...q: unknown[]): Record<string, unknown> }).with(...queries);
@@ -184,6 +220,9 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
             // not read back: the statement runs once, as written, and every page is invalidated.
             const cteWrite = queries.some((q) => writesData(t, q));
             const out: Record<string, unknown> = { ...scoped, insert: wrapWrites(scoped, 'insert', cteWrite), update: wrapWrites(scoped, 'update', cteWrite), delete: wrapWrites(scoped, 'delete', cteWrite) };
+            if (reads !== undefined && !cteWrite) {
+              for (const name of SELECTS) if (typeof scoped[name] === 'function') out[name] = selects(scoped, name);
+            }
             if (cteWrite) {
               for (const name of ['select', 'selectDistinct', 'selectDistinctOn']) {
                 if (typeof scoped[name] === 'function') out[name] = (...a: unknown[]) => afterAll((scoped[name] as (...x: unknown[]) => object)(...a), scope);
@@ -235,11 +274,101 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
     });
     const invalidated = async (done: Promise<unknown>): Promise<unknown> => {
       const result = await done;
+      reads?.select(query as { config?: Record<string, unknown>; getSQL?: () => unknown });
       dumper.log.warn('drizzle: a select with a data-modifying CTE (with() of an insert, update or delete), whose rows page-dumper does not read; invalidating every page', {});
       if (scope !== undefined) scope.all = true;
       await dumper.invalidateAll();
       return result;
     };
+    return proxy;
+  }
+
+  /** `select()`, `selectDistinct()`, `selectDistinctOn()`: the select `from()` makes tags the page when it has run. */
+  function selects(source: Record<string, unknown>, prop: string) {
+    return (...args: unknown[]) => {
+      const builder = (source[prop] as (...a: unknown[]) => object)(...args);
+      return new Proxy(builder, {
+        get(t, p) {
+          const value = Reflect.get(t, p, t) as unknown;
+          if (p !== 'from' || typeof value !== 'function') return value;
+          return (...a: unknown[]) => {
+            const query = (value as (...x: unknown[]) => object).apply(t, a);
+            return tracked(query, () => reads!.select(query as { config?: Record<string, unknown>; getSQL?: () => unknown }));
+          };
+        },
+      });
+    };
+  }
+
+  /** `db.query.<table>.findFirst/findMany(config)`: the relational query tags the page with what it returned. */
+  function relational(query: Record<string, object> | undefined): unknown {
+    if (query === undefined || query === null || typeof query !== 'object') return query;
+    const builders = new Map<PropertyKey, unknown>();
+    return new Proxy(query, {
+      get(t, name) {
+        const target = Reflect.get(t, name, t) as unknown;
+        if (target === null || typeof target !== 'object') return target;
+        let wrapped = builders.get(name);
+        if (wrapped === undefined) {
+          wrapped = new Proxy(target, {
+            get(b, p) {
+              const value = Reflect.get(b, p, b) as unknown;
+              if ((p !== 'findMany' && p !== 'findFirst') || typeof value !== 'function') return value;
+              return (...a: unknown[]) => {
+                const q = (value as (...x: unknown[]) => object).apply(b, a);
+                return trackedWith(q, (result) => reads!.relational(q as unknown as RelationalQuery, result));
+              };
+            },
+          });
+          builders.set(name, wrapped);
+        }
+        return wrapped;
+      },
+    });
+  }
+
+  function tracked<T extends object>(query: T, tag: () => void): T {
+    return trackedWith(query, () => tag());
+  }
+
+  /**
+   * A read builder that tags the page once it has run (`await`, `.then()`, `.execute()`, and on
+   * better-sqlite3 `.all()`, `.get()`, `.values()`, `.run()`, `.sync()`), also through `.prepare()`.
+   * Its chained calls keep returning it; anything else it hands out is Drizzle's own.
+   */
+  function trackedWith<T extends object>(query: T, tag: (result: unknown) => void): T {
+    const safely = (result: unknown) => {
+      try {
+        tag(result);
+      } catch (error) {
+        // Not classified: the lists of every table it names (a failure there fails the read, rather than store a page untagged).
+        dumper.log.warn(`drizzle: a read could not be classified (${error instanceof Error ? error.message : String(error)}); tagging the lists of its tables`, {});
+        reads!.lists(query);
+      }
+      return result;
+    };
+    const proxy: T = new Proxy(query, {
+      get(t, prop) {
+        const value = Reflect.get(t, prop, t) as unknown;
+        if (typeof value !== 'function' || prop === 'constructor') return value;
+        if (prop === 'then') {
+          return (resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => (value as (f: (v: unknown) => unknown) => Promise<unknown>).call(t, safely).then(resolve, reject);
+        }
+        if (prop === 'execute') {
+          return (...a: unknown[]) => Promise.resolve((value as (...x: unknown[]) => unknown).apply(t, a)).then(safely);
+        }
+        if (dialect === 'sqlite' && typeof prop === 'string' && (SYNC_METHODS.has(prop) || prop === 'sync')) {
+          return (...a: unknown[]) => safely((value as (...x: unknown[]) => unknown).apply(t, a));
+        }
+        if (prop === 'prepare') {
+          return (...a: unknown[]) => trackedWith((value as (...x: unknown[]) => object).apply(t, a), tag);
+        }
+        return (...a: unknown[]) => {
+          const out = (value as (...x: unknown[]) => unknown).apply(t, a);
+          return out === t ? proxy : out;
+        };
+      },
+    });
     return proxy;
   }
 

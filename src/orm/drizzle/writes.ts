@@ -17,7 +17,8 @@
  */
 import { and, eq, inArray, is, or, Param, sql, type Column, type SQL, type Table } from 'drizzle-orm';
 import type { Dependents, Dumper } from '../../core/dumper.js';
-import { tableInfo, valueKey, type TableInfo } from './tables.js';
+import { linkTags, unknownWriteTags, writeTags, type KeyValues } from '../reads.js';
+import { referencing, tableInfo, valueKey, type TableInfo } from './tables.js';
 
 export type Row = Record<string, unknown>;
 /** The lock a select before a write takes: none, PostgreSQL's FOR NO KEY UPDATE (as an update not touching keys takes), or FOR UPDATE. */
@@ -170,6 +171,8 @@ interface Preread {
 
 export interface Settings {
   readonly maxRows: number;
+  /** `trackReads`: every table is watched, and writes invalidate the tags reads put on pages. */
+  readonly trackReads: boolean;
   /** How long a ROLLBACK sent to recover a connection waits for the server (behind what it still runs), in ms. */
   readonly recoveryTimeout: number;
 }
@@ -191,7 +194,7 @@ export class Writes {
   /** Whether a builder writes a registered table: the others run as they would without page-dumper. */
   watched(builder: WriteBuilder): boolean {
     const table = builder.config?.table;
-    return table !== undefined && this.#dumper.isRegistered(tableInfo(table).name);
+    return table !== undefined && (this.#settings.trackReads || this.#dumper.isRegistered(tableInfo(table).name));
   }
 
   // ---------------------------------------------------------------- PostgreSQL, MySQL
@@ -213,7 +216,10 @@ export class Writes {
         // they read. Another write of this process may run in between on the connection: rows it
         // adds are caught by RETURNING, and their paths computed after the delete.
         const rows = this.#selectSync(state.owner, info, builder.config.where, builder);
-        if (rows.length <= this.#settings.maxRows) preread = { rows, dependents: await this.#dependents(info, rows) };
+        if (rows.length <= this.#settings.maxRows) {
+          const cascaded = this.#cascadeSync(state.owner, info, rows);
+          preread = { rows, dependents: [...(await this.#dependents(info, rows)), ...cascaded] };
+        }
       }
       const { result, job } = this.#writeSync(builder, state, 'execute', args, false, preread);
       await job;
@@ -232,7 +238,8 @@ export class Writes {
         await this.#finish(this.#tooMany(rows.length), state, builder);
         return result;
       }
-      early = await this.#dependents(info, rows);
+      const cascaded = await this.#cascade(state.owner, info, rows);
+      early = [...(await this.#dependents(info, rows)), ...cascaded];
       seen = new Set(rows.map((r) => wholeRow(info, r)));
     }
     // page-dumper opens a transaction of its own (so the select before and the write see the same
@@ -280,6 +287,8 @@ export class Writes {
       const rest = state.op === 'delete' ? rows.filter((r) => !seen.has(wholeRow(info, r))) : rows;
       try {
         outcome = [...early, ...(await this.#dependents(info, rest))];
+        // Rows the delete removed that the read before it did not see: what their cascades changed is not known.
+        if (state.op === 'delete' && rest.length > 0) outcome.push(...this.#unknownCascades(info));
       } catch (error) {
         // The write has run (and, outside a transaction, committed): a dependentPaths that throws
         // for one of its rows must not leave the others' pages stale.
@@ -338,6 +347,7 @@ export class Writes {
   }
 
   async #finish(outcome: Outcome, state: BuilderState, builder: WriteBuilder): Promise<void> {
+    outcome = this.#soften(outcome, state, builder);
     await this.#apply(outcome, state, builder);
     if (state.scope !== undefined) this.#record(outcome, state.scope);
   }
@@ -498,8 +508,9 @@ export class Writes {
     const finish = (outcome: Promise<Outcome>) => {
       const done = outcome.then(
         async (o) => {
-          await this.#apply(o, state, b);
-          return o;
+          const outcome = this.#soften(o, state, b);
+          await this.#apply(outcome, state, b);
+          return outcome;
         },
         async (error: unknown) => {
           // The write has run: a dependentPaths that throws for one of its rows must not leave
@@ -553,7 +564,8 @@ export class Writes {
       }
       // Called now, while the rows exist: what dependentPaths reads synchronously (better-sqlite3
       // reads are) sees them before a delete.
-      for (const row of before) early.push(this.#dumper.dependentsOf(info.name, row));
+      for (const row of before) early.push(this.#rowDependents(info, row));
+      if (op === 'delete' && before.length > 0) for (const d of this.#cascadeSync(reader, info, before)) early.push(Promise.resolve(d));
       seen = new Set(before.map((r) => wholeRow(info, r)));
     }
     let written: { result: unknown; rows: Row[] };
@@ -566,7 +578,9 @@ export class Writes {
     }
     const { result, rows } = written;
     // Rows a delete read before it ran were computed above; the others are computed now.
-    const late = (op === 'delete' ? rows.filter((r) => !seen!.has(wholeRow(info, r))) : rows).map((r) => this.#dumper.dependentsOf(info.name, r));
+    const rest = op === 'delete' ? rows.filter((r) => !seen!.has(wholeRow(info, r))) : rows;
+    const late = rest.map((r) => this.#rowDependents(info, r));
+    if (op === 'delete' && rest.length > 0) for (const d of this.#unknownCascades(info)) late.push(Promise.resolve(d));
     const count = rows.length;
     finish(
       (async (): Promise<Outcome> => {
@@ -667,7 +681,65 @@ export class Writes {
   }
 
   async #dependents(info: TableInfo, rows: readonly Row[]): Promise<Dependents[]> {
-    return Promise.all(rows.map((r) => this.#dumper.dependentsOf(info.name, r)));
+    return Promise.all(rows.map((r) => this.#rowDependents(info, r)));
+  }
+
+  // ---------------------------------------------------------------- trackReads
+
+  /** What a row written changes: its registered model's paths and tags, and with `trackReads` the tags of its reads. */
+  #rowDependents(info: TableInfo, row: Row): Promise<Dependents> {
+    const tags = this.#settings.trackReads ? readTags(info, [row]) : [];
+    if (!this.#dumper.isRegistered(info.name)) return Promise.resolve({ model: info.name, paths: [], tags });
+    const model = this.#dumper.dependentsOf(info.name, row);
+    return tags.length === 0 ? model : model.then((d) => ({ ...d, tags: [...d.tags, ...tags] }));
+  }
+
+  /**
+   * With `trackReads`, a write whose rows are unknown, of a table that is not registered:
+   * everything read from its table (and, for a delete, from the tables its cascades reach)
+   * instead of every page. A registered table's `dependentPaths` cannot be computed without the
+   * rows, and a data-modifying CTE may write any table: those still invalidate every page.
+   */
+  #soften(outcome: Outcome, state: BuilderState, b: WriteBuilder): Outcome {
+    if (!(outcome instanceof Fallback) || !this.#settings.trackReads || state.cteWrite === true) return outcome;
+    const info = tableInfo(b.config.table);
+    if (this.#dumper.isRegistered(info.name)) return outcome;
+    if (this.#dumper.log.debugEnabled) this.#dumper.log.debug(`drizzle ${state.op} ${info.name}: ${outcome.reason}; invalidating what pages read from its tables`, { model: info.name });
+    return state.op === 'delete' ? this.#unknownCascades(info, true) : [{ model: info.name, paths: [], tags: unknownWriteTags(info.name) }];
+  }
+
+  /** Everything read from the tables a delete of `info`'s rows may change through foreign keys (and from the table itself, with `self`). */
+  #unknownCascades(info: TableInfo, self = false): Dependents[] {
+    if (!this.#settings.trackReads) return [];
+    const names = new Set<string>(self ? [info.name] : []);
+    const visit = (name: string) => {
+      for (const { info: child, fk } of referencing(name)) {
+        if (!ACTIONS.has(fk.onDelete) || names.has(child.name)) continue;
+        names.add(child.name);
+        if (fk.onDelete === 'cascade') visit(child.name);
+      }
+    };
+    visit(info.name);
+    return [...names].map((name) => ({ model: name, paths: [], tags: unknownWriteTags(name) }));
+  }
+
+  /** The rows a delete of `rows` changes in other tables through `ON DELETE` actions, read before it (see cascadeSteps). */
+  async #cascade(reader: Reader, info: TableInfo, rows: readonly Row[]): Promise<Dependents[]> {
+    if (!this.#settings.trackReads || rows.length === 0) return [];
+    const out: Dependents[] = [];
+    const steps = cascadeSteps(info, rows, 0, this.#settings.maxRows, out);
+    let next = steps.next();
+    while (!next.done) next = steps.next(await this.#select(reader, next.value.info, next.value.where, undefined, false));
+    return out;
+  }
+
+  #cascadeSync(reader: Reader, info: TableInfo, rows: readonly Row[]): Dependents[] {
+    if (!this.#settings.trackReads || rows.length === 0) return [];
+    const out: Dependents[] = [];
+    const steps = cascadeSteps(info, rows, 0, this.#settings.maxRows, out);
+    let next = steps.next();
+    while (!next.done) next = steps.next(this.#selectSync(reader, next.value.info, next.value.where, undefined));
+    return out;
   }
 
   /** The rows a predicate matches, as a select of the whole table returns them; at most maxRows + 1. */
@@ -819,4 +891,71 @@ function missedMysql(result: unknown, before: readonly Row[]): Fallback | undefi
   const affected = (header as { affectedRows?: unknown } | null | undefined)?.affectedRows;
   if (typeof affected !== 'number' || affected <= before.length) return undefined;
   return new Fallback(`a write on MySQL that affected ${affected} rows where the read before it found ${before.length} (a concurrent write made more match)`);
+}
+
+// ---------------------------------------------------------------- trackReads
+
+/** `ON DELETE` actions by which the database changes rows of another table. */
+const ACTIONS = new Set(['cascade', 'set null', 'set default']);
+/** How many levels of `ON DELETE CASCADE` are followed row by row; deeper, their tables' reads are invalidated whole. */
+const MAX_CASCADE_DEPTH = 4;
+
+/** The tags of rows written (before or after the write): a link table's links, or the rows with their foreign keys. */
+export function readTags(info: TableInfo, rows: readonly Row[]): string[] {
+  if (info.link) {
+    return linkTags(
+      info.name,
+      rows.map((r) => info.foreignKeys.filter((fk) => fk.columns.every((c) => info.primaryKey.some((f) => info.columns[f]!.name === c))).map((fk) => ({ key: keyOf(fk.fields, fk.columns, r) }))),
+    );
+  }
+  return writeTags(
+    info.name,
+    rows.map((r) => ({
+      id: info.primaryKey.length === 0 ? undefined : keyOf(info.primaryKey, info.primaryKey.map((f) => info.columns[f]!.name), r),
+      keys: info.foreignKeys.map((fk) => keyOf(fk.fields, fk.columns, r)).filter((k) => Object.values(k).every((v) => v !== null && v !== undefined)),
+    })),
+  );
+}
+
+function keyOf(fields: readonly string[], columns: readonly string[], row: Row): KeyValues {
+  const key: Record<string, unknown> = {};
+  fields.forEach((f, i) => (key[columns[i]!] = row[f]));
+  return key;
+}
+
+/**
+ * The rows of other tables that a delete of `rows` of `info` changes through their foreign keys
+ * (`ON DELETE CASCADE`, `SET NULL`, `SET DEFAULT`), looked for among the tables page-dumper knows
+ * (the schema given to drizzle(), tables read or written): yields each select to run and receives
+ * its rows, and pushes onto `out` the tags of what it finds. Cascades are followed `MAX_CASCADE_DEPTH`
+ * levels; past that, above `maxRows` rows, or for a foreign key of several columns, everything read
+ * from the tables reached is invalidated.
+ */
+function* cascadeSteps(info: TableInfo, rows: readonly Row[], depth: number, maxRows: number, out: Dependents[]): Generator<{ info: TableInfo; where: SQL }, void, Row[]> {
+  for (const { info: child, fk } of referencing(info.name)) {
+    if (!ACTIONS.has(fk.onDelete)) continue;
+    const unknown = () => {
+      const names = new Set<string>([child.name]);
+      const visit = (name: string) => {
+        for (const r of referencing(name)) if (ACTIONS.has(r.fk.onDelete) && !names.has(r.info.name)) (names.add(r.info.name), r.fk.onDelete === 'cascade' && visit(r.info.name));
+      };
+      if (fk.onDelete === 'cascade') visit(child.name);
+      for (const name of names) out.push({ model: name, paths: [], tags: unknownWriteTags(name) });
+    };
+    const parentField = Object.keys(info.columns).find((f) => info.columns[f]!.name === fk.targetColumns[0]);
+    if (fk.columns.length !== 1 || parentField === undefined || depth >= MAX_CASCADE_DEPTH || rows.length > maxRows) {
+      unknown();
+      continue;
+    }
+    const values = [...new Map(rows.map((r) => [valueKey(r[parentField]), r[parentField]])).values()].filter((v) => v !== null && v !== undefined);
+    if (values.length === 0) continue;
+    const found: Row[] = yield { info: child, where: inArray(child.columns[fk.fields[0]!]!, values) };
+    if (found.length > maxRows) {
+      unknown();
+      continue;
+    }
+    if (found.length === 0) continue;
+    out.push({ model: child.name, paths: [], tags: readTags(child, found) });
+    if (fk.onDelete === 'cascade') yield* cascadeSteps(child, found, depth + 1, maxRows, out);
+  }
 }
