@@ -305,7 +305,7 @@ export class SequelizeReads {
   /** `post.getTags()`: an inner join of the through model, whose `where` names its key to the parent. */
   #isLinkFilter(m: ReadModel, include: Include): boolean {
     const a = include.association;
-    if (a.associationType !== 'HasOne' || include.on !== undefined || (include.include?.length ?? 0) > 0) return false;
+    if (a.associationType !== 'HasOne' || include.required !== true || include.on !== undefined || (include.include?.length ?? 0) > 0) return false;
     for (const other of Object.values(m.sequelize.models) as unknown as ReadModel[]) {
       for (const btm of Object.values(other.associations ?? {})) {
         if (btm.associationType === 'BelongsToMany' && btm.oneFromTarget === a && btm.target === m) return true;
