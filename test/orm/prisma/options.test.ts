@@ -138,6 +138,61 @@ describe('reading the schema', () => {
     // Without the schema text no key is known: writes of registered models fall back.
     expect(readDataModel(runtime, undefined).get('Post')!.id).toBeUndefined();
   });
+
+  test('onDelete on both sides of a relation, and which fields can name rows on each database (trackReads)', () => {
+    const text = `
+      datasource db {
+        provider = "postgresql"
+      }
+      model Author {
+        id    BigInt @id
+        email String @unique @db.Citext
+        slug  String @unique
+        code  String @unique @db.VarChar(20)
+        at    DateTime @unique
+        price Decimal @unique
+        posts Post[]
+      }
+      model Post {
+        id       Int    @id
+        authorId BigInt
+        author   Author @relation(fields: [authorId], references: [id], onDelete: Cascade)
+      }
+    `;
+    const runtime: RuntimeDataModel = {
+      models: {
+        Author: {
+          fields: [
+            { name: 'id', kind: 'scalar', type: 'BigInt' },
+            { name: 'email', kind: 'scalar', type: 'String' },
+            { name: 'slug', kind: 'scalar', type: 'String' },
+            { name: 'code', kind: 'scalar', type: 'String' },
+            { name: 'at', kind: 'scalar', type: 'DateTime' },
+            { name: 'price', kind: 'scalar', type: 'Decimal' },
+            { name: 'posts', kind: 'object', type: 'Post', relationName: 'AuthorToPost' },
+          ],
+        },
+        Post: {
+          fields: [
+            { name: 'id', kind: 'scalar', type: 'Int' },
+            { name: 'authorId', kind: 'scalar', type: 'BigInt' },
+            { name: 'author', kind: 'object', type: 'Author', relationName: 'AuthorToPost' },
+          ],
+        },
+      },
+    };
+    const pg = readDataModel(runtime, text);
+    expect(pg.get('Post')!.relations.get('author')!.onDelete).toBe('Cascade');
+    expect(pg.get('Author')!.relations.get('posts')!.onDelete).toBe('Cascade');
+    expect(Object.fromEntries(pg.get('Author')!.keyTypes)).toEqual({ id: 'int', slug: 'exact', code: 'exact' });
+    expect(Object.fromEntries(pg.get('Post')!.keyTypes)).toEqual({ id: 'int', authorId: 'int' });
+    // MySQL and MariaDB compare Strings by collation (case, trailing spaces): no String names rows.
+    const mysql = readDataModel(runtime, text, 'mysql');
+    expect(Object.fromEntries(mysql.get('Author')!.keyTypes)).toEqual({ id: 'int' });
+    expect(Object.fromEntries(readDataModel(runtime, text, 'sqlite').get('Author')!.keyTypes)).toEqual({ id: 'int', email: 'exact', slug: 'exact', code: 'exact' });
+    // A database this code does not know: only integers.
+    expect(Object.fromEntries(readDataModel(runtime, text, 'sqlserver').get('Author')!.keyTypes)).toEqual({ id: 'int' });
+  });
 });
 
 // Compiled by the type check (`npm test` runs tsc): the extended client keeps the generated types.

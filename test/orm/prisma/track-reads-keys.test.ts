@@ -239,6 +239,12 @@ describe.each(providers)('prismaDumper trackReads: keys, fluent calls and cascad
     await expectAfterWrite(['/fluent/comments'], ['/about']);
   });
 
+  test('a fluent create whose data sets no unique field: everything read from its models', async () => {
+    const post = await prisma.blogComment.create({ data: { body: 'new', postId: 1 } }).post();
+    expect(post?.title).toBe('Hello');
+    await expectAfterWrite(['/count', '/fluent/comments', '/fluent/comments-by-id'], ['/about', '/simple/other']);
+  });
+
   // ---------------------------------------------------------------- cascades
 
   test('a delete the database cascades over two levels, with the links of the rows it deletes', async () => {
