@@ -7,7 +7,7 @@
  * a MISS, and some others must still be a HIT (no test passes by invalidating everything).
  */
 import { randomUUID } from 'node:crypto';
-import { eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
 import { drizzleDumper, drizzleSettled, keyTag, listTag, rowTag, tableTag, type DrizzleDumperOptions } from '../../../src/orm/drizzle/index.js';
@@ -254,6 +254,20 @@ describe.each(targets)('Drizzle trackReads on %s', (kind) => {
       if (kind === 'sqlite') await drizzleSettled(db);
       const self = await extra.expectMiss('/self');
       expect(self[0]!.body).toContain('"n":4');
+    } finally {
+      await extra.close();
+    }
+  });
+
+  test('a link read by its primary key is dropped when the link goes', async () => {
+    const page = async () => JSON.stringify(await db.select().from(s().postTags).where(and(eq(s().postTags.postId, 1), eq(s().postTags.tagId, 1))));
+    const extra = await Site.start(dumper, () => client.queries(), async () => ({ status: 200, body: await page() }));
+    try {
+      await extra.warm('/link');
+      await db.delete(s().postTags).where(eq(s().postTags.postId, 1));
+      if (kind === 'sqlite') await drizzleSettled(db);
+      const [after] = await extra.expectMiss('/link');
+      expect(after!.body).toBe('[]');
     } finally {
       await extra.close();
     }
