@@ -75,6 +75,14 @@ class KCoded {
   @Column({ type: 'varchar', length: 100 }) title!: string;
 }
 
+/** Keys are stored in lower case: `Hello` finds `hello`. */
+@Entity()
+class KLower {
+  @PrimaryColumn({ type: 'varchar', length: 50, transformer: { to: (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v), from: (v: unknown) => v } })
+  name!: string;
+  @Column({ type: 'varchar', length: 100 }) title!: string;
+}
+
 const U1 = '6f1c2a4e-8b3d-4c5e-9f70-0a1b2c3d4e5f';
 const U2 = '0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a';
 const D1 = new Date('2024-01-02T03:04:05.000Z');
@@ -109,6 +117,8 @@ function keysApp(ds: DataSource) {
     '/day': () => one(KDay, { at: new Date(D1.getTime()) }),
     '/code/c01': () => one(KCoded, { code: 'c01' }),
     '/code/c1': () => one(KCoded, { code: 'c1' }),
+    '/lower/Hello': () => one(KLower, { name: 'Hello' }),
+    '/lower/missing': () => one(KLower, { name: 'NEW' }),
   };
   return { pages, paths: Object.keys(pages), render: (path: string) => pages[path]!() };
 }
@@ -127,6 +137,7 @@ async function seedKeys(ds: DataSource) {
   ]);
   await ds.getRepository(KDay).save({ at: D1, title: 'day' });
   await ds.getRepository(KCoded).save({ code: 'c1', title: 'coded' });
+  await ds.getRepository(KLower).save({ name: 'hello', title: 'lower' });
 }
 
 // ---------------------------------------------------------------- ON DELETE several levels deep
@@ -257,7 +268,7 @@ describe.each(targets)('TypeORM trackReads keys and cascades on $name', (target)
   const all = () => [...apps.keys.paths, ...apps.cascade.paths];
 
   beforeAll(async () => {
-    db = await target.open([KPost, KComment, KDoc, KSlug, KBig, KDay, KCoded, CThread, CReply, CUser, CReaction, CLabel, CNote]);
+    db = await target.open([KPost, KComment, KDoc, KSlug, KBig, KDay, KCoded, KLower, CThread, CReply, CUser, CReaction, CLabel, CNote]);
     apps.keys = keysApp(db.dataSource);
     apps.cascade = cascadeApp(db.dataSource);
   });
@@ -329,14 +340,21 @@ describe.each(targets)('TypeORM trackReads keys and cascades on $name', (target)
     await expectAfterWrite([], ['/int/01', '/reaction/200']);
   });
 
-  test('bigint, Date and transformed keys: updates of their rows', async () => {
+  test('bigint, Date and transformed keys: updates of their rows, an insert of a transformed key', async () => {
     await db.dataSource.getRepository(KBig).update('5', { title: 'cinq' });
     await db.dataSource.getRepository(KBig).update(BIG, { title: 'larger' });
     await db.dataSource.getRepository(KDay).update({ at: D1 }, { title: 'days' });
     const coded = await db.dataSource.getRepository(KCoded).findOneByOrFail({ code: 'c1' });
     coded.title = 'recoded';
     await db.dataSource.getRepository(KCoded).save(coded);
-    await expectAfterWrite(['/big/05', '/big/5', '/day', '/code/c01', '/code/c1'], ['/int/01', '/reaction/200']);
+    await db.dataSource.getRepository(KLower).update('hello', { title: 'lowered' });
+    await db.dataSource.getRepository(KLower).insert({ name: 'new', title: 'new' });
+    await expectAfterWrite(['/big/05', '/big/5', '/day', '/code/c01', '/code/c1', '/lower/Hello', '/lower/missing'], ['/int/01', '/reaction/200']);
+  });
+
+  test('a link saved with the key of its other side spelled as text', async () => {
+    await db.dataSource.getRepository(CReaction).save({ id: 300, kind: 'meh', reply: { id: 20 }, user: { id: 2 }, labels: [{ id: '01' }] } as never);
+    await expectAfterWrite(['/label/1', '/label/1/reaction-ids'], ['/label/2', '/int/01']);
   });
 
   test('the fine tags are kept where the spelling is known, the list where it is not', async () => {
@@ -355,6 +373,7 @@ describe.each(targets)('TypeORM trackReads keys and cascades on $name', (target)
     }
     expect(await probe('/fk/01')).not.toContain(listTag(t(KComment)));
     expect(await probe('/code/c01')).toContain(listTag(t(KCoded)));
+    expect(await probe('/lower/Hello')).toContain(listTag(t(KLower)));
     const docs = await probe('/uuid/upper');
     const slugs = await probe('/slug/case');
     if (target.name === 'SQLite') {
