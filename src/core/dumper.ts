@@ -297,9 +297,10 @@ export class Fill {
     // A page the dumper cannot vouch for is marked `no-store` for the edge: one for a visitor with
     // cookies, one whose render read cookies (an edge does not tell visitors apart as the dumper
     // does), one whose tags are not known (see `_untraceable`).
-    if (this.#done || this.view.cookie !== undefined || this.#cookiesRead || this.#untraceable) return purging.noStore;
-    this.#edgeTagsSent = this.#context.tags.size;
+    if (this.#done || this.view.cookie !== undefined || this.#cookiesRead || this.#untraceable) return purging.noStoreFor(head);
     const fresh = Date.now() - this.#startedAt <= purging.settings.raceWindow / 2;
+    // Sent with a lifetime for the edge: checked again when the response ends (#edgeCheck).
+    if (fresh) this.#edgeTagsSent = this.#context.tags.size;
     return purging.headersFor(this.path, this.#dumper._edgeOthers(this.path, this.#context.tags), head, fresh);
   }
 
@@ -312,7 +313,12 @@ export class Fill {
     if (this.#edgeTagsSent === -1) return;
     const sent = this.#edgeTagsSent;
     this.#edgeTagsSent = -1;
-    if (this.#context.tags.size > sent || this.#cookiesRead || this.#untraceable) void this.#dumper._purging!.enqueue([this.path]);
+    const purging = this.#dumper._purging!;
+    // A body that ended more than half of raceWindow after the render began: an edge that keeps a
+    // page only once all of it arrived (Fastly, Cloudflare; Varnish without streaming) may get it
+    // after a write's two purges; this purge, and the race's second one after it, find it there.
+    const late = Date.now() - this.#startedAt > purging.settings.raceWindow / 2;
+    if (late || this.#context.tags.size > sent || this.#cookiesRead || this.#untraceable) void purging.enqueue([this.path]);
   }
 
   /** Runs the app so that `dumper.tag()` calls made while it renders tag this page. */
@@ -616,21 +622,17 @@ export class Dumper {
 
   /**
    * @internal The headers a GET or HEAD response the dumper passes through without storing gets
-   * for the edge (bypassed, store unavailable, a follower whose leader's page was refused...): each
-   * purger's freshness header as `no-store`, unless the response has it (`has`). Such a page carries
-   * no tags, so no purge would reach it; without them an edge might keep it for its fallback TTL.
-   * Empty without purgers.
+   * for the edge (bypassed, store unavailable, a follower whose leader's page was refused...): see
+   * `PurgeDispatcher.passThrough` (`no-store` for the edge unless the app said how shared caches
+   * keep it). Such a page carries no tags, so no purge would reach it; without them an edge might
+   * keep it for its fallback TTL. `get` reads a response header (lower-case name). Empty without
+   * purgers.
    */
-  _edgePassThrough(method: string, has: (name: string) => boolean): readonly string[] {
+  _edgePassThrough(method: string, get: (name: string) => string | undefined): readonly string[] {
     const purging = this._purging;
     if (purging === undefined || (method !== 'GET' && method !== 'HEAD')) return NO_HEADERS;
-    const all = purging.noStore;
-    let out: string[] | undefined;
-    for (let i = 0; i < all.length; i += 2) {
-      if (has(all[i]!)) continue;
-      (out ??= []).push(all[i]!, all[i + 1]!);
-    }
-    return out ?? NO_HEADERS;
+    const out = purging.passThrough(get);
+    return out.length === 0 ? NO_HEADERS : out;
   }
 
   constructor(options: DumperOptions = {}) {
@@ -966,7 +968,7 @@ export class Dumper {
         purging === undefined
           ? undefined
           : entry.anonymousOnly === true
-            ? purging.noStore
+            ? purging.noStoreFor(entry.headers)
             : purging.headersFor(entry.path.slice(this.keyPrefix.length), this.#unprefixed(entry.tags), entry.headers);
       reps = representations(entry, policy && entry.encodings, policy !== undefined && compressible(entry, policy), this.#hitHeaders, edge);
       this.#reps.set(entry, reps);
