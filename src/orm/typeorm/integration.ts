@@ -571,7 +571,8 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     for (let i = 0; i < ids.length; i += CHUNK) {
       if (found.length > budget) break;
       const where = ids.slice(i, i + CHUNK).map((id) => ({ [relation.propertyPath]: id }));
-      found.push(...(await manager.find<ObjectLiteral>(child.target, { where, relations, withDeleted: true, take: budget - found.length + 1 })));
+      const take = Number.isFinite(budget) ? { take: budget - found.length + 1 } : {};
+      found.push(...(await manager.find<ObjectLiteral>(child.target, { where, relations, withDeleted: true, ...take })));
     }
     return found.length > budget ? undefined : found;
   }
@@ -592,13 +593,9 @@ export class TypeormIntegration implements EntitySubscriberInterface {
     }
     for (let i = 0; i < where.length; i += CHUNK) {
       if (links.length > budget) break;
-      const select = manager
-        .createQueryBuilder()
-        .from(junction.tablePath, 'pd_j')
-        .select(columns.map((c) => `pd_j.${c.propertyPath}`))
-        .where(where.slice(i, i + CHUNK))
-        .limit(budget - links.length + 1);
+      const select = manager.createQueryBuilder().from(junction.tablePath, 'pd_j').select([]).where(where.slice(i, i + CHUNK));
       columns.forEach((c, n) => select.addSelect(`pd_j.${c.propertyPath}`, `pd_${n}`));
+      if (Number.isFinite(budget)) select.limit(budget - links.length + 1);
       const raw = (await select.getRawMany()) as ObjectLiteral[];
       links.push(...raw.map((r) => Object.fromEntries(columns.map((c, n) => [c.propertyName, r[`pd_${n}`]]))));
     }

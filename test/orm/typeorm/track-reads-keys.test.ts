@@ -404,6 +404,12 @@ describe.each(targets)('TypeORM trackReads keys and cascades on $name', (target)
     );
   });
 
+  test('with maxRows: Infinity, the cascade is followed without a limit', async () => {
+    await install({ maxRows: Infinity });
+    await db.dataSource.getRepository(CThread).delete(1);
+    await expectAfterWrite(['/thread/2/replies', '/reaction/101', '/user/2/reactions', '/label/1', '/thread/1/notes'], ['/reaction/200', '/label/2', '/users']);
+  });
+
   test('past maxRows in all, the tables the cascade may reach', async () => {
     await install({ maxRows: 3 });
     await db.dataSource.getRepository(CThread).delete(1);
