@@ -11,7 +11,9 @@
  * `insert`, `update` and `delete` builders (and those of `with()` and of transactions) run
  * through page-dumper when they execute (`await`, `.then()`, `.execute()`, and on better-sqlite3
  * `.run()`, `.all()`, `.get()`, `.values()`), and `transaction()` invalidates a transaction's
- * writes again once the outermost one has committed. Everything else is the database itself.
+ * writes again once the outermost one has committed. With `trackReads`, its reads (`select()`,
+ * `$count()`, `db.query`) also tag the page being rendered (./reads.ts). Everything else is the
+ * database itself.
  */
 import { is } from 'drizzle-orm';
 import { MySqlDatabase } from 'drizzle-orm/mysql-core';
@@ -128,7 +130,7 @@ function entityKind(value: unknown): string {
  * where `row` has the schema's field names and JS values, as `db.select().from(iceCream)` returns it.
  *
  * Not seen: `db.execute(sql...)` and other raw SQL, prepared write statements (`.prepare()`),
- * and rows the database changes by itself (`ON DELETE CASCADE`, triggers). Invalidate those with
+ * and rows the database changes by itself (`ON DELETE CASCADE`, seen with `trackReads`; triggers). Invalidate those with
  * `dumper.changed('ice_cream', row)` or `dumper.invalidate(paths)`.
  */
 export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options?: DrizzleDumperOptions): DB {
