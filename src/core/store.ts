@@ -105,6 +105,102 @@ export interface Store {
   queueAck?(queue: string, ids: readonly number[]): MaybePromise<void>;
   queueRetry?(queue: string, ids: readonly number[], notBefore: number): MaybePromise<void>;
   queueStats?(queue: string): MaybePromise<QueueStats>;
+  /**
+   * Lists entries with their metadata (never their bodies), one page at a time, optional: what
+   * operators' tools (the `page-dumper` CLI) read. See `EnumerableStore` for the contract.
+   */
+  entries?(options?: EntryListOptions): MaybePromise<EntryPage>;
+  /** Counts what the store holds, optional (see `EnumerableStore`). */
+  info?(): MaybePromise<StoreInfo>;
+}
+
+/** What `Store.entries()` lists: every filter given must hold. */
+export interface EntryListOptions {
+  /**
+   * Only entries whose `path` (their path tag, with the dumper's key prefix) starts with this
+   * string. A plain string prefix: `'dumper.cached_path./blog'` also lists `/blogroll`.
+   */
+  readonly pathPrefix?: string;
+  /** Only entries carrying this tag (as stored, with the key prefix). */
+  readonly tag?: string;
+  /**
+   * At most this many entries in the page (a store may answer fewer, even none, before the end:
+   * only `cursor: undefined` says the listing is over).
+   * @default 100
+   */
+  readonly limit?: number;
+  /** Where to go on: the `cursor` of the previous page. Absent: from the start. */
+  readonly cursor?: string;
+}
+
+/** One page of `Store.entries()`. */
+export interface EntryPage {
+  readonly entries: readonly EntryInfo[];
+  /** Pass it back for the next page; `undefined` when there is none. */
+  readonly cursor: string | undefined;
+}
+
+/** An entry as `Store.entries()` lists it: everything but the body bytes. */
+export interface EntryInfo {
+  readonly key: string;
+  readonly status: number;
+  /** Response headers as stored, `[name, value, ...]`. */
+  readonly headers: readonly string[];
+  readonly etag: string;
+  readonly storedAt: number;
+  readonly seq: number;
+  readonly path: string;
+  readonly tags: readonly string[];
+  readonly anonymousOnly: boolean;
+  /** Bytes of the body. */
+  readonly bodyBytes: number;
+  /** The encoded bodies stored with it: coding and bytes, in order (empty when none). */
+  readonly encodings: ReadonlyArray<{ readonly coding: ContentCoding; readonly bytes: number }>;
+  /** What the store counts for the entry against its size bound (its own measure: see each store). */
+  readonly bytes: number;
+}
+
+/** What `Store.info()` answers. */
+export interface StoreInfo {
+  /** Entries held (that `get()` would still answer). */
+  readonly entries: number;
+  /** Bytes they take, as the store counts them (see `EntryInfo.bytes`). */
+  readonly bytes: number;
+  /** Distinct tags of the entries held (RedisStore: its tag index sets, which may outlive entries Redis expired or evicted). */
+  readonly tags: number;
+  /** The current sequence number (`sequence()`). */
+  readonly sequence: number;
+}
+
+/**
+ * The enumeration methods of a store (a store has both or neither). The contract, checked by
+ * `runStoreConformance`:
+ * - `entries({ pathPrefix, tag, limit, cursor })` answers a page of entries that `get()` would
+ *   answer (never one invalidated or evicted), each at most once over the whole listing, with the
+ *   fields it was stored with, and a cursor to go on with; it never holds every entry in memory
+ *   nor blocks the store for long (Redis: SCAN, never KEYS; SQLite: indexed queries), so that it
+ *   works on millions of entries. An entry stored or dropped during a listing may or may not be
+ *   listed; every entry held for the whole listing is.
+ * - `info()` counts entries, bytes and tags, and reads the sequence number.
+ */
+export type EnumerableStore = Required<Pick<Store, 'entries' | 'info'>>;
+
+/** Whether a store has the enumeration methods. */
+export function isEnumerable(store: Store): store is Store & EnumerableStore {
+  return typeof store.entries === 'function' && typeof store.info === 'function';
+}
+
+/**
+ * Every entry `store.entries(options)` lists, page after page (pages of `options.limit`).
+ * Stops early when the caller breaks out of the loop.
+ */
+export async function* listEntries(store: Store & EnumerableStore, options: Omit<EntryListOptions, 'cursor'> = {}): AsyncGenerator<EntryInfo> {
+  let cursor: string | undefined;
+  do {
+    const page = await store.entries({ ...options, cursor });
+    yield* page.entries;
+    cursor = page.cursor;
+  } while (cursor !== undefined);
 }
 
 /** One item of a queue, as `queueClaim()` hands it out. */

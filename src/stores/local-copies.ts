@@ -123,3 +123,14 @@ export function decodeEncodings(buf: Buffer | null | undefined): EncodedBody[] |
   if (at !== buf.length) throw new Error(`page-dumper: stored encodings are damaged (${buf.length} bytes, the head accounts for ${at})`);
   return encodings;
 }
+
+/**
+ * The codings and sizes named by the head of encoded bodies (see `encodeEncodings`).
+ * @internal
+ */
+export function encodingSizes(head: Buffer | null): Array<{ coding: ContentCoding; bytes: number }> {
+  if (head === null || head.length < 4) return [];
+  const n = head.readUInt32BE(0);
+  const list = JSON.parse(head.toString('utf8', 4, 4 + n)) as Array<[ContentCoding, number]>;
+  return list.map(([coding, bytes]) => ({ coding, bytes }));
+}

@@ -9,7 +9,18 @@
  * ```
  */
 import assert from 'node:assert/strict';
-import { hasQueue, type EncodedBody, type PurgeQueueStore, type SetOptions, type Store, type StoredEntry } from '../core/store.js';
+import {
+  hasQueue,
+  isEnumerable,
+  type EncodedBody,
+  type EntryInfo,
+  type EntryListOptions,
+  type EnumerableStore,
+  type PurgeQueueStore,
+  type SetOptions,
+  type Store,
+  type StoredEntry,
+} from '../core/store.js';
 
 export interface StoreConformanceOptions {
   /** Registers one test case; `vitest`'s, `node:test`'s and jest's `test` all fit. */
@@ -535,6 +546,127 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     await s.queuePush('qp', payloads, 0);
     const got = await s.queueClaim('qp', { max: 100, now: 1, lease: 1 });
     assert.deepEqual(got.map((i) => i.payload).sort(), [...payloads].sort());
+  });
+
+  // ---------------------------------------------------------------- enumeration (optional)
+  // A store with `entries()` and `info()` keeps their contract (see `EnumerableStore`); a store
+  // without them skips nothing here: these cases assert it has neither.
+  const e = (name: string, fn: (store: Store & EnumerableStore) => Promise<void>) =>
+    t(name, async (s) => {
+      const some = ['entries', 'info'].filter((m) => typeof (s as unknown as Record<string, unknown>)[m] === 'function');
+      if (!isEnumerable(s)) {
+        assert.deepEqual(some, [], 'a store has both enumeration methods or neither');
+        return;
+      }
+      await fn(s);
+    });
+  /** Every entry listed, page after page of `limit`, each page checked to hold at most `limit`. */
+  const all = async (s: Store & EnumerableStore, options: Omit<EntryListOptions, 'cursor'> = {}): Promise<EntryInfo[]> => {
+    const out: EntryInfo[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; ; pages++) {
+      assert.ok(pages < 1000, 'entries() keeps answering cursors');
+      const page = await s.entries({ ...options, cursor });
+      assert.ok(page.entries.length <= (options.limit ?? 100), `a page of ${page.entries.length} entries, limit ${options.limit ?? 100}`);
+      out.push(...page.entries);
+      cursor = page.cursor;
+      if (cursor === undefined) return out;
+      assert.equal(typeof cursor, 'string');
+    }
+  };
+  const keysOf = (list: readonly EntryInfo[]) => list.map((x) => x.key).sort();
+
+  e('entries(): every entry once, over pages, with its metadata and no body; info() counts them', async (s) => {
+    const empty = await s.info();
+    assert.equal(empty.entries, 0);
+    assert.equal(empty.sequence, await s.sequence());
+    const seq = await s.sequence();
+    const keys: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const key = `k:/p${i}`;
+      keys.push(key);
+      assert.equal(await s.set(key, entry(seq, `/p${i}`, { tags: [`/p${i}`, 'site', `n:${i % 2}`], storedAt: 1_700_000_000_000 + i }), LIMITS), true);
+    }
+    assert.equal(await s.set('k:/p0?x=1', entry(seq, '/p0', { body: new Uint8Array(10) }), VARIANT), true);
+    keys.push('k:/p0?x=1');
+    for (const limit of [1, 3, 100]) {
+      const listed = await all(s, { limit });
+      assert.deepEqual(keysOf(listed), [...keys].sort(), `limit ${limit}`);
+    }
+    const listed = await all(s);
+    const p3 = listed.find((x) => x.key === 'k:/p3')!;
+    const stored = entry(seq, '/p3', { tags: ['/p3', 'site', 'n:1'], storedAt: 1_700_000_000_003 });
+    assert.equal(p3.status, 200);
+    assert.deepEqual([...p3.headers], [...stored.headers]);
+    assert.equal(p3.etag, stored.etag);
+    assert.equal(p3.storedAt, 1_700_000_000_003);
+    assert.equal(p3.seq, seq);
+    assert.equal(p3.path, '/p3');
+    assert.deepEqual([...p3.tags], ['/p3', 'site', 'n:1']);
+    assert.equal(p3.anonymousOnly, false);
+    assert.equal(p3.bodyBytes, stored.body.byteLength);
+    assert.deepEqual(p3.encodings, []);
+    assert.ok(p3.bytes >= stored.body.byteLength, 'bytes counts at least the body');
+    assert.equal((p3 as unknown as Record<string, unknown>).body, undefined, 'no body');
+    assert.equal(listed.find((x) => x.key === 'k:/p0?x=1')!.bodyBytes, 10);
+    const info = await s.info();
+    assert.equal(info.entries, 8);
+    assert.ok(info.bytes >= listed.reduce((n, x) => n + x.bodyBytes, 0));
+    // /p0 … /p6, site, n:0, n:1.
+    assert.equal(info.tags, 10);
+    assert.equal(info.sequence, await s.sequence());
+  });
+
+  e('entries(): filtered by tag, by path prefix, by both', async (s) => {
+    const seq = await s.sequence();
+    const put = (key: string, path: string, tags: string[] = []) => s.set(key, entry(seq, path, { tags: [path, ...tags] }), LIMITS);
+    await put('k:/blog', '/blog', ['post:1']);
+    await put('k:/blog/one', '/blog/one', ['post:1', 'author:a']);
+    await put('k:/blog/two', '/blog/two', ['post:2', 'author:a']);
+    await put('k:/blogroll', '/blogroll');
+    await put('k:/shop/blog', '/shop/blog', ['author:a']);
+    await put('k:/', '/', ['post:2']);
+    for (const limit of [1, 2, 100]) {
+      assert.deepEqual(keysOf(await all(s, { tag: 'author:a', limit })), ['k:/blog/one', 'k:/blog/two', 'k:/shop/blog'], `tag, limit ${limit}`);
+      assert.deepEqual(keysOf(await all(s, { pathPrefix: '/blog', limit })), ['k:/blog', 'k:/blog/one', 'k:/blog/two', 'k:/blogroll'], `prefix, limit ${limit}`);
+      assert.deepEqual(keysOf(await all(s, { pathPrefix: '/blog/', limit })), ['k:/blog/one', 'k:/blog/two'], `prefix with slash, limit ${limit}`);
+      assert.deepEqual(keysOf(await all(s, { pathPrefix: '/blog/', tag: 'post:1', limit })), ['k:/blog/one'], `both, limit ${limit}`);
+    }
+    // A prefix tag of another page (`/blog/*`) is not a path: it lists nothing of its own.
+    await put('k:/x', '/x', ['/blog/*']);
+    assert.deepEqual(keysOf(await all(s, { pathPrefix: '/blog/' })), ['k:/blog/one', 'k:/blog/two']);
+    assert.deepEqual(keysOf(await all(s, { tag: 'nothing' })), []);
+    assert.deepEqual(keysOf(await all(s, { pathPrefix: '/nothing' })), []);
+  });
+
+  e('entries(): never an entry get() would not answer (invalidated, cleared)', async (s) => {
+    const seq = await s.sequence();
+    await s.set('k:/a', entry(seq, '/a', { tags: ['/a', 'x'] }), LIMITS);
+    await s.set('k:/b', entry(seq, '/b', { tags: ['/b', 'y'] }), LIMITS);
+    await s.set('k:/c', entry(seq, '/c', { tags: ['/c', 'x'] }), LIMITS);
+    await s.invalidate(['x']);
+    assert.deepEqual(keysOf(await all(s)), ['k:/b']);
+    assert.deepEqual(keysOf(await all(s, { tag: 'x' })), []);
+    assert.equal((await s.info()).entries, 1);
+    await s.clear();
+    assert.deepEqual(keysOf(await all(s)), []);
+    assert.deepEqual(keysOf(await all(s, { pathPrefix: '/' })), []);
+    assert.deepEqual(keysOf(await all(s, { tag: 'y' })), []);
+    const info = await s.info();
+    assert.equal(info.entries, 0);
+    assert.equal(info.bytes, 0);
+  });
+
+  e('entries(): encodings by coding and size, the anonymous-only flag', async (s) => {
+    const seq = await s.sequence();
+    const enc = encodings(3, ['br', 'gzip']);
+    await s.set('k:/e', entry(seq, '/e', { encodings: enc, anonymousOnly: true }), LIMITS);
+    const [x] = await all(s);
+    assert.ok(x);
+    assert.deepEqual(x.encodings, enc.map((c) => ({ coding: c.coding, bytes: c.body.byteLength })));
+    assert.equal(x.anonymousOnly, true);
+    assert.ok(x.bytes >= x.bodyBytes + enc.reduce((n, c) => n + c.body.byteLength, 0), 'bytes counts the encoded bodies');
+    assert.ok((await s.info()).bytes >= x.bytes - 1024, 'info() counts them too');
   });
 
   t('entries of other keys are independent', async (s) => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createDumper, DumperError, type EncodedBody, type SetOptions, type StoredEntry } from '../../src/index.js';
+import type { EntryListOptions } from '../../src/core/store.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { runStoreConformance } from '../../src/testing/index.js';
@@ -47,6 +48,8 @@ function bind(s: SqliteStore) {
     set: (k: string, e: StoredEntry, o: SetOptions) => s.set(k, e, o),
     invalidate: (t: readonly string[]) => s.invalidate(t),
     clear: () => s.clear(),
+    entries: (o?: EntryListOptions) => s.entries(o),
+    info: () => s.info(),
   };
 }
 

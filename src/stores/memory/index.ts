@@ -1,5 +1,20 @@
 import { MemoryQueue } from '../../core/queue.js';
-import type { ContentCoding, EncodedBody, PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from '../../core/store.js';
+import type {
+  ContentCoding,
+  EncodedBody,
+  EntryInfo,
+  EntryListOptions,
+  EntryPage,
+  EnumerableStore,
+  PurgeQueueStore,
+  QueueClaimOptions,
+  QueuedItem,
+  QueueStats,
+  SetOptions,
+  Store,
+  StoredEntry,
+  StoreInfo,
+} from '../../core/store.js';
 
 export interface MemoryStoreOptions {
   /**
@@ -160,8 +175,43 @@ export function compact(entry: StoredEntry): StoredEntry {
   return makeEntry(status, entry.headers.slice(), ownBody(entry.body), etag, storedAt, seq, path, entry.tags.slice(), entry.anonymousOnly === true, encodings);
 }
 
+/**
+ * An entry's metadata as `Store.entries()` lists it, `bytes` being what its store counts for it.
+ * @internal
+ */
+export function entryInfo(key: string, entry: StoredEntry, bytes: number): EntryInfo {
+  return {
+    key,
+    status: entry.status,
+    headers: entry.headers,
+    etag: entry.etag,
+    storedAt: entry.storedAt,
+    seq: entry.seq,
+    path: entry.path,
+    tags: entry.tags,
+    anonymousOnly: entry.anonymousOnly === true,
+    bodyBytes: entry.body.byteLength,
+    encodings: (entry.encodings ?? []).map((e) => ({ coding: e.coding, bytes: e.body.byteLength })),
+    bytes,
+  };
+}
+
+/**
+ * The page size of `entries()` when none is given, and the check of one given: a positive integer.
+ * @internal
+ */
+export function listLimit(options: EntryListOptions): number {
+  const { limit = 100 } = options;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+    throw new TypeError(`page-dumper: entries() option "limit" must be a positive integer, got ${String(limit)}`);
+  }
+  return limit;
+}
+
 /** One entry in the recency list. */
 interface Slot {
+  /** Increasing in storing order (the order of the slots Map): the cursor of `entries()`. */
+  readonly id: number;
   readonly key: string;
   readonly entry: StoredEntry;
   readonly size: number;
@@ -189,7 +239,7 @@ function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
  * more evicts the least recently used of them. The plain page of the path is not one of them, so a
  * flood of junk query strings never evicts it nor keeps it out.
  */
-export class MemoryStore implements Store, PurgeQueueStore {
+export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly maxBytes: number;
   readonly #maxTrackedTags: number;
   readonly #slots = new Map<string, Slot>();
@@ -207,6 +257,8 @@ export class MemoryStore implements Store, PurgeQueueStore {
   /** tag → sequence number of its last invalidation. */
   readonly #tagSeq = new Map<string, number>();
   #seq = 0;
+  /** The id of the last slot made (see `Slot.id`). */
+  #lastId = 0;
   /** Fills that started before this sequence number are refused. */
   #floor = 0;
   #bytes = 0;
@@ -280,7 +332,7 @@ export class MemoryStore implements Store, PurgeQueueStore {
         while (group.size > 0 && group.size >= options.maxVariantsPerPath) this.#remove(leastRecentlyUsed(group)!.key);
       }
     }
-    const slot: Slot = { key, entry, size, variant, used: 0, newer: undefined, older: undefined };
+    const slot: Slot = { id: ++this.#lastId, key, entry, size, variant, used: 0, newer: undefined, older: undefined };
     this.#slots.set(key, slot);
     this.#link(slot);
     this.#bytes += size;
@@ -335,6 +387,43 @@ export class MemoryStore implements Store, PurgeQueueStore {
 
   close(): void {
     this.clear();
+  }
+
+  /**
+   * Lists entries in storing order, without changing their recency. The cursor is the id of the
+   * last slot listed: a page walks the store from its oldest entry (a few milliseconds for
+   * 100,000 entries), a tag's entries are found through the tag index.
+   */
+  entries(options: EntryListOptions = {}): EntryPage {
+    const limit = listLimit(options);
+    const after = options.cursor === undefined ? 0 : Number(options.cursor);
+    if (!Number.isSafeInteger(after) || after < 0) throw new TypeError(`page-dumper: entries() got a cursor it did not make: ${JSON.stringify(options.cursor)}`);
+    const { pathPrefix, tag } = options;
+    const found: Slot[] = [];
+    const fits = (slot: Slot) => slot.id > after && (pathPrefix === undefined || slot.entry.path.startsWith(pathPrefix));
+    if (tag !== undefined) {
+      const keys = this.#byTag.get(tag);
+      for (const key of typeof keys === 'string' ? [keys] : (keys ?? [])) {
+        const slot = this.#slots.get(key);
+        if (slot !== undefined && fits(slot)) found.push(slot);
+      }
+      found.sort((a, b) => a.id - b.id);
+      if (found.length > limit) {
+        found.length = limit;
+        return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: String(found[limit - 1]!.id) };
+      }
+      return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: undefined };
+    }
+    for (const slot of this.#slots.values()) {
+      if (!fits(slot)) continue;
+      if (found.length === limit) return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: String(found[limit - 1]!.id) };
+      found.push(slot);
+    }
+    return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: undefined };
+  }
+
+  info(): StoreInfo {
+    return { entries: this.#slots.size, bytes: this.#bytes, tags: this.#byTag.size, sequence: this.#seq };
   }
 
   /**

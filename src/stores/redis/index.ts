@@ -5,10 +5,23 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
-import type { PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from '../../core/store.js';
-import { decodeEncodings, encodeEncodings, LocalCopies, type LocalCopy } from '../local-copies.js';
-import { makeEntry, MemoryStore, stringBytes } from '../memory/index.js';
-import { CLEAR, GET, INVALIDATE, QUEUE_ACK, QUEUE_CLAIM, QUEUE_PUSH, QUEUE_RETRY, QUEUE_STATS, RAISE, SEQUENCE, SET } from './scripts.js';
+import type {
+  EntryInfo,
+  EntryListOptions,
+  EntryPage,
+  EnumerableStore,
+  PurgeQueueStore,
+  QueueClaimOptions,
+  QueuedItem,
+  QueueStats,
+  SetOptions,
+  Store,
+  StoredEntry,
+  StoreInfo,
+} from '../../core/store.js';
+import { decodeEncodings, encodeEncodings, encodingSizes, LocalCopies, type LocalCopy } from '../local-copies.js';
+import { listLimit, makeEntry, MemoryStore, stringBytes } from '../memory/index.js';
+import { CLEAR, GET, INVALIDATE, LIST, QUEUE_ACK, QUEUE_CLAIM, QUEUE_PUSH, QUEUE_RETRY, QUEUE_STATS, RAISE, SEQUENCE, SET } from './scripts.js';
 
 export interface RedisLocalTierOptions {
   /**
@@ -115,6 +128,7 @@ const SCRIPTS = {
   queueAck: script(QUEUE_ACK),
   queueRetry: script(QUEUE_RETRY),
   queueStats: script(QUEUE_STATS),
+  list: script(LIST),
 };
 
 /**
@@ -295,7 +309,7 @@ type Client = Redis | Cluster;
  * - Validity lives in one key, so a flush, a restart without persistence or an eviction loses all
  *   of it at once, and then nothing stored before is served again.
  */
-export class RedisStore implements Store, PurgeQueueStore {
+export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
   /** The pub/sub channel invalidations are published on (when the local tier is on). */
   readonly channel: string;
   /**
@@ -647,6 +661,87 @@ export class RedisStore implements Store, PurgeQueueStore {
 
   #entryKey(key: string): string {
     return `${this.#prefix}e:${key}`;
+  }
+
+  // ------------------------------------------------------------ enumeration
+
+  /**
+   * Lists entries with SCAN (SSCAN of the tag's index set for `tag`), never KEYS: each call walks
+   * a bounded part of the keyspace, and a script checks, for each key found, what `get()` would
+   * (floor, sequence number, its tags' points), reading no body but the entry's head. The keys
+   * of one SCAN batch are answered in key order, so that a page may end in the middle of a batch
+   * (the cursor names the batch and the last key answered). As with SCAN, an entry held for the
+   * whole listing is listed, and may be listed twice if Redis resizes its table meanwhile.
+   * `EntryInfo.bytes`: the bytes of the entry's fields and key in Redis (not Redis's overhead).
+   */
+  async entries(options: EntryListOptions = {}): Promise<EntryPage> {
+    const limit = listLimit(options);
+    if (this.#fenced) await this.#raise();
+    const { pathPrefix = '', tag } = options;
+    const cursor = parseScanCursor(options.cursor);
+    const nodes: Client[] = tag === undefined && isCluster(this.#client) ? this.#client.nodes('master') : [this.#client];
+    let [node, scan, after] = cursor;
+    const found: EntryInfo[] = [];
+    const eKey = `${this.#prefix}e:`;
+    const match = `${globEscape(eKey)}*`;
+    const count = String(Math.max(limit, 100));
+    // Bounds one call however sparse the matches are (a tag index full of dropped entries, a
+    // keyspace of other data): the page may then be short, with a cursor to go on.
+    for (let batches = 0; batches < 100 && node < nodes.length; batches++) {
+      const [nextScan, keys] =
+        tag === undefined
+          ? await this.#deadline('entries', nodes[node]!.scan(scan, 'MATCH', match, 'COUNT', count))
+          : await this.#deadline('entries', this.#client.sscan(`${this.#prefix}t:${tag}`, scan, 'COUNT', count));
+      const candidates = [...new Set(keys)].filter((k) => k.startsWith(eKey) && (after === '' || k > after)).sort();
+      const flat = candidates.length === 0 ? [] : ((await this.#deadline('entries', this.#run(SCRIPTS.list, [this.#meta, ...candidates], [pathPrefix, tag ?? '', '0']))) as unknown[]);
+      for (let i = 0; i + 4 < flat.length; i += 5) {
+        if (found.length === limit) {
+          // The page is full in the middle of this batch: the next page scans it again, after this key.
+          return { entries: found, cursor: JSON.stringify([node, scan, eKey + found[found.length - 1]!.key]) };
+        }
+        found.push(listed(String(flat[i]).slice(eKey.length), flat[i + 1] as Buffer, Number(flat[i + 2]), flat[i + 3] as Buffer, Number(flat[i + 4])));
+      }
+      after = '';
+      scan = nextScan;
+      if (scan === '0') {
+        node++;
+        if (node >= nodes.length) return { entries: found, cursor: undefined };
+      }
+      if (found.length === limit) return { entries: found, cursor: JSON.stringify([node, scan, '']) };
+    }
+    return { entries: found, cursor: JSON.stringify([node, scan, '']) };
+  }
+
+  /**
+   * Counts with SCAN: the entries `get()` would answer and their bytes (see `entries`), and the
+   * tag index sets (which may outlive entries Redis expired or evicted). Walks the whole store:
+   * about a second per million keys on loopback.
+   */
+  async info(): Promise<StoreInfo> {
+    if (this.#fenced) await this.#raise();
+    const nodes: Client[] = isCluster(this.#client) ? this.#client.nodes('master') : [this.#client];
+    let entries = 0;
+    let bytes = 0;
+    let tags = 0;
+    const eMatch = `${globEscape(`${this.#prefix}e:`)}*`;
+    const tMatch = `${globEscape(`${this.#prefix}t:`)}*`;
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.#deadline('info', node.scan(cursor, 'MATCH', eMatch, 'COUNT', 1000));
+        cursor = next;
+        if (keys.length === 0) continue;
+        const [n, b] = (await this.#deadline('info', this.#run(SCRIPTS.list, [this.#meta, ...new Set(keys)], ['', '', '1']))) as [number, number];
+        entries += Number(n);
+        bytes += Number(b);
+      } while (cursor !== '0');
+      do {
+        const [next, keys] = await this.#deadline('info', node.scan(cursor, 'MATCH', tMatch, 'COUNT', 1000));
+        cursor = next;
+        tags += new Set(keys).size;
+      } while (cursor !== '0');
+    }
+    return { entries, bytes, tags, sequence: await this.sequence() };
   }
 
   // ------------------------------------------------------------ the local tier
@@ -1069,6 +1164,53 @@ export class RedisStore implements Store, PurgeQueueStore {
       }
     });
   }
+}
+
+/** `s` matched literally by a SCAN pattern. */
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** A cursor of `entries()`: the node, the SCAN (or SSCAN) cursor of the batch, the last key answered of it. */
+function parseScanCursor(cursor: string | undefined): [number, string, string] {
+  if (cursor === undefined) return [0, '0', ''];
+  try {
+    const value: unknown = JSON.parse(cursor);
+    if (Array.isArray(value) && value.length === 3 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string' && typeof value[2] === 'string') {
+      return value as [number, string, string];
+    }
+  } catch {
+    // Not one of ours: the error below.
+  }
+  throw new TypeError(`page-dumper: entries() got a cursor it did not make: ${JSON.stringify(cursor)}`);
+}
+
+/** An entry as the list script answers it: its key, JSON head, body bytes, head of encoded bodies, bytes. */
+function listed(key: string, head: Buffer, bodyBytes: number, encodings: Buffer, bytes: number): EntryInfo {
+  const [status, headers, etag, storedAt, seq, path, tags, flags = 0] = JSON.parse(head.toString()) as [
+    number,
+    string[],
+    string,
+    number,
+    number,
+    string,
+    string[],
+    number | undefined,
+  ];
+  return {
+    key,
+    status,
+    headers,
+    etag,
+    storedAt,
+    seq,
+    path,
+    tags,
+    anonymousOnly: (flags & ANONYMOUS_ONLY) !== 0,
+    bodyBytes,
+    encodings: encodingSizes(encodings.length === 0 ? null : encodings),
+    bytes,
+  };
 }
 
 function isCluster(client: Client): client is Cluster {

@@ -356,3 +356,75 @@ local last = redis.call('ZRANGE', KEYS[2], -1, -1)
 local due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {size, first[1] and tonumber(first[1]) or false, last[1] and tonumber(last[1]) or false, due[2] or false}
 `;
+
+/**
+ * list. KEYS: meta, then entry keys (from a SCAN or an SSCAN). ARGV: path prefix ('' for none),
+ * tag ('' for none), '1' to count only. For every key that holds an entry `get()` would answer
+ * (its number between the floor and the current one, none of its tags invalidated after it) and
+ * that passes the filters, answers, flat: the key, the entry's JSON head, the body's bytes, the
+ * head of its encoded bodies ('' for none), the bytes of its fields. Counting only: `{entries,
+ * bytes}`, without reading the bodies. Reads only; frees nothing (a get does that).
+ */
+export const LIST = `
+local m = redis.call('HMGET', KEYS[1], 'seq', 'floor')
+local count = ARGV[3] == '1'
+local out, n, total = {}, 0, 0
+if not m[1] or not m[2] then
+  if count then return {0, 0} end
+  return out
+end
+local seq, floor = tonumber(m[1]), tonumber(m[2])
+local prefix, tag = ARGV[1], ARGV[2]
+local function u32(s, at)
+  local a, b, c, d = string.byte(s, at, at + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+for i = 2, #KEYS do
+  local e = redis.call('HMGET', KEYS[i], 's', 't')
+  local s = tonumber(e[1])
+  local ok = s ~= nil and e[2] and s >= floor and s <= seq
+  local tags
+  if ok then
+    tags = cjson.decode(e[2])
+    if tag ~= '' then
+      ok = false
+      for _, t in ipairs(tags) do if t == tag then ok = true break end end
+    end
+  end
+  if ok and #tags > 0 then
+    local fields = {}
+    for j = 1, #tags do fields[j] = 't:' .. tags[j] end
+    local points = redis.call('HMGET', KEYS[1], unpack(fields))
+    for j = 1, #tags do
+      if points[j] and tonumber(points[j]) > s then ok = false break end
+    end
+  end
+  if ok and count and prefix == '' then
+    n = n + 1
+    total = total + #KEYS[i] + #e[2] + redis.call('HSTRLEN', KEYS[i], 'v') + redis.call('HSTRLEN', KEYS[i], 'c')
+  elseif ok then
+    local f = redis.call('HMGET', KEYS[i], 'v', 'c')
+    local v, c = f[1], f[2]
+    if v then
+      local hn = u32(v, 1)
+      local head = string.sub(v, 5, 4 + hn)
+      if prefix ~= '' then ok = string.sub(cjson.decode(head)[6], 1, #prefix) == prefix end
+      if ok then
+        local size = #KEYS[i] + #e[2] + #v + (c and #c or 0)
+        if count then
+          n = n + 1
+          total = total + size
+        else
+          out[#out + 1] = KEYS[i]
+          out[#out + 1] = head
+          out[#out + 1] = #v - 4 - hn
+          out[#out + 1] = c and string.sub(c, 1, 4 + u32(c, 1)) or ''
+          out[#out + 1] = size
+        end
+      end
+    end
+  end
+end
+if count then return {n, total} end
+return out
+`;

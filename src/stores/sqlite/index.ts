@@ -12,9 +12,22 @@
  */
 import Database from 'better-sqlite3';
 import { DumperError } from '../../core/errors.js';
-import type { PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from '../../core/store.js';
-import { decodeEncodings, encodeEncodings, LocalCopies, type LocalCopy } from '../local-copies.js';
-import { makeEntry } from '../memory/index.js';
+import type {
+  EntryInfo,
+  EntryListOptions,
+  EntryPage,
+  EnumerableStore,
+  PurgeQueueStore,
+  QueueClaimOptions,
+  QueuedItem,
+  QueueStats,
+  SetOptions,
+  Store,
+  StoredEntry,
+  StoreInfo,
+} from '../../core/store.js';
+import { decodeEncodings, encodeEncodings, encodingSizes, LocalCopies, type LocalCopy } from '../local-copies.js';
+import { listLimit, makeEntry } from '../memory/index.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -139,7 +152,7 @@ function byteLength(s: string): number {
  * evicts the least recently *stored* variant of that path, for the reason the byte bound evicts in
  * storing order (a hit never writes). Plain entries are neither counted nor evicted for variants.
  */
-export class SqliteStore implements Store, PurgeQueueStore {
+export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   /** The database the tables live in. */
   readonly database: Database.Database;
   readonly tablePrefix: string;
@@ -435,6 +448,91 @@ export class SqliteStore implements Store, PurgeQueueStore {
     this.#local.clear();
   }
 
+  // ------------------------------------------------------------ enumeration
+
+  #listStatements: ListStatements | undefined;
+
+  #l(): ListStatements {
+    this.#open();
+    if (this.#listStatements !== undefined) return this.#listStatements;
+    const p = this.tablePrefix;
+    const prepare = <P extends unknown[]>(sql: string) => this.database.prepare<P, ListRow>(sql).safeIntegers(false);
+    // Everything but the body; of the encoded bodies, their head alone (a few dozen bytes).
+    const cols = `e.id, e.key, e.status, e.headers, e.tags, e.etag, e.stored_at, e.seq, e.path, e.anonymous_only, e.size, length(e.body) AS body_bytes, substr(e.encodings, 1, ${ENCODINGS_HEAD}) AS encodings_head`;
+    this.#listStatements = {
+      // Each is an index range: the rowid, the (tag, entry) key of the tag index.
+      all: prepare(`SELECT ${cols} FROM ${p}entries e WHERE e.id > ? ORDER BY e.id LIMIT ?`),
+      tag: prepare(`SELECT ${cols} FROM ${p}entry_tags t JOIN ${p}entries e ON e.id = t.entry WHERE t.tag = ? AND t.entry > ? ORDER BY t.entry LIMIT ?`),
+      // An entry's path is one of its tags: the range of the tag index that starts with the
+      // prefix, each entry once (on the row of its path tag).
+      path: prepare(
+        `SELECT ${cols}, t.tag AS cursor_tag FROM ${p}entry_tags t JOIN ${p}entries e ON e.id = t.entry WHERE t.tag >= ? AND t.tag < ? AND (t.tag, t.entry) > (?, ?) AND e.path = t.tag ORDER BY t.tag, t.entry LIMIT ?`,
+      ),
+      encodings: this.database.prepare<[number], Buffer | null>(`SELECT encodings FROM ${p}entries WHERE id = ?`).pluck().safeIntegers(false),
+      tags: this.database.prepare<[], number>(`SELECT count(DISTINCT tag) FROM ${p}entry_tags`).pluck().safeIntegers(false),
+    };
+    return this.#listStatements;
+  }
+
+  /**
+   * Lists entries through indexes: by row id, by the tag index for `tag`, by a range of the tag
+   * index for `pathPrefix` (an entry's path is one of its tags). Rows in the table are always
+   * valid (invalidation deletes them), so nothing is checked.
+   */
+  entries(options: EntryListOptions = {}): EntryPage {
+    const limit = listLimit(options);
+    const l = this.#l();
+    const { pathPrefix, tag } = options;
+    const cursor = parseCursor(options.cursor);
+    let rows: ListRow[];
+    let next: (row: ListRow) => string;
+    if (tag !== undefined) {
+      rows = l.tag.all(tag, cursorId(cursor), limit + 1);
+      next = (row) => String(row.id);
+    } else if (pathPrefix !== undefined) {
+      const [fromTag, fromId] = Array.isArray(cursor) ? cursor : [pathPrefix, 0];
+      // Past every string that starts with the prefix (U+10FFFF sorts after every other character in UTF-8).
+      rows = l.path.all(pathPrefix, `${pathPrefix}\u{10FFFF}`, fromTag, fromId, limit + 1);
+      next = (row) => JSON.stringify([row.cursor_tag, row.id]);
+    } else {
+      rows = l.all.all(cursorId(cursor), limit + 1);
+      next = (row) => String(row.id);
+    }
+    const more = rows.length > limit;
+    if (more) rows.length = limit;
+    const entries: EntryInfo[] = [];
+    for (const row of rows) {
+      if (pathPrefix !== undefined && !row.path.startsWith(pathPrefix)) continue;
+      entries.push(this.#info(row));
+    }
+    return { entries, cursor: more ? next(rows[rows.length - 1]!) : undefined };
+  }
+
+  info(): StoreInfo {
+    const { entries, bytes } = this.#open().#counts.get()!;
+    return { entries, bytes, tags: this.#l().tags.get()!, sequence: this.sequence() };
+  }
+
+  #info(row: ListRow): EntryInfo {
+    let head = row.encodings_head;
+    // A head longer than the part read (it never is: a few codings), read whole.
+    if (head !== null && head.length >= 4 && 4 + head.readUInt32BE(0) > head.length) head = this.#l().encodings.get(row.id) ?? null;
+    return {
+      key: row.key,
+      status: row.status,
+      headers: JSON.parse(row.headers) as string[],
+      etag: row.etag,
+      storedAt: row.stored_at,
+      seq: row.seq,
+      path: row.path,
+      tags: JSON.parse(row.tags) as string[],
+      anonymousOnly: row.anonymous_only === 1,
+      bodyBytes: row.body_bytes,
+      encodings: encodingSizes(head),
+      bytes: row.size,
+    };
+  }
+
   // ------------------------------------------------------------ the purge queue
 
   #queueStatements: QueueStatements | undefined;
@@ -633,6 +731,52 @@ export class SqliteStore implements Store, PurgeQueueStore {
       UPDATE ${p}state SET version = ${SCHEMA_VERSION} WHERE id = 1;
     `);
   }
+}
+
+/** Bytes of the encoded bodies read to list an entry: enough for the head that names them. */
+const ENCODINGS_HEAD = 512;
+
+interface ListRow {
+  id: number;
+  key: string;
+  status: number;
+  headers: string;
+  tags: string;
+  etag: string;
+  stored_at: number;
+  seq: number;
+  path: string;
+  anonymous_only: number;
+  size: number;
+  body_bytes: number;
+  encodings_head: Buffer | null;
+  cursor_tag?: string;
+}
+
+interface ListStatements {
+  readonly all: Database.Statement<[number, number], ListRow>;
+  readonly tag: Database.Statement<[string, number, number], ListRow>;
+  readonly path: Database.Statement<[string, string, string, number, number], ListRow>;
+  readonly encodings: Database.Statement<[number], Buffer | null>;
+  readonly tags: Database.Statement<[], number>;
+}
+
+/** A cursor of `entries()`: a row id, or a path tag and a row id. */
+function parseCursor(cursor: string | undefined): number | [string, number] | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(cursor);
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && Number.isSafeInteger(value[1])) return value as [string, number];
+  } catch {
+    // Not one of ours: the error below.
+  }
+  throw new TypeError(`page-dumper: entries() got a cursor it did not make: ${JSON.stringify(cursor)}`);
+}
+
+function cursorId(cursor: number | [string, number] | undefined): number {
+  if (Array.isArray(cursor)) throw new TypeError('page-dumper: entries() got the cursor of a listing by pathPrefix for another listing');
+  return cursor ?? 0;
 }
 
 interface QueueStatements {
