@@ -183,7 +183,7 @@ export class KyselyReads {
 
   /** The lists of every table a query names, without reading anything (streams). */
   lists(root: OperationNode): void {
-    if (root.kind === 'RawNode') return;
+    if (root.kind !== 'SelectQueryNode') return;
     for (const t of namedTables(root)) this.#tracker.list(this.#name(t.table));
   }
 
@@ -193,12 +193,13 @@ export class KyselyReads {
    * the lists.
    */
   async tag(connection: DatabaseConnection, root: OperationNode, rows: readonly Row[]): Promise<void> {
-    if (root.kind === 'RawNode') return;
+    // Raw SQL is not parsed; schema statements read nothing.
+    if (root.kind !== 'SelectQueryNode') return;
     const named = namedTables(root);
     if (named.length === 0) return;
     const lists = new Set(named.map((t) => this.#name(t.table)));
     try {
-      if (root.kind === 'SelectQueryNode') await this.#precise(connection, root as SelectQueryNode, named, rows, lists);
+      await this.#precise(connection, root as SelectQueryNode, named, rows, lists);
     } catch {
       // The schema could not be read: what is left are lists.
     } finally {
