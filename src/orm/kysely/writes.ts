@@ -728,16 +728,18 @@ export class Writes {
     const name = tagTable(this.#dialect, table);
     const keyOf = (row: Row, columns: readonly string[]): KeyValues | undefined =>
       columns.every((c) => row[c] !== null && row[c] !== undefined) ? Object.fromEntries(columns.map((c) => [c, row[c]])) : undefined;
-    const fkColumns = new Set(info.foreignKeys.flatMap((k) => k.columns));
-    const junction = info.foreignKeys.length >= 2 && [...info.kinds.keys()].every((c) => fkColumns.has(c));
-    if (junction && rows.every((row) => info.foreignKeys.every((k) => keyOf(row, k.columns) !== undefined))) {
-      return tagsOf(table, linkTags(name, rows.map((row) => info.foreignKeys.map((k) => ({ key: keyOf(row, k.columns)! })))));
-    }
     const written: WrittenRow[] = rows.map((row) => ({
       id: info.primaryKey.length === 0 ? undefined : keyOf(row, info.primaryKey),
       keys: info.foreignKeys.map((k) => keyOf(row, k.columns)).filter((k): k is KeyValues => k !== undefined),
     }));
-    return tagsOf(table, writeTags(name, written));
+    const tags = writeTags(name, written);
+    const fkColumns = new Set(info.foreignKeys.flatMap((k) => k.columns));
+    const junction = info.foreignKeys.length >= 2 && [...info.kinds.keys()].every((c) => fkColumns.has(c));
+    if (junction && rows.every((row) => info.foreignKeys.every((k) => keyOf(row, k.columns) !== undefined))) {
+      // A link: both sides' keys; and its own row, which a lookup by primary key reads.
+      return tagsOf(table, [...new Set([...linkTags(name, rows.map((row) => info.foreignKeys.map((k) => ({ key: keyOf(row, k.columns)! })))), ...tags])]);
+    }
+    return tagsOf(table, tags);
   }
 
   /**

@@ -232,29 +232,33 @@ describe.each(targets)('Kysely trackReads (%s)', (dialect) => {
     expect(tags).not.toContain(listTag('post'));
   });
 
-  test('a key spelled otherwise than the database returns it tags the list: no page is left stale', async () => {
+  test('a key spelled otherwise than the database returns it tags the list, a link read by its primary key its row: no page is left stale', async () => {
     // '01' finds post 1 of an integer column; on MariaDB 'ABC ' finds the code 'abc'.
     const spelled = await Site.start(dumper, reader.count, async (path) => {
       const r = app.db;
       if (path === '/one') return { status: 200, body: (await r.selectFrom('post').select('title').where('id', '=', '01' as never).executeTakeFirst())?.title ?? 'none' };
       if (path === '/late') return { status: 200, body: (await r.selectFrom('post').select('title').where('id', 'in', ['099' as never, 98]).executeTakeFirst())?.title ?? 'none' };
       if (path === '/code') return { status: 200, body: (await r.selectFrom('code').select('label').where('code', '=', 'ABC ').executeTakeFirst())?.label ?? 'none' };
+      if (path === '/link') return { status: 200, body: (await r.selectFrom('post_tag').selectAll().where('post_id', '=', 1).where('tag_id', '=', 2).executeTakeFirst()) ? 'linked' : 'none' };
       return { status: 200, body: (await r.selectFrom('comment').select('body').where('post_id', '=', '2' as never).execute()).map((c) => c.body).join(',') };
     });
     const fresh = (path: string) => spelled.get(path);
     try {
-      await spelled.warm('/one', '/late', '/code', '/children');
+      await spelled.warm('/one', '/late', '/code', '/children', '/link');
       const before = (await fresh('/code')).body;
       expect(before).toBe(dialect === 'mysql' ? 'first' : 'none');
       await db.updateTable('post').set({ title: 'Uno' }).where('id', '=', 1).execute();
       await db.insertInto('post').values({ id: 99, title: 'Late', author_id: 1 }).execute();
       await db.updateTable('code').set({ label: 'second' }).where('code', '=', 'abc').execute();
       await db.insertInto('comment').values({ body: 'more', post_id: 2 }).execute();
+      await db.insertInto('post_tag').values({ post_id: 1, tag_id: 2 }).execute();
       expect((await fresh('/one')).body).toBe('Uno');
       expect((await fresh('/late')).body).toBe('Late');
       expect((await fresh('/code')).body).toBe(dialect === 'mysql' ? 'second' : 'none');
       // '2' is how the driver would print 2: a canonical spelling, tagged by key.
       expect((await fresh('/children')).body).toBe('ok,more');
+      // A link looked up by its primary key (found or not) is a row read: adding the link drops it.
+      expect((await fresh('/link')).body).toBe('linked');
     } finally {
       await spelled.close();
     }
