@@ -367,6 +367,94 @@ describe.each(targets)('Sequelize trackReads: key spellings on $name', (target) 
   });
 });
 
+describe.each(targets)('Sequelize trackReads: paranoid models and scopes on $name', (target) => {
+  let db: Database;
+  let dumper: Dumper;
+  let handle: SequelizeDumper;
+  type Row = Model & Record<string, unknown>;
+  let Shelf: typeof Model & (new () => Row);
+  let Book: typeof Model & (new () => Row);
+  let Label: typeof Model & (new () => Row);
+  let site: Site;
+  const pages: Record<string, () => Promise<unknown>> = {
+    // A belongsTo include of a soft-deleted row: null, named by the parent's foreign key.
+    '/book': async () => ((await Book.findByPk(1, { include: [{ association: 'shelf' }] })) as Row | null)?.get({ plain: true }),
+    // A hasMany getter of a paranoid model.
+    '/shelf-books': async () => (await ((await Shelf.findByPk(1, { paranoid: false })) as unknown as { getBooks(): Promise<Row[]> }).getBooks()).map((b) => b.get('title')),
+    // A belongsToMany getter and include of a paranoid target: its list.
+    '/labels': async () => (await ((await Book.findByPk(1)) as unknown as { getLabels(): Promise<Row[]> }).getLabels()).map((l) => l.get('name')),
+    '/book-labels': async () => ((await Book.findByPk(1, { include: [{ association: 'labels' }] })) as unknown as { labels: Row[] }).labels.map((l) => l.get('name')),
+    // A default scope that filters: its where is on the query.
+    '/visible': async () => (await Shelf.scope('visible').findAll({ order: [['id', 'ASC']] })).map((s) => s.get('name')),
+  };
+
+  beforeAll(async () => {
+    db = await target.open();
+    const sequelize = db.sequelize;
+    class S extends Model {}
+    S.init({ name: DataTypes.STRING(50), hidden: { type: DataTypes.BOOLEAN, defaultValue: false } }, { sequelize, tableName: 'sq_shelf', paranoid: true, scopes: { visible: { where: { hidden: false } } } });
+    class B extends Model {}
+    B.init({ title: DataTypes.STRING(50) }, { sequelize, tableName: 'sq_book', paranoid: true });
+    class L extends Model {}
+    L.init({ name: DataTypes.STRING(50) }, { sequelize, tableName: 'sq_label', paranoid: true });
+    B.belongsTo(S, { as: 'shelf', foreignKey: 'shelfId' });
+    S.hasMany(B, { as: 'books', foreignKey: 'shelfId' });
+    B.belongsToMany(L, { as: 'labels', through: 'sq_book_label', foreignKey: 'bookId', otherKey: 'labelId' });
+    L.belongsToMany(B, { as: 'books', through: 'sq_book_label', foreignKey: 'labelId', otherKey: 'bookId' });
+    Shelf = S as never;
+    Book = B as never;
+    Label = L as never;
+    await sequelize.sync();
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+  beforeEach(async () => {
+    await db.clear([db.sequelize.models.sq_book_label!, Book, Label, Shelf]);
+    await Shelf.bulkCreate([{ id: 1, name: 'top' }, { id: 2, name: 'low' }]);
+    await Book.bulkCreate([{ id: 1, title: 'Emma', shelfId: 1 }, { id: 2, title: 'Ulysses', shelfId: 1 }]);
+    await Label.bulkCreate([{ id: 1, name: 'classic' }, { id: 2, name: 'long' }]);
+    await db.sequelize.models.sq_book_label!.bulkCreate([{ bookId: 1, labelId: 1 }, { bookId: 1, labelId: 2 }]);
+    dumper = createDumper({ logger: false });
+    handle = sequelizeDumper(dumper, db.sequelize, { trackReads: true });
+  });
+  afterEach(async () => {
+    handle.close();
+    await dumper.close();
+  });
+
+  const writes: Array<[string, () => Promise<unknown>]> = [
+    ['a soft delete of the included row', async () => (await Shelf.findByPk(1))!.destroy()],
+    ['a restore of the included row', async () => {
+      await Shelf.destroy({ where: { id: 1 }, hooks: false } as object);
+      await dumper.invalidateAll();
+      for (const p of Object.keys(pages)) await site.warm(p);
+      await Shelf.restore({ where: { id: 1 } });
+    }],
+    ['a soft delete of a child', () => Book.destroy({ where: { id: 2 } })],
+    ['a soft delete of a linked row', async () => (await Label.findByPk(2))!.destroy()],
+    ['a restore of a linked row', async () => {
+      await Label.destroy({ where: { id: 2 }, hooks: false } as object);
+      await dumper.invalidateAll();
+      for (const p of Object.keys(pages)) await site.warm(p);
+      await Label.restore({ where: { id: 2 } });
+    }],
+    ['a change of the scope\'s column', () => Shelf.update({ hidden: true }, { where: { id: 2 } })],
+  ];
+
+  test.each(writes)('%s: no page is stale', async (_, write) => {
+    const render = async (path: string) => JSON.stringify((await pages[path]!()) ?? null);
+    site = await Site.start(dumper, db.counter, async (path) => ({ status: 200, body: await render(path) }));
+    try {
+      for (const p of Object.keys(pages)) await site.warm(p);
+      await write();
+      for (const p of Object.keys(pages)) expect((await site.get(p)).body, p).toBe(await render(p));
+    } finally {
+      await site.close();
+    }
+  });
+});
+
 const hasRedis = await needService('redis');
 const postgres = targets.find((t) => t.name === 'PostgreSQL');
 const crossProcess = hasRedis && postgres !== undefined ? [postgres] : [];
