@@ -23,6 +23,8 @@ export interface BlogDB {
   post_tag: { post_id: number; tag_id: number };
   comment: { id: Generated<number>; body: string; post_id: number };
   code: { code: string; label: string };
+  /** PostgreSQL only. */
+  token: { id: string; label: string };
 }
 
 const TABLES = ['comment', 'post_tag', 'post', 'tag', 'author', 'code'];
@@ -37,6 +39,8 @@ function ddl(dialect: Dialect): string[] {
     `CREATE TABLE post_tag (post_id INTEGER NOT NULL REFERENCES post (id) ON DELETE CASCADE, tag_id INTEGER NOT NULL REFERENCES tag (id) ON DELETE CASCADE, PRIMARY KEY (post_id, tag_id))`,
     `CREATE TABLE comment (id ${serial}, body ${text} NOT NULL, post_id INTEGER NOT NULL REFERENCES post (id) ON DELETE CASCADE)`,
     `CREATE TABLE code (code ${dialect === 'mysql' ? 'VARCHAR(20)' : 'TEXT'} PRIMARY KEY, label ${text} NOT NULL)`,
+    // PostgreSQL's uuid finds any case: only the lower case it returns is a key.
+    ...(dialect === 'postgres' ? ['CREATE TABLE token (id UUID PRIMARY KEY, label TEXT NOT NULL)'] : []),
   ];
 }
 
@@ -84,7 +88,7 @@ export async function openBlog(dialect: Dialect): Promise<BlogDatabase> {
     await admin.query(`CREATE SCHEMA "${name}"`);
     await admin.query(`SET search_path TO "${name}"`);
     exec = async (s) => void (await admin.query(s));
-    reset = async () => void (await admin.query(`TRUNCATE ${TABLES.join(', ')} RESTART IDENTITY CASCADE`));
+    reset = async () => void (await admin.query(`TRUNCATE ${[...TABLES, 'token'].join(', ')} RESTART IDENTITY CASCADE`));
     drop = async () => {
       await admin.query(`DROP SCHEMA "${name}" CASCADE`);
       await admin.end();

@@ -302,6 +302,23 @@ describe.each(targets)('Kysely trackReads (%s)', (dialect) => {
     }
   });
 
+  (dialect === 'postgres' ? test : () => undefined)('a uuid key in upper case tags the list: the row the database found is not left stale', async () => {
+    const id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
+    await writer.db.insertInto('token').values({ id, label: 'first' }).execute();
+    const tokens = await Site.start(dumper, reader.count, async (path) => {
+      const key = path === '/upper' ? id.toUpperCase() : id;
+      return { status: 200, body: (await app.db.selectFrom('token').select('label').where('id', '=', key).executeTakeFirst())?.label ?? 'none' };
+    });
+    try {
+      await tokens.warm('/upper', '/lower');
+      await db.updateTable('token').set({ label: 'second' }).where('id', '=', id).execute();
+      expect((await tokens.get('/upper')).body).toBe('second');
+      expect((await tokens.get('/lower')).body).toBe('second');
+    } finally {
+      await tokens.close();
+    }
+  });
+
   test('options are checked', () => {
     expect(() => kyselyDumper(dumper, writer.db, { trackReads: 1 as never })).toThrow(new TypeError('page-dumper: kyselyDumper() option "trackReads" must be a boolean, got number'));
     expect(() => kyselyDumper(dumper, writer.db, { trackReads: true, maxTagsPerPage: 0 })).toThrow(
