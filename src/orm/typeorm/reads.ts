@@ -13,6 +13,10 @@
  * - Anything else (other conditions, `or`, inner joins, joins with conditions, raw selections of
  *   joined rows, QueryBuilders built by hand) tags the list of every table it names.
  *
+ * A key value asked for is tagged as the database spells the rows it matches (`'01'` as the
+ * integer 1), or, where that cannot be told for its column and driver, as the table's list; the
+ * rows found are also tagged by their keys as returned, which is how writes tag them (./keys.ts).
+ *
  * The QueryBuilder methods wrapped are those of the data source's own copy of TypeORM, once per
  * process; for a data source without `trackReads`, the wrappers only call through.
  */
