@@ -273,12 +273,44 @@ export class PurgeDispatcher {
     for (const lane of this.#lanes) this.#schedule(lane, Date.now());
   }
 
-  /** The freshness header(s) saying `no-store`: for a page the dumper cannot vouch for at the edge. */
+  /** The freshness header(s) saying `no-store`. */
   get noStore(): readonly string[] {
     return (this.#noStore ??= Object.freeze(this.#freshness.flatMap((name) => [name, 'no-store'])));
   }
 
   #noStore: readonly string[] | undefined;
+  #noStoreBare: readonly string[] | undefined;
+
+  /**
+   * The headers that keep a response the dumper cannot vouch for (`head`: its headers as sent,
+   * flat, lower-case names) out of every edge: each freshness header as `no-store`, and `private`
+   * in `Cache-Control` (after the app's directives, or `private, max-age=0, must-revalidate` when
+   * it has none) unless it already says `private` or `no-store`. Not every edge reads `no-store`
+   * in its freshness header: Fastly takes only a lifetime from `Surrogate-Control`, and passes
+   * responses marked `private`.
+   */
+  noStoreFor(head: readonly string[]): readonly string[] {
+    const cc = valuesOf(head, 'cache-control');
+    if (cc.length === 0) return (this.#noStoreBare ??= Object.freeze([...this.noStore, 'cache-control', 'private, max-age=0, must-revalidate']));
+    const value = cc.join(', ');
+    if (/(?:^|,)\s*(?:private|no-store)\b/i.test(value)) return this.noStore;
+    return [...this.noStore, 'cache-control', `${value}, private`];
+  }
+
+  /**
+   * The headers for a GET or HEAD response the dumper passes through without storing it (it
+   * carries no tags, so no purge would reach it at the edge): `noStoreFor()`, unless the app said
+   * itself how shared caches may keep it — an edge freshness header of its own (then only the
+   * ones it lacks are added), or `Cache-Control` with `public` or `s-maxage` (a static file, say):
+   * then nothing. `get` reads a response header's value (lower-case name).
+   */
+  passThrough(get: (name: string) => string | undefined): readonly string[] {
+    const own = this.#freshness.filter((name) => get(name) !== undefined);
+    if (own.length !== 0) return this.noStore.filter((_, i, all) => i % 2 === 0 ? !own.includes(all[i]!) : !own.includes(all[i - 1]!));
+    const cc = get('cache-control');
+    if (cc !== undefined && /(?:^|,)\s*(?:public|s-maxage=)/i.test(cc) && !/(?:^|,)\s*(?:private|no-store)\b/i.test(cc)) return [];
+    return this.noStoreFor(cc === undefined ? [] : ['cache-control', cc]);
+  }
   /** The tag and freshness headers' names (lower case). */
   readonly #edgeNames: ReadonlySet<string>;
 

@@ -341,7 +341,7 @@ function withStatus(dumper: Dumper, response: Response, method: string, bypass?:
   const name = dumper.cacheStatusHeader;
   const cacheStatus = dumper.cacheStatus;
   // Passed through without storing: `no-store` for the edge (see Dumper._edgePassThrough).
-  const edge = dumper._edgePassThrough(method, (h) => response.headers.has(h));
+  const edge = dumper._edgePassThrough(method, (h) => response.headers.get(h) ?? undefined);
   if (name === undefined && cacheStatus === undefined && edge.length === 0) return response;
   const set = (headers: Headers): void => {
     if (name !== undefined) headers.set(name, bypass === undefined ? 'MISS' : 'BYPASS');

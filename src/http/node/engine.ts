@@ -576,17 +576,25 @@ export function edgeDefault(dumper: Dumper, res: ServerResponse, method: string)
   res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
     res.writeHead = writeHead;
     const given = args.find((a, i) => i > 0 && typeof a === 'object' && a !== null) as OutgoingHttpHeaders | string[] | undefined;
-    const has = (name: string): boolean => {
-      if (res.hasHeader(name)) return true;
-      if (given === undefined) return false;
+    // A header's value, from those given to writeHead() (which take precedence) or set before.
+    const get = (name: string): string | undefined => {
+      const values: string[] = [];
       if (Array.isArray(given)) {
-        for (let i = 0; i < given.length; i += 2) if (String(given[i]).toLowerCase() === name) return true;
-        return false;
+        for (let i = 0; i < given.length; i += 2) if (String(given[i]).toLowerCase() === name) values.push(String(given[i + 1]));
+      } else if (given !== undefined) {
+        for (const k in given) if (k.toLowerCase() === name && given[k] !== undefined) values.push(...[given[k]!].flat().map(String));
       }
-      for (const k in given) if (k.toLowerCase() === name) return true;
-      return false;
+      if (values.length === 0) {
+        const set = res.getHeader(name);
+        if (set !== undefined) values.push(...[set].flat().map(String));
+      }
+      return values.length === 0 ? undefined : values.join(', ');
     };
-    const edge = dumper._edgePassThrough(method, has);
+    const edge = dumper._edgePassThrough(method, get);
+    if (edge.length !== 0 && given !== undefined && !Array.isArray(given)) {
+      // writeHead()'s own headers would replace what is set here: ours go in there too.
+      for (let i = 0; i < edge.length; i += 2) for (const k in given) if (k.toLowerCase() === edge[i]) delete given[k];
+    }
     for (let i = 0; i < edge.length; i += 2) res.setHeader(edge[i]!, edge[i + 1]!);
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as typeof res.writeHead;
