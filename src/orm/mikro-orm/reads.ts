@@ -33,7 +33,7 @@ import { helperOf, unwrapRef, type Meta, type Prop, type Row } from './rows.js';
 
 /** What the read being made inside an entity manager method has already tagged. */
 interface Scope {
-  /** Its `where` was classified (rows or keys): the SQL under it is not tagged again, as a list. */
+  /** The entity manager method tagged what its SQL reads: the SQL under it is not tagged again, as lists. */
   readonly classified: boolean;
   /** Tables a filter applied under it names, beyond its own (tagged as lists when it ends). */
   readonly filtered: Set<Meta>;
@@ -299,7 +299,12 @@ class Tagger {
     return name === undefined ? undefined : (this.#orm.getMetadata().find(name) as Meta | undefined);
   }
 
-  /** Tags a read of `meta` by `where` before it runs; `true` when it is tagged by rows or keys. */
+  /**
+   * Tags a read of `meta` by `where` before it runs. `true` when that covers every table its SQL
+   * names but the relations it populates (which the entities it returns tag): a read by rows or
+   * keys, or a list whose `where`, `populateWhere` and `orderBy` name only properties. `false`:
+   * its SQL tags the lists of all its tables (a raw fragment somewhere).
+   */
   where(meta: Meta, where: unknown, options: Row | undefined, listed: Set<string>): boolean {
     const plain = (options?.populateWhere === undefined || typeof options.populateWhere === 'string') && options?.populateFilter === undefined;
     const orderBy = options?.orderBy;
@@ -311,13 +316,14 @@ class Tagger {
     else {
       this.#list(meta, listed);
       const named = new Set<Meta>();
-      namedTables(meta, where, named, this.#orm);
-      if (options !== undefined && typeof options.populateWhere === 'object') namedTables(meta, options.populateWhere, named, this.#orm);
-      if (options?.populateFilter !== undefined) namedTables(meta, options.populateFilter, named, this.#orm);
-      if (orderBy !== undefined) namedTables(meta, orderBy, named, this.#orm);
+      let known = namedTables(meta, where, named, this.#orm);
+      if (options !== undefined && typeof options.populateWhere === 'object') known = namedTables(meta, options.populateWhere, named, this.#orm) && known;
+      if (options?.populateFilter !== undefined) known = namedTables(meta, options.populateFilter, named, this.#orm) && known;
+      if (orderBy !== undefined) known = namedTables(meta, orderBy, named, this.#orm) && known;
       for (const m of named) this.#list(m, listed);
+      return known;
     }
-    return found !== undefined;
+    return true;
   }
 
   #ordersByRelation(meta: Meta, orderBy: unknown): boolean {

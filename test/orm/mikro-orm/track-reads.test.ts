@@ -130,6 +130,11 @@ describe.each(targets)('MikroORM trackReads on %s', (kind) => {
     await expectAfterWrite(['/posts/99', '/', '/authors/2/posts', '/titled/a'], ['/posts/1', '/count', '/tags/1', '/about']);
   });
 
+  test('an insert of a row no page read, in a table pages join: nothing is dropped', async () => {
+    await em().insert(b.Author, { id: 3, name: 'Cy' });
+    await expectAfterWrite([], PAGES);
+  });
+
   test('a foreign key moved: the pages of the old and of the new parent', async () => {
     const m = em();
     const great = await m.findOneOrFail(b.Comment, { body: 'great' });
