@@ -1,0 +1,181 @@
+/**
+ * Warming: requesting pages before visitors do, so that the site renders and stores them through
+ * the normal fill protocol (a page rendered while its data changed is not stored, as for any
+ * visitor). `warm()` only makes requests; what is stored is the site's dumper's decision.
+ */
+
+export interface WarmOptions {
+  /**
+   * Requests in flight at once. Keep it below what the site renders comfortably: every miss is a
+   * render.
+   * @default 4
+   */
+  concurrency?: number;
+  /** The fetch to use (one that reaches an app in process, say). @default globalThis.fetch */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /**
+   * Headers sent with every request. Requests the dumper bypasses store nothing: no
+   * `Authorization`, no cookies that `bypassCookies` names.
+   */
+  headers?: Record<string, string>;
+  /** Stops warming: no request is started after it fires, those in flight are aborted, and `warm()` rejects with its reason. */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds one request may take, its body included, before it counts as an error.
+   * @default 30000
+   */
+  timeout?: number;
+  /**
+   * The response header that says HIT, MISS or BYPASS (the dumper's `cacheStatusHeader`).
+   * @default 'x-cache'
+   */
+  cacheHeader?: string;
+}
+
+/** What one URL gave. */
+export interface WarmResult {
+  readonly url: string;
+  /** The HTTP status, when a response came. */
+  readonly status?: number;
+  /** The cache header's value (`HIT`, `MISS`, `BYPASS`), when the response had one. */
+  readonly cache?: string;
+  /** Why it counts as an error: the request failed, or the status was 400 or more. */
+  readonly error?: string;
+}
+
+export interface WarmReport {
+  /** URLs requested. */
+  readonly total: number;
+  /** Responses that said HIT: the page was stored already. */
+  readonly hit: number;
+  /** Responses that said MISS: rendered now, and stored unless the dumper refused it. */
+  readonly miss: number;
+  /** Responses that said BYPASS: the dumper does not cache that request. */
+  readonly bypass: number;
+  /** Responses without the header, or another value (a page the dumper never saw). */
+  readonly other: number;
+  /** Requests that failed, and responses with a status of 400 or more. */
+  readonly errors: number;
+  /** One per URL, in the order given. */
+  readonly results: readonly WarmResult[];
+}
+
+function positiveInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`page-dumper: warm() option "${name}" must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Requests every URL with GET, `concurrency` at a time, reading each body whole (a response the
+ * client abandons is not stored), and counts what the cache header said. Redirects are not
+ * followed: a redirect is a page of its own. Never rejects for a page that fails (it is counted in
+ * `errors`), only for bad arguments and for `signal`.
+ */
+export async function warm(urls: Iterable<string | URL>, options: WarmOptions = {}): Promise<WarmReport> {
+  if (options === null || typeof options !== 'object') throw new TypeError('page-dumper: warm() options must be an object');
+  const concurrency = positiveInteger('concurrency', options.concurrency ?? 4);
+  const timeout = positiveInteger('timeout', options.timeout ?? 30_000);
+  const doFetch = options.fetch ?? globalThis.fetch;
+  if (typeof doFetch !== 'function') throw new TypeError('page-dumper: warm() option "fetch" must be a function');
+  const cacheHeader = options.cacheHeader ?? 'x-cache';
+  if (typeof cacheHeader !== 'string' || cacheHeader === '') throw new TypeError('page-dumper: warm() option "cacheHeader" must be a header name');
+  const list: string[] = [];
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(String(u));
+    } catch {
+      throw new TypeError(`page-dumper: warm() takes absolute http(s) URLs, got ${JSON.stringify(String(u))}`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new TypeError(`page-dumper: warm() takes absolute http(s) URLs, got ${JSON.stringify(String(u))}`);
+    }
+    list.push(parsed.href);
+  }
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const headers = { ...options.headers };
+
+  const results: WarmResult[] = new Array(list.length);
+  let next = 0;
+  const one = async (url: string): Promise<WarmResult> => {
+    const signals = [AbortSignal.timeout(timeout)];
+    if (signal !== undefined) signals.push(signal);
+    try {
+      const res = await doFetch(url, { method: 'GET', headers, redirect: 'manual', signal: AbortSignal.any(signals) });
+      // Read to the end: the dumper stores a page once its response is complete.
+      await res.arrayBuffer();
+      const cache = res.headers.get(cacheHeader)?.trim().split(/[\s,;]/)[0]?.toUpperCase() || undefined;
+      const result: WarmResult = { url, status: res.status, ...(cache !== undefined && { cache }) };
+      return res.status >= 400 ? { ...result, error: `HTTP ${res.status}` } : result;
+    } catch (error) {
+      signal?.throwIfAborted();
+      const cause = (error as { cause?: { message?: string } }).cause?.message;
+      const message = error instanceof Error ? (error.name === 'TimeoutError' ? `no answer within ${timeout} ms` : error.message) : String(error);
+      return { url, error: cause ? `${message}: ${cause}` : message };
+    }
+  };
+  const worker = async () => {
+    while (next < list.length) {
+      signal?.throwIfAborted();
+      const i = next++;
+      results[i] = await one(list[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
+
+  let hit = 0;
+  let miss = 0;
+  let bypass = 0;
+  let other = 0;
+  let errors = 0;
+  for (const r of results) {
+    if (r.error !== undefined) errors++;
+    else if (r.cache === 'HIT') hit++;
+    else if (r.cache === 'MISS') miss++;
+    else if (r.cache === 'BYPASS') bypass++;
+    else other++;
+  }
+  return { total: list.length, hit, miss, bypass, other, errors, results };
+}
+
+/** A sitemap's kind and the URLs its `<loc>` elements name, in order. */
+export interface Sitemap {
+  /** `urlset`: pages; `sitemapindex`: other sitemaps. */
+  readonly kind: 'urlset' | 'sitemapindex';
+  readonly locs: readonly string[];
+}
+
+const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+function xmlText(s: string): string {
+  const cdata = /^\s*<!\[CDATA\[([\s\S]*?)\]\]>\s*$/.exec(s);
+  if (cdata) return cdata[1]!.trim();
+  return s.trim().replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (whole, name: string) => {
+    if (name[0] === '#') {
+      const code = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
+      return code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+    }
+    return XML_ENTITIES[name] ?? whole;
+  });
+}
+
+/**
+ * Reads a sitemap (sitemaps.org protocol 0.9): a `<urlset>` of `<url><loc>` or a
+ * `<sitemapindex>` of `<sitemap><loc>`. Only `<loc>` elements of the sitemap namespace (no
+ * prefix) count: the `<image:loc>` of extensions are not pages. Throws a `TypeError` for a
+ * document that is neither.
+ */
+export function parseSitemap(xml: string): Sitemap {
+  const text = xml.replace(/<!--[\s\S]*?-->/g, '');
+  const root = /<(urlset|sitemapindex)[\s>/]/.exec(text);
+  if (root === null) throw new TypeError('page-dumper: not a sitemap: no <urlset> or <sitemapindex> element');
+  const locs: string[] = [];
+  for (const m of text.matchAll(/<loc(?:\s[^>]*)?>([\s\S]*?)<\/loc\s*>/g)) {
+    const loc = xmlText(m[1]!);
+    if (loc !== '') locs.push(loc);
+  }
+  return { kind: root[1] as Sitemap['kind'], locs };
+}
