@@ -17,7 +17,7 @@ let base: string;
 beforeAll(async () => {
   execFileSync(process.execPath, [join(root, 'scripts/build-if-needed.mjs')], { cwd: root, stdio: 'pipe', timeout: 180_000 });
   const docs = readFileSync(join(root, 'docs/kysely.md'), 'utf8');
-  const code = /```js\n([\s\S]*?)```/.exec(docs.slice(docs.indexOf('### A runnable example with trackReads')))![1]!;
+  const code = /```js\n([\s\S]*?)```/.exec(docs.slice(docs.indexOf('### Runnable: the flavour page with trackReads')))![1]!;
   const listen = 'http.createServer(withDumper(dumper, app)).listen(3000);';
   expect(code).toContain(listen);
   expect(code).not.toContain('register(');
