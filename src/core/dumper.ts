@@ -879,29 +879,30 @@ export class Dumper {
     const inm = entry.status < 300 ? readHeader(headers, 'if-none-match') : undefined;
     if (inm !== undefined) {
       const held = heldRepresentation(reps, rep, inm, acceptEncoding);
-      if (held !== undefined) return this.#notModified(entry, method, held, age);
+      if (held !== undefined) return this.#notModified(entry, reps, method, held, age);
     } else if (entry.status < 300) {
       const ims = readHeader(headers, 'if-modified-since');
-      if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) return this.#notModified(entry, method, rep, age);
+      if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) return this.#notModified(entry, reps, method, rep, age);
     }
     const body = method === 'HEAD' ? undefined : rep.body;
     this.#counters.hit(body === undefined ? 0 : body.byteLength);
-    if (hitChannel.hasSubscribers) this.#publishHit(entry, method, entry.status, rep, body);
+    if (hitChannel.hasSubscribers) this.#publishHit(entry, reps, method, entry.status, rep, body);
     return { status: entry.status, headers: rep.headers, age, body, representation: rep };
   }
 
-  #notModified(entry: StoredEntry, method: string, rep: Representation, age: string): Reply {
+  #notModified(entry: StoredEntry, reps: Representations, method: string, rep: Representation, age: string): Reply {
     this.#counters.hit(0);
     this.#counters.notModified();
-    if (hitChannel.hasSubscribers) this.#publishHit(entry, method, 304, rep, undefined);
+    if (hitChannel.hasSubscribers) this.#publishHit(entry, reps, method, 304, rep, undefined);
     return { status: 304, headers: rep.notModifiedHeaders, age, body: undefined, representation: rep };
   }
 
-  #publishHit(entry: StoredEntry, method: string, status: number, rep: Representation, body: Uint8Array | undefined): void {
+  #publishHit(entry: StoredEntry, reps: Representations, method: string, status: number, rep: Representation, body: Uint8Array | undefined): void {
     hitChannel.publish({
       dumper: this,
       method,
-      path: entry.path.slice(this.keyPrefix.length),
+      // Sliced once per entry: the message is the only allocation a subscribed hit makes.
+      path: (reps.path ??= entry.path.slice(this.keyPrefix.length)),
       status,
       coding: rep.coding,
       bytes: body === undefined ? 0 : body.byteLength,

@@ -445,6 +445,8 @@ export interface Representations {
   readonly compressible: boolean;
   /** This process has set out to compress this entry already (see `Dumper#uncompressed`). */
   tried: boolean;
+  /** The entry's path without the key prefix, once a hit message needed it (see `Dumper#publishHit`). */
+  path?: string;
 }
 
 const CODE_INDEX: Record<string, number> = { identity: 0, br: 1, gzip: 2, zstd: 3 };
