@@ -140,7 +140,7 @@ function canonical(prop: Prop, value: unknown, mysql: boolean): boolean {
     return keys.length === 1 && canonical(props(target!)[keys[0]!]!, unwrapRef(value), mysql);
   }
   const column = String(prop.columnTypes?.[0] ?? prop.type ?? '').toLowerCase();
-  if (/int|serial/.test(column)) {
+  if (/^((tiny|small|medium|big)?int(eger)?\d*|(small|big)?serial\d*)\b/.test(column)) {
     if (typeof value === 'number') return Number.isSafeInteger(value);
     if (typeof value === 'bigint') return true;
     return typeof value === 'string' && /^(0|-?[1-9]\d*)$/.test(value);
@@ -368,7 +368,7 @@ class Tagger {
         metas.add(meta);
         continue;
       }
-      if (helper!.__initialized === false) continue;
+      if (helper!.__initialized === false || meta.virtual === true || meta.expression !== undefined) continue;
       const table = tableOf(meta);
       if (!listed.has(table)) {
         const id = pkColumns(meta, entity);
@@ -525,7 +525,8 @@ function wrapEntityManager(orm: MikroORM): void {
     async function (this: EmLike, ...args: unknown[]) {
       const tagger = taggerOf(this);
       const meta = tagger?.metaOf(this, args[0]);
-      if (tagger === undefined || meta === undefined) return original.apply(this, args);
+      // A virtual entity is an SQL expression: not parsed (as raw SQL).
+      if (tagger === undefined || meta === undefined || meta.virtual === true || meta.expression !== undefined) return original.apply(this, args);
       const options = (args[2] ?? undefined) as Row | undefined;
       const listed = new Set<string>();
       const classified = tagger.where(meta, args[1] ?? {}, options, listed);
