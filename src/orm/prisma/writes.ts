@@ -694,6 +694,7 @@ export class Writes {
         // relations gained or lost is the links' and the children's business.
         add(b);
         add(a);
+        out.push(...this.#rekeyed(b, a));
       }
     }
     for (const [key, a] of after.rows) if (!before.rows.has(key) && written(a)) add(a);
@@ -722,6 +723,27 @@ export class Writes {
       if (child === undefined || relation.onDelete !== 'Cascade' || seen.has(child.name)) continue;
       seen.add(child.name);
       out.push(...this.#cascade(child, seen, true));
+    }
+    return out;
+  }
+
+  /**
+   * A row whose fields that other rows point at changed (its primary key, or a unique field a
+   * relation references): the database changes those rows with it (`onUpdate`, Cascade by
+   * default) or refuses. Everything read from the models and join tables that point at it.
+   */
+  #rekeyed(b: Seen, a: Seen): Dependents[] {
+    const out: Dependents[] = [];
+    const moved = (fields: readonly string[] | undefined) => fields === undefined || fields.some((f) => valueKey(b.row[f]) !== valueKey(a.row[f]));
+    for (const relation of b.model.relations.values()) {
+      if (relation.manyToMany) {
+        if (moved(b.model.id)) out.push(tagsOf(junctionOf(b.model, relation), unknownWriteTags(junctionOf(b.model, relation))));
+        continue;
+      }
+      if (relation.fields.length > 0) continue;
+      const back = relation.back === undefined ? undefined : this.#models.get(relation.model)?.relations.get(relation.back);
+      const referenced = back !== undefined && back.references.length > 0 ? back.references : b.model.id;
+      if (moved(referenced)) out.push(tagsOf(relation.model, unknownWriteTags(relation.model)));
     }
     return out;
   }

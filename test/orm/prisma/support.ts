@@ -49,6 +49,7 @@ const TABLES = [
   'BlogTag',
   'BlogPost',
   'BlogAuthor',
+  'BlogKeyedChild',
   'BlogKeyed',
 ];
 
@@ -84,6 +85,8 @@ function ddl(provider: Provider): string[] {
       `FOREIGN KEY (${q('B')}) REFERENCES ${q('BlogTag')} (${q('id')}) ON DELETE CASCADE ON UPDATE CASCADE)`,
     `CREATE UNIQUE INDEX ${q('_BlogPostToBlogTag_AB_unique')} ON ${q('_BlogPostToBlogTag')} (${q('A')}, ${q('B')})`,
     `CREATE TABLE ${q('BlogKeyed')} (${q('id')} BIGINT NOT NULL PRIMARY KEY, ${q('at')} ${datetime} NOT NULL UNIQUE, ${q('price')} DECIMAL(65,30) NOT NULL UNIQUE, ${q('name')} ${text} NOT NULL)`,
+    `CREATE TABLE ${q('BlogKeyedChild')} (${q('id')} ${int} NOT NULL PRIMARY KEY, ${q('keyedAt')} ${datetime} NOT NULL, ` +
+      `FOREIGN KEY (${q('keyedAt')}) REFERENCES ${q('BlogKeyed')} (${q('at')}) ON DELETE CASCADE ON UPDATE CASCADE)`,
   ];
 }
 

@@ -50,6 +50,8 @@ function pages(db: Client): Record<string, () => Promise<string>> {
     '/fluent/comments-by-id': async () => ((await db.blogPost.findUnique({ where: { id: 1 } }).comments({ orderBy: { id: 'asc' } })) ?? []).map((c) => c.body).join(','),
     '/fluent/comment-author': async () => String((await db.blogComment.findFirst({ where: { body: 'nice' } }).post().author())?.name),
     // What a cascade reaches.
+    '/keyed-child/1': async () => String((await db.blogKeyedChild.findUnique({ where: { id: 1 } }))?.keyedAt.toISOString()),
+    '/comments/post/1': async () => (await db.blogComment.findMany({ where: { postId: 1 }, orderBy: { id: 'asc' } })).map((c) => c.body).join(','),
     '/count': async () => `comments: ${await db.blogComment.count()}`,
     '/tag-count/1': async () => String((await db.blogTag.findUnique({ where: { id: 1 }, select: { _count: { select: { posts: true } } } }))?._count.posts),
     '/authors/2': async () => found(await db.blogAuthor.findUnique({ where: { id: 2 } })),
@@ -246,6 +248,21 @@ describe.each(providers)('prismaDumper trackReads: keys, fluent calls and cascad
   });
 
   // ---------------------------------------------------------------- cascades
+
+  test('a primary key changed: the rows the database moves with it (onUpdate: Cascade)', async () => {
+    await prisma.blogPost.update({ where: { id: 1 }, data: { id: 10 } });
+    await expectAfterWrite(['/comments/post/1', '/fluent/comments-by-id'], ['/about', '/simple/other', '/authors/2']);
+    expect((await get('/comments/post/1')).body).toBe('');
+  });
+
+  test('a unique field other rows point at changed: the rows the database moves with it (onUpdate: Cascade)', async () => {
+    await base.blogKeyed.create({ data: { id: 5n, at: new Date('2024-01-01T00:00:00.000Z'), price: '1.5', name: 'K', children: { create: { id: 1 } } } });
+    await dumper.invalidateAll();
+    await warmAll(get, PATHS);
+    await prisma.blogKeyed.update({ where: { id: 5n }, data: { at: new Date('2025-01-01T00:00:00.000Z') } });
+    await expectAfterWrite(['/keyed-child/1', '/keyed/at'], ['/about', '/simple/other', '/count']);
+    expect((await get('/keyed-child/1')).body).toBe('2025-01-01T00:00:00.000Z');
+  });
 
   test('a delete the database cascades over two levels, with the links of the rows it deletes', async () => {
     await prisma.blogAuthor.delete({ where: { id: 1 } });
