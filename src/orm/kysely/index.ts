@@ -155,9 +155,13 @@ const unquote = (name: string) => name.replace(/^["`[](.*)["`\]]$/, '$1');
  * transaction has committed (a rollback drops the second invalidation; a rollback to a savepoint
  * drops the writes since it).
  *
+ * With `trackReads: true`, no table needs registering: every SELECT run during a render tags the
+ * page with what it read (see reads.ts), and every write of any table invalidates the tags of the
+ * rows it changed, and of the rows `ON DELETE CASCADE`/`SET NULL` change with a delete.
+ *
  * Not seen: raw SQL (`sql\`...\`.execute(db)`, `CompiledQuery.raw`) and rows the database
- * changes by itself (`ON DELETE CASCADE`, triggers). Invalidate those with
- * `dumper.changed('table', row)` or `dumper.invalidate(paths)`.
+ * changes by itself (triggers; `ON DELETE CASCADE` without trackReads). Invalidate those with
+ * `dumper.changed('table', row)`, `dumper.invalidate(paths)` or `dumper.invalidateTags([tableTag(table)])`.
  */
 export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: KyselyDumperOptions): Kysely<DB> {
   assertDumper(dumper, 'kyselyDumper');

@@ -317,6 +317,7 @@ export class KyselyReads {
     const pkOut = this.#output(q, p);
     if (fkOut === undefined && pkOut === undefined) return undefined;
     const ids: KeyValues[] = [];
+    const kind = parentSchema.kinds.get(pk);
     for (const row of rows) {
       const value = fkOut !== undefined ? row[fkOut] : row[pkOut!];
       if (value === null || value === undefined) {
@@ -324,6 +325,8 @@ export class KyselyReads {
         if (fkOut === undefined && join.joinType === 'LeftJoin') return undefined;
         continue;
       }
+      // The child's value as the parent's key spells it (a MySQL string matches other cases).
+      if (fkOut !== undefined && !canonical(kind, value)) return undefined;
       ids.push({ [pk]: value });
     }
     const table = this.#name(parentSchema.name);
