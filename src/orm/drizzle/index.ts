@@ -119,6 +119,12 @@ function dialectOf(db: unknown): Dialect {
   throw new TypeError('page-dumper: drizzleDumper(dumper, db) needs a Drizzle database: drizzle(...) from drizzle-orm/node-postgres, drizzle-orm/mysql2 or drizzle-orm/better-sqlite3');
 }
 
+/** `catch()` or `finally()` of a wrapped builder, run through its wrapped `then()`. */
+function settle(query: PromiseLike<unknown>, prop: 'catch' | 'finally') {
+  if (prop === 'catch') return (onRejected?: (e: unknown) => unknown) => Promise.resolve(query).catch(onRejected);
+  return (onFinally?: () => void) => Promise.resolve(query).finally(onFinally);
+}
+
 function entityKind(value: unknown): string {
   if (value === null || typeof value !== 'object') return '';
   return String((value.constructor as unknown as Record<symbol, unknown> | undefined)?.[Symbol.for('drizzle:entityKind')] ?? '');
@@ -156,6 +162,8 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
           return (resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => run([]).then(resolve, reject);
         }
         if (prop === 'execute') return (...args: unknown[]) => run(args);
+        // Drizzle's catch() and finally() call the builder's own then(): through page-dumper's instead.
+        if (prop === 'catch' || prop === 'finally') return settle(proxy as unknown as PromiseLike<unknown>, prop);
         if (dialect === 'sqlite' && typeof prop === 'string' && SYNC_METHODS.has(prop)) {
           return (...args: unknown[]) => (writes.watched(t) ? writes.writeSync(t, state, prop, args) : (t[prop] as (...a: unknown[]) => unknown)(...args));
         }
@@ -359,6 +367,7 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
         if (prop === 'execute') {
           return (...a: unknown[]) => Promise.resolve((value as (...x: unknown[]) => unknown).apply(t, a)).then(safely);
         }
+        if (prop === 'catch' || prop === 'finally') return settle(proxy as unknown as PromiseLike<unknown>, prop);
         if (dialect === 'sqlite' && typeof prop === 'string' && (SYNC_METHODS.has(prop) || prop === 'sync')) {
           return (...a: unknown[]) => safely((value as (...x: unknown[]) => unknown).apply(t, a));
         }

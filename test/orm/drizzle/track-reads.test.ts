@@ -259,6 +259,21 @@ describe.each(targets)('Drizzle trackReads on %s', (kind) => {
     }
   });
 
+  test('a write and a read awaited through catch() and finally() still invalidate and tag', async () => {
+    const page = async () => JSON.stringify(await db.select().from(s().posts).where(eq(s().posts.authorId, 2)).catch(() => []));
+    const extra = await Site.start(dumper, () => client.queries(), async () => ({ status: 200, body: await page() }));
+    try {
+      await extra.warm('/bob');
+      await db.update(s().posts).set({ title: 'Ciao' }).where(eq(s().posts.id, 3)).catch(() => undefined);
+      await db.update(s().authors).set({ name: 'Ada L.' }).where(eq(s().authors.id, 1)).finally(() => undefined);
+      if (kind === 'sqlite') await drizzleSettled(db);
+      await extra.expectMiss('/bob');
+      await expectAfterWrite(['/', '/tags/1', '/posts/1'], ['/about', '/count']);
+    } finally {
+      await extra.close();
+    }
+  });
+
   test('a link read by its primary key is dropped when the link goes', async () => {
     const page = async () => JSON.stringify(await db.select().from(s().postTags).where(and(eq(s().postTags.postId, 1), eq(s().postTags.tagId, 1))));
     const extra = await Site.start(dumper, () => client.queries(), async () => ({ status: 200, body: await page() }));
