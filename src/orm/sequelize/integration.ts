@@ -9,7 +9,7 @@ import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
 import { unknownWriteTags, writeTags, type ReadTracker } from '../reads.js';
-import { INTERNAL, SequelizeReads, tableOf, writtenRow } from './reads.js';
+import { foreignKeys, INTERNAL, SequelizeReads, tableOf, writtenRow } from './reads.js';
 import {
   asBefore,
   byKey,
@@ -284,8 +284,24 @@ export class SequelizeIntegration {
     const t = this.#transactionOf(options);
     await this.#settle(model, t, `${what} of ${model.name}`, async () => {
       if (instances.length > this.#settings.maxRows) return this.#tooMany();
-      return this.#dependents(model, instances, t);
+      return this.#dependents(model, instances, t, true, await this.#inserted(model, instances, t));
     });
+  }
+
+  /**
+   * With `trackReads`, the rows an insert wrote, for their tags: the instances, unless one lacks
+   * its primary key or a foreign key (the database may have filled it in: a default, a sequence
+   * Sequelize was not told of), then the rows read again by primary key; `null` when they cannot be.
+   */
+  async #inserted(model: ModelInfo, instances: readonly Model[], t: Transaction | undefined): Promise<readonly Model[] | null> {
+    if (this.#settings.reads === undefined) return instances;
+    const columns = [...model.primaryKeyAttributes, ...foreignKeys(model)];
+    if (instances.every((r) => columns.every((a) => Object.hasOwn(row(r).dataValues, a)))) return instances;
+    const chunks = byKey(model, instances, this.#op, CHUNK);
+    if (chunks === undefined) return null;
+    const rows: Model[] = [];
+    for (const where of chunks) rows.push(...(await this.#find(model, where, t)));
+    return rows.length === instances.length ? rows : null;
   }
 
   /**
@@ -479,13 +495,21 @@ export class SequelizeIntegration {
    * registered, those of the rows it links on both sides, read in the write's transaction (as
    * django-dumper's m2m_changed reaches both ends). A string says why they cannot be told.
    */
-  async #dependents(model: ModelInfo, rows: readonly Model[], t: Transaction | undefined, reads = true): Promise<Dependents[] | string> {
+  async #dependents(
+    model: ModelInfo,
+    rows: readonly Model[],
+    t: Transaction | undefined,
+    reads = true,
+    tagged: readonly Model[] | null = rows,
+  ): Promise<Dependents[] | string> {
     const registered = this.#modelOf(model);
     const out: Dependents[] = [];
-    // With trackReads, the tags of the rows: their ids, their foreign keys (a junction row's are
-    // both sides' links) and the table's list. The rows a junction row links did not change.
+    // With trackReads, the tags of the rows (`tagged`: as stored; `null`: unknown): their ids, their
+    // foreign keys (a junction row's are both sides' links) and the table's list. The rows a
+    // junction row links did not change.
     if (reads && this.#settings.reads !== undefined && rows.length > 0) {
-      out.push(readDependents(model, writeTags(tableOf(model), rows.map((r) => writtenRow(model, r, this.#dialect)))));
+      const tags = tagged === null ? unknownWriteTags(tableOf(model)) : writeTags(tableOf(model), tagged.map((r) => writtenRow(model, r, this.#dialect)));
+      out.push(readDependents(model, tags));
     }
     if (registered !== undefined) {
       for (const r of rows) out.push(await this.#dumper.dependentsOf(registered, r));

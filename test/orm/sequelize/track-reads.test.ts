@@ -455,6 +455,41 @@ describe.each(targets)('Sequelize trackReads: paranoid models and scopes on $nam
   });
 });
 
+describe.each(targets)('Sequelize trackReads: a foreign key the database fills in on $name', (target) => {
+  test('create() without the foreign key, which a column default sets: the parent page that read its children', async () => {
+    const db = await target.open();
+    try {
+      // The default is the table's, not Sequelize's: the instance created does not know it.
+      await db.sequelize.query('CREATE TABLE sq_box (id INTEGER PRIMARY KEY, name VARCHAR(50))');
+      await db.sequelize.query('CREATE TABLE sq_note (id INTEGER PRIMARY KEY, body VARCHAR(50), box_id INTEGER DEFAULT 1)');
+      class Box extends Model {
+        declare getNotes: () => Promise<Model[]>;
+      }
+      Box.init({ id: { type: DataTypes.INTEGER, primaryKey: true }, name: DataTypes.STRING(50) }, { sequelize: db.sequelize, tableName: 'sq_box', timestamps: false });
+      class Note extends Model {}
+      Note.init({ id: { type: DataTypes.INTEGER, primaryKey: true }, body: DataTypes.STRING(50) }, { sequelize: db.sequelize, tableName: 'sq_note', timestamps: false });
+      Box.hasMany(Note, { as: 'notes', foreignKey: { name: 'boxId', field: 'box_id' }, constraints: false });
+      await Box.create({ id: 1, name: 'one' });
+      await Note.create({ id: 1, body: 'first', boxId: 1 });
+      const dumper = createDumper({ logger: false });
+      const handle = sequelizeDumper(dumper, db.sequelize, { trackReads: true });
+      const render = async () => (await (await Box.findByPk(1))!.getNotes()).map((n) => n.get('body')).join(',');
+      const site = await Site.start(dumper, db.counter, async () => ({ status: 200, body: await render() }));
+      try {
+        await site.warm('/box');
+        await Note.create({ id: 2, body: 'second' });
+        expect(await site.get('/box')).toMatchObject({ cache: 'MISS', body: 'first,second' });
+      } finally {
+        await site.close();
+        handle.close();
+        await dumper.close();
+      }
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 const hasRedis = await needService('redis');
 const postgres = targets.find((t) => t.name === 'PostgreSQL');
 const crossProcess = hasRedis && postgres !== undefined ? [postgres] : [];
