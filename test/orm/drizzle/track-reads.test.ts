@@ -274,6 +274,20 @@ describe.each(targets)('Drizzle trackReads on %s', (kind) => {
     }
   });
 
+  test('a prepared read (a placeholder in its where) tags the list', async () => {
+    const byId = db.select({ title: s().posts.title }).from(s().posts).where(eq(s().posts.id, sql.placeholder('id'))).prepare('tr_post_by_id');
+    const extra = await Site.start(dumper, () => client.queries(), async () => ({ status: 200, body: JSON.stringify(await (kind === 'sqlite' ? byId.all({ id: 2 }) : byId.execute({ id: 2 }))) }));
+    try {
+      await extra.warm('/prepared');
+      await db.update(s().posts).set({ title: 'Anew' }).where(eq(s().posts.id, 2));
+      if (kind === 'sqlite') await drizzleSettled(db);
+      const [after] = await extra.expectMiss('/prepared');
+      expect(after!.body).toContain('Anew');
+    } finally {
+      await extra.close();
+    }
+  });
+
   test('a link read by its primary key is dropped when the link goes', async () => {
     const page = async () => JSON.stringify(await db.select().from(s().postTags).where(and(eq(s().postTags.postId, 1), eq(s().postTags.tagId, 1))));
     const extra = await Site.start(dumper, () => client.queries(), async () => ({ status: 200, body: await page() }));
