@@ -197,7 +197,8 @@ export async function main(args: readonly string[], io: Io): Promise<number> {
     try {
       parsed = parseArgs({ args: [...args], options: OPTIONS, allowPositionals: true, strict: true });
     } catch (error) {
-      throw usage(error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, '') : String(error));
+      // Node's first sentence says it; the rest is advice for another kind of program.
+      throw usage(error instanceof Error ? error.message.split(/\.\s|\n/)[0]! : String(error));
     }
     const { values, positionals } = parsed;
     Object.assign(ctx, { values, positionals: positionals.slice(1), json: values.json === true });
@@ -647,13 +648,9 @@ async function purge(ctx: Context): Promise<number> {
     done.tags = tags;
   }
   if (prefixes.length > 0) {
-    // The prefix's tags reach pages stored with prefix tags (prefixInvalidation); the pages
-    // listed below it are invalidated by path as well, for those stored without them.
-    try {
-      await dumper.invalidatePrefix(prefixes);
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error;
-    }
+    // The pages listed below each prefix are invalidated by path (those stored without prefix
+    // tags: the site may not use prefixInvalidation), then the prefix's tags (pages stored with
+    // them meanwhile, and the edge's copies).
     let below = 0;
     for (const prefix of prefixes) {
       const path = /^https?:\/\//i.test(prefix) ? new URL(prefix).pathname : prefix;
@@ -669,6 +666,13 @@ async function purge(ctx: Context): Promise<number> {
         }
       }
       if (batch.size > 0) await dumper.invalidate([...batch]);
+    }
+    try {
+      await dumper.invalidatePrefix(prefixes);
+    } catch (error) {
+      // A config's dumper without prefixInvalidation: its pages carry no prefix tags, and those
+      // listed were invalidated by path above.
+      if (!(error instanceof TypeError)) throw error;
     }
     done.prefixes = prefixes;
     done.pagesBelow = below;
