@@ -9,7 +9,7 @@ import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
 import { unknownWriteTags, writeTags, type ReadTracker } from '../reads.js';
-import { foreignKeys, INTERNAL, SequelizeReads, tableOf, writtenRow } from './reads.js';
+import { foreignKeys, INTERNAL, SequelizeReads, tableOf, writtenRows } from './reads.js';
 import {
   asBefore,
   byKey,
@@ -508,7 +508,7 @@ export class SequelizeIntegration {
     // foreign keys (a junction row's are both sides' links) and the table's list. The rows a
     // junction row links did not change.
     if (reads && this.#settings.reads !== undefined && rows.length > 0) {
-      const tags = tagged === null ? unknownWriteTags(tableOf(model)) : writeTags(tableOf(model), tagged.map((r) => writtenRow(model, r, this.#dialect)));
+      const tags = tagged === null ? unknownWriteTags(tableOf(model)) : writeTags(tableOf(model), writtenRows(model, tagged, this.#dialect));
       out.push(readDependents(model, tags));
     }
     if (registered !== undefined) {
@@ -556,7 +556,7 @@ export class SequelizeIntegration {
         continue;
       }
       if (children.length === 0) continue;
-      out.push(readDependents(ref.model, writeTags(tableOf(ref.model), children.map((r) => writtenRow(ref.model, r, this.#dialect)))));
+      out.push(readDependents(ref.model, writeTags(tableOf(ref.model), writtenRows(ref.model, children, this.#dialect))));
       if (ref.onDelete === 'CASCADE') out.push(...(await this.#cascade(ref.model, children, t, depth + 1)));
     }
     return out;

@@ -183,10 +183,15 @@ export function canonical(model: ModelInfo, attribute: string, value: unknown, d
 }
 
 /**
- * A row's primary key and foreign keys, by column, for the write side; its `id` is `undefined`
+ * Rows' primary keys and foreign keys, by column, for the write side; a row's `id` is `undefined`
  * (so the write is one of unknown rows) when a value is not spelled as the database stores it.
  */
-export function writtenRow(model: ModelInfo, row: Model, dialect: string): WrittenRow {
+export function writtenRows(model: ModelInfo, rows: readonly Model[], dialect: string): WrittenRow[] {
+  const fks = foreignKeys(model);
+  return rows.map((r) => writtenRow(model, r, dialect, fks));
+}
+
+function writtenRow(model: ModelInfo, row: Model, dialect: string, fks: ReadonlySet<string>): WrittenRow {
   const m = info(model);
   const get = (attribute: string) => (row as unknown as { get(key: string, options: { raw: true }): unknown }).get(attribute, { raw: true });
   const id: Record<string, unknown> = {};
@@ -197,7 +202,7 @@ export function writtenRow(model: ModelInfo, row: Model, dialect: string): Writt
     id[fieldOf(m, a)] = v;
   }
   const keys: KeyValues[] = [];
-  for (const a of foreignKeys(m)) {
+  for (const a of fks) {
     const raw = get(a);
     if (raw == null) continue;
     const v = canonicalOrRaw(m, a, raw, dialect);
