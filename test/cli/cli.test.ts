@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isEnumerable, listEntries, type Store } from '../../src/core/store.js';
 import { listen } from '../support/listen.js';
@@ -362,4 +363,89 @@ describe('errors: message and exit code', () => {
     expect((await cli(build, ['purge', '--help'])).stdout).toContain('--prefix P           a path and every page below it (repeatable)');
     expect((await cli(build, ['help', 'nope'])).code).toBe(2);
   }, 60_000);
+});
+
+describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c) => {
+  const urlset = (origin: string, paths: string[]) =>
+    `<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n${paths.map((p) => `  <url><loc>${origin}${p.replace(/&/g, '&amp;')}</loc></url>`).join('\n')}\n</urlset>\n`;
+
+  test('a sitemap file: every page rendered and stored through the site (MISS), then HIT', async () => {
+    const { args, open, cleanup } = c.fresh();
+    const site = await serveSite(open());
+    const dir = mkdtempSync(join(build, 'sitemap-'));
+    // The sitemap names the public origin: the pages are fetched from --base.
+    const file = join(dir, 'sitemap.xml');
+    writeFileSync(file, urlset('https://www.example.com', ['/page/one', '/page/two', '/echo?b=2&a=1']));
+    try {
+      const first = await cli(build, ['warm', '--sitemap', file, '--base', site.mounted.url]);
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(0);
+      expect(first.stdout).toBe(
+        `warmed 3 pages of 1 sitemap on ${site.mounted.url} (concurrency 4)\n` +
+          'MISS    3  rendered now (stored unless the dumper refused them)\n' +
+          'HIT     0  stored already\n' +
+          'BYPASS  0  not cached by the dumper\n' +
+          'other   0  no cache header (not served through the dumper?)\n' +
+          'errors  0  -\n',
+      );
+      expect(site.site.count('/page/one')).toBe(1);
+      // Stored by the site's dumper, as for a visitor: the next visitor gets a hit, and the store lists them.
+      await until(async () => (await site.get('/page/two')).cache === 'HIT', '/page/two stored');
+      await site.dumper.flushCompression();
+      const ls = await cliJson(build, ['ls', ...args]);
+      expect(ls.json.entries.map((e: { target: string }) => e.target).sort()).toEqual(['/echo?a=1&b=2', '/page/one', '/page/two']);
+      const second = await cliJson(build, ['warm', '--sitemap', file, '--base', site.mounted.url, '--concurrency', '2']);
+      expect(second.code).toBe(0);
+      expect(second.json).toMatchObject({ base: site.mounted.url, total: 3, hit: 3, miss: 0, bypass: 0, other: 0, errors: 0, sitemaps: [file] });
+      expect(second.json.results).toEqual([
+        { url: `${site.mounted.url}/page/one`, status: 200, cache: 'HIT' },
+        { url: `${site.mounted.url}/page/two`, status: 200, cache: 'HIT' },
+        { url: `${site.mounted.url}/echo?b=2&a=1`, status: 200, cache: 'HIT' },
+      ]);
+      expect(site.site.count('/page/one')).toBe(1);
+    } finally {
+      await site.close();
+      await cleanup();
+    }
+  }, 120_000);
+
+  test('a sitemap URL: a gzip\'d index of two urlsets (one gzip\'d), fetched from --base; a page that fails is an error and exit 1', async () => {
+    const { open, cleanup } = c.fresh();
+    const origin = 'https://www.example.com';
+    const files = {
+      '/sitemap-index.xml.gz': {
+        type: 'application/gzip',
+        body: gzipSync(
+          `<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><sitemap><loc>${origin}/pages-1.xml</loc></sitemap><!-- <sitemap><loc>${origin}/old.xml</loc></sitemap> --><sitemap><loc><![CDATA[${origin}/pages-2.xml.gz]]></loc></sitemap></sitemapindex>`,
+        ),
+      },
+      '/pages-1.xml': { type: 'application/xml', body: urlset(origin, ['/page/x', '/data/7']) },
+      '/pages-2.xml.gz': { type: 'application/gzip', body: gzipSync(urlset(origin, ['/page/y', '/nope', '/page/x'])) },
+    };
+    const site = await serveSite(open(), {}, files);
+    try {
+      const run = await cliJson(build, ['warm', '--sitemap', `${site.mounted.url}/sitemap-index.xml.gz`, '--base', site.mounted.url]);
+      expect(run.code).toBe(1);
+      expect(run.json).toMatchObject({
+        sitemaps: [`${site.mounted.url}/sitemap-index.xml.gz`, `${site.mounted.url}/pages-1.xml`, `${site.mounted.url}/pages-2.xml.gz`],
+        total: 4,
+        miss: 3,
+        hit: 0,
+        errors: 1,
+      });
+      expect(run.json.results.find((r: { url: string }) => r.url.endsWith('/nope'))).toEqual({ url: `${site.mounted.url}/nope`, status: 404, cache: 'MISS', error: 'HTTP 404' });
+      for (const p of ['/page/x', '/data/7', '/page/y']) await until(async () => (await site.get(p)).cache === 'HIT', `${p} stored`);
+      const human = await cli(build, ['warm', '--sitemap', `${site.mounted.url}/sitemap-index.xml.gz`, '--base', site.mounted.url]);
+      expect(human.code).toBe(1);
+      expect(human.stdout).toMatch(/^HIT\s+3\s/m);
+      expect(human.stdout).toMatch(/^errors\s+1\s+listed below\n {2}http:\/\/127\.0\.0\.1:\d+\/nope: HTTP 404\n$/m);
+      // A sitemap URL that is not there.
+      const missing = await cli(build, ['warm', '--sitemap', `${site.mounted.url}/missing.xml`, '--base', site.mounted.url]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toBe(`page-dumper: could not fetch the sitemap ${site.mounted.url}/missing.xml: HTTP 404\n`);
+    } finally {
+      await site.close();
+      await cleanup();
+    }
+  }, 120_000);
 });

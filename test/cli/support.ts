@@ -131,10 +131,22 @@ export function storeCases(build: () => string, hasRedis: boolean): StoreCase[] 
 }
 
 /** The test site (test/support/site.ts) served through a dumper on `store`. */
-export async function serveSite(store: Store, options: DumperOptions = {}): Promise<{ dumper: Dumper; site: Site; mounted: Mounted; get(path: string): Promise<{ status: number; cache: string | null; body: string }>; close(): Promise<void> }> {
+export async function serveSite(
+  store: Store,
+  options: DumperOptions = {},
+  /** Files the site serves besides its pages (sitemaps), by path: content type and body. */
+  files: Record<string, { type: string; body: string | Uint8Array }> = {},
+): Promise<{ dumper: Dumper; site: Site; mounted: Mounted; get(path: string): Promise<{ status: number; cache: string | null; body: string }>; close(): Promise<void> }> {
   const dumper = createDumper({ store, logger: false, ...options });
   const site = new Site(dumper);
-  const app: http.RequestListener = (req, res) => void site.handle(nodeRequest(req)).then((r) => writeNode(res, r));
+  const app: http.RequestListener = (req, res) => {
+    const file = files[req.url ?? ''];
+    if (file !== undefined) {
+      res.writeHead(200, { 'content-type': file.type }).end(file.body);
+      return;
+    }
+    void site.handle(nodeRequest(req)).then((r) => writeNode(res, r));
+  };
   const mounted = await listen(withDumper(dumper, app));
   const get = async (path: string) => {
     const res = await fetch(`${mounted.url}${path}`);
