@@ -123,6 +123,11 @@ describe.each(targets)('Drizzle trackReads on %s', (kind) => {
     await expectAfterWrite(['/posts/1', '/count', '/', '/tags/1', '/authors/1/posts'], ['/about', '/authors/2/posts', '/posts/2', '/tags/2']);
   });
 
+  (kind === 'sqlite' ? test : () => undefined)('better-sqlite3: a synchronous delete (.run()) with cascades', async () => {
+    db.delete(s().posts).where(eq(s().posts.id, 1)).run();
+    await expectAfterWrite(['/posts/1', '/count', '/', '/tags/1', '/authors/1/posts'], ['/about', '/authors/2/posts', '/posts/2', '/tags/2']);
+  });
+
   test('cascades two levels deep: an author deleted takes its posts, their comments and links', async () => {
     await db.delete(s().authors).where(inArray(s().authors.id, [2]));
     await expectAfterWrite(['/', '/authors/2/posts', '/tags/1'], ['/about', '/posts/1', '/posts/2', '/authors/1/posts', '/count', '/tags/2']);
