@@ -1,0 +1,171 @@
+/**
+ * warm() and the sitemap reader, in process: counts and per-URL results from a real site,
+ * bounded concurrency, abort, argument checks; sitemaps as the protocol writes them.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, test } from 'vitest';
+import { parseSitemap, warm } from '../../src/core/warm.js';
+import { rebase, sitemapPages } from '../../src/cli/sitemap.js';
+import { MemoryStore } from '../../src/index.js';
+import { listen } from '../support/listen.js';
+import { serveSite } from './support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'page-dumper-warm-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('warm()', () => {
+  test('counts what the cache header said, per URL in the order given; failures are errors, never a rejection', async () => {
+    const site = await serveSite(new MemoryStore());
+    const u = (p: string) => `${site.mounted.url}${p}`;
+    // A loopback port where nothing listens any more.
+    const gone = await listen(() => undefined);
+    await gone.close();
+    const refused = `${gone.url}/refused`;
+    try {
+      const first = await warm([u('/page/1'), u('/page/2'), u('/nope'), refused], { concurrency: 2 });
+      expect(first).toMatchObject({ total: 4, miss: 2, hit: 0, bypass: 0, other: 0, errors: 2 });
+      expect(first.results.slice(0, 3)).toEqual([
+        { url: u('/page/1'), status: 200, cache: 'MISS' },
+        { url: u('/page/2'), status: 200, cache: 'MISS' },
+        { url: u('/nope'), status: 404, cache: 'MISS', error: 'HTTP 404' },
+      ]);
+      expect(first.results[3]).toMatchObject({ url: refused, error: expect.stringMatching(/^fetch failed: .*ECONNREFUSED/) });
+      await site.dumper.flushCompression();
+      // Stored through the fill protocol: a hit now, and no second render.
+      const again = await warm([u('/page/1'), new URL(u('/page/2'))]);
+      expect(again).toMatchObject({ total: 2, hit: 2, miss: 0, errors: 0 });
+      expect(site.site.count('/page/1')).toBe(1);
+      // A request the dumper bypasses, and the headers sent with every request.
+      const bypassed = await warm([u('/page/3')], { headers: { authorization: 'Bearer x' } });
+      expect(bypassed).toMatchObject({ bypass: 1, miss: 0 });
+      expect(bypassed.results[0]).toEqual({ url: u('/page/3'), status: 200, cache: 'BYPASS' });
+      // Another header name; a server without it.
+      expect(await warm([u('/page/1')], { cacheHeader: 'x-nothing' })).toMatchObject({ other: 1, hit: 0 });
+      expect(await warm([])).toEqual({ total: 0, hit: 0, miss: 0, bypass: 0, other: 0, errors: 0, results: [] });
+    } finally {
+      await site.close();
+    }
+  });
+
+  test('at most `concurrency` requests in flight, and that many at once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const waiting: Array<() => void> = [];
+    // Each request is answered once two are in flight: a serial warm() would never get an answer.
+    const server = await listen((_req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      waiting.push(() => {
+        inFlight--;
+        res.writeHead(200, { 'x-cache': 'MISS' }).end('ok');
+      });
+      if (waiting.length >= 2) for (const answer of waiting.splice(0)) answer();
+    });
+    try {
+      const report = await warm(Array.from({ length: 6 }, (_, i) => `${server.url}/p${i}`), { concurrency: 2, timeout: 10_000 });
+      expect(report).toMatchObject({ total: 6, miss: 6, errors: 0 });
+      expect(most).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a signal stops it: nothing is requested after it fired, and warm() rejects with its reason', async () => {
+    const seen: string[] = [];
+    const controller = new AbortController();
+    const server = await listen((req, res) => {
+      seen.push(req.url ?? '');
+      if (req.url === '/p1') controller.abort(new Error('stop'));
+      res.end('ok');
+    });
+    try {
+      await expect(warm(Array.from({ length: 5 }, (_, i) => `${server.url}/p${i}`), { concurrency: 1, signal: controller.signal })).rejects.toThrow('stop');
+      expect(seen).toEqual(['/p0', '/p1']);
+      await expect(warm([`${server.url}/p9`], { signal: controller.signal })).rejects.toThrow('stop');
+      expect(seen).toEqual(['/p0', '/p1']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a page slower than `timeout` is an error', async () => {
+    const server = await listen(() => undefined);
+    try {
+      const report = await warm([`${server.url}/slow`], { timeout: 50 });
+      expect(report.results).toEqual([{ url: `${server.url}/slow`, error: 'no answer within 50 ms' }]);
+      expect(report.errors).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('checks its arguments', async () => {
+    await expect(warm(['/relative'])).rejects.toThrow(new TypeError('page-dumper: warm() takes absolute http(s) URLs, got "/relative"'));
+    await expect(warm(['ftp://x/y'])).rejects.toThrow(new TypeError('page-dumper: warm() takes absolute http(s) URLs, got "ftp://x/y"'));
+    await expect(warm([], { concurrency: 0 })).rejects.toThrow(new TypeError('page-dumper: warm() option "concurrency" must be a positive integer, got 0'));
+    await expect(warm([], { timeout: 1.5 })).rejects.toThrow(new TypeError('page-dumper: warm() option "timeout" must be a positive integer, got 1.5'));
+  });
+
+  test('uses the fetch it is given', async () => {
+    const asked: string[] = [];
+    const report = await warm(['http://app.invalid/a'], {
+      fetch: async (url) => {
+        asked.push(url);
+        return new Response('x', { headers: { 'x-cache': 'HIT' } });
+      },
+    });
+    expect(asked).toEqual(['http://app.invalid/a']);
+    expect(report.hit).toBe(1);
+  });
+});
+
+describe('sitemaps', () => {
+  test('parseSitemap: a urlset, an index, entities and CDATA, comments and extension <image:loc> left out', () => {
+    expect(
+      parseSitemap(`<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:image="http://www.google.com/schemas/sitemap-image/1.1">
+  <url><loc> https://example.com/a?x=1&amp;y=&#50; </loc><lastmod>2025-01-01</lastmod>
+    <image:image><image:loc>https://example.com/a.png</image:loc></image:image></url>
+  <!-- <url><loc>https://example.com/hidden</loc></url> -->
+  <url><loc><![CDATA[https://example.com/b?q=a&b]]></loc></url>
+</urlset>`),
+    ).toEqual({ kind: 'urlset', locs: ['https://example.com/a?x=1&y=2', 'https://example.com/b?q=a&b'] });
+    expect(parseSitemap('<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><sitemap><loc>https://example.com/s1.xml</loc></sitemap></sitemapindex>')).toEqual({
+      kind: 'sitemapindex',
+      locs: ['https://example.com/s1.xml'],
+    });
+    expect(() => parseSitemap('<html><body>no</body></html>')).toThrow(new TypeError('page-dumper: not a sitemap: no <urlset> or <sitemapindex> element'));
+  });
+
+  test('rebase: the path and query on the base\'s origin', () => {
+    const base = new URL('http://127.0.0.1:3000/ignored');
+    expect(rebase('https://www.example.com/a/b?x=1#frag', base)).toBe('http://127.0.0.1:3000/a/b?x=1');
+    expect(rebase('/relative', base)).toBe('http://127.0.0.1:3000/relative');
+  });
+
+  test('sitemapPages: a gzip\'d file; duplicates once; an index listing an index is refused', async () => {
+    const server = await listen((req, res) => {
+      if (req.url === '/inner.xml') res.end('<sitemapindex><sitemap><loc>https://x/deeper.xml</loc></sitemap></sitemapindex>');
+      else res.writeHead(404).end();
+    });
+    try {
+      const file = join(dir, 'sitemap.xml.gz');
+      writeFileSync(file, gzipSync('<urlset><url><loc>https://x/a</loc></url><url><loc>https://x/a</loc></url><url><loc>https://x/b</loc></url></urlset>'));
+      const source = { base: new URL(server.url), headers: {}, timeout: 5000, fetch: globalThis.fetch };
+      expect(await sitemapPages(file, source)).toEqual({ pages: [`${server.url}/a`, `${server.url}/b`], sitemaps: [file] });
+      const index = join(dir, 'index.xml');
+      writeFileSync(index, '<sitemapindex><sitemap><loc>https://x/inner.xml</loc></sitemap></sitemapindex>');
+      await expect(sitemapPages(index, source)).rejects.toThrow(`${server.url}/inner.xml: a sitemap index lists another index; only urlsets may be listed`);
+      const broken = join(dir, 'broken.xml.gz');
+      writeFileSync(broken, Buffer.from([0x1f, 0x8b, 1, 2, 3]));
+      await expect(sitemapPages(broken, source)).rejects.toThrow(/^could not gunzip the sitemap .*broken\.xml\.gz: /);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+
