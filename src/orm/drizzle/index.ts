@@ -23,11 +23,10 @@ import { assertDumper, type Dumper } from '../../core/dumper.js';
 import { DEFAULT_MAX_TAGS_PER_PAGE, readOptions, ReadTracker } from '../reads.js';
 import { DrizzleReads, type RelationalQuery } from './reads.js';
 import { noteTables } from './tables.js';
+import { newScope, Writes, type BuilderState, type Dialect, type Operation, type Scope, type Settings, type WriteBuilder } from './writes.js';
 
 /** The tag names of `trackReads` (docs/track-reads.md), to tag or invalidate by hand beside it. */
 export { keyTag, listTag, rowTag, tableTag } from '../reads.js';
-
-import { newScope, Writes, type BuilderState, type Dialect, type Operation, type Scope, type Settings, type WriteBuilder } from './writes.js';
 
 export interface DrizzleDumperOptions {
   /**
