@@ -168,8 +168,7 @@ function group<R extends { id: unknown }>(rows: readonly R[], make: (first: R, a
 /**
  * Reads a table's schema for trackReads, on the connection given (inside the caller's
  * transaction, if any: every statement here only reads the catalog, and cannot fail on a table
- * that does not exist). Table names are compared as the database does (case-insensitively on
- * SQLite and MySQL, whose names the tags spell in lower case).
+ * that does not exist). Names keep the database's spelling; tags spell them with `tagTable`.
  */
 export async function readSchema(connection: DatabaseConnection, dialect: DialectName, schema: string | undefined, table: string): Promise<TableSchema> {
   if (dialect === 'sqlite') {
@@ -189,7 +188,7 @@ export async function readSchema(connection: DatabaseConnection, dialect: Dialec
       const out: ForeignKey[] = [];
       for (const key of group(fks, (first, all) => {
         all.sort((a, b) => a.seq - b.seq);
-        return { columns: all.map((r) => r.from), table: first.table.toLowerCase(), references: all.map((r) => r.to ?? ''), onDelete: action(first.on_delete), onUpdate: action(first.on_update) };
+        return { columns: all.map((r) => r.from), table: first.table, references: all.map((r) => r.to ?? ''), onDelete: action(first.on_delete), onUpdate: action(first.on_update) };
       })) {
         // A key declared without its columns references the primary key.
         out.push(key.references.some((r) => r === '') ? { ...key, references: await pkOf(key.table) } : key);
@@ -199,10 +198,10 @@ export async function readSchema(connection: DatabaseConnection, dialect: Dialec
     const { rows: tables } = await connection.executeQuery<{ name: string }>(CompiledQuery.raw(`select name from ${master} where type = 'table'`));
     const referencedBy: Reference[] = [];
     for (const { name } of tables) {
-      for (const key of await keysOf(name)) if (key.table === table.toLowerCase()) referencedBy.push({ ...key, from: name.toLowerCase() });
+      for (const key of await keysOf(name)) if (key.table.toLowerCase() === table.toLowerCase()) referencedBy.push({ ...key, from: name });
     }
     return {
-      name: table.toLowerCase(),
+      name: table,
       kinds: new Map(rows.map((r) => [r.name, sqliteKind(r.type, collates)])),
       primaryKey,
       foreignKeys: await keysOf(table),
@@ -269,9 +268,9 @@ export async function readSchema(connection: DatabaseConnection, dialect: Dialec
       ),
     );
     return group(rows, (first, all) => ({
-      from: first.tbl.toLowerCase(),
+      from: first.tbl,
       columns: all.map((r) => r.col),
-      table: first.rtbl.toLowerCase(),
+      table: first.rtbl,
       references: all.map((r) => r.rcol),
       onDelete: action(first.del),
       onUpdate: action(first.upd),
@@ -280,7 +279,7 @@ export async function readSchema(connection: DatabaseConnection, dialect: Dialec
   const out = await keys('TABLE_NAME');
   const into = await keys('REFERENCED_TABLE_NAME');
   return {
-    name: table.toLowerCase(),
+    name: table,
     kinds: new Map(columns.rows.map((r) => [r.name, mysqlKind(r.type)])),
     primaryKey: pk.rows.map((r) => r.col),
     foreignKeys: out.map(({ from: _, ...k }) => k),

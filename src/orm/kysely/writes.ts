@@ -714,6 +714,14 @@ export class Writes {
 
   // ---------------------------------------------------------------- trackReads
 
+  /** A row's value of a column a key names (SQLite and MySQL let a key spell it in another case). */
+  #valueOf(row: Row, column: string): unknown {
+    if (column in row || this.#dialect === 'postgres') return row[column];
+    const lower = column.toLowerCase();
+    for (const [name, value] of Object.entries(row)) if (name.toLowerCase() === lower) return value;
+    return undefined;
+  }
+
   #schemaOf(connection: DatabaseConnection, schema: string | undefined, table: string): Promise<TableSchema> {
     return this.#schemas!.get(connection, schema, table);
   }
@@ -726,8 +734,10 @@ export class Writes {
   async #readTags(connection: DatabaseConnection, schema: string | undefined, table: string, rows: readonly Row[]): Promise<Dependents> {
     const info = await this.#schemaOf(connection, schema, table);
     const name = tagTable(this.#dialect, table);
-    const keyOf = (row: Row, columns: readonly string[]): KeyValues | undefined =>
-      columns.every((c) => row[c] !== null && row[c] !== undefined) ? Object.fromEntries(columns.map((c) => [c, row[c]])) : undefined;
+    const keyOf = (row: Row, columns: readonly string[]): KeyValues | undefined => {
+      const values = columns.map((c) => this.#valueOf(row, c));
+      return values.every((v) => v !== null && v !== undefined) ? Object.fromEntries(columns.map((c, i) => [c, values[i]])) : undefined;
+    };
     const written: WrittenRow[] = rows.map((row) => ({
       id: info.primaryKey.length === 0 ? undefined : keyOf(row, info.primaryKey),
       keys: info.foreignKeys.map((k) => keyOf(row, k.columns)).filter((k): k is KeyValues => k !== undefined),
@@ -804,7 +814,7 @@ export class Writes {
       }
       const keys = unique(
         rows
-          .map((row) => Object.fromEntries(ref.columns.map((c, i) => [c, row[ref.references[i]!]])))
+          .map((row) => Object.fromEntries(ref.columns.map((c, i) => [c, this.#valueOf(row, ref.references[i]!)])))
           .filter((key) => Object.values(key).every((v) => v !== null && v !== undefined)),
       );
       if (keys.length === 0) continue;

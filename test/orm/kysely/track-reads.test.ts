@@ -319,6 +319,24 @@ describe.each(targets)('Kysely trackReads (%s)', (dialect) => {
     }
   });
 
+  test('a foreign key declared in another case than its columns: the cascade of a delete still reaches the pages', async () => {
+    await blog.exec('CREATE TABLE note (id INTEGER PRIMARY KEY, body VARCHAR(50) NOT NULL, post_ref INTEGER NOT NULL, FOREIGN KEY (POST_REF) REFERENCES post (ID) ON DELETE CASCADE)');
+    try {
+      await blog.exec("INSERT INTO note (id, body, post_ref) VALUES (1, 'a note', 1)");
+      const r = app.db as unknown as Kysely<BlogDB & { note: { id: number; body: string; post_ref: number } }>;
+      const notes = await Site.start(dumper, reader.count, async () => ({ status: 200, body: (await r.selectFrom('note').select('body').where('post_ref', '=', 1).execute()).map((n) => n.body).join(',') || 'none' }));
+      try {
+        await notes.warm('/notes');
+        await db.deleteFrom('post').where('id', '=', 1).execute();
+        expect(await notes.get('/notes')).toMatchObject({ cache: 'MISS', body: 'none' });
+      } finally {
+        await notes.close();
+      }
+    } finally {
+      await blog.exec('DROP TABLE note');
+    }
+  });
+
   test('options are checked', () => {
     expect(() => kyselyDumper(dumper, writer.db, { trackReads: 1 as never })).toThrow(new TypeError('page-dumper: kyselyDumper() option "trackReads" must be a boolean, got number'));
     expect(() => kyselyDumper(dumper, writer.db, { trackReads: true, maxTagsPerPage: 0 })).toThrow(
