@@ -8,7 +8,9 @@
  * the same `where`, in the same transaction, before the write), `increment()`, `decrement()`, and
  * the belongsToMany mixins (`addX`, `setX`, `removeX`, `createX`), whose junction rows reach the
  * rows on both sides. Inside a transaction, pages are invalidated when the write happens and
- * again when the outermost transaction commits. See docs/sequelize.md.
+ * again when the outermost transaction commits. With `trackReads: true`, each page is also tagged
+ * with what its render read (./reads.ts), and every model's writes invalidate the tags of the rows
+ * they changed: no `dependentPaths()` needed. See docs/sequelize.md.
  */
 import type { Sequelize } from 'sequelize';
 import { assertDumper, type Dumper } from '../../core/dumper.js';

@@ -4,6 +4,8 @@
  * `dependentPaths()`; a wrapper of the query interface's increment and decrement (Sequelize runs
  * no hook for them) and of its bulk update and delete (whose hooks are not told how many rows
  * the write touched); and, per transaction, the invalidations to make again after the commit.
+ * With `trackReads`, every model is watched, a write also invalidates the read tags of its rows
+ * (and of the rows a delete cascades to), and `select()` and `rawSelect()` are wrapped for reads.
  */
 import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize';
 import type { Dependents, Dumper } from '../../core/dumper.js';

@@ -330,10 +330,8 @@ export class SequelizeReads {
     const target = include.model;
     const filters = include.required === true || include.hasIncludeRequired === true || include.on !== undefined || include.through?.where !== undefined;
     const where = include.where === undefined ? ({ kind: 'all' } as Where) : this.#classify(target, include.where);
-    // Conditions that are not plain comparisons of the joined row's own columns, or a filter on the parents.
-    if (filters || where.kind === 'list' && !this.#narrowing(target, include.where) || parents === undefined && a.associationType !== 'BelongsTo' && a.associationType !== 'HasMany' && a.associationType !== 'HasOne') {
-      return this.#subtree(include);
-    }
+    // A filter on the parents, or conditions that are not plain comparisons of the joined row's own columns.
+    if (filters || (where.kind === 'list' && !this.#narrowing(target, include.where))) return this.#subtree(include);
     const value = (r: Model, attribute: string): unknown => (r as unknown as { get(k: string, o: { raw: true }): unknown }).get(attribute, { raw: true });
     const has = (r: Model, attribute: string): boolean => Object.hasOwn((r as unknown as { dataValues: Row }).dataValues, attribute);
     let loaded: Model[] | undefined;
