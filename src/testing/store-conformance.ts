@@ -622,7 +622,8 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     const put = (key: string, path: string, tags: string[] = []) => s.set(key, entry(seq, path, { tags: [path, ...tags] }), LIMITS);
     await put('k:/blog', '/blog', ['post:1']);
     await put('k:/blog/one', '/blog/one', ['post:1', 'author:a']);
-    await put('k:/blog/two', '/blog/two', ['post:2', 'author:a']);
+    // Prefix tags as prefixInvalidation makes them: tags in the range of the path prefix too.
+    await put('k:/blog/two', '/blog/two', ['post:2', 'author:a', '/*', '/blog/*']);
     await put('k:/blogroll', '/blogroll');
     await put('k:/shop/blog', '/shop/blog', ['author:a']);
     await put('k:/', '/', ['post:2']);

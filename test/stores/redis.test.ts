@@ -90,6 +90,66 @@ definedIf(hasRedis, describe)('RedisStore', () => {
     prefix: 'RedisStore with local tier conformance: ',
   });
 
+  test('entries() and info() leave out entries that are invalid but not freed (index lost, floor raised), as get() would', async () => {
+    const p = prefix();
+    const store = new RedisStore({ url: URL, prefix: p });
+    const redis = new Redis(URL);
+    try {
+      const seq = await store.sequence();
+      for (const path of ['/a', '/b', '/c']) expect(await store.set(`k:${path}`, entry(seq, path), limits)).toBe(true);
+      // The index set of /a is gone (evicted): its invalidation records the point but frees nothing.
+      await redis.del(`{${p}}t:/a`);
+      await store.invalidate(['/a']);
+      expect(await redis.exists(`{${p}}e:k:/a`)).toBe(1);
+      const keys = async (options = {}) => (await store.entries(options)).entries.map((e) => e.key).sort();
+      expect(await keys()).toEqual(['k:/b', 'k:/c']);
+      expect(await keys({ pathPrefix: '/a' })).toEqual([]);
+      expect((await store.info()).entries).toBe(2);
+      // A floor above every entry (what a raise after a lost connection does): none is listed.
+      const now = await redis.hget(`{${p}}m`, 'seq');
+      await redis.hset(`{${p}}m`, 'floor', String(Number(now) + 1), 'seq', String(Number(now) + 1));
+      expect(await keys()).toEqual([]);
+      expect(await store.info()).toMatchObject({ entries: 0, bytes: 0 });
+      expect(await redis.exists(`{${p}}e:k:/b`)).toBe(1);
+    } finally {
+      redis.disconnect();
+      await store.close();
+    }
+  });
+
+  test('entries() pages through a keyspace larger than one SCAN batch, each entry once', async () => {
+    const store = new RedisStore({ url: URL, prefix: prefix() });
+    try {
+      const seq = await store.sequence();
+      const want: string[] = [];
+      for (let i = 0; i < 450; i++) {
+        want.push(`k:/p${i}`);
+        await store.set(`k:/p${i}`, entry(seq, `/p${i}`, { tags: [`/p${i}`, i % 3 === 0 ? 'three' : 'other'] }), limits);
+      }
+      const all = async (options: { limit: number; tag?: string }) => {
+        const got: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.entries({ ...options, cursor });
+          expect(page.entries.length).toBeLessThanOrEqual(options.limit);
+          got.push(...page.entries.map((e) => e.key));
+          cursor = page.cursor;
+        } while (cursor !== undefined);
+        return got;
+      };
+      for (const limit of [7, 100, 1000]) {
+        const got = await all({ limit });
+        expect(got.length, `limit ${limit}`).toBe(450);
+        expect(new Set(got)).toEqual(new Set(want));
+      }
+      const three = await all({ limit: 11, tag: 'three' });
+      expect(three.sort()).toEqual(want.filter((_, i) => i % 3 === 0).sort());
+      expect((await store.info()).entries).toBe(450);
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+
   test('options are checked when the store is made', () => {
     expect(() => new RedisStore({ prefix: 'a{b}' })).toThrow(
       new TypeError('page-dumper: RedisStore option "prefix" must be a non-empty string without braces, got "a{b}"'),
