@@ -225,7 +225,13 @@ async function main() {
       process.stderr.write(`round ${round + 1}/${rounds}\n`);
     }
   } finally {
-    for (const c of children) c.child.kill();
+    await Promise.all(
+      children.map((c) => {
+        const exited = new Promise((resolve) => c.child.once('exit', resolve));
+        c.child.kill();
+        return exited;
+      }),
+    );
     if (grind !== undefined) fs.rmSync(grind, { recursive: true, force: true });
   }
   console.log(`\nnode ${process.version}, ${rounds} rounds; core: ${iterations} hits per round; http: ${requests} hits per round over ${connections} connections\n`);
