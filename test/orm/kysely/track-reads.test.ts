@@ -337,6 +337,28 @@ describe.each(targets)('Kysely trackReads (%s)', (dialect) => {
     }
   });
 
+  test('delete of a parent whose children the database sets to null (ON DELETE SET NULL): the pages of those children', async () => {
+    await blog.exec('CREATE TABLE draft (id INTEGER PRIMARY KEY, post_id INTEGER NULL REFERENCES post (id) ON DELETE SET NULL)');
+    try {
+      await blog.exec('INSERT INTO draft (id, post_id) VALUES (1, 2), (2, 3)');
+      const r = app.db as unknown as Kysely<BlogDB & { draft: { id: number; post_id: number | null } }>;
+      const drafts = await Site.start(dumper, reader.count, async (path) => {
+        const id = Number(path.slice('/drafts/'.length));
+        return { status: 200, body: String((await r.selectFrom('draft').select('post_id').where('id', '=', id).executeTakeFirst())?.post_id) };
+      });
+      try {
+        await drafts.warm('/drafts/1', '/drafts/2');
+        await db.deleteFrom('post').where('id', '=', 2).execute();
+        expect(await drafts.get('/drafts/1')).toMatchObject({ cache: 'MISS', body: 'null' });
+        expect(await drafts.get('/drafts/2')).toMatchObject({ cache: 'HIT', body: '3' });
+      } finally {
+        await drafts.close();
+      }
+    } finally {
+      await blog.exec('DROP TABLE draft');
+    }
+  });
+
   test('options are checked', () => {
     expect(() => kyselyDumper(dumper, writer.db, { trackReads: 1 as never })).toThrow(new TypeError('page-dumper: kyselyDumper() option "trackReads" must be a boolean, got number'));
     expect(() => kyselyDumper(dumper, writer.db, { trackReads: true, maxTagsPerPage: 0 })).toThrow(
