@@ -164,6 +164,11 @@ function isPlain(value: unknown): value is Row {
   return value !== null && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value) && !Array.isArray(value) && helperOf(value) === undefined;
 }
 
+/** No condition: absent, or an empty object (what MikroORM passes down when nothing was asked). */
+function isEmpty(value: unknown): boolean {
+  return value === undefined || value === null || (isPlain(value) && Object.keys(value).length === 0);
+}
+
 function isScalar(value: unknown): boolean {
   return keyPart(value) !== undefined || value === null;
 }
@@ -306,7 +311,7 @@ class Tagger {
    * its SQL tags the lists of all its tables (a raw fragment somewhere).
    */
   where(meta: Meta, where: unknown, options: Row | undefined, listed: Set<string>): boolean {
-    const plain = (options?.populateWhere === undefined || typeof options.populateWhere === 'string') && options?.populateFilter === undefined;
+    const plain = (isEmpty(options?.populateWhere) || typeof options?.populateWhere === 'string') && isEmpty(options?.populateFilter);
     const orderBy = options?.orderBy;
     const byRelation = orderBy !== undefined && JSON.stringify(orderBy) !== undefined && this.#ordersByRelation(meta, orderBy);
     const found = plain && !byRelation ? classify(meta, where, this.#mysql) : undefined;
@@ -317,8 +322,8 @@ class Tagger {
       this.#list(meta, listed);
       const named = new Set<Meta>();
       let known = namedTables(meta, where, named, this.#orm);
-      if (options !== undefined && typeof options.populateWhere === 'object') known = namedTables(meta, options.populateWhere, named, this.#orm) && known;
-      if (options?.populateFilter !== undefined) known = namedTables(meta, options.populateFilter, named, this.#orm) && known;
+      if (options !== undefined && !isEmpty(options.populateWhere) && typeof options.populateWhere === 'object') known = namedTables(meta, options.populateWhere, named, this.#orm) && known;
+      if (!isEmpty(options?.populateFilter)) known = namedTables(meta, options!.populateFilter, named, this.#orm) && known;
       if (orderBy !== undefined) known = namedTables(meta, orderBy, named, this.#orm) && known;
       for (const m of named) this.#list(m, listed);
       return known;
@@ -479,7 +484,7 @@ export function trackReads(orm: MikroORM, tracker: ReadTracker): () => void {
   const own = Object.hasOwn(driver, 'loadFromPivotTable');
   const wrapper = async function (this: unknown, ...args: unknown[]) {
     const [prop, owners, where, , , options] = args as [Prop, unknown[][], unknown, unknown, unknown, Row | undefined];
-    const plain = (where === undefined || (isPlain(where) && Object.keys(where).length === 0)) && options?.populateFilter === undefined;
+    const plain = isEmpty(where) && isEmpty(options?.populateFilter);
     const result = await scopes.run({ classified: plain, filtered: new Set() }, () => original!.apply(this, args));
     const pivot = orm.getMetadata().find(prop.pivotEntity) as Meta | undefined;
     if (pivot !== undefined) {

@@ -253,6 +253,31 @@ describe.each(targets)('MikroORM trackReads on %s', (kind) => {
     }
   });
 
+  test('select-in loading tags the same rows and keys as joined loading', async () => {
+    const page = async () => {
+      const p = await orm.orm.em.fork().findOneOrFail(b.Post, 1, { populate: ['author', 'tags', 'comments'], strategy: 'select-in' });
+      return `${p.title} by ${p.author.name}; ${p.tags.map((t) => t.name).sort().join(',')}; ${p.comments.map((c) => c.body).sort().join(',')}`;
+    };
+    const selectIn = await Site.start(dumper, orm, async () => ({ status: 200, body: await page() }));
+    try {
+      await selectIn.warm('/select-in');
+      await em().insert(b.Comment, { body: 'fine', post: 2 });
+      await em().nativeUpdate(b.Tag, 2, { name: 'other' });
+      await em().insert(b.Author, { id: 3, name: 'Cy' });
+      await selectIn.expectHit('/select-in');
+      await em().insert(b.Comment, { body: 'fine', post: 1 });
+      expect((await selectIn.expectMiss('/select-in'))[0]!.body).toBe('Hello by Ada; news; fine,great,nice');
+      await em().nativeUpdate(b.Tag, 1, { name: 'new' });
+      expect((await selectIn.expectMiss('/select-in'))[0]!.body).toBe('Hello by Ada; new; fine,great,nice');
+      const m = em();
+      (await m.findOneOrFail(b.Post, 1, { populate: ['tags'] })).tags.add(m.getReference(b.Tag, 2));
+      await m.flush();
+      expect((await selectIn.expectMiss('/select-in'))[0]!.body).toBe('Hello by Ada; new,other; fine,great,nice');
+    } finally {
+      await selectIn.close();
+    }
+  });
+
   test('a QueryBuilder select tags the lists of every table it names', async () => {
     const page = async () => {
       const rows = await qb(orm.orm.em.fork(), b.Post).select('*').leftJoinAndSelect('p0.author', 'a').where({ 'a.name': 'Bob' }).orderBy({ id: 'asc' }).getResult();
