@@ -228,6 +228,67 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.equal(await s.set('k:/b', entry(await s.sequence(), '/b'), LIMITS), true);
   });
 
+  // A tag on every page (`layout`): a store may make its entries invalid at once and free them
+  // later (the stores of page-dumper do past a thousand entries). Whatever it does, none of them
+  // is served, nor stored again by a fill that started before, and what is stored afterwards is.
+  const MANY = 2000;
+  /** Stores `MANY` entries tagged `layout` (and `k:/keep`, not tagged) at `seq`, a few hundred at a time. */
+  const fillMany = async (s: Store, seq: number): Promise<void> => {
+    for (let from = 0; from < MANY; from += 250) {
+      const sets: Array<Promise<boolean> | boolean> = [];
+      for (let i = from; i < from + 250; i++) sets.push(s.set(`k:/m${i}`, entry(seq, `/m${i}`, { tags: [`/m${i}`, 'layout'] }), LIMITS));
+      assert.ok((await Promise.all(sets)).every(Boolean), 'every entry stored');
+    }
+    assert.equal(await s.set('k:/keep', entry(seq, '/keep'), LIMITS), true);
+  };
+
+  t('a tag on 2,000 entries: invalidating it drops them all, and entries stored afterwards are kept', async (s) => {
+    await fillMany(s, await s.sequence());
+    await s.invalidate(['layout']);
+    const got = await Promise.all(Array.from({ length: MANY }, (_, i) => s.get(`k:/m${i}`)));
+    assert.equal(got.filter((x) => x !== undefined).length, 0, 'entries of the invalidated tag served');
+    assert.ok(await s.get('k:/keep'), 'an entry without the tag is kept');
+    // Stored again after the invalidation (same keys, same tag): served, whatever the store still
+    // has to free of the old ones.
+    const seq = await s.sequence();
+    for (const i of [0, 1, MANY - 1]) assert.equal(await s.set(`k:/m${i}`, entry(seq, `/m${i}`, { tags: [`/m${i}`, 'layout'], body: new Uint8Array([i % 256]) }), LIMITS), true);
+    assert.equal(await s.set('k:/new', entry(seq, '/new', { tags: ['/new', 'layout'] }), LIMITS), true);
+    for (let read = 0; read < 3; read++) {
+      for (const i of [0, 1, MANY - 1]) assert.deepEqual(bytes(await s.get(`k:/m${i}`)), [i % 256], `k:/m${i}, read ${read}`);
+      assert.ok(await s.get('k:/new'), `k:/new, read ${read}`);
+      assert.equal(await s.get(`k:/m${MANY - 2}`), undefined);
+    }
+    // Invalidated again: the entries stored since go too.
+    await s.invalidate(['layout']);
+    assert.equal(await s.get('k:/m0'), undefined);
+    assert.equal(await s.get('k:/new'), undefined);
+    assert.ok(await s.get('k:/keep'));
+  });
+
+  t('a tag on 2,000 entries: a fill that started before its invalidation is refused', async (s) => {
+    const seq = await s.sequence();
+    await fillMany(s, seq);
+    await s.invalidate(['layout']);
+    // Rendered before the invalidation, stored after it: a new key and a key that held an entry.
+    assert.equal(await s.set('k:/late', entry(seq, '/late', { tags: ['/late', 'layout'] }), LIMITS), false);
+    assert.equal(await s.set('k:/m7', entry(seq, '/m7', { tags: ['/m7', 'layout'] }), LIMITS), false);
+    assert.equal(await s.get('k:/late'), undefined);
+    assert.equal(await s.get('k:/m7'), undefined);
+    // Without the tag, the same fill is stored.
+    assert.equal(await s.set('k:/other', entry(seq, '/other'), LIMITS), true);
+  });
+
+  t('clear() with 2,000 entries: none is served, entries stored afterwards are', async (s) => {
+    await fillMany(s, await s.sequence());
+    await s.clear();
+    const got = await Promise.all(Array.from({ length: MANY }, (_, i) => s.get(`k:/m${i}`)));
+    assert.equal(got.filter((x) => x !== undefined).length, 0, 'entries from before clear() served');
+    assert.equal(await s.get('k:/keep'), undefined);
+    const seq = await s.sequence();
+    assert.equal(await s.set('k:/m3', entry(seq, '/m3', { tags: ['/m3', 'layout'] }), LIMITS), true);
+    for (let read = 0; read < 3; read++) assert.ok(await s.get('k:/m3'), `read ${read}`);
+  });
+
   // maxVariantsPerPath: one more variant evicts one (the least recently used, or in a shared store
   // the least recently stored; with no reads in between both are the oldest), and never refuses.
   // Plain entries are never counted and never evicted for a variant: a flood of junk query
@@ -654,6 +715,29 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.deepEqual(keysOf(await all(s, { pathPrefix: '/' })), []);
     assert.deepEqual(keysOf(await all(s, { tag: 'y' })), []);
     const info = await s.info();
+    assert.equal(info.entries, 0);
+    assert.equal(info.bytes, 0);
+  });
+
+  e('entries(): a tag on 2,000 entries invalidated, or a clear(): none listed nor counted', async (s) => {
+    await fillMany(s, await s.sequence());
+    const keep = (await all(s, { pathPrefix: '/keep' }))[0];
+    assert.ok(keep);
+    await s.invalidate(['layout']);
+    assert.deepEqual(keysOf(await all(s, { limit: 500 })), ['k:/keep']);
+    assert.deepEqual(keysOf(await all(s, { tag: 'layout' })), []);
+    assert.deepEqual(keysOf(await all(s, { pathPrefix: '/m1' })), []);
+    let info = await s.info();
+    assert.equal(info.entries, 1);
+    assert.equal(info.bytes, keep.bytes);
+    const seq = await s.sequence();
+    await s.set('k:/m5', entry(seq, '/m5', { tags: ['/m5', 'layout'] }), LIMITS);
+    assert.deepEqual(keysOf(await all(s, { tag: 'layout' })), ['k:/m5']);
+    assert.equal((await s.info()).entries, 2);
+    await fillMany(s, await s.sequence());
+    await s.clear();
+    assert.deepEqual(keysOf(await all(s, { limit: 500 })), []);
+    info = await s.info();
     assert.equal(info.entries, 0);
     assert.equal(info.bytes, 0);
   });

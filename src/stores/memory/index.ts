@@ -208,6 +208,26 @@ export function listLimit(options: EntryListOptions): number {
   return limit;
 }
 
+/**
+ * A tag carried by more entries than this is invalidated lazily: its invalidation records the
+ * id of the last slot made, `get()` treats the tag's slots made up to it as gone, and the slots
+ * are removed in the background, `RECLAIM_SLICE` at a time (see `invalidate`). Fewer entries are
+ * removed at once, as cheap as recording them.
+ * @internal
+ */
+export const LAZY_TAG_ENTRIES = 1000;
+/** Slots removed per turn of the event loop when a lazily invalidated tag is reclaimed: about 1 ms. */
+const RECLAIM_SLICE = 2000;
+
+/** The entries of a lazily invalidated tag, still to be removed. */
+interface Reclaim {
+  readonly tag: string;
+  /** Slots of the tag with an id up to this one are invalid. */
+  readonly mark: number;
+  /** The keys the tag index held when the tag was invalidated, walked once. */
+  readonly keys: Iterator<string>;
+}
+
 /** One entry in the recency list. */
 interface Slot {
   /** Increasing in storing order (the order of the slots Map): the cursor of `entries()`. */
@@ -233,7 +253,9 @@ function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
 /**
  * The default store: a byte-bounded LRU in this process. Invalidation deletes the affected
  * entries at once (a tag → keys index), so a hit is one Map lookup and a few pointer moves in the
- * recency list: no check, no allocation. Answers synchronously, so a hit allocates no promise.
+ * recency list: no check, no allocation. A tag carried by more than a thousand entries is the
+ * exception: its entries are removed in the background, and until they are, a hit checks its
+ * tags (see `invalidate`). Answers synchronously, so a hit allocates no promise.
  *
  * Query-string variants of one path (`variant: true`) are bounded by `maxVariantsPerPath`: one
  * more evicts the least recently used of them. The plain page of the path is not one of them, so a
@@ -256,6 +278,15 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly #variants = new Map<string, Set<Slot>>();
   /** tag → sequence number of its last invalidation. */
   readonly #tagSeq = new Map<string, number>();
+  /**
+   * Lazily invalidated tag → the id of the last slot made when it was invalidated: slots carrying
+   * it with an id up to that are invalid until removed. Empty but while a reclamation runs, so a
+   * hit checks nothing more than its size.
+   */
+  readonly #stale = new Map<string, number>();
+  /** The lazily invalidated tags whose slots are still to be removed, oldest first. */
+  #reclaims: Reclaim[] = [];
+  #reclaimTimer: NodeJS.Immediate | undefined;
   #seq = 0;
   /** The id of the last slot made (see `Slot.id`). */
   #lastId = 0;
@@ -280,12 +311,12 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#maxTrackedTags = maxTrackedTags;
   }
 
-  /** Number of entries held. */
+  /** Number of entries held, lazily invalidated ones not yet removed included (see `invalidate`). */
   get size(): number {
     return this.#slots.size;
   }
 
-  /** Bytes accounted to the entries held (see `maxBytes`). */
+  /** Bytes accounted to the entries held, as `size` counts them (see `maxBytes`). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -297,6 +328,10 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   get(key: string): StoredEntry | undefined {
     const slot = this.#slots.get(key);
     if (slot === undefined) return undefined;
+    if (this.#stale.size !== 0 && this.#isStale(slot)) {
+      this.#remove(key);
+      return undefined;
+    }
     if (slot !== this.#newest) {
       this.#unlink(slot);
       this.#link(slot);
@@ -351,13 +386,30 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     return true;
   }
 
+  /**
+   * Invalidates the tags. The entries of a tag carried by at most `LAZY_TAG_ENTRIES` are removed
+   * at once; those of a tag carried by more (`layout`, on every page) are invalid at once and
+   * removed in the background, a slice of about a millisecond per turn of the event loop, so that
+   * invalidating a tag on a million entries does not stall the process for a second. Meanwhile
+   * `get()` checks the tags of the entry it finds (one Map lookup per tag), `entries()` leaves the
+   * invalid ones out, `size` and `bytes` still count them, and `info()` finishes the removal first.
+   */
   invalidate(tags: readonly string[]): number {
     const seq = ++this.#seq;
     for (const tag of tags) {
       this.#tagSeq.set(tag, seq);
       const keys = this.#byTag.get(tag);
       if (typeof keys === 'string') this.#remove(keys);
-      else if (keys !== undefined) for (const key of [...keys]) this.#remove(key);
+      else if (keys !== undefined) {
+        if (keys.size <= LAZY_TAG_ENTRIES) for (const key of [...keys]) this.#remove(key);
+        else {
+          // The index of the tag starts over: entries stored from now on are valid, and listed there.
+          this.#byTag.delete(tag);
+          this.#stale.set(tag, this.#lastId);
+          this.#reclaims.push({ tag, mark: this.#lastId, keys: keys.values() });
+          this.#reclaimTimer ??= setImmediate(this.#reclaimSlice).unref();
+        }
+      }
     }
     if (this.#tagSeq.size > this.#maxTrackedTags) {
       this.#floor = seq;
@@ -377,6 +429,10 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
 
   clear(): void {
     this.#floor = ++this.#seq;
+    this.#stale.clear();
+    this.#reclaims = [];
+    if (this.#reclaimTimer !== undefined) clearImmediate(this.#reclaimTimer);
+    this.#reclaimTimer = undefined;
     this.#slots.clear();
     this.#newest = this.#oldest = undefined;
     this.#byTag.clear();
@@ -400,7 +456,9 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     if (!Number.isSafeInteger(after) || after < 0) throw new TypeError(`page-dumper: entries() got a cursor it did not make: ${JSON.stringify(options.cursor)}`);
     const { pathPrefix, tag } = options;
     const found: Slot[] = [];
-    const fits = (slot: Slot) => slot.id > after && (pathPrefix === undefined || slot.entry.path.startsWith(pathPrefix));
+    const stale = this.#stale.size !== 0;
+    const fits = (slot: Slot) =>
+      slot.id > after && (pathPrefix === undefined || slot.entry.path.startsWith(pathPrefix)) && !(stale && this.#isStale(slot));
     if (tag !== undefined) {
       const keys = this.#byTag.get(tag);
       for (const key of typeof keys === 'string' ? [keys] : (keys ?? [])) {
@@ -422,7 +480,9 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: undefined };
   }
 
+  /** Counts what `get()` would answer: removes first what lazily invalidated tags left (see `invalidate`). */
   info(): StoreInfo {
+    while (this.#reclaims.length > 0) this.#reclaim(Number.POSITIVE_INFINITY);
     return { entries: this.#slots.size, bytes: this.#bytes, tags: this.#byTag.size, sequence: this.#seq };
   }
 
@@ -463,6 +523,41 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     if (this.#newest !== undefined) this.#newest.newer = slot;
     this.#newest = slot;
     if (this.#oldest === undefined) this.#oldest = slot;
+  }
+
+  /** Whether one of the slot's tags was lazily invalidated after the slot was made. */
+  #isStale(slot: Slot): boolean {
+    for (const tag of slot.entry.tags) {
+      const mark = this.#stale.get(tag);
+      if (mark !== undefined && slot.id <= mark) return true;
+    }
+    return false;
+  }
+
+  readonly #reclaimSlice = (): void => {
+    this.#reclaimTimer = undefined;
+    this.#reclaim(RECLAIM_SLICE);
+    if (this.#reclaims.length > 0) this.#reclaimTimer = setImmediate(this.#reclaimSlice).unref();
+  };
+
+  /** Removes up to `budget` slots of lazily invalidated tags, oldest invalidation first. */
+  #reclaim(budget: number): void {
+    while (budget > 0 && this.#reclaims.length > 0) {
+      const job = this.#reclaims[0]!;
+      for (;;) {
+        const next = job.keys.next();
+        if (next.done === true) {
+          this.#reclaims.shift();
+          // A later invalidation of the same tag has a reclamation of its own, with its own mark.
+          if (this.#stale.get(job.tag) === job.mark) this.#stale.delete(job.tag);
+          break;
+        }
+        // The key may hold an entry stored since (a later slot, valid) or none any more.
+        const slot = this.#slots.get(next.value);
+        if (slot !== undefined && slot.id <= job.mark) this.#remove(next.value);
+        if (--budget === 0) return;
+      }
+    }
   }
 
   #unlink(slot: Slot): void {

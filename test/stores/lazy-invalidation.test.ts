@@ -1,0 +1,88 @@
+// Invalidating a tag carried by many entries (a `layout` tag on every page) makes them invalid at
+// once and frees them afterwards, in bounded slices: what each store frees, and that it frees
+// nothing stored since. The shared conformance suite checks that none of them is served.
+import { describe, expect, test } from 'vitest';
+import { MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+
+const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
+const entry = (path: string, seq: number, tags: string[] = [path, 'layout']): StoredEntry => ({
+  status: 200,
+  headers: ['content-type', 'text/html'],
+  body: new Uint8Array(100),
+  etag: '"x"',
+  storedAt: 0,
+  seq,
+  path,
+  tags,
+});
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Runs `check` once per turn of the event loop until it holds, at most `turns` times. */
+async function until(check: () => boolean | Promise<boolean>, turns = 10_000): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (await check()) return;
+    await new Promise<void>((resolve) => setTimeout(resolve, 1));
+  }
+  throw new Error('the condition never held');
+}
+
+describe('MemoryStore: a tag on many entries', () => {
+  test('is invalid at once, freed in slices of at most 2,000 entries per turn, down to the bytes of what is left', async () => {
+    const s = new MemoryStore();
+    for (let i = 0; i < 10; i++) s.set(`k:/plain${i}`, entry(`/plain${i}`, 0, [`/plain${i}`]), limits);
+    const left = s.bytes;
+    for (let i = 0; i < 7000; i++) s.set(`k:/p${i}`, entry(`/p${i}`, 0), limits);
+    const full = s.bytes;
+    s.invalidate(['layout']);
+    // Nothing freed yet (the store did not stall to do it), nothing served.
+    expect(s.size).toBe(7010);
+    expect(s.get('k:/p6999')).toBeUndefined();
+    // The entry read was freed by the read.
+    expect(s.size).toBe(7009);
+    let before = s.size;
+    const slices: number[] = [];
+    while (s.size > 10) {
+      await turn();
+      slices.push(before - s.size);
+      before = s.size;
+      expect(slices.length).toBeLessThan(100);
+    }
+    expect(Math.max(...slices)).toBeLessThanOrEqual(2000);
+    expect(slices.filter((n) => n > 0).length).toBeGreaterThanOrEqual(4);
+    expect(s.bytes).toBe(left);
+    expect(full).toBeGreaterThan(left);
+    for (let i = 0; i < 10; i++) expect(s.get(`k:/plain${i}`)).toBeDefined();
+  });
+
+  test('an entry stored again during the freeing is kept, and a second invalidation frees it', async () => {
+    const s = new MemoryStore();
+    for (let i = 0; i < 5000; i++) s.set(`k:/p${i}`, entry(`/p${i}`, 0), limits);
+    const seq = s.invalidate(['layout']);
+    expect(s.set('k:/p4999', entry('/p4999', seq), limits)).toBe(true);
+    expect(s.set('k:/p0', entry('/p0', seq), limits)).toBe(true);
+    await until(() => s.size === 2);
+    expect(s.get('k:/p4999')).toBeDefined();
+    expect(s.get('k:/p0')).toBeDefined();
+    expect(s.entries({ tag: 'layout' }).entries.map((e) => e.key).sort()).toEqual(['k:/p0', 'k:/p4999']);
+    s.invalidate(['layout']);
+    expect(s.size).toBe(0);
+  });
+
+  test('info() finishes the freeing; clear() ends it', async () => {
+    const s = new MemoryStore();
+    for (let i = 0; i < 5000; i++) s.set(`k:/p${i}`, entry(`/p${i}`, 0), limits);
+    s.set('k:/plain', entry('/plain', 0, ['/plain']), limits);
+    s.invalidate(['layout']);
+    expect(s.info()).toMatchObject({ entries: 1 });
+    expect(s.size).toBe(1);
+    for (let i = 0; i < 5000; i++) s.set(`k:/q${i}`, entry(`/q${i}`, s.sequence()), limits);
+    s.invalidate(['layout']);
+    s.clear();
+    const seq = s.sequence();
+    for (let i = 0; i < 3; i++) s.set(`k:/q${i}`, entry(`/q${i}`, seq), limits);
+    await turn();
+    await turn();
+    expect(s.size).toBe(3);
+    for (let i = 0; i < 3; i++) expect(s.get(`k:/q${i}`)).toBeDefined();
+  });
+});
