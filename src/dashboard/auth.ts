@@ -1,0 +1,116 @@
+/**
+ * The dashboard's credentials: the token (as `Authorization: Bearer`), and a session cookie the
+ * login form sets, which holds an HMAC keyed by the token, never the token. Every comparison is
+ * constant-time over SHA-256 digests of equal length, so neither the length nor a prefix of the
+ * token leaks through the time an answer takes.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+
+/** The name of the session cookie. */
+export const SESSION_COOKIE = 'page-dumper-dashboard';
+
+/** The shortest token accepted. */
+export const MIN_TOKEN_LENGTH = 16;
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** Whether `presented` equals `expected`, in time that depends on neither. */
+export function safeEqual(presented: string, expected: string): boolean {
+  return timingSafeEqual(digest(presented), digest(expected));
+}
+
+/** A session's proof: the time it was issued and an HMAC of it keyed by the token. */
+export interface Session {
+  /** When the session was issued (ms since the epoch). */
+  readonly issued: number;
+  /** The CSRF token of the session, which the page sends back with every purge. */
+  readonly csrf: string;
+}
+
+export class Credentials {
+  readonly #token: string;
+
+  constructor(
+    token: string,
+    /** How long a login lasts, in milliseconds. */
+    readonly sessionMaxAge: number,
+  ) {
+    this.#token = token;
+  }
+
+  #mac(purpose: string, issued: number): string {
+    return createHmac('sha256', this.#token).update(`page-dumper dashboard ${purpose}\n${issued}`).digest('base64url');
+  }
+
+  /** Whether an `Authorization` header carries the token as a bearer credential. */
+  bearer(header: string | undefined): boolean {
+    if (header === undefined) return false;
+    const m = /^\s*bearer\s+(\S+)\s*$/i.exec(header);
+    return m !== null && safeEqual(m[1]!, this.#token);
+  }
+
+  /** Whether a login form's token is the token. */
+  check(presented: string): boolean {
+    return safeEqual(presented, this.#token);
+  }
+
+  /** A new session cookie's value. */
+  issue(now = Date.now()): string {
+    return `v1.${now.toString(36)}.${this.#mac('session', now)}`;
+  }
+
+  /** The session a cookie value proves, or `undefined` (forged, expired, from another token). */
+  session(value: string | undefined, now = Date.now()): Session | undefined {
+    if (value === undefined) return undefined;
+    const m = /^v1\.([0-9a-z]{1,11})\.([A-Za-z0-9_-]{43})$/.exec(value);
+    if (m === null) return undefined;
+    const issued = parseInt(m[1]!, 36);
+    // A clock that went back a little (another process's) is forgiven; a session from the future is not.
+    if (!(issued <= now + 60_000 && now - issued < this.sessionMaxAge)) return undefined;
+    if (!safeEqual(m[2]!, this.#mac('session', issued))) return undefined;
+    return { issued, csrf: this.#mac('csrf', issued) };
+  }
+}
+
+/** The value of one cookie of a request, or `undefined`. */
+export function cookie(req: IncomingMessage, name: string): string | undefined {
+  const header = req.headers.cookie;
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/**
+ * Whether a state-changing request comes from a page of the dashboard's own origin (the CSRF
+ * check, with the session's token). `Sec-Fetch-Site`, which a page cannot forge, must say
+ * `same-origin` when sent; `Origin`, when it names an origin, must name this host (`Host`, or
+ * `X-Forwarded-Host` behind a proxy: neither can be set by a cross-site page without a CORS
+ * preflight). A browser sends `Origin: null` with a form posted from a page whose referrer policy
+ * is `no-referrer`, as the dashboard's is: then `Sec-Fetch-Site` decides alone. A request with
+ * neither is refused: every browser that runs the dashboard sends one or the other with a POST.
+ */
+export function sameOrigin(req: IncomingMessage): boolean {
+  const site = one(req.headers['sec-fetch-site']);
+  if (site !== undefined && site !== 'same-origin') return false;
+  const origin = one(req.headers.origin);
+  if (origin === undefined || origin === 'null') return site !== undefined;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return false;
+  }
+  const hosts = [one(req.headers.host), one(req.headers['x-forwarded-host'])?.split(',')[0]?.trim()];
+  return hosts.some((h) => h !== undefined && h.toLowerCase() === host);
+}
+
+function one(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
