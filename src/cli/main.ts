@@ -8,6 +8,7 @@
  * option, a missing or bad value, a config module that exports no dumper).
  */
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -345,6 +346,12 @@ async function open(ctx: Context): Promise<Opened> {
     const safe = new URL(url);
     if (safe.password !== '') safe.password = '***';
     label = `${safe.href} (prefix ${storePrefix ?? 'page-dumper:'})`;
+    // ioredis retries a refused connection quietly; a plain connection says what is wrong.
+    const refused = await connectError(parsed.hostname.replace(/^\[|\]$/g, ''), Number(parsed.port || 6379));
+    if (refused !== undefined) {
+      await store.close?.();
+      throw failure(`cannot reach the store ${label}: ${refused}`);
+    }
   } else {
     const path = values.sqlite!;
     if (path === '') throw usage('--sqlite must be a file path');
@@ -377,6 +384,22 @@ async function open(ctx: Context): Promise<Opened> {
       prefixInvalidation: true,
     }));
   return { store, keyPrefix, dumper: made, label, fromConfig: false };
+}
+
+/** Why a TCP connection to `host:port` fails, or `undefined` when it opens. */
+function connectError(host: string, port: number): Promise<string | undefined> {
+  return new Promise((done) => {
+    const socket = net.connect({ host, port });
+    socket.setTimeout(STORE_TIMEOUT, () => {
+      socket.destroy();
+      done(`no connection within ${STORE_TIMEOUT} ms`);
+    });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(undefined);
+    });
+    socket.once('error', (error) => done(error.message));
+  });
 }
 
 /** Fails (exit 1) when the store does not answer. */

@@ -6,6 +6,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -335,7 +336,7 @@ describe('errors: message and exit code', () => {
     expect(json.json).toEqual({ error: message, exitCode: code });
   }, 30_000);
 
-  (hasRedis ? test : () => undefined)('an unreachable Redis: exit 1, said so', async () => {
+  test('an unreachable Redis: exit 1, said so', async () => {
     // A loopback port where nothing listens.
     const server = http.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -344,7 +345,22 @@ describe('errors: message and exit code', () => {
     const run = await cli(build, ['stats', '--redis', `redis://127.0.0.1:${port}`]);
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
-    expect(run.stderr).toMatch(new RegExp(`^page-dumper: cannot reach the store redis://127\\.0\\.0\\.1:${port} \\(prefix page-dumper:\\): .+\\n$`));
+    expect(run.stderr).toBe(`page-dumper: cannot reach the store redis://127.0.0.1:${port} (prefix page-dumper:): connect ECONNREFUSED 127.0.0.1:${port}\n`);
+  }, 30_000);
+
+  test('a port that does not speak Redis: exit 1, said so', async () => {
+    // Accepts connections and closes them at once.
+    const server = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    try {
+      const run = await cli(build, ['ls', '--redis', `redis://127.0.0.1:${port}`]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(new RegExp(`^page-dumper: cannot reach the store redis://127\\.0\\.0\\.1:${port} \\(prefix page-dumper:\\): \\S.*\\n$`));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   }, 30_000);
 
   test('--help for the tool and each command; help <command>', async () => {
