@@ -48,7 +48,8 @@ export class Credentials {
   /** Whether an `Authorization` header carries the token as a bearer credential. */
   bearer(header: string | undefined): boolean {
     if (header === undefined) return false;
-    const m = /^\s*bearer\s+(\S+)\s*$/i.exec(header);
+    // Any characters after the scheme, not only RFC 6750's token68: a token may hold spaces.
+    const m = /^\s*bearer\s+(.+?)\s*$/i.exec(header);
     return m !== null && safeEqual(m[1]!, this.#token);
   }
 

@@ -30,10 +30,8 @@ definedIf(hasChromium, describe)('the dashboard in Chromium', () => {
     site = await dashboardSite();
     context = await browser.newContext();
     // Playwright's own script runs outside the page's CSP; it only listens.
-    await context.addInitScript(() => {
-      const w = window as unknown as { __violations: string[] };
-      w.__violations = [];
-      document.addEventListener('securitypolicyviolation', (e) => w.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    await context.addInitScript({
+      content: "window.__violations = []; document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));",
     });
     page = await context.newPage();
     problems = [];
@@ -48,7 +46,7 @@ definedIf(hasChromium, describe)('the dashboard in Chromium', () => {
   });
 
   afterEach(async () => {
-    const violations = await page.evaluate(() => (window as unknown as { __violations?: string[] }).__violations ?? []).catch(() => []);
+    const violations = await page.evaluate<string[]>('window.__violations ?? []').catch(() => []);
     await context.close();
     await site.close();
     expect([...problems, ...violations.map((v) => `violation: ${v}`)]).toEqual([]);
