@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
+import { brandClass } from './brand.js';
 import { DumperError } from './errors.js';
 import {
   choose,
@@ -195,18 +196,32 @@ interface RenderContext {
   readonly fill: Fill;
 }
 
-const renders = new AsyncLocalStorage<RenderContext>();
-
 /**
- * Render contexts are tracked only once some render has called `dumper.tag()`. On Node 20 and 22,
- * the first `AsyncLocalStorage.run()` switches on async_hooks for the whole process, which makes
- * every promise of the app markedly slower (about 2x in a promise-heavy loop), so an app that never
- * tags pages must not pay for it. Until then, fills in flight are remembered here: when a
- * `tag()` call finds no context, it cannot tell which render made it, so none of them is stored.
+ * The render tracking of the process, one for every copy of this module: a process may load both
+ * the ES module and the CommonJS build of page-dumper (an ES module app using an integration that
+ * a CommonJS library requires), and both must see the same renders.
  */
-let trackContexts = false;
-/** Every fill between its `run()` and its end. */
-const inflight = new Set<Fill>();
+interface RenderTracking {
+  readonly renders: AsyncLocalStorage<RenderContext>;
+  /**
+   * Render contexts are tracked only once some render has called `dumper.tag()`. On Node 20 and
+   * 22, the first `AsyncLocalStorage.run()` switches on async_hooks for the whole process, which
+   * makes every promise of the app markedly slower (about 2x in a promise-heavy loop), so an app
+   * that never tags pages must not pay for it. Until then, fills in flight are remembered in
+   * `inflight`: when a `tag()` call finds no context, it cannot tell which render made it, so none
+   * of them is stored.
+   */
+  trackContexts: boolean;
+  /** Every fill between its `run()` and its end. */
+  readonly inflight: Set<Fill>;
+}
+
+const tracking = ((globalThis as Record<symbol, unknown>)[Symbol.for('page-dumper.renders@0')] ??= {
+  renders: new AsyncLocalStorage<RenderContext>(),
+  trackContexts: false,
+  inflight: new Set<Fill>(),
+} satisfies RenderTracking) as RenderTracking;
+const { renders, inflight } = tracking;
 
 /** No fill in flight may be stored: a tag was added that cannot be attributed to one of them. */
 function distrustInflight(): void {
@@ -324,7 +339,7 @@ export class Fill {
   /** Runs the app so that `dumper.tag()` calls made while it renders tag this page. */
   run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
     inflight.add(this);
-    return trackContexts ? renders.run(this.#context, fn, ...args) : fn(...args);
+    return tracking.trackContexts ? renders.run(this.#context, fn, ...args) : fn(...args);
   }
 
   /**
@@ -675,7 +690,7 @@ export class Dumper {
     this.#coalesceTimeout = options.coalesceTimeout ?? 10_000;
     this.#invalidateOnUnsafe = options.invalidateOnUnsafe ?? true;
     this.#storeCooldown = options.storeCooldown ?? 1000;
-    if (options.trackRenders === true) trackContexts = true;
+    if (options.trackRenders === true) tracking.trackContexts = true;
     this.#compress = compressPolicy(options.compress);
     this.#compressor = this.#compress && new Compressor(this.#compress.coders);
     const purgers = options.purgers ?? [];
@@ -1319,8 +1334,8 @@ export class Dumper {
       for (const t of tags) ctx.tags.add(t);
       return;
     }
-    if (!trackContexts) {
-      trackContexts = true;
+    if (!tracking.trackContexts) {
+      tracking.trackContexts = true;
       distrustInflight();
       if (this.log.debugEnabled) this.log.debug('tracking render contexts from now on: dumper.tag() was called', { tags });
     }
@@ -1763,6 +1778,8 @@ export function assertDumper(value: unknown, fn: string): asserts value is Dumpe
     throw new TypeError(`page-dumper: ${fn}() needs a dumper made by createDumper()`);
   }
 }
+
+brandClass(Dumper, 'Dumper');
 
 /** Creates a dumper. Options are validated here: a mistake is a `TypeError` naming the option. */
 export function createDumper(options?: DumperOptions): Dumper {

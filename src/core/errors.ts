@@ -1,3 +1,5 @@
+import { brandClass } from './brand.js';
+
 /** Stable error codes carried by every error page-dumper throws or reports. */
 export type DumperErrorCode = 'DUMPER_STORE_FAILURE' | 'DUMPER_PURGE_FAILURE';
 
@@ -14,3 +16,4 @@ export class DumperError extends Error {
     this.code = code;
   }
 }
+brandClass(DumperError, 'DumperError');

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { brandClass } from './brand.js';
 import { DumperError } from './errors.js';
 import type { Log } from './log.js';
 import { MemoryQueue } from './queue.js';
@@ -71,6 +72,7 @@ export class PurgeError extends Error {
     this.retryAfter = options.retryAfter;
   }
 }
+brandClass(PurgeError, 'PurgeError');
 
 /**
  * `Retry-After` in milliseconds: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); `undefined`

@@ -170,9 +170,15 @@ interface RenderReads {
   readonly coarse: Set<string>;
 }
 
-const reads = new AsyncLocalStorage<RenderReads>();
-/** Dumpers whose fills open a `RenderReads` context. */
-const wrapped = new WeakSet<Dumper>();
+/**
+ * The renders' reads and the dumpers whose fills open a `RenderReads` context, one for every copy
+ * of this module in the process (the ES module and the CommonJS build of page-dumper loaded
+ * together): integrations from both copies on one dumper wrap its fills once and count one bound.
+ */
+const { reads, wrapped } = ((globalThis as Record<symbol, unknown>)[Symbol.for('page-dumper.reads@0')] ??= {
+  reads: new AsyncLocalStorage<RenderReads>(),
+  wrapped: new WeakSet<Dumper>(),
+}) as { readonly reads: AsyncLocalStorage<RenderReads>; readonly wrapped: WeakSet<Dumper> };
 
 /**
  * Wraps the dumper's `beginFill()` so that each fill's `run()` also opens a context of this

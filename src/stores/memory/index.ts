@@ -1,3 +1,4 @@
+import { brandClass } from '../../core/brand.js';
 import { MemoryQueue } from '../../core/queue.js';
 import type {
   ContentCoding,
@@ -591,3 +592,4 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     }
   }
 }
+brandClass(MemoryStore, 'MemoryStore');
