@@ -8,6 +8,7 @@ import type { Dependents } from '../../../src/core/dumper.js';
 import { createDumper, type Dumper } from '../../../src/index.js';
 import { mikroOrmDumper } from '../../../src/orm/mikro-orm/index.js';
 import { kinds } from './support.js';
+import { definedIf } from '../../support/services.js';
 
 /** The paths of every `invalidateDependents()` call, one array per call. */
 function invalidations(d: Dumper): string[][] {
@@ -31,7 +32,7 @@ class Flavour {
 
 const postgres = (await kinds()).includes('PostgreSQL');
 
-describe.skipIf(!postgres)('entities with schema "*" written through em.fork({ schema }) on PostgreSQL', () => {
+definedIf(postgres, describe)('entities with schema "*" written through em.fork({ schema }) on PostgreSQL', () => {
   const suffix = randomBytes(3).toString('hex');
   const tenants = [`pd_tenant_a_${suffix}`, `pd_tenant_b_${suffix}`];
   const admin = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
