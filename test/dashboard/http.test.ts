@@ -7,7 +7,7 @@ import diagnostics from 'node:diagnostics_channel';
 import http from 'node:http';
 import middie from '@fastify/middie';
 import express from 'express';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { afterEach, describe, expect, test } from 'vitest';
 import { dashboardHandler, type DashboardData, type DashboardHandler } from '../../src/dashboard/index.js';
 import { fastifyDumper } from '../../src/http/fastify/index.js';
@@ -204,7 +204,7 @@ describe('CSRF: a purge with the session cookie', () => {
     await knownTraffic(s);
     const { cookie, csrf } = await session(s);
     const same = { cookie, origin: s.m.url, 'sec-fetch-site': 'same-origin' };
-    const refusals = [
+    const refusals: Array<Record<string, string>> = [
       // The cookie alone (a cross-site form, were the cookie sent).
       { cookie },
       { ...same },
@@ -320,7 +320,7 @@ describe('mounting', () => {
   });
 
   /** The Fastify recipe of docs/dashboard.md: a route that hands the raw request over. */
-  async function fastifyRoute(app: ReturnType<typeof Fastify>, dashboard: DashboardHandler): Promise<void> {
+  async function fastifyRoute(app: FastifyInstance, dashboard: DashboardHandler): Promise<void> {
     await app.register(async (scope) => {
       // The dashboard reads its own bodies (the login form, a purge).
       scope.removeAllContentTypeParsers();
