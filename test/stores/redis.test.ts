@@ -4,6 +4,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { createDumper, type EncodedBody, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { RedisStore } from '../../src/stores/redis/index.js';
+import { listEntries } from '../../src/core/store.js';
 import { runStoreConformance } from '../../src/testing/index.js';
 import { httpBehaviourSuite } from '../support/behaviour.js';
 import { listen } from '../support/listen.js';
@@ -101,7 +102,12 @@ definedIf(hasRedis, describe)('RedisStore', () => {
       await redis.del(`{${p}}t:/a`);
       await store.invalidate(['/a']);
       expect(await redis.exists(`{${p}}e:k:/a`)).toBe(1);
-      const keys = async (options = {}) => (await store.entries(options)).entries.map((e) => e.key).sort();
+      // Every page: on a Redis shared with other data, a page may end before the matches do.
+      const keys = async (options = {}) => {
+        const out: string[] = [];
+        for await (const e of listEntries(store, options)) out.push(e.key);
+        return out.sort();
+      };
       expect(await keys()).toEqual(['k:/b', 'k:/c']);
       expect(await keys({ pathPrefix: '/a' })).toEqual([]);
       expect((await store.info()).entries).toBe(2);

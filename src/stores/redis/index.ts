@@ -668,7 +668,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
   /**
    * Lists entries with SCAN (SSCAN of the tag's index set for `tag`), never KEYS: each call walks
    * a bounded part of the keyspace, and a script checks, for each key found, what `get()` would
-   * (floor, sequence number, its tags' points), reading no body but the entry's head. The keys
+   * (floor, sequence number, its tags' points) and answers the entry's head, never its body. The keys
    * of one SCAN batch are answered in key order, so that a page may end in the middle of a batch
    * (the cursor names the batch and the last key answered). As with SCAN, an entry held for the
    * whole listing is listed, and may be listed twice if Redis resizes its table meanwhile.

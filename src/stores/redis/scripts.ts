@@ -386,7 +386,9 @@ for i = 2, #KEYS do
   local tags
   if ok then
     tags = cjson.decode(e[2])
-    if tag ~= '' then
+    -- The path is the first tag: a prefix is checked before the entry (and its body) is read.
+    if prefix ~= '' then ok = tags[1] ~= nil and string.sub(tags[1], 1, #prefix) == prefix end
+    if ok and tag ~= '' then
       ok = false
       for _, t in ipairs(tags) do if t == tag then ok = true break end end
     end
@@ -399,7 +401,7 @@ for i = 2, #KEYS do
       if points[j] and tonumber(points[j]) > s then ok = false break end
     end
   end
-  if ok and count and prefix == '' then
+  if ok and count then
     n = n + 1
     total = total + #KEYS[i] + #e[2] + redis.call('HSTRLEN', KEYS[i], 'v') + redis.call('HSTRLEN', KEYS[i], 'c')
   elseif ok then
@@ -407,21 +409,11 @@ for i = 2, #KEYS do
     local v, c = f[1], f[2]
     if v then
       local hn = u32(v, 1)
-      local head = string.sub(v, 5, 4 + hn)
-      if prefix ~= '' then ok = string.sub(cjson.decode(head)[6], 1, #prefix) == prefix end
-      if ok then
-        local size = #KEYS[i] + #e[2] + #v + (c and #c or 0)
-        if count then
-          n = n + 1
-          total = total + size
-        else
-          out[#out + 1] = KEYS[i]
-          out[#out + 1] = head
-          out[#out + 1] = #v - 4 - hn
-          out[#out + 1] = c and string.sub(c, 1, 4 + u32(c, 1)) or ''
-          out[#out + 1] = size
-        end
-      end
+      out[#out + 1] = KEYS[i]
+      out[#out + 1] = string.sub(v, 5, 4 + hn)
+      out[#out + 1] = #v - 4 - hn
+      out[#out + 1] = c and string.sub(c, 1, 4 + u32(c, 1)) or ''
+      out[#out + 1] = #KEYS[i] + #e[2] + #v + (c and #c or 0)
     end
   end
 end
