@@ -1,8 +1,11 @@
 // What counting (dumper.stats()) and the diagnostics channels cost a hit: builds compared in one
 // run, with and without a subscriber on every channel.
 //
-//   npx tsc -p tsconfig.build.json --outDir /tmp/pd-after/dist      # this tree (beside a node_modules symlink)
-//   git archive <commit before> src tsconfig.json tsconfig.build.json | tar -x -C /tmp/pd-before && ...
+//   # the builds, each beside a node_modules symlink so that their imports resolve
+//   mkdir -p /tmp/pd-before /tmp/pd-after && ln -sfn "$PWD/node_modules" /tmp/pd-before/node_modules && ln -sfn "$PWD/node_modules" /tmp/pd-after/node_modules
+//   git archive c6783a5 src tsconfig.json tsconfig.build.json | tar -x -C /tmp/pd-before   # the commit before the counters
+//   (cd /tmp/pd-before && npx tsc -p tsconfig.build.json --outDir dist)
+//   npx tsc -p tsconfig.build.json --outDir /tmp/pd-after/dist
 //   node bench/metrics.mjs --before=/tmp/pd-before/dist --after=/tmp/pd-after/dist [--rounds=9]
 //
 // Each variant is its own child process, so one variant's channel subscription or JIT state
