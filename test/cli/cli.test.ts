@@ -12,7 +12,12 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isEnumerable, listEntries, type Store } from '../../src/core/store.js';
 import { listen } from '../support/listen.js';
-import { needService } from '../support/services.js';
+import { createDumper } from '../../src/index.js';
+import { varnishPurger } from '../../src/edge/index.js';
+import { withDumper } from '../../src/http/node/index.js';
+import { definedIf, needService, needVarnish } from '../support/services.js';
+import { nodeRequest, Site, writeNode } from '../support/site.js';
+import { startVarnish } from '../edge/varnish-server.js';
 import { buildCli, cli, cliJson, serveSite, storeCases, until } from './support.js';
 
 const hasRedis = await needService('redis');
@@ -461,6 +466,53 @@ describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c
       expect(missing.stderr).toBe(`page-dumper: could not fetch the sitemap ${site.mounted.url}/missing.xml: HTTP 404\n`);
     } finally {
       await site.close();
+      await cleanup();
+    }
+  }, 120_000);
+});
+
+const varnishd = await needVarnish();
+definedIf(varnishd, describe)('page-dumper purge --config with a real Varnish in front of the site', () => {
+  test('the purged page is a Varnish miss when the command has exited; the others stay Varnish hits', async () => {
+    const { env, open, cleanup } = storeCases(() => build, false)[0]!.fresh();
+    // The origin's port first (Varnish's backend), then Varnish, then the site's dumper with its purger.
+    let current: http.RequestListener = (_req, res) => void res.end();
+    const origin = await listen((req, res) => current(req, res));
+    const varnish = await startVarnish(varnishd!, origin.port);
+    const dumper = createDumper({ store: open(), logger: false, trackRenders: true, purgers: [varnishPurger({ url: varnish.url })], edge: { raceWindow: 100 } });
+    const site = new Site(dumper);
+    current = withDumper(dumper, (req, res) => void site.handle(nodeRequest(req)).then((r) => writeNode(res, r)));
+    const config = join(mkdtempSync(join(build, 'config-')), 'dumper.config.mjs');
+    writeFileSync(
+      config,
+      `import { varnishPurger } from '../dist/edge/index.js';
+import { SqliteStore } from '../dist/stores/sqlite/index.js';
+export default () => ({ store: new SqliteStore({ path: process.env.CACHE_DB }), purgers: [varnishPurger({ url: process.env.VARNISH_URL })], edge: { raceWindow: 100 }, logger: false });
+`,
+    );
+    const edge = async (p: string) => {
+      const r = await fetch(`${varnish.url}${p}`);
+      return { body: await r.text(), edge: r.headers.get('x-edge-cache') };
+    };
+    try {
+      for (const p of ['/data/1', '/data/2']) {
+        await edge(p);
+        await until(async () => (await edge(p)).edge === 'HIT', `${p} a Varnish hit`);
+      }
+      site.db.set('1', 'strawberry');
+      const run = await cli(build, ['purge', '--tag', 'item:1', '--config', config], { ...env, VARNISH_URL: varnish.url });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^edge purgers acknowledged/m);
+      // No waiting: the command returned once Varnish had acknowledged.
+      const purged = await edge('/data/1');
+      expect(purged.edge).toBe('MISS');
+      expect(purged.body).toContain('item 1 = strawberry');
+      expect((await edge('/data/2')).edge).toBe('HIT');
+    } finally {
+      await varnish.stop();
+      await origin.close();
+      await dumper.close();
       await cleanup();
     }
   }, 120_000);
