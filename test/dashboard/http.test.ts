@@ -6,8 +6,12 @@
 import diagnostics from 'node:diagnostics_channel';
 import http from 'node:http';
 import middie from '@fastify/middie';
+import { serve, type HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import express from 'express';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Hono, type Context } from 'hono';
+import Koa from 'koa';
 import { afterEach, describe, expect, test } from 'vitest';
 import { dashboardHandler, type DashboardData, type DashboardHandler } from '../../src/dashboard/index.js';
 import { fastifyDumper } from '../../src/http/fastify/index.js';
@@ -390,6 +394,59 @@ describe('mounting', () => {
     expect(l.status).toBe(303);
     expect(l.headers.get('set-cookie')).toContain('; Path=/_cache;');
     expect((await fetch(`${url}/_cache/api/stats`, { headers: { cookie: l.headers.get('set-cookie')!.split(';')[0]! } })).status).toBe(200);
+  });
+});
+
+/** Logs in through the form and reads the stats with the cookie, at `url` (the mount at `/_cache`). */
+async function loginAndRead(url: string): Promise<{ setCookie: string; stats: number; purge: number }> {
+  const l = await fetch(`${url}/_cache/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: url },
+    body: `token=${encodeURIComponent(TOKEN)}`,
+  });
+  const setCookie = l.headers.get('set-cookie') ?? '';
+  const stats = (await fetch(`${url}/_cache/api/stats`, { headers: { cookie: setCookie.split(';')[0]! } })).status;
+  const purge = (await fetch(`${url}/_cache/api/purge`, { method: 'POST', headers: { ...BEARER, 'content-type': 'application/json' }, body: '{"kind":"path","value":"/x"}' })).status;
+  return { setCookie, stats, purge };
+}
+
+describe('mounting in Koa and Hono (the recipes of docs/dashboard.md)', () => {
+  test('Koa: a middleware that hands ctx.req and ctx.res over', async () => {
+    const dumper = createDumper({ logger: false });
+    const dashboard = dashboardHandler(dumper, { token: TOKEN, basePath: '/_cache' });
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      if (ctx.path !== '/_cache' && !ctx.path.startsWith('/_cache/')) return next();
+      ctx.respond = false;
+      dashboard(ctx.req, ctx.res);
+    });
+    app.use((ctx) => {
+      ctx.body = 'app';
+    });
+    const m = await listen(app.callback());
+    cleanup.push(() => dumper.close(), () => m.close(), () => dashboard.close());
+    expect(await loginAndRead(m.url)).toEqual({ setCookie: expect.stringContaining('; Path=/_cache;'), stats: 200, purge: 200 });
+    expect(await (await fetch(`${m.url}/other`)).text()).toBe('app');
+  });
+
+  test('Hono on @hono/node-server: env.incoming and env.outgoing', async () => {
+    const dumper = createDumper({ logger: false });
+    const dashboard = dashboardHandler(dumper, { token: TOKEN, basePath: '/_cache' });
+    const app = new Hono<{ Bindings: HttpBindings }>();
+    const toDashboard = (c: Context<{ Bindings: HttpBindings }>) => {
+      dashboard(c.env.incoming, c.env.outgoing);
+      return RESPONSE_ALREADY_SENT;
+    };
+    app.all('/_cache', toDashboard);
+    app.all('/_cache/*', toDashboard);
+    app.get('/other', (c) => c.text('app'));
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    cleanup.push(() => dumper.close(), () => new Promise<void>((r) => server.close(() => r())), () => dashboard.close());
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    expect(await loginAndRead(url)).toEqual({ setCookie: expect.stringContaining('; Path=/_cache;'), stats: 200, purge: 200 });
+    expect(await (await fetch(`${url}/other`)).text()).toBe('app');
   });
 });
 
