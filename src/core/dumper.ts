@@ -32,6 +32,8 @@ import { makeLog, type Log } from './log.js';
 import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
 import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, defaultVersion, validateOptions, type DumperOptions } from './options.js';
 import { DEFAULT_PURGE_SETTINGS, PurgeDispatcher, type FlushOptions, type PurgeStats } from './purge.js';
+import { Rewarmer, type RewarmStats } from './rewarm.js';
+import { warm, type WarmOptions, type WarmReport } from './warm.js';
 import { isPromise, type EncodedBody, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import {
   bypassChannel,
@@ -634,6 +636,8 @@ export class Dumper {
   #flushing: Promise<void> | undefined;
   /** @internal The edge caches' purge queue and workers (option `purgers`), if any. */
   readonly _purging: PurgeDispatcher | undefined;
+  /** The option `rewarm`. */
+  readonly #rewarm: Rewarmer | undefined;
 
   /**
    * @internal The headers a GET or HEAD response the dumper passes through without storing gets
@@ -704,6 +708,7 @@ export class Dumper {
             log: this.log,
             settings: Object.freeze({ ...DEFAULT_PURGE_SETTINGS, ...options.edge }),
           });
+    this.#rewarm = options.rewarm ? new Rewarmer(options.rewarm, this.#keyHead, this.log) : undefined;
     if (this._purging?.inMemory === true && !(this.store instanceof MemoryStore)) {
       this.log.warn('the store has no queue: purges for edge caches are queued in this process only, and a crash loses those not yet sent', {});
     }
@@ -865,6 +870,7 @@ export class Dumper {
         (entry) => {
           if (this.#failures !== 0) this.#recovered();
           if (entry === undefined) return undefined;
+          this.#rewarm?.hit(key, entry.tags);
           if (this.#compress !== undefined && (entry.encodings?.length ?? 0) < this.#compress.coders.length) this.#uncompressed(key, entry);
           return entry.anonymousOnly === true ? this.#anonymous(key, entry, headers) : entry;
         },
@@ -875,6 +881,7 @@ export class Dumper {
       );
     }
     if (result === undefined) return undefined;
+    this.#rewarm?.hit(key, result.tags);
     if (this.#compress !== undefined && (result.encodings?.length ?? 0) < this.#compress.coders.length) this.#uncompressed(key, result);
     return result.anonymousOnly === true ? this.#anonymous(key, result, headers) : result;
   }
@@ -1306,6 +1313,7 @@ export class Dumper {
     try {
       await this.store.clear();
       if (this.#failures !== 0) this.#recovered();
+      this.#rewarm?.invalidated(undefined);
       if (this.log.debugEnabled) this.log.debug('invalidated everything', {});
     } catch (error) {
       this.#pendingClear = true;
@@ -1366,6 +1374,26 @@ export class Dumper {
   }
 
   /** Stops caching (requests bypass from now on) and closes the store. */
+  /**
+   * Requests pages from the running site (absolute URLs: `http://127.0.0.1:3000/ice-cream/`),
+   * `concurrency` at a time (default 4), so that it renders and stores them before visitors ask,
+   * through the fill protocol as for any visitor; resolves with what each gave (this dumper's
+   * cache status header is read: HIT, MISS, BYPASS). See `WarmOptions` and docs/operations.md.
+   */
+  warm(urls: Iterable<string | URL>, options: WarmOptions = {}): Promise<WarmReport> {
+    return warm(urls, { ...(this.cacheStatusHeader === undefined ? {} : { cacheHeader: this.cacheStatusHeader }), ...options });
+  }
+
+  /** What the option `rewarm` has done so far (`undefined` without it). */
+  get rewarmStats(): RewarmStats | undefined {
+    return this.#rewarm?.stats;
+  }
+
+  /** Resolves once no rewarm request (option `rewarm`) is waiting or in flight. */
+  async flushRewarm(): Promise<void> {
+    await this.#rewarm?.settled();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -1374,6 +1402,7 @@ export class Dumper {
     // Compressions not started are dropped (their results would not be stored after close);
     // the work under way (a zlib call, a store write) is waited for.
     this.#compressor?.close();
+    this.#rewarm?.close();
     await this.#flushing;
     await this.flushCompression();
     await this._purging?.close();
@@ -1606,6 +1635,7 @@ export class Dumper {
     try {
       await this.store.invalidate(unique);
       if (this.#failures !== 0) this.#recovered();
+      this.#rewarm?.invalidated(unique);
       if (this.log.debugEnabled) this.log.debug('invalidated', { ...what, tags: unique });
     } catch (error) {
       for (const t of unique) this.#pendingTags.add(t);
@@ -1683,6 +1713,7 @@ export class Dumper {
         await this.store.clear();
         this.#pendingClear = false;
         void this._purging?.enqueue(undefined);
+        this.#rewarm?.invalidated(undefined);
       }
       if (this.#pendingTags.size !== 0) {
         const tags = [...this.#pendingTags];
@@ -1690,6 +1721,7 @@ export class Dumper {
         for (const t of tags) this.#pendingTags.delete(t);
         this.log.warn('replayed invalidations that failed while the store was unavailable', { tags });
         void this._purging?.enqueue(this.#unprefixedAll(tags));
+        this.#rewarm?.invalidated(tags);
       }
       this.#recovered();
     } catch (error) {

@@ -3,6 +3,7 @@ import type { DumperLogger } from './log.js';
 import type { Store } from './store.js';
 import { validatePurger, type Purger, type PurgeSettings } from './purge.js';
 import { validateCompress, type CompressOptions } from './encoding.js';
+import { validateRewarm, type RewarmOptions } from './rewarm.js';
 
 /** Tracking parameters that never change what a page shows; left out of keys by default. */
 export const DEFAULT_IGNORED_QUERY_PARAMS: readonly string[] = Object.freeze([
@@ -250,6 +251,13 @@ export interface DumperOptions {
    * at for purges another process left), `edgeMaxAge` (seconds an edge keeps a page, a year).
    */
   edge?: Partial<PurgeSettings>;
+  /**
+   * Requests again, in the background, the pages an invalidation drops that visitors hit
+   * recently, so that the next visitor gets a hit: `{ base: 'http://127.0.0.1:3000' }`, where
+   * this process reaches the site itself (see `RewarmOptions` and docs/operations.md).
+   * @default false (off)
+   */
+  rewarm?: RewarmOptions | false;
 }
 
 function fail(name: string, expected: string, got: unknown): never {
@@ -268,7 +276,7 @@ const KNOWN = new Set<string>([
   'store', 'keyPrefix', 'ignore', 'statuses', 'staticFiles', 'version', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
   'cacheStatusHeader', 'cacheStatus', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders', 'compress',
-  'purgers', 'edge',
+  'purgers', 'edge', 'rewarm',
 ]);
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -309,6 +317,7 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
   for (const k of Object.keys(o)) {
     if (!KNOWN.has(k)) throw new TypeError(`page-dumper: unknown option "${k}"`);
   }
+  validateRewarm(o.rewarm);
   if (o.store !== undefined) {
     const s = o.store as Record<string, unknown> | null;
     for (const m of ['sequence', 'get', 'set', 'invalidate', 'clear']) {
