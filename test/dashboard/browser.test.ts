@@ -29,7 +29,9 @@ definedIf(hasChromium, describe)('the dashboard in Chromium', () => {
   beforeEach(async () => {
     site = await dashboardSite();
     context = await browser.newContext();
-    // Playwright's own script runs outside the page's CSP; it only listens.
+    // Violations of the document open at the end of a test (each navigation starts a new list);
+    // the console listener below sees those of every document. Playwright's own script runs
+    // outside the page's CSP; it only listens.
     await context.addInitScript({
       content: "window.__violations = []; document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));",
     });

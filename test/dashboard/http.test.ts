@@ -202,6 +202,46 @@ describe('with the token', () => {
   });
 });
 
+describe('bounded memory, seen through the API', () => {
+  test('the samples are a ring of `samples`', async () => {
+    const s = await site({ dashboard: { samples: 3, sampleInterval: 100 } });
+    const read = async () => (JSON.parse((await s.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData).samples;
+    const first = (await read())[0]!;
+    // Polled, not slept for: until the first sample has been pushed out.
+    expect(await eventually(async () => (await read())[0]!.t > first.t)).toBe(true);
+    expect(await read()).toHaveLength(3);
+    await knownTraffic(s);
+    expect(await eventually(async () => (await read()).at(-1)!.hits === 5)).toBe(true);
+    expect((await read()).at(-1)).toMatchObject({ hits: 5, misses: 3, stores: 3, bypasses: 0, storeErrors: 0 });
+  });
+
+  test('many distinct URLs: the top list keeps the popular page and `topPages` rows', async () => {
+    const s = await site({ dashboard: { trackedPages: 10, topPages: 3 } });
+    for (let i = 0; i < 60; i++) {
+      await s.get(`/page/junk-${i}`);
+      if (i % 4 === 0) await s.get('/page/popular');
+    }
+    const data = JSON.parse((await s.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData;
+    expect(data.top).toHaveLength(3);
+    expect(data.top[0]).toMatchObject({ path: '/page/popular', hits: 14, misses: 1 });
+  });
+
+  test('an invalidation naming many paths is listed with 20 and a count of the rest; the list keeps `recentInvalidations`', async () => {
+    const s = await site({ dashboard: { recentInvalidations: 2 } });
+    await s.dumper.invalidate(Array.from({ length: 25 }, (_, i) => `/p/${i}`));
+    await s.dumper.invalidateTags('a');
+    await s.dumper.invalidateTags('b');
+    const data = JSON.parse((await s.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData;
+    expect(data.invalidations.map((i) => i.tags)).toEqual([['b'], ['a']]);
+    const s2 = await site();
+    await s2.dumper.invalidate(Array.from({ length: 25 }, (_, i) => `/p/${i}`));
+    const [many] = (JSON.parse((await s2.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData).invalidations;
+    expect(many!.paths).toHaveLength(21);
+    expect(many!.paths.at(-1)).toBe('… and 5 more');
+    expect(many!.source).toBeUndefined();
+  });
+});
+
 describe('CSRF: a purge with the session cookie', () => {
   test('needs the same origin and the CSRF token of the session', async () => {
     const s = await site();
