@@ -1,12 +1,20 @@
 /** The model registry: what `dumper.register()` records and `dumper.changed()` consults. */
 
-/** What a model's paths may be: any (async) iterable of strings, or a promise of one. */
-export type PathsResult =
-  | Iterable<string>
-  | AsyncIterable<string>
-  | PromiseLike<Iterable<string> | AsyncIterable<string>>;
+/**
+ * Paths (or tags) as a collection: an array, a `Set`, a generator... but not a string. A string is
+ * iterable too, character by character, so `Iterable<string>` alone would accept `'/flavors'` and
+ * invalidate `/`, `f`, `l`... at run time; `& object` excludes it, making that a type error.
+ */
+export type PathList = Iterable<string> & object;
 
-/** Options for registering a model by name, or a class without a `dependentPaths` method. */
+/** What a model's paths may be: a list (see `PathList`), an async iterable, or a promise of one. */
+export type PathsResult = PathList | AsyncIterable<string> | PromiseLike<PathList | AsyncIterable<string>>;
+
+/**
+ * Options for registering a model by name, or a class whose instances lack a `dependentPaths`
+ * method. `T` is the row or instance that `changed()` is given: `register<IceCreamRow>('IceCream',
+ * { dependentPaths: (row) => [`/flavors/${row.slug}`] })` types `row`.
+ */
 export interface ModelOptions<T = any> {
   /** The paths whose pages show this instance; invalidated when it is saved, deleted or re-related. */
   dependentPaths(instance: T): PathsResult;
@@ -14,10 +22,22 @@ export interface ModelOptions<T = any> {
   dependentTags?(instance: T): PathsResult;
 }
 
-/** A class whose instances know the paths that show them, as in django-dumper. */
+/** What `register(Class)` without options needs of the class's instances, as in django-dumper. */
+export interface ModelInstance {
+  /** The paths whose pages show this instance; invalidated when it is saved, deleted or re-related. */
+  dependentPaths(): PathsResult;
+  /** Extra tags to invalidate with the paths (pages tagged with `dumper.tag()`). */
+  dependentTags?(): PathsResult;
+}
+
+/**
+ * A model class. `ModelClass` (no argument) is any named class, as `changed()` and `isRegistered()`
+ * take; `ModelClass<ModelInstance>` is one whose instances have `dependentPaths()`, as
+ * `register(Class)` without options takes.
+ */
 export interface ModelClass<T = any> {
   readonly name: string;
-  readonly prototype: T & { dependentPaths(): PathsResult; dependentTags?(): PathsResult };
+  readonly prototype: T;
 }
 
 export interface RegisteredModel {
