@@ -102,6 +102,11 @@ export function sameOrigin(req: IncomingMessage): boolean {
   if (site !== undefined && site !== 'same-origin') return false;
   const origin = one(req.headers.origin);
   if (origin === undefined || origin === 'null') return site !== undefined;
+  return originIsHost(req, origin);
+}
+
+/** Whether `origin` names the host the request was sent to (`Host`, or `X-Forwarded-Host`). */
+function originIsHost(req: IncomingMessage, origin: string): boolean {
   let host: string;
   try {
     host = new URL(origin).host;
@@ -110,6 +115,19 @@ export function sameOrigin(req: IncomingMessage): boolean {
   }
   const hosts = [one(req.headers.host), one(req.headers['x-forwarded-host'])?.split(',')[0]?.trim()];
   return hosts.some((h) => h !== undefined && h.toLowerCase() === host);
+}
+
+/**
+ * Whether a browser says the request comes from another site: `Sec-Fetch-Site` other than
+ * `same-origin` or `none`, or an `Origin` naming another host. A script (curl) sends neither.
+ * Checked for bearer requests too, in case a proxy in front adds the `Authorization` header to
+ * every request, a cross-site one included.
+ */
+export function crossSite(req: IncomingMessage): boolean {
+  const site = one(req.headers['sec-fetch-site']);
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  const origin = one(req.headers.origin);
+  return origin !== undefined && origin !== 'null' && !originIsHost(req, origin);
 }
 
 function one(value: string | string[] | undefined): string | undefined {

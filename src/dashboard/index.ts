@@ -19,7 +19,7 @@ import { assertDumper, type Dumper } from '../core/dumper.js';
 import type { DumperStats } from '../core/stats.js';
 import type { StoreInfo } from '../core/store.js';
 import { dashboardPage, loginPage, SCRIPT, STYLE_HASH } from './assets.js';
-import { cookie, Credentials, MIN_TOKEN_LENGTH, safeEqual, sameOrigin, SESSION_COOKIE, type Session } from './auth.js';
+import { cookie, Credentials, crossSite, MIN_TOKEN_LENGTH, safeEqual, sameOrigin, SESSION_COOKIE, type Session } from './auth.js';
 import { Collector, type InvalidationRecord, type Sample } from './collector.js';
 
 export { Ring, TopCounter, type Counted } from './bounded.js';
@@ -397,7 +397,7 @@ class Dashboard {
       case 'POST /api/purge': {
         if (!authorized) return sendJson(res, false, 401, { error: 'the token is required' }, UNAUTHORIZED);
         const fields = await readFields(req);
-        if (!bearer && !this.#csrfOk(req, session, fields)) return sendJson(res, false, 403, { error: 'cross-site request refused' });
+        if (bearer ? crossSite(req) : !this.#csrfOk(req, session, fields)) return sendJson(res, false, 403, { error: 'cross-site request refused' });
         return this.#purge(res, fields);
       }
       default: {

@@ -261,6 +261,9 @@ describe('CSRF: a purge with the session cookie', () => {
       const r = await purge(s, { kind: 'all' }, headers);
       expect(r.status, JSON.stringify(headers)).toBe(403);
     }
+    // A bearer request a browser says is cross-site (a proxy that adds the header to every request) is refused too.
+    expect((await purge(s, { kind: 'all' }, { ...BEARER, origin: 'http://evil.test' })).status).toBe(403);
+    expect((await purge(s, { kind: 'all' }, { ...BEARER, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
     expect((await s.get('/page/a')).headers.get('x-cache')).toBe('HIT');
     expect(s.dumper.stats().invalidations.all).toBe(0);
 

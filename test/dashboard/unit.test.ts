@@ -1,7 +1,7 @@
 /** The dashboard's pieces on their own: options, the token check, the session cookie, the bounded structures. */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { Credentials, safeEqual, sameOrigin } from '../../src/dashboard/auth.js';
+import { Credentials, crossSite, safeEqual, sameOrigin } from '../../src/dashboard/auth.js';
 import { dashboardHandler, Ring, TopCounter } from '../../src/dashboard/index.js';
 import { createDumper } from '../../src/index.js';
 import { TOKEN } from './support.js';
@@ -94,6 +94,13 @@ describe('the token check', () => {
     expect(sameOrigin(req({}))).toBe(false);
     // Behind a proxy that passes the public host on.
     expect(sameOrigin(req({ origin: 'https://shop.test', 'x-forwarded-host': 'shop.test' }))).toBe(true);
+    // crossSite: what a browser says about a bearer request; a script says nothing.
+    expect(crossSite(req({}))).toBe(false);
+    expect(crossSite(req({ 'sec-fetch-site': 'none' }))).toBe(false);
+    expect(crossSite(req({ 'sec-fetch-site': 'same-origin', origin: 'http://example.test:8080' }))).toBe(false);
+    expect(crossSite(req({ 'sec-fetch-site': 'same-site' }))).toBe(true);
+    expect(crossSite(req({ origin: 'http://evil.test' }))).toBe(true);
+    expect(crossSite(req({ 'sec-fetch-site': 'same-origin', origin: 'http://evil.test' }))).toBe(true);
   });
 });
 
