@@ -10,6 +10,7 @@ export const STYLE = `
 :root { color-scheme: light dark; --fg: #1d232a; --bg: #fafaf7; --muted: #5f6b76; --line: #d9dde1; --hit: #2f8f46; --miss: #c8641b; --bad: #b3261e; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e6e8ea; --bg: #16191c; --muted: #9aa5ae; --line: #353b41; --hit: #5cc477; --miss: #f0954d; --bad: #f2827a; } }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 15px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 header { display: flex; align-items: baseline; gap: 1rem; padding: .8rem 1.2rem; border-bottom: 1px solid var(--line); }
 header h1 { font-size: 1.15rem; margin: 0; }
@@ -345,6 +346,11 @@ export const SCRIPT = `'use strict';
       .then(function () { $('purge-button').disabled = false; });
   }
 
+  if (!csrf) {
+    // Opened with the bearer header, without a session: purges need the session's CSRF token.
+    $('purge-form').hidden = true;
+    set('purge-result', 'Log in through the form to purge.');
+  }
   $('purge-kind').addEventListener('change', kindChanged);
   $('purge-form').addEventListener('submit', purge);
   kindChanged();

@@ -191,6 +191,16 @@ definedIf(hasChromium, describe)('the dashboard in Chromium', () => {
     await expect.poll(() => page.textContent('#window-ratio'), { timeout: 10_000 }).toBe('62.5 % (5 of 8)');
   });
 
+  test('opened with the bearer header, without a session, the page shows the numbers but no purge controls', async () => {
+    await knownTraffic(site);
+    await context.setExtraHTTPHeaders({ authorization: `Bearer ${TOKEN}` });
+    const r = await page.goto(`${site.m.url}/_cache/`);
+    expect(r?.status()).toBe(200);
+    await expect.poll(() => page.textContent('#hit-ratio')).toBe('62.5 %');
+    expect(await page.isVisible('#purge-button')).toBe(false);
+    expect(await page.textContent('#purge-result')).toBe('Log in through the form to purge.');
+  });
+
   test('a path shown on the page is text, never markup', async () => {
     await site.get('/page/%3Cimg%20src=x%20onerror=alert(1)%3E');
     await loggedIn();

@@ -242,6 +242,24 @@ describe('bounded memory, seen through the API', () => {
   });
 });
 
+test('store health: a failing store shows in the errors and the state, and a count that failed says why', async () => {
+  /** A store that is down (a fault a real store gives only when its server goes away). */
+  class DownStore extends MemoryStore {
+    override get(): never {
+      throw new Error('connection refused');
+    }
+    override info(): never {
+      throw new Error('connection refused');
+    }
+  }
+  const s = await site({ dumper: { store: new DownStore(), storeCooldown: 60_000 } });
+  const page = await s.get('/page/a');
+  expect(page.status).toBe(200);
+  const data = JSON.parse((await s.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData;
+  expect(data.health).toMatchObject({ storeErrors: 1, recentStoreErrors: 1, failing: true });
+  expect(data.store).toEqual({ enumerable: true, error: 'connection refused' });
+});
+
 describe('CSRF: a purge with the session cookie', () => {
   test('needs the same origin and the CSRF token of the session', async () => {
     const s = await site();
