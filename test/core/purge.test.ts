@@ -122,12 +122,12 @@ describe('edge tags', () => {
   test('claimed items are batched by count and bytes, a tag sent once per batch', () => {
     const items = ['a', 'b', 'a', 'c', 'd'].map((payload, i) => ({ id: i + 1, payload, attempts: 1 }));
     expect(batches(items, 2, undefined)).toEqual([
-      { tags: ['a', 'b'], ids: [1, 2, 3], first: ['a', 'b'] },
-      { tags: ['c', 'd'], ids: [4, 5], first: ['c', 'd'] },
+      { tags: ['a', 'b'], ids: [1, 2, 3], first: ['a', 'b'], firstIds: [1, 2] },
+      { tags: ['c', 'd'], ids: [4, 5], first: ['c', 'd'], firstIds: [4, 5] },
     ]);
     // A second purge (marked with a leading space) is sent like a first, and owes no third.
     const seconds = [' a', 'a', ' b'].map((payload, i) => ({ id: i + 1, payload, attempts: 1 }));
-    expect(batches(seconds, 10, undefined)).toEqual([{ tags: ['a', 'b'], ids: [1, 2, 3], first: ['a'] }]);
+    expect(batches(seconds, 10, undefined)).toEqual([{ tags: ['a', 'b'], ids: [1, 2, 3], first: ['a'], firstIds: [2] }]);
     const wide = ['aaaa', 'bbbb', 'cccc'].map((payload, i) => ({ id: i + 1, payload, attempts: 1 }));
     // "aaaa bbbb" is 9 bytes: a third tag would make 14.
     expect(batches(wide, 100, 9).map((b) => b.tags)).toEqual([['aaaa', 'bbbb'], ['cccc']]);
