@@ -144,18 +144,24 @@ export interface LinkSide {
 
 /**
  * What adding or removing rows of a join table (each given by its two sides) invalidates: the
- * join table's list, and its key tags for both sides, which every read of a row's links puts on
- * the page (a post's tags, a tag's posts). The rows themselves did not change, so neither do
- * their row tags: a page that shows a tag's name next to some other post stays.
+ * join table's list, its key tags for both sides, which every read of a row's links puts on the
+ * page (a post's tags, a tag's posts), and the join row's own row tag (its two sides' columns
+ * together), which a read of that one link by its key puts there. The linked rows themselves did
+ * not change, so neither do their row tags: a page that shows a tag's name next to some other
+ * post stays.
  */
 export function linkTags(junction: string, links: Iterable<readonly LinkSide[]>): string[] {
   const tags = new Set<string>([listTag(junction)]);
   for (const sides of links) {
+    const id: Record<string, unknown> = {};
     for (const side of sides) {
       const key = keyTag(junction, side.key);
       if (key === undefined) return unknownWriteTags(junction);
       tags.add(key);
+      Object.assign(id, side.key);
     }
+    const row = rowTag(junction, id);
+    if (row !== undefined) tags.add(row);
   }
   return [...tags];
 }

@@ -56,9 +56,9 @@ describe('what writes invalidate', () => {
     expect(unknownWriteTags('comment')).toEqual([tableTag('comment')]);
   });
 
-  test("links: the join table's list and the keys of both sides", () => {
+  test("links: the join table's list, the keys of both sides, and the link's own row", () => {
     expect(linkTags('post_tags', [[{ key: { postId: 1 } }, { key: { tagId: 2 } }]]).sort()).toEqual(
-      [listTag('post_tags'), keyTag('post_tags', { postId: 1 }), keyTag('post_tags', { tagId: 2 })].sort(),
+      [listTag('post_tags'), keyTag('post_tags', { postId: 1 }), keyTag('post_tags', { tagId: 2 }), rowTag('post_tags', { postId: 1, tagId: 2 })].sort(),
     );
     expect(linkTags('post_tags', [[{ key: { postId: null } }, { key: { tagId: 2 } }]])).toEqual([tableTag('post_tags')]);
   });
