@@ -21,7 +21,24 @@ export { DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS } from './core/op
 export type { DumperOptions, PathMatcher } from './core/options.js';
 export type { DumperLogger } from './core/log.js';
 export type { ModelClass, ModelOptions, PathsResult } from './core/models.js';
-export type { ContentCoding, EncodedBody, MaybePromise, PurgeQueueStore, QueueClaimOptions, QueuedItem, QueueStats, SetOptions, Store, StoredEntry } from './core/store.js';
+export type {
+  ContentCoding,
+  EncodedBody,
+  EntryInfo,
+  EntryListOptions,
+  EntryPage,
+  EnumerableStore,
+  MaybePromise,
+  PurgeQueueStore,
+  QueueClaimOptions,
+  QueuedItem,
+  QueueStats,
+  SetOptions,
+  Store,
+  StoredEntry,
+  StoreInfo,
+} from './core/store.js';
+export { isEnumerable, listEntries } from './core/store.js';
 export { PurgeError } from './core/purge.js';
 export type { EdgeTagHeader, FlushOptions, Purger, PurgeSettings, PurgeStats } from './core/purge.js';
 export type { RewarmOptions, RewarmStats } from './core/rewarm.js';
