@@ -22,7 +22,6 @@ import { dashboardPage, loginPage, SCRIPT, STYLE_HASH } from './assets.js';
 import { cookie, Credentials, crossSite, MIN_TOKEN_LENGTH, safeEqual, sameOrigin, SESSION_COOKIE, type Session } from './auth.js';
 import { Collector, type InvalidationRecord, type Sample } from './collector.js';
 
-export { Ring, TopCounter, type Counted } from './bounded.js';
 export { MIN_TOKEN_LENGTH, SESSION_COOKIE } from './auth.js';
 export type { InvalidationRecord, Sample } from './collector.js';
 

@@ -2,7 +2,8 @@
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, test } from 'vitest';
 import { Credentials, crossSite, safeEqual, sameOrigin } from '../../src/dashboard/auth.js';
-import { dashboardHandler, Ring, TopCounter } from '../../src/dashboard/index.js';
+import { Ring, TopCounter } from '../../src/dashboard/bounded.js';
+import { dashboardHandler } from '../../src/dashboard/index.js';
 import { createDumper } from '../../src/index.js';
 import { TOKEN } from './support.js';
 
