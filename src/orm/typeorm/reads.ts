@@ -60,6 +60,9 @@ interface ExpressionMap {
   readonly joinAttributes: readonly JoinAttribute[];
   readonly wheres: WhereClause[];
   readonly relationLoadStrategy?: string;
+  /** The ORDER BY, by `alias.property` or expression; with the entity's default order when none is set. */
+  readonly allOrderBys?: Readonly<Record<string, unknown>>;
+  readonly orderBys?: Readonly<Record<string, unknown>>;
 }
 interface SelectBuilder {
   readonly expressionMap: ExpressionMap;
@@ -172,6 +175,7 @@ function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities:
   else if (where.kind === 'rows') tracker.rows(table, asked);
   else tracker.keys(table, asked);
   if (mode === 'count') return;
+  if (!tagOrder(tracker, map)) return tagLists(tracker, map);
   // The rows found, as the database returned their keys: what a write of them tags.
   if (where.kind === 'rows' && asked !== undefined && entities !== undefined) tagRows(tracker, main.metadata, entities.filter(isObject));
 
@@ -223,6 +227,41 @@ function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities:
       else tracker.keys(target.tablePath, keys);
     }
   }
+}
+
+/**
+ * An ORDER BY on a joined alias's column: the order of the rows (and, with `take`/`skip`, which
+ * parents are returned at all) depends on rows of that table that the page may not show, the
+ * joined rows of parents not returned among them, so the query depends on the whole table: its
+ * list, and the join table's list for a many-to-many relation. `false` when an ordering names
+ * no alias of the query (an expression): the caller then tags every table's list.
+ */
+function tagOrder(tracker: ReadTracker, map: ExpressionMap): boolean {
+  const order = map.allOrderBys ?? map.orderBys ?? {};
+  const main = map.mainAlias!;
+  for (const key of Object.keys(order)) {
+    const alias = orderAlias(map, key);
+    if (alias === undefined) return false;
+    if (alias === main.name) continue;
+    const join = map.joinAttributes.find((j) => j.alias.name === alias);
+    if (join === undefined) return false;
+    const junction = join.relation?.junctionEntityMetadata;
+    if (junction !== undefined) tracker.list(junction.tablePath);
+    if (join.alias.hasMetadata) tracker.list(join.alias.metadata.tablePath);
+    else return false;
+  }
+  return true;
+}
+
+/** The alias an ORDER BY key (`alias.property`, maybe quoted) starts with, the longest that fits; `undefined` for none. */
+function orderAlias(map: ExpressionMap, key: string): string | undefined {
+  let found: string | undefined;
+  for (const alias of map.aliases) {
+    const name = alias.name;
+    const spellings = [`${name}.`, `"${name}".`, `\`${name}\`.`, `[${name}].`];
+    if (spellings.some((s) => key.startsWith(s)) && (found === undefined || name.length > found.length)) found = name;
+  }
+  return found;
 }
 
 /** Every table a query names, as lists: the aliases with an entity and the join tables of many-to-many joins. */
