@@ -574,6 +574,19 @@ export function isBypass(value: string | Bypass): value is Bypass {
  * applications call `register()`, `changed()`, `invalidate()`, `invalidateTags()`, `tag()` and
  * `close()`. Create one with `createDumper()`.
  */
+/** What `dumper.storeHealth` answers. */
+export interface StoreHealth {
+  /** `open`: store operations failed and requests go to the app until `openUntil`. */
+  readonly circuit: 'open' | 'closed';
+  readonly openUntil: number | undefined;
+  /** Consecutive store failures (0 once the store answered again). */
+  readonly failures: number;
+  /** Tags whose invalidation failed and waits to be replayed into the store. */
+  readonly pendingInvalidations: number;
+  /** An `invalidateAll()` that failed and waits to be replayed. */
+  readonly pendingClear: boolean;
+}
+
 export class Dumper {
   readonly store: Store;
   readonly keyPrefix: string;
@@ -1382,6 +1395,22 @@ export class Dumper {
    */
   warm(urls: Iterable<string | URL>, options: WarmOptions = {}): Promise<WarmReport> {
     return warm(urls, { ...(this.cacheStatusHeader === undefined ? {} : { cacheHeader: this.cacheStatusHeader }), ...options });
+  }
+
+  /**
+   * The store as the dumper sees it: `open` while the circuit breaker sends requests to the app
+   * after store failures (until `openUntil`, ms since the epoch), the consecutive failures that
+   * opened it, and the invalidations that failed and wait to be replayed into the store.
+   */
+  get storeHealth(): StoreHealth {
+    const open = this.#openUntil > Date.now();
+    return {
+      circuit: open ? 'open' : 'closed',
+      openUntil: open ? this.#openUntil : undefined,
+      failures: this.#failures,
+      pendingInvalidations: this.#pendingTags.size,
+      pendingClear: this.#pendingClear,
+    };
   }
 
   /** What the option `rewarm` has done so far (`undefined` without it). */

@@ -129,6 +129,7 @@ export function dashboardPage(title: string, csrf: string, refresh: number): str
 <dt>State</dt><dd id="store-state">–</dd>
 <dt>Store errors</dt><dd id="store-errors">–</dd>
 <dt>In the last minute</dt><dd id="recent-errors">–</dd>
+<dt>Waiting to replay</dt><dd id="pending">–</dd>
 <dt>Edge purges</dt><dd id="edge-purges">–</dd>
 </dl>
 </section>
@@ -265,10 +266,11 @@ export const SCRIPT = `'use strict';
 
     var health = d.health;
     var state = $('store-state');
-    state.textContent = health.failing ? 'failing: requests go to the app' : (s.error ? 'not answering' : 'ok');
+    state.textContent = health.dumper.circuit === 'open' ? 'failing: requests go to the app until ' + time(health.dumper.openUntil) : health.failing ? 'failed in the last minute' : (s.error ? 'not answering' : 'ok');
     state.className = health.failing || s.error ? 'bad' : 'ok';
     set('store-errors', num.format(health.storeErrors));
     set('recent-errors', num.format(health.recentStoreErrors));
+    set('pending', health.dumper.pendingClear ? 'every page, and ' + num.format(health.dumper.pendingInvalidations) + ' tags' : num.format(health.dumper.pendingInvalidations) + ' tags');
     var p = health.purges;
     set('edge-purges', num.format(p.sent) + ' sent, ' + num.format(p.failed) + ' failed, ' + num.format(p.queued) + ' queued');
 

@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { assertDumper, type Dumper } from '../core/dumper.js';
+import { assertDumper, type Dumper, type StoreHealth } from '../core/dumper.js';
 import type { DumperStats } from '../core/stats.js';
 import type { StoreInfo } from '../core/store.js';
 import { dashboardPage, loginPage, SCRIPT, STYLE_HASH } from './assets.js';
@@ -126,8 +126,10 @@ export interface DashboardData {
     readonly storeErrors: number;
     /** Store errors in the last minute (or since the oldest sample, when younger). */
     readonly recentStoreErrors: number;
-    /** Whether the store failed within the last minute. */
+    /** Whether the store failed within the last minute, or the circuit breaker is open now. */
     readonly failing: boolean;
+    /** The dumper's own view: circuit breaker, invalidations waiting to be replayed. */
+    readonly dumper: StoreHealth;
     readonly purges: Dumper['purgeStats'];
   };
   readonly top: ReadonlyArray<{ readonly path: string; readonly hits: number; readonly misses: number; readonly error: number }>;
@@ -512,7 +514,13 @@ class Dashboard {
       totals,
       samples,
       store: { enumerable: typeof this.#dumper.store.info === 'function', info: this.#info.value, at: this.#info.at, error: this.#info.error },
-      health: { storeErrors: totals.storeErrors, recentStoreErrors, failing: recentStoreErrors > 0, purges: this.#dumper.purgeStats },
+      health: {
+        storeErrors: totals.storeErrors,
+        recentStoreErrors,
+        failing: recentStoreErrors > 0 || this.#dumper.storeHealth.circuit === 'open',
+        dumper: this.#dumper.storeHealth,
+        purges: this.#dumper.purgeStats,
+      },
       top: this.#collector.pages.top(this.#settings.topPages).map((c) => ({ path: c.key, hits: c.hits, misses: c.misses, error: c.error })),
       invalidations: this.#collector.invalidations.toArray().reverse(),
     };

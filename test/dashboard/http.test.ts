@@ -256,7 +256,8 @@ test('store health: a failing store shows in the errors and the state, and a cou
   const page = await s.get('/page/a');
   expect(page.status).toBe(200);
   const data = JSON.parse((await s.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData;
-  expect(data.health).toMatchObject({ storeErrors: 1, recentStoreErrors: 1, failing: true });
+  expect(data.health).toMatchObject({ storeErrors: 1, recentStoreErrors: 1, failing: true, dumper: { circuit: 'open', failures: 1 } });
+  expect(data.health.dumper.openUntil).toBeGreaterThan(Date.now());
   expect(data.store).toEqual({ enumerable: true, error: 'connection refused' });
 });
 
