@@ -1,5 +1,5 @@
 export { createDumper, Dumper, Fill, isBypass } from './core/dumper.js';
-export type { Bypass, BypassReason, CacheStatusValues, Dependents, MissPlan, Reply } from './core/dumper.js';
+export type { Bypass, BypassReason, CacheStatusValues, Dependents, MissPlan, Reply, StoreHealth } from './core/dumper.js';
 export { BYPASS_REASONS, CHANNELS, INVALIDATION_KINDS, REFUSAL_REASONS } from './core/stats.js';
 export type {
   BypassMessage,
