@@ -165,6 +165,8 @@ type Mode = 'entities' | 'count' | 'raw';
 function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities: readonly unknown[] | undefined): void {
   const map = qb.expressionMap;
   const main = map.mainAlias;
+  const dataSource = (qb.dataSource ?? qb.connection) as DataSource | undefined;
+  if (dataSource !== undefined) for (const alias of map.aliases) if (alias.hasMetadata) tagHidden(tracker, dataSource, alias.metadata);
   const where = whereOf(map);
   if (main === undefined || !main.hasMetadata || where === undefined || !map.joinAttributes.every(isPlainJoin)) {
     return tagLists(tracker, map);
@@ -227,6 +229,68 @@ function tagQuery(tracker: ReadTracker, qb: SelectBuilder, mode: Mode, entities:
       else tracker.keys(target.tablePath, keys);
     }
   }
+}
+
+/**
+ * The tables a read of `metadata` depends on beyond its own rows, as lists: a view's (`@ViewEntity`)
+ * are the tables its expression reads; an entity with a `@VirtualColumn` (a SQL subquery per row)
+ * depends on every table of the data source, since its SQL is not parsed. A view's expression built
+ * by a QueryBuilder function names its tables (views among them followed); one written as SQL, or
+ * whose QueryBuilder has a subquery, a join of a raw table name or a SQL expression as its source,
+ * is every table of the data source too.
+ */
+function tagHidden(tracker: ReadTracker, dataSource: DataSource, metadata: EntityMetadata): void {
+  let tables = hidden.get(metadata);
+  if (tables === undefined) {
+    tables = hiddenTables(dataSource, metadata, new Set()) ?? everyTable(dataSource);
+    hidden.set(metadata, tables);
+  }
+  for (const table of tables) tracker.list(table);
+}
+
+/** What `tagHidden()` tags for each entity, worked out once (a view's expression is built once). */
+const hidden = new WeakMap<EntityMetadata, readonly string[]>();
+
+/** The tables behind `metadata` (see `tagHidden()`), or `undefined` when they cannot be told (then: every table). */
+function hiddenTables(dataSource: DataSource, metadata: EntityMetadata, seen: Set<EntityMetadata>): string[] | undefined {
+  if (metadata.columns.some((c) => c.isVirtualProperty && typeof c.query === 'function')) return undefined;
+  if (metadata.tableType !== 'view') return [];
+  if (seen.has(metadata)) return undefined;
+  seen.add(metadata);
+  const expression = metadata.expression;
+  if (typeof expression !== 'function') return undefined;
+  let built: unknown;
+  try {
+    built = expression(dataSource);
+  } catch {
+    return undefined;
+  }
+  const map = (built as Partial<SelectBuilder> | null)?.expressionMap;
+  if (map === undefined || typeof (built as { getQuery?: unknown }).getQuery !== 'function') return undefined;
+  // One SELECT in its SQL: no subquery (in a selection, a condition, a join or a virtual column it
+  // selects) reads a table unnamed here.
+  if (((built as { getQuery(): string }).getQuery().match(/\bselect\b/gi) ?? []).length !== 1) return undefined;
+  const tables: string[] = [];
+  for (const alias of map.aliases) {
+    if (!alias.hasMetadata) return undefined;
+    if (alias.metadata.tableType !== 'view') {
+      tables.push(alias.metadata.tablePath);
+      continue;
+    }
+    const under = hiddenTables(dataSource, alias.metadata, seen);
+    if (under === undefined) return undefined;
+    tables.push(...under);
+  }
+  for (const join of map.joinAttributes) {
+    const junction = join.relation?.junctionEntityMetadata;
+    if (junction !== undefined) tables.push(junction.tablePath);
+  }
+  return tables;
+}
+
+/** Every table of the data source's entities (views are covered by theirs). */
+function everyTable(dataSource: DataSource): string[] {
+  return dataSource.entityMetadatas.filter((m) => m.tableType !== 'view').map((m) => m.tablePath);
 }
 
 /**
