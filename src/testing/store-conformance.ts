@@ -242,11 +242,20 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
     assert.equal(await s.set('k:/keep', entry(seq, '/keep'), LIMITS), true);
   };
 
+  /** How many of the `MANY` entries `get()` answers, a few hundred reads at a time. */
+  const served = async (s: Store): Promise<number> => {
+    let n = 0;
+    for (let from = 0; from < MANY; from += 250) {
+      const got = await Promise.all(Array.from({ length: 250 }, (_, i) => s.get(`k:/m${from + i}`)));
+      n += got.filter((x) => x !== undefined).length;
+    }
+    return n;
+  };
+
   t('a tag on 2,000 entries: invalidating it drops them all, and entries stored afterwards are kept', async (s) => {
     await fillMany(s, await s.sequence());
     await s.invalidate(['layout']);
-    const got = await Promise.all(Array.from({ length: MANY }, (_, i) => s.get(`k:/m${i}`)));
-    assert.equal(got.filter((x) => x !== undefined).length, 0, 'entries of the invalidated tag served');
+    assert.equal(await served(s), 0, 'entries of the invalidated tag served');
     assert.ok(await s.get('k:/keep'), 'an entry without the tag is kept');
     // Stored again after the invalidation (same keys, same tag): served, whatever the store still
     // has to free of the old ones.
@@ -281,8 +290,7 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
   t('clear() with 2,000 entries: none is served, entries stored afterwards are', async (s) => {
     await fillMany(s, await s.sequence());
     await s.clear();
-    const got = await Promise.all(Array.from({ length: MANY }, (_, i) => s.get(`k:/m${i}`)));
-    assert.equal(got.filter((x) => x !== undefined).length, 0, 'entries from before clear() served');
+    assert.equal(await served(s), 0, 'entries from before clear() served');
     assert.equal(await s.get('k:/keep'), undefined);
     const seq = await s.sequence();
     assert.equal(await s.set('k:/m3', entry(seq, '/m3', { tags: ['/m3', 'layout'] }), LIMITS), true);

@@ -1,8 +1,14 @@
 // Invalidating a tag carried by many entries (a `layout` tag on every page) makes them invalid at
 // once and frees them afterwards, in bounded slices: what each store frees, and that it frees
 // nothing stored since. The shared conformance suite checks that none of them is served.
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
 import { MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { RedisStore } from '../../src/stores/redis/index.js';
+import { definedIf, needService } from '../support/services.js';
+
+const hasRedis = await needService('redis');
 
 const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
 const entry = (path: string, seq: number, tags: string[] = [path, 'layout']): StoredEntry => ({
@@ -18,7 +24,7 @@ const entry = (path: string, seq: number, tags: string[] = [path, 'layout']): St
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Runs `check` once per turn of the event loop until it holds, at most `turns` times. */
-async function until(check: () => boolean | Promise<boolean>, turns = 10_000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, turns = 3000): Promise<void> {
   for (let i = 0; i < turns; i++) {
     if (await check()) return;
     await new Promise<void>((resolve) => setTimeout(resolve, 1));
@@ -85,4 +91,36 @@ describe('MemoryStore: a tag on many entries', () => {
     expect(s.size).toBe(3);
     for (let i = 0; i < 3; i++) expect(s.get(`k:/q${i}`)).toBeDefined();
   });
+});
+
+definedIf(hasRedis, describe)('RedisStore: a tag on many entries', () => {
+  test('they are freed after the invalidation, all but those stored again since, and the sets queued go', async () => {
+    const p = `pdtest:lazy:${randomUUID().slice(0, 8)}:`;
+    const store = new RedisStore({ url: 'redis://127.0.0.1:6379', prefix: p, commandTimeout: 5000 });
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      const seq0 = await store.sequence();
+      for (let from = 0; from < 3000; from += 250) {
+        await Promise.all(Array.from({ length: 250 }, (_, i) => store.set(`k:/p${from + i}`, entry(`/p${from + i}`, seq0), limits)));
+      }
+      await store.set('k:/plain', entry('/plain', seq0, ['/plain']), limits);
+      const seq = await store.invalidate(['layout']);
+      // Stored again at once, while the freeing runs: valid, and kept.
+      expect(await store.set('k:/p7', entry('/p7', seq), limits)).toBe(true);
+      expect(await store.set('k:/p2999', entry('/p2999', seq), limits)).toBe(true);
+      const left = async () => (await redis.keys(`{${p}}e:*`)).sort();
+      await until(async () => (await left()).length === 3);
+      expect(await left()).toEqual([`{${p}}e:k:/p2999`, `{${p}}e:k:/p7`, `{${p}}e:k:/plain`]);
+      await until(async () => (await redis.llen(`{${p}}rq`)) === 0);
+      expect(await redis.keys(`{${p}}r:*`)).toEqual([]);
+      expect(await store.get('k:/p7')).toBeDefined();
+      // The index set of the tag lists what was stored since: a second invalidation frees those.
+      expect((await redis.smembers(`{${p}}t:layout`)).sort()).toEqual([`{${p}}e:k:/p2999`, `{${p}}e:k:/p7`]);
+      await store.invalidate(['layout']);
+      expect(await left()).toEqual([`{${p}}e:k:/plain`]);
+    } finally {
+      redis.disconnect();
+      await store.close();
+    }
+  }, 60_000);
 });

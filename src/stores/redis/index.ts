@@ -21,7 +21,7 @@ import type {
 } from '../../core/store.js';
 import { decodeEncodings, encodeEncodings, encodingSizes, LocalCopies, type LocalCopy } from '../local-copies.js';
 import { listLimit, makeEntry, MemoryStore, stringBytes } from '../memory/index.js';
-import { CLEAR, GET, INVALIDATE, LIST, QUEUE_ACK, QUEUE_CLAIM, QUEUE_PUSH, QUEUE_RETRY, QUEUE_STATS, RAISE, SEQUENCE, SET } from './scripts.js';
+import { CLEAR, GET, INVALIDATE, LIST, QUEUE_ACK, QUEUE_CLAIM, QUEUE_PUSH, QUEUE_RETRY, QUEUE_STATS, RAISE, RECLAIM, SEQUENCE, SET } from './scripts.js';
 
 export interface RedisLocalTierOptions {
   /**
@@ -116,11 +116,15 @@ function script(src: string): Script {
   return { src, sha: createHash('sha1').update(src).digest('hex') };
 }
 
+/** Entries freed per RECLAIM script: about a millisecond of Redis's time. */
+const RECLAIM_SLICE = 500;
+
 const SCRIPTS = {
   get: script(GET),
   sequence: script(SEQUENCE),
   set: script(SET),
   invalidate: script(INVALIDATE),
+  reclaim: script(RECLAIM),
   clear: script(CLEAR),
   raise: script(RAISE),
   queuePush: script(QUEUE_PUSH),
@@ -568,23 +572,51 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     const keys = [this.#meta, this.#order];
     for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
     for (const tag of tags) keys.push(`${this.#prefix}v:${tag}`);
+    keys.push(`${this.#prefix}rq`);
     // Sent even while Redis is away: ioredis queues it and sends it first thing after reconnecting,
     // so it may land before the dumper's replay. The caller still hears of the failure in time.
-    const seq = (await this.#deadline(
+    const [seq, queued] = (await this.#deadline(
       'invalidate',
       this.#run(SCRIPTS.invalidate, keys, [String(this.#maxTrackedTags), this.#local ? this.channel : '', ...tags]),
-    )) as number;
+    )) as [number, number];
     // This process never waits for its own message: what it invalidated is gone here at once.
     this.#local?.invalidate(tags);
+    // A tag on more than LAZY_TAG_ENTRIES entries: they are invalid already, and freed from here
+    // (or from whichever process invalidates next, should this one stop first).
+    if (queued > 0) this.#reclaiming ??= this.#reclaim();
     return seq;
   }
 
+  /** The reclamation running, if any (see `#reclaim`). */
+  #reclaiming: Promise<void> | undefined;
+
+  /**
+   * Frees the entries of lazily invalidated tags, RECLAIM_SLICE per script (about a millisecond of
+   * Redis's time), one script at a time, until none is queued. Stops on an error or at close():
+   * what is left is freed after the next invalidation of a tag on many entries, or read as invalid.
+   */
+  async #reclaim(): Promise<void> {
+    try {
+      while (!this.#closed && ((await this.#deadline('reclaim', this.#run(SCRIPTS.reclaim, [`${this.#prefix}rq`], [String(RECLAIM_SLICE)]))) as number) > 0);
+    } catch {
+      // Nothing is served from what is left; the next reclamation goes on with it.
+    } finally {
+      this.#reclaiming = undefined;
+    }
+  }
+
+  /**
+   * Makes every entry invalid in one script (the floor moves above every sequence number handed
+   * out), then frees them in the background, a SCAN batch at a time: the call does not wait for
+   * a walk of every key.
+   */
   async clear(): Promise<void> {
     await this.#deadline('clear', this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : '']));
     this.#local?.clear();
     this.#copies.clear();
-    // Everything is already invalid (the floor moved); free the memory too.
-    await this.#deleteMatching(`${this.#prefix}[etv]:*`);
+    // Everything is already invalid (the floor moved); free the memory too. A failure leaves
+    // invalid entries that reads free, or Redis's eviction and ttl.
+    this.#deleteMatching(`${this.#prefix}[etv]:*`).catch(() => undefined);
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,10 @@
  * - `{p}v:<path>` sorted set: the query-string variants of a path (entries stored with
  *                `variant: true`), scored in storing order: the lowest is evicted when one more
  *                would pass `maxVariantsPerPath`. Plain entries are never in it.
+ * - `{p}r:<seq>:<tag>` set: the index set of a tag carried by more than `LAZY_TAG_ENTRIES`
+ *                entries, renamed when the tag was invalidated at `<seq>`; its entries are freed
+ *                a slice at a time (RECLAIM).
+ * - `{p}rq`      list: those sets, oldest first, as `<seq> <key of the set>`.
  *
  * Sequence numbers are integers below 2^53; every number written goes through string.format('%d')
  * because Redis turns a Lua number argument into text with an exponent past 1e14.
@@ -168,11 +172,21 @@ return 1
 `;
 
 /**
+ * A tag whose index set lists more entries than this is invalidated lazily: its entries are
+ * invalid at once (GET checks the tags' points anyway), and freed by RECLAIM, a slice per call,
+ * instead of all of them inside INVALIDATE, which would hold Redis (every client of it) for a
+ * second or more per million entries.
+ */
+export const LAZY_TAG_ENTRIES = 1000;
+
+/**
  * invalidate. KEYS: meta, age order, then the index set of every tag, then the variants set of
- * every tag (a tag that is no path has none: the key is simply absent).
+ * every tag (a tag that is no path has none: the key is simply absent), then the reclaim queue.
  * ARGV: max tracked tags, pub/sub channel ('' for none), then the tags.
  * Bumps the sequence number once, records it as every tag's invalidation point, frees the entries
- * the index sets list, bounds the meta hash, and publishes `<seq> <tags as JSON>` for local tiers.
+ * the index sets list (those of a set of more than LAZY_TAG_ENTRIES are left to RECLAIM: the set
+ * is renamed and queued), bounds the meta hash, and publishes `<seq> <tags as JSON>` for local
+ * tiers. Answers `{seq, sets queued for RECLAIM}`.
  */
 export const INVALIDATE = `${META}
 meta(KEYS[1])
@@ -195,11 +209,20 @@ for from = 1, n, batch do
 end
 -- Free the entries listed by the index sets, and the sets, a few hundred keys per UNLINK.
 local doomed = {}
+local rq = KEYS[#KEYS]
+local base = string.sub(KEYS[1], 1, -2)
 for i = 1, n do
   local idx = KEYS[i + 2]
-  doomed[#doomed + 1] = idx
   doomed[#doomed + 1] = KEYS[i + 2 + n]
-  for _, k in ipairs(redis.call('SMEMBERS', idx)) do doomed[#doomed + 1] = k end
+  if redis.call('SCARD', idx) > ${LAZY_TAG_ENTRIES} then
+    -- Entries stored from now on go to a new index set; those listed are freed by RECLAIM.
+    local r = base .. 'r:' .. s .. ':' .. ARGV[i + 2]
+    redis.call('RENAME', idx, r)
+    redis.call('RPUSH', rq, s .. ' ' .. r)
+  else
+    doomed[#doomed + 1] = idx
+    for _, k in ipairs(redis.call('SMEMBERS', idx)) do doomed[#doomed + 1] = k end
+  end
   if #doomed >= batch then
     redis.call('UNLINK', unpack(doomed))
     doomed = {}
@@ -232,7 +255,33 @@ if ARGV[2] ~= '' and n > 0 then
   for i = 1, n do list[i] = ARGV[i + 2] end
   redis.call('PUBLISH', ARGV[2], s .. ' ' .. cjson.encode(list))
 end
-return seq
+return {seq, redis.call('LLEN', rq)}
+`;
+
+/**
+ * reclaim. KEYS: the reclaim queue. ARGV: how many entries at most.
+ * Frees up to that many entries of the oldest set queued by INVALIDATE: those stored before the
+ * invalidation (a sequence number below it); an entry stored again since under the same key is
+ * valid and stays. Drops the set once empty. Answers the sets still queued.
+ */
+export const RECLAIM = `
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head then return 0 end
+local sp = string.find(head, ' ', 1, true)
+local seq = tonumber(string.sub(head, 1, sp - 1))
+local set = string.sub(head, sp + 1)
+local keys = redis.call('SPOP', set, tonumber(ARGV[1]))
+local doomed = {}
+for _, k in ipairs(keys) do
+  local s = redis.call('HGET', k, 's')
+  if s and tonumber(s) < seq then doomed[#doomed + 1] = k end
+end
+if #doomed > 0 then redis.call('UNLINK', unpack(doomed)) end
+if #keys < tonumber(ARGV[1]) then
+  redis.call('LPOP', KEYS[1])
+  redis.call('DEL', set)
+end
+return redis.call('LLEN', KEYS[1])
 `;
 
 /**
