@@ -151,6 +151,7 @@ export class SequelizeIntegration {
       // select(model, tableName, options)
       return async function (this: unknown, ...args: unknown[]) {
         const result = await original.apply(this, args);
+        if (!self.#closed) await self.#reads?.prepare(args[0], args[2] as never);
         if (!self.#closed) self.#reads?.select(args[0], args[2] as never, result);
         return result;
       };
@@ -158,6 +159,7 @@ export class SequelizeIntegration {
     // rawSelect(tableName, options, attributeSelector, model)
     return async function (this: unknown, ...args: unknown[]) {
       const result = await original.apply(this, args);
+      if (!self.#closed) await self.#reads?.prepare(args[3], args[1] as never);
       if (!self.#closed) self.#reads?.aggregate(args[3], args[1] as never);
       return result;
     };

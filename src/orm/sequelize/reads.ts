@@ -24,6 +24,7 @@
  */
 import type { Model, Sequelize } from 'sequelize';
 import { keyPart, type KeyValues, type ReadTracker, type WrittenRow } from '../reads.js';
+import { Catalog } from './catalog.js';
 import type { ModelInfo } from './rows.js';
 
 /** Marks the options of the integration's own reads (rows of a write): they tag no page. */
@@ -85,6 +86,10 @@ interface SelectOptions {
   readonly attributes?: readonly unknown[];
   readonly groupedLimit?: unknown;
   readonly paranoid?: boolean;
+  readonly transaction?: unknown;
+  readonly order?: unknown;
+  readonly limit?: unknown;
+  readonly offset?: unknown;
   readonly [INTERNAL]?: boolean;
 }
 
@@ -230,11 +235,62 @@ export class SequelizeReads {
   readonly #tracker: ReadTracker;
   readonly #op: ReadOps;
   readonly #dialect: string;
+  readonly #catalog: Catalog;
 
   constructor(tracker: ReadTracker, sequelize: Sequelize) {
     this.#tracker = tracker;
     this.#op = (sequelize.constructor as unknown as { Op: ReadOps }).Op;
     this.#dialect = sequelize.getDialect();
+    this.#catalog = new Catalog(sequelize);
+  }
+
+  /** The models a select or a count reads: its own, its includes' and their through models. */
+  #models(model: unknown, options: SelectOptions | undefined): ReadModel[] {
+    const out = new Set<ReadModel>();
+    const m = info(model);
+    if (typeof m?.tableName === 'string') out.add(m);
+    const visit = (includes: readonly Include[] | undefined) => {
+      for (const i of includes ?? []) {
+        if (i.separate) continue;
+        if (typeof i.model?.tableName === 'string') out.add(i.model);
+        const through = i.association?.through?.model;
+        if (through !== undefined) out.add(through);
+        visit(i.include);
+      }
+    };
+    visit(options?.include);
+    return [...out];
+  }
+
+  /**
+   * Before a select or a count is tagged: reads, once per table, what the catalog says of the
+   * tables it names (views, inexact columns), in the read's transaction.
+   */
+  async prepare(model: unknown, options: SelectOptions | undefined): Promise<void> {
+    if (options === undefined || options[INTERNAL]) return;
+    const transaction = (options.transaction ?? undefined) as Parameters<Catalog['load']>[2];
+    for (const m of this.#models(model, options)) {
+      if (this.#catalog.get(tableOf(m)) === undefined) await this.#catalog.load(tableOf(m), { schema: m._schema || undefined, name: m.tableName }, transaction);
+    }
+  }
+
+  /** The lists of the tables under the views among the models a query read. */
+  #views(model: unknown, options: SelectOptions): void {
+    for (const m of this.#models(model, options)) {
+      for (const t of this.#catalog.get(tableOf(m))?.underlying ?? []) this.#tracker.list(t);
+    }
+  }
+
+  /**
+   * `canonical()`, and `undefined` when the database compares the column other than byte for
+   * byte (a collation that ignores case, `citext`), or its catalog was not read.
+   */
+  #canonical(m: ReadModel, attribute: string, value: unknown): unknown {
+    const c = canonical(m, attribute, value, this.#dialect);
+    if (c === undefined) return undefined;
+    const facts = this.#catalog.get(tableOf(m));
+    if (facts === undefined || facts.inexact === 'all') return INTEGER_TYPES.has(m.rawAttributes[attribute]?.type?.key ?? '') ? c : undefined;
+    return facts.inexact.has(fieldOf(m, attribute)) ? undefined : c;
   }
 
   /** After `queryInterface.select(model, table, options)`: its results (instances, or rows when `raw`). */
@@ -242,10 +298,17 @@ export class SequelizeReads {
     if (options === undefined || options[INTERNAL]) return;
     const m = info(model);
     if (typeof m?.tableName !== 'string') return;
+    this.#views(m, options);
     const rows = (Array.isArray(results) ? results : results == null ? [] : [results]).filter((r): r is object => r !== null && typeof r === 'object');
     const includes = (options.include ?? []).filter((i) => !i.separate);
     if (options.groupedLimit !== undefined) return this.#lists(m, includes);
     const where = this.#classify(m, options.where);
+    // With a limit or an offset, which rows come back depends on rows that do not: those the
+    // ordering puts before them. The parents' own candidates are named by their `where`; the
+    // included rows of candidates not returned are not, so an ordering by an included column
+    // makes that include's table a list.
+    const limited = options.limit != null || (options.offset != null && options.offset !== 0);
+    if (limited) this.#orderedIncludes(m, options.order, includes);
     // A belongsToMany getter: the target's rows joined to the through rows of one parent.
     const links = includes.find((i) => this.#isLinkFilter(m, i));
     if (links !== undefined) {
@@ -253,7 +316,8 @@ export class SequelizeReads {
       if (keys.kind === 'keys') this.#tracker.keys(tableOf(links.model), keys.keys);
       else this.#tracker.list(tableOf(links.model));
       if (where.kind === 'rows') this.#tracker.rows(tableOf(m), where.ids);
-      else if (where.kind === 'all' && !this.#paranoid(m, options)) {
+      // With a limit, a linked row not returned may come first once changed: the loaded rows do not name it.
+      else if (where.kind === 'all' && !this.#paranoid(m, options) && !limited) {
         const ids = this.#ids(m, rows, options.raw === true);
         if (ids === undefined) this.#tracker.list(tableOf(m));
         else this.#tracker.rows(tableOf(m), ids);
@@ -279,6 +343,7 @@ export class SequelizeReads {
     if (options === undefined || options[INTERNAL]) return;
     const m = info(model);
     if (typeof m?.tableName !== 'string') return;
+    this.#views(m, options);
     this.#tag(m, this.#classify(m, options.where));
     for (const i of options.include ?? []) this.#included(m, i, undefined, true);
   }
@@ -292,6 +357,57 @@ export class SequelizeReads {
   #lists(m: ReadModel, includes: readonly Include[]): void {
     this.#tracker.list(tableOf(m));
     for (const i of includes) this.#subtree(i);
+  }
+
+  /**
+   * The lists of the includes an `order` names (`[{ model, as }, 'name']`, `['author', 'name']`, a
+   * nested path: each include along it); an ordering by anything but the model's own attributes
+   * and the includes it can name (`literal()`, `fn()`, `col()`) the lists of every include.
+   */
+  #orderedIncludes(m: ReadModel, order: unknown, includes: readonly Include[]): void {
+    if (order == null || includes.length === 0) return;
+    const items = Array.isArray(order) ? order : [order];
+    const named = new Set<Include>();
+    const matches = (i: Include, e: unknown): boolean => {
+      if (typeof e === 'string') return i.as === e;
+      if (e === i.model || e === i.association) return true;
+      if (e !== null && typeof e === 'object' && (e as { model?: unknown }).model === i.model) {
+        const as = (e as { as?: unknown }).as;
+        return as === undefined || as === i.as;
+      }
+      return false;
+    };
+    for (const item of items) {
+      if (typeof item === 'string' && attributeOf(m, item) !== undefined) continue;
+      if (Array.isArray(item)) {
+        const direction = typeof item[item.length - 1] === 'string' && item.length >= 2 && /^(asc|desc)( nulls (first|last))?$/i.test(item[item.length - 1] as string) ? 1 : 0;
+        const path = item.slice(0, item.length - 1 - direction);
+        const column = item[item.length - 1 - direction];
+        if (typeof column === 'string' && !column.includes('.') && !column.includes('$')) {
+          if (path.length === 0 && attributeOf(m, column) !== undefined) continue;
+          let level: readonly Include[] = includes;
+          const along: Include[] = [];
+          for (const e of path) {
+            const found = level.find((i) => matches(i, e));
+            if (found === undefined) break;
+            along.push(found);
+            level = found.include ?? [];
+          }
+          if (path.length > 0 && along.length === path.length) {
+            for (const i of along) named.add(i);
+            continue;
+          }
+        }
+      }
+      // Anything else may name any included column.
+      for (const i of includes) this.#subtree(i);
+      return;
+    }
+    for (const i of named) {
+      this.#tracker.list(tableOf(i.model));
+      const through = i.association.through?.model;
+      if (through !== undefined) this.#tracker.list(tableOf(through));
+    }
   }
 
   /** The list of an include's table, its through table, and everything below it. */
@@ -350,8 +466,8 @@ export class SequelizeReads {
       for (const p of parents) {
         const v = value(p, a.foreignKey);
         if (v == null) continue;
-        const c = canonical(target, pk[0]!, v, this.#dialect);
-        if (c === undefined) return this.#subtree(include);
+        const c = this.#canonical(target, pk[0]!, v);
+        if (c === undefined || this.#canonical(parent, a.foreignKey, v) === undefined) return this.#subtree(include);
         ids.push({ [fieldOf(target, pk[0]!)]: c });
       }
       this.#tracker.rows(tableOf(target), ids);
@@ -385,8 +501,8 @@ export class SequelizeReads {
     for (const p of parents) {
       const dataValues = (p as unknown as { dataValues: Row }).dataValues;
       if (!Object.hasOwn(dataValues, sourceKey)) return undefined;
-      const v = canonical(parent, sourceKey, dataValues[sourceKey], this.#dialect);
-      if (v === undefined) return undefined;
+      const v = this.#canonical(parent, sourceKey, dataValues[sourceKey]);
+      if (v === undefined || this.#canonical(child, foreignKey, v) === undefined) return undefined;
       keys.push({ [field]: v });
     }
     return keys;
@@ -401,7 +517,7 @@ export class SequelizeReads {
       const values = raw ? (r as Row) : (r as { dataValues: Row }).dataValues;
       const id: Record<string, unknown> = {};
       for (const a of pk) {
-        const v = canonical(m, a, values[a], this.#dialect);
+        const v = this.#canonical(m, a, values[a]);
         if (v === undefined) return undefined;
         id[fieldOf(m, a)] = v;
       }
@@ -474,7 +590,7 @@ export class SequelizeReads {
     } else values = [c];
     const out: unknown[] = [];
     for (const v of values) {
-      const canon = canonical(m, attribute, v, this.#dialect);
+      const canon = this.#canonical(m, attribute, v);
       if (canon === undefined || keyPart(canon) === undefined) return undefined;
       out.push(canon);
     }
