@@ -13,7 +13,7 @@ import type { EntityMetadata, EventSubscriber, MikroORM } from '@mikro-orm/core'
 import { assertDumper, type Dumper } from '../../core/dumper.js';
 import { readOptions, ReadTracker } from '../reads.js';
 import { MikroOrmIntegration, nativeScopes, writeType, type DriverLike, type QueryBuilderLike, type RelationsFor } from './integration.js';
-import { selectExecuted, trackReads } from './reads.js';
+import { queryBuilderCloned, queryBuilderCompiled, selectExecuted, trackReads } from './reads.js';
 import { allRelations, autoRelations } from './rows.js';
 
 /** The tag names of `trackReads` (docs/track-reads.md), to tag or invalidate by hand beside it. */
@@ -182,13 +182,46 @@ function wrapPrototypes(orm: MikroORM): void {
   const execute = function (this: QueryBuilderLike, ...args: unknown[]) {
     // Only QueryBuilders of an entity manager: those the driver makes for its own writes (a
     // flush, native writes) have none, and are seen where they start.
-    if (!QB_WRITES.has(writeType(this))) selectExecuted(this as never);
+    if (!QB_WRITES.has(writeType(this))) {
+      selectExecuted(this as never);
+      const result = original.apply(this, args);
+      // Subqueries compiled while it runs (its populate conditions) are its tables too.
+      return result instanceof Promise ? result.then((rows: unknown) => (selectExecuted(this as never), rows)) : result;
+    }
     const integration = this.em == null ? undefined : installed.get(this.driver);
-    if (integration === undefined || integration.closed || !QB_WRITES.has(writeType(this))) return original.apply(this, args);
+    if (integration === undefined || integration.closed) return original.apply(this, args);
     return integration.queryBuilderWrite(this, () => original.apply(this, args) as Promise<unknown>);
   };
   Object.defineProperty(execute, WRAPPED, { value: true });
   proto.execute = execute;
+  // Subqueries (`$some`, `$none`, `$every`) are clones compiled into the SQL of the builder they
+  // were cloned from, some of them while it executes: its tables are tagged again after it.
+  for (const [name, make] of [
+    [
+      'clone',
+      (original: Method) =>
+        function (this: object, ...args: unknown[]) {
+          const clone = original.apply(this, args);
+          if (clone !== null && typeof clone === 'object') queryBuilderCloned(this, clone);
+          return clone;
+        },
+    ],
+    [
+      'getKnexQuery',
+      (original: Method) =>
+        function (this: object, ...args: unknown[]) {
+          const query = original.apply(this, args);
+          queryBuilderCompiled(this as never);
+          return query;
+        },
+    ],
+  ] as const) {
+    const owner = ownerOf(createQueryBuilder.call(orm.em, first.className), name);
+    if (owner === undefined || typeof owner[name] !== 'function' || (owner[name] as { [WRAPPED]?: true })[WRAPPED]) continue;
+    const wrapper = make(owner[name] as Method);
+    Object.defineProperty(wrapper, WRAPPED, { value: true });
+    owner[name] = wrapper;
+  }
 }
 
 /**

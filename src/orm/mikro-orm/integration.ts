@@ -165,7 +165,7 @@ interface FlushPlan {
   readonly created: Set<object>;
   /** With `trackReads`: the links it adds or removes (their keys are read after it: new rows get theirs on insert). */
   readonly links: Link[];
-  /** With `trackReads`: the tags of the join-table entities' rows it writes. */
+  /** With `trackReads`: the tags of the join-table entities' rows it writes, and of rows the database rewrites (a changed key). */
   readonly linkTags: Dependents[];
   dependents: Dependents[];
   tooMany: boolean;
@@ -312,11 +312,18 @@ export class MikroOrmIntegration implements EventSubscriber {
           plan.after.push({ meta, entity: cs.entity });
           break;
         case 'update':
-        case 'update_early':
+        case 'update_early': {
           // The key as it was (a changed key finds the old row), and the entity after.
-          before(meta, pkOf(meta, cs.originalEntity) ?? pkOf(meta, cs.entity));
+          const was = pkOf(meta, cs.originalEntity);
+          const now = pkOf(meta, cs.entity);
+          before(meta, was ?? now);
           plan.after.push({ meta, entity: cs.entity });
+          // A changed primary key: the database rewrites the foreign keys pointing at it (ON UPDATE CASCADE).
+          if (reads && was !== undefined && (now === undefined || rowKey(meta, was) !== rowKey(meta, now))) {
+            plan.linkTags.push(...this.#keyFollowers(meta).map((m) => readDependents(m, unknownWriteTags(tableOf(m)))));
+          }
           break;
+        }
         default:
           // A delete: the rows it was linked to lose the link with it (the join rows go by
           // ON DELETE CASCADE), as for a removal from the collection.
@@ -354,7 +361,8 @@ export class MikroOrmIntegration implements EventSubscriber {
         plan.after.push({ meta: target, entity: item, linkOnly: prop.kind === 'm:n' });
       }
     }
-    return plan.before.size === 0 && plan.after.length === 0 && plan.overridden.length === 0 ? undefined : plan;
+    // A flush of join-table entities alone (whose sides have no model) still has their tags to invalidate.
+    return plan.before.size === 0 && plan.after.length === 0 && plan.overridden.length === 0 && plan.linkTags.length === 0 ? undefined : plan;
   }
 
   /** The items a replaced collection held before the flush, read from the database, compared with the new ones. */
@@ -568,6 +576,8 @@ export class MikroOrmIntegration implements EventSubscriber {
     // Many-to-many values are taken out of the row by the driver (and written to the join table).
     const partners = sides === undefined ? rows.flatMap((row) => partnerWants(meta, row)) : [];
     const given = rows.map((row) => pkOf(meta, row));
+    // Before the write: the driver deletes the many-to-many values from these very row objects.
+    const pivots = this.#settings.reads === undefined || sides !== undefined ? [] : this.#pivotsOf(meta, rows);
     const result = await run();
     await this.#resolve(ctx, what, async () => {
       if (sides !== undefined) {
@@ -583,7 +593,7 @@ export class MikroOrmIntegration implements EventSubscriber {
       const wants = [...keys.map((pk) => ({ meta, pk, partners: false })), ...partners];
       const out = (await this.#dependentsOf(this.#fork(ctx, options.schema), wants)).dependents;
       // Many-to-many values written to the join table with the new rows: its reads (the new rows' own links are new).
-      if (this.#settings.reads !== undefined) out.push(...this.#pivotsOf(meta, rows).map((pivot) => readDependents(pivot, unknownWriteTags(tableOf(pivot)))));
+      out.push(...pivots.map((pivot) => readDependents(pivot, unknownWriteTags(tableOf(pivot)))));
       return out;
     });
     return result;
@@ -822,6 +832,30 @@ export class MikroOrmIntegration implements EventSubscriber {
     return out;
   }
 
+  /**
+   * The entities whose rows the database rewrites when a primary key of `meta` changes: every
+   * table with a foreign key constraint to it (MikroORM's schema generator writes `ON UPDATE
+   * CASCADE` by default), and, where that foreign key is part of their own primary key, the
+   * tables pointing at them in turn.
+   */
+  #keyFollowers(meta: Meta): Meta[] {
+    const out = new Set<Meta>();
+    const queue = [meta];
+    while (queue.length > 0) {
+      const m = queue.pop()!;
+      for (const other of Object.values(this.#orm.getMetadata().getAll()) as Meta[]) {
+        if (other.embeddable || other.virtual) continue;
+        for (const prop of other.relations as Prop[]) {
+          if (!(prop.kind === 'm:1' || (prop.kind === '1:1' && prop.owner)) || prop.targetMeta?.root !== m.root || prop.createForeignKeyConstraint === false) continue;
+          if (out.has(other)) continue;
+          out.add(other);
+          if (prop.primary === true) queue.push(other);
+        }
+      }
+    }
+    return [...out];
+  }
+
   /** The entities an unknown delete (or `SET NULL`) of rows of `meta` may change: itself, its join tables, and what cascades from it. */
   #unknownDeletes(meta: Meta, rule: 'cascade' | 'set null'): Meta[] {
     const out = new Set<Meta>([meta]);
@@ -848,7 +882,8 @@ export class MikroOrmIntegration implements EventSubscriber {
     const sides = pivotSides(meta);
     if (sides !== undefined) return sides.some((side) => side.targetMeta !== undefined && this.#modelOf(side.targetMeta) !== undefined) ? undefined : [meta];
     if (this.#modelOf(meta) !== undefined) return undefined;
-    const out = this.#unknownDeletes(meta, 'cascade');
+    // An unknown write may change primary keys too: the rows the database rewrites with them.
+    const out = [...new Set([...this.#unknownDeletes(meta, 'cascade'), ...this.#keyFollowers(meta)])];
     // A registered entity among the rows it may delete: its dependentPaths cannot be computed.
     return out.some((m) => this.#modelOf(m) !== undefined) ? undefined : out;
   }

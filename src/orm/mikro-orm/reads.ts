@@ -33,10 +33,19 @@ import { helperOf, unwrapRef, type Meta, type Prop, type Row } from './rows.js';
 
 /** What the read being made inside an entity manager method has already tagged. */
 interface Scope {
-  /** The entity manager method tagged what its SQL reads: the SQL under it is not tagged again, as lists. */
+  /** The entity manager method tagged what its SQL reads: the SQL its driver call runs is not tagged again, as lists. */
   readonly classified: boolean;
   /** Tables a filter applied under it names, beyond its own (tagged as lists when it ends). */
   readonly filtered: Set<Meta>;
+  /** The entity read (none for `em.populate()`): a filter of another entity applies through a relation. */
+  readonly meta?: Meta;
+  /** Inside the read's own `processWhere()`: the filters of its entity applied to its own `where`. */
+  readonly own?: boolean;
+  /**
+   * Inside the driver call that runs the read's own SQL. Only there does `classified` hold: a
+   * QueryBuilder a filter's condition or a hook runs inside the read is tagged as any other.
+   */
+  readonly driver?: boolean;
 }
 
 const scopes = new AsyncLocalStorage<Scope>();
@@ -146,7 +155,8 @@ function canonical(prop: Prop, value: unknown, mysql: boolean): boolean {
     return typeof value === 'string' && /^(0|-?[1-9]\d*)$/.test(value);
   }
   if (typeof value !== 'string' || mysql) return false;
-  if (column.startsWith('uuid')) return value === value.toLowerCase();
+  // PostgreSQL also finds a uuid spelled in upper case, without hyphens or in braces.
+  if (column.startsWith('uuid')) return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value);
   if (/^(char|character|bpchar|nchar)\b/.test(column) || /citext|nocase/.test(column)) return false;
   return /char|text|string/.test(column);
 }
@@ -243,17 +253,20 @@ function classify(meta: Meta, where: unknown, mysql: boolean): Classified | unde
  * The entities (beyond `meta`) whose tables a `where` (or a filter's condition) reads: those of
  * relations it looks into, and the join tables of many-to-many relations it names. `false` when
  * it names something that is not a property (a raw fragment): it cannot be told.
+ *
+ * An operator's value that is itself a condition (`$and`, `$or`, `$not`, the collection
+ * operators `$some`, `$none` and `$every`, an `$eq` or `$in` of conditions on a relation) is a
+ * condition on the same entity, and is looked into as such.
  */
 function namedTables(meta: Meta, where: unknown, out: Set<Meta>, orm: MikroORM, depth = 0): boolean {
   if (depth > 20) return false;
   if (Array.isArray(where)) return where.every((w) => namedTables(meta, w, out, orm, depth + 1));
   if (!isPlain(where)) return true;
   for (const [key, value] of Object.entries(where)) {
-    if (key === '$and' || key === '$or' || key === '$not') {
+    if (key.startsWith('$')) {
       if (!namedTables(meta, value, out, orm, depth + 1)) return false;
       continue;
     }
-    if (key.startsWith('$')) continue;
     const prop = props(meta)[key];
     if (prop === undefined) return false;
     if (!isRelation(prop)) continue;
@@ -343,9 +356,9 @@ class Tagger {
   }
 
   /** The lists of the tables a filter named (the read's own table among them). */
-  filtered(meta: Meta, scope: Scope, listed: Set<string>): void {
+  filtered(meta: Meta | undefined, scope: Scope, listed: Set<string>): void {
     if (scope.filtered.size === 0) return;
-    this.#list(meta, listed);
+    if (meta !== undefined) this.#list(meta, listed);
     for (const m of scope.filtered) this.#list(m, listed);
   }
 
@@ -365,6 +378,7 @@ class Tagger {
     };
     for (const r of roots) push(r);
     const metas = new Set<Meta>();
+    let everything = false;
     for (let i = 0; i < queue.length; i++) {
       const entity = queue[i]!;
       const helper = helperOf(entity)! as ReturnType<typeof helperOf> & { __initialized?: boolean };
@@ -374,6 +388,7 @@ class Tagger {
         continue;
       }
       if (helper!.__initialized === false || meta.virtual === true || meta.expression !== undefined) continue;
+      if (this.#readsOtherTables(meta, entity as Row)) everything = true;
       const table = tableOf(meta);
       if (!listed.has(table)) {
         const id = pkColumns(meta, entity);
@@ -417,10 +432,41 @@ class Tagger {
       }
     }
     if (metas.size > 0) for (const m of closure(metas)) this.#list(m, listed);
+    if (everything) this.#everything(listed);
   }
 
-  /** Every table a QueryBuilder names: its aliases' entities and the join tables of its many-to-many joins. */
+  /**
+   * Whether an entity holds a `formula` property whose SQL may read other tables (it has a
+   * subquery or calls a function): formulas are SQL, not parsed, so such a read is a list of
+   * every table of the ORM.
+   */
+  #readsOtherTables(meta: Meta, entity: Row): boolean {
+    let known = this.#formulas.get(meta);
+    if (known === undefined) {
+      known = (meta.props as Prop[]).filter((p) => typeof p.formula === 'function' && !ownRowFormula(p)).map((p) => p.name);
+      this.#formulas.set(meta, known);
+    }
+    return known.some((name) => entity[name] !== undefined);
+  }
+
+  readonly #formulas = new WeakMap<Meta, string[]>();
+
+  #everything(listed: Set<string>): void {
+    for (const m of Object.values(this.#orm.getMetadata().getAll()) as Meta[]) {
+      if (m.embeddable === true || m.virtual === true || m.expression !== undefined || typeof m.tableName !== 'string') continue;
+      this.#list(m, listed);
+    }
+  }
+
+  /** Every table a QueryBuilder names: its aliases' entities, the join tables of its many-to-many joins, its subqueries' tables. */
   queryBuilder(qb: QueryBuilderLike): void {
+    const metas = this.tablesOf(qb);
+    for (const m of subqueryTables.get(qb) ?? []) metas.add(m);
+    for (const m of metas) this.#tracker.list(tableOf(m));
+  }
+
+  /** The tables a QueryBuilder names itself. */
+  tablesOf(qb: QueryBuilderLike): Set<Meta> {
     const metas = new Set<Meta>();
     if (qb.mainAlias?.metadata !== undefined) metas.add(qb.mainAlias.metadata);
     for (const alias of Object.values(qb._aliases ?? {})) if (alias.metadata !== undefined) metas.add(alias.metadata);
@@ -432,18 +478,38 @@ class Tagger {
         if (pivot !== undefined) metas.add(pivot);
       }
     }
-    for (const m of metas) this.#tracker.list(tableOf(m));
+    return metas;
   }
 
-  /** The tables a filter's condition names, beyond the row's own columns. */
-  filterTables(meta: Meta, where: unknown, into: Set<Meta>): void {
+  /**
+   * The tables a filter's condition names, beyond the row's own columns. `own`: applied to the
+   * read's own `where`; any other application (a filter of a to-one relation's entity, which
+   * MikroORM joins for it, `autoJoinRefsForFilters`; of a populated relation, `populateFilter`)
+   * filters the rows read by another table's rows, so that table is a list too.
+   */
+  filterTables(meta: Meta, where: unknown, own: boolean, into: Set<Meta>): void {
     const named = new Set<Meta>();
-    if (!namedTables(meta, where, named, this.#orm)) {
-      // A raw condition: whatever it reads, the row's own table is at least a list.
-      into.add(meta);
-    }
+    // A raw condition: whatever it reads, the row's own table is at least a list.
+    if (!own || !namedTables(meta, where, named, this.#orm)) into.add(meta);
     for (const m of named) into.add(m);
   }
+}
+
+/**
+ * A formula whose SQL can read nothing but its own row: no subquery (`select`) and no call (an
+ * identifier followed by `(`, which may be a function reading other tables). Anything else, or
+ * a formula that cannot be called here, may read any table.
+ */
+function ownRowFormula(prop: Prop): boolean {
+  let sql: unknown;
+  try {
+    const table = { alias: 'e0', name: 'e0', qualifiedName: 'e0', toString: () => 'e0' };
+    const columns = new Proxy({}, { get: (_t, name) => (typeof name === 'string' ? `e0.${name}` : undefined) });
+    sql = (prop.formula as (table: unknown, columns: unknown) => unknown)(table, columns);
+  } catch {
+    return false;
+  }
+  return typeof sql === 'string' && !/\bselect\b/i.test(sql) && !/[\w"`\]]\s*\(/.test(sql);
 }
 
 /** The entities reachable from these through relations (and their join tables). */
@@ -479,29 +545,55 @@ export function trackReads(orm: MikroORM, tracker: ReadTracker): () => void {
   taggers.set(driver, tagger);
   wrapEntityManager(orm);
 
-  // Many-to-many collections loaded on their own (select-in): the owners' links in the join table.
-  const original = driver.loadFromPivotTable as Method | undefined;
-  const own = Object.hasOwn(driver, 'loadFromPivotTable');
-  const wrapper = async function (this: unknown, ...args: unknown[]) {
-    const [prop, owners, where, , , options] = args as [Prop, unknown[][], unknown, unknown, unknown, Row | undefined];
-    const plain = isEmpty(where) && isEmpty(options?.populateFilter);
-    const result = await scopes.run({ classified: plain, filtered: new Set() }, () => original!.apply(this, args));
-    const pivot = orm.getMetadata().find(prop.pivotEntity) as Meta | undefined;
-    if (pivot !== undefined) {
-      const keys = owners.map((o) => zip(prop.joinColumns, o));
-      if (keys.every((k): k is KeyValues => k !== undefined)) tracker.keys(tableOf(pivot), keys);
-      else tracker.list(tableOf(pivot));
-    }
-    return result;
+  const restore: Array<() => void> = [];
+  /** Replaces a method of this ORM's driver, and says how to put it back. */
+  const replace = (name: string, make: (original: Method) => Method) => {
+    const original = driver[name] as Method | undefined;
+    if (typeof original !== 'function') return;
+    const own = Object.hasOwn(driver, name);
+    const wrapper = make(original);
+    driver[name] = wrapper;
+    restore.push(() => {
+      if (driver[name] !== wrapper) return; // wrapped again since: ours only calls through
+      if (own) driver[name] = original;
+      else delete driver[name];
+    });
   };
-  if (typeof original === 'function') driver.loadFromPivotTable = wrapper;
+
+  // The SQL of a read the entity manager classified: what it runs is its own, not a QueryBuilder
+  // of yours (those a filter's condition or a hook runs inside the read are outside these calls).
+  for (const name of ['find', 'findOne', 'count']) {
+    replace(
+      name,
+      (original) =>
+        function (this: unknown, ...args: unknown[]) {
+          const scope = scopes.getStore();
+          return scope === undefined || scope.driver === true ? original.apply(this, args) : scopes.run({ ...scope, driver: true }, () => original.apply(this, args));
+        },
+    );
+  }
+
+  // Many-to-many collections loaded on their own (select-in): the owners' links in the join table.
+  replace(
+    'loadFromPivotTable',
+    (original) =>
+      async function (this: unknown, ...args: unknown[]) {
+        const [prop, owners, where, , , options] = args as [Prop, unknown[][], unknown, unknown, unknown, Row | undefined];
+        const plain = isEmpty(where) && isEmpty(options?.populateFilter);
+        const result = await scopes.run({ classified: plain, filtered: new Set(), driver: true }, () => original.apply(this, args));
+        const pivot = orm.getMetadata().find(prop.pivotEntity) as Meta | undefined;
+        if (pivot !== undefined) {
+          const keys = owners.map((o) => zip(prop.joinColumns, o));
+          if (keys.every((k): k is KeyValues => k !== undefined)) tracker.keys(tableOf(pivot), keys);
+          else tracker.list(tableOf(pivot));
+        }
+        return result;
+      },
+  );
   return () => {
     trackers.delete(driver);
     taggers.delete(driver);
-    if (driver.loadFromPivotTable === wrapper) {
-      if (own) driver.loadFromPivotTable = original;
-      else delete driver.loadFromPivotTable;
-    }
+    for (const undo of restore.splice(0).reverse()) undo();
   };
 }
 
@@ -535,7 +627,7 @@ function wrapEntityManager(orm: MikroORM): void {
       const options = (args[2] ?? undefined) as Row | undefined;
       const listed = new Set<string>();
       const classified = tagger.where(meta, args[1] ?? {}, options, listed);
-      const scope: Scope = { classified, filtered: new Set() };
+      const scope: Scope = { classified, filtered: new Set(), meta };
       const result = await scopes.run(scope, () => original.apply(this, args));
       tagger.filtered(meta, scope, listed);
       if (kind === 'find') tagger.entities(result as unknown[], listed);
@@ -552,8 +644,11 @@ function wrapEntityManager(orm: MikroORM): void {
       async function (this: EmLike, ...args: unknown[]) {
         const tagger = taggerOf(this);
         if (tagger === undefined) return original.apply(this, args);
-        const result = await scopes.run({ classified: false, filtered: new Set() }, () => original.apply(this, args));
-        tagger.entities(Array.isArray(args[0]) ? args[0] : [args[0]], new Set());
+        const scope: Scope = { classified: false, filtered: new Set() };
+        const result = await scopes.run(scope, () => original.apply(this, args));
+        const listed = new Set<string>();
+        tagger.filtered(undefined, scope, listed);
+        tagger.entities(Array.isArray(args[0]) ? args[0] : [args[0]], listed);
         return result;
       },
   );
@@ -570,23 +665,62 @@ function wrapEntityManager(orm: MikroORM): void {
   );
   wrap(
     em,
+    'processWhere',
+    (original) =>
+      function (this: EmLike, ...args: unknown[]) {
+        const scope = scopes.getStore();
+        if (scope === undefined || scope.own === true) return original.apply(this, args);
+        const meta = taggerOf(this)?.metaOf(this, args[0]);
+        return scopes.run({ ...scope, own: meta !== undefined && meta === scope.meta }, () => original.apply(this, args));
+      },
+  );
+  wrap(
+    em,
     'applyFilters',
     (original) =>
       async function (this: EmLike, ...args: unknown[]) {
-        const result = await original.apply(this, args);
         const scope = scopes.getStore();
+        // A filter's condition callback may read (a QueryBuilder, a find): not the read's own SQL.
+        const result = await (scope === undefined ? original.apply(this, args) : scopes.run({ ...scope, own: false, driver: false }, () => original.apply(this, args)));
         const tagger = taggerOf(this);
-        if (scope === undefined || tagger === undefined || result === args[1]) return result;
+        if (scope === undefined || tagger === undefined || result === args[1] || isEmpty(result)) return result;
         const meta = tagger.metaOf(this, args[0]);
-        if (meta !== undefined) tagger.filterTables(meta, result, scope.filtered);
+        if (meta !== undefined) tagger.filterTables(meta, result, scope.own === true && meta === scope.meta, scope.filtered);
         return result;
       },
   );
 }
 
-/** A SELECT a QueryBuilder runs: tagged as the lists of its tables, unless a classified read runs it. */
+/** A SELECT a QueryBuilder runs: tagged as the lists of its tables, unless it is the SQL of a classified read. */
 export function selectExecuted(qb: QueryBuilderLike): void {
   const tagger = taggers.get(qb.driver);
-  if (tagger === undefined || scopes.getStore()?.classified === true) return;
+  const scope = scopes.getStore();
+  if (tagger === undefined || (scope?.classified === true && scope.driver === true)) return;
   tagger.queryBuilder(qb);
+}
+
+/**
+ * The QueryBuilders of the subqueries MikroORM builds for a QueryBuilder (`$some`, `$none`,
+ * `$every`: a clone of it, compiled into its SQL, never executed on its own), by the builder
+ * they were cloned from, and the entities their tables hold.
+ */
+const origins = new WeakMap<object, object>();
+const subqueryTables = new WeakMap<object, Set<Meta>>();
+
+/** `clone` was made from `qb` (a subquery, a count, a page of it). */
+export function queryBuilderCloned(qb: object, clone: object): void {
+  origins.set(clone, qb);
+}
+
+/** A QueryBuilder was compiled to SQL: a clone's tables are read by every builder it was cloned from. */
+export function queryBuilderCompiled(qb: QueryBuilderLike): void {
+  if (!origins.has(qb)) return;
+  const tagger = taggers.get(qb.driver);
+  if (tagger === undefined) return;
+  const metas = tagger.tablesOf(qb);
+  for (let o = origins.get(qb); o !== undefined; o = origins.get(o)) {
+    let set = subqueryTables.get(o);
+    if (set === undefined) subqueryTables.set(o, (set = new Set()));
+    for (const m of metas) set.add(m);
+  }
 }
