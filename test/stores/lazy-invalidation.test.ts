@@ -5,7 +5,11 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
 import { MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RedisStore } from '../../src/stores/redis/index.js';
+import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { definedIf, needService } from '../support/services.js';
 
 const hasRedis = await needService('redis');
@@ -123,4 +127,75 @@ definedIf(hasRedis, describe)('RedisStore: a tag on many entries', () => {
       await store.close();
     }
   }, 60_000);
+});
+
+describe('SqliteStore: a tag on many entries, and clear()', () => {
+  const file = () => join(mkdtempSync(join(tmpdir(), 'pd-lazy-')), 'pages.sqlite');
+  const fill = (s: SqliteStore, n: number, seq: number) => {
+    for (let i = 0; i < n; i++) s.set(`k:/p${i}`, entry(`/p${i}`, seq), limits);
+    s.set('k:/plain', entry('/plain', seq, ['/plain']), limits);
+  };
+
+  test('the invalidation deletes none of them in its transaction; they are deleted afterwards, all but those stored again since', async () => {
+    const path = file();
+    const s = new SqliteStore({ path });
+    try {
+      fill(s, 3000, s.sequence());
+      const plain = s.entries({ pathPrefix: '/plain' }).entries[0]!.bytes;
+      const seq = s.invalidate(['layout']);
+      // Still in the file, invalid: counted by size, not by info(), never read.
+      expect(s.size).toBe(3001);
+      expect(s.info()).toMatchObject({ entries: 1, bytes: plain });
+      expect(s.get('k:/p5')).toBeUndefined();
+      expect(s.set('k:/p7', entry('/p7', seq), limits)).toBe(true);
+      // Done once the tag's mark is dropped.
+      await until(() => s.database.prepare('SELECT count(*) FROM page_dumper_stale').pluck().get() === 0);
+      expect(s.size).toBe(2);
+      expect(s.info()).toMatchObject({ entries: 2 });
+      expect(s.bytes).toBe(s.info().bytes);
+      expect(s.get('k:/p7')).toBeDefined();
+      // Its index lists what was stored since; invalidated again, that goes (eagerly: one entry).
+      s.invalidate(['layout']);
+      expect(s.size).toBe(1);
+    } finally {
+      s.close();
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  });
+
+  test('a process that stops in the middle leaves the rest to the next one that opens the file', async () => {
+    const path = file();
+    try {
+      const a = new SqliteStore({ path });
+      fill(a, 3000, a.sequence());
+      a.invalidate(['layout']);
+      a.close();
+      const b = new SqliteStore({ path });
+      expect(b.get('k:/p1')).toBeUndefined();
+      await until(() => b.size === 1);
+      b.close();
+    } finally {
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  });
+
+  test('clear() deletes nothing in its transaction; the entries from before are deleted afterwards, those stored since stay', async () => {
+    const path = file();
+    const s = new SqliteStore({ path });
+    try {
+      fill(s, 3000, s.sequence());
+      s.clear();
+      expect(s.size).toBe(3001);
+      expect(s.info()).toMatchObject({ entries: 0, bytes: 0 });
+      expect(s.get('k:/plain')).toBeUndefined();
+      expect(s.entries({ limit: 10 }).entries).toEqual([]);
+      expect(s.set('k:/p3', entry('/p3', s.sequence()), limits)).toBe(true);
+      await until(() => s.size === 1);
+      expect(s.get('k:/p3')).toBeDefined();
+      expect(s.info()).toMatchObject({ entries: 1, bytes: s.bytes });
+    } finally {
+      s.close();
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  });
 });

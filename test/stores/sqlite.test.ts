@@ -638,12 +638,12 @@ describe('SqliteStore', () => {
       s.set('k:/anon', { ...entry('/anon', 1, 7), anonymousOnly: true }, limits);
       s.close();
 
-      // Opened again: layout 3, nothing to upgrade, the flag read back.
+      // Opened again: layout 4, nothing to upgrade, the flag read back.
       const again = new SqliteStore({ path, localBytes: 0 });
       expect(again.get('k:/anon')?.anonymousOnly).toBe(true);
       again.close();
       const check = new Database(path, { readonly: true });
-      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(3);
+      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(4);
       const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'page_dumper_entries' AND sql IS NOT NULL").pluck().all();
       expect(indexes).toEqual(['page_dumper_entries_variants']);
       check.close();
@@ -687,7 +687,7 @@ describe('SqliteStore', () => {
       expect(again.get('k:/old')?.anonymousOnly).toBe(true);
       again.close();
       const check = new Database(path, { readonly: true });
-      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(3);
+      expect(check.prepare('SELECT version FROM page_dumper_state').pluck().get()).toBe(4);
       check.close();
     });
 

@@ -96,10 +96,17 @@ const TAG_OVERHEAD = 24;
 /** Bytes counted per query-string variant on top of its path: its row in the variant index. */
 const VARIANT_OVERHEAD = 16;
 /**
- * The layout of the tables, kept in the state row. A file of layout 1 or 2 is upgraded in place
+ * The layout of the tables, kept in the state row. A file of layout 1, 2 or 3 is upgraded in place
  * when opened (see `#upgrade`); a file of any other layout is refused at construction.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
+/**
+ * A tag carried by more entries than this is invalidated lazily: its entries are invalid at once
+ * (reads check the tags in `stale`), and deleted afterwards, `RECLAIM_SLICE` per transaction.
+ */
+const LAZY_TAG_ENTRIES = 1000;
+/** Entries deleted per transaction while reclaiming: a few milliseconds of the write lock. */
+const RECLAIM_SLICE = 500;
 const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `PRAGMA synchronous` levels. */
 const SYNC_FULL = 2;
@@ -145,8 +152,12 @@ function byteLength(s: string): number {
  * are each one `BEGIN IMMEDIATE` transaction, which serializes them across processes: the
  * sequence bump, the tag invalidation points and the deletion of the entries they reach commit
  * together or not at all. Because invalidation deletes the entries it reaches in that same
- * transaction, and a fill checks the points in its own, a row in the table is always valid: a
- * read needs no check of tags.
+ * transaction, and a fill checks the points in its own, a row in the table is valid but in two
+ * cases, which a read checks without reading the row: a tag on more than a thousand entries
+ * (`layout`) is invalidated by marking it with the last entry id, and `clear()` marks every entry
+ * so; the rows are then deleted in the background, 500 per transaction, by the process that made
+ * the mark (or the next one to open the file). Deleting a million rows in the invalidation's own
+ * transaction would hold the file's write lock, and this process's event loop, for many seconds.
  *
  * Query-string variants of a path (`variant: true`) are bounded by `maxVariantsPerPath`: one more
  * evicts the least recently *stored* variant of that path, for the reason the byte bound evicts in
@@ -175,6 +186,10 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly #set: (key: string, entry: StoredEntry, options: SetOptions) => boolean;
   readonly #invalidate: (tags: readonly string[]) => number;
   readonly #clear: () => void;
+  readonly #reclaimTx: () => boolean;
+  readonly #pending: Database.Statement<[], number>;
+  readonly #stale: Database.Statement<[], { entries: number; bytes: number }>;
+  #reclaimTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SqliteStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -251,10 +266,11 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       const prepare = <P extends unknown[], R>(sql: string) => db!.prepare<P, R>(sql).safeIntegers(false);
 
       this.#get = prepare<[string], EntryRow>(
-        `SELECT id, anonymous_only, status, headers, tags, etag, stored_at, seq, path, body, encodings FROM ${p}entries WHERE key = ?`,
+        `SELECT id, anonymous_only, status, headers, tags, etag, stored_at, seq, path, body, encodings FROM ${p}entries e WHERE key = ? AND ${valid(p)}`,
       );
-      // Answered from the key's unique index alone (it holds the rowid): no table page is read.
-      this.#idOf = prepare<[string], number>(`SELECT id FROM ${p}entries WHERE key = ?`).pluck();
+      // Answered from the key's unique index alone (it holds the rowid), the state row and the
+      // lazily invalidated tags (none but while a reclamation runs): no entry page is read.
+      this.#idOf = prepare<[string], number>(`SELECT id FROM ${p}entries e WHERE key = ? AND ${valid(p)}`).pluck();
       this.#seq = prepare<[], number>(`SELECT seq FROM ${p}state WHERE id = 1`).pluck();
       this.#counts = prepare<[], CountRow>(`SELECT bytes, entries FROM ${p}state WHERE id = 1`);
       this.#setSync = db.prepare(`PRAGMA synchronous = ${Math.max(this.#sync, SYNC_FULL)}`);
@@ -282,14 +298,27 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       const points = prepare<[number, string], unknown>(
         `INSERT INTO ${p}tag_points (tag, seq) SELECT value, ? FROM json_each(?) WHERE true ON CONFLICT (tag) DO UPDATE SET seq = excluded.seq`,
       );
+      // A tag on more than LAZY_TAG_ENTRIES entries (counted up to that), or one whose earlier
+      // invalidation is still being reclaimed, is marked with the last entry id instead: its
+      // entries up to it are invalid, and deleted later (see #reclaimSlice).
+      const markStale = prepare<[string], unknown>(
+        `INSERT INTO ${p}stale (tag, mark) SELECT value, (SELECT coalesce(max(id), 0) FROM ${p}entries) FROM json_each(?) j
+         WHERE (SELECT count(*) FROM (SELECT 1 FROM ${p}entry_tags WHERE tag = j.value LIMIT ${LAZY_TAG_ENTRIES + 1})) > ${LAZY_TAG_ENTRIES}
+            OR j.value IN (SELECT tag FROM ${p}stale)
+         ON CONFLICT (tag) DO UPDATE SET mark = excluded.mark`,
+      );
       const deleteTagged = prepare<[string], unknown>(
-        `DELETE FROM ${p}entries WHERE id IN (SELECT entry FROM ${p}entry_tags WHERE tag IN (SELECT value FROM json_each(?)))`,
+        `DELETE FROM ${p}entries WHERE id IN (SELECT entry FROM ${p}entry_tags WHERE tag IN (SELECT value FROM json_each(?) WHERE value NOT IN (SELECT tag FROM ${p}stale)))`,
       );
       const pointCount = prepare<[], number>(`SELECT count(*) FROM ${p}tag_points`).pluck();
       const fold = prepare<[number], unknown>(`UPDATE ${p}state SET floor = ? WHERE id = 1`);
       const dropPoints = prepare<[], unknown>(`DELETE FROM ${p}tag_points`);
-      const clearState = prepare<[], number>(`UPDATE ${p}state SET seq = seq + 1, floor = seq + 1 WHERE id = 1 RETURNING seq`).pluck();
-      const dropEntries = prepare<[], unknown>(`DELETE FROM ${p}entries`);
+      // Entries are not deleted here (a row at a time, with their tags: seconds for a million),
+      // but made invalid by the id of the last one, and deleted later (see #reclaimSlice).
+      const clearState = prepare<[], number>(
+        `UPDATE ${p}state SET seq = seq + 1, floor = seq + 1, cleared = (SELECT coalesce(max(id), 0) FROM ${p}entries) WHERE id = 1 RETURNING seq`,
+      ).pluck();
+      const dropStale = prepare<[], unknown>(`DELETE FROM ${p}stale`);
       const counts = this.#counts;
 
       const maxEntriesBound = this.maxEntries;
@@ -354,6 +383,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         if (tags.length === 0) return seq;
         const json = JSON.stringify(tags);
         points.run(seq, json);
+        markStale.run(json);
         deleteTagged.run(json);
         if (pointCount.get()! > maxTracked) {
           fold.run(seq);
@@ -361,18 +391,51 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         }
         return seq;
       });
-      this.#invalidate = (tags) => invalidateTx.immediate(tags);
+      this.#invalidate = (tags) => {
+        const seq = invalidateTx.immediate(tags);
+        this.#startReclaiming();
+        return seq;
+      };
 
       const clearTx = db.transaction((): void => {
         clearState.get();
-        dropEntries.run();
+        dropStale.run();
         dropPoints.run();
       });
-      this.#clear = () => clearTx.immediate();
+      this.#clear = () => {
+        clearTx.immediate();
+        this.#startReclaiming();
+      };
+
+      const firstStale = prepare<[], { tag: string; mark: number } | undefined>(`SELECT tag, mark FROM ${p}stale LIMIT 1`);
+      const deleteStale = prepare<[string, number, number], unknown>(
+        `DELETE FROM ${p}entries WHERE id IN (SELECT entry FROM ${p}entry_tags WHERE tag = ? AND entry <= ? ORDER BY entry LIMIT ?)`,
+      );
+      const unmark = prepare<[string, number], unknown>(`DELETE FROM ${p}stale WHERE tag = ? AND mark = ?`);
+      const deleteCleared = prepare<[number], unknown>(
+        `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1) ORDER BY id LIMIT ?)`,
+      );
+      /** Deletes up to RECLAIM_SLICE invalid entries; whether there may be more. */
+      const reclaimTx = db.transaction((): boolean => {
+        if (deleteCleared.run(RECLAIM_SLICE).changes > 0) return true;
+        const stale = firstStale.get();
+        if (stale === undefined) return false;
+        if (deleteStale.run(stale.tag, stale.mark, RECLAIM_SLICE).changes === 0) unmark.run(stale.tag, stale.mark);
+        return true;
+      });
+      this.#reclaimTx = () => reclaimTx.immediate();
+      this.#pending = prepare<[], number>(
+        `SELECT EXISTS (SELECT 1 FROM ${p}stale) OR EXISTS (SELECT 1 FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1))`,
+      ).pluck();
+      this.#stale = prepare<[], { entries: number; bytes: number }>(
+        `SELECT count(*) AS entries, coalesce(sum(size), 0) AS bytes FROM ${p}entries e WHERE NOT (${valid(p)})`,
+      );
 
       // Fail here, not on the first request, when the file cannot be written (read-only, full
       // disk, another program's lock): this writes without changing anything.
       db.transaction(() => db!.prepare(`UPDATE ${p}state SET seq = seq WHERE id = 1`).run()).immediate();
+      // What a process that stopped in the middle of a reclamation left.
+      if (this.#pending.get() === 1) this.#startReclaiming();
     } catch (error) {
       if (this.#owned && db?.open) db.close();
       if (error instanceof TypeError && String(error.message).startsWith('page-dumper:')) throw error;
@@ -437,6 +500,24 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     return this.#open().#set(key, entry, options);
   }
 
+  /** Deletes what lazy invalidations and `clear()` left, a slice per turn of the event loop. */
+  #startReclaiming(): void {
+    this.#reclaimTimer ??= setTimeout(this.#reclaimSlice, 0).unref();
+  }
+
+  readonly #reclaimSlice = (): void => {
+    this.#reclaimTimer = undefined;
+    if (this.#closed) return;
+    let more: boolean;
+    try {
+      more = this.#reclaimTx();
+    } catch {
+      // Busy (another process writes) or failing: the next invalidation or start goes on.
+      return;
+    }
+    if (more) this.#reclaimTimer = setTimeout(this.#reclaimSlice, 0).unref();
+  };
+
   invalidate(tags: readonly string[]): number {
     this.#open();
     return this.#durably(() => this.#invalidate(tags));
@@ -461,12 +542,12 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     const cols = `e.id, e.key, e.status, e.headers, e.tags, e.etag, e.stored_at, e.seq, e.path, e.anonymous_only, e.size, length(e.body) AS body_bytes, substr(e.encodings, 1, ${ENCODINGS_HEAD}) AS encodings_head`;
     this.#listStatements = {
       // Each is an index range: the rowid, the (tag, entry) key of the tag index.
-      all: prepare(`SELECT ${cols} FROM ${p}entries e WHERE e.id > ? ORDER BY e.id LIMIT ?`),
-      tag: prepare(`SELECT ${cols} FROM ${p}entry_tags t JOIN ${p}entries e ON e.id = t.entry WHERE t.tag = ? AND t.entry > ? ORDER BY t.entry LIMIT ?`),
+      all: prepare(`SELECT ${cols} FROM ${p}entries e WHERE e.id > ? AND ${valid(p)} ORDER BY e.id LIMIT ?`),
+      tag: prepare(`SELECT ${cols} FROM ${p}entry_tags t JOIN ${p}entries e ON e.id = t.entry WHERE t.tag = ? AND t.entry > ? AND ${valid(p)} ORDER BY t.entry LIMIT ?`),
       // An entry's path is one of its tags: the range of the tag index that starts with the
       // prefix, each entry once (on the row of its path tag).
       path: prepare(
-        `SELECT ${cols}, t.tag AS cursor_tag FROM ${p}entry_tags t JOIN ${p}entries e ON e.id = t.entry WHERE t.tag >= ? AND t.tag < ? AND (t.tag, t.entry) > (?, ?) AND e.path = t.tag ORDER BY t.tag, t.entry LIMIT ?`,
+        `SELECT ${cols}, t.tag AS cursor_tag FROM ${p}entry_tags t JOIN ${p}entries e ON e.id = t.entry WHERE t.tag >= ? AND t.tag < ? AND (t.tag, t.entry) > (?, ?) AND e.path = t.tag AND ${valid(p)} ORDER BY t.tag, t.entry LIMIT ?`,
       ),
       encodings: this.database.prepare<[number], Buffer | null>(`SELECT encodings FROM ${p}entries WHERE id = ?`).pluck().safeIntegers(false),
       tags: this.database.prepare<[], number>(`SELECT count(DISTINCT tag) FROM ${p}entry_tags`).pluck().safeIntegers(false),
@@ -508,9 +589,15 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     return { entries, cursor: more ? next(rows[rows.length - 1]!) : undefined };
   }
 
+  /**
+   * Counts from the state row, less the entries invalid but not deleted yet (a lazily invalidated
+   * tag, a `clear()`), which are read for it: while a reclamation runs, a read of the entries
+   * still to be deleted.
+   */
   info(): StoreInfo {
     const { entries, bytes } = this.#open().#counts.get()!;
-    return { entries, bytes, tags: this.#l().tags.get()!, sequence: this.sequence() };
+    const stale = this.#pending.get() === 1 ? this.#stale.get()! : { entries: 0, bytes: 0 };
+    return { entries: entries - stale.entries, bytes: bytes - stale.bytes, tags: this.#l().tags.get()!, sequence: this.sequence() };
   }
 
   #info(row: ListRow): EntryInfo {
@@ -586,6 +673,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#reclaimTimer);
     this.#local.clear();
     if (this.#owned) this.database.close();
   }
@@ -631,15 +719,17 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
           seq INTEGER NOT NULL,
           floor INTEGER NOT NULL,
           bytes INTEGER NOT NULL,
-          entries INTEGER NOT NULL
+          entries INTEGER NOT NULL,
+          -- Entries with an id up to this one are invalid (clear()), until deleted.
+          cleared INTEGER NOT NULL DEFAULT 0
         );
         INSERT OR IGNORE INTO ${p}state (id, version, seq, floor, bytes, entries) VALUES (1, ${SCHEMA_VERSION}, 0, 0, 0, 0);
       `);
       const version = db.prepare<[], number>(`SELECT version FROM ${p}state WHERE id = 1`).pluck().safeIntegers(false).get();
-      if (version === 1 || version === 2) this.#upgrade(db, version);
+      if (version === 1 || version === 2 || version === 3) this.#upgrade(db, version);
       else if (version !== SCHEMA_VERSION) {
         throw new Error(
-          `its tables "${p}*" have layout version ${String(version)}, this version of page-dumper uses ${SCHEMA_VERSION} (and upgrades 1 and 2): use another tablePrefix, or drop them`,
+          `its tables "${p}*" have layout version ${String(version)}, this version of page-dumper uses ${SCHEMA_VERSION} (and upgrades 1 to 3): use another tablePrefix, or drop them`,
         );
       }
       db.exec(`
@@ -675,6 +765,11 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         CREATE TABLE IF NOT EXISTS ${p}tag_points (
           tag TEXT PRIMARY KEY,
           seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        -- Lazily invalidated tags: their entries with an id up to mark are invalid, until deleted.
+        CREATE TABLE IF NOT EXISTS ${p}stale (
+          tag TEXT PRIMARY KEY,
+          mark INTEGER NOT NULL
         ) WITHOUT ROWID;
         -- The purge queue (Store.queuePush and the others): purges for edge caches, kept until an
         -- edge acknowledged them. A table of its own, which layouts before it simply do not use.
@@ -712,12 +807,17 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
    * 2 to 3: the `encodings` column, NULL in the rows already there (entries without encoded
    * bodies, which is what they were).
    *
+   * 3 to 4: the `cleared` mark in the state row and the `stale` table of lazily invalidated tags
+   * (see the class comment). A process of layout 3 still running on the file reads rows without
+   * those checks: it may serve an entry of a lazily invalidated tag, or from before a `clear()`,
+   * until the row is deleted. Restart every process on the file when upgrading.
+   *
    * A process of a previous version still running on the file keeps working (its statements name
    * their columns: it reads entries without their encodings and stores entries without any),
    * though one of layout 1 counts a path's entries without an index until it is replaced; a
    * process of a previous version started afterwards refuses the file.
    */
-  #upgrade(db: Database.Database, from: 1 | 2): void {
+  #upgrade(db: Database.Database, from: 1 | 2 | 3): void {
     const p = this.tablePrefix;
     if (from === 1) {
       db.exec(`
@@ -726,11 +826,21 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         DROP INDEX IF EXISTS ${p}entries_path;
       `);
     }
+    if (from <= 2) db.exec(`ALTER TABLE ${p}entries ADD COLUMN encodings BLOB;`);
     db.exec(`
-      ALTER TABLE ${p}entries ADD COLUMN encodings BLOB;
+      ALTER TABLE ${p}state ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
       UPDATE ${p}state SET version = ${SCHEMA_VERSION} WHERE id = 1;
     `);
   }
+}
+
+/**
+ * The condition that the entry row `e` is valid: not below the `clear()` mark, and not carrying a
+ * lazily invalidated tag from before its invalidation. The second walks the lazily invalidated
+ * tags (none but while a reclamation runs), one lookup in the tag index each.
+ */
+function valid(p: string): string {
+  return `e.id > (SELECT cleared FROM ${p}state WHERE id = 1) AND NOT EXISTS (SELECT 1 FROM ${p}stale s WHERE s.mark >= e.id AND EXISTS (SELECT 1 FROM ${p}entry_tags x WHERE x.tag = s.tag AND x.entry = e.id))`;
 }
 
 /** Bytes of the encoded bodies read to list an entry: enough for the head that names them. */
