@@ -12,6 +12,7 @@
  */
 import type { DataSource, EntityMetadata, EntitySubscriberInterface } from 'typeorm';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
+import { installedAnywhere, markInstalled, markUninstalled } from '../installs.js';
 import { readOptions, ReadTracker } from '../reads.js';
 import { TypeormIntegration, type Execute, type RelationsFor, type WriteQueryBuilder } from './integration.js';
 import { trackReads, untrackReads } from './reads.js';
@@ -190,7 +191,7 @@ export function typeormDumper(dumper: Dumper, dataSource: DataSource, options: T
     throw new TypeError('page-dumper: typeormDumper(dumper, dataSource) needs a TypeORM DataSource');
   }
   if (dataSource.options.type === 'mongodb') throw new TypeError('page-dumper: typeormDumper() does not support MongoDB data sources');
-  if (installed.has(dataSource)) throw new TypeError('page-dumper: typeormDumper() is already installed on this DataSource');
+  if (installed.has(dataSource) || installedAnywhere(dataSource)) throw new TypeError('page-dumper: typeormDumper() is already installed on this DataSource');
   validate(options);
   const tracking = readOptions('typeormDumper', options.trackReads, options.maxTagsPerPage);
   const reads = tracking.trackReads ? new ReadTracker(dumper, { maxTagsPerPage: tracking.maxTagsPerPage, integration: 'typeorm' }) : undefined;
@@ -221,6 +222,7 @@ export function typeormDumper(dumper: Dumper, dataSource: DataSource, options: T
   ds[hook] = wrapper;
   if (dataSource.isInitialized) add();
   installed.set(dataSource, integration);
+  markInstalled(dataSource);
 
   let closed = false;
   return {
@@ -233,6 +235,7 @@ export function typeormDumper(dumper: Dumper, dataSource: DataSource, options: T
       integration.close();
       untrackReads(dataSource);
       installed.delete(dataSource);
+      markUninstalled(dataSource);
       const i = dataSource.subscribers.indexOf(integration);
       if (i !== -1) dataSource.subscribers.splice(i, 1);
       // A hook installed later on top of ours stays, and ours under it only calls through.
