@@ -346,5 +346,6 @@ test('with both builds in one process, what one copy makes works with the other'
     'other copy tags': 'MISS HIT MISS',
     'kysely of the other copy': 'MISS HIT MISS',
     'one bound per page': 2,
+    'one integration per DataSource': 'page-dumper: typeormDumper() is already installed on this DataSource',
   });
 });

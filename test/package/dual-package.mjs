@@ -76,6 +76,21 @@ check('kysely of the other copy', pages.join(' '));
 // Each of the two renders read 3 tags' worth from each database: past 4 in all, the second table
 // read is tagged as a whole (one warning per render). Counted per copy, neither would be.
 check('one bound per page', warnings.filter((w) => w.includes('maxTagsPerPage') && w.includes('topping')).length);
+// An ORM object takes one integration in the process, whichever build installed it.
+const { DataSource } = require('typeorm');
+const { typeormDumper: esmTypeormDumper } = await import('page-dumper/typeorm');
+const { typeormDumper: cjsTypeormDumper } = require('page-dumper/typeorm');
+const dataSource = new DataSource({ type: 'better-sqlite3', database: ':memory:' });
+const first = esmTypeormDumper(dumper, dataSource);
+let refused = 'installed twice';
+try {
+  cjsTypeormDumper(dumper, dataSource).close();
+} catch (error) {
+  refused = error instanceof TypeError && error.message;
+}
+first.close();
+cjsTypeormDumper(dumper, dataSource).close();
+check('one integration per DataSource', refused);
 tagged.close(); site.close();
 await Promise.all([dumper.close(), other.close()]);
 console.log(JSON.stringify(out));
