@@ -422,8 +422,9 @@ export function kyselyDumper<DB>(dumper: Dumper, db: Kysely<DB>, options?: Kysel
     const node = query.query;
     if (stuck.has(connection)) await unstick(connection);
     const targets = [...(isWrite(node) ? [node] : []), ...nestedWrites(node)].flatMap((n) => writes.targets(n) ?? []);
-    // A streamed read tags the lists of the tables it names (the connection is busy until it ends).
-    if (reads !== undefined && !isWrite(node)) reads.lists(node);
+    // A streamed read tags the lists of the tables it names, and of the tables under the views
+    // among them (read from the catalog before it starts: the connection is busy until it ends).
+    if (reads !== undefined && !isWrite(node)) await reads.lists(connection, node);
     if (targets.length === 0) return yield* connection.streamQuery<R>(query, chunkSize);
     // Narrowed before the stream starts: the connection cannot read the schema while it streams.
     const outcome = await unresolved(connection, targets, 'a streamed write is not resolved row by row');

@@ -181,10 +181,27 @@ export class KyselyReads {
     return undefined;
   }
 
-  /** The lists of every table a query names, without reading anything (streams). */
-  lists(root: OperationNode): void {
+  /** The lists of every table a query names, and of the tables under the views among them (streams, before they start). */
+  async lists(connection: DatabaseConnection, root: OperationNode): Promise<void> {
     if (root.kind !== 'SelectQueryNode') return;
-    for (const t of namedTables(root)) this.#tracker.list(this.#name(t.table));
+    const named = namedTables(root);
+    for (const t of named) this.#tracker.list(this.#name(t.table));
+    await this.#views(connection, named);
+  }
+
+  /**
+   * A database view's rows are its tables' rows: a read of one tags the lists of the base tables
+   * under it (a write of them never names the view). Read from the catalog once per name.
+   */
+  async #views(connection: DatabaseConnection, named: readonly Named[]): Promise<void> {
+    const done = new Set<string>();
+    for (const t of named) {
+      const name = this.#name(t.table);
+      if (done.has(name)) continue;
+      done.add(name);
+      const under = await this.#schemas.view(connection, t.schema, t.table);
+      for (const table of under ?? []) this.#tracker.list(this.#name(table));
+    }
   }
 
   /**
@@ -198,6 +215,7 @@ export class KyselyReads {
     const named = namedTables(root);
     if (named.length === 0) return;
     const lists = new Set(named.map((t) => this.#name(t.table)));
+    await this.#views(connection, named);
     try {
       await this.#precise(connection, root as SelectQueryNode, named, rows, lists);
     } catch {

@@ -296,9 +296,22 @@ export function tagTable(dialect: DialectName, table: string): string {
 export class Schemas {
   readonly #dialect: DialectName;
   readonly #cache = new Map<string, Promise<TableSchema>>();
+  readonly #views = new Map<string, Promise<readonly string[] | undefined>>();
 
   constructor(dialect: DialectName) {
     this.#dialect = dialect;
+  }
+
+  /** The base tables under a view (see `readView`), or `undefined` for a table, read once per name. */
+  view(connection: DatabaseConnection, schema: string | undefined, table: string): Promise<readonly string[] | undefined> {
+    const key = `${schema ?? ''}\u0000${tagTable(this.#dialect, table)}`;
+    let found = this.#views.get(key);
+    if (found === undefined) {
+      found = readView(connection, this.#dialect, schema, table);
+      this.#views.set(key, found);
+      found.catch(() => this.#views.delete(key));
+    }
+    return found;
   }
 
   get(connection: DatabaseConnection, schema: string | undefined, table: string): Promise<TableSchema> {
@@ -311,4 +324,139 @@ export class Schemas {
     }
     return found;
   }
+}
+
+// ---------------------------------------------------------------- views
+
+/** Whether `name` is spelled in `sql` as a whole identifier (bare, quoted, bracketed or backticked), ignoring case. */
+function mentions(sql: string, name: string): boolean {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^A-Za-z0-9_$\\u0080-\\uffff])${escaped}($|[^A-Za-z0-9_$\\u0080-\\uffff])`, 'i').test(sql);
+}
+
+/**
+ * The base tables a database view reads (through the views it reads, too), or `undefined` when
+ * `table` is no view. Where the tables cannot be told for sure, every base table of the database
+ * (of the schema, on MySQL and SQLite):
+ * - PostgreSQL: the relations the view's rewrite rule depends on (`pg_depend`); a call of a
+ *   function outside `pg_catalog` (which may read any table) makes it every table.
+ * - MySQL and MariaDB: the tables of the schema whose names the stored definition
+ *   (`information_schema.VIEWS`, which spells every table it reads) mentions, a superset; a
+ *   definition that calls a stored function of the schema, or that cannot be read, every table.
+ * - SQLite: the tables and views of the schema whose names the view's SQL mentions, a superset.
+ *   Functions an application defines on its connection are not seen.
+ * A materialized view (PostgreSQL) counts as a view: its rows change with `REFRESH`, which is raw
+ * SQL, so its pages are dropped by writes of its tables, more often than needed.
+ */
+export async function readView(connection: DatabaseConnection, dialect: DialectName, schema: string | undefined, table: string): Promise<readonly string[] | undefined> {
+  if (dialect === 'postgres') {
+    const rel = schema === undefined ? quote(table) : `${quote(schema)}.${quote(table)}`;
+    const { rows } = await connection.executeQuery<{ oid: string; relkind: string }>(
+      CompiledQuery.raw('select oid::text as oid, relkind::text as relkind from pg_class where oid = to_regclass($1)', [rel]),
+    );
+    const first = rows[0];
+    if (first === undefined || (first.relkind !== 'v' && first.relkind !== 'm')) return undefined;
+    // Followed by oid: a view may read a view of another schema.
+    const seen = new Set<string>([first.oid]);
+    const queue = [first.oid];
+    const out = new Set<string>();
+    for (let view = queue.shift(); view !== undefined; view = queue.shift()) {
+      const deps = await connection.executeQuery<{ oid: string | null; name: string | null; relkind: string | null; fn: boolean }>(
+        CompiledQuery.raw(
+          `select c.oid::text as oid, c.relname::text as name, c.relkind::text as relkind,
+             d.refclassid = 'pg_proc'::regclass and not exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace where p.oid = d.refobjid and n.nspname = 'pg_catalog') as fn
+           from pg_rewrite r join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+             left join pg_class c on d.refclassid = 'pg_class'::regclass and c.oid = d.refobjid
+           where r.ev_class = $1::oid and d.refobjid <> r.ev_class`,
+          [view],
+        ),
+      );
+      for (const d of deps.rows) {
+        if (d.fn) return baseTables(connection, dialect, schema);
+        if (d.oid === null || d.name === null) continue;
+        if (d.relkind === 'v' || d.relkind === 'm') {
+          if (!seen.has(d.oid)) {
+            seen.add(d.oid);
+            queue.push(d.oid);
+          }
+        } else out.add(d.name);
+      }
+    }
+    return [...out];
+  }
+  const seen = new Set<string>();
+  // The base tables under `name`, `null` when every table, `undefined` when `name` is no view.
+  const under = async (name: string): Promise<string[] | null | undefined> => {
+    const named = await viewOf(connection, dialect, schema, name);
+    if (named === undefined) return undefined;
+    if (seen.has(name.toLowerCase())) return [];
+    seen.add(name.toLowerCase());
+    if (named === null) return null;
+    const out: string[] = [];
+    for (const next of named) {
+      const below = await under(next);
+      if (below === null) return null;
+      if (below === undefined) out.push(next);
+      else out.push(...below);
+    }
+    return out;
+  };
+  const found = await under(table);
+  if (found === undefined) return undefined;
+  return found ?? (await baseTables(connection, dialect, schema));
+}
+
+/**
+ * The relations a view names (tables and views) on SQLite and MySQL, `null` when they cannot be
+ * told, `undefined` when `name` is no view.
+ */
+async function viewOf(connection: DatabaseConnection, dialect: Exclude<DialectName, 'postgres'>, schema: string | undefined, name: string): Promise<string[] | null | undefined> {
+  if (dialect === 'sqlite') {
+    const master = schema === undefined ? 'sqlite_master' : `${quote(schema)}.sqlite_master`;
+    const { rows } = await connection.executeQuery<{ sql: string | null }>(CompiledQuery.raw(`select sql from ${master} where type = 'view' and name = ? collate nocase`, [name]));
+    if (rows.length === 0) return undefined;
+    const sql = rows[0]!.sql;
+    if (sql === null) return null;
+    const { rows: names } = await connection.executeQuery<{ name: string }>(CompiledQuery.raw(`select name from ${master} where type in ('table', 'view') and name <> ? collate nocase`, [name]));
+    // A superset of what it reads: a column or an alias may share a table's name.
+    return names.map((r) => r.name).filter((n) => mentions(sql, n));
+  }
+  const where = schema === undefined ? 'database()' : '?';
+  const params = schema === undefined ? [name] : [schema, name];
+  const { rows } = await connection.executeQuery<{ def: string | null }>(
+    CompiledQuery.raw(`select VIEW_DEFINITION as def from information_schema.VIEWS where TABLE_SCHEMA = ${where} and TABLE_NAME = ?`, params),
+  );
+  if (rows.length === 0) return undefined;
+  const def = rows[0]!.def;
+  if (def === null || def.trim() === '') return null;
+  const { rows: names } = await connection.executeQuery<{ name: string }>(
+    CompiledQuery.raw(`select TABLE_NAME as name from information_schema.TABLES where TABLE_SCHEMA = ${where} and TABLE_NAME <> ?`, params),
+  );
+  const { rows: functions } = await connection.executeQuery<{ name: string }>(
+    CompiledQuery.raw(`select ROUTINE_NAME as name from information_schema.ROUTINES where ROUTINE_SCHEMA = ${where} and ROUTINE_TYPE = 'FUNCTION'`, schema === undefined ? [] : [schema]),
+  );
+  if (functions.some((f) => mentions(def, f.name))) return null;
+  return names.map((r) => r.name).filter((n) => mentions(def, n));
+}
+
+/** Every base table of the database (PostgreSQL: of every schema but the system's; MySQL and SQLite: of the schema). */
+async function baseTables(connection: DatabaseConnection, dialect: DialectName, schema: string | undefined): Promise<readonly string[]> {
+  if (dialect === 'postgres') {
+    const { rows } = await connection.executeQuery<{ name: string }>(
+      CompiledQuery.raw(
+        `select c.relname::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where c.relkind in ('r', 'p', 'f') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'`,
+      ),
+    );
+    return rows.map((r) => r.name);
+  }
+  if (dialect === 'sqlite') {
+    const master = schema === undefined ? 'sqlite_master' : `${quote(schema)}.sqlite_master`;
+    const { rows } = await connection.executeQuery<{ name: string }>(CompiledQuery.raw(`select name from ${master} where type = 'table'`));
+    return rows.map((r) => r.name);
+  }
+  const { rows } = await connection.executeQuery<{ name: string }>(
+    CompiledQuery.raw(`select TABLE_NAME as name from information_schema.TABLES where TABLE_SCHEMA = ${schema === undefined ? 'database()' : '?'} and TABLE_TYPE = 'BASE TABLE'`, schema === undefined ? [] : [schema]),
+  );
+  return rows.map((r) => r.name);
 }
