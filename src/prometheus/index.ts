@@ -54,6 +54,8 @@ interface Group {
   readonly dumpers: Map<string | undefined, Dumper>;
   readonly named: boolean;
   readonly metricNames: string[];
+  /** The group's `requests_total`, as registered: gone from the registry after `registry.clear()`. */
+  requests?: unknown;
 }
 
 const groups = new WeakMap<Registry, Map<string, Group>>();
@@ -103,6 +105,12 @@ export function registerMetrics(dumper: Dumper, options: MetricsOptions = {}): R
   let byPrefix = groups.get(registry);
   if (byPrefix === undefined) groups.set(registry, (byPrefix = new Map()));
   let group = byPrefix.get(prefix);
+  // prom-client's `registry.clear()` (a test's teardown, a hot reload) empties the registry
+  // without telling us: a group whose metrics left it reports nothing, and is started again.
+  if (group !== undefined && registry.getSingleMetric(`${prefix}requests_total`) !== group.requests) {
+    byPrefix.delete(prefix);
+    group = undefined;
+  }
   if (group === undefined) {
     if (registry.getSingleMetric(`${prefix}requests_total`) !== undefined) {
       throw new TypeError(`page-dumper: registerMetrics(): the registry has a metric named ${prefix}requests_total already`);
@@ -124,7 +132,8 @@ export function registerMetrics(dumper: Dumper, options: MetricsOptions = {}): R
     unregister() {
       if (g.dumpers.get(name) !== dumper) return;
       g.dumpers.delete(name);
-      if (g.dumpers.size !== 0) return;
+      // A group the registry dropped (`registry.clear()`) owns no metric there any more.
+      if (g.dumpers.size !== 0 || byPrefix.get(prefix) !== g) return;
       for (const metric of g.metricNames) registry.removeSingleMetric(metric);
       byPrefix.delete(prefix);
     },
@@ -140,7 +149,7 @@ function define(registry: Registry, prefix: string, group: Group): void {
 
   const counter = (name: string, help: string, label: string | undefined, values: (s: DumperStats) => ReadonlyArray<readonly [string | undefined, number]>) => {
     group.metricNames.push(prefix + name);
-    new Counter({
+    return new Counter({
       name: prefix + name,
       help,
       labelNames: label === undefined ? dumperLabel : [...dumperLabel, label],
@@ -161,7 +170,7 @@ function define(registry: Registry, prefix: string, group: Group): void {
     return keys.map((k) => [k, record[k]] as const);
   };
 
-  counter('requests_total', 'Requests served by page-dumper, by result: a hit from the store, a miss that went to the app, or a bypass of the cache.', 'result', (s) => [
+  group.requests = counter('requests_total', 'Requests served by page-dumper, by result: a hit from the store, a miss that went to the app, or a bypass of the cache.', 'result', (s) => [
     ['hit', s.hits],
     ['miss', s.misses],
     ['bypass', BYPASS_REASONS.reduce((sum, r) => sum + s.bypasses[r], 0)],

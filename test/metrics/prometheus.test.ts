@@ -144,6 +144,24 @@ test('one unnamed dumper per registry; unregister() frees the registry; a prefix
   await d.close();
 });
 
+test('prometheus: after registry.clear() (a test teardown, a hot reload) a new dumper can be registered and is reported', async () => {
+  const registry = new Registry();
+  const first = createDumper({ logger: false });
+  const before = registerMetrics(first, { registry });
+  registry.clear(); // prom-client's documented way to empty a registry
+  expect((await registry.metrics()).trim()).toBe('');
+  const second = createDumper({ logger: false });
+  const after = registerMetrics(second, { registry });
+  expect(parse(await registry.metrics()).types.get('page_dumper_requests_total')).toBe('counter');
+  // The first registration's unregister() leaves the second's metrics alone.
+  before.unregister();
+  expect(parse(await registry.metrics()).types.get('page_dumper_requests_total')).toBe('counter');
+  after.unregister();
+  expect(await registry.metrics()).toBe('\n');
+  await first.close();
+  await second.close();
+});
+
 test.each<[string, unknown, string]>([
   ['an unknown option', { labels: {} }, 'page-dumper: registerMetrics() has no option "labels"'],
   ['a bad prefix', { prefix: 'page-dumper' }, 'page-dumper: registerMetrics() option "prefix" must be a metric name prefix (letters, digits, _ and :), got "page-dumper"'],
