@@ -119,6 +119,11 @@ export interface CacheStatusValues {
   /** A miss whose response was handed to the store: `page-dumper; fwd=uri-miss; stored`. */
   readonly stored: string;
   /**
+   * A request that waited for a concurrent render of its page and was given it (RFC 9211 §2.6):
+   * `page-dumper; fwd=uri-miss; collapsed`. Counted as coalesced and as a hit in `stats()`.
+   */
+  readonly collapsed: string;
+  /**
    * A bypass, by reason: `page-dumper; fwd=bypass; detail=ignored-path` (the reason as a token);
    * for an unsafe method, `page-dumper; fwd=method` (RFC 9211 §2.2: the method's semantics
    * require the request to go forward).
@@ -131,7 +136,7 @@ function cacheStatusValues(cache: string): CacheStatusValues {
   for (const reason of Object.keys(BYPASS) as BypassReason[]) {
     bypass[reason] = reason === 'method' ? `${cache}; fwd=method` : `${cache}; fwd=bypass; detail=${reason.replace(/ /g, '-')}`;
   }
-  return Object.freeze({ cache, hit: `${cache}; hit`, miss: `${cache}; fwd=uri-miss`, stored: `${cache}; fwd=uri-miss; stored`, bypass: Object.freeze(bypass) });
+  return Object.freeze({ cache, hit: `${cache}; hit`, miss: `${cache}; fwd=uri-miss`, stored: `${cache}; fwd=uri-miss; stored`, collapsed: `${cache}; fwd=uri-miss; collapsed`, bypass: Object.freeze(bypass) });
 }
 
 /**
@@ -153,6 +158,24 @@ function withoutOwnCacheStatus(headers: readonly string[], cache: string): reado
     const kept = splitList(headers[i + 1]!).filter((member) => memberName(member) !== cache);
     if (kept.length !== 0) out.push(name, kept.join(', '));
   }
+  return out;
+}
+
+/**
+ * The `Cache-Status` value to send: the members `given` (those the app, or caches behind it, set),
+ * without any of this cache's, then this cache's `member` (RFC 9211 §2: each cache appends its
+ * own and keeps the others).
+ */
+export function appendCacheStatus(given: string | undefined, member: string, cache: string): string {
+  if (given === undefined || given.trim() === '') return member;
+  const kept = splitList(given).filter((m) => memberName(m) !== cache);
+  return kept.length === 0 ? member : `${kept.join(', ')}, ${member}`;
+}
+
+/** A reply's headers with this cache's `hit` member turned into `collapsed` (see `Dumper.reply`). */
+function collapsedHeaders(headers: readonly string[], values: CacheStatusValues): readonly string[] {
+  const out = headers.slice();
+  for (let i = 0; i < out.length; i += 2) if (out[i] === 'cache-status' && out[i + 1] === values.hit) out[i + 1] = values.collapsed;
   return out;
 }
 
@@ -903,9 +926,17 @@ export class Dumper {
    * What to send for a stored entry: the representation the request's `Accept-Encoding` picks
    * (RFC 9110 §12.5.3), or a 304 when the request's `If-None-Match` names a representation it
    * accepts (the one it holds; §13.1.2) or its `If-Modified-Since` is not older than the page.
-   * Every adapter answers hits with it.
+   * Every adapter answers hits with it. `collapsed`: the request waited for a concurrent render of
+   * its page (`MissPlan` `entry`), and its `Cache-Status` says so (RFC 9211 §2.6); still a hit in
+   * `stats()`.
    */
-  reply(entry: StoredEntry, method: string, headers: HeaderSource): Reply {
+  reply(entry: StoredEntry, method: string, headers: HeaderSource, collapsed = false): Reply {
+    const r = this.#reply(entry, method, headers);
+    const values = this.cacheStatus;
+    return collapsed && values !== undefined ? { ...r, headers: collapsedHeaders(r.headers, values) } : r;
+  }
+
+  #reply(entry: StoredEntry, method: string, headers: HeaderSource): Reply {
     const reps = this.#representationsOf(entry);
     const acceptEncoding = readHeader(headers, 'accept-encoding');
     const rep = choose(reps, acceptEncoding);
