@@ -101,12 +101,15 @@ const VARIANT_OVERHEAD = 16;
  */
 const SCHEMA_VERSION = 4;
 /**
- * A tag carried by more entries than this is invalidated lazily: its entries are invalid at once
- * (reads check the tags in `stale`), and deleted afterwards, `RECLAIM_SLICE` per transaction.
+ * An invalidation whose tags are carried by more entries than this (together) is made lazily:
+ * its entries are invalid at once (reads check the tags in `stale`), and deleted afterwards,
+ * `RECLAIM_SLICE` per transaction.
  */
-const LAZY_TAG_ENTRIES = 1000;
-/** Entries deleted per transaction while reclaiming: a few milliseconds of the write lock. */
-const RECLAIM_SLICE = 500;
+const LAZY_ENTRIES = 1000;
+/** Entries deleted per transaction while reclaiming: a millisecond or two of the write lock. */
+const RECLAIM_SLICE = 100;
+/** Milliseconds of reclaiming per turn of the event loop, in transactions of `RECLAIM_SLICE`. */
+const RECLAIM_TURN_MS = 5;
 const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `PRAGMA synchronous` levels. */
 const SYNC_FULL = 2;
@@ -153,10 +156,11 @@ function byteLength(s: string): number {
  * sequence bump, the tag invalidation points and the deletion of the entries they reach commit
  * together or not at all. Because invalidation deletes the entries it reaches in that same
  * transaction, and a fill checks the points in its own, a row in the table is valid but in two
- * cases, which a read checks without reading the row: a tag on more than a thousand entries
- * (`layout`) is invalidated by marking it with the last entry id, and `clear()` marks every entry
- * so; the rows are then deleted in the background, 500 per transaction, by the process that made
- * the mark (or the next one to open the file). Deleting a million rows in the invalidation's own
+ * cases, which a read checks without reading the row: an invalidation reaching more than a
+ * thousand entries (a `layout` tag on every page, 10,000 paths) marks its tags with the last entry
+ * id, and `clear()` marks every entry so; the rows are then deleted in the background, 100 per
+ * transaction and 5 ms per turn of the event loop, by the process that made the mark (or the next
+ * one to open the file). Deleting a million rows in the invalidation's own
  * transaction would hold the file's write lock, and this process's event loop, for many seconds.
  *
  * Query-string variants of a path (`variant: true`) are bounded by `maxVariantsPerPath`: one more
@@ -298,13 +302,15 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       const points = prepare<[number, string], unknown>(
         `INSERT INTO ${p}tag_points (tag, seq) SELECT value, ? FROM json_each(?) WHERE true ON CONFLICT (tag) DO UPDATE SET seq = excluded.seq`,
       );
-      // A tag on more than LAZY_TAG_ENTRIES entries (counted up to that), or one whose earlier
-      // invalidation is still being reclaimed, is marked with the last entry id instead: its
-      // entries up to it are invalid, and deleted later (see #reclaimSlice).
-      const markStale = prepare<[string], unknown>(
+      // Tags on more than LAZY_ENTRIES entries together (counted up to that), and any tag whose
+      // earlier invalidation is still being reclaimed, are marked with the last entry id instead:
+      // their entries up to it are invalid, and deleted later (see #reclaimSlice).
+      const reach = prepare<[string], number>(
+        `SELECT count(*) FROM (SELECT 1 FROM ${p}entry_tags WHERE tag IN (SELECT value FROM json_each(?)) LIMIT ${LAZY_ENTRIES + 1})`,
+      ).pluck();
+      const markStale = prepare<[string, number], unknown>(
         `INSERT INTO ${p}stale (tag, mark) SELECT value, (SELECT coalesce(max(id), 0) FROM ${p}entries) FROM json_each(?) j
-         WHERE (SELECT count(*) FROM (SELECT 1 FROM ${p}entry_tags WHERE tag = j.value LIMIT ${LAZY_TAG_ENTRIES + 1})) > ${LAZY_TAG_ENTRIES}
-            OR j.value IN (SELECT tag FROM ${p}stale)
+         WHERE ? OR j.value IN (SELECT tag FROM ${p}stale)
          ON CONFLICT (tag) DO UPDATE SET mark = excluded.mark`,
       );
       const deleteTagged = prepare<[string], unknown>(
@@ -383,7 +389,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         if (tags.length === 0) return seq;
         const json = JSON.stringify(tags);
         points.run(seq, json);
-        markStale.run(json);
+        markStale.run(json, reach.get(json)! > LAZY_ENTRIES ? 1 : 0);
         deleteTagged.run(json);
         if (pointCount.get()! > maxTracked) {
           fold.run(seq);
@@ -407,21 +413,19 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         this.#startReclaiming();
       };
 
-      const firstStale = prepare<[], { tag: string; mark: number } | undefined>(`SELECT tag, mark FROM ${p}stale LIMIT 1`);
-      const deleteStale = prepare<[string, number, number], unknown>(
-        `DELETE FROM ${p}entries WHERE id IN (SELECT entry FROM ${p}entry_tags WHERE tag = ? AND entry <= ? ORDER BY entry LIMIT ?)`,
+      const deleteStale = prepare<[number], unknown>(
+        `DELETE FROM ${p}entries WHERE id IN (SELECT DISTINCT x.entry FROM ${p}stale s JOIN ${p}entry_tags x ON x.tag = s.tag AND x.entry <= s.mark LIMIT ?)`,
       );
-      const unmark = prepare<[string, number], unknown>(`DELETE FROM ${p}stale WHERE tag = ? AND mark = ?`);
       const deleteCleared = prepare<[number], unknown>(
         `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1) ORDER BY id LIMIT ?)`,
       );
       /** Deletes up to RECLAIM_SLICE invalid entries; whether there may be more. */
       const reclaimTx = db.transaction((): boolean => {
         if (deleteCleared.run(RECLAIM_SLICE).changes > 0) return true;
-        const stale = firstStale.get();
-        if (stale === undefined) return false;
-        if (deleteStale.run(stale.tag, stale.mark, RECLAIM_SLICE).changes === 0) unmark.run(stale.tag, stale.mark);
-        return true;
+        if (deleteStale.run(RECLAIM_SLICE).changes === RECLAIM_SLICE) return true;
+        // Every marked entry is gone (the write lock held since the delete): the marks go too.
+        dropStale.run();
+        return false;
       });
       this.#reclaimTx = () => reclaimTx.immediate();
       this.#pending = prepare<[], number>(
@@ -508,9 +512,10 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly #reclaimSlice = (): void => {
     this.#reclaimTimer = undefined;
     if (this.#closed) return;
-    let more: boolean;
+    let more = true;
+    const end = performance.now() + RECLAIM_TURN_MS;
     try {
-      more = this.#reclaimTx();
+      while (more && performance.now() < end) more = this.#reclaimTx();
     } catch {
       // Busy (another process writes) or failing: the next invalidation or start goes on.
       return;
@@ -836,11 +841,12 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
 
 /**
  * The condition that the entry row `e` is valid: not below the `clear()` mark, and not carrying a
- * lazily invalidated tag from before its invalidation. The second walks the lazily invalidated
- * tags (none but while a reclamation runs), one lookup in the tag index each.
+ * lazily invalidated tag from before its invalidation. The second is one look at an empty table
+ * but while a reclamation runs; then the entry's tags (its rows in the tag index) are each looked
+ * up among the marked ones.
  */
 function valid(p: string): string {
-  return `e.id > (SELECT cleared FROM ${p}state WHERE id = 1) AND NOT EXISTS (SELECT 1 FROM ${p}stale s WHERE s.mark >= e.id AND EXISTS (SELECT 1 FROM ${p}entry_tags x WHERE x.tag = s.tag AND x.entry = e.id))`;
+  return `e.id > (SELECT cleared FROM ${p}state WHERE id = 1) AND (NOT EXISTS (SELECT 1 FROM ${p}stale) OR NOT EXISTS (SELECT 1 FROM ${p}entry_tags x JOIN ${p}stale s ON s.tag = x.tag WHERE x.entry = e.id AND s.mark >= e.id))`;
 }
 
 /** Bytes of the encoded bodies read to list an entry: enough for the head that names them. */
