@@ -30,6 +30,13 @@ export interface WarmOptions {
    * @default 'x-cache'
    */
   cacheHeader?: string;
+  /**
+   * The `Cache-Status` member (RFC 9211) read when a response has no `cacheHeader`: the name the
+   * dumper's option `cacheStatus` gives. `hit` counts as HIT (a `collapsed` miss too, as the
+   * dumper counts it), `fwd=bypass` and `fwd=method` as BYPASS, another `fwd` as MISS.
+   * @default the last member: the cache nearest to `warm()`, the site's dumper when the site is requested directly
+   */
+  cacheStatus?: string;
 }
 
 /** What one URL gave. */
@@ -81,6 +88,10 @@ export async function warm(urls: Iterable<string | URL>, options: WarmOptions = 
   if (typeof doFetch !== 'function') throw new TypeError('page-dumper: warm() option "fetch" must be a function');
   const cacheHeader = options.cacheHeader ?? 'x-cache';
   if (typeof cacheHeader !== 'string' || cacheHeader === '') throw new TypeError('page-dumper: warm() option "cacheHeader" must be a header name');
+  const cacheStatus = options.cacheStatus;
+  if (cacheStatus !== undefined && (typeof cacheStatus !== 'string' || cacheStatus === '')) {
+    throw new TypeError('page-dumper: warm() option "cacheStatus" must be a Cache-Status member name');
+  }
   const list: string[] = [];
   for (const u of urls) {
     let parsed: URL;
@@ -107,7 +118,8 @@ export async function warm(urls: Iterable<string | URL>, options: WarmOptions = 
       const res = await doFetch(url, { method: 'GET', headers, redirect: 'manual', signal: AbortSignal.any(signals) });
       // Read to the end: the dumper stores a page once its response is complete.
       await res.arrayBuffer();
-      const cache = res.headers.get(cacheHeader)?.trim().split(/[\s,;]/)[0]?.toUpperCase() || undefined;
+      const cache =
+        res.headers.get(cacheHeader)?.trim().split(/[\s,;]/)[0]?.toUpperCase() || fromCacheStatus(res.headers.get('cache-status'), cacheStatus);
       const result: WarmResult = { url, status: res.status, ...(cache !== undefined && { cache }) };
       return res.status >= 400 ? { ...result, error: `HTTP ${res.status}` } : result;
     } catch (error) {
@@ -141,6 +153,47 @@ export async function warm(urls: Iterable<string | URL>, options: WarmOptions = 
   return { total: list.length, hit, miss, bypass, other, errors, results };
 }
 
+/**
+ * HIT, MISS or BYPASS from a `Cache-Status` field (RFC 9211 §2): the member named `name`, or the
+ * last one. `undefined` when there is none.
+ */
+function fromCacheStatus(field: string | null, name: string | undefined): string | undefined {
+  if (field === null) return undefined;
+  // Members are separated by commas outside quoted strings (a `detail` may be one).
+  const members: string[] = [];
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < field.length; i++) {
+    const c = field[i];
+    if (c === '\\' && quoted) i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === ',' && !quoted) {
+      members.push(field.slice(start, i));
+      start = i + 1;
+    }
+  }
+  members.push(field.slice(start));
+  const unquote = (v: string) => (v.startsWith('"') && v.endsWith('"') && v.length >= 2 ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v);
+  let member: string[] | undefined;
+  for (const m of members) {
+    const parts = m.split(';').map((p) => p.trim());
+    if (name === undefined || unquote(parts[0]!) === name) member = parts;
+  }
+  if (member === undefined) return undefined;
+  const params = new Map<string, string>();
+  for (const p of member.slice(1)) {
+    const eq = p.indexOf('=');
+    if (eq === -1) params.set(p.toLowerCase(), '');
+    else params.set(p.slice(0, eq).trim().toLowerCase(), unquote(p.slice(eq + 1).trim()).toLowerCase());
+  }
+  if (params.has('hit')) return 'HIT';
+  const fwd = params.get('fwd');
+  if (fwd === undefined) return undefined;
+  if (fwd === 'bypass' || fwd === 'method') return 'BYPASS';
+  // A request that waited for a concurrent render: a hit for the dumper (and its X-Cache).
+  return params.has('collapsed') ? 'HIT' : 'MISS';
+}
+
 /** A sitemap's kind and the URLs its `<loc>` elements name, in order. */
 export interface Sitemap {
   /** `urlset`: pages; `sitemapindex`: other sitemaps. */
@@ -169,13 +222,62 @@ function xmlText(s: string): string {
  * document that is neither.
  */
 export function parseSitemap(xml: string): Sitemap {
-  const text = xml.replace(/<!--[\s\S]*?-->/g, '');
+  // One pass with indexOf from the current position: a lazy regex would scan to the end again
+  // for every unclosed `<loc>` or `<!--`, quadratic in a hostile 50 MiB sitemap.
+  const text = withoutComments(xml);
   const root = /<(urlset|sitemapindex)[\s>/]/.exec(text);
   if (root === null) throw new TypeError('page-dumper: not a sitemap: no <urlset> or <sitemapindex> element');
   const locs: string[] = [];
-  for (const m of text.matchAll(/<loc(?:\s[^>]*)?>([\s\S]*?)<\/loc\s*>/g)) {
-    const loc = xmlText(m[1]!);
+  let at = 0;
+  for (;;) {
+    const open = text.indexOf('<loc', at);
+    if (open === -1) break;
+    const after = text.charCodeAt(open + 4);
+    // `<loc>` or `<loc attr...>`, not `<locale>`.
+    if (after !== 62 /* > */ && !isXmlSpace(after)) {
+      at = open + 4;
+      continue;
+    }
+    const start = text.indexOf('>', open + 4) + 1;
+    if (start === 0) break;
+    const end = closingLoc(text, start);
+    // No `</loc>` after this one: none after any later `<loc>` either.
+    if (end === undefined) break;
+    const loc = xmlText(text.slice(start, end.at));
     if (loc !== '') locs.push(loc);
+    at = end.next;
   }
   return { kind: root[1] as Sitemap['kind'], locs };
+}
+
+function isXmlSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13;
+}
+
+/** `xml` without its comments; an unclosed `<!--` comments out the rest. */
+function withoutComments(xml: string): string {
+  let open = xml.indexOf('<!--');
+  if (open === -1) return xml;
+  let out = '';
+  let at = 0;
+  while (open !== -1) {
+    out += xml.slice(at, open);
+    const close = xml.indexOf('-->', open + 4);
+    if (close === -1) return out;
+    at = close + 3;
+    open = xml.indexOf('<!--', at);
+  }
+  return out + xml.slice(at);
+}
+
+/** The first `</loc\s*>` from `from`: where it starts and where the text after it starts. */
+function closingLoc(text: string, from: number): { at: number; next: number } | undefined {
+  let at = text.indexOf('</loc', from);
+  while (at !== -1) {
+    let i = at + 5;
+    while (isXmlSpace(text.charCodeAt(i))) i++;
+    if (text.charCodeAt(i) === 62 /* > */) return { at, next: i + 1 };
+    at = text.indexOf('</loc', at + 5);
+  }
+  return undefined;
 }

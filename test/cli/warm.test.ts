@@ -3,13 +3,15 @@
  * bounded concurrency, abort, argument checks; sitemaps as the protocol writes them.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parseSitemap, warm } from '../../src/core/warm.js';
 import { rebase, sitemapPages } from '../../src/cli/sitemap.js';
-import { MemoryStore } from '../../src/index.js';
+import { createDumper, MemoryStore } from '../../src/index.js';
+import { withDumper } from '../../src/http/node/index.js';
 import { listen } from '../support/listen.js';
 import { serveSite } from './support.js';
 
@@ -122,6 +124,46 @@ describe('warm()', () => {
   });
 });
 
+describe('warm() and Cache-Status', () => {
+  test('dumper.warm() on a dumper that sends only the standard Cache-Status (cacheStatusHeader: false, cacheStatus: true) counts misses and hits', async () => {
+    const dumper = createDumper({ logger: false, cacheStatusHeader: false, cacheStatus: true });
+    const m = await listen(
+      withDumper(dumper, (_req: http.IncomingMessage, res: http.ServerResponse) => {
+        res.setHeader('content-type', 'text/html');
+        res.end('<p>page</p>');
+      }),
+    );
+    try {
+      const first = await dumper.warm([`${m.url}/a`]);
+      await dumper.flushCompression();
+      const second = await dumper.warm([`${m.url}/a`]);
+      expect({ first: [first.miss, first.other], second: [second.hit, second.other] }).toEqual({ first: [1, 0], second: [1, 0] });
+      expect(second.results).toEqual([{ url: `${m.url}/a`, status: 200, cache: 'HIT' }]);
+    } finally {
+      await m.close();
+      await dumper.close();
+    }
+  });
+
+  test('without the cache header: the Cache-Status member named by `cacheStatus`, or the last one', async () => {
+    const answer = (field: string) => async () => new Response('x', { headers: { 'cache-status': field } });
+    const one = async (field: string, cacheStatus?: string) =>
+      (await warm(['http://app.invalid/a'], { fetch: answer(field), ...(cacheStatus !== undefined && { cacheStatus }) })).results[0]!.cache;
+    expect(await one('page-dumper; hit')).toBe('HIT');
+    expect(await one('page-dumper; fwd=uri-miss; stored')).toBe('MISS');
+    expect(await one('page-dumper; fwd=uri-miss')).toBe('MISS');
+    expect(await one('page-dumper; fwd=uri-miss; collapsed')).toBe('HIT');
+    expect(await one('page-dumper; fwd=bypass; detail=ignored-path')).toBe('BYPASS');
+    expect(await one('page-dumper; fwd=method')).toBe('BYPASS');
+    // A cache behind the app, then the site's dumper; a CDN in front of both, named or not.
+    expect(await one('upstream; hit, shop; fwd=uri-miss; stored')).toBe('MISS');
+    expect(await one('upstream; hit, shop; fwd=uri-miss, "CDN, edge"; detail="a, b"; hit', 'shop')).toBe('MISS');
+    expect(await one('upstream; hit, shop; fwd=uri-miss, "CDN, edge"; detail="a, b"; hit')).toBe('HIT');
+    expect(await one('upstream; hit', 'shop')).toBeUndefined();
+    await expect(warm([], { cacheStatus: '' })).rejects.toThrow(new TypeError('page-dumper: warm() option "cacheStatus" must be a Cache-Status member name'));
+  });
+});
+
 describe('sitemaps', () => {
   test('parseSitemap: a urlset, an index, entities and CDATA, comments and extension <image:loc> left out', () => {
     expect(
@@ -138,6 +180,22 @@ describe('sitemaps', () => {
       locs: ['https://example.com/s1.xml'],
     });
     expect(() => parseSitemap('<html><body>no</body></html>')).toThrow(new TypeError('page-dumper: not a sitemap: no <urlset> or <sitemapindex> element'));
+  });
+
+  test('sitemap: a hostile 5 MB sitemap (unclosed <loc> elements, unclosed comments) is read in one pass, not rescanned per element', () => {
+    // Read again from each unclosed element to the end, each of these is 10^12 character
+    // comparisons or more (minutes); read once, milliseconds.
+    const unclosed = `<urlset>${'<loc>'.repeat(1_000_000)}`;
+    expect(parseSitemap(unclosed)).toEqual({ kind: 'urlset', locs: [] });
+    const badClose = `<urlset><url><loc>https://x/a</loc></url>${'<loc>x</loc '.repeat(420_000)}`;
+    expect(parseSitemap(badClose)).toEqual({ kind: 'urlset', locs: ['https://x/a'] });
+    const comments = `<urlset><url><loc>https://x/b</loc></url>${'<!-- <loc>https://x/c</loc> -- >'.repeat(160_000)}`;
+    expect(parseSitemap(comments)).toEqual({ kind: 'urlset', locs: ['https://x/b'] });
+    // What the one pass must still read as before: attributes, spaces before ">", <locale>.
+    expect(parseSitemap('<urlset><loc a="1">https://x/d</loc ><locale>en</locale><loc>https://x/e</loc\n></urlset>')).toEqual({
+      kind: 'urlset',
+      locs: ['https://x/d', 'https://x/e'],
+    });
   });
 
   test('rebase: the path and query on the base\'s origin', () => {
