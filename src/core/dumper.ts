@@ -906,7 +906,7 @@ export class Dumper {
         (entry) => {
           if (this.#failures !== 0) this.#recovered();
           if (entry === undefined) return undefined;
-          this.#rewarm?.hit(key, entry.tags);
+          if (this.#rewarm !== undefined && !this.#rewarm.isOwn(headers)) this.#rewarm.hit(key, entry.tags);
           if (this.#compress !== undefined && (entry.encodings?.length ?? 0) < this.#compress.coders.length) this.#uncompressed(key, entry);
           return entry.anonymousOnly === true ? this.#anonymous(key, entry, headers) : entry;
         },
@@ -917,7 +917,7 @@ export class Dumper {
       );
     }
     if (result === undefined) return undefined;
-    this.#rewarm?.hit(key, result.tags);
+    if (this.#rewarm !== undefined && !this.#rewarm.isOwn(headers)) this.#rewarm.hit(key, result.tags);
     if (this.#compress !== undefined && (result.encodings?.length ?? 0) < this.#compress.coders.length) this.#uncompressed(key, result);
     return result.anonymousOnly === true ? this.#anonymous(key, result, headers) : result;
   }
@@ -951,8 +951,11 @@ export class Dumper {
       if (ims !== undefined && notModified(entry.etag, entry.headers, undefined, ims)) return this.#notModified(entry, reps, method, rep, age);
     }
     const body = method === 'HEAD' ? undefined : rep.body;
-    this.#counters.hit(body === undefined ? 0 : body.byteLength);
-    if (hitChannel.hasSubscribers) this.#publishHit(entry, reps, method, entry.status, rep, body);
+    // A rewarm's own request (option `rewarm`) is no visitor: not counted, not published.
+    if (this.#rewarm === undefined || !this.#rewarm.isOwn(headers)) {
+      this.#counters.hit(body === undefined ? 0 : body.byteLength);
+      if (hitChannel.hasSubscribers) this.#publishHit(entry, reps, method, entry.status, rep, body);
+    }
     return { status: entry.status, headers: rep.headers, age, body, representation: rep };
   }
 
@@ -1109,16 +1112,18 @@ export class Dumper {
    */
   beginFill(key: string, method: string, headers: HeaderSource): MissPlan | Promise<MissPlan> {
     const view = this.#viewOf(key, headers);
+    // A rewarm's own request (option `rewarm`) is no visitor's miss: not counted, not published.
+    const visitor = this.#rewarm === undefined || !this.#rewarm.isOwn(headers);
     const q = view === undefined ? -1 : view.target.indexOf('?');
     const path = view && canonicalPath(q === -1 ? view.target : view.target.slice(0, q));
     if (view === undefined || path === undefined) {
-      this.#missed(key, method, undefined, false);
+      if (visitor) this.#missed(key, method, undefined, false);
       return { kind: 'pass', reason: 'bad url' };
     }
     // A store that just failed (this request's own get, say) is not asked again: a request
     // waits for a failing store once at most.
     if (this.#openUntil !== 0 && !this.#storeUsable()) {
-      this.#missed(key, method, path, false);
+      if (visitor) this.#missed(key, method, path, false);
       return { kind: 'pass', reason: 'store unavailable' };
     }
     let flight: Flight | undefined;
@@ -1136,7 +1141,7 @@ export class Dumper {
       flight = { key: flightKey, promise, resolve };
       this.#flights.set(flightKey, flight);
     }
-    this.#missed(key, method, path, false);
+    if (visitor) this.#missed(key, method, path, false);
     let seq: MaybePromise<number>;
     try {
       seq = this.store.sequence();
@@ -1579,6 +1584,8 @@ export class Dumper {
     }
     if (this.log.debugEnabled) this._logDecision('cached', fill.method, fill.path, fill.key);
     this.#counters.stored(entry.body.byteLength);
+    // A page rewarmed (or rendered again for a visitor) may carry other tags than when it was hit.
+    this.#rewarm?.stored(fill.key, entry.tags);
     if (storeChannel.hasSubscribers) {
       storeChannel.publish({ dumper: this, key: fill.key, method: fill.method, path: fill.path, tags: this.#unprefixedAll(entry.tags), bytes: entry.body.byteLength, seq: entry.seq });
     }

@@ -5,9 +5,14 @@
  * renders it through the fill protocol, which refuses to store a render that raced a newer write
  * (the next invalidation asks for it again).
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { readHeader, type HeaderSource } from './http.js';
 import type { Log } from './log.js';
+
+/** The header that marks a rewarm's own requests (with a secret of the process), which are not counted as visitors'. */
+export const REWARM_HEADER = 'x-page-dumper-rewarm';
 
 export interface RewarmOptions {
   /**
@@ -113,6 +118,7 @@ export class Rewarmer {
   readonly #active = new Map<string, boolean>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #secret = randomBytes(16).toString('hex');
   #requested = 0;
   #failed = 0;
   readonly #idle = new Set<() => void>();
@@ -130,6 +136,17 @@ export class Rewarmer {
 
   get stats(): RewarmStats {
     return { requested: this.#requested, failed: this.#failed, tracked: this.#hot.size };
+  }
+
+  /** Whether a request is one of this rewarmer's own. */
+  isOwn(headers: HeaderSource): boolean {
+    return readHeader(headers, REWARM_HEADER) === this.#secret;
+  }
+
+  /** The entry of `key` was stored again (rewarmed, or rendered for a visitor): its tags now. */
+  stored(key: string, tags: readonly string[]): void {
+    const hot = this.#hot.get(key);
+    if (hot !== undefined) hot.tags = tags;
   }
 
   /** A hit of the entry stored under `key`. */
@@ -196,7 +213,7 @@ export class Rewarmer {
     const slash = rest.indexOf('/');
     if (slash <= 0) return Promise.resolve();
     const [host, proto, forwardedHost] = rest.slice(0, slash).split('|');
-    const headers: Record<string, string> = { host: host! };
+    const headers: Record<string, string> = { host: host!, [REWARM_HEADER]: this.#secret };
     if (proto) headers['x-forwarded-proto'] = proto;
     if (forwardedHost) headers['x-forwarded-host'] = forwardedHost;
     const client = this.#base.protocol === 'https:' ? https : http;

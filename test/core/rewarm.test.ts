@@ -12,10 +12,12 @@ import { listen } from '../support/listen.js';
 
 let dumper: Dumper | undefined;
 let site: Mounted | undefined;
+const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
   await site?.close();
   await dumper?.close();
   site = dumper = undefined;
+  for (const f of cleanup.splice(0).reverse()) await f();
 });
 
 /**
@@ -106,6 +108,64 @@ test('rewarm: a render that raced a newer write is not stored, and that write as
   expect(await s.get('/flavours/mint')).toEqual({ body: '/flavours/mint v3', cache: 'HIT' });
   expect(s.renders.get('/flavours/mint')).toBe(3);
   expect(s.dumper.rewarmStats?.requested).toBe(2);
+});
+
+test('rewarm: a popular page whose rewarmed render carries a new tag is rewarmed when that tag is invalidated', async () => {
+  let renders = 0;
+  let listener: http.RequestListener = () => {};
+  const m = await listen((req, res) => listener(req, res));
+
+  const dumper = createDumper({ logger: false, trackRenders: true, rewarm: { base: m.url, delay: 0 } });
+  const d = dumper;
+  listener = withDumper(d, (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    renders++;
+    // The page shows the current "featured" product: its tag changes with the data.
+    d.tag(renders === 1 ? 'product:1' : 'product:2');
+    res.setHeader('content-type', 'text/html');
+    res.end(`<p>render ${renders}</p>`);
+  });
+  cleanup.push(() => d.close(), () => m.close());
+  await (await fetch(`${m.url}/home`)).text(); // miss, stored with product:1
+  await d.flushCompression();
+  expect((await fetch(`${m.url}/home`)).headers.get('x-cache')).toBe('HIT'); // a visitor: the page is hot
+  await d.invalidateTags(['product:1']);
+  await d.flushRewarm();
+  await d.flushCompression();
+  expect(renders).toBe(2); // rewarmed, stored now with product:2
+  await d.invalidateTags(['product:2']); // a write of what the page shows now
+  await d.flushRewarm();
+  await d.flushCompression();
+  expect(renders).toBe(3); // rewarmed again
+  // The page was hit a moment ago; the visitor after this write must get a hit.
+  const next = await fetch(`${m.url}/home`);
+  await next.text();
+  expect(next.headers.get('x-cache')).toBe('HIT');
+});
+
+test('rewarm: the background re-renders are not counted as visitor misses (the hit ratio after known visitor traffic)', async () => {
+  let listener: http.RequestListener = () => {};
+  const m = await listen((req, res) => listener(req, res));
+
+  const d = createDumper({ logger: false, trackRenders: true, rewarm: { base: m.url, delay: 0 } });
+  listener = withDumper(d, (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    d.tag('post:1');
+    res.setHeader('content-type', 'text/html');
+    res.end('<p>post</p>');
+  });
+  cleanup.push(() => d.close(), () => m.close());
+  // Visitors: a miss, then hits; three writes, each followed by visitors who all get hits.
+  await (await fetch(`${m.url}/post`)).text();
+  await d.flushCompression();
+  for (let write = 0; write < 3; write++) {
+    expect((await fetch(`${m.url}/post`)).headers.get('x-cache'), `write ${write}`).toBe('HIT');
+    await d.invalidateTags(['post:1']);
+    await d.flushRewarm();
+    await d.flushCompression();
+  }
+  expect((await fetch(`${m.url}/post`)).headers.get('x-cache')).toBe('HIT');
+  // Visitors had 1 miss and 4 hits: a hit ratio of 80 %, not 4 / 8.
+  const s = d.stats();
+  expect({ hits: s.hits, misses: s.misses }).toEqual({ hits: 4, misses: 1 });
 });
 
 test('the option is checked', () => {
