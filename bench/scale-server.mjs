@@ -1,0 +1,212 @@
+// The server process of bench/scale.mjs: one store (MemoryStore, SqliteStore or RedisStore) behind
+// `createDumper` and `http.createServer(withDumper(dumper, app))`, driven over IPC by the parent.
+// The app renders a page of about 2 KB under /p/<i>, tagged with its path and `layout`; the
+// parent fills the store through the store API directly (entries shaped like the one the dumper
+// stored for /p/0), measures hits over HTTP, and asks this process to invalidate, reporting the
+// wall time, the longest event-loop stall (monitorEventLoopDelay, 1 ms resolution) and, for
+// Redis, the commands sent.
+//
+//   node bench/scale-server.mjs <dist> <store> <sqlite path | redis url> <prefix>
+import http from 'node:http';
+import { statSync } from 'node:fs';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [dist, kind, where, prefix] = process.argv.slice(2);
+const load = (p) => import(pathToFileURL(join(dist, p)).href);
+const { createDumper } = await load('index.js');
+const { withDumper } = await load('http/node/index.js');
+
+const BODY_BYTES = 2000;
+const page = (i) => {
+  const head = `<!doctype html><title>page ${i}</title><h1>Page ${i}</h1><p>`;
+  return head + 'x'.repeat(BODY_BYTES - head.length - 4) + '</p>';
+};
+
+let commands = 0;
+/** The longest garbage-collection pause since it was last reset: what explains a stall the store did not cause. */
+let gcMax = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMax = Math.max(gcMax, e.duration);
+}).observe({ entryTypes: ['gc'] });
+let store;
+if (kind === 'memory') {
+  const { MemoryStore } = await load('index.js');
+  store = new MemoryStore({ maxBytes: 8 * 2 ** 30 });
+} else if (kind === 'sqlite') {
+  const { SqliteStore } = await load('stores/sqlite/index.js');
+  store = new SqliteStore({ path: where, maxBytes: 2 ** 40 });
+} else {
+  const { RedisStore } = await load('stores/redis/index.js');
+  const { default: Redis } = await import('ioredis');
+  const client = new Redis(where, { enableAutoPipelining: true });
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (...a) => {
+    commands++;
+    return send(...a);
+  };
+  store = new RedisStore({ client, prefix, commandTimeout: 60_000 });
+}
+// compress: false: a hit is a hit, not the first hit of an entry stored without its compressed
+// copies (which would compress it then), whatever the number of entries.
+const dumper = createDumper({ store, trackRenders: true, compress: false });
+let renders = 0;
+const app = (req, res) => {
+  renders++;
+  const i = Number(req.url.slice(3));
+  dumper.tag('layout');
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(page(i));
+};
+const server = http.createServer({ keepAliveTimeout: 60_000 }, withDumper(dumper, app));
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const port = server.address().port;
+
+/** The entry the dumper stored for /p/0, found by listing the store. */
+let template;
+async function learn() {
+  await new Promise((resolve, reject) =>
+    http.get({ port, host: '127.0.0.1', path: '/p/0', headers: { host: 'scale.test' } }, (res) => res.resume().on('end', resolve)).on('error', reject),
+  );
+  // A shared store may hold it already (a second process): the key is the host and the path.
+  const known = `${dumper.keyPrefix}scale.test/p/0`;
+  const got = await store.get(known);
+  if (got !== undefined) template = { key: known, entry: got };
+  for (let i = 0; i < 500 && template === undefined; i++) {
+    const page0 = await store.entries({ pathPrefix: `${dumper.keyPrefix}/p/0`, limit: 10 });
+    const found = page0.entries.find((e) => e.path === `${dumper.keyPrefix}/p/0`);
+    if (found !== undefined) {
+      const got = await store.get(found.key);
+      if (got !== undefined) template = { key: found.key, entry: got };
+    }
+    if (template === undefined) await new Promise((r) => setTimeout(r, 10));
+  }
+  if (template === undefined) throw new Error(`the page /p/0 was not stored (${renders} renders): ${JSON.stringify(dumper.stats?.() ?? {})}`);
+  return { key: template.key, tags: template.entry.tags, headers: template.entry.headers.length / 2, body: template.entry.body.byteLength };
+}
+
+function entryFor(i, seq) {
+  const e = template.entry;
+  const swap = (s) => s.replaceAll('/p/0', `/p/${i}`);
+  const body = Buffer.from(page(i));
+  const headers = e.headers.map((h, j) => (e.headers[j - 1] === 'content-length' ? String(body.byteLength) : swap(h)));
+  return { key: swap(template.key), entry: { ...e, body, seq, path: swap(e.path), tags: e.tags.map(swap), headers, encodings: undefined } };
+}
+
+const LIMITS = { maxVariantsPerPath: 16, variant: false };
+async function fill(from, to) {
+  const t0 = performance.now();
+  const seq = await store.sequence();
+  const batch = kind === 'redis' ? 500 : 1000;
+  for (let i = from; i < to; i += batch) {
+    const sets = [];
+    const one = () => {
+      for (let j = i; j < Math.min(to, i + batch); j++) {
+        const { key, entry } = entryFor(j, seq);
+        sets.push(store.set(key, entry, LIMITS));
+      }
+    };
+    // SqliteStore: a batch in one transaction (each set a savepoint in it), one commit per batch.
+    if (kind === 'sqlite') store.database.transaction(one)();
+    else one();
+    const ok = await Promise.all(sets);
+    if (!ok.every(Boolean)) throw new Error(`a fill was refused at ${i}`);
+    // Let the event loop turn (the reclamation of earlier invalidations, timers).
+    await new Promise((r) => setImmediate(r));
+  }
+  return performance.now() - t0;
+}
+
+/** Wall time, longest stall of this event loop and Redis commands of `fn` (and the 100 ms after it). */
+async function timed(fn) {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const c0 = commands;
+  gcMax = 0;
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  const cmds = commands - c0;
+  await new Promise((r) => setTimeout(r, 100));
+  h.disable();
+  return { ms, stallMs: h.max / 1e6, commands: cmds, gcMs: gcMax };
+}
+
+let cpu0;
+let loopH;
+const handlers = {
+  learn,
+  fill: ({ from, to }) => fill(from, to),
+  cpuStart() {
+    cpu0 = process.cpuUsage();
+    loopH = monitorEventLoopDelay({ resolution: 1 });
+    loopH.enable();
+    gcMax = 0;
+    return renders;
+  },
+  cpuStop() {
+    const d = process.cpuUsage(cpu0);
+    loopH.disable();
+    return { cpuUs: d.user + d.system, renders, stallMs: loopH.max / 1e6, gcMs: gcMax };
+  },
+  stallStart() {
+    loopH?.disable();
+    loopH = monitorEventLoopDelay({ resolution: 1 });
+    loopH.enable();
+    gcMax = 0;
+  },
+  stallStop() {
+    loopH.disable();
+    return loopH.max / 1e6;
+  },
+  gcMax: () => gcMax,
+  async op({ op, n }) {
+    if (op === 'paths') return timed(() => dumper.invalidate(Array.from({ length: n }, (_, i) => `/p/${i}`)));
+    if (op === 'tag') return timed(() => dumper.invalidateTags('layout'));
+    if (op === 'all') return timed(() => dumper.invalidateAll());
+    throw new Error(op);
+  },
+  /** What is still held, by the store's own count, and the process's memory. */
+  async size() {
+    const m = process.memoryUsage();
+    const out = { rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, external: m.external };
+    if (kind === 'memory') Object.assign(out, { entries: store.size, bytes: store.bytes });
+    if (kind === 'sqlite') {
+      Object.assign(out, { entries: store.size, bytes: store.bytes });
+      const size = (p) => {
+        try {
+          return statSync(p).size;
+        } catch {
+          return 0;
+        }
+      };
+      out.file = size(where) + size(`${where}-wal`);
+    }
+    return out;
+  },
+  renders: () => renders,
+  gc() {
+    globalThis.gc?.();
+  },
+  async close() {
+    server.closeAllConnections();
+    server.close();
+    await dumper.close();
+    setTimeout(() => process.exit(0), 50).unref();
+  },
+};
+
+process.on('disconnect', () => process.exit(0));
+process.on('message', async ({ id, name, arg }) => {
+  try {
+    process.send({ id, ok: await handlers[name](arg) });
+  } catch (error) {
+    process.send({ id, error: String(error?.stack ?? error) });
+  }
+});
+// Learnt here, at the top level: a request made from the IPC message handler's async context
+// reaches the app in a context the dumper cannot attribute its tags in.
+const learnt = await learn();
+handlers.learn = () => learnt;
+process.send({ ready: port });
