@@ -12,6 +12,10 @@
  *   the rows it loaded.
  * - Anything else (other conditions, `or`, inner joins, joins with conditions, raw selections of
  *   joined rows, QueryBuilders built by hand) tags the list of every table it names.
+ * - An ORDER BY on a joined alias's column tags that table's list (and its join table's): the
+ *   order, and with `take`/`skip` which parents come back, depends on rows the page may not show.
+ * - A read of a `@ViewEntity` also tags the lists of the tables under it; of an entity with a
+ *   `@VirtualColumn`, or a view whose tables cannot be told, the lists of every table.
  *
  * A key value asked for is tagged as the database spells the rows it matches (`'01'` as the
  * integer 1), or, where that cannot be told for its column and driver, as the table's list; the
