@@ -536,7 +536,8 @@ export class MikroOrmIntegration implements EventSubscriber {
       if (affected !== undefined && affected > pks.length) return new Unresolved(`${what}, which touched more rows than matched just before it,`, meta);
       if (kind === 'delete' || sides !== undefined) return before.dependents;
       const after = await this.#dependentsOf(this.#fork(ctx, options.schema), wants);
-      // A primary key changed: the rows as they are now cannot be found.
+      // A primary key changed: the rows as they are now cannot be found (an unknown write, which
+      // also reaches the rows whose foreign keys the database rewrote with it).
       if (after.found < before.found) return new Unresolved(`${what}, after which some of its rows were gone,`, meta);
       return [...before.dependents, ...after.dependents];
     });
