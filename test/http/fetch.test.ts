@@ -168,3 +168,33 @@ describe('dumperFetch called in code', () => {
     await dumper.close();
   });
 });
+
+describe('honoDumper: what the dumper sets on the response is what the client gets', () => {
+  const closers: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  });
+
+  test("Hono's c.res does not put the app's headers back over the dumper's: Cache-Status, the edge tags and freshness", async () => {
+    const { fastlyPurger } = await import('../../src/edge/index.js');
+    const dumper = createDumper({ logger: false, cacheStatus: true, purgers: [fastlyPurger({ serviceId: 's', token: 't', endpoint: 'http://127.0.0.1:9' })] });
+    const app = new Hono();
+    app.use(honoDumper(dumper));
+    // The app's own tag and its own Cache-Status member (a cache behind it).
+    app.get('*', (c) => c.html(`<p>${c.req.path}</p>`, 200, { 'cache-status': 'upstream; hit', 'surrogate-key': 'app-tag' }));
+    const m = await serve(app.fetch);
+    closers.push(() => dumper.close(), () => m.close());
+    const miss = await fetch(`${m.url}/tagged`);
+    await miss.text();
+    expect(miss.headers.get('cache-status')).toBe('upstream; hit, page-dumper; fwd=uri-miss; stored');
+    // The tags purges use: the app's, and the page's own path, which a purge of the path names.
+    const tags = miss.headers.get('surrogate-key')!.split(' ');
+    expect(tags).toContain('app-tag');
+    expect(tags.length).toBeGreaterThan(1);
+    expect(miss.headers.get('surrogate-control')).toMatch(/^max-age=/);
+    const hit = await fetch(`${m.url}/tagged`);
+    await hit.text();
+    expect(hit.headers.get('cache-status')).toBe('upstream; hit, page-dumper; hit');
+    expect(hit.headers.get('surrogate-key')).toBe(miss.headers.get('surrogate-key'));
+  });
+});

@@ -566,6 +566,43 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       expect(br.headers['cache-status']).toBe('page-dumper; hit');
     });
 
+    test("Cache-Status keeps the members the app set (a cache behind it) and appends this cache's after them (RFC 9211 §2): a miss, a hit, a miss not stored, a bypass, an unsafe method", async () => {
+      const { site, text } = await setup({ cacheStatus: true });
+      // An app that proxies an upstream with a cache of its own, which says what it did.
+      const handle = site.handle.bind(site);
+      site.handle = async (req) => {
+        const r = await handle(req);
+        return { ...r, headers: { ...r.headers, 'cache-status': 'upstream; hit' } };
+      };
+      const CS = 'cache-status';
+      expect((await text('/page/up')).headers.get(CS)).toBe('upstream; hit, page-dumper; fwd=uri-miss; stored');
+      const hit = await text('/page/up');
+      expect(hit.cache).toBe('HIT');
+      expect(hit.headers.get(CS)).toBe('upstream; hit, page-dumper; hit');
+      expect((await text('/private')).headers.get(CS)).toBe('upstream; hit, page-dumper; fwd=uri-miss');
+      expect((await text('/page/up', { headers: { authorization: 'Bearer x' } })).headers.get(CS)).toBe('upstream; hit, page-dumper; fwd=bypass; detail=authorization');
+      expect((await text('/page/up', { method: 'POST', body: 'x' })).headers.get(CS)).toBe('upstream; hit, page-dumper; fwd=method');
+    });
+
+    test('a request collapsed into a concurrent render of its page is reported as collapsed (RFC 9211 §2.6), and counted as coalesced and as a hit', async () => {
+      const { dumper, site, text } = await setup({ cacheStatus: true });
+      const gate = site.gate('collapse');
+      const first = text('/slow/c?gate=collapse');
+      await gate.reached;
+      const second = text('/slow/c?gate=collapse');
+      // Released once the second request waits on the first one's render.
+      for (let i = 0; i < 500 && dumper.stats().coalesced === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      gate.release();
+      const [a, b] = await Promise.all([first, second]);
+      expect(a.headers.get('cache-status')).toBe('page-dumper; fwd=uri-miss; stored');
+      expect(b.headers.get('cache-status')).toBe('page-dumper; fwd=uri-miss; collapsed');
+      expect(b.body).toBe(a.body);
+      expect(site.count('/slow/c')).toBe(1);
+      const s = dumper.stats();
+      expect([s.misses, s.coalesced, s.hits]).toEqual([1, 1, 1]);
+      expect((await text('/slow/c?gate=collapse')).headers.get('cache-status')).toBe('page-dumper; hit');
+    });
+
     test('known traffic gives known counts (dumper.stats()), whatever the adapter', async () => {
       const { dumper, get, text } = await setup();
       const before = dumper.stats();

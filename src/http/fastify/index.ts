@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyReque
 import fp from 'fastify-plugin';
 import { assertDumper, isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
-import { edgeDefault, flatten, headerObject, isGone, isQueued, prepareRequest, watchUnsafe } from '../node/engine.js';
+import { cacheStatusAtHead, edgeDefault, flatten, headerObject, isGone, isQueued, prepareRequest, watchUnsafe } from '../node/engine.js';
 
 export interface FastifyDumperOptions {
   /** The dumper made by `createDumper()`. */
@@ -44,6 +44,8 @@ interface Capture {
   head: string[];
   /** The whole body, once it is known (a stream's when it has ended). */
   body: Uint8Array | undefined;
+  /** This cache's `Cache-Status` member, sent with the head (see `cacheStatusAtHead`). */
+  readonly member: { value: string } | undefined;
 }
 /** The capture of each request whose response may be stored. */
 const captures = new WeakMap<FastifyRequest, Capture>();
@@ -78,7 +80,7 @@ function settle(dumper: Dumper, reply: FastifyReply, c: Capture, destroyed: bool
  * a response that became personal after our onSend (`private`, `no-store`, `Set-Cookie`...) is
  * not stored, and is `no-store` for the edge.
  */
-function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill): void {
+function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill, member: { value: string } | undefined): void {
   const raw = reply.raw;
   const writeHead = raw.writeHead;
   raw.writeHead = function (this: typeof raw, ...args: unknown[]) {
@@ -87,7 +89,7 @@ function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill): void 
     const veto = dumper.sentVeto(reply.statusCode, sent);
     if (veto !== undefined) {
       fill.abandon(veto);
-      if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.miss);
+      if (dumper.cacheStatus !== undefined && member !== undefined) member.value = dumper.cacheStatus.miss;
     }
     const edge = fill.edgeHeaders(sent);
     const given = args.find((a, i) => i > 0 && typeof a === 'object' && a !== null && !Array.isArray(a)) as OutgoingHttpHeaders | undefined;
@@ -99,8 +101,8 @@ function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill): void 
   } as typeof raw.writeHead;
 }
 
-function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, entry: StoredEntry): FastifyReply {
-  const r = dumper.reply(entry, request.raw.method ?? 'GET', request.headers);
+function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, entry: StoredEntry, collapsed = false): FastifyReply {
+  const r = dumper.reply(entry, request.raw.method ?? 'GET', request.headers, collapsed);
   if (reply.statusCode !== r.status) reply.code(r.status);
   reply.headers(headerObject(r.headers)).header('age', r.age);
   if (r.status === 304) return reply.send();
@@ -135,13 +137,13 @@ function onEntry(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, n
 /** A miss: serve a concurrent render's entry, or render, capturing the response when it may be stored. */
 function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, next: HookDone, target: string, plan: MissPlan): void {
   if (plan.kind === 'entry') {
-    replay(dumper, request, reply, plan.entry);
+    replay(dumper, request, reply, plan.entry, true);
     return;
   }
   const statusHeader = dumper.cacheStatusHeader;
   if (statusHeader !== undefined) reply.header(statusHeader, 'MISS');
-  // `stored` is added in onSend, when the response turns out storable.
-  if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.miss);
+  // `stored` is set in onSend, when the response turns out storable.
+  const member = dumper.cacheStatus === undefined ? undefined : cacheStatusAtHead(dumper, reply.raw, dumper.cacheStatus.miss);
   if (plan.kind === 'pass') return next();
   const fill = plan.fill;
   const res = reply.raw;
@@ -169,7 +171,7 @@ function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, ne
   }
   // @fastify/cookie registered before this plugin parsed the cookies already, out of our sight.
   if ((request as FastifyRequest & { cookies?: unknown }).cookies != null) fill.readCookies();
-  const capture: Capture = { fill, seen: false, status: 0, head: [], body: undefined };
+  const capture: Capture = { fill, seen: false, status: 0, head: [], body: undefined, member };
   captures.set(request, capture);
   const end = res.end;
   let ending = false;
@@ -234,7 +236,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     if (isBypass(key)) {
       if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
       if (statusHeader !== undefined) reply.header(statusHeader, 'BYPASS');
-      if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.bypass[key.bypass]);
+      if (dumper.cacheStatus !== undefined) cacheStatusAtHead(dumper, reply.raw, dumper.cacheStatus.bypass[key.bypass]);
       if (key.bypass === 'method') watchUnsafe(dumper, reply.raw, method, target, reply);
       return next();
     }
@@ -264,7 +266,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     // The edge caches' headers (option `purgers`), from the core; not part of the stored head.
     // Added as the head is written, not here: an onSend hook registered after ours (a session
     // plugin) may still make the response personal, and then the edge gets `no-store`.
-    if (dumper._purging !== undefined) edgeAtWriteHead(dumper, reply, fill);
+    if (dumper._purging !== undefined) edgeAtWriteHead(dumper, reply, fill, capture.member);
     const max = dumper.maxEntryBytes;
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
       const body = payload == null ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload;
@@ -273,7 +275,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       else if (body.byteLength === 0 && request.raw.method === 'HEAD') fill.abandon('HEAD route sent no body');
       else {
         capture.body = body;
-        if (dumper.cacheStatus !== undefined) reply.header('cache-status', dumper.cacheStatus.stored);
+        if (dumper.cacheStatus !== undefined && capture.member !== undefined) capture.member.value = dumper.cacheStatus.stored;
       }
       return next(null, payload);
     }
@@ -283,7 +285,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       fill.abandon('unsupported payload');
       return next(null, payload);
     }
-    if (dumper.cacheStatus !== undefined && !fill.done) reply.header('cache-status', dumper.cacheStatus.stored);
+    if (dumper.cacheStatus !== undefined && capture.member !== undefined && !fill.done) capture.member.value = dumper.cacheStatus.stored;
     // A stream: tee it as it flows to the client.
     let chunks: Buffer[] | undefined = [];
     let size = 0;

@@ -6,7 +6,7 @@
  * const handler = dumperFetch(dumper, app.fetch);
  * ```
  */
-import { assertDumper, isBypass, type Bypass, type Dumper, type Fill } from '../../core/dumper.js';
+import { appendCacheStatus, assertDumper, isBypass, type Bypass, type Dumper, type Fill } from '../../core/dumper.js';
 import type { HeaderSource } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 import { prepareRequest } from '../node/engine.js';
@@ -118,7 +118,7 @@ async function miss(
   if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
   const planned = dumper.beginFill(key, method, headers);
   const plan = isPromise(planned) ? await planned : planned;
-  if (plan.kind === 'entry') return replay(dumper, plan.entry, method, headers);
+  if (plan.kind === 'entry') return replay(dumper, plan.entry, method, headers, true);
   if (plan.kind === 'pass') {
     if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, target, key, plan.reason);
     return withStatus(dumper, await app(request), method);
@@ -149,7 +149,7 @@ async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request:
   }
   const out = new Headers(response.headers);
   if (dumper.cacheStatusHeader !== undefined) out.set(dumper.cacheStatusHeader, 'MISS');
-  if (dumper.cacheStatus !== undefined) appendCacheStatus(out, dumper.cacheStatus.stored, dumper.cacheStatus.cache);
+  if (dumper.cacheStatus !== undefined) out.set('cache-status', appendCacheStatus(out.get('cache-status') ?? undefined, dumper.cacheStatus.stored, dumper.cacheStatus.cache));
   // The edge caches' headers (option `purgers`), from the core.
   const edge = fill.edgeHeaders(head);
   for (let i = 0; i < edge.length; i += 2) out.set(edge[i]!, edge[i + 1]!);
@@ -274,8 +274,8 @@ function cookieWatch(init: Headers, fill: Fill): Headers {
 }
 
 /** A stored entry as a Response, as `dumper.reply()` says: the representation the request accepts, or a 304. */
-export function replay(dumper: Dumper, entry: StoredEntry, method: string, requestHeaders: HeaderSource): Response {
-  const r = dumper.reply(entry, method, requestHeaders);
+export function replay(dumper: Dumper, entry: StoredEntry, method: string, requestHeaders: HeaderSource, collapsed = false): Response {
+  const r = dumper.reply(entry, method, requestHeaders, collapsed);
   const status = r.status;
   let base = plain.get(r.headers);
   if (base === undefined) {
@@ -324,16 +324,6 @@ function plainHeads(list: readonly string[], withBody: boolean): Record<string, 
 }
 
 /**
- * Adds this cache's `Cache-Status` member after those of caches behind the app (RFC 9211 §2),
- * replacing one of its own the response may carry.
- */
-function appendCacheStatus(headers: Headers, value: string, cache: string): void {
-  const given = headers.get('cache-status');
-  if (given === null || given.trim() === '' || given.trim().split(';')[0]!.trim() === cache) headers.set('cache-status', value);
-  else headers.set('cache-status', `${given}, ${value}`);
-}
-
-/**
  * The response of a miss (`bypass` undefined) or a bypass that is not stored, with the
  * cache-status headers set (on a copy when its headers are immutable).
  */
@@ -345,7 +335,9 @@ function withStatus(dumper: Dumper, response: Response, method: string, bypass?:
   if (name === undefined && cacheStatus === undefined && edge.length === 0) return response;
   const set = (headers: Headers): void => {
     if (name !== undefined) headers.set(name, bypass === undefined ? 'MISS' : 'BYPASS');
-    if (cacheStatus !== undefined) appendCacheStatus(headers, bypass === undefined ? cacheStatus.miss : cacheStatus.bypass[bypass.bypass], cacheStatus.cache);
+    if (cacheStatus !== undefined) {
+      headers.set('cache-status', appendCacheStatus(headers.get('cache-status') ?? undefined, bypass === undefined ? cacheStatus.miss : cacheStatus.bypass[bypass.bypass], cacheStatus.cache));
+    }
     for (let i = 0; i < edge.length; i += 2) headers.set(edge[i]!, edge[i + 1]!);
   };
   try {

@@ -6,7 +6,7 @@
  * To answer hits before Hono routes at all, wrap its fetch instead:
  * `dumperFetch(dumper, app.fetch)` from `page-dumper/fetch`.
  */
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
 import { isPromise } from '../../core/store.js';
 import { answer } from '../fetch/index.js';
@@ -24,14 +24,24 @@ export function honoDumper(dumper: Dumper): MiddlewareHandler {
       return c.res;
     });
     if (isPromise(response)) {
-      return response.then((r) => {
-        c.res = r;
-      });
+      return response.then((r) => respond(c, r));
     }
     // A hit from a synchronous store: no promise of our own to wait for.
-    c.res = response;
+    respond(c, response);
     return DONE;
   };
+}
+
+/**
+ * Makes `r` the response. Hono's `c.res = r` copies the headers of the response it holds (the
+ * app's, on a miss) over those of `r`, which would put back what the dumper changed in them: its
+ * `Cache-Status` member, the edge headers (`Surrogate-Control`, tags, `no-store` for a page it
+ * does not store). `r` already carries every header of the app's response: the one held is
+ * dropped first.
+ */
+function respond(c: Context, r: Response): void {
+  c.res = undefined;
+  c.res = r;
 }
 
 export default honoDumper;

@@ -4,7 +4,7 @@
  */
 import { ReadStream } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
+import { appendCacheStatus, isBypass, type Dumper, type Fill, type MissPlan } from '../../core/dumper.js';
 import { codingOf } from '../../core/encoding.js';
 import { flatGet } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
@@ -30,7 +30,7 @@ export function handle(
   if (isBypass(key)) {
     if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
     if (dumper.cacheStatusHeader !== undefined) res.setHeader(dumper.cacheStatusHeader, 'BYPASS');
-    if (dumper.cacheStatus !== undefined) res.setHeader('cache-status', dumper.cacheStatus.bypass[key.bypass]);
+    if (dumper.cacheStatus !== undefined) cacheStatusAtHead(dumper, res, dumper.cacheStatus.bypass[key.bypass]);
     if (key.bypass === 'method') watchUnsafe(dumper, res, method, target);
     app();
     return;
@@ -64,9 +64,10 @@ function hit(
   key: string,
   merge: boolean,
   served: (() => void) | undefined,
+  collapsed = false,
 ): void {
   if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
-  const r = dumper.reply(entry, method, req.headers);
+  const r = dumper.reply(entry, method, req.headers, collapsed);
   if (merge && r.status !== 304) {
     // Middleware: headers are already set on the response (Express's X-Powered-By, say), so
     // Node merges whatever writeHead() gets; it merges an object at half the cost of a list.
@@ -140,14 +141,13 @@ function onPlan(
     if (plan.kind === 'fill') plan.fill.abandon('response closed before the app ran');
     return;
   }
-  if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key, false, served);
+  if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key, false, served, true);
   const status = dumper.cacheStatusHeader;
   const cacheStatus = dumper.cacheStatus;
-  if (status !== undefined || cacheStatus !== undefined) {
-    if (status !== undefined) res.setHeader(status, 'MISS');
-    // `stored` is added when the response head turns out storable (Capture.onHead).
-    if (cacheStatus !== undefined) res.setHeader('cache-status', cacheStatus.miss);
-  } else if (plan.kind === 'fill') {
+  // `stored` is set when the response head turns out storable (Capture.onHead).
+  const member = cacheStatus === undefined ? undefined : cacheStatusAtHead(dumper, res, cacheStatus.miss);
+  if (status !== undefined) res.setHeader(status, 'MISS');
+  else if (plan.kind === 'fill') {
     // capture() relies on Node merging writeHead()'s headers into those set with setHeader(),
     // which it does once setHeader() has been called on the response.
     res.setHeader('x-page-dumper', '');
@@ -168,7 +168,7 @@ function onPlan(
     fill.abandon('the request could not be given the URL of its key (a mount path that normalizing changed)');
     return runApp(app);
   }
-  capture(dumper, res, fill);
+  capture(dumper, res, fill, member);
   fill.run(runApp, app);
 }
 
@@ -455,6 +455,8 @@ class Capture {
     readonly writeHead: ServerResponse['writeHead'],
     readonly write: ServerResponse['write'],
     readonly end: ServerResponse['end'],
+    /** This cache's `Cache-Status` member, sent with the head (see `cacheStatusAtHead`). */
+    readonly member: { value: string } | undefined,
   ) {}
 
   stop(reason: string): void {
@@ -494,7 +496,7 @@ class Capture {
     const edge = this.fill.edgeHeaders(all);
     for (let i = 0; i < edge.length; i += 2) res.setHeader(edge[i]!, edge[i + 1]!);
     const cacheStatus = this.dumper.cacheStatus;
-    if (cacheStatus !== undefined && !this.fill.done) res.setHeader('cache-status', cacheStatus.stored);
+    if (cacheStatus !== undefined && this.member !== undefined && !this.fill.done) this.member.value = cacheStatus.stored;
   }
 
   add(res: ServerResponse, chunk: unknown, encoding: unknown): void {
@@ -535,8 +537,8 @@ class Capture {
   }
 }
 
-function capture(dumper: Dumper, res: ServerResponse, fill: Fill): void {
-  const c = new Capture(dumper, fill, res.getHeaders(), res.writeHead, res.write, res.end);
+function capture(dumper: Dumper, res: ServerResponse, fill: Fill, member: { value: string } | undefined): void {
+  const c = new Capture(dumper, fill, res.getHeaders(), res.writeHead, res.write, res.end, member);
   // Each property added to an Express response costs ~2 µs (a hidden-class change): three.
   res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
     c.onHead(this, code, typeof rest[0] === 'string' ? rest[1] : rest[0]);
@@ -598,4 +600,49 @@ export function edgeDefault(dumper: Dumper, res: ServerResponse, method: string)
     for (let i = 0; i < edge.length; i += 2) res.setHeader(edge[i]!, edge[i + 1]!);
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as typeof res.writeHead;
+}
+
+/**
+ * Sends this cache's `Cache-Status` member (option `cacheStatus`) when the head is written,
+ * appended to the members the app set by then, with `setHeader()` or in `writeHead()` (RFC 9211
+ * §2: each cache appends its own member and keeps the others: a cache behind the app says what it
+ * did too). Set at head time, not before the app runs, where the app's own header would replace
+ * it. The member may be changed until the head is written (`stored`, once a miss turns out
+ * storable).
+ */
+export function cacheStatusAtHead(dumper: Dumper, res: ServerResponse, member: string): { value: string } {
+  const state = { value: member };
+  const cache = dumper.cacheStatus!.cache;
+  const writeHead = res.writeHead;
+  let written = false;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (!written) {
+      written = true;
+      const given: string[] = [];
+      let inArgs = false;
+      for (let i = 1; i < args.length; i++) {
+        const a = args[i];
+        if (typeof a !== 'object' || a === null) continue;
+        const list: string[] = [];
+        pushHeaders(list, a);
+        const rest: string[] = [];
+        for (let j = 0; j < list.length; j += 2) {
+          if (list[j] === 'cache-status') given.push(list[j + 1]!);
+          else rest.push(list[j]!, list[j + 1]!);
+        }
+        if (rest.length !== list.length) {
+          inArgs = true;
+          // writeHead()'s own headers replace those set before: the members go in once, below.
+          args[i] = headerObject(rest);
+        }
+      }
+      if (!inArgs) {
+        const set = this.getHeader('cache-status');
+        if (set !== undefined) for (const v of [set].flat()) given.push(String(v));
+      }
+      this.setHeader('cache-status', appendCacheStatus(given.length === 0 ? undefined : given.join(', '), state.value, cache));
+    }
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['writeHead'];
+  return state;
 }
