@@ -16,13 +16,18 @@
  * - `em.populate()`, `Collection.init()` / `load()` / `loadItems()`: their own queries (the
  *   above), then the entities they filled, as above; `em.getReference()` of an initialized entity.
  * - A filter (`@Filter`, `em.addFilter()`) whose condition names other tables makes the read a
- *   list of its table and of those tables.
- * - A QueryBuilder run outside the above (`em.createQueryBuilder()...getResult()`, `execute()`,
- *   `getCount()`) tags the list of every table it names (its aliases and joins).
+ *   list of its table and of those tables; so does a filter of another entity applied to the
+ *   read (a to-one relation MikroORM joins for its filter, a populated relation's filter).
+ * - A QueryBuilder run outside the SQL of the above (`em.createQueryBuilder()...getResult()`,
+ *   `execute()`, `getCount()`, also inside a read: in a filter's condition, a hook) tags the
+ *   list of every table it names (its aliases and joins, its collection operators' subqueries).
+ * - An entity with a `formula` whose SQL may read other tables makes the read a list of every
+ *   table of the ORM's metadata.
  *
  * Key values are tagged only in the spelling the database hands back: an integer for an integer
  * column (or its canonical digits), a string for a text column on PostgreSQL and SQLite (on
- * MySQL and MariaDB a string key may match other case or trailing spaces), a lower-case uuid.
+ * MySQL and MariaDB a string key may match other case or trailing spaces), a uuid in lower case
+ * with its hyphens.
  * Any other spelling makes the read a list. Raw SQL (`em.getConnection().execute()`, `raw()`
  * fragments, `qb.getKnexQuery()` run by hand) is not seen.
  */
