@@ -342,36 +342,59 @@ export function drizzleDumper<DB extends object>(dumper: Dumper, db: DB, options
 
   /**
    * A read builder that tags the page once it has run (`await`, `.then()`, `.execute()`, and on
-   * better-sqlite3 `.all()`, `.get()`, `.values()`, `.run()`, `.sync()`), also through `.prepare()`.
+   * better-sqlite3 `.all()`, `.get()`, `.values()`, `.run()`, `.sync()`), also through `.prepare()`;
+   * `.iterator()` tags the lists of its tables when it is called.
    * Its chained calls keep returning it; anything else it hands out is Drizzle's own.
    */
-  function trackedWith<T extends object>(query: T, tag: (result: unknown) => void): T {
+  function trackedWith<T extends object>(query: T, tag: (result: unknown) => void, source: object = query): T {
     const safely = (result: unknown) => {
       try {
         tag(result);
       } catch (error) {
         // Not classified: the lists of every table it names (a failure there fails the read, rather than store a page untagged).
         dumper.log.warn(`drizzle: a read could not be classified (${error instanceof Error ? error.message : String(error)}); tagging the lists of its tables`, {});
-        reads!.lists(query);
+        reads!.lists(source);
       }
       return result;
+    };
+    // The catalog of the tables it names (their columns' collations), read once per table, first.
+    const ready = (result: unknown): unknown => {
+      let wait: Promise<void> | undefined;
+      try {
+        wait = reads!.prepare(source);
+      } catch {
+        wait = undefined;
+      }
+      return wait === undefined ? safely(result) : wait.then(() => safely(result));
     };
     const proxy: T = new Proxy(query, {
       get(t, prop) {
         const value = Reflect.get(t, prop, t) as unknown;
         if (typeof value !== 'function' || prop === 'constructor') return value;
         if (prop === 'then') {
-          return (resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => (value as (f: (v: unknown) => unknown) => Promise<unknown>).call(t, safely).then(resolve, reject);
+          return (resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => (value as (f: (v: unknown) => unknown) => Promise<unknown>).call(t, ready).then(resolve, reject);
         }
         if (prop === 'execute') {
-          return (...a: unknown[]) => Promise.resolve((value as (...x: unknown[]) => unknown).apply(t, a)).then(safely);
+          return (...a: unknown[]) => Promise.resolve((value as (...x: unknown[]) => unknown).apply(t, a)).then(ready);
         }
         if (prop === 'catch' || prop === 'finally') return settle(proxy as unknown as PromiseLike<unknown>, prop);
         if (dialect === 'sqlite' && typeof prop === 'string' && (SYNC_METHODS.has(prop) || prop === 'sync')) {
-          return (...a: unknown[]) => safely((value as (...x: unknown[]) => unknown).apply(t, a));
+          return (...a: unknown[]) => {
+            const result = (value as (...x: unknown[]) => unknown).apply(t, a);
+            reads!.prepare(source); // synchronous on better-sqlite3
+            return safely(result);
+          };
         }
         if (prop === 'prepare') {
-          return (...a: unknown[]) => trackedWith((value as (...x: unknown[]) => object).apply(t, a), tag);
+          return (...a: unknown[]) => trackedWith((value as (...x: unknown[]) => object).apply(t, a), tag, source);
+        }
+        if (prop === 'iterator') {
+          // Rows read one by one (mysql2 streams them): no result to classify, so the lists of
+          // every table it names, put on the page before the first row.
+          return (...a: unknown[]) => {
+            reads!.lists(source);
+            return (value as (...x: unknown[]) => unknown).apply(t, a);
+          };
         }
         return (...a: unknown[]) => {
           const out = (value as (...x: unknown[]) => unknown).apply(t, a);

@@ -25,6 +25,7 @@
  */
 import { Column, getOperators, is, normalizeRelation, Param, SQL, StringChunk, Subquery, Table, View, getTableUniqueName, type Relation } from 'drizzle-orm';
 import { keyPart, type KeyValues, type ReadTracker } from '../reads.js';
+import { Collations } from './collations.js';
 import { isAlias, tableInfo, type TableInfo } from './tables.js';
 import type { Dialect } from './writes.js';
 
@@ -144,10 +145,36 @@ function atom(node: unknown): { column: Column; values: unknown[] } | undefined 
 export class DrizzleReads {
   readonly #tracker: ReadTracker;
   readonly #dialect: Dialect;
+  readonly #collations: Collations;
 
   constructor(tracker: ReadTracker, dialect: Dialect) {
     this.#tracker = tracker;
     this.#dialect = dialect;
+    this.#collations = new Collations(dialect);
+  }
+
+  /**
+   * Before a read is classified: the catalog of the tables it names, read once per table on its
+   * session (see ./collations.ts). A promise to wait for, or `undefined` when nothing is missing
+   * or it was read synchronously.
+   */
+  prepare(query: unknown): Promise<void> | undefined {
+    if (this.#dialect === 'mysql' || query === null || typeof query !== 'object') return undefined;
+    const session = (query as { session?: unknown }).session;
+    if (session === undefined) return undefined;
+    let tables: Iterable<Table>;
+    try {
+      tables = named(query).tables.values();
+    } catch {
+      return undefined;
+    }
+    return this.#collations.prepare(tables, session);
+  }
+
+  /** `canonical()`; for a text column, one the database compares byte for byte (its catalog says so). */
+  #canonical(column: Column, value: unknown): boolean {
+    if (!canonical(this.#dialect, column, value)) return false;
+    return !TEXT.test(column.columnType) || this.#collations.exact(column);
   }
 
   /** What a `where` on `info`'s table says: rows, keys, or a list. */
@@ -169,7 +196,7 @@ export class DrizzleReads {
       const a = atom(part);
       if (a === undefined || tableInfo(a.column.table).name !== info.name || set.has(a.column.name)) continue;
       const own = Object.values(info.columns).find((c) => c.name === a.column.name);
-      if (own === undefined || !a.values.every((v) => canonical(this.#dialect, own, v))) continue;
+      if (own === undefined || !a.values.every((v) => this.#canonical(own, v))) continue;
       set.set(a.column.name, a.values);
     }
     const keyed = (columns: readonly string[]): KeyValues[] | undefined => {
@@ -335,7 +362,7 @@ export class DrizzleReads {
         const v = p[fieldKeys[i]!];
         if (v === undefined) return this.#tracker.list(target.name); // not selected: which rows is not known
         if (v === null) none = true;
-        else if (!canonical(this.#dialect, targetColumns[i]!, v) || keyPart(v) === undefined) return this.#tracker.list(target.name);
+        else if (!this.#canonical(targetColumns[i]!, v) || !this.#canonical(fields[i]!, v) || keyPart(v) === undefined) return this.#tracker.list(target.name);
         key[refNames[i]!] = v;
       }
       if (!none) values.push(key);

@@ -17,7 +17,7 @@
  */
 import { and, eq, inArray, is, or, Param, sql, type Column, type SQL, type Table } from 'drizzle-orm';
 import type { Dependents, Dumper } from '../../core/dumper.js';
-import { keyTag, linkTags, unknownWriteTags, writeTags, type KeyValues } from '../reads.js';
+import { keyTag, linkTags, listTag, unknownWriteTags, writeTags, type KeyValues } from '../reads.js';
 import { referencing, tableInfo, valueKey, type TableInfo } from './tables.js';
 
 export type Row = Record<string, unknown>;
@@ -950,8 +950,9 @@ function* cascadeSteps(info: TableInfo, rows: readonly Row[], depth: number, max
     const values = [...new Map(rows.map((r) => [valueKey(r[parentField]), r[parentField]])).values()].filter((v) => v !== null && v !== undefined);
     if (values.length === 0) continue;
     // The rows pointing at the deleted ones go, whichever they are by then: a row added after
-    // the read below is still named by its key.
-    out.push({ model: child.name, paths: [], tags: values.map((v) => keyTag(child.name, { [fk.columns[0]!]: v })).filter((t): t is string => t !== undefined) });
+    // the read below (by another connection, before the delete) is still named by its key, and
+    // the lists that may show it by the table's list tag.
+    out.push({ model: child.name, paths: [], tags: [listTag(child.name), ...values.map((v) => keyTag(child.name, { [fk.columns[0]!]: v })).filter((t): t is string => t !== undefined)] });
     const found: Row[] = yield { info: child, where: inArray(child.columns[fk.fields[0]!]!, values) };
     if (found.length > maxRows) {
       unknown();
