@@ -217,8 +217,13 @@ export function listLimit(options: EntryListOptions): number {
  * @internal
  */
 export const LAZY_TAG_ENTRIES = 1000;
-/** Slots removed per turn of the event loop when a lazily invalidated tag is reclaimed: about 1 ms. */
+/**
+ * Slots removed per turn of the event loop when a lazily invalidated tag is reclaimed, at most: about
+ * a millisecond's worth in a store of a thousand entries; in a large store (cache misses), the
+ * turn also ends after `RECLAIM_TURN_MS`.
+ */
 const RECLAIM_SLICE = 2000;
+const RECLAIM_TURN_MS = 4;
 
 /** The entries of a lazily invalidated tag, still to be removed. */
 interface Reclaim {
@@ -390,7 +395,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   /**
    * Invalidates the tags. The entries of a tag carried by at most `LAZY_TAG_ENTRIES` are removed
    * at once; those of a tag carried by more (`layout`, on every page) are invalid at once and
-   * removed in the background, a slice of about a millisecond per turn of the event loop, so that
+   * removed in the background, a slice of at most a few milliseconds per turn of the event loop, so that
    * invalidating a tag on a million entries does not stall the process for a second. Meanwhile
    * `get()` checks the tags of the entry it finds (one Map lookup per tag), `entries()` leaves the
    * invalid ones out, `size` and `bytes` still count them, and `info()` finishes the removal first.
@@ -537,7 +542,8 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
 
   readonly #reclaimSlice = (): void => {
     this.#reclaimTimer = undefined;
-    this.#reclaim(RECLAIM_SLICE);
+    const end = performance.now() + RECLAIM_TURN_MS;
+    for (let n = 0; n < RECLAIM_SLICE && this.#reclaims.length > 0 && performance.now() < end; n += 100) this.#reclaim(100);
     if (this.#reclaims.length > 0) this.#reclaimTimer = setImmediate(this.#reclaimSlice).unref();
   };
 
