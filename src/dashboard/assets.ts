@@ -258,7 +258,7 @@ export const SCRIPT = `'use strict';
       set('bytes', bytes(s.info.bytes));
       set('tags', num.format(s.info.tags));
       set('sequence', num.format(s.info.sequence));
-      set('store-at', 'at ' + time(s.at));
+      set('store-at', 'at ' + time(s.at) + (s.counting ? ', counting again…' : ''));
     } else {
       ['entries', 'bytes', 'tags', 'sequence'].forEach(function (id) { set(id, '–'); });
       set('store-at', s.enumerable ? (s.error ? 'could not count: ' + s.error : 'counting…') : 'this store cannot count its entries');
@@ -266,7 +266,7 @@ export const SCRIPT = `'use strict';
 
     var health = d.health;
     var state = $('store-state');
-    state.textContent = health.dumper.circuit === 'open' ? 'failing: requests go to the app until ' + time(health.dumper.openUntil) : health.failing ? 'failed in the last minute' : (s.error ? 'not answering' : 'ok');
+    state.textContent = health.dumper.circuit === 'open' ? 'failing: requests go to the app until ' + time(health.dumper.openUntil) : health.failing ? 'failed in the last minute' : (s.error ? 'not answering' : s.counting ? 'ok, slow to count its entries' : 'ok');
     state.className = health.failing || s.error ? 'bad' : 'ok';
     set('store-errors', num.format(health.storeErrors));
     set('recent-errors', num.format(health.recentStoreErrors));

@@ -4,7 +4,7 @@
  * constant-time over SHA-256 digests of equal length, so neither the length nor a prefix of the
  * token leaks through the time an answer takes.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
 /** The name of the session cookie. */
@@ -22,16 +22,28 @@ export function safeEqual(presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected));
 }
 
-/** A session's proof: the time it was issued and an HMAC of it keyed by the token. */
+/**
+ * How many logged-out sessions are remembered (each until it would have expired anyway). Past
+ * it, a logout ends every session issued until then, in this process.
+ */
+export const MAX_ENDED_SESSIONS = 10_000;
+
+/** A session's proof: the time it was issued, its id, and an HMAC of both keyed by the token. */
 export interface Session {
   /** When the session was issued (ms since the epoch). */
   readonly issued: number;
+  /** The session's random id. */
+  readonly id: string;
   /** The CSRF token of the session, which the page sends back with every purge. */
   readonly csrf: string;
 }
 
 export class Credentials {
   readonly #token: string;
+  /** The ids of the sessions logged out (`end()`), with when each was issued. */
+  readonly #ended = new Map<string, number>();
+  /** Sessions issued at or before this time are refused (see `MAX_ENDED_SESSIONS`). */
+  #endedBefore = -Infinity;
 
   constructor(
     token: string,
@@ -41,8 +53,8 @@ export class Credentials {
     this.#token = token;
   }
 
-  #mac(purpose: string, issued: number): string {
-    return createHmac('sha256', this.#token).update(`page-dumper dashboard ${purpose}\n${issued}`).digest('base64url');
+  #mac(purpose: string, issued: number, id: string): string {
+    return createHmac('sha256', this.#token).update(`page-dumper dashboard ${purpose}\n${issued}\n${id}`).digest('base64url');
   }
 
   /** Whether an `Authorization` header carries the token as a bearer credential. */
@@ -60,19 +72,45 @@ export class Credentials {
 
   /** A new session cookie's value. */
   issue(now = Date.now()): string {
-    return `v1.${now.toString(36)}.${this.#mac('session', now)}`;
+    const id = randomBytes(16).toString('base64url');
+    return `v2.${now.toString(36)}.${id}.${this.#mac('session', now, id)}`;
   }
 
-  /** The session a cookie value proves, or `undefined` (forged, expired, from another token). */
+  /**
+   * The session a cookie value proves, or `undefined` (forged, expired, from another token, or
+   * logged out in this process).
+   */
   session(value: string | undefined, now = Date.now()): Session | undefined {
     if (value === undefined) return undefined;
-    const m = /^v1\.([0-9a-z]{1,11})\.([A-Za-z0-9_-]{43})$/.exec(value);
+    const m = /^v2\.([0-9a-z]{1,11})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(value);
     if (m === null) return undefined;
     const issued = parseInt(m[1]!, 36);
+    const id = m[2]!;
     // A clock that went back a little (another process's) is forgiven; a session from the future is not.
     if (!(issued <= now + 60_000 && now - issued < this.sessionMaxAge)) return undefined;
-    if (!safeEqual(m[2]!, this.#mac('session', issued))) return undefined;
-    return { issued, csrf: this.#mac('csrf', issued) };
+    if (!safeEqual(m[3]!, this.#mac('session', issued, id))) return undefined;
+    if (issued <= this.#endedBefore || this.#ended.has(id)) return undefined;
+    return { issued, id, csrf: this.#mac('csrf', issued, id) };
+  }
+
+  /**
+   * Ends a session (a logout): its cookie opens nothing in this process from now on, even
+   * replayed. The cookie is stateless, so the id is remembered until the session would have
+   * expired anyway; with `MAX_ENDED_SESSIONS` remembered, every session issued so far ends
+   * instead, and the memory is given back.
+   */
+  end(session: Session, now = Date.now()): void {
+    for (const [id, issued] of this.#ended) {
+      // Oldest first (insertion order, near enough): drop those expired by now.
+      if (now - issued < this.sessionMaxAge + 60_000) break;
+      this.#ended.delete(id);
+    }
+    if (this.#ended.size >= MAX_ENDED_SESSIONS) {
+      this.#ended.clear();
+      this.#endedBefore = Math.max(now, session.issued);
+      return;
+    }
+    this.#ended.set(session.id, session.issued);
   }
 }
 
@@ -119,15 +157,18 @@ function originIsHost(req: IncomingMessage, origin: string): boolean {
 
 /**
  * Whether a browser says the request comes from another site: `Sec-Fetch-Site` other than
- * `same-origin` or `none`, or an `Origin` naming another host. A script (curl) sends neither.
- * Checked for bearer requests too, in case a proxy in front adds the `Authorization` header to
- * every request, a cross-site one included.
+ * `same-origin` or `none`, an `Origin` naming another host, or `Origin: null` without
+ * `Sec-Fetch-Site: same-origin` (a form posted from a page with `no-referrer`, or from a sandboxed
+ * frame, by a browser too old to send `Sec-Fetch-Site`: it may come from anywhere). A script
+ * (curl) sends no `Origin` at all. Checked for bearer requests too, in case a proxy in front adds
+ * the `Authorization` header to every request, a cross-site one included.
  */
 export function crossSite(req: IncomingMessage): boolean {
   const site = one(req.headers['sec-fetch-site']);
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
   const origin = one(req.headers.origin);
-  return origin !== undefined && origin !== 'null' && !originIsHost(req, origin);
+  if (origin === 'null') return site !== 'same-origin';
+  return origin !== undefined && !originIsHost(req, origin);
 }
 
 function one(value: string | string[] | undefined): string | undefined {

@@ -121,6 +121,11 @@ export interface DashboardData {
     readonly at: number | undefined;
     /** Why the last count failed. */
     readonly error: string | undefined;
+    /**
+     * Whether a count is under way that took longer than the page waits (5 s): `info` and `at`
+     * are those of the last count that finished, if any.
+     */
+    readonly counting: boolean;
   };
   readonly health: {
     readonly storeErrors: number;
@@ -340,7 +345,10 @@ class Dashboard {
   readonly #credentials: Credentials;
   readonly #collector: Collector;
   #info: { value: StoreInfo | undefined; at: number | undefined; error: string | undefined } = { value: undefined, at: undefined, error: undefined };
+  /** The count of the store under way (`info()`), until it settles, however long it takes. */
   #counting: Promise<void> | undefined;
+  /** A count that started before this time (a purge) is counted again. */
+  #staleBefore = 0;
 
   constructor(dumper: Dumper, settings: Settings) {
     this.#dumper = dumper;
@@ -390,6 +398,8 @@ class Dashboard {
         return this.#login(req, res, at);
       case 'POST /logout': {
         if (!this.#csrfOk(req, session, await readFields(req))) return send(res, false, 403, 'text/plain; charset=utf-8', 'Cross-site request refused.\n');
+        // The cookie is stateless: clearing it in this browser would leave a copy of it working.
+        this.#credentials.end(session!);
         return send(res, false, 303, 'text/plain; charset=utf-8', '', [
           ['location', './'],
           ['set-cookie', this.#cookie(req, at, '', 0)],
@@ -469,35 +479,52 @@ class Dashboard {
       if (error instanceof TypeError) return sendJson(res, false, 400, { error: error.message.replace(/^page-dumper: /, '') });
       throw error;
     }
-    this.#info.at = undefined;
+    this.#staleBefore = Date.now();
     this.#collector.sample();
     const what = kind === 'all' ? 'every page' : `${values.length} ${kind === 'prefix' ? 'prefix' : kind}${values.length === 1 ? '' : kind === 'prefix' ? 'es' : 's'}`;
     return sendJson(res, false, 200, { ok: true, kind, values, message: `Purged ${what}.` });
   }
 
-  /** Counts the store again when the last count is older than `storeInfoInterval` (one count at a time). */
+  /**
+   * Counts the store again when the last count is older than `storeInfoInterval`, or than the
+   * last purge, and waits `INFO_TIMEOUT` at most for it. One count at a time: a count still under
+   * way (a SCAN over a large Redis) is waited for again rather than started again, and the page
+   * gets the last count meanwhile (`store.counting`).
+   */
   async #storeInfo(): Promise<void> {
     const store = this.#dumper.store;
     if (typeof store.info !== 'function') return;
     const last = this.#info.at;
-    if (last !== undefined && Date.now() - last < this.#settings.storeInfoInterval) return;
-    this.#counting ??= (async () => {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${INFO_TIMEOUT} ms`)), INFO_TIMEOUT);
-        });
-        const value = await Promise.race([Promise.resolve(store.info!()), timeout]);
-        this.#info = { value, at: Date.now(), error: undefined };
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        this.#info = { value: undefined, at: undefined, error: message.slice(0, 300) };
-      } finally {
-        clearTimeout(timer);
-        this.#counting = undefined;
-      }
-    })();
-    await this.#counting;
+    if (this.#counting === undefined && last !== undefined && last > this.#staleBefore && Date.now() - last < this.#settings.storeInfoInterval) return;
+    let counting = this.#counting;
+    if (counting === undefined) {
+      // Forgotten once settled (in a callback, so never before it is set, even for a count that throws at once).
+      const started: Promise<void> = this.#count(store as Required<Pick<typeof store, 'info'>>).finally(() => {
+        if (this.#counting === started) this.#counting = undefined;
+      });
+      counting = this.#counting = started;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, INFO_TIMEOUT);
+    });
+    try {
+      await Promise.race([counting, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #count(store: Required<Pick<Dumper['store'], 'info'>>): Promise<void> {
+    const started = Date.now();
+    try {
+      const value = await store.info();
+      // The time the count started: a purge after it is not in it.
+      this.#info = { value, at: started, error: undefined };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#info = { value: undefined, at: undefined, error: message.slice(0, 300) };
+    }
   }
 
   /** What the page shows. */
@@ -513,7 +540,13 @@ class Dashboard {
       sampleInterval: this.#settings.sampleInterval,
       totals,
       samples,
-      store: { enumerable: typeof this.#dumper.store.info === 'function', info: this.#info.value, at: this.#info.at, error: this.#info.error },
+      store: {
+        enumerable: typeof this.#dumper.store.info === 'function',
+        info: this.#info.value,
+        at: this.#info.at,
+        error: this.#info.error,
+        counting: this.#counting !== undefined,
+      },
       health: {
         storeErrors: totals.storeErrors,
         recentStoreErrors,

@@ -114,7 +114,7 @@ describe('without the token', () => {
 
     const right = await login(s);
     expect(right.status).toBe(303);
-    expect(right.setCookie).toMatch(/^page-dumper-dashboard=v1\.[0-9a-z]+\.[A-Za-z0-9_-]{43}; Path=\/_cache; Max-Age=43200; HttpOnly; SameSite=Strict$/);
+    expect(right.setCookie).toMatch(/^page-dumper-dashboard=v2\.[0-9a-z]+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}; Path=\/_cache; Max-Age=43200; HttpOnly; SameSite=Strict$/);
     expect(right.setCookie).not.toContain(encodeURIComponent(TOKEN).slice(0, 8));
     expectSecurityHeaders((await s.get('/_cache/login', { method: 'POST' })).headers);
 
@@ -258,8 +258,48 @@ test('store health: a failing store shows in the errors and the state, and a cou
   const data = JSON.parse((await s.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData;
   expect(data.health).toMatchObject({ storeErrors: 1, recentStoreErrors: 1, failing: true, dumper: { circuit: 'open', failures: 1 } });
   expect(data.health.dumper.openUntil).toBeGreaterThan(Date.now());
-  expect(data.store).toEqual({ enumerable: true, error: 'connection refused' });
+  expect(data.store).toEqual({ enumerable: true, error: 'connection refused', counting: false });
 });
+
+test('a store count (info()) slower than the 5 s the page waits goes on alone: refreshes meanwhile show the last count, and start no other', async () => {
+  let calls = 0;
+  let running = 0;
+  let maxRunning = 0;
+  let release: (() => void) | undefined;
+  /** A store whose count can be made to hang, as a SCAN over millions of Redis keys does. */
+  class SlowCount extends MemoryStore {
+    slow = false;
+    override async info() {
+      calls++;
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      if (this.slow) await new Promise<void>((r) => (release = r));
+      running--;
+      return super.info();
+    }
+  }
+  const store = new SlowCount();
+  // Counted again at every refresh, so that only the count under way holds the next one back.
+  const s = await site({ dumper: { store }, dashboard: { storeInfoInterval: 0 } });
+  await s.get('/page/a');
+  const stats = async () => JSON.parse((await s.get('/_cache/api/stats', { headers: BEARER })).body) as DashboardData;
+  const first = await stats();
+  expect(first.store).toMatchObject({ counting: false, info: { entries: 1 } });
+  store.slow = true;
+  // The open page refreshes every 5 s, and so does every other open tab.
+  for (let i = 0; i < 2; i++) {
+    const d = await stats();
+    expect(d.store).toMatchObject({ counting: true, info: { entries: 1 }, at: first.store.at });
+    expect(d.store.error).toBeUndefined();
+  }
+  expect([calls, maxRunning]).toEqual([2, 1]);
+  store.slow = false;
+  release!();
+  let last = await stats();
+  expect(await eventually(async () => !(last = await stats()).store.counting)).toBe(true);
+  expect(last.store.at).toBeGreaterThan(first.store.at!);
+  expect(maxRunning).toBe(1);
+}, 30_000);
 
 describe('CSRF: a purge with the session cookie', () => {
   test('needs the same origin and the CSRF token of the session', async () => {
@@ -283,6 +323,13 @@ describe('CSRF: a purge with the session cookie', () => {
     // A bearer request a browser says is cross-site (a proxy that adds the header to every request) is refused too.
     expect((await purge(s, { kind: 'all' }, { ...BEARER, origin: 'http://evil.test' })).status).toBe(403);
     expect((await purge(s, { kind: 'all' }, { ...BEARER, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    // `Origin: null` (a form posted from a no-referrer page) by a browser that sends no Sec-Fetch-Site: from anywhere.
+    const form = await s.get('/_cache/api/purge', {
+      method: 'POST',
+      headers: { ...BEARER, origin: 'null', 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'kind=all',
+    });
+    expect(form.status).toBe(403);
     expect((await s.get('/page/a')).headers.get('x-cache')).toBe('HIT');
     expect(s.dumper.stats().invalidations.all).toBe(0);
 
@@ -307,6 +354,26 @@ describe('CSRF: a purge with the session cookie', () => {
     expect(out.status).toBe(303);
     expect(out.headers.get('set-cookie')).toBe('page-dumper-dashboard=; Path=/_cache; Max-Age=0; HttpOnly; SameSite=Strict');
   });
+});
+
+test('a logout ends the session: its cookie, replayed, opens nothing; another session goes on', async () => {
+  const s = await site();
+  const a = await session(s);
+  const b = await session(s);
+  const out = await s.get('/_cache/logout', {
+    method: 'POST',
+    headers: { cookie: a.cookie, origin: s.m.url, 'sec-fetch-site': 'same-origin', 'x-csrf-token': a.csrf, 'content-type': 'application/x-www-form-urlencoded' },
+    body: '',
+  });
+  expect(out.status).toBe(303);
+  // A copy of the cookie (a shared computer, a stolen cookie) after "Log out".
+  expect((await s.get('/_cache/api/stats', { headers: { cookie: a.cookie } })).status).toBe(401);
+  expect((await s.get('/_cache/', { headers: { cookie: a.cookie } })).status).toBe(401);
+  expect((await purge(s, { kind: 'all' }, { cookie: a.cookie, origin: s.m.url, 'sec-fetch-site': 'same-origin', 'x-csrf-token': a.csrf })).status).toBe(401);
+  expect((await s.get('/_cache/api/stats', { headers: { cookie: b.cookie } })).status).toBe(200);
+  // Logging in again opens a new session.
+  const c = await session(s);
+  expect((await s.get('/_cache/api/stats', { headers: { cookie: c.cookie } })).status).toBe(200);
 });
 
 describe('mounting', () => {

@@ -1,7 +1,7 @@
 /** The dashboard's pieces on their own: options, the token check, the session cookie, the bounded structures. */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { Credentials, crossSite, safeEqual, sameOrigin } from '../../src/dashboard/auth.js';
+import { Credentials, crossSite, MAX_ENDED_SESSIONS, safeEqual, sameOrigin } from '../../src/dashboard/auth.js';
 import { Ring, TopCounter } from '../../src/dashboard/bounded.js';
 import { dashboardHandler } from '../../src/dashboard/index.js';
 import { createDumper } from '../../src/index.js';
@@ -64,22 +64,47 @@ describe('the token check', () => {
     const now = 1_800_000_000_000;
     const value = c.issue(now);
     expect(value).not.toContain(TOKEN);
-    expect(value).toMatch(/^v1\.[0-9a-z]+\.[A-Za-z0-9_-]{43}$/);
+    expect(value).toMatch(/^v2\.[0-9a-z]+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
     const session = c.session(value, now + 1000);
     expect(session?.issued).toBe(now);
     // The CSRF token is another HMAC, bound to the session.
     expect(session?.csrf).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(session?.csrf).not.toBe(value.split('.')[2]);
+    expect(session?.csrf).not.toBe(value.split('.')[3]);
     expect(c.session(c.issue(now + 1), now + 1000)?.csrf).not.toBe(session?.csrf);
     // Expired, from the future, forged, from another token.
     expect(c.session(value, now + 3600_000)).toBeUndefined();
     expect(c.session(c.issue(now + 120_000), now)).toBeUndefined();
-    const [v, issued, mac] = value.split('.');
-    expect(c.session(`${v}.${(now + 1).toString(36)}.${mac}`, now + 1000)).toBeUndefined();
-    expect(c.session(`${v}.${issued}.${mac!.slice(0, -1)}${mac!.endsWith('A') ? 'B' : 'A'}`, now + 1000)).toBeUndefined();
+    const [v, issued, id, mac] = value.split('.');
+    expect(c.session(`${v}.${(now + 1).toString(36)}.${id}.${mac}`, now + 1000)).toBeUndefined();
+    expect(c.session(`${v}.${issued}.${id!.slice(0, -1)}${id!.endsWith('A') ? 'B' : 'A'}.${mac}`, now + 1000)).toBeUndefined();
+    expect(c.session(`${v}.${issued}.${id}.${mac!.slice(0, -1)}${mac!.endsWith('A') ? 'B' : 'A'}`, now + 1000)).toBeUndefined();
     expect(new Credentials(`${TOKEN}!`, 3600_000).session(value, now + 1000)).toBeUndefined();
     expect(c.session(TOKEN, now)).toBeUndefined();
     expect(c.session(undefined, now)).toBeUndefined();
+  });
+
+  test('end(): a logged-out session is refused, others are not; past MAX_ENDED_SESSIONS every session issued so far ends, and memory is given back', () => {
+    const c = new Credentials(TOKEN, 3600_000);
+    const now = 1_800_000_000_000;
+    const a = c.issue(now);
+    const b = c.issue(now);
+    expect(a).not.toBe(b);
+    c.end(c.session(a, now + 1)!, now + 1);
+    expect(c.session(a, now + 2)).toBeUndefined();
+    expect(c.session(b, now + 2)?.issued).toBe(now);
+    // Expired ids are forgotten as later logouts come.
+    for (let i = 0; i < MAX_ENDED_SESSIONS - 1; i++) c.end(c.session(c.issue(now + 10), now + 10)!, now + 10);
+    expect(c.session(b, now + 20)?.issued).toBe(now);
+    // Full: this logout ends every session issued until now, in place of remembering each.
+    c.end(c.session(c.issue(now + 20), now + 20)!, now + 30);
+    expect(c.session(b, now + 40)).toBeUndefined();
+    expect(c.session(c.issue(now + 31), now + 40)?.issued).toBe(now + 31);
+    // An hour later, the ids logged out since have expired and are dropped at the next logout.
+    const later = now + 2 * 3600_000;
+    const d = c.issue(later);
+    c.end(c.session(d, later)!, later);
+    expect(c.session(d, later + 1)).toBeUndefined();
+    expect(c.session(c.issue(later), later + 1)).toBeDefined();
   });
 
   test('sameOrigin: Sec-Fetch-Site and Origin', () => {
@@ -102,6 +127,10 @@ describe('the token check', () => {
     expect(crossSite(req({ 'sec-fetch-site': 'same-site' }))).toBe(true);
     expect(crossSite(req({ origin: 'http://evil.test' }))).toBe(true);
     expect(crossSite(req({ 'sec-fetch-site': 'same-origin', origin: 'http://evil.test' }))).toBe(true);
+    // Origin: null says nothing of where a request comes from; only Sec-Fetch-Site: same-origin vouches for it.
+    expect(crossSite(req({ origin: 'null' }))).toBe(true);
+    expect(crossSite(req({ 'sec-fetch-site': 'none', origin: 'null' }))).toBe(true);
+    expect(crossSite(req({ 'sec-fetch-site': 'same-origin', origin: 'null' }))).toBe(false);
   });
 });
 
