@@ -27,7 +27,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'page-dumper-pack-'));
   stage = join(dir, 'stage');
   mkdirSync(stage);
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'varnish']) if (existsSync(join(root, f))) cpSync(join(root, f), join(stage, f), { recursive: true });
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'varnish', 'docs']) if (existsSync(join(root, f))) cpSync(join(root, f), join(stage, f), { recursive: true });
   execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), join(stage, 'dist')], { stdio: 'pipe' });
   execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: stage, stdio: 'pipe' });
   const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
@@ -80,6 +80,15 @@ async function typecheck(cwd: string, files: string[], options: Record<string, u
   return { output, status: result.status, read };
 }
 
+test('@arethetypeswrong/cli finds no problem in any entry point, under node10, node16 (from CommonJS and from ES modules) and bundler', () => {
+  const tgz = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
+  const out = spawnSync(process.execPath, [join(root, 'node_modules/@arethetypeswrong/cli/dist/index.js'), tgz, '--format', 'json'], { encoding: 'utf8', timeout: 180_000 });
+  const report = JSON.parse(out.stdout) as { analysis: { entrypoints: Record<string, unknown>; problems: unknown[] } };
+  expect(Object.keys(report.analysis.entrypoints).length).toBeGreaterThanOrEqual(19);
+  expect(report.analysis.problems).toEqual([]);
+  expect(out.status, out.stderr).toBe(0);
+});
+
 test('the packed tarball holds both builds and no sources or tests', () => {
   const list = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: stage, encoding: 'utf8' });
   const files: string[] = JSON.parse(list)[0].files.map((f: { path: string }) => f.path);
@@ -97,6 +106,8 @@ test('the packed tarball holds both builds and no sources or tests', () => {
   for (const f of named) expect(files).toContain(f.slice(2));
   // The VCL that varnishPurger's requests are made for, to `include` from the user's VCL.
   expect(files).toContain('varnish/page-dumper.vcl');
+  // The guides the README links to, beside it.
+  for (const link of readFileSync(join(root, 'README.md'), 'utf8').matchAll(/\]\((docs\/[\w.-]+\.md)/g)) expect(files).toContain(link[1]);
   expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map'))).toBe(false);
 });
 
