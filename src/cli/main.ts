@@ -16,7 +16,7 @@ import { createDumper, type Dumper } from '../core/dumper.js';
 import { canonicalPath } from '../core/keys.js';
 import type { DumperOptions } from '../core/options.js';
 import { hasQueue, isEnumerable, listEntries, type EntryInfo, type EnumerableStore, type Store } from '../core/store.js';
-import { warm, type WarmResult } from '../core/warm.js';
+import { warm, type Forwarded, type WarmResult } from '../core/warm.js';
 import { MemoryStore } from '../stores/memory/index.js';
 import { SitemapError, sitemapPages } from './sitemap.js';
 
@@ -63,6 +63,7 @@ const OPTIONS = {
   base: { type: 'string' },
   concurrency: { type: 'string' },
   header: { type: 'string', multiple: true },
+  forwarded: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 type OptionName = keyof typeof OPTIONS;
@@ -132,17 +133,22 @@ renders in flight are not stored, and with --config the site's edge purgers are 
   },
   warm: {
     summary: "request a sitemap's pages so that the site renders and stores them",
-    usage: 'page-dumper warm --sitemap URL|FILE --base URL [--concurrency N] [--header "Name: value"]... [--timeout MS] [--json]',
+    usage: 'page-dumper warm --sitemap URL|FILE --base URL [--forwarded none|proto|all] [--concurrency N] [--header "Name: value"]... [--timeout MS] [--json]',
     help: `Fetches every page of the sitemap from the running site, as a visitor would: the site's
 dumper stores each page through its fill protocol. Reports how many were HIT (stored already),
 MISS (rendered now) and errors; exits 1 when a page failed.
   --sitemap URL|FILE   a sitemap (urlset or sitemapindex, gzip'd or not), by URL or path
   --base URL           where the site runs: every URL of the sitemap is fetched on this
-                       origin (http://127.0.0.1:3000), the sitemaps an index lists too
+                       origin (http://127.0.0.1:3000), the sitemaps an index lists too,
+                       with the Host of its public URL, so that it is stored for visitors
+  --forwarded MODE     the forwarded headers the site's proxy adds (part of the page keys):
+                       none, proto (X-Forwarded-Proto), all (and X-Forwarded-Host);
+                       default: proto for https pages on an http --base, none otherwise
   --concurrency N      requests at once (default 4)
-  --header "N: v"      a header sent with every request (repeatable)
+  --header "N: v"      a header sent with every request (repeatable); "Host: h" replaces
+                       the public host (a proxy that sends its upstream's address)
   --timeout MS         how long one page may take (default 30000)`,
-    options: ['sitemap', 'base', 'concurrency', 'header', 'timeout'],
+    options: ['sitemap', 'base', 'forwarded', 'concurrency', 'header', 'timeout'],
     run: warmCommand,
   },
 };
@@ -743,6 +749,10 @@ async function warmCommand(ctx: Context): Promise<number> {
     throw usage(`--base must be an http(s) URL, got ${JSON.stringify(rawBase)}`);
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw usage(`--base must be an http(s) URL, got ${JSON.stringify(rawBase)}`);
+  const forwarded = ctx.values.forwarded;
+  if (forwarded !== undefined && forwarded !== 'none' && forwarded !== 'proto' && forwarded !== 'all') {
+    throw usage(`--forwarded must be none, proto or all, got ${JSON.stringify(forwarded)}`);
+  }
   const concurrency = integer(ctx, 'concurrency', 4, 1);
   const timeout = integer(ctx, 'timeout', 30_000, 1);
   const headers: Record<string, string> = {};
@@ -755,12 +765,13 @@ async function warmCommand(ctx: Context): Promise<number> {
   let pages: string[];
   let sitemaps: string[];
   try {
-    ({ pages, sitemaps } = await sitemapPages(sitemap, { base, headers, timeout, fetch: globalThis.fetch }));
+    ({ pages, sitemaps } = await sitemapPages(sitemap, { base, headers, timeout, forwarded: forwarded as Forwarded | undefined }));
   } catch (error) {
     if (error instanceof SitemapError) throw failure(error.message);
     throw error;
   }
-  const report = await warm(pages, { concurrency, headers, timeout });
+  // Each page on --base, as a visitor of its public URL reaches the site through its proxy.
+  const report = await warm(pages, { base, concurrency, headers, timeout, ...(forwarded !== undefined && { forwarded: forwarded as Forwarded }) });
   const failed = report.results.filter((r): r is WarmResult & { error: string } => r.error !== undefined);
   if (ctx.json) {
     const { results, ...counts } = report;

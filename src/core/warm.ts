@@ -3,6 +3,8 @@
  * the normal fill protocol (a page rendered while its data changed is not stored, as for any
  * visitor). `warm()` only makes requests; what is stored is the site's dumper's decision.
  */
+import http from 'node:http';
+import https from 'node:https';
 
 export interface WarmOptions {
   /**
@@ -11,8 +13,27 @@ export interface WarmOptions {
    * @default 4
    */
   concurrency?: number;
-  /** The fetch to use (one that reaches an app in process, say). @default globalThis.fetch */
+  /** The fetch to use (one that reaches an app in process, say). Not with `base`. @default globalThis.fetch */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /**
+   * Where the site runs, when the URLs are its public ones (`http://127.0.0.1:3000` for
+   * `https://shop.example/...`): each URL is requested on this origin, its path and query kept,
+   * with the headers a proxy in front of the site would send for it (`Host: shop.example`, see
+   * `forwarded`), so that the page is stored under the key visitors of the public URL get.
+   * Requests go through `node:http`/`node:https` (fetch cannot send a `Host` of its own).
+   * @default none: each URL is requested as it is, with `fetch`
+   */
+  base?: string | URL;
+  /**
+   * With `base`: which forwarded headers the site's proxy adds, besides passing the public
+   * `Host` on. They are part of the dumper's keys, so they must be those visitors' requests
+   * carry: `'none'`, `'proto'` (`X-Forwarded-Proto`: nginx's usual `proxy_set_header
+   * X-Forwarded-Proto $scheme`, load balancers, Heroku), `'all'` (`X-Forwarded-Proto` and
+   * `X-Forwarded-Host`: Caddy, Traefik). A `host` in `headers` replaces the public one (a proxy
+   * that sends its upstream's address as `Host`).
+   * @default 'proto' for an https URL on an http base (a proxy terminated TLS), 'none' otherwise
+   */
+  forwarded?: Forwarded;
   /**
    * Headers sent with every request. Requests the dumper bypasses store nothing: no
    * `Authorization`, no cookies that `bypassCookies` names.
@@ -37,6 +58,47 @@ export interface WarmOptions {
    * @default the last member: the cache nearest to `warm()`, the site's dumper when the site is requested directly
    */
   cacheStatus?: string;
+}
+
+/** Which forwarded headers a proxy in front of the site adds (see `WarmOptions.forwarded`). */
+export type Forwarded = 'none' | 'proto' | 'all';
+
+const FORWARDED: readonly Forwarded[] = ['none', 'proto', 'all'];
+
+/**
+ * The headers that make a request on `base` the one a visitor of `url` sends through the site's
+ * proxy: the public `Host`, and the forwarded headers `forwarded` names. The dumper keys a page
+ * by Host and, when they are present, `X-Forwarded-Proto` and `X-Forwarded-Host`.
+ */
+export function visitorHeaders(url: URL, base: URL, forwarded: Forwarded | undefined): Record<string, string> {
+  const mode = forwarded ?? (url.protocol === 'https:' && base.protocol === 'http:' ? 'proto' : 'none');
+  const headers: Record<string, string> = { host: url.host };
+  if (mode !== 'none') headers['x-forwarded-proto'] = url.protocol.slice(0, -1);
+  if (mode === 'all') headers['x-forwarded-host'] = url.host;
+  return headers;
+}
+
+/**
+ * GET `url`'s path and query on `base`'s origin with `headers` (a `host` among them is sent as
+ * it is); resolves with the response, its body unread.
+ */
+export function getOnBase(base: URL, url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
+  const client = base.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.request(
+      { protocol: base.protocol, hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port, method: 'GET', path: url.pathname + url.search, headers, signal },
+      resolve,
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Lower-cased header names: a header given twice in two spellings is sent once. */
+function lowerNames(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) out[name.toLowerCase()] = value;
+  return out;
 }
 
 /** What one URL gave. */
@@ -86,6 +148,22 @@ export async function warm(urls: Iterable<string | URL>, options: WarmOptions = 
   const timeout = positiveInteger('timeout', options.timeout ?? 30_000);
   const doFetch = options.fetch ?? globalThis.fetch;
   if (typeof doFetch !== 'function') throw new TypeError('page-dumper: warm() option "fetch" must be a function');
+  let base: URL | undefined;
+  if (options.base !== undefined) {
+    if (options.fetch !== undefined) throw new TypeError('page-dumper: warm() options "base" and "fetch" do not go together: with a base, requests go through node:http');
+    try {
+      base = new URL(String(options.base));
+    } catch {
+      // Below.
+    }
+    if (base === undefined || (base.protocol !== 'http:' && base.protocol !== 'https:')) {
+      throw new TypeError(`page-dumper: warm() option "base" must be an http(s) URL, got ${JSON.stringify(String(options.base))}`);
+    }
+  }
+  const forwarded = options.forwarded;
+  if (forwarded !== undefined && !FORWARDED.includes(forwarded)) {
+    throw new TypeError(`page-dumper: warm() option "forwarded" must be 'none', 'proto' or 'all', got ${JSON.stringify(forwarded)}`);
+  }
   const cacheHeader = options.cacheHeader ?? 'x-cache';
   if (typeof cacheHeader !== 'string' || cacheHeader === '') throw new TypeError('page-dumper: warm() option "cacheHeader" must be a header name');
   const cacheStatus = options.cacheStatus;
@@ -107,25 +185,41 @@ export async function warm(urls: Iterable<string | URL>, options: WarmOptions = 
   }
   const { signal } = options;
   signal?.throwIfAborted();
-  const headers = { ...options.headers };
+  const headers = lowerNames(options.headers);
 
   const results: WarmResult[] = new Array(list.length);
   let next = 0;
   const one = async (url: string): Promise<WarmResult> => {
-    const signals = [AbortSignal.timeout(timeout)];
+    const timer = AbortSignal.timeout(timeout);
+    const signals = [timer];
     if (signal !== undefined) signals.push(signal);
     try {
-      const res = await doFetch(url, { method: 'GET', headers, redirect: 'manual', signal: AbortSignal.any(signals) });
-      // Read to the end: the dumper stores a page once its response is complete.
-      await res.arrayBuffer();
-      const cache =
-        res.headers.get(cacheHeader)?.trim().split(/[\s,;]/)[0]?.toUpperCase() || fromCacheStatus(res.headers.get('cache-status'), cacheStatus);
-      const result: WarmResult = { url, status: res.status, ...(cache !== undefined && { cache }) };
-      return res.status >= 400 ? { ...result, error: `HTTP ${res.status}` } : result;
+      let status: number;
+      let header: (name: string) => string | undefined;
+      if (base === undefined) {
+        const res = await doFetch(url, { method: 'GET', headers, redirect: 'manual', signal: AbortSignal.any(signals) });
+        // Read to the end: the dumper stores a page once its response is complete.
+        await res.arrayBuffer();
+        status = res.status;
+        header = (name) => res.headers.get(name) ?? undefined;
+      } else {
+        const target = new URL(url);
+        const res = await getOnBase(base, target, { ...visitorHeaders(target, base, forwarded), ...headers }, AbortSignal.any(signals));
+        for await (const _ of res);
+        status = res.statusCode ?? 0;
+        header = (name) => {
+          const v = res.headers[name.toLowerCase()];
+          return Array.isArray(v) ? v.join(', ') : v;
+        };
+      }
+      const cache = header(cacheHeader)?.trim().split(/[\s,;]/)[0]?.toUpperCase() || fromCacheStatus(header('cache-status') ?? null, cacheStatus);
+      const result: WarmResult = { url, status, ...(cache !== undefined && { cache }) };
+      return status >= 400 ? { ...result, error: `HTTP ${status}` } : result;
     } catch (error) {
       signal?.throwIfAborted();
+      if (timer.aborted) return { url, error: `no answer within ${timeout} ms` };
       const cause = (error as { cause?: { message?: string } }).cause?.message;
-      const message = error instanceof Error ? (error.name === 'TimeoutError' ? `no answer within ${timeout} ms` : error.message) : String(error);
+      const message = error instanceof Error ? error.message : String(error);
       return { url, error: cause ? `${message}: ${cause}` : message };
     }
   };

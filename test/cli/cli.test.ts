@@ -18,7 +18,7 @@ import { withDumper } from '../../src/http/node/index.js';
 import { definedIf, needService, needVarnish } from '../support/services.js';
 import { nodeRequest, Site, writeNode } from '../support/site.js';
 import { startVarnish } from '../edge/varnish-server.js';
-import { buildCli, cli, cliJson, serveSite, storeCases, until } from './support.js';
+import { buildCli, cli, cliJson, serveSite, storeCases, until, visit } from './support.js';
 
 const hasRedis = await needService('redis');
 let build: string;
@@ -321,6 +321,7 @@ describe('errors: message and exit code', () => {
     ['warm without --base', ['warm', '--sitemap', 'sitemap.xml'], 2, 'warm needs --base URL (where the site runs: http://127.0.0.1:3000)'],
     ['warm with a bad --base', ['warm', '--sitemap', 's.xml', '--base', 'example.com'], 2, '--base must be an http(s) URL, got "example.com"'],
     ['warm with a bad --concurrency', ['warm', '--sitemap', 's.xml', '--base', 'http://a', '--concurrency', '0'], 2, '--concurrency must be an integer of at least 1, got "0"'],
+    ['warm with a bad --forwarded', ['warm', '--sitemap', 's.xml', '--base', 'http://a', '--forwarded', 'yes'], 2, '--forwarded must be none, proto or all, got "yes"'],
     ['warm with a bad --header', ['warm', '--sitemap', 's.xml', '--base', 'http://a', '--header', 'nocolon'], 2, '--header must be "Name: value", got "nocolon"'],
     ['warm with a store', ['warm', '--sitemap', 's.xml', '--base', 'http://a', '--sqlite', 'x'], 2, 'option --sqlite does not apply to "warm"'],
     ['warm with a missing sitemap file', ['warm', '--sitemap', 'nope.xml', '--base', 'http://127.0.0.1:1'], 1, 'could not read the sitemap nope.xml: no such file'],
@@ -394,7 +395,9 @@ describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c
     const { args, open, cleanup } = c.fresh();
     const site = await serveSite(open());
     const dir = mkdtempSync(join(build, 'sitemap-'));
-    // The sitemap names the public origin: the pages are fetched from --base.
+    // The sitemap names the public origin: the pages are fetched from --base, as visitors of it
+    // reach the site through a proxy that terminates TLS (Host and X-Forwarded-Proto).
+    const proxied = { host: 'www.example.com', 'x-forwarded-proto': 'https' };
     const file = join(dir, 'sitemap.xml');
     writeFileSync(file, urlset('https://www.example.com', ['/page/one', '/page/two', '/echo?b=2&a=1']));
     try {
@@ -411,7 +414,9 @@ describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c
       );
       expect(site.site.count('/page/one')).toBe(1);
       // Stored by the site's dumper, as for a visitor: the next visitor gets a hit, and the store lists them.
-      await until(async () => (await site.get('/page/two')).cache === 'HIT', '/page/two stored');
+      await site.dumper.flushCompression();
+      expect((await visit(site.mounted.url, '/page/two', proxied)).cache).toBe('HIT');
+      expect(site.site.count('/page/two')).toBe(1);
       await site.dumper.flushCompression();
       const ls = await cliJson(build, ['ls', ...args]);
       expect(ls.json.entries.map((e: { target: string }) => e.target).sort()).toEqual(['/echo?a=1&b=2', '/page/one', '/page/two']);
@@ -419,9 +424,9 @@ describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c
       expect(second.code).toBe(0);
       expect(second.json).toMatchObject({ base: site.mounted.url, total: 3, hit: 3, miss: 0, bypass: 0, other: 0, errors: 0, sitemaps: [file] });
       expect(second.json.results).toEqual([
-        { url: `${site.mounted.url}/page/one`, status: 200, cache: 'HIT' },
-        { url: `${site.mounted.url}/page/two`, status: 200, cache: 'HIT' },
-        { url: `${site.mounted.url}/echo?b=2&a=1`, status: 200, cache: 'HIT' },
+        { url: 'https://www.example.com/page/one', status: 200, cache: 'HIT' },
+        { url: 'https://www.example.com/page/two', status: 200, cache: 'HIT' },
+        { url: 'https://www.example.com/echo?b=2&a=1', status: 200, cache: 'HIT' },
       ]);
       expect(site.site.count('/page/one')).toBe(1);
     } finally {
@@ -448,18 +453,21 @@ describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c
       const run = await cliJson(build, ['warm', '--sitemap', `${site.mounted.url}/sitemap-index.xml.gz`, '--base', site.mounted.url]);
       expect(run.code).toBe(1);
       expect(run.json).toMatchObject({
-        sitemaps: [`${site.mounted.url}/sitemap-index.xml.gz`, `${site.mounted.url}/pages-1.xml`, `${site.mounted.url}/pages-2.xml.gz`],
+        sitemaps: [`${site.mounted.url}/sitemap-index.xml.gz`, `${origin}/pages-1.xml`, `${origin}/pages-2.xml.gz`],
         total: 4,
         miss: 3,
         hit: 0,
         errors: 1,
       });
-      expect(run.json.results.find((r: { url: string }) => r.url.endsWith('/nope'))).toEqual({ url: `${site.mounted.url}/nope`, status: 404, cache: 'MISS', error: 'HTTP 404' });
-      for (const p of ['/page/x', '/data/7', '/page/y']) await until(async () => (await site.get(p)).cache === 'HIT', `${p} stored`);
+      expect(run.json.results.find((r: { url: string }) => r.url.endsWith('/nope'))).toEqual({ url: `${origin}/nope`, status: 404, cache: 'MISS', error: 'HTTP 404' });
+      const proxied = { host: 'www.example.com', 'x-forwarded-proto': 'https' };
+      await site.dumper.flushCompression();
+      for (const p of ['/page/x', '/page/y']) expect((await visit(site.mounted.url, p, proxied)).cache, p).toBe('HIT');
+      await until(async () => (await visit(site.mounted.url, '/data/7', proxied)).cache === 'HIT', '/data/7 stored');
       const human = await cli(build, ['warm', '--sitemap', `${site.mounted.url}/sitemap-index.xml.gz`, '--base', site.mounted.url]);
       expect(human.code).toBe(1);
       expect(human.stdout).toMatch(/^HIT\s+3\s/m);
-      expect(human.stdout).toMatch(/^errors\s+1\s+listed below\n {2}http:\/\/127\.0\.0\.1:\d+\/nope: HTTP 404\n$/m);
+      expect(human.stdout).toMatch(/^errors\s+1\s+listed below\n {2}https:\/\/www\.example\.com\/nope: HTTP 404\n$/m);
       // A sitemap URL that is not there.
       const missing = await cli(build, ['warm', '--sitemap', `${site.mounted.url}/missing.xml`, '--base', site.mounted.url]);
       expect(missing.code).toBe(1);
@@ -467,6 +475,48 @@ describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c
     } finally {
       await site.close();
       await cleanup();
+    }
+  }, 120_000);
+});
+
+describe('page-dumper warm: the keys visitors behind the site\'s proxy get', () => {
+  test('warm --sitemap https://shop.example/sitemap.xml --base http://127.0.0.1:PORT (the documented use) warms the pages shop.example visitors ask for', async () => {
+    let renders = 0;
+    const dumper = createDumper({ logger: false });
+    const m = await listen(
+      withDumper(dumper, (_req: http.IncomingMessage, res: http.ServerResponse) => {
+        renders++;
+        res.setHeader('content-type', 'text/html');
+        res.end('<p>page</p>');
+      }),
+    );
+    const dir = mkdtempSync(join(build, 'sitemap-'));
+    try {
+      const file = join(dir, 'sitemap.xml');
+      const page = (p: string) => `<url><loc>https://shop.example${p}</loc></url>`;
+      writeFileSync(file, `<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">${['/a/', '/b/', '/c/'].map(page).join('')}</urlset>`);
+      // Three proxies in front of the site, each passing on what it passes on: the public Host and
+      // X-Forwarded-Proto (nginx's usual setup, load balancers; the default for https pages on an
+      // http --base); the public Host alone; its upstream's address as Host, with both forwarded headers.
+      const proxies: Array<[string, string[], Record<string, string>]> = [
+        ['/a/', [], { host: 'shop.example', 'x-forwarded-proto': 'https' }],
+        ['/b/', ['--forwarded', 'none'], { host: 'shop.example' }],
+        ['/c/', ['--forwarded', 'all', '--header', `Host: 127.0.0.1:${m.port}`], { host: `127.0.0.1:${m.port}`, 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example' }],
+      ];
+      for (const [path, args, visitor] of proxies) {
+        const run = await cliJson(build, ['warm', '--sitemap', file, '--base', m.url, ...args]);
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.json.results.map((r: { url: string }) => r.url)).toEqual(['https://shop.example/a/', 'https://shop.example/b/', 'https://shop.example/c/']);
+        await dumper.flushCompression();
+        const before = renders;
+        // A visitor of the public site, through that proxy: served what warm stored.
+        expect((await visit(m.url, path, visitor)).cache, path).toBe('HIT');
+        expect(renders).toBe(before);
+      }
+    } finally {
+      await m.close();
+      await dumper.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
 });

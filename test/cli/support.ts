@@ -172,3 +172,19 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * A visitor's GET of `path` on `url` (a loopback site) with the headers a proxy in front sends
+ * (`host`, `x-forwarded-*`: fetch cannot send a Host of its own); answers the status and X-Cache.
+ */
+export function visit(url: string, path: string, headers: Record<string, string>): Promise<{ status: number; cache: string | undefined }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ hostname, port, path, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, cache: res.headers['x-cache'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

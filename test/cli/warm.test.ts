@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parseSitemap, warm } from '../../src/core/warm.js';
-import { rebase, sitemapPages } from '../../src/cli/sitemap.js';
+import { absolute, sitemapPages } from '../../src/cli/sitemap.js';
 import { createDumper, MemoryStore } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { listen } from '../support/listen.js';
@@ -198,10 +198,10 @@ describe('sitemaps', () => {
     });
   });
 
-  test('rebase: the path and query on the base\'s origin', () => {
+  test('absolute: a loc as an absolute URL, relative ones on the base, without the fragment', () => {
     const base = new URL('http://127.0.0.1:3000/ignored');
-    expect(rebase('https://www.example.com/a/b?x=1#frag', base)).toBe('http://127.0.0.1:3000/a/b?x=1');
-    expect(rebase('/relative', base)).toBe('http://127.0.0.1:3000/relative');
+    expect(absolute('https://www.example.com/a/b?x=1#frag', base)).toBe('https://www.example.com/a/b?x=1');
+    expect(absolute('/relative', base)).toBe('http://127.0.0.1:3000/relative');
   });
 
   test('sitemapPages: a gzip\'d file; duplicates once; an index listing an index is refused', async () => {
@@ -212,11 +212,11 @@ describe('sitemaps', () => {
     try {
       const file = join(dir, 'sitemap.xml.gz');
       writeFileSync(file, gzipSync('<urlset><url><loc>https://x/a</loc></url><url><loc>https://x/a</loc></url><url><loc>https://x/b</loc></url></urlset>'));
-      const source = { base: new URL(server.url), headers: {}, timeout: 5000, fetch: globalThis.fetch };
-      expect(await sitemapPages(file, source)).toEqual({ pages: [`${server.url}/a`, `${server.url}/b`], sitemaps: [file] });
+      const source = { base: new URL(server.url), headers: {}, timeout: 5000 };
+      expect(await sitemapPages(file, source)).toEqual({ pages: ['https://x/a', 'https://x/b'], sitemaps: [file] });
       const index = join(dir, 'index.xml');
       writeFileSync(index, '<sitemapindex><sitemap><loc>https://x/inner.xml</loc></sitemap></sitemapindex>');
-      await expect(sitemapPages(index, source)).rejects.toThrow(`${server.url}/inner.xml: a sitemap index lists another index; only urlsets may be listed`);
+      await expect(sitemapPages(index, source)).rejects.toThrow('https://x/inner.xml: a sitemap index lists another index; only urlsets may be listed');
       const broken = join(dir, 'broken.xml.gz');
       writeFileSync(broken, Buffer.from([0x1f, 0x8b, 1, 2, 3]));
       await expect(sitemapPages(broken, source)).rejects.toThrow(/^could not gunzip the sitemap .*broken\.xml\.gz: /);
@@ -224,6 +224,92 @@ describe('sitemaps', () => {
       await server.close();
     }
   });
+
+  test('sitemap: a sitemap fetched over HTTP stops being read past the 50 MiB limit (it is not downloaded whole first), and a gzip bomb stops being decoded there', async () => {
+    let sent = 0;
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    // 60 MiB of spaces, gzip'd to about 60 KiB: sent as a Content-Encoding and as a .xml.gz.
+    const bomb = gzipSync(Buffer.alloc(60 * 2 ** 20, 0x20));
+    const server = await listen((req, res) => {
+      if (req.url === '/bomb.xml') {
+        res.writeHead(200, { 'content-type': 'application/xml', 'content-encoding': 'gzip' }).end(bomb);
+        return;
+      }
+      if (req.url === '/bomb.xml.gz') {
+        res.writeHead(200, { 'content-type': 'application/gzip' }).end(bomb);
+        return;
+      }
+      res.setHeader('content-type', 'application/xml');
+      // An endless sitemap: the server writes as long as the client reads, up to 400 MiB.
+      const pump = () => {
+        while (sent < 400 * 2 ** 20) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      pump();
+    });
+    try {
+      const source = { base: new URL(server.url), headers: {}, timeout: 60_000 };
+      await expect(sitemapPages(`${server.url}/sitemap.xml`, source)).rejects.toThrow(`the sitemap ${server.url}/sitemap.xml is larger than 50 MiB`);
+      // Read up to the limit (and what was in flight), not the whole 400 MiB.
+      expect(sent).toBeLessThan(120 * 2 ** 20);
+      await expect(sitemapPages(`${server.url}/bomb.xml`, source)).rejects.toThrow(`the sitemap ${server.url}/bomb.xml is larger than 50 MiB`);
+      await expect(sitemapPages(`${server.url}/bomb.xml.gz`, source)).rejects.toThrow(`the sitemap ${server.url}/bomb.xml.gz is larger than 50 MiB`);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
 });
 
+describe('warm() with a base', () => {
+  test('each public URL is requested on the base with its Host and the forwarded headers the proxy adds; a host header given replaces the public one', async () => {
+    const seen: Array<{ url: string | undefined; host: string | undefined; proto: string | undefined; fwdHost: string | undefined }> = [];
+    const server = await listen((req, res) => {
+      seen.push({ url: req.url, host: req.headers.host, proto: req.headers['x-forwarded-proto'] as string | undefined, fwdHost: req.headers['x-forwarded-host'] as string | undefined });
+      res.writeHead(200, { 'x-cache': 'MISS' }).end('ok');
+    });
+    try {
+      const urls = ['https://shop.example/a?x=1', 'http://shop.example:8080/b'];
+      const report = await warm(urls, { base: server.url, concurrency: 1 });
+      expect(report).toMatchObject({ total: 2, miss: 2, errors: 0 });
+      expect(report.results.map((r) => r.url)).toEqual(urls);
+      // An https page on an http base: a proxy terminated TLS and says so.
+      expect(seen.splice(0)).toEqual([
+        { url: '/a?x=1', host: 'shop.example', proto: 'https', fwdHost: undefined },
+        { url: '/b', host: 'shop.example:8080', proto: undefined, fwdHost: undefined },
+      ]);
+      await warm(urls.slice(0, 1), { base: server.url, forwarded: 'none' });
+      await warm(urls.slice(0, 1), { base: server.url, forwarded: 'all', headers: { Host: '127.0.0.1:3000' } });
+      expect(seen.splice(0)).toEqual([
+        { url: '/a?x=1', host: 'shop.example', proto: undefined, fwdHost: undefined },
+        { url: '/a?x=1', host: '127.0.0.1:3000', proto: 'https', fwdHost: 'shop.example' },
+      ]);
+      await expect(warm([], { base: server.url, fetch: globalThis.fetch })).rejects.toThrow(
+        new TypeError('page-dumper: warm() options "base" and "fetch" do not go together: with a base, requests go through node:http'),
+      );
+      await expect(warm([], { base: 'nope' })).rejects.toThrow(new TypeError('page-dumper: warm() option "base" must be an http(s) URL, got "nope"'));
+      await expect(warm([], { base: server.url, forwarded: 'yes' as never })).rejects.toThrow(
+        new TypeError('page-dumper: warm() option "forwarded" must be \'none\', \'proto\' or \'all\', got "yes"'),
+      );
+    } finally {
+      await server.close();
+    }
+  });
 
+  test('on a base: a page slower than `timeout` is an error; a refused connection is one', async () => {
+    const slow = await listen(() => undefined);
+    const gone = await listen(() => undefined);
+    await gone.close();
+    try {
+      const report = await warm(['https://shop.example/slow'], { base: slow.url, timeout: 50 });
+      expect(report.results).toEqual([{ url: 'https://shop.example/slow', error: 'no answer within 50 ms' }]);
+      const refused = await warm(['https://shop.example/x'], { base: gone.url });
+      expect(refused.results[0]).toMatchObject({ url: 'https://shop.example/x', error: expect.stringMatching(/ECONNREFUSED/) });
+    } finally {
+      await slow.close();
+    }
+  });
+});
