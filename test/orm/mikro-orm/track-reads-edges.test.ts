@@ -5,7 +5,7 @@
  * explicit join-table entities, and a changed primary key that the database follows. Each test
  * warms pages, writes, and compares every page served with a fresh render: none may be stale.
  */
-import { Collection, EntitySchema, type EntityManager, type MikroORM } from '@mikro-orm/core';
+import { Collection, EntitySchema, type EntityManager, type EventArgs, type MikroORM } from '@mikro-orm/core';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
 import { mikroOrmDumper } from '../../../src/orm/mikro-orm/index.js';
@@ -354,6 +354,53 @@ describe.each(targets)('MikroORM trackReads on %s: reads that depend on other ta
     expect((await h.site.get('/posts/1')).body).toBe('post Hello');
     await h.orm.em.fork().insert(Ban, { postId: 1 });
     expect(await render(h.orm)).toBe('no such post');
+    await h.expectFresh('/posts/1');
+  });
+
+  test('an onLoad hook that runs a QueryBuilder select inside a read by primary key: banning the post drops its page', async () => {
+    class Ban {
+      id!: number;
+      postId!: number;
+    }
+    class Post {
+      id!: number;
+      title!: string;
+      banned?: boolean;
+    }
+    const schemas = [
+      new EntitySchema<Ban>({
+        class: Ban,
+        tableName: 'mo_hban',
+        properties: { id: { type: 'integer', primary: true }, postId: { type: 'integer' } },
+      }),
+      new EntitySchema<Post>({
+        class: Post,
+        tableName: 'mo_hpost',
+        hooks: {
+          onLoad: [
+            async ({ entity, em }: EventArgs<Post>) => {
+              const qb = (em as unknown as { createQueryBuilder(e: unknown): any }).createQueryBuilder(Ban);
+              const rows = (await qb.select('id').where({ postId: entity.id }).execute('all')) as unknown[];
+              entity.banned = rows.length > 0;
+            },
+          ],
+        },
+        properties: { id: { type: 'integer', primary: true, autoincrement: false }, title: { type: 'string' }, banned: { type: 'boolean', persist: false, nullable: true } },
+      }),
+    ];
+    const render = async (orm: MikroORM) => {
+      const p = await orm.em.fork().findOneOrFail(Post, 1);
+      return `post ${p.title}${p.banned === true ? ' (banned)' : ''}`;
+    };
+    h = await harness(kind, schemas, render, async (orm) => {
+      const em = orm.em.fork();
+      em.create(Post, { id: 1, title: 'Hello' });
+      await em.flush();
+    });
+    await h.warm('/posts/1');
+    expect((await h.site.get('/posts/1')).body).toBe('post Hello');
+    await h.orm.em.fork().insert(Ban, { postId: 1 });
+    expect(await render(h.orm)).toBe('post Hello (banned)');
     await h.expectFresh('/posts/1');
   });
 
