@@ -10,7 +10,7 @@
 import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize';
 import type { Dependents, Dumper } from '../../core/dumper.js';
 import type { ModelClass } from '../../core/models.js';
-import { unknownWriteTags, writeTags, type ReadTracker } from '../reads.js';
+import { keyTag, listTag, unknownWriteTags, writeTags, type ReadTracker } from '../reads.js';
 import { foreignKeys, INTERNAL, SequelizeReads, tableOf, writtenRows } from './reads.js';
 import {
   asBefore,
@@ -551,6 +551,12 @@ export class SequelizeIntegration {
         out.push(unknown());
         continue;
       }
+      // The rows pointing at the deleted ones go, whichever they are by then: one another
+      // connection adds after the read below and before the delete is named by its key, and the
+      // lists that may show it by the table's list tag.
+      const field = ref.model.rawAttributes[ref.attribute]?.field ?? ref.attribute;
+      const table = tableOf(ref.model);
+      out.push(readDependents(ref.model, [listTag(table), ...values.map((v) => keyTag(table, { [field]: v })).filter((tag): tag is string => tag !== undefined)]));
       const children: Model[] = [];
       for (let i = 0; i < values.length && children.length <= this.#settings.maxRows; i += CHUNK) {
         children.push(...(await this.#find(ref.model, { [ref.attribute]: { [this.#op.in]: values.slice(i, i + CHUNK) } }, t, true)));
