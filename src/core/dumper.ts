@@ -29,7 +29,7 @@ import {
   type QueryIgnore,
 } from './keys.js';
 import { makeLog, type Log } from './log.js';
-import { collectStrings, ModelRegistry, type ModelClass, type ModelOptions } from './models.js';
+import { collectStrings, ModelRegistry, type ModelClass, type ModelInstance, type ModelOptions } from './models.js';
 import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, defaultVersion, validateOptions, type DumperOptions } from './options.js';
 import { DEFAULT_PURGE_SETTINGS, PurgeDispatcher, type FlushOptions, type PurgeStats } from './purge.js';
 import { Rewarmer, type RewarmStats } from './rewarm.js';
@@ -1249,8 +1249,13 @@ export class Dumper {
    * Registers a model, as `dumper.register(IceCream)` in django-dumper: its instances'
    * `dependentPaths()` are invalidated by `changed()` (which ORM integrations call on every save,
    * delete and many-to-many change). Or `register('IceCream', { dependentPaths(row) { ... } })`
-   * for models that are not classes (Prisma rows, plain objects).
+   * for models that are not classes (Prisma rows, plain objects); `register<IceCreamRow>('IceCream',
+   * { ... })` types the row. A class whose instances lack `dependentPaths()` takes options too.
+   * A `dependentPaths` that returns a string (iterable character by character) is a type error.
    */
+  register(model: ModelClass<ModelInstance>): this;
+  register<C extends ModelClass>(model: C, options: ModelOptions<C['prototype']>): this;
+  register<T = any>(model: string, options: ModelOptions<T>): this;
   register(model: ModelClass | string, options?: ModelOptions): this {
     const m = this.#models.register(model, options);
     if (this.log.debugEnabled) this.log.debug('registered model', { model: m.name });
