@@ -448,11 +448,30 @@ function table(rows: readonly (readonly string[])[]): string {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
-/** The parts of a stored key: build version (if any), host, path and query. */
+/**
+ * The parts of a stored key: build version (if any), host, path and query, and the forwarded
+ * scheme and host a proxy sent (the dumper keys `host|proto|forwarded host` when a request has
+ * X-Forwarded-Proto or X-Forwarded-Host).
+ */
 interface KeyParts {
   readonly version: string | undefined;
+  /** The request's Host. */
   readonly host: string;
+  readonly forwardedProto: string | undefined;
+  readonly forwardedHost: string | undefined;
   readonly target: string;
+}
+
+/** The host part for people: `shop.example`, `127.0.0.1:3000 (https, forwarded shop.example)`. */
+function hostLabel(parts: KeyParts): string {
+  const forwarded = [parts.forwardedProto, parts.forwardedHost === undefined ? undefined : `forwarded ${parts.forwardedHost}`].filter((x) => x !== undefined);
+  return forwarded.length === 0 ? parts.host : `${parts.host} (${forwarded.join(', ')})`;
+}
+
+/** The page for people: the host part, then the request target. */
+function pageLabel(parts: KeyParts): string {
+  const label = hostLabel(parts);
+  return label === parts.host ? `${parts.host}${parts.target}` : `${parts.host}${parts.target} (${label.slice(parts.host.length + 2, -1)})`;
 }
 
 function keyParts(key: string, keyPrefix: string): KeyParts {
@@ -465,7 +484,10 @@ function keyParts(key: string, keyPrefix: string): KeyParts {
     rest = rest.slice(space + 1);
   }
   const at = rest.indexOf('/');
-  return at === -1 ? { version, host: rest, target: '/' } : { version, host: rest.slice(0, at), target: rest.slice(at) };
+  const hostPart = at === -1 ? rest : rest.slice(0, at);
+  const target = at === -1 ? '/' : rest.slice(at);
+  const [host = '', proto, forwarded] = hostPart.split('|');
+  return { version, host, forwardedProto: proto || undefined, forwardedHost: forwarded || undefined, target };
 }
 
 /** What --json prints for an entry: tags without the key prefix. */
@@ -475,6 +497,8 @@ function entryJson(e: EntryInfo, keyPrefix: string, now: number) {
   return {
     key: e.key,
     host: parts.host,
+    ...(parts.forwardedProto !== undefined && { forwardedProto: parts.forwardedProto }),
+    ...(parts.forwardedHost !== undefined && { forwardedHost: parts.forwardedHost }),
     target: parts.target,
     ...(parts.version !== undefined && { version: parts.version }),
     path: unprefixed(e.path),
@@ -568,7 +592,7 @@ async function ls(ctx: Context): Promise<number> {
       String(e.status),
       formatBytes(e.bodyBytes),
       e.encodings.map((x) => x.coding).join(',') || '-',
-      `${j.version !== undefined ? `[${j.version}] ` : ''}${j.host}${j.target}`,
+      `${j.version !== undefined ? `[${j.version}] ` : ''}${pageLabel(keyParts(e.key, o.keyPrefix))}`,
       j.tags.slice(1).join(' ') || '-',
     ]);
   }
@@ -582,6 +606,7 @@ async function show(ctx: Context): Promise<number> {
   if (ctx.positionals.length > 1) throw usage(`show takes one URL, got ${ctx.positionals.length}`);
   const raw = ctx.positionals[0]!;
   let host: string | undefined;
+  let scheme: string | undefined;
   let target: string;
   if (raw.startsWith('/')) target = raw;
   else {
@@ -593,6 +618,7 @@ async function show(ctx: Context): Promise<number> {
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw usage(`show: not an http(s) URL: ${JSON.stringify(raw)}`);
     host = u.host.toLowerCase();
+    scheme = u.protocol.slice(0, -1);
     target = u.pathname + u.search;
   }
   const o = await open(ctx);
@@ -610,7 +636,12 @@ async function show(ctx: Context): Promise<number> {
   const found: EntryInfo[] = [];
   for await (const e of listEntries(o.store, { tag: o.keyPrefix + canon, limit: 500 })) {
     const parts = keyParts(e.key, o.keyPrefix);
-    if (parts.target === wanted.target && (host === undefined || parts.host === host)) found.push(e);
+    if (parts.target !== wanted.target) continue;
+    // Behind a proxy the page's public host is the forwarded one, and its scheme the forwarded
+    // one when the proxy sent it (then http and https are two pages); the Host is the proxy's.
+    if (host !== undefined && (parts.forwardedHost ?? parts.host) !== host) continue;
+    if (scheme !== undefined && parts.forwardedProto !== undefined && parts.forwardedProto !== scheme) continue;
+    found.push(e);
   }
   const now = Date.now();
   if (ctx.json) {
@@ -627,7 +658,7 @@ async function show(ctx: Context): Promise<number> {
     const encodings = [`identity ${formatBytes(e.bodyBytes)}`, ...e.encodings.map((x) => `${x.coding} ${formatBytes(x.bytes)}`)].join(', ');
     ctx.io.out(
       table([
-        ['page', `${j.host}${j.target}`],
+        ['page', pageLabel(keyParts(e.key, o.keyPrefix))],
         ...(j.version !== undefined ? [['version', j.version]] : []),
         ['key', e.key],
         ['status', String(e.status)],

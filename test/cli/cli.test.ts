@@ -479,6 +479,52 @@ describe.each(storeCases(() => build, hasRedis))('page-dumper warm on $name', (c
   }, 120_000);
 });
 
+describe.each(storeCases(() => build, hasRedis))('page-dumper show and ls of pages stored behind a proxy, on $name', (c) => {
+  test('cli: show https://shop.example/page finds the page a proxy (X-Forwarded-Host/-Proto) had stored for shop.example; ls shows it readably', async () => {
+    const { args, open, cleanup } = c.fresh();
+    const site = await serveSite(open());
+    const local = new URL(site.mounted.url).host;
+    try {
+      // What every request looks like behind nginx / a load balancer: two proxies' ways.
+      const viaUpstream = { host: local, 'x-forwarded-host': 'shop.example', 'x-forwarded-proto': 'https' };
+      const viaHost = { host: 'shop.example', 'x-forwarded-proto': 'https' };
+      for (const [path, headers] of [['/page/a', viaUpstream], ['/page/b', viaHost]] as const) {
+        expect((await visit(site.mounted.url, path, headers)).cache).toBe('MISS');
+        await site.dumper.flushCompression();
+        expect((await visit(site.mounted.url, path, headers)).cache).toBe('HIT');
+      }
+      for (const [url, key] of [
+        ['https://shop.example/page/a', `dumper.cached_path.${local}|https|shop.example/page/a`],
+        ['https://SHOP.example/page/b', 'dumper.cached_path.shop.example|https|/page/b'],
+        ['/page/a', `dumper.cached_path.${local}|https|shop.example/page/a`],
+      ] as const) {
+        const show = await cliJson(build, ['show', ...args, url]);
+        expect(show.code, show.stderr).toBe(0);
+        expect(show.json.cached, url).toBe(true);
+        expect(show.json.entries.map((e: { key: string }) => e.key)).toEqual([key]);
+      }
+      // Another scheme than the proxy forwarded, another host: another page.
+      expect((await cliJson(build, ['show', ...args, 'http://shop.example/page/a'])).json.cached).toBe(false);
+      expect((await cliJson(build, ['show', ...args, `http://${local}/page/a`])).json.cached).toBe(false);
+      const human = await cli(build, ['show', ...args, 'https://shop.example/page/a']);
+      expect(human.stdout).toMatch(new RegExp(`^page +${local.replace(/\./g, '\\.')}/page/a \\(https, forwarded shop\\.example\\)\n`));
+      const ls = await cli(build, ['ls', ...args]);
+      expect(ls.stdout).toContain(` ${local}/page/a (https, forwarded shop.example) `);
+      expect(ls.stdout).toContain(' shop.example/page/b (https) ');
+      const lsJson = await cliJson(build, ['ls', ...args]);
+      expect(lsJson.json.entries.map((e: { host: string; forwardedProto?: string; forwardedHost?: string; target: string }) => [e.host, e.forwardedProto, e.forwardedHost, e.target]).sort()).toEqual(
+        [
+          [local, 'https', 'shop.example', '/page/a'],
+          ['shop.example', 'https', undefined, '/page/b'],
+        ].sort(),
+      );
+    } finally {
+      await site.close();
+      await cleanup();
+    }
+  }, 120_000);
+});
+
 describe('page-dumper warm: the keys visitors behind the site\'s proxy get', () => {
   test('warm --sitemap https://shop.example/sitemap.xml --base http://127.0.0.1:PORT (the documented use) warms the pages shop.example visitors ask for', async () => {
     let renders = 0;
