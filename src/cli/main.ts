@@ -378,6 +378,7 @@ async function open(ctx: Context): Promise<Opened> {
     else await store.close?.();
   };
   await reach(store, label);
+  if (values.redis !== undefined) await selectable(values.redis, label);
   const made = () =>
     (dumper ??= createDumper({
       store,
@@ -406,6 +407,27 @@ function connectError(host: string, port: number): Promise<string | undefined> {
     });
     socket.once('error', (error) => done(error.message));
   });
+}
+
+/**
+ * Fails (exit 1) when the Redis server has no database of the URL's number: ioredis's own
+ * SELECT on connecting fails quietly and it carries on in database 0, where `stats` would count,
+ * and `purge --all` clear, another site's pages.
+ */
+async function selectable(url: string, label: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: STORE_TIMEOUT, commandTimeout: STORE_TIMEOUT });
+  client.on('error', () => {});
+  const db = client.options.db ?? 0;
+  try {
+    await client.connect();
+    await client.select(db);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw failure(`the store ${label} names database ${db}, which the Redis server cannot select: ${detail}`);
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** Fails (exit 1) when the store does not answer. */

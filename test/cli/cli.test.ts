@@ -4,6 +4,7 @@
  * a real site, purges reaching the store (the page is a MISS afterwards) and an edge purger, and
  * every error's message and exit code.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -353,6 +354,24 @@ describe('errors: message and exit code', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(`page-dumper: cannot reach the store redis://127.0.0.1:${port} (prefix page-dumper:): connect ECONNREFUSED 127.0.0.1:${port}\n`);
   }, 30_000);
+
+  (hasRedis ? test : () => undefined)('cli: a Redis URL naming a database the server does not have (redis://...:6379/99) is a clear error, not a silent run against database 0', async () => {
+    // A prefix of its own: were the check missing, `purge --all` would clear it in database 0.
+    const prefix = `cli-db99-${randomUUID().slice(0, 8)}:`;
+    const message = `the store redis://127.0.0.1:6379/99 (prefix ${prefix}) names database 99, which the Redis server cannot select: ERR DB index is out of range`;
+    for (const command of [['stats'], ['purge', '--all']]) {
+      const run = await cli(build, [...command, '--redis', 'redis://127.0.0.1:6379/99', '--store-prefix', prefix]);
+      expect(run.code, command[0]).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toBe(`page-dumper: ${message}\n`);
+    }
+    const json = await cliJson(build, ['stats', '--redis', 'redis://127.0.0.1:6379/99', '--store-prefix', prefix]);
+    expect(json.json).toEqual({ error: message, exitCode: 1 });
+    // A database the server has.
+    const one = await cliJson(build, ['stats', '--redis', 'redis://127.0.0.1:6379/1', '--store-prefix', 'cli-db-check:']);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.json).toMatchObject({ store: 'redis://127.0.0.1:6379/1 (prefix cli-db-check:)' });
+  }, 60_000);
 
   test('a port that does not speak Redis: exit 1, said so', async () => {
     // Accepts connections and closes them at once.
