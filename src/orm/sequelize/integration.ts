@@ -513,6 +513,8 @@ export class SequelizeIntegration {
     // junction row links did not change.
     if (reads && this.#settings.reads !== undefined && rows.length > 0) {
       const tags = tagged === null ? unknownWriteTags(tableOf(model)) : writeTags(tableOf(model), writtenRows(model, tagged, this.#dialect));
+      // A model over a view: the rows it changed in the tables under it are not known.
+      for (const table of (await this.#reads?.underlying(model, t)) ?? []) tags.push(...unknownWriteTags(table));
       out.push(readDependents(model, tags));
     }
     if (registered !== undefined) {
@@ -609,7 +611,8 @@ export class SequelizeIntegration {
   async #fallback(model: ModelInfo, t: Transaction | undefined, what: string, hardDelete: boolean): Promise<void> {
     if (this.#settings.reads !== undefined && this.#modelOf(model) === undefined && !sidesOf(model).some((s) => this.#modelOf(s.model) !== undefined)) {
       const tables = [model, ...(hardDelete ? referencingClosure(model) : [])];
-      const deps = [readDependents(model, tables.flatMap((m) => unknownWriteTags(tableOf(m))))];
+      const under = (await this.#reads?.underlying(model, t)) ?? [];
+      const deps = [readDependents(model, [...tables.flatMap((m) => unknownWriteTags(tableOf(m))), ...under.flatMap((table) => unknownWriteTags(table))])];
       if (this.#dumper.log.debugEnabled) {
         this.#dumper.log.debug(`sequelize: cannot tell which rows ${what} changed; invalidating what pages read from its tables`, { tables: tables.map(tableOf) });
       }

@@ -274,6 +274,16 @@ export class SequelizeReads {
     }
   }
 
+  /**
+   * For a model over a view, the tables under it (their names as tags may spell them), read from
+   * the catalog once: a write through the view changes their rows, which page-dumper does not see.
+   */
+  async underlying(model: ModelInfo, transaction: unknown): Promise<readonly string[]> {
+    const m = info(model);
+    const facts = this.#catalog.get(tableOf(m)) ?? (await this.#catalog.load(tableOf(m), { schema: m._schema || undefined, name: m.tableName }, transaction as Parameters<Catalog['load']>[2]));
+    return facts.underlying ?? [];
+  }
+
   /** The lists of the tables under the views among the models a query read. */
   #views(model: unknown, options: SelectOptions): void {
     for (const m of this.#models(model, options)) {
