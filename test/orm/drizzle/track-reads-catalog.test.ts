@@ -13,6 +13,7 @@ import * as lite from 'drizzle-orm/sqlite-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
 import { drizzleDumper, drizzleSettled } from '../../../src/orm/drizzle/index.js';
+import { sqliteInexact } from '../../../src/orm/drizzle/collations.js';
 import { Site } from '../../support/orm-site.js';
 import { needService } from '../../support/services.js';
 import { openBlog, seedBlog, type BlogClient, type BlogDatabase } from './blog.js';
@@ -43,6 +44,12 @@ describe.each(targets)('Drizzle trackReads: iterators, collations and cascades o
       const out: string[] = [];
       for await (const row of path === '/iterated' ? query.iterator() : query.prepare().iterator()) out.push((row as { title: string }).title);
       return out.join(',');
+    }
+    const sync = /^\/users-sync\/(.+)$/.exec(path);
+    if (sync) {
+      // better-sqlite3's synchronous get().
+      const row = db.select().from(users).where(eq(users.email, decodeURIComponent(sync[1]!))).get() as { email: string; name: string } | undefined;
+      return row === undefined ? 'none' : `${row.email}: ${row.name}`;
     }
     const user = /^\/users\/(.+)$/.exec(path);
     if (user) {
@@ -114,6 +121,14 @@ describe.each(targets)('Drizzle trackReads: iterators, collations and cascades o
     expect((await site.get('/users/ADA@example.com')).body).toBe('ada@example.com: Ada L.');
   });
 
+  (kind === 'sqlite' ? test : () => undefined)('the same, read with the synchronous get()', async () => {
+    await site.warm('/users-sync/ADA@example.com');
+    expect((await site.get('/users-sync/ADA@example.com')).body).toBe('ada@example.com: Ada');
+    db.update(users).set({ name: 'Ada L.' }).where(eq(users.email, 'ada@example.com')).run();
+    await drizzleSettled(db);
+    await expectFresh('/users-sync/ADA@example.com');
+  });
+
   test('a delete that cascades: a child another connection added after the delete looked for children, shown on a list', async () => {
     // Post 3 has no comment when the delete reads its children; one is added (and a list of the
     // comments stored showing it) before the delete runs, which removes it with the post.
@@ -127,5 +142,13 @@ describe.each(targets)('Drizzle trackReads: iterators, collations and cascades o
     await drizzleSettled(db);
     await expectFresh('/comments');
     expect((await site.get('/comments')).body).toBe('nice,great,ok');
+  });
+});
+
+describe('the columns of a SQLite CREATE TABLE that compare other than byte for byte', () => {
+  test('a COLLATE other than BINARY in the column definition, past quotes, strings and comments', () => {
+    expect([...(sqliteInexact(`CREATE TABLE t (a TEXT COLLATE NOCASE PRIMARY KEY, "b c" text collate rtrim, [d] TEXT COLLATE BINARY, e TEXT DEFAULT 'x COLLATE NOCASE', -- f, COLLATE NOCASE
+      g TEXT /* , h COLLATE NOCASE */, PRIMARY KEY (g COLLATE NOCASE))`) as Set<string>)].sort()).toEqual(['a', 'b c']);
+    expect(sqliteInexact('CREATE TABLE t (a TEXT')).toBe('all');
   });
 });

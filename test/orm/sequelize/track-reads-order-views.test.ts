@@ -10,6 +10,7 @@
 import { DataTypes, type Model, type ModelStatic } from 'sequelize';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper, type Dumper } from '../../../src/index.js';
+import { sqliteInexact, spells } from '../../../src/orm/sequelize/catalog.js';
 import { sequelizeDumper, type SequelizeDumper } from '../../../src/orm/sequelize/index.js';
 import { defineBlog, seedBlog, type Blog } from './blog.js';
 import { databases, Site, type Database } from './support.js';
@@ -173,5 +174,20 @@ describe.each(targets)('Sequelize trackReads: orderings, views and collations on
     }
     await expectFresh('/comments', '/posts/3/comments');
     expect((await site.get('/comments')).body).toBe('nice,great,ok');
+  });
+});
+
+describe('what the catalog says, parsed', () => {
+  test('the columns of a SQLite CREATE TABLE with a COLLATE other than BINARY, past quotes, strings and comments', () => {
+    expect([...(sqliteInexact(`CREATE TABLE t (a TEXT COLLATE NOCASE PRIMARY KEY, "b c" text collate rtrim, [d] TEXT COLLATE BINARY, e TEXT DEFAULT 'x COLLATE NOCASE', -- f, COLLATE NOCASE
+      g TEXT /* , h COLLATE NOCASE */, PRIMARY KEY (g COLLATE NOCASE))`) as Set<string>)].sort()).toEqual(['a', 'b c']);
+    expect(sqliteInexact('CREATE TABLE t (a TEXT')).toBe('all');
+  });
+
+  test('a view spells a table as an identifier, in any case and quoting, not inside another name', () => {
+    expect(spells('SELECT id FROM "sq_post"', 'sq_post')).toBe(true);
+    expect(spells('select `test`.`SQ_POST`.`id` from `test`.`sq_post`', 'sq_post')).toBe(true);
+    expect(spells('SELECT id FROM sq_post_tag', 'sq_post')).toBe(false);
+    expect(spells('SELECT id FROM my_sq_post', 'sq_post')).toBe(false);
   });
 });
