@@ -232,21 +232,21 @@ export function runStoreConformance({ test, create, prefix = 'store conformance:
   // later (the stores of page-dumper do past a thousand entries). Whatever it does, none of them
   // is served, nor stored again by a fill that started before, and what is stored afterwards is.
   const MANY = 2000;
-  /** Stores `MANY` entries tagged `layout` (and `k:/keep`, not tagged) at `seq`, a few hundred at a time. */
+  /** Stores `MANY` entries tagged `layout` (and `k:/keep`, not tagged) at `seq`, a hundred at a time. */
   const fillMany = async (s: Store, seq: number): Promise<void> => {
-    for (let from = 0; from < MANY; from += 250) {
+    for (let from = 0; from < MANY; from += 100) {
       const sets: Array<Promise<boolean> | boolean> = [];
-      for (let i = from; i < from + 250; i++) sets.push(s.set(`k:/m${i}`, entry(seq, `/m${i}`, { tags: [`/m${i}`, 'layout'] }), LIMITS));
+      for (let i = from; i < from + 100; i++) sets.push(s.set(`k:/m${i}`, entry(seq, `/m${i}`, { tags: [`/m${i}`, 'layout'] }), LIMITS));
       assert.ok((await Promise.all(sets)).every(Boolean), 'every entry stored');
     }
     assert.equal(await s.set('k:/keep', entry(seq, '/keep'), LIMITS), true);
   };
 
-  /** How many of the `MANY` entries `get()` answers, a few hundred reads at a time. */
+  /** How many of the `MANY` entries `get()` answers, a hundred reads at a time. */
   const served = async (s: Store): Promise<number> => {
     let n = 0;
-    for (let from = 0; from < MANY; from += 250) {
-      const got = await Promise.all(Array.from({ length: 250 }, (_, i) => s.get(`k:/m${from + i}`)));
+    for (let from = 0; from < MANY; from += 100) {
+      const got = await Promise.all(Array.from({ length: 100 }, (_, i) => s.get(`k:/m${from + i}`)));
       n += got.filter((x) => x !== undefined).length;
     }
     return n;
