@@ -51,7 +51,7 @@ const log = (line) => process.stderr.write(`runtimes: ${line}\n`);
 /** The version a binary reports, or undefined when it is missing or does not run. */
 function versionOf(binary) {
   try {
-    return execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
+    return execFileSync(binary, ['--version'], { encoding: 'utf8' }).split('\n')[0].trim();
   } catch {
     return undefined;
   }
@@ -69,7 +69,8 @@ function install() {
   writeFileSync(join(prefix, 'package.json'), '{ "private": true }\n');
   execFileSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--ignore-scripts', ...specs], {
     cwd: prefix,
-    stdio: ['ignore', 'inherit', 'inherit'],
+    // npm's report goes to stderr: stdout is the NAME=path lines, for the shell.
+    stdio: ['ignore', 2, 'inherit'],
   });
   writeFileSync(stamp, JSON.stringify(specs));
 }
