@@ -186,6 +186,27 @@ const handlers = {
     return out;
   },
   renders: () => renders,
+  /**
+   * `store.get()` of random stored keys, no HTTP: this process's CPU per get (user + system), what
+   * grows with the number of entries if anything does. Synchronous stores in one loop; RedisStore
+   * 100 gets at a time.
+   */
+  async getLoop({ n, count }) {
+    const head = template.key.slice(0, template.key.lastIndexOf('/p/0') + 3);
+    const keyOf = () => head + Math.floor(Math.random() * n);
+    const c0 = process.cpuUsage();
+    let found = 0;
+    if (kind === 'redis') {
+      for (let i = 0; i < count; i += 100) {
+        const got = await Promise.all(Array.from({ length: 100 }, () => store.get(keyOf())));
+        found += got.filter(Boolean).length;
+      }
+    } else {
+      for (let i = 0; i < count; i++) if (store.get(keyOf()) !== undefined) found++;
+    }
+    const d = process.cpuUsage(c0);
+    return { cpuUsPerGet: (d.user + d.system) / count, found, count };
+  },
   gc() {
     globalThis.gc?.();
   },

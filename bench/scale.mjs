@@ -14,7 +14,11 @@
 //    `used_memory` (a private redis-server, no persistence). Per entry beyond the 2,000-byte body.
 // 3. hits: bench/scale-load.mjs (its own process, 8 keep-alive connections, --hit-seconds) GETs
 //    /p/<random below N>; every answer must be a HIT (no render). Server CPU per hit is
-//    process.cpuUsage() in the server process over the run, divided by the requests.
+//    process.cpuUsage() in the server process over the run, divided by the requests. Then
+//    `store.get()` alone in the server process: 200,000 random keys in a loop (RedisStore: 20,000,
+//    100 at a time, with Redis's own CPU from INFO), CPU per get. The dumper runs with
+//    `compress: false`: the entries are stored without compressed copies, and a hit must not be
+//    the first one of an entry, which would compress it then.
 // 4. start (SqliteStore, RedisStore): a new server process opens the filled store; the time from
 //    spawn to its first HIT answer. That process then serves the hits during the invalidations.
 // 5. invalidate one path, 10,000 paths (N at 1,000), the tag `layout` (on every entry), and
@@ -221,6 +225,18 @@ for (const n of SIZES) {
   r.hitGcMs = cpu.gcMs;
   log(`${STORE} ${n}: ${Math.round(r.hitsPerSec)} hits/s, ${r.cpuUsPerHit.toFixed(1)} µs CPU/hit, ${r.notHit} not hit`);
 
+  // The store alone: CPU per get() of a random key (in the sync stores, building the key is in it too).
+  const redisCpu = async () => {
+    const info = await redis.info('cpu');
+    return (Number(/used_cpu_user:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)[1])) * 1e6;
+  };
+  const rc0 = STORE === 'redis' ? await redisCpu() : 0;
+  const loop = await a.call('getLoop', { n, count: STORE === 'redis' ? 20_000 : 200_000 });
+  r.getCpuUs = loop.cpuUsPerGet;
+  if (STORE === 'redis') r.redisCpuUsPerGet = ((await redisCpu()) - rc0) / loop.count;
+  r.getFound = loop.found / loop.count;
+  log(`${STORE} ${n}: get(): ${loop.cpuUsPerGet.toFixed(2)} µs CPU each${STORE === 'redis' ? `, Redis ${r.redisCpuUsPerGet.toFixed(2)} µs` : ''}, ${loop.found}/${loop.count} found`);
+
   // A second process: time to its first hit, then the server of hits during invalidations.
   let b = a;
   let portB = portA;
@@ -283,8 +299,8 @@ const f = (x, d = 0) => (x === undefined ? '–' : Number(x).toLocaleString('en-
 const op = (o) => `${f(o.ms, o.ms < 10 ? 1 : 0)} ms${STORE === 'redis' ? ` / ${o.commands} cmd` : ''}, stall ${f(o.stallMs)} / ${f(o.servingStallMs)} ms`;
 const freed = (o) => (o.reclaimMs === undefined ? '' : `; freed in ${f(o.reclaimMs / 1000, 1)} s, stall ${f(o.reclaimStallMs)} ms`);
 console.log(`\n### ${STORE}${REF ? ` (${REF})` : ''}\n`);
-console.log('| entries | fill /s | memory /entry | hits/s | CPU µs/hit | first hit of a new process | invalidate 1 path | 10,000 paths | tag on every entry | invalidateAll() |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('| entries | fill /s | memory /entry | hits/s | CPU µs/hit | get() CPU µs | first hit of a new process | invalidate 1 path | 10,000 paths | tag on every entry | invalidateAll() |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   const mem =
     STORE === 'memory'
@@ -293,6 +309,6 @@ for (const r of results) {
         ? `${f(r.filePerEntry)} B file`
         : `${f(r.redisPerEntry)} B used_memory`;
   console.log(
-    `| ${f(r.n)} | ${f(r.fillPerSec)} | ${mem} | ${f(r.hitsPerSec)}${r.notHit ? ` (${r.notHit} not hit)` : ''} | ${f(r.cpuUsPerHit, 1)} | ${r.startMs === undefined ? '–' : `${f(r.startMs)} ms`} | ${op(r.one)} | ${op(r.paths)} | ${op(r.tag)}${freed(r.tag)} | ${op(r.all)}${freed(r.all)} |`,
+    `| ${f(r.n)} | ${f(r.fillPerSec)} | ${mem} | ${f(r.hitsPerSec)}${r.notHit ? ` (${r.notHit} not hit)` : ''} | ${f(r.cpuUsPerHit, 1)} | ${f(r.getCpuUs, 2)}${r.redisCpuUsPerGet === undefined ? '' : ` (+${f(r.redisCpuUsPerGet, 2)} in Redis)`} | ${r.startMs === undefined ? '–' : `${f(r.startMs)} ms`} | ${op(r.one)} | ${op(r.paths)} | ${op(r.tag)}${freed(r.tag)} | ${op(r.all)}${freed(r.all)} |`,
   );
 }
