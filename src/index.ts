@@ -20,7 +20,7 @@ export type { DumperErrorCode } from './core/errors.js';
 export { DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';
 export type { DumperOptions, PathMatcher } from './core/options.js';
 export type { DumperLogger } from './core/log.js';
-export type { ModelClass, ModelOptions, PathsResult } from './core/models.js';
+export type { ModelClass, ModelInstance, ModelOptions, PathList, PathsResult } from './core/models.js';
 export type {
   ContentCoding,
   EncodedBody,
