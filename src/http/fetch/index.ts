@@ -32,17 +32,11 @@ export function targetOf(url: string): string {
 }
 
 /**
- * Serves one request: a stored page if there is one, else `app(request)`, whose response is
- * teed into the store as it streams to the client. What `dumperFetch` and `honoDumper` do.
- */
-export async function serveFetch(dumper: Dumper, request: Request, app: (request: Request) => Response | Promise<Response>): Promise<Response> {
-  return answer(dumper, request, app);
-}
-
-/**
- * @internal `serveFetch`, with a hit from a synchronous store answered synchronously: servers
- * take a Response that is not a promise on a shorter path (@hono/node-server writes it at once),
- * as they do for a bare route. Never throws: errors reject the promise, as from `serveFetch`.
+ * @internal Serves one request: a stored page if there is one, else `app(request)`, whose
+ * response is teed into the store as it streams to the client (what `dumperFetch` and
+ * `honoDumper` do). A hit from a synchronous store is answered synchronously: servers take a
+ * Response that is not a promise on a shorter path (@hono/node-server writes it at once), as they
+ * do for a bare route. Never throws: errors reject the promise.
  */
 export function answer(dumper: Dumper, request: Request, app: (request: Request) => Response | Promise<Response>): Response | Promise<Response> {
   try {
