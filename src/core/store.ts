@@ -96,6 +96,12 @@ export interface Store {
   /** Releases connections, timers and files. The dumper calls it from `dumper.close()`. */
   close?(): MaybePromise<void>;
   /**
+   * How logs and errors name this store: its kind and where it is, such as
+   * `RedisStore redis://cache.internal:6379/2` or `SqliteStore /var/cache/site/pages.db`. Never a
+   * password or a token. Optional: without it, the store's class name is used.
+   */
+  readonly label?: string;
+  /**
    * A durable work queue, optional: a shared store that has one keeps the purges for edge caches
    * (`createDumper({ purgers })`) where every process sees them and a crash loses none. A store
    * without it leaves the dumper an in-process queue. See `PurgeQueueStore` for the contract.
