@@ -31,6 +31,49 @@ export function targetOf(url: string): string {
   return start === -1 ? '/' : url.slice(start);
 }
 
+type App = (request: Request) => Response | Promise<Response>;
+
+/**
+ * One request, made once by `answer()` and handed along. Every field is set in the constructor:
+ * one shape on the hit path.
+ */
+class Exchange {
+  readonly method: string;
+  /** The origin-form target (path and query). */
+  readonly target: string;
+  /** What the key is made from: `target`, or the whole URL when the request has no `Host`. */
+  readonly keyTarget: string;
+  /**
+   * Where the key and the reply read the request's headers: from @hono/node-server, the headers
+   * Node parsed, not a Headers object made for the purpose (see node-request.ts); from anywhere
+   * else, `request.headers`.
+   */
+  readonly headers: HeaderSource;
+  /** The store key, once the request turned out cacheable. */
+  key = '';
+
+  constructor(
+    readonly dumper: Dumper,
+    readonly request: Request,
+    readonly app: App,
+  ) {
+    this.method = request.method;
+    const url = request.url;
+    const target = (this.target = targetOf(url));
+    const node = nodeHeadersOf(request);
+    let hasHost: boolean;
+    if (node !== undefined) {
+      this.headers = node;
+      hasHost = node.host !== undefined;
+    } else {
+      const h = request.headers;
+      this.headers = h;
+      hasHost = h.has('host');
+    }
+    this.keyTarget = hasHost ? target : url;
+  }
+}
+
 /**
  * @internal Serves one request: a stored page if there is one, else `app(request)`, whose
  * response is teed into the store as it streams to the client (what `dumperFetch` and
@@ -38,53 +81,33 @@ export function targetOf(url: string): string {
  * Response that is not a promise on a shorter path (@hono/node-server writes it at once), as they
  * do for a bare route. Never throws: errors reject the promise.
  */
-export function answer(dumper: Dumper, request: Request, app: (request: Request) => Response | Promise<Response>): Response | Promise<Response> {
+export function answer(dumper: Dumper, request: Request, app: App): Response | Promise<Response> {
   try {
-    const method = request.method;
-    const url = request.url;
-    const target = targetOf(url);
-    // From @hono/node-server, the key is read from the headers Node parsed, not from a Headers
-    // object made for the purpose (see node-request.ts); from anywhere else, from request.headers.
-    const node = nodeHeadersOf(request);
-    let headers: HeaderSource;
-    let hasHost: boolean;
-    if (node !== undefined) {
-      headers = node;
-      hasHost = node.host !== undefined;
-    } else {
-      const h = request.headers;
-      headers = h;
-      hasHost = h.has('host');
-    }
-    const key = dumper.keyFor(method, hasHost ? target : url, headers);
-    if (isBypass(key)) return bypass(dumper, request, app, method, target, key);
-    const found = dumper.get(key, headers);
+    const x = new Exchange(dumper, request, app);
+    const key = dumper.keyFor(x.method, x.keyTarget, x.headers);
+    if (isBypass(key)) return bypass(x, key);
+    x.key = key;
+    const found = dumper.get(key, x.headers);
     if (isPromise(found)) {
-      return found.then((entry) =>
-        entry !== undefined ? hit(dumper, entry, method, target, key, headers) : miss(dumper, request, app, method, target, key, headers),
-      );
+      return found.then((entry) => (entry !== undefined ? hit(x, entry) : miss(x)));
     }
-    if (found !== undefined) return hit(dumper, found, method, target, key, headers);
-    return miss(dumper, request, app, method, target, key, headers);
+    if (found !== undefined) return hit(x, found);
+    return miss(x);
   } catch (error) {
     return Promise.reject(error);
   }
 }
 
-function hit(dumper: Dumper, entry: StoredEntry, method: string, target: string, key: string, headers: HeaderSource): Response {
-  if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
-  return replay(dumper, entry, method, headers);
+function hit(x: Exchange, entry: StoredEntry): Response {
+  const dumper = x.dumper;
+  if (dumper.log.debugEnabled) dumper._logDecision('found', x.method, x.target, x.key);
+  return send(x, entry, 'store');
 }
 
-async function bypass(
-  dumper: Dumper,
-  request: Request,
-  app: (request: Request) => Response | Promise<Response>,
-  method: string,
-  target: string,
-  key: Bypass,
-): Promise<Response> {
+async function bypass(x: Exchange, key: Bypass): Promise<Response> {
+  const { dumper, request, method, target } = x;
   if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
+  const app = x.app;
   const response = await app(request);
   if (key.bypass === 'method') {
     dumper.afterUnsafe({
@@ -100,27 +123,22 @@ async function bypass(
   return withStatus(dumper, response, method, key);
 }
 
-async function miss(
-  dumper: Dumper,
-  request: Request,
-  app: (request: Request) => Response | Promise<Response>,
-  method: string,
-  target: string,
-  key: string,
-  headers: HeaderSource,
-): Promise<Response> {
-  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
-  const planned = dumper.beginFill(key, method, headers);
+async function miss(x: Exchange): Promise<Response> {
+  const { dumper, method } = x;
+  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, x.target, x.key);
+  const planned = dumper.beginFill(x.key, method, x.headers);
   const plan = isPromise(planned) ? await planned : planned;
-  if (plan.kind === 'entry') return replay(dumper, plan.entry, method, headers, true);
+  if (plan.kind === 'entry') return send(x, plan.entry, 'render');
   if (plan.kind === 'pass') {
-    if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, target, key, plan.reason);
-    return withStatus(dumper, await app(request), method);
+    if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, x.target, x.key, plan.reason);
+    const app = x.app;
+    return withStatus(dumper, await app(x.request), method);
   }
-  return fill(dumper, plan.fill, request, app);
+  return fill(x, plan.fill);
 }
 
-async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request: Request) => Response | Promise<Response>): Promise<Response> {
+async function fill(x: Exchange, fill: Fill): Promise<Response> {
+  const { dumper, request, app } = x;
   let response: Response;
   try {
     response = await fill.run(app, appRequest(request, fill));
@@ -148,22 +166,34 @@ async function fill(dumper: Dumper, fill: Fill, request: Request, app: (request:
   const edge = fill.edgeHeaders(head);
   for (let i = 0; i < edge.length; i += 2) out.set(edge[i]!, edge[i + 1]!);
   const init = { status: response.status, statusText: response.statusText, headers: out };
+  const made: Made = { fill, status: response.status, head, declared };
   if (request.method === 'HEAD' || response.body === null) {
     // A HEAD was rendered as a GET to fill the entry: read the body here, send none.
     const body = response.body === null ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
     if (body.byteLength > max) fill.abandon(`body larger than maxEntryBytes (${max})`);
-    else finish(fill, response.status, head, declared, [body], body.byteLength);
+    else finish(made, [body], body.byteLength);
     return new Response(request.method === 'HEAD' ? null : body, init);
   }
   // One branch streams to the client at its pace; the other is read at once, so the fill ends
   // when the app's body does, not when a slow (or pipelined) client has taken it all.
   const [toClient, toStore] = response.body.tee();
-  void keep(fill, response.status, head, declared, toStore, max);
+  void keep(made, toStore, max);
   return new Response(toClient, init);
 }
 
-/** Reads the stored branch of a body to its end, and completes the fill with it. */
-async function keep(fill: Fill, status: number, head: string[], declared: string | null, body: ReadableStream<Uint8Array>, max: number): Promise<void> {
+/** A response the app made on a miss that may be stored, all but its body. */
+interface Made {
+  readonly fill: Fill;
+  readonly status: number;
+  /** The headers to store. */
+  readonly head: string[];
+  /** Its `Content-Length`, if it declared one. */
+  readonly declared: string | null;
+}
+
+/** Reads the stored branch of a body to its end (at most `max` bytes), and completes the fill with it. */
+async function keep(made: Made, body: ReadableStream<Uint8Array>, max: number): Promise<void> {
+  const fill = made.fill;
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -184,10 +214,12 @@ async function keep(fill: Fill, status: number, head: string[], declared: string
     fill.abandon('the body stream failed');
     return;
   }
-  finish(fill, status, head, declared, chunks, size);
+  finish(made, chunks, size);
 }
 
-function finish(fill: Fill, status: number, head: string[], declared: string | null, chunks: Uint8Array[], size: number): void {
+/** Completes the fill with the body's `chunks` (`size` bytes in all), unless it is not the length declared. */
+function finish(made: Made, chunks: Uint8Array[], size: number): void {
+  const { fill, status, head, declared } = made;
   if (declared !== null && Number(declared) !== size) fill.abandon(`body of ${size} bytes does not match Content-Length ${declared}`);
   else void fill.complete(status, head, chunks);
 }
@@ -267,9 +299,29 @@ function cookieWatch(init: Headers, fill: Fill): Headers {
   return h;
 }
 
-/** A stored entry as a Response, as `dumper.reply()` says: the representation the request accepts, or a 304. */
+/**
+ * A stored entry as a Response, as `dumper.reply()` says: the representation the request accepts,
+ * or a 304. `collapsed`: the entry is one a concurrent render just made.
+ */
 export function replay(dumper: Dumper, entry: StoredEntry, method: string, requestHeaders: HeaderSource, collapsed = false): Response {
-  const r = dumper.reply(entry, method, requestHeaders, collapsed);
+  return send({ dumper, method, headers: requestHeaders }, entry, collapsed ? 'render' : 'store');
+}
+
+/** What `send()` reads of a request. */
+interface Replayed {
+  readonly dumper: Dumper;
+  readonly method: string;
+  /** The request's headers (content negotiation, validators). */
+  readonly headers: HeaderSource;
+}
+
+/**
+ * A stored entry as a Response (see `replay()`). `from`: `'store'` when the store had it;
+ * `'render'` when it is the entry a concurrent render of the same page just made (`MissPlan`
+ * `entry`).
+ */
+function send(x: Replayed, entry: StoredEntry, from: 'store' | 'render'): Response {
+  const r = x.dumper.reply(entry, x.method, x.headers, from === 'render');
   const status = r.status;
   let base = plain.get(r.headers);
   if (base === undefined) {
