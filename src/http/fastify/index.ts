@@ -237,7 +237,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
       if (statusHeader !== undefined) reply.header(statusHeader, 'BYPASS');
       if (dumper.cacheStatus !== undefined) cacheStatusAtHead(dumper, reply.raw, dumper.cacheStatus.bypass[key.bypass]);
-      if (key.bypass === 'method') watchUnsafe(dumper, reply.raw, method, target, reply);
+      if (key.bypass === 'method') watchUnsafe({ dumper, res: reply.raw, method, target, headers: reply });
       return next();
     }
     const found = dumper.get(key, raw.headers);

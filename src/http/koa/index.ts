@@ -13,24 +13,24 @@ export function koaDumper(dumper: Dumper): Middleware {
   assertDumper(dumper, 'koaDumper');
   return function koaDumperMiddleware(ctx: Context, next: Next): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      handle(
+      handle({
         dumper,
-        ctx.req,
-        ctx.res,
-        ctx.originalUrl,
-        () => {
+        req: ctx.req,
+        res: ctx.res,
+        target: ctx.originalUrl,
+        app: () => {
           // Koa copied the URL the client sent when it made the context: give it the one the
           // dumper gave the request (the same on a bypass), and forget the URL it parsed.
           ctx.originalUrl = ctx.request.originalUrl = ctx.req.url ?? ctx.originalUrl;
           (ctx.request as { memoizedURL?: unknown }).memoizedURL = undefined;
           void next().then(() => resolve(), reject);
         },
-        true,
-        () => {
+        merge: true,
+        served: () => {
           ctx.respond = false;
           resolve();
         },
-      );
+      });
     });
   };
 }

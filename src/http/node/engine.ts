@@ -10,65 +10,101 @@ import { flatGet } from '../../core/http.js';
 import { isPromise, type StoredEntry } from '../../core/store.js';
 
 
+/** What an adapter hands `handle()` for one request. */
+export interface Handled {
+  readonly dumper: Dumper;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** The request target the key is made from: `req.originalUrl` under Express, else `req.url`. */
+  readonly target: string;
+  /** Runs the app (the listener, or the next middleware): anything but a hit goes there. */
+  readonly app: () => void;
+  /**
+   * Headers may already be set on `res` (middleware mounted before the dumper), so a hit's
+   * stored headers are merged into them rather than written as a list. Default false.
+   */
+  readonly merge?: boolean;
+  /** Called once a hit has been written. */
+  readonly served?: (() => void) | undefined;
+}
+
+/**
+ * One request through the engine, made once by `handle()` and handed along. Every field is set
+ * in the constructor, so every exchange has the same shape (one hidden class on the hit path).
+ */
+class Exchange {
+  readonly dumper: Dumper;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly target: string;
+  readonly app: () => void;
+  readonly merge: boolean;
+  readonly served: (() => void) | undefined;
+  /** The method as the request came in (a miss that fills renders a HEAD as a GET). */
+  readonly method: string;
+  /** The store key, once the request turned out cacheable. */
+  key = '';
+
+  constructor(h: Handled) {
+    this.dumper = h.dumper;
+    this.req = h.req;
+    this.res = h.res;
+    this.target = h.target;
+    this.app = h.app;
+    this.merge = h.merge === true;
+    this.served = h.served;
+    this.method = h.req.method ?? 'GET';
+  }
+}
+
 /**
  * Serves one request: a hit is written to `res` (then `served()` is called), anything else goes
- * to `app()`, with the response captured when it may be stored. `merge`: headers may already be
- * set on `res` (middleware), so the stored ones are merged rather than written as a list.
+ * to `app()`, with the response captured when it may be stored.
  */
-export function handle(
-  dumper: Dumper,
-  req: IncomingMessage,
-  res: ServerResponse,
-  target: string,
-  app: () => void,
-  merge: boolean,
-  served?: () => void,
-): void {
-  const method = req.method ?? 'GET';
+export function handle(h: Handled): void {
+  const x = new Exchange(h);
+  const { dumper, res, method, target } = x;
   if (dumper._purging !== undefined && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, res, method);
-  const key = dumper.keyFor(method, target, req.headers);
+  const key = dumper.keyFor(method, target, x.req.headers);
   if (isBypass(key)) {
     if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
     if (dumper.cacheStatusHeader !== undefined) res.setHeader(dumper.cacheStatusHeader, 'BYPASS');
     if (dumper.cacheStatus !== undefined) cacheStatusAtHead(dumper, res, dumper.cacheStatus.bypass[key.bypass]);
-    if (key.bypass === 'method') watchUnsafe(dumper, res, method, target);
+    if (key.bypass === 'method') watchUnsafe(x);
+    const app = x.app;
     app();
     return;
   }
-  const found = dumper.get(key, req.headers);
+  x.key = key;
+  const found = dumper.get(key, x.req.headers);
   if (isPromise(found)) {
     found
       .then(
         (entry) => {
           if (res.headersSent || isGone(res)) return; // answered or gone while we waited
-          if (entry !== undefined) hit(dumper, req, res, entry, method, target, key, merge, served);
-          else miss(dumper, req, res, app, key, method, target, served);
+          if (entry !== undefined) hit(x, entry, 'store');
+          else miss(x);
         },
-        () => miss(dumper, req, res, app, key, method, target, served),
+        () => miss(x),
       )
-      .catch((error: unknown) => missFailed(dumper, res, app, key, error));
+      .catch((error: unknown) => missFailed(x, error));
   } else if (found !== undefined) {
-    hit(dumper, req, res, found, method, target, key, merge, served);
+    hit(x, found, 'store');
   } else {
-    miss(dumper, req, res, app, key, method, target, served);
+    miss(x);
   }
 }
 
-function hit(
-  dumper: Dumper,
-  req: IncomingMessage,
-  res: ServerResponse,
-  entry: StoredEntry,
-  method: string,
-  target: string,
-  key: string,
-  merge: boolean,
-  served: (() => void) | undefined,
-  collapsed = false,
-): void {
-  if (dumper.log.debugEnabled) dumper._logDecision('found', method, target, key);
-  const r = dumper.reply(entry, method, req.headers, collapsed);
-  if (merge && r.status !== 304) {
+/**
+ * Writes a stored entry. `from`: `'store'` when the store had it; `'render'` when it is the
+ * entry a concurrent render of the same page just made (`MissPlan` `entry`), which is written as
+ * a list whatever `merge` says.
+ */
+function hit(x: Exchange, entry: StoredEntry, from: 'store' | 'render'): void {
+  const { dumper, res } = x;
+  if (dumper.log.debugEnabled) dumper._logDecision('found', x.method, x.target, x.key);
+  const r = dumper.reply(entry, x.method, x.req.headers, from === 'render');
+  if (from === 'store' && x.merge && r.status !== 304) {
     // Middleware: headers are already set on the response (Express's X-Powered-By, say), so
     // Node merges whatever writeHead() gets; it merges an object at half the cost of a list.
     res.setHeader('age', r.age);
@@ -80,6 +116,7 @@ function hit(
   }
   if (r.body === undefined) res.end();
   else res.end(r.body);
+  const served = x.served;
   served?.();
 }
 
@@ -100,48 +137,29 @@ export function headerObject(list: readonly string[]): OutgoingHttpHeaders {
   return o;
 }
 
-function miss(
-  dumper: Dumper,
-  req: IncomingMessage,
-  res: ServerResponse,
-  app: () => void,
-  key: string,
-  method: string,
-  target: string,
-  served: (() => void) | undefined,
-): void {
-  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
+function miss(x: Exchange): void {
+  const dumper = x.dumper;
+  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", x.method, x.target, x.key);
   let plan: MissPlan | Promise<MissPlan>;
   try {
-    plan = dumper.beginFill(key, method, req.headers);
+    plan = dumper.beginFill(x.key, x.method, x.req.headers);
   } catch (error) {
-    return missFailed(dumper, res, app, key, error);
+    return missFailed(x, error);
   }
   if (isPromise(plan)) {
-    plan
-      .then((p) => onPlan(dumper, req, res, app, key, method, target, p, served))
-      .catch((e: unknown) => missFailed(dumper, res, app, key, e));
-  } else onPlan(dumper, req, res, app, key, method, target, plan, served);
+    plan.then((p) => onPlan(x, p)).catch((e: unknown) => missFailed(x, e));
+  } else onPlan(x, plan);
 }
 
-function onPlan(
-  dumper: Dumper,
-  req: IncomingMessage,
-  res: ServerResponse,
-  app: () => void,
-  key: string,
-  method: string,
-  target: string,
-  plan: MissPlan,
-  served: (() => void) | undefined,
-): void {
+function onPlan(x: Exchange, plan: MissPlan): void {
+  const { dumper, req, res, app } = x;
   if (res.headersSent || isGone(res)) {
     // Answered by someone else, or the client left, while the store or a concurrent render was
     // awaited: 'close' has fired already, so a fill would never end.
     if (plan.kind === 'fill') plan.fill.abandon('response closed before the app ran');
     return;
   }
-  if (plan.kind === 'entry') return hit(dumper, req, res, plan.entry, method, target, key, false, served, true);
+  if (plan.kind === 'entry') return hit(x, plan.entry, 'render');
   const status = dumper.cacheStatusHeader;
   const cacheStatus = dumper.cacheStatus;
   // `stored` is set when the response head turns out storable (Capture.onHead).
@@ -154,7 +172,7 @@ function onPlan(
     res.removeHeader('x-page-dumper');
   }
   if (plan.kind === 'pass') {
-    if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, target, key, plan.reason);
+    if (dumper.log.debugEnabled) dumper._logDecision('not saving', x.method, x.target, x.key, plan.reason);
     return runApp(app);
   }
   const fill = plan.fill;
@@ -164,17 +182,17 @@ function onPlan(
     fill.abandon('response queued behind a pipelined one');
     return runApp(app);
   }
-  if (!prepareRequest(req, fill, target)) {
+  if (!prepareRequest(req, fill, x.target)) {
     fill.abandon('the request could not be given the URL of its key (a mount path that normalizing changed)');
     return runApp(app);
   }
-  capture(dumper, res, fill, member);
+  capture(x, fill, member);
   fill.run(runApp, app);
 }
 
-function missFailed(dumper: Dumper, res: ServerResponse, app: () => void, key: string, error: unknown): void {
-  dumper.log.error('unexpected error while handling a miss', { error: error as Error, key });
-  if (!res.headersSent) runApp(app);
+function missFailed(x: Exchange, error: unknown): void {
+  x.dumper.log.error('unexpected error while handling a miss', { error: error as Error, key: x.key });
+  if (!x.res.headersSent) runApp(x.app);
 }
 
 /** Runs the app outside our promise chain, so its synchronous errors surface as they would without us. */
@@ -351,18 +369,26 @@ export function isGone(res: ServerResponse): boolean {
   return res.destroyed || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
 }
 
+/** An unsafe request whose response `watchUnsafe()` waits for. */
+export interface Unsafe {
+  readonly dumper: Dumper;
+  readonly res: ServerResponse;
+  readonly method: string;
+  readonly target: string;
+  /**
+   * Where the response's headers are read: a framework's reply that keeps them until it writes
+   * the head. Default: `res` itself.
+   */
+  readonly headers?: { getHeader(name: string): unknown };
+}
+
 /**
  * After an unsafe request's response, invalidates its target and the paths its `Location` and
- * `Content-Location` name (`invalidateOnUnsafe`). `headers` is where the response's headers are
- * read: the response itself, or a framework's reply that keeps them until it writes the head.
+ * `Content-Location` name (`invalidateOnUnsafe`).
  */
-export function watchUnsafe(
-  dumper: Dumper,
-  res: ServerResponse,
-  method: string,
-  target: string,
-  headers: { getHeader(name: string): unknown } = res,
-): void {
+export function watchUnsafe(u: Unsafe): void {
+  const { dumper, res, method, target } = u;
+  const headers = u.headers ?? res;
   if (method === 'OPTIONS' || method === 'TRACE') return;
   // 'close', not 'finish': a client that leaves while the response is being sent does not stop
   // the invalidation. One that leaves before the app answers is not seen (nothing was sent).
@@ -447,17 +473,27 @@ class Capture {
   declared: string | undefined;
   /** `end()` has been called. */
   ending = false;
+  readonly dumper: Dumper;
+  /** Headers set before the app ran (middleware mounted before the dumper). */
+  readonly preset: OutgoingHttpHeaders;
+  /** The response's own methods, which the wrappers that `capture()` puts in their place call. */
+  readonly writeHead: ServerResponse['writeHead'];
+  readonly write: ServerResponse['write'];
+  readonly end: ServerResponse['end'];
+
   constructor(
-    readonly dumper: Dumper,
+    x: Exchange,
     readonly fill: Fill,
-    /** Headers set before the app ran (middleware mounted before the dumper). */
-    readonly preset: OutgoingHttpHeaders,
-    readonly writeHead: ServerResponse['writeHead'],
-    readonly write: ServerResponse['write'],
-    readonly end: ServerResponse['end'],
     /** This cache's `Cache-Status` member, sent with the head (see `cacheStatusAtHead`). */
     readonly member: { value: string } | undefined,
-  ) {}
+  ) {
+    const res = x.res;
+    this.dumper = x.dumper;
+    this.preset = res.getHeaders();
+    this.writeHead = res.writeHead;
+    this.write = res.write;
+    this.end = res.end;
+  }
 
   stop(reason: string): void {
     this.chunks = undefined;
@@ -537,8 +573,9 @@ class Capture {
   }
 }
 
-function capture(dumper: Dumper, res: ServerResponse, fill: Fill, member: { value: string } | undefined): void {
-  const c = new Capture(dumper, fill, res.getHeaders(), res.writeHead, res.write, res.end, member);
+function capture(x: Exchange, fill: Fill, member: { value: string } | undefined): void {
+  const res = x.res;
+  const c = new Capture(x, fill, member);
   // Each property added to an Express response costs ~2 µs (a hidden-class change): three.
   res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
     c.onHead(this, code, typeof rest[0] === 'string' ? rest[1] : rest[0]);

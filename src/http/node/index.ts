@@ -25,7 +25,7 @@ export function withDumper(dumper: Dumper, listener: Listener): Listener {
   }
   assertDumper(dumper, 'withDumper');
   return function dumperFrontDoor(req, res) {
-    handle(dumper, req, res, req.url ?? '/', () => listener(req, res), false);
+    handle({ dumper, req, res, target: req.url ?? '/', app: () => listener(req, res) });
   };
 }
 
@@ -38,6 +38,6 @@ export function dumperMiddleware(dumper: Dumper): DumperMiddleware {
   assertDumper(dumper, 'dumperMiddleware');
   return function dumper_(req, res, next) {
     const original = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '/';
-    handle(dumper, req, res, original, next, true);
+    handle({ dumper, req, res, target: original, app: next, merge: true });
   };
 }
