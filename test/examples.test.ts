@@ -6,6 +6,7 @@
  * `dumper.invalidateTags()`. And every code block of docs/frameworks.md is copied from an example.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -244,4 +245,35 @@ describe('docs/frameworks.md', () => {
       at = found + 1;
     }
   });
+});
+
+describe('an example started on a port that is taken', () => {
+  // The demo (npm start) and the framework examples with a main of their own.
+  const mains = [
+    { name: 'the demo (npm start)', args: ['examples/ice-cream/server.js'], says: 'page-dumper demo' },
+    ...examples.filter((e) => e.ownMain && e.env?.PLATFORM !== 'express-front-door').map((e) => ({ name: e.name, args: e.args, env: e.env, says: '' })),
+  ];
+
+  test.each(mains)('$name exits with 1 and one line naming the port', async (main) => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, main.args, { cwd: root, env: childEnv({ ...main.env, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      // NestJS's own logger reports the failed listen() first, as it does in any Nest app.
+      const lines = stderr.split('\n').filter((line) => line !== '' && !line.includes('[Nest]'));
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^page-dumper [^:]*: port ${port} is already in use; start it on another one with PORT=<port>$`))]);
+      if (!main.args[0]!.includes('nestjs')) expect(stderr.endsWith('\n') && !stderr.includes('[Nest]') && stderr.split('\n').length === 2).toBe(true);
+      if (main.says !== '') expect(stderr.startsWith(main.says + ':')).toBe(true);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  }, 60_000);
 });

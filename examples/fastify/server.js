@@ -103,7 +103,13 @@ function page(title, body) {
 
 const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
-  const { url, close } = await start({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST });
+  const port = Number(process.env.PORT ?? 3000);
+  const { url, close } = await start({ port, host: process.env.HOST }).catch((error) => {
+    // One line for the usual mistake (another server on the port); anything else as it is.
+    if (error.code !== 'EADDRINUSE') throw error;
+    console.error(`page-dumper fastify example: port ${port} is already in use; start it on another one with PORT=<port>`);
+    process.exit(1);
+  });
   console.log(`page-dumper fastify example: ${url}`);
   const stop = () => close().then(() => process.exit(0));
   process.once('SIGINT', stop);

@@ -98,8 +98,9 @@ export function createApp({ frontDoor = false } = {}) {
 export async function start({ port = 3000, host, frontDoor } = {}) {
   const { app, fetch, dumper } = createApp({ frontDoor });
   let server;
-  const info = await new Promise((resolve) => {
+  const info = await new Promise((resolve, reject) => {
     server = serve({ fetch, port, hostname: host }, resolve);
+    server.once('error', reject);
   });
   const close = async () => {
     server.closeAllConnections?.();
@@ -119,7 +120,13 @@ function page(title, body) {
 
 const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
-  const { url, close } = await start({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST, frontDoor: process.env.FRONT_DOOR === '1' });
+  const port = Number(process.env.PORT ?? 3000);
+  const { url, close } = await start({ port, host: process.env.HOST, frontDoor: process.env.FRONT_DOOR === '1' }).catch((error) => {
+    // One line for the usual mistake (another server on the port); anything else as it is.
+    if (error.code !== 'EADDRINUSE') throw error;
+    console.error(`page-dumper hono example: port ${port} is already in use; start it on another one with PORT=<port>`);
+    process.exit(1);
+  });
   console.log(`page-dumper hono example: ${url}`);
   const stop = () => close().then(() => process.exit(0));
   process.once('SIGINT', stop);

@@ -62,11 +62,17 @@ export async function createApp({ database, logger } = {}) {
 async function main() {
   const { app, close } = await createApp();
   const server = http.createServer(app);
+  const port = Number(process.env.PORT ?? 3000);
   server.on('error', (error) => {
-    console.error(`page-dumper Sequelize demo: ${error.message}`);
+    // One line for the usual mistake (another server on the port), the message for the rest.
+    console.error(
+      /** @type {NodeJS.ErrnoException} */ (error).code === 'EADDRINUSE'
+        ? `page-dumper Sequelize demo: port ${port} is already in use; start it on another one with PORT=<port>`
+        : `page-dumper Sequelize demo: ${error.message}`,
+    );
     void close().finally(() => process.exit(1));
   });
-  server.listen(Number(process.env.PORT ?? 3000), () => {
+  server.listen(port, () => {
     const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
     console.log(`page-dumper Sequelize demo: http://localhost:${port}/ice-cream/`);
   });

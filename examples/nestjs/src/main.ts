@@ -89,7 +89,13 @@ export async function start({ platform = 'express', port = 3000, host }: { platf
 const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   const platform = (process.env.PLATFORM ?? 'express') as Platform;
-  const { url, close } = await start({ platform, port: Number(process.env.PORT ?? 3000), host: process.env.HOST });
+  const port = Number(process.env.PORT ?? 3000);
+  const { url, close } = await start({ platform, port, host: process.env.HOST }).catch((error: NodeJS.ErrnoException) => {
+    // One line for the usual mistake (another server on the port); anything else as it is.
+    if (error.code !== 'EADDRINUSE') throw error;
+    console.error(`page-dumper nestjs example: port ${port} is already in use; start it on another one with PORT=<port>`);
+    process.exit(1);
+  });
   console.log(`page-dumper nestjs example (${platform}): ${url}`);
   const stop = () => void close().then(() => process.exit(0));
   process.once('SIGINT', stop);
