@@ -34,6 +34,7 @@ import { DEFAULT_IGNORE, DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS, 
 import { DEFAULT_PURGE_SETTINGS, PurgeDispatcher, type FlushOptions, type PurgeStats } from './purge.js';
 import { Rewarmer, type RewarmStats } from './rewarm.js';
 import { warm, type WarmOptions, type WarmReport } from './warm.js';
+import { DEFAULT_WARNED_REFUSALS, RefusalWarnings } from './warnings.js';
 import { isPromise, type EncodedBody, type MaybePromise, type SetOptions, type Store, type StoredEntry } from './store.js';
 import {
   bypassChannel,
@@ -626,6 +627,8 @@ export class Dumper {
   readonly log: Log;
 
   readonly #policy: StoragePolicy;
+  /** The once-per-path warnings about renders not stored (option `warnings`). */
+  readonly #warnings: RefusalWarnings | undefined;
   readonly #ignore: ((path: string) => boolean) | undefined;
   readonly #hosts: ReadonlySet<string> | undefined;
   readonly #queryIgnore: QueryIgnore;
@@ -707,6 +710,8 @@ export class Dumper {
     if (this.cacheStatus !== undefined) hitHeaders.push('cache-status', this.cacheStatus.hit);
     this.#hitHeaders = Object.freeze(hitHeaders);
     this.log = makeLog(options.logger);
+    const warned = options.warnings ?? true;
+    this.#warnings = warned === false ? undefined : new RefusalWarnings(this.log, warned === true ? DEFAULT_WARNED_REFUSALS : warned);
     const ignore = options.ignore === undefined ? DEFAULT_IGNORE : options.ignore;
     if (ignore === null) this.#ignore = undefined;
     else if (typeof ignore === 'function') this.#ignore = ignore;
@@ -1601,6 +1606,7 @@ export class Dumper {
   _refused(fill: Fill, detail: string, reason: RefusalReason = refusalOf(detail)): void {
     this._logDecision('not saving', fill.method, fill.path, fill.key, detail);
     this.#counters.refusals[reason]++;
+    this.#warnings?.refused(fill.method, fill.path, reason, detail);
     if (refusalChannel.hasSubscribers) refusalChannel.publish({ dumper: this, key: fill.key, method: fill.method, path: fill.path, reason, detail });
   }
 
@@ -1812,17 +1818,34 @@ export class Dumper {
     this.#failures++;
     const cooldown = Math.min(this.#storeCooldown * 2 ** (this.#failures - 1), MAX_COOLDOWN);
     this.#openUntil = Date.now() + cooldown;
-    const wrapped = new DumperError('DUMPER_STORE_FAILURE', `store ${op} failed`, { cause: error });
+    const wrapped = new DumperError('DUMPER_STORE_FAILURE', `store ${op} failed: ${this.#describeFault(error)}`, { cause: error });
     if (this.#failures === 1) {
-      this.log.error(`store ${op} failed; requests go to the app for ${cooldown} ms`, { error: wrapped, cause: error as Error, code: wrapped.code });
+      this.log.error(`${wrapped.message}; requests go to the app for ${cooldown} ms`, { store: this.storeLabel, code: wrapped.code, error: wrapped });
     } else if (this.log.debugEnabled) {
       this.log.debug(`store ${op} failed again`, { error: error as Error, failures: this.#failures, cooldown });
     }
   }
 
+  /**
+   * How logs and errors name the store: its `label` (kind and address), or its class name.
+   */
+  get storeLabel(): string {
+    const label = this.store.label;
+    if (typeof label === 'string' && label !== '') return label;
+    const name = (this.store as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === 'string' && name !== '' && name !== 'Object' ? name : 'the store';
+  }
+
+  /** The store's label and the client's message, without saying the label twice. */
+  #describeFault(error: unknown): string {
+    const label = this.storeLabel;
+    const message = error instanceof Error ? error.message : String(error);
+    return message.includes(label) ? message : `${label}: ${message}`;
+  }
+
   #recovered(): void {
     if (this.#failures !== 0 || this.#openUntil !== 0) {
-      this.log.warn('store recovered', { failures: this.#failures });
+      this.log.warn(`store recovered (${this.storeLabel})`, { failures: this.#failures });
     }
     this.#failures = 0;
     this.#openUntil = 0;

@@ -26,11 +26,13 @@ export interface Log {
 /** The namespace of the default logger: `DEBUG=dumper` shows every decision. */
 export const LOG_NAMESPACE = 'dumper';
 
-function fieldsText(fields: LogFields): string {
+function fieldsText(message: string, fields: LogFields): string {
   let s = '';
   for (const k in fields) {
     const v = fields[k];
     if (v === undefined) continue;
+    // An error or a value the message already says is not said twice on the line.
+    if ((v instanceof Error && message.includes(v.message)) || (typeof v === 'string' && v.length > 1 && message.includes(v))) continue;
     s += ` ${k}=${typeof v === 'string' ? v : v instanceof Error ? v.message : JSON.stringify(v)}`;
   }
   return s;
@@ -45,15 +47,15 @@ function defaultLog(): Log {
       return d.enabled;
     },
     debug(message, fields) {
-      d('%s%s', message, fieldsText(fields));
+      d('%s%s', message, fieldsText(message, fields));
     },
     warn(message, fields) {
-      if (e.enabled) e('%s%s', message, fieldsText(fields));
-      else console.warn(`${LOG_NAMESPACE}: ${message}${fieldsText(fields)}`);
+      if (e.enabled) e('%s%s', message, fieldsText(message, fields));
+      else console.warn(`${LOG_NAMESPACE}: ${message}${fieldsText(message, fields)}`);
     },
     error(message, fields) {
-      if (e.enabled) e('%s%s', message, fieldsText(fields));
-      else console.error(`${LOG_NAMESPACE}: ${message}${fieldsText(fields)}`);
+      if (e.enabled) e('%s%s', message, fieldsText(message, fields));
+      else console.error(`${LOG_NAMESPACE}: ${message}${fieldsText(message, fields)}`);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DumperLogger } from './log.js';
 import type { Store } from './store.js';
+import { REFUSAL_REASONS, type RefusalReason } from './stats.js';
 import { validatePurger, type Purger, type PurgeSettings } from './purge.js';
 import { validateCompress, type CompressOptions } from './encoding.js';
 import { validateRewarm, type RewarmOptions } from './rewarm.js';
@@ -204,6 +205,18 @@ export interface DumperOptions {
    */
   logger?: DumperLogger | false;
   /**
+   * Which refusals to store a render are warned about through `logger` at warn level, once per
+   * path and reason (the first 100 pairs; `dumper.stats().refusals` counts every refusal). By
+   * default those that usually mean a page meant for the cache is not cached: a `Set-Cookie`, a
+   * `Cache-Control: private`/`no-store`/`no-cache`, a `Vary` on anything but `Accept-Encoding`, a
+   * coding that cannot be decoded, a body over `maxEntryBytes`, a render that read a visitor's
+   * cookies (`DEFAULT_WARNED_REFUSALS`). A status other than 200, a client that left, a store
+   * outage are not warned about. `false` for none, or the list of reasons to warn about.
+   * Every decision, stored or not, is logged at debug level.
+   * @default DEFAULT_WARNED_REFUSALS
+   */
+  warnings?: boolean | readonly RefusalReason[];
+  /**
    * Concurrent misses for one key render once; the others wait at most this many milliseconds for
    * that render before going to the app themselves. `0` turns coalescing off.
    * @default 10000
@@ -275,7 +288,7 @@ function positiveInt(name: string, value: unknown, allowZero = false): void {
 const KNOWN = new Set<string>([
   'store', 'keyPrefix', 'ignore', 'statuses', 'staticFiles', 'version', 'hosts', 'ignoreQueryParams', 'ignoreCookies', 'sortQuery',
   'maxEntryBytes', 'maxUrlLength', 'maxVariantsPerPath', 'prefixInvalidation', 'bypassCookies',
-  'cacheStatusHeader', 'cacheStatus', 'logger', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders', 'compress',
+  'cacheStatusHeader', 'cacheStatus', 'logger', 'warnings', 'coalesceTimeout', 'invalidateOnUnsafe', 'storeCooldown', 'trackRenders', 'compress',
   'purgers', 'edge', 'rewarm',
 ]);
 
@@ -393,6 +406,12 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
     const l = o.logger as Record<string, unknown> | null;
     if (!l || typeof l !== 'object' || typeof l.debug !== 'function') {
       fail('logger', 'an object with a debug() method (console, pino, winston) or false', o.logger);
+    }
+  }
+  if (o.warnings !== undefined && typeof o.warnings !== 'boolean') {
+    const list = o.warnings as unknown;
+    if (!Array.isArray(list) || !list.every((r) => (REFUSAL_REASONS as readonly unknown[]).includes(r))) {
+      fail('warnings', `true, false or a list of refusal reasons (${REFUSAL_REASONS.map((r) => JSON.stringify(r)).join(', ')})`, o.warnings);
     }
   }
   if (o.coalesceTimeout !== undefined) positiveInt('coalesceTimeout', o.coalesceTimeout, true);

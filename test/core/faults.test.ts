@@ -85,7 +85,7 @@ describe('store faults never fail a request', () => {
     }
     expect(t.renders()).toBe(5);
     expect(t.errors).toHaveLength(1);
-    expect(t.errors[0]).toMatch(/^dumper: store (get|sequence) failed; requests go to the app for 50 ms$/);
+    expect(t.errors[0]).toMatch(/^dumper: store (get|sequence) failed: SwitchableStore: connection refused; requests go to the app for 50 ms$/);
     await t.close();
   });
 
@@ -118,7 +118,7 @@ describe('store faults never fail a request', () => {
     t.store.down = true;
     t.set('new');
     await t.dumper.invalidate('/p'); // resolves: the writer is never failed by the cache
-    expect(t.errors).toEqual(['dumper: store invalidate failed; requests go to the app for 50 ms']);
+    expect(t.errors).toEqual(['dumper: store invalidate failed: SwitchableStore: connection refused; requests go to the app for 50 ms']);
     t.store.down = false;
     // The stale entry is still in the store. Until the invalidation is replayed, nothing is read.
     for (let i = 0; i < 20; i++) {
