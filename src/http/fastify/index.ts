@@ -101,8 +101,39 @@ function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill, member
   } as typeof raw.writeHead;
 }
 
-function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, entry: StoredEntry, collapsed = false): FastifyReply {
-  const r = dumper.reply(entry, request.raw.method ?? 'GET', request.headers, collapsed);
+type HookDone = (error?: Error) => void;
+
+/**
+ * One request, made once in `onRequest` and handed along. Every field is set in the
+ * constructor: one shape on the hit path.
+ */
+class Exchange {
+  readonly method: string;
+  /** `request.raw.url` as the request came in. */
+  readonly target: string;
+  /** The store key, once the request turned out cacheable. */
+  key = '';
+
+  constructor(
+    readonly dumper: Dumper,
+    readonly request: FastifyRequest,
+    readonly reply: FastifyReply,
+    /** Continues Fastify's onRequest hooks (the app), or fails the request. */
+    readonly next: HookDone,
+  ) {
+    const raw = request.raw;
+    this.method = raw.method ?? 'GET';
+    this.target = raw.url ?? '/';
+  }
+}
+
+/**
+ * A stored entry as the reply. `from`: `'store'` when the store had it; `'render'` when it is
+ * the entry a concurrent render of the same page just made (`MissPlan` `entry`).
+ */
+function replay(x: Exchange, entry: StoredEntry, from: 'store' | 'render'): FastifyReply {
+  const { dumper, reply } = x;
+  const r = dumper.reply(entry, x.method, x.request.headers, from === 'render');
   if (reply.statusCode !== r.status) reply.code(r.status);
   reply.headers(headerObject(r.headers)).header('age', r.age);
   if (r.status === 304) return reply.send();
@@ -112,32 +143,29 @@ function replay(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, en
   return reply.send(Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
 
-type HookDone = (error?: Error) => void;
-
 /** What the store said about a request's key: replay the entry, or start a miss. */
-function onEntry(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, next: HookDone, key: string, entry: StoredEntry | undefined): void {
-  const raw = request.raw;
+function onEntry(x: Exchange, entry: StoredEntry | undefined): void {
+  const { dumper, next } = x;
   if (entry !== undefined) {
-    if (dumper.log.debugEnabled) dumper._logDecision('found', raw.method ?? 'GET', raw.url ?? '/', key);
-    replay(dumper, request, reply, entry);
+    if (dumper.log.debugEnabled) dumper._logDecision('found', x.method, x.target, x.key);
+    replay(x, entry, 'store');
     return;
   }
-  const method = raw.method ?? 'GET';
-  const target = raw.url ?? '/';
-  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, target, key);
-  const planned = dumper.beginFill(key, method, raw.headers);
+  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", x.method, x.target, x.key);
+  const planned = dumper.beginFill(x.key, x.method, x.request.raw.headers);
   if (isPromise(planned)) {
     planned.then(
-      (plan) => onPlan(dumper, request, reply, next, target, plan),
+      (plan) => onPlan(x, plan),
       (error: unknown) => next(error as Error),
     );
-  } else onPlan(dumper, request, reply, next, target, planned);
+  } else onPlan(x, planned);
 }
 
 /** A miss: serve a concurrent render's entry, or render, capturing the response when it may be stored. */
-function onPlan(dumper: Dumper, request: FastifyRequest, reply: FastifyReply, next: HookDone, target: string, plan: MissPlan): void {
+function onPlan(x: Exchange, plan: MissPlan): void {
+  const { dumper, request, reply, next, target } = x;
   if (plan.kind === 'entry') {
-    replay(dumper, request, reply, plan.entry, true);
+    replay(x, plan.entry, 'render');
     return;
   }
   const statusHeader = dumper.cacheStatusHeader;
@@ -228,9 +256,9 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
   fastify.decorate('dumper', dumper);
 
   fastify.addHook('onRequest', function dumperOnRequest(request, reply, next) {
+    const x = new Exchange(dumper, request, reply, next);
+    const { method, target } = x;
     const raw = request.raw;
-    const method = raw.method ?? 'GET';
-    const target = raw.url ?? '/';
     if (dumper._purging !== undefined && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, reply.raw, method);
     const key = dumper.keyFor(method, target, raw.headers);
     if (isBypass(key)) {
@@ -240,13 +268,14 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
       if (key.bypass === 'method') watchUnsafe({ dumper, res: reply.raw, method, target, headers: reply });
       return next();
     }
+    x.key = key;
     const found = dumper.get(key, raw.headers);
     if (isPromise(found)) {
       found.then(
-        (entry) => onEntry(dumper, request, reply, next, key, entry),
-        () => onEntry(dumper, request, reply, next, key, undefined),
+        (entry) => onEntry(x, entry),
+        () => onEntry(x, undefined),
       );
-    } else onEntry(dumper, request, reply, next, key, found);
+    } else onEntry(x, found);
   });
 
   fastify.addHook('onSend', function dumperOnSend(request, reply, payload, next) {
