@@ -1,5 +1,5 @@
-export { createDumper, Dumper, Fill, isBypass } from './core/dumper.js';
-export type { Bypass, BypassReason, CacheStatusValues, Dependents, MissPlan, Reply, StoreHealth } from './core/dumper.js';
+export { createDumper, Dumper } from './core/dumper.js';
+export type { BypassReason, Dependents, StoreHealth } from './core/dumper.js';
 export { BYPASS_REASONS, CHANNELS, INVALIDATION_KINDS, REFUSAL_REASONS } from './core/stats.js';
 export type {
   BypassMessage,
@@ -14,7 +14,7 @@ export type {
   StoreMessage,
 } from './core/stats.js';
 export { DEFAULT_COMPRESSIBLE_TYPES } from './core/encoding.js';
-export type { CompressOptions, Representation } from './core/encoding.js';
+export type { CompressOptions } from './core/encoding.js';
 export { DumperError } from './core/errors.js';
 export type { DumperErrorCode } from './core/errors.js';
 export { DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';
@@ -44,8 +44,6 @@ export type { EdgeTagHeader, FlushOptions, Purger, PurgeSettings, PurgeStats } f
 export type { RewarmOptions, RewarmStats } from './core/rewarm.js';
 export { warm } from './core/warm.js';
 export type { WarmOptions, WarmReport, WarmResult } from './core/warm.js';
-export type { HeaderSource } from './core/http.js';
-export { ageOf, notModified, notModifiedHeaders, readHeader } from './core/http.js';
 export { canonicalPath } from './core/keys.js';
 export { MemoryStore } from './stores/memory/index.js';
 export type { MemoryStoreOptions } from './stores/memory/index.js';

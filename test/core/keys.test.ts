@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { canonicalPath, compileQueryIgnore, normalizePercentEncoding, normalizeQuery, prefixTags, splitTarget } from '../../src/core/keys.js';
-import { createDumper, isBypass, MemoryStore } from '../../src/index.js';
+import { isBypass } from '../../src/adapter/index.js';
+import { createDumper, MemoryStore } from '../../src/index.js';
 
 describe('canonical path tags are coarse', () => {
   test.each([
