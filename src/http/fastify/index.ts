@@ -188,7 +188,7 @@ function onPlan(x: Exchange, plan: MissPlan): void {
     fill.abandon('response queued behind a pipelined one');
     return next();
   }
-  if (!prepareRequest(raw, fill, target, false)) {
+  if (!prepareRequest(raw, fill, { target, headAsGet: false })) {
     fill.abandon('the request could not be given the URL of its key');
     return next();
   }

@@ -238,7 +238,7 @@ function appRequest(request: Request, fill: Fill): Request {
   // same view, and reports its cookie reads as a Node request does. (After the copy above,
   // which is ours and no read of the app's.)
   const incoming = incomingOf(request);
-  if (incoming !== undefined) prepareRequest(incoming, fill, incoming.url ?? '/', false);
+  if (incoming !== undefined) prepareRequest(incoming, fill, { target: incoming.url ?? '/', headAsGet: false });
   headers.delete('if-none-match');
   headers.delete('if-modified-since');
   headers.set('host', view.host);

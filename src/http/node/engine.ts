@@ -182,7 +182,7 @@ function onPlan(x: Exchange, plan: MissPlan): void {
     fill.abandon('response queued behind a pipelined one');
     return runApp(app);
   }
-  if (!prepareRequest(req, fill, x.target)) {
+  if (!prepareRequest(req, fill, { target: x.target })) {
     fill.abandon('the request could not be given the URL of its key (a mount path that normalizing changed)');
     return runApp(app);
   }
@@ -206,6 +206,20 @@ function runApp(app: () => void): void {
   }
 }
 
+/** How `prepareRequest()` prepares a request. */
+export interface Preparing {
+  /**
+   * The target given to `keyFor`: `req.originalUrl` under Express, of which `req.url` may be the
+   * part below a mount path.
+   */
+  readonly target: string;
+  /**
+   * Render a HEAD as a GET. Default true; false where HEAD is answered otherwise (Fastify runs
+   * the GET route for it; the fetch adapter hands the app a GET request of its own).
+   */
+  readonly headAsGet?: boolean;
+}
+
 /**
  * On a miss that may be stored, gives the app the request its key describes (`fill.view`), so
  * that nothing the key leaves out can reach the stored page: the normalized target (no fragment,
@@ -214,12 +228,12 @@ function runApp(app: () => void): void {
  * reported to the fill. Also drops the validators, so the app renders the full page rather than a
  * 304 we could not store (RFC 9111 §4.3.2 lets a cache send its own unconditional request), and
  * renders a HEAD as a GET, so it fills the GET entry (Node still sends no body: the response was
- * made for a HEAD request). `target` is the one given to `keyFor`: `req.originalUrl` under
- * Express, of which `req.url` may be the part below a mount path. Returns false when the target
- * cannot be given (normalizing changed the mount path itself).
+ * made for a HEAD request). Returns false when the target cannot be given (normalizing changed
+ * the mount path itself).
  */
-export function prepareRequest(req: IncomingMessage, fill: Fill, target: string, headAsGet = true): boolean {
-  if (headAsGet && req.method === 'HEAD') req.method = 'GET';
+export function prepareRequest(req: IncomingMessage, fill: Fill, how: Preparing): boolean {
+  const target = how.target;
+  if (how.headAsGet !== false && req.method === 'HEAD') req.method = 'GET';
   const h = req.headers;
   // Delete only what is there: a delete turns the headers object into a slow dictionary.
   if (h['if-none-match'] !== undefined) delete h['if-none-match'];
