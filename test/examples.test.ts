@@ -250,7 +250,7 @@ describe('docs/frameworks.md', () => {
 describe('an example started on a port that is taken', () => {
   // The demo (npm start) and the framework examples with a main of their own.
   const mains = [
-    { name: 'the demo (npm start)', args: ['examples/ice-cream/server.js'], says: 'page-dumper demo' },
+    { name: 'the demo (npm start)', args: ['examples/ice-cream/server.js'], env: undefined as Record<string, string> | undefined, says: 'page-dumper demo' },
     ...examples.filter((e) => e.ownMain && e.env?.PLATFORM !== 'express-front-door').map((e) => ({ name: e.name, args: e.args, env: e.env, says: '' })),
   ];
 
