@@ -312,14 +312,14 @@ export class Fill {
   #edgeTagsSent = -1;
 
   /** @internal */
-  constructor(dumper: Dumper, key: string, view: AppView, path: string, method: string, seq: number, flight: Flight | undefined) {
+  constructor(dumper: Dumper, start: FillStart, seq: number) {
     this.#dumper = dumper;
-    this.key = key;
-    this.view = view;
-    this.path = path;
-    this.method = method;
+    this.key = start.key;
+    this.view = start.view;
+    this.path = start.path;
+    this.method = start.method;
     this.seq = seq;
-    this.#flight = flight;
+    this.#flight = start.flight;
     this.#context = { dumper, tags: new Set(), fill: this };
     this.#startedAt = dumper._purging === undefined ? 0 : Date.now();
   }
@@ -461,7 +461,7 @@ export class Fill {
   }
 
   #finish(status: number, headers: readonly string[], body: Uint8Array, encoding: EncodedBody | undefined): MaybePromise<boolean> {
-    const entry = this.#dumper._entry(this, status, headers, body, this.#context.tags, this.#cookiesRead, encoding);
+    const entry = this.#dumper._entry(this, { status, headers, body, encoding }, { tags: this.#context.tags, cookiesRead: this.#cookiesRead });
     const stored = this.#dumper._store(this, entry);
     if (isPromise(stored)) {
       return this.#dumper._background(
@@ -474,6 +474,24 @@ export class Fill {
     this.#dumper._finishFlight(this.#flight, stored ? entry : undefined);
     return stored;
   }
+}
+
+/** What a fill is for: the store key, the request the app sees, and the render it may lead. */
+interface FillStart {
+  readonly key: string;
+  readonly view: AppView;
+  /** The canonical path, without the key prefix. */
+  readonly path: string;
+  readonly method: string;
+  readonly flight: Flight | undefined;
+}
+
+/** A finished response as it is stored: identity body, and the app's own coding of it if it sent one. */
+interface FilledResponse {
+  readonly status: number;
+  readonly headers: readonly string[];
+  readonly body: Uint8Array;
+  readonly encoding: EncodedBody | undefined;
 }
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
@@ -1153,13 +1171,14 @@ export class Dumper {
     } catch (error) {
       return this.#noSequence(flight, error);
     }
+    const start: FillStart = { key, view, path, method, flight };
     if (isPromise(seq)) {
       return seq.then(
-        (n) => ({ kind: 'fill', fill: new Fill(this, key, view, path, method, n, flight) }) as const,
+        (n) => ({ kind: 'fill', fill: new Fill(this, start, n) }) as const,
         (error: unknown) => this.#noSequence(flight, error),
       );
     }
-    return { kind: 'fill', fill: new Fill(this, key, view, path, method, seq, flight) };
+    return { kind: 'fill', fill: new Fill(this, start, seq) };
   }
 
   async #follow(flight: Flight, cookies: boolean, key: string, method: string, path: string): Promise<MissPlan> {
@@ -1492,15 +1511,8 @@ export class Dumper {
   }
 
   /** @internal */
-  _entry(
-    fill: Fill,
-    status: number,
-    headers: readonly string[],
-    body: Uint8Array,
-    renderTags: Set<string>,
-    cookiesRead: boolean,
-    encoding: EncodedBody | undefined,
-  ): StoredEntry {
+  _entry(fill: Fill, response: FilledResponse, render: { readonly tags: ReadonlySet<string>; readonly cookiesRead: boolean }): StoredEntry {
+    const { status, headers, body, encoding } = response;
     const now = Date.now();
     const own = this.cacheStatus === undefined ? headers : withoutOwnCacheStatus(headers, this.cacheStatus.cache);
     const stored = storedHeaders(own, body, this.cacheStatusHeader, now);
@@ -1509,7 +1521,7 @@ export class Dumper {
     const path = p + fill.path;
     const tags = [path];
     if (this.#prefixInvalidation) for (const t of prefixTags(fill.path)) tags.push(p + t);
-    for (const t of renderTags) if (p + t !== path) tags.push(p + t);
+    for (const t of render.tags) if (p + t !== path) tags.push(p + t);
     const entry: StoredEntry = {
       status,
       headers: stored.headers,
@@ -1524,7 +1536,7 @@ export class Dumper {
     };
     // Only an anonymous page carries the flag, so entries of pages that never read cookies stay
     // as they were.
-    const withFlag: StoredEntry = cookiesRead ? { ...entry, anonymousOnly: true } : entry;
+    const withFlag: StoredEntry = render.cookiesRead ? { ...entry, anonymousOnly: true } : entry;
     return encoding === undefined ? withFlag : { ...withFlag, encodings: [encoding] };
   }
 
