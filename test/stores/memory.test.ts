@@ -116,6 +116,25 @@ describe('MemoryStore', () => {
     expect(s.size).toBe(1);
   });
 
+  test('entries() lists in storing order over pages, a key stored again last, whatever the keys', () => {
+    const s = new MemoryStore();
+    const keys = Array.from({ length: 500 }, (_, i) => `k:/p/${(i * 7919) % 1000}`);
+    for (const key of keys) s.set(key, entry(key.slice(2), 10), limits);
+    s.set(keys[3]!, entry(keys[3]!.slice(2), 20), limits);
+    s.invalidate([keys[10]!.slice(2)]);
+    const expected = keys.filter((_, i) => i !== 3 && i !== 10).concat(keys[3]!);
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = s.entries({ limit: 7, cursor });
+      expect(page.entries.length).toBeLessThanOrEqual(7);
+      listed.push(...page.entries.map((x) => x.key));
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    expect(listed).toEqual(expected);
+    expect(s.info().entries).toBe(499);
+  });
+
   test('folds old invalidation points into a floor: bounded memory, still no stale fill', () => {
     const s = new MemoryStore({ maxTrackedTags: 10 });
     const before = s.sequence();

@@ -249,6 +249,33 @@ interface Slot {
   older: Slot | undefined;
 }
 
+/**
+ * The store's two indexes as large as its entries (key → slot, tag → keys) are each split in this
+ * many Maps, by a hash of the key or tag (`shardOf`). V8 rehashes a Map whole, in one call, when it
+ * grows past a power of two or shrinks below a quarter of its capacity: removing a million entries
+ * from one Map copies the 262,143 left in a single `delete` (about 60 ms, twice, as the two indexes
+ * shrink together: the background removal's turn stalled for 130 ms and more). A shard holds a 64th
+ * of the entries, and copies a 64th of that (see BENCHMARKS.md, "Scale").
+ */
+const SHARDS = 64;
+
+/**
+ * The shard of a key or a tag: a hash (FNV-1a) of its last 8 characters, where pages differ (the
+ * path's end, the query), taking the top bits, the best mixed. Keys all alike at the end share a
+ * shard: the store then behaves as with one Map, no worse.
+ */
+function shardOf(s: string): number {
+  let h = 0x811c9dc5 | 0;
+  const n = s.length;
+  for (let i = n > 8 ? n - 8 : 0; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 26;
+}
+
+/** `SHARDS` empty Maps. */
+function shards<V>(): Map<string, V>[] {
+  return Array.from({ length: SHARDS }, () => new Map<string, V>());
+}
+
 /** The slot of `group` used least recently: a scan, made only when a variant must go. */
 function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
   let oldest: Slot | undefined;
@@ -270,16 +297,20 @@ function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
 export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly maxBytes: number;
   readonly #maxTrackedTags: number;
-  readonly #slots = new Map<string, Slot>();
+  /** key → slot, in `SHARDS` Maps by `shardOf(key)`, each in storing order. */
+  readonly #slots = shards<Slot>();
+  /** The slots held, in all shards. */
+  #count = 0;
   #newest: Slot | undefined;
   #oldest: Slot | undefined;
   /** Counts up each time a slot becomes the most recently used: orders the variants of a path. */
   #clock = 0;
   /**
    * tag → the key of the one entry carrying it, or the keys of all of them. Most tags (a page's
-   * path tag) have one entry: a string saves a Set of about 150 bytes per entry.
+   * path tag) have one entry: a string saves a Set of about 150 bytes per entry. In `SHARDS` Maps
+   * by `shardOf(tag)`.
    */
-  readonly #byTag = new Map<string, string | Set<string>>();
+  readonly #byTag = shards<string | Set<string>>();
   /** path → the slots of its query-string variants (plain entries are not in it). */
   readonly #variants = new Map<string, Set<Slot>>();
   /** tag → sequence number of its last invalidation. */
@@ -319,7 +350,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
 
   /** Number of entries held, lazily invalidated ones not yet removed included (see `invalidate`). */
   get size(): number {
-    return this.#slots.size;
+    return this.#count;
   }
 
   /** Bytes accounted to the entries held, as `size` counts them (see `maxBytes`). */
@@ -332,7 +363,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   }
 
   get(key: string): StoredEntry | undefined {
-    const slot = this.#slots.get(key);
+    const slot = this.#slots[shardOf(key)]!.get(key);
     if (slot === undefined) return undefined;
     if (this.#stale.size !== 0 && this.#isStale(slot)) {
       this.#remove(key);
@@ -374,14 +405,16 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
       }
     }
     const slot: Slot = { id: ++this.#lastId, key, entry, size, variant, used: 0, newer: undefined, older: undefined };
-    this.#slots.set(key, slot);
+    this.#slots[shardOf(key)]!.set(key, slot);
+    this.#count++;
     this.#link(slot);
     this.#bytes += size;
     for (const tag of entry.tags) {
-      const keys = this.#byTag.get(tag);
-      if (keys === undefined) this.#byTag.set(tag, key);
+      const byTag = this.#byTag[shardOf(tag)]!;
+      const keys = byTag.get(tag);
+      if (keys === undefined) byTag.set(tag, key);
       else if (typeof keys !== 'string') keys.add(key);
-      else if (keys !== key) this.#byTag.set(tag, new Set([keys, key]));
+      else if (keys !== key) byTag.set(tag, new Set([keys, key]));
     }
     if (variant) {
       let group = this.#variants.get(entry.path);
@@ -404,13 +437,14 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     const seq = ++this.#seq;
     for (const tag of tags) {
       this.#tagSeq.set(tag, seq);
-      const keys = this.#byTag.get(tag);
+      const byTag = this.#byTag[shardOf(tag)]!;
+      const keys = byTag.get(tag);
       if (typeof keys === 'string') this.#remove(keys);
       else if (keys !== undefined) {
         if (keys.size <= LAZY_TAG_ENTRIES) for (const key of [...keys]) this.#remove(key);
         else {
           // The index of the tag starts over: entries stored from now on are valid, and listed there.
-          this.#byTag.delete(tag);
+          byTag.delete(tag);
           this.#stale.set(tag, this.#lastId);
           this.#reclaims.push({ tag, mark: this.#lastId, keys: keys.values() });
           this.#reclaimTimer ??= setImmediate(this.#reclaimSlice).unref();
@@ -439,9 +473,10 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#reclaims = [];
     if (this.#reclaimTimer !== undefined) clearImmediate(this.#reclaimTimer);
     this.#reclaimTimer = undefined;
-    this.#slots.clear();
+    for (const slots of this.#slots) slots.clear();
+    this.#count = 0;
     this.#newest = this.#oldest = undefined;
-    this.#byTag.clear();
+    for (const byTag of this.#byTag) byTag.clear();
     this.#variants.clear();
     this.#tagSeq.clear();
     this.#bytes = 0;
@@ -466,9 +501,9 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     const fits = (slot: Slot) =>
       slot.id > after && (pathPrefix === undefined || slot.entry.path.startsWith(pathPrefix)) && !(stale && this.#isStale(slot));
     if (tag !== undefined) {
-      const keys = this.#byTag.get(tag);
+      const keys = this.#byTag[shardOf(tag)]!.get(tag);
       for (const key of typeof keys === 'string' ? [keys] : (keys ?? [])) {
-        const slot = this.#slots.get(key);
+        const slot = this.#slots[shardOf(key)]!.get(key);
         if (slot !== undefined && fits(slot)) found.push(slot);
       }
       found.sort((a, b) => a.id - b.id);
@@ -478,10 +513,20 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
       }
       return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: undefined };
     }
-    for (const slot of this.#slots.values()) {
-      if (!fits(slot)) continue;
-      if (found.length === limit) return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: String(found[limit - 1]!.id) };
-      found.push(slot);
+    // Each shard is in storing order: the first `limit` + 1 slots that fit in each, merged, hold
+    // the page's and tell whether there is more.
+    for (const slots of this.#slots) {
+      let n = 0;
+      for (const slot of slots.values()) {
+        if (!fits(slot)) continue;
+        found.push(slot);
+        if (++n > limit) break;
+      }
+    }
+    found.sort((a, b) => a.id - b.id);
+    if (found.length > limit) {
+      found.length = limit;
+      return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: String(found[limit - 1]!.id) };
     }
     return { entries: found.map((x) => entryInfo(x.key, x.entry, x.size)), cursor: undefined };
   }
@@ -489,7 +534,9 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   /** Counts what `get()` would answer: removes first what lazily invalidated tags left (see `invalidate`). */
   info(): StoreInfo {
     while (this.#reclaims.length > 0) this.#reclaim(Number.POSITIVE_INFINITY);
-    return { entries: this.#slots.size, bytes: this.#bytes, tags: this.#byTag.size, sequence: this.#seq };
+    let tags = 0;
+    for (const byTag of this.#byTag) tags += byTag.size;
+    return { entries: this.#count, bytes: this.#bytes, tags, sequence: this.#seq };
   }
 
   /**
@@ -560,7 +607,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
           break;
         }
         // The key may hold an entry stored since (a later slot, valid) or none any more.
-        const slot = this.#slots.get(next.value);
+        const slot = this.#slots[shardOf(next.value)]!.get(next.value);
         if (slot !== undefined && slot.id <= job.mark) this.#remove(next.value);
         if (--budget === 0) return;
       }
@@ -576,17 +623,20 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   }
 
   #remove(key: string): void {
-    const slot = this.#slots.get(key);
+    const slots = this.#slots[shardOf(key)]!;
+    const slot = slots.get(key);
     if (slot === undefined) return;
-    this.#slots.delete(key);
+    slots.delete(key);
+    this.#count--;
     this.#unlink(slot);
     this.#bytes -= slot.size;
     for (const tag of slot.entry.tags) {
-      const keys = this.#byTag.get(tag);
-      if (keys === key) this.#byTag.delete(tag);
+      const byTag = this.#byTag[shardOf(tag)]!;
+      const keys = byTag.get(tag);
+      if (keys === key) byTag.delete(tag);
       else if (typeof keys === 'object') {
         keys.delete(key);
-        if (keys.size === 1) this.#byTag.set(tag, keys.values().next().value!);
+        if (keys.size === 1) byTag.set(tag, keys.values().next().value!);
       }
     }
     if (slot.variant) {
