@@ -308,7 +308,9 @@ type Client = Redis | Cluster;
  * - A hit is one round trip: the entry (or, for a copy this process holds, the entry's fill id) and
  *   its tags' invalidation points, read together, and sent with the other gets of the same tick.
  * - An invalidation of any number of paths and tags is one round trip: it bumps the sequence
- *   number, records it for every tag, and frees every entry carrying one of them.
+ *   number, records it for every tag, and frees every entry carrying one of them; past 1,000
+ *   entries together (one tag on many pages, or many paths at once) they are invalid at once and
+ *   freed in the background, a slice per script, so that no script holds Redis for long.
  * - A fill is one round trip (the sequence number it needs comes with the miss that preceded it).
  * - Validity lives in one key, so a flush, a restart without persistence or an eviction loses all
  *   of it at once, and then nothing stored before is served again.
@@ -581,7 +583,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     )) as [number, number];
     // This process never waits for its own message: what it invalidated is gone here at once.
     this.#local?.invalidate(tags);
-    // A tag on more than LAZY_TAG_ENTRIES entries: they are invalid already, and freed from here
+    // More than LAZY_TAG_ENTRIES entries reached: they are invalid already, and freed from here
     // (or from whichever process invalidates next, should this one stop first).
     if (queued > 0) this.#reclaiming ??= this.#reclaim();
     return seq;

@@ -15,9 +15,10 @@
  * - `{p}v:<path>` sorted set: the query-string variants of a path (entries stored with
  *                `variant: true`), scored in storing order: the lowest is evicted when one more
  *                would pass `maxVariantsPerPath`. Plain entries are never in it.
- * - `{p}r:<seq>:<tag>` set: the index set of a tag carried by more than `LAZY_TAG_ENTRIES`
- *                entries, renamed when the tag was invalidated at `<seq>`; its entries are freed
- *                a slice at a time (RECLAIM).
+ * - `{p}r:<seq>:<tag>` set: the index set of a tag invalidated at `<seq>` by an invalidation whose
+ *                tags' index sets listed more than `LAZY_TAG_ENTRIES` entries together (one tag on
+ *                many entries, or many paths on a few each), renamed then; its entries are freed a
+ *                slice at a time (RECLAIM).
  * - `{p}rq`      list: those sets, oldest first, as `<seq> <key of the set>`.
  *
  * Sequence numbers are integers below 2^53; every number written goes through string.format('%d')
@@ -172,10 +173,12 @@ return 1
 `;
 
 /**
- * A tag whose index set lists more entries than this is invalidated lazily: its entries are
- * invalid at once (GET checks the tags' points anyway), and freed by RECLAIM, a slice per call,
- * instead of all of them inside INVALIDATE, which would hold Redis (every client of it) for a
- * second or more per million entries.
+ * An invalidation whose tags' index sets list more entries than this, together, is lazy: the
+ * entries are invalid at once (GET and SET check the tags' points anyway), and freed by RECLAIM,
+ * a slice per call, instead of inside INVALIDATE, which would hold Redis (every client of it) for
+ * about a second per 10,000 entries freed with their bodies, or per million listed by one tag.
+ * Counted together, not per tag: 10,000 paths on one entry each cost as much to free as one tag
+ * on 10,000 entries.
  */
 export const LAZY_TAG_ENTRIES = 1000;
 
@@ -184,9 +187,10 @@ export const LAZY_TAG_ENTRIES = 1000;
  * every tag (a tag that is no path has none: the key is simply absent), then the reclaim queue.
  * ARGV: max tracked tags, pub/sub channel ('' for none), then the tags.
  * Bumps the sequence number once, records it as every tag's invalidation point, frees the entries
- * the index sets list (those of a set of more than LAZY_TAG_ENTRIES are left to RECLAIM: the set
- * is renamed and queued), bounds the meta hash, and publishes `<seq> <tags as JSON>` for local
- * tiers. Answers `{seq, sets queued for RECLAIM}`.
+ * the index sets list, bounds the meta hash, and publishes `<seq> <tags as JSON>` for local tiers.
+ * When the sets list more than LAZY_TAG_ENTRIES entries together, none is freed here: every
+ * non-empty set is renamed and queued for RECLAIM, a constant amount of work per tag whatever the
+ * number of entries. Answers `{seq, sets queued for RECLAIM}`.
  */
 export const INVALIDATE = `${META}
 meta(KEYS[1])
@@ -207,18 +211,34 @@ for from = 1, n, batch do
   redis.call('HSET', KEYS[1], unpack(h))
   redis.call('ZADD', KEYS[2], unpack(z))
 end
--- Free the entries listed by the index sets, and the sets, a few hundred keys per UNLINK.
-local doomed = {}
+-- Free the entries listed by the index sets, and the sets, a few hundred keys per UNLINK; or,
+-- past LAZY_TAG_ENTRIES entries together, leave them to RECLAIM.
+local listed, sizes = 0, {}
+for i = 1, n do
+  sizes[i] = redis.call('SCARD', KEYS[i + 2])
+  listed = listed + sizes[i]
+end
+local lazy = listed > ${LAZY_TAG_ENTRIES}
+local renamed = {}
+local doomed, queued = {}, {}
 local rq = KEYS[#KEYS]
 local base = string.sub(KEYS[1], 1, -2)
 for i = 1, n do
   local idx = KEYS[i + 2]
   doomed[#doomed + 1] = KEYS[i + 2 + n]
-  if redis.call('SCARD', idx) > ${LAZY_TAG_ENTRIES} then
-    -- Entries stored from now on go to a new index set; those listed are freed by RECLAIM.
-    local r = base .. 'r:' .. s .. ':' .. ARGV[i + 2]
-    redis.call('RENAME', idx, r)
-    redis.call('RPUSH', rq, s .. ' ' .. r)
+  if lazy then
+    -- Entries stored from now on go to a new index set; those listed are freed by RECLAIM. A tag
+    -- named twice is renamed once.
+    if sizes[i] > 0 and not renamed[idx] then
+      renamed[idx] = true
+      local r = base .. 'r:' .. s .. ':' .. ARGV[i + 2]
+      redis.call('RENAME', idx, r)
+      queued[#queued + 1] = s .. ' ' .. r
+      if #queued >= batch then
+        redis.call('RPUSH', rq, unpack(queued))
+        queued = {}
+      end
+    end
   else
     doomed[#doomed + 1] = idx
     for _, k in ipairs(redis.call('SMEMBERS', idx)) do doomed[#doomed + 1] = k end
@@ -229,6 +249,7 @@ for i = 1, n do
   end
 end
 if #doomed > 0 then redis.call('UNLINK', unpack(doomed)) end
+if #queued > 0 then redis.call('RPUSH', rq, unpack(queued)) end
 -- Bound the invalidation points: fold the oldest half into the floor. Entries older than the
 -- folded points become invalid, which is safe (a re-render) and rare. The floor never goes down:
 -- the age order can list points below it (it outlived a lost meta hash, or the floor was raised).
@@ -260,27 +281,33 @@ return {seq, redis.call('LLEN', rq)}
 
 /**
  * reclaim. KEYS: the reclaim queue. ARGV: how many entries at most.
- * Frees up to that many entries of the oldest set queued by INVALIDATE: those stored before the
- * invalidation (a sequence number below it); an entry stored again since under the same key is
- * valid and stays. Drops the set once empty. Answers the sets still queued.
+ * Frees up to that many entries of the sets queued by INVALIDATE, oldest first: those stored before
+ * the invalidation (a sequence number below it); an entry stored again since under the same key is
+ * valid and stays. Drops each set once empty. A set counts as one entry of the budget, so that a
+ * queue of many small sets (many paths invalidated at once) goes as fast as one large set, and a
+ * call stays as short. Answers the sets still queued.
  */
 export const RECLAIM = `
-local head = redis.call('LINDEX', KEYS[1], 0)
-if not head then return 0 end
-local sp = string.find(head, ' ', 1, true)
-local seq = tonumber(string.sub(head, 1, sp - 1))
-local set = string.sub(head, sp + 1)
-local keys = redis.call('SPOP', set, tonumber(ARGV[1]))
+local budget = tonumber(ARGV[1])
 local doomed = {}
-for _, k in ipairs(keys) do
-  local s = redis.call('HGET', k, 's')
-  if s and tonumber(s) < seq then doomed[#doomed + 1] = k end
+while budget > 0 do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head then break end
+  local sp = string.find(head, ' ', 1, true)
+  local seq = tonumber(string.sub(head, 1, sp - 1))
+  local set = string.sub(head, sp + 1)
+  local keys = redis.call('SPOP', set, budget)
+  for _, k in ipairs(keys) do
+    local s = redis.call('HGET', k, 's')
+    if s and tonumber(s) < seq then doomed[#doomed + 1] = k end
+  end
+  if #keys < budget then
+    redis.call('LPOP', KEYS[1])
+    redis.call('DEL', set)
+  end
+  budget = budget - #keys - 1
 end
-if #doomed > 0 then redis.call('UNLINK', unpack(doomed)) end
-if #keys < tonumber(ARGV[1]) then
-  redis.call('LPOP', KEYS[1])
-  redis.call('DEL', set)
-end
+for from = 1, #doomed, 500 do redis.call('UNLINK', unpack(doomed, from, math.min(from + 499, #doomed))) end
 return redis.call('LLEN', KEYS[1])
 `;
 

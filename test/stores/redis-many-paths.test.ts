@@ -1,0 +1,163 @@
+// RedisStore: an invalidation of many paths at once (10,000 paths, each on an entry or a few) is as
+// lazy as one tag on many entries: the script records the invalidation points and renames the
+// index sets into the reclaim queue, and frees no entry itself. What it leaves is never served, a
+// render begun before it is refused, and the reclamation frees exactly what was invalidated.
+import { createHash, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { describe, expect, test } from 'vitest';
+import type { SetOptions, StoredEntry } from '../../src/index.js';
+import { RedisStore } from '../../src/stores/redis/index.js';
+import { INVALIDATE, LAZY_TAG_ENTRIES, RECLAIM } from '../../src/stores/redis/scripts.js';
+import { definedIf, needService } from '../support/services.js';
+
+const hasRedis = await needService('redis');
+const URL = 'redis://127.0.0.1:6379';
+
+const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
+const entry = (path: string, seq: number, tags: string[] = [path, 'layout']): StoredEntry => ({
+  status: 200,
+  headers: ['content-type', 'text/html'],
+  body: new Uint8Array(100),
+  etag: '"x"',
+  storedAt: 0,
+  seq,
+  path,
+  tags,
+});
+
+/** Runs `check` every millisecond or so until it holds, at most `turns` times. */
+async function until(check: () => boolean | Promise<boolean>, turns = 5000): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (await check()) return;
+    await new Promise<void>((resolve) => setTimeout(resolve, 1));
+  }
+  throw new Error('the condition never held');
+}
+
+/** Every key of the prefix, by kind (`e`, `t`, `r`, ...: the letters after the hash tag). */
+async function keysByKind(redis: Redis, p: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${p}}*`, 'COUNT', 1000);
+    cursor = next;
+    for (const k of new Set(keys)) {
+      const kind = /^\{[^}]*\}([a-z]+)/.exec(k)![1]!;
+      out[kind] = (out[kind] ?? 0) + 1;
+    }
+  } while (cursor !== '0');
+  return out;
+}
+
+async function fill(store: RedisStore, n: number, seq: number): Promise<void> {
+  for (let from = 0; from < n; from += 250) {
+    const sets = Array.from({ length: Math.min(250, n - from) }, (_, i) => store.set(`k:/p${from + i}`, entry(`/p${from + i}`, seq), limits));
+    expect((await Promise.all(sets)).every(Boolean)).toBe(true);
+  }
+  expect(await store.set('k:/plain', entry('/plain', seq, ['/plain']), limits)).toBe(true);
+}
+
+/** The invalidation script run directly, as `RedisStore.invalidate` runs it, without the reclamation that follows. */
+async function invalidateScript(redis: Redis, p: string, tags: string[]): Promise<[number, number]> {
+  const pre = `{${p}}`;
+  const keys = [`${pre}m`, `${pre}z`, ...tags.map((t) => `${pre}t:${t}`), ...tags.map((t) => `${pre}v:${t}`), `${pre}rq`];
+  return (await redis.eval(INVALIDATE, keys.length, ...keys, '100000', '', ...tags)) as [number, number];
+}
+
+definedIf(hasRedis, describe)('RedisStore: many paths invalidated at once', () => {
+  test('past LAZY_TAG_ENTRIES entries together, the script frees none: it renames and queues every index set; nothing invalidated is served, a render begun before is refused', async () => {
+    expect(LAZY_TAG_ENTRIES).toBe(1000);
+    const p = `pdtest:paths:${randomUUID().slice(0, 8)}:`;
+    const store = new RedisStore({ url: URL, prefix: p, commandTimeout: 5000 });
+    const redis = new Redis(URL);
+    try {
+      await fill(store, 3000, await store.sequence());
+      const before = await keysByKind(redis, p);
+      expect(before).toMatchObject({ e: 3001, t: 3002 });
+      // A render begins before the invalidation.
+      const inFlight = await store.sequence();
+      // 1,500 paths, one entry each (and 1,500 more carrying the tag `layout`, not invalidated);
+      // one path twice, one path with no entry.
+      const paths = Array.from({ length: 1500 }, (_, i) => `/p${i * 2}`);
+      const [seq, queued] = await invalidateScript(redis, p, [...paths, '/p0', '/nowhere']);
+      expect(queued).toBe(1500);
+      // Nothing freed inside the script: the entries are all there, their sets renamed and queued.
+      expect(await keysByKind(redis, p)).toMatchObject({ e: 3001, t: 3002 - 1500, r: 1500 });
+      expect(await redis.llen(`{${p}}rq`)).toBe(1500);
+      expect(await redis.lindex(`{${p}}rq`, 0)).toBe(`${seq} {${p}}r:${seq}:/p0`);
+      // The render begun before is refused; one begun after is stored.
+      expect(await store.set('k:/p0', entry('/p0', inFlight), limits)).toBe(false);
+      expect(await store.set('k:/p1', entry('/p1', inFlight), limits)).toBe(true);
+      expect(await store.set('k:/p2', entry('/p2', seq), limits)).toBe(true);
+      // Not one invalidated entry is served (the store holds a local copy of each: it is checked too).
+      for (let i = 0; i < 3000; i++) {
+        const got = await store.get(`k:/p${i}`);
+        expect(got === undefined, `k:/p${i}`).toBe(i % 2 === 0 && i !== 2);
+      }
+      expect(await store.get('k:/plain')).toBeDefined();
+      // The next invalidation from any process reclaims what is queued.
+      await store.invalidate(['/nothing-here']);
+      await until(async () => (await redis.llen(`{${p}}rq`)) === 0);
+      // Left: the 1,500 odd pages, /p2 stored again, /plain; the index sets of those, and `layout`.
+      // The gets above freed the invalid entries they read; the reclamation freed the sets.
+      expect(await keysByKind(redis, p)).toEqual({ e: 1502, t: 1500 + 1 + 1 + 1, m: 1, z: 1 });
+      expect(await store.info()).toMatchObject({ entries: 1502, tags: 1503 });
+      expect(await store.get('k:/p2')).toBeDefined();
+    } finally {
+      redis.disconnect();
+      await store.close();
+    }
+  }, 60_000);
+
+  test('invalidate() of 2,000 paths: freed in the background, a few scripts for all the sets, down to exactly what was not invalidated', async () => {
+    const p = `pdtest:paths:${randomUUID().slice(0, 8)}:`;
+    // A client that counts the reclamation scripts sent.
+    const client = new Redis(URL);
+    const reclaimSha = createHash('sha1').update(RECLAIM).digest('hex');
+    let reclaims = 0;
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = ((command: { name: string; args: unknown[] }) => {
+      const first = command.args[0];
+      if ((command.name === 'evalsha' && String(first) === reclaimSha) || (command.name === 'eval' && String(first) === RECLAIM)) reclaims++;
+      return send(command as never);
+    }) as typeof client.sendCommand;
+    const store = new RedisStore({ client, prefix: p, commandTimeout: 5000, localBytes: 0 });
+    const redis = new Redis(URL);
+    try {
+      await fill(store, 4000, await store.sequence());
+      const paths = Array.from({ length: 2000 }, (_, i) => `/p${i}`);
+      const seq = await store.invalidate(paths);
+      // Stored again at once, while the freeing runs: valid, and kept.
+      expect(await store.set('k:/p5', entry('/p5', seq), limits)).toBe(true);
+      await until(async () => (await redis.llen(`{${p}}rq`)) === 0);
+      await until(async () => (await redis.exists(`{${p}}e:k:/p1999`)) === 0);
+      for (let i = 0; i < 4000; i++) expect((await store.get(`k:/p${i}`)) === undefined, `k:/p${i}`).toBe(i < 2000 && i !== 5);
+      // 2,000 queued sets of one entry each, 500 entries (a set counts as one) per script: a few
+      // scripts, not one per set.
+      expect(reclaims).toBeGreaterThanOrEqual(8);
+      expect(reclaims).toBeLessThanOrEqual(12);
+      expect(await keysByKind(redis, p)).toEqual({ e: 2002, t: 2000 + 1 + 1 + 1, m: 1, z: 1 });
+      expect(await redis.keys(`{${p}}r:*`)).toEqual([]);
+    } finally {
+      redis.disconnect();
+      await store.close();
+      client.disconnect();
+    }
+  }, 60_000);
+
+  test('up to LAZY_TAG_ENTRIES entries together, the script frees them itself (nothing queued)', async () => {
+    const p = `pdtest:paths:${randomUUID().slice(0, 8)}:`;
+    const store = new RedisStore({ url: URL, prefix: p, commandTimeout: 5000 });
+    const redis = new Redis(URL);
+    try {
+      await fill(store, 1200, await store.sequence());
+      // 1,000 entries listed by the 1,000 path tags: eager.
+      const [, queued] = await invalidateScript(redis, p, Array.from({ length: 1000 }, (_, i) => `/p${i}`));
+      expect(queued).toBe(0);
+      expect(await keysByKind(redis, p)).toEqual({ e: 201, t: 202, m: 1, z: 1 });
+    } finally {
+      redis.disconnect();
+      await store.close();
+    }
+  }, 60_000);
+});
