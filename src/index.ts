@@ -18,6 +18,7 @@ export type { CompressOptions } from './core/encoding.js';
 export { DumperError } from './core/errors.js';
 export type { DumperErrorCode } from './core/errors.js';
 export { DEFAULT_IGNORED_COOKIES, DEFAULT_IGNORED_QUERY_PARAMS } from './core/options.js';
+export { DEFAULT_WARNED_REFUSALS } from './core/warnings.js';
 export type { DumperOptions, PathMatcher } from './core/options.js';
 export type { DumperLogger } from './core/log.js';
 export type { ModelClass, ModelInstance, ModelOptions, PathList, PathsResult } from './core/models.js';

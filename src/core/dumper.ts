@@ -611,11 +611,6 @@ export function isBypass(value: string | Bypass): value is Bypass {
   return typeof value !== 'string';
 }
 
-/**
- * The engine. Framework adapters call `keyFor()`, `get()`, `beginFill()` and `afterUnsafe()`;
- * applications call `register()`, `changed()`, `invalidate()`, `invalidateTags()`, `tag()` and
- * `close()`. Create one with `createDumper()`.
- */
 /** What `dumper.storeHealth` answers. */
 export interface StoreHealth {
   /** `open`: store operations failed and requests go to the app until `openUntil`. */
@@ -629,6 +624,12 @@ export interface StoreHealth {
   readonly pendingClear: boolean;
 }
 
+/**
+ * The engine. Applications call `register()`, `changed()`, `invalidate()`, `invalidateTags()`,
+ * `tag()` and `close()`; HTTP adapters call `keyFor()`, `get()`, `reply()`, `beginFill()` and
+ * `afterUnsafe()` (the members marked `@category Adapter`; see `page-dumper/adapter`). Create one
+ * with `createDumper()`.
+ */
 export class Dumper {
   readonly store: Store;
   readonly keyPrefix: string;
@@ -637,11 +638,25 @@ export class Dumper {
   /** What every key starts with: the key prefix, then the version and a space. Tags have only the prefix. */
   readonly #keyHead: string;
   readonly statuses: readonly number[];
+  /**
+   * The largest body stored, in bytes (option `maxEntryBytes`).
+   * @category Adapter
+   */
   readonly maxEntryBytes: number;
-  /** Lower-case name of the cache-status header, or `undefined` when none is sent. */
+  /**
+   * Lower-case name of the cache-status header, or `undefined` when none is sent.
+   * @category Adapter
+   */
   readonly cacheStatusHeader: string | undefined;
-  /** The `Cache-Status` values (RFC 9211) to send (option `cacheStatus`), or `undefined` when none is sent. */
+  /**
+   * The `Cache-Status` values (RFC 9211) to send (option `cacheStatus`), or `undefined` when none is sent.
+   * @category Adapter
+   */
   readonly cacheStatus: CacheStatusValues | undefined;
+  /**
+   * Where decisions are logged (option `logger`).
+   * @category Adapter
+   */
   readonly log: Log;
 
   readonly #policy: StoragePolicy;
@@ -779,6 +794,8 @@ export class Dumper {
    * The key of a request, or why it bypasses the cache. Does no I/O and, for a plain path on an
    * allowed host, allocates only the key string, and for one it has seen before, nothing. Adapters
    * call it once per request: a bypass is counted here (`stats().bypasses`).
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
    */
   keyFor(method: string, target: string, headers: HeaderSource): string | Bypass {
     const key = this.#keyOf(method, target, headers);
@@ -915,6 +932,8 @@ export class Dumper {
    * The stored entry for a request's key; `undefined` on a miss, when the store fails (never
    * throws), and when the entry is the anonymous page (its render read cookies) and the request
    * carries cookies: that visitor's page may differ, so the app renders it.
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
    */
   get(key: string, headers: HeaderSource): MaybePromise<StoredEntry | undefined> {
     let result: MaybePromise<StoredEntry | undefined>;
@@ -952,6 +971,8 @@ export class Dumper {
    * Every adapter answers hits with it. `collapsed`: the request waited for a concurrent render of
    * its page (`MissPlan` `entry`), and its `Cache-Status` says so (RFC 9211 §2.6); still a hit in
    * `stats()`.
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
    */
   reply(entry: StoredEntry, method: string, headers: HeaderSource, collapsed = false): Reply {
     const r = this.#reply(entry, method, headers);
@@ -1132,6 +1153,8 @@ export class Dumper {
    * Starts handling a miss: joins a concurrent render of the same key, or reads the store's
    * sequence number and returns a `Fill` for the adapter to run the app in. `headers` are the
    * request's, as given to `keyFor()`.
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
    */
   beginFill(key: string, method: string, headers: HeaderSource): MissPlan | Promise<MissPlan> {
     const view = this.#viewOf(key, headers);
@@ -1224,6 +1247,8 @@ export class Dumper {
    * The second look at a response, at its end: the headers as sent, after hooks that ran later
    * (a session's cookie). `Content-Encoding` is left out: compression mounted in front of the
    * dumper applies to its own output, not to the body that was captured.
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
    */
   sentVeto(status: number, sent: readonly string[]): string | undefined {
     const headers: string[] = [];
@@ -1231,12 +1256,20 @@ export class Dumper {
     return responseVeto(status, headers, this.#policy);
   }
 
-  /** Whether responses of static file handlers are stored (option `staticFiles`). */
+  /**
+   * Whether responses of static file handlers are stored (option `staticFiles`).
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
+   */
   get storesStaticFiles(): boolean {
     return this.#policy.staticFiles;
   }
 
-  /** Whether a response may be stored: `undefined` if so, else the reason (for the log). */
+  /**
+   * Whether a response may be stored: `undefined` if so, else the reason (for the log).
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
+   */
   responseVeto(status: number, headers: readonly string[]): string | undefined {
     return responseVeto(status, headers, this.#policy);
   }
@@ -1246,6 +1279,8 @@ export class Dumper {
    * finished. A successful one invalidates its target path and the `Location` and
    * `Content-Location` it answered with (RFC 9111 §4.4): paths, relative references resolved
    * against the target, and absolute URLs of the request's own host.
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
    */
   afterUnsafe(done: UnsafeResponse): void {
     if (!this.#invalidateOnUnsafe || this.#closed) return;
@@ -1451,7 +1486,6 @@ export class Dumper {
     return { ...(this._purging?.stats ?? { queued: 0, sent: 0, failed: 0, retried: 0 }) };
   }
 
-  /** Stops caching (requests bypass from now on) and closes the store. */
   /**
    * Requests pages from the running site (absolute URLs: `http://127.0.0.1:3000/ice-cream/`),
    * `concurrency` at a time (default 4), so that it renders and stores them before visitors ask,
@@ -1488,6 +1522,7 @@ export class Dumper {
     await this.#rewarm?.settled();
   }
 
+  /** Stops caching (requests bypass from now on), waits for the work under way, and closes the store. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -8,6 +8,7 @@ import { describe, expect, expectTypeOf, test } from 'vitest';
 import {
   canonicalPath,
   createDumper,
+  DEFAULT_WARNED_REFUSALS,
   Dumper,
   DumperError,
   MemoryStore,
@@ -18,6 +19,7 @@ import {
   type MemoryStoreOptions,
   type PathMatcher,
   type Purger,
+  type RefusalReason,
   type Store,
 } from '../../src/index.js';
 
@@ -78,6 +80,14 @@ describe('page-dumper types', () => {
     expectTypeOf<DumperError>().toMatchTypeOf<Error>();
   });
 
+  test('warnings: true, false, or refusal reasons', () => {
+    expectTypeOf(DEFAULT_WARNED_REFUSALS).toEqualTypeOf<readonly RefusalReason[]>();
+    createDumper({ warnings: false, logger: false });
+    createDumper({ warnings: ['status', ...DEFAULT_WARNED_REFUSALS], logger: false });
+    expectTypeOf<DumperOptions['warnings']>().toEqualTypeOf<boolean | readonly RefusalReason[] | undefined>();
+    expectTypeOf<Dumper['storeLabel']>().toEqualTypeOf<string>();
+  });
+
   test('configuration mistakes are type errors', () => {
     const mistakes = () => {
       // @ts-expect-error an option that does not exist
@@ -90,6 +100,10 @@ describe('page-dumper types', () => {
       createDumper({ ignore: 42 });
       // @ts-expect-error a logger needs debug()
       createDumper({ logger: { warn() {} } });
+      // @ts-expect-error warnings names refusal reasons
+      createDumper({ warnings: ['set-cookies'] });
+      // @ts-expect-error warnings is a boolean or a list, not a level
+      createDumper({ warnings: 'warn' });
       // @ts-expect-error maxBytes is a number of bytes
       new MemoryStore({ maxBytes: '64mb' });
       // @ts-expect-error tag() takes strings
