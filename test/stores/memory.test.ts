@@ -116,6 +116,16 @@ describe('MemoryStore', () => {
     expect(s.size).toBe(1);
   });
 
+  test('is labelled with its kind and its bound, which the dumper names it by', async () => {
+    expect(new MemoryStore().label).toBe('MemoryStore (64 MiB)');
+    expect(new MemoryStore({ maxBytes: 2 ** 30 }).label).toBe('MemoryStore (1 GiB)');
+    expect(new MemoryStore({ maxBytes: 1536 * 1024 }).label).toBe('MemoryStore (1536 KiB)');
+    expect(new MemoryStore({ maxBytes: 1000 }).label).toBe('MemoryStore (1000 bytes)');
+    const dumper = createDumper({ store: new MemoryStore({ maxBytes: 8 * 2 ** 20 }), logger: false });
+    expect(dumper.storeLabel).toBe('MemoryStore (8 MiB)');
+    await dumper.close();
+  });
+
   test('entries() lists in storing order over pages, a key stored again last, whatever the keys', () => {
     const s = new MemoryStore();
     const keys = Array.from({ length: 500 }, (_, i) => `k:/p/${(i * 7919) % 1000}`);

@@ -276,6 +276,14 @@ function shards<V>(): Map<string, V>[] {
   return Array.from({ length: SHARDS }, () => new Map<string, V>());
 }
 
+/** `n` bytes in the largest binary unit that divides it: `64 MiB`, `1536 KiB`, `1000 bytes`. */
+function byteSize(n: number): string {
+  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (n % size === 0) return `${n / size} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
 /** The slot of `group` used least recently: a scan, made only when a variant must go. */
 function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
   let oldest: Slot | undefined;
@@ -296,6 +304,8 @@ function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
  */
 export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly maxBytes: number;
+  /** How logs and errors name the store: its kind and its bound, `MemoryStore (64 MiB)`. */
+  readonly label: string;
   readonly #maxTrackedTags: number;
   /** key → slot, in `SHARDS` Maps by `shardOf(key)`, each in storing order. */
   readonly #slots = shards<Slot>();
@@ -345,6 +355,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
       );
     }
     this.maxBytes = maxBytes;
+    this.label = `MemoryStore (${byteSize(maxBytes)})`;
     this.#maxTrackedTags = maxTrackedTags;
   }
 
