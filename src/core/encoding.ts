@@ -546,7 +546,22 @@ class Rep implements Representation {
       // An edge that revalidates its copy keeps the tags and the freshness it gets with the 304
       // (RFC 9111 §4.3.4: the stored headers are updated from it).
       if (this.shared.edge !== undefined) nm.push(...this.shared.edge);
-      nm.push(...this.shared.hit);
+      // The members of the caches behind the app (a Cache-Status stored with the page) come
+      // first, as on a full reply, then this cache's own (RFC 9211 §2: the list is in path order),
+      // in one field line: a 304 is written by some adapters over headers already set, where a
+      // second line of the same name would replace the first.
+      const src = this.shared.entry.headers;
+      let behind: string | undefined;
+      for (let i = 0; i < src.length; i += 2) if (src[i] === 'cache-status') behind = behind === undefined ? src[i + 1]! : `${behind}, ${src[i + 1]!}`;
+      const hit = this.shared.hit;
+      let merged = behind === undefined;
+      for (let i = 0; i < hit.length; i += 2) {
+        if (!merged && hit[i] === 'cache-status') {
+          nm.push('cache-status', `${behind!}, ${hit[i + 1]!}`);
+          merged = true;
+        } else nm.push(hit[i]!, hit[i + 1]!);
+      }
+      if (!merged) nm.push('cache-status', behind!);
       this.#notModified = nm;
     }
     return this.#notModified;

@@ -579,6 +579,10 @@ export function httpBehaviourSuite(name: string, mount: Mount, suite: SuiteOptio
       const hit = await text('/page/up');
       expect(hit.cache).toBe('HIT');
       expect(hit.headers.get(CS)).toBe('upstream; hit, page-dumper; hit');
+      // A 304 says what the full reply says.
+      const revalidated = await text('/page/up', { headers: { 'if-none-match': hit.headers.get('etag')! } });
+      expect(revalidated.status).toBe(304);
+      expect(revalidated.headers.get(CS)).toBe('upstream; hit, page-dumper; hit');
       expect((await text('/private')).headers.get(CS)).toBe('upstream; hit, page-dumper; fwd=uri-miss');
       expect((await text('/page/up', { headers: { authorization: 'Bearer x' } })).headers.get(CS)).toBe('upstream; hit, page-dumper; fwd=bypass; detail=authorization');
       expect((await text('/page/up', { method: 'POST', body: 'x' })).headers.get(CS)).toBe('upstream; hit, page-dumper; fwd=method');
