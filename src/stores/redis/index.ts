@@ -316,6 +316,14 @@ type Client = Redis | Cluster;
  *   of it at once, and then nothing stored before is served again.
  */
 export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
+  /**
+   * How logs and errors name this store: `RedisStore redis://host:port/db` (`rediss://` with TLS),
+   * `RedisStore /path/to/redis.sock db 0` for a Unix socket, or, for a `client` given to the
+   * store, `RedisStore (injected client) ...` with what its options say of where it connects (a
+   * Cluster: its first startup nodes). Read from the client's options once, in the constructor;
+   * never a username or a password.
+   */
+  readonly label: string;
   /** The pub/sub channel invalidations are published on (when the local tier is on). */
   readonly channel: string;
   /**
@@ -446,6 +454,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#client.on('error', () => {});
       this.#ownsClient = true;
     }
+    this.label = `RedisStore ${client !== undefined ? `(injected ${isCluster(client) ? 'Cluster client' : 'client'}) ` : ''}${whereTo(this.#client)}`;
     this.#heartbeat = 0;
     if (local !== undefined) {
       this.#heartbeat = positiveInteger('localTier.heartbeat', local.heartbeat ?? 1000);
@@ -1245,6 +1254,53 @@ function listed(key: string, head: Buffer, bodyBytes: number, encodings: Buffer,
     encodings: encodingSizes(encodings.length === 0 ? null : encodings),
     bytes,
   };
+}
+
+/** `host:port`, with brackets around an IPv6 address. */
+function hostPort(host: unknown, port: unknown): string {
+  const h = typeof host === 'string' && host !== '' ? host : 'localhost';
+  return `${h.includes(':') ? `[${h}]` : h}:${typeof port === 'number' || typeof port === 'string' ? port : 6379}`;
+}
+
+/**
+ * Where a client connects, for the store's label, from its options alone (ioredis has parsed any
+ * URL into them): never a username or a password, which the options also hold.
+ */
+function whereTo(client: Client): string {
+  if (isCluster(client)) {
+    const nodes = (client as unknown as { startupNodes?: unknown[] }).startupNodes ?? [];
+    const shown = nodes.slice(0, 3).map((node) => {
+      if (typeof node === 'number') return hostPort('localhost', node);
+      if (typeof node === 'string') {
+        // A URL may carry credentials: only its host and port are kept.
+        try {
+          const u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(node) ? node : `redis://${node}`);
+          return hostPort(u.hostname.replace(/^\[|\]$/g, ''), u.port === '' ? 6379 : Number(u.port));
+        } catch {
+          return '(unparsed node)';
+        }
+      }
+      const o = node as { host?: unknown; port?: unknown } | null;
+      return hostPort(o?.host, o?.port);
+    });
+    return `${shown.join(',')}${nodes.length > 3 ? ',...' : ''}`;
+  }
+  const o = ((client as { options?: unknown }).options ?? {}) as {
+    host?: unknown;
+    port?: unknown;
+    path?: unknown;
+    db?: unknown;
+    tls?: unknown;
+    sentinels?: unknown;
+    name?: unknown;
+  };
+  const db = typeof o.db === 'number' ? o.db : 0;
+  if (typeof o.path === 'string' && o.path !== '') return `${o.path} db ${db}`;
+  if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
+    const sentinels = (o.sentinels as Array<{ host?: unknown; port?: unknown } | null>).slice(0, 3).map((x) => hostPort(x?.host, x?.port));
+    return `sentinels ${sentinels.join(',')}${o.sentinels.length > 3 ? ',...' : ''} master ${typeof o.name === 'string' ? o.name : '?'} db ${db}`;
+  }
+  return `${o.tls ? 'rediss' : 'redis'}://${hostPort(o.host, o.port)}/${db}`;
 }
 
 function isCluster(client: Client): client is Cluster {
