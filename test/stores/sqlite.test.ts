@@ -4,7 +4,7 @@
  * other's writes at once, the bounds (bytes, entries, tag points), and loud failures at
  * construction. Every store works on a file of its own under os.tmpdir().
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -527,6 +527,32 @@ describe('SqliteStore', () => {
     } finally {
       await site.close();
       await dumper.close();
+    }
+  });
+
+  test('checkpoints run on a thread of their own: the commits of the store do not, and the WAL stays bounded', async () => {
+    const path = freshPath();
+    const store = new SqliteStore({ path });
+    try {
+      expect(store.database.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+      store.set('first', entry('/first', 10), limits);
+      // SQLite's own checkpoint, in a commit, is left as a backstop past 64 MiB of WAL.
+      expect(store.database.pragma('wal_autocheckpoint', { simple: true })).toBe(16384);
+      // 48 MiB of entries, a transaction each.
+      for (let i = 0; i < 768; i++) store.set(`k${i}`, entry(`/k${i}`, 65536), limits);
+      store.set('last', entry('/last', 10), limits);
+      // Once the checkpointer has copied the WAL into the file, the next commit starts the WAL
+      // over, cut to 16 MiB (journal_size_limit).
+      const wal = () => statSync(`${path}-wal`).size;
+      for (let waited = 0; wal() > 16 * 2 ** 20; waited += 20) {
+        if (waited > 30_000) throw new Error(`the WAL is still ${wal()} bytes`);
+        await new Promise((r) => setTimeout(r, 20));
+        store.set('last', entry('/last', 10), limits);
+      }
+      expect(store.get('k767')?.body.byteLength).toBe(65536);
+      expect(store.size).toBe(770);
+    } finally {
+      store.close();
     }
   });
 

@@ -10,6 +10,9 @@
  * Only this entry point imports better-sqlite3 (an optional peer dependency): `page-dumper` itself
  * never loads it.
  */
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { DumperError } from '../../core/errors.js';
 import type {
@@ -89,6 +92,39 @@ export interface SqliteStoreOptions {
   busyTimeout?: number;
 }
 
+/**
+ * WAL pages (4 KiB each by default) past which SQLite checkpoints in a commit of the store's own
+ * connection once the background checkpointer runs (see the class comment): a backstop, reached
+ * only when the checkpointer cannot keep up or has failed. SQLite's default is 1000.
+ */
+const CHECKPOINT_BACKSTOP = 16384;
+/**
+ * The background checkpointer: a thread with a connection of its own to the file, which runs a
+ * PASSIVE checkpoint (never waiting for readers or writers) each time it is asked, and answers
+ * when it is done. Plain CommonJS, evaluated by `Worker`: the same text serves both builds.
+ */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.path, { fileMustExist: true, timeout: 0 });
+db.pragma('wal_autocheckpoint = 0');
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+parentPort.on('message', (m) => {
+  if (m === 'close') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  let answer;
+  try {
+    answer = checkpoint.get();
+  } catch (error) {
+    answer = { error: String(error && error.message) };
+  }
+  parentPort.postMessage(answer);
+});
+`;
+
 /** Bytes counted per entry on top of its body, headers, key and tags: the row, its rowid and key index. */
 const ENTRY_OVERHEAD = 128;
 /** Bytes counted per tag of an entry: its row in the tag index. */
@@ -163,6 +199,15 @@ function byteLength(s: string): number {
  * one to open the file). Deleting a million rows in the invalidation's own
  * transaction would hold the file's write lock, and this process's event loop, for many seconds.
  *
+ * Checkpoints (copying the WAL into the file, then syncing both) run on a thread of their own
+ * when the store opened the file (`path`): from its first write, the store asks a worker thread,
+ * with a connection of its own, for a PASSIVE checkpoint after each of its commits (one at a
+ * time, again when it ends if more was written). SQLite's automatic checkpoint would run them in
+ * a commit, on this event loop: 1,000 pages copied and two syncs, which took up to hundreds of
+ * milliseconds every dozen transactions of a large deletion. It stays on as a backstop, past 64
+ * MiB of WAL, and takes over again if the thread fails. An injected `database` keeps its own
+ * checkpoint settings.
+ *
  * Query-string variants of a path (`variant: true`) are bounded by `maxVariantsPerPath`: one more
  * evicts the least recently *stored* variant of that path, for the reason the byte bound evicts in
  * storing order (a hit never writes). Plain entries are neither counted nor evicted for variants.
@@ -180,6 +225,14 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   /** The connection's `synchronous` level outside invalidations (see `#durably`). */
   readonly #sync: number;
   #closed = false;
+  /** The file, when the store opened it (`path`) and it is not `:memory:`: the checkpointer's. */
+  readonly #file: string | undefined;
+  /** The background checkpointer: not started yet, running, or `null` when unavailable. */
+  #checkpointer: Worker | null | undefined;
+  /** A checkpoint was asked of the checkpointer and it has not answered yet. */
+  #checkpointing = false;
+  /** This store committed a write since the last checkpoint was asked. */
+  #unCheckpointed = false;
 
   readonly #get: Database.Statement<[string], EntryRow>;
   readonly #idOf: Database.Statement<[string], number>;
@@ -246,6 +299,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.localBytes = localBytes;
     this.#local = new LocalCopies(localBytes);
     this.#owned = database === undefined;
+    this.#file = path !== undefined && path !== ':memory:' ? resolve(path) : undefined;
 
     let db: Database.Database | undefined = database;
     try {
@@ -378,6 +432,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#set = (key, entry, options) => {
         // Encoded before the write lock is taken: copying the bodies holds up no other process.
         const id = setTx.immediate(key, entry, options, encodeEncodings(entry.encodings));
+        this.#wrote();
         if (id === undefined) return false;
         this.#keep(key, id, entry);
         return true;
@@ -399,6 +454,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       });
       this.#invalidate = (tags) => {
         const seq = invalidateTx.immediate(tags);
+        this.#wrote();
         this.#startReclaiming();
         return seq;
       };
@@ -410,6 +466,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       });
       this.#clear = () => {
         clearTx.immediate();
+        this.#wrote();
         this.#startReclaiming();
       };
 
@@ -519,6 +576,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     } catch {
       // Busy (another process writes) or failing: the next invalidation or start goes on.
       return;
+    } finally {
+      this.#wrote();
     }
     if (more) this.#reclaimTimer = setTimeout(this.#reclaimSlice, 0).unref();
   };
@@ -653,6 +712,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     const q = this.#q();
     // Synced like an invalidation: a purge lost in a power cut leaves a stale page at the edge.
     const rows = this.#durably(() => q.push.all(queue, notBefore, JSON.stringify(payloads))) as Array<{ id: number }>;
+    this.#wrote();
     return rows.map((r) => r.id).sort((a, b) => a - b);
   }
 
@@ -680,7 +740,54 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#closed = true;
     clearTimeout(this.#reclaimTimer);
     this.#local.clear();
+    if (this.#checkpointer) this.#checkpointer.postMessage('close');
+    this.#checkpointer = null;
     if (this.#owned) this.database.close();
+  }
+
+  /**
+   * After a commit of this store: asks the checkpointer for a checkpoint, unless one is running
+   * (it is asked again when that one ends). Starts the checkpointer at the first write.
+   */
+  #wrote(): void {
+    if (this.#file === undefined || this.#checkpointer === null) return;
+    this.#unCheckpointed = true;
+    if (this.#checkpointing) return;
+    const worker = (this.#checkpointer ??= this.#startCheckpointer());
+    if (worker === null) return;
+    this.#unCheckpointed = false;
+    this.#checkpointing = true;
+    worker.postMessage(0);
+  }
+
+  /**
+   * The checkpointer thread, with this connection's own automatic checkpoint raised to the
+   * backstop; `null` (and SQLite's automatic checkpoint left on) when the thread cannot start.
+   */
+  #startCheckpointer(): Worker | null {
+    const module = moduleFile(Database);
+    if (module === undefined) return null;
+    let worker: Worker;
+    try {
+      worker = new Worker(CHECKPOINTER, { eval: true, workerData: { module, path: this.#file } });
+    } catch {
+      return null;
+    }
+    worker.unref();
+    worker.on('message', () => {
+      this.#checkpointing = false;
+      if (this.#unCheckpointed && !this.#closed) this.#wrote();
+    });
+    // A thread that failed (the file could not be opened, say) leaves the checkpoints to SQLite
+    // again, in this connection's commits.
+    worker.on('error', () => {
+      if (this.#checkpointer !== worker) return;
+      this.#checkpointer = null;
+      this.#checkpointing = false;
+      if (!this.#closed) this.database.pragma('wal_autocheckpoint = 1000');
+    });
+    this.database.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP}`);
+    return worker;
   }
 
   /** Keeps a decoded entry in this process (see `localBytes`); the entry kept, or the one given. */
@@ -901,6 +1008,21 @@ interface QueueStatements {
   readonly ack: Database.Statement<[string, string], unknown>;
   readonly retry: Database.Statement<[number, string, string], unknown>;
   readonly stats: Database.Statement<[string], unknown>;
+}
+
+/**
+ * The file better-sqlite3 was loaded from, for the checkpointer thread to load the same one: the
+ * module whose exports are `Database` in Node's module cache (better-sqlite3 is CommonJS, in the
+ * cache whether it was imported or required). `undefined` when not found there.
+ */
+function moduleFile(exports: unknown): string | undefined {
+  try {
+    const cache = createRequire(join(process.cwd(), 'page-dumper.js')).cache;
+    for (const m of Object.values(cache)) if (m !== undefined && m.exports === exports) return m.filename;
+  } catch {
+    // No module cache: no checkpointer.
+  }
+  return undefined;
 }
 
 function isDatabase(value: unknown): value is Database.Database {
