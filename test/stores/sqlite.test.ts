@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createDumper, DumperError, type EncodedBody, type SetOptions, type StoredEntry } from '../../src/index.js';
@@ -484,6 +484,22 @@ describe('SqliteStore', () => {
     expect(b.get('k')?.body.byteLength).toBe(2);
     a.close();
     b.close();
+  });
+
+  test('label: "SqliteStore" and the absolute path of the file, ":memory:", or the name an injected database was opened with', () => {
+    const path = freshPath();
+    const own = new SqliteStore({ path: relative(process.cwd(), path) });
+    expect(own.label).toBe(`SqliteStore ${path}`);
+    own.close();
+    const memory = new SqliteStore({ path: ':memory:' });
+    expect(memory.label).toBe('SqliteStore :memory:');
+    memory.close();
+    const db = new Database(path);
+    expect(new SqliteStore({ database: db }).label).toBe(`SqliteStore ${path}`);
+    db.close();
+    const inMemory = new Database(':memory:');
+    expect(new SqliteStore({ database: inMemory }).label).toBe('SqliteStore :memory:');
+    inMemory.close();
   });
 
   test('close() closes a database it opened, and only that one', () => {

@@ -213,6 +213,13 @@ function byteLength(s: string): number {
  * storing order (a hit never writes). Plain entries are neither counted nor evicted for variants.
  */
 export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
+  /**
+   * How logs and errors name the store: `SqliteStore <file>`, the file's absolute path (as
+   * resolved against the working directory when the store was made), `SqliteStore :memory:` for
+   * a private in-memory database, or with `database` the `name` it was opened with
+   * (better-sqlite3's `Database#name`, the path as given to it).
+   */
+  readonly label: string;
   /** The database the tables live in. */
   readonly database: Database.Database;
   readonly tablePrefix: string;
@@ -293,6 +300,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         throw new TypeError(`page-dumper: SqliteStore option "busyTimeout" must be a non-negative integer (milliseconds), got ${String(busyTimeout)}`);
       }
     }
+    this.label = `SqliteStore ${database !== undefined ? database.name : path === ':memory:' ? path : resolve(path!)}`;
     this.tablePrefix = tablePrefix;
     this.maxBytes = maxBytes;
     this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
