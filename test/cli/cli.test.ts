@@ -302,7 +302,7 @@ describe('errors: message and exit code', () => {
     ['a bad Redis URL', ['stats', '--redis', 'localhost:6379'], 2, '--redis must be a redis:// or rediss:// URL with a host, got "localhost:6379"'],
     ['a bad Redis prefix', ['stats', '--redis', 'redis://127.0.0.1', '--store-prefix', 'a{b}'], 2, 'RedisStore option "prefix" must be a non-empty string without braces, got "a{b}"'],
     ['a missing SQLite file', ['stats', '--sqlite', 'nope/cache.sqlite'], 1, "--sqlite nope/cache.sqlite: no such file (the site's SqliteStore creates it)"],
-    ['a file that is no database', ['stats', '--sqlite', 'package.json'], 1, 'SqliteStore could not use the database "package.json": file is not a database'],
+    ['a file that is no database', ['stats', '--sqlite', 'package.json'], 1, 'SqliteStore <build>/package.json: could not use the database: file is not a database'],
     ['a missing value', ['ls', '--tag'], 2, "Option '--tag <value>' argument missing"],
     ['a bad limit', ['ls', '--limit', 'ten', '--sqlite', 'x'], 2, '--limit must be an integer of at least 0, got "ten"'],
     ['two tags for ls', ['ls', '--tag', 'a', '--tag', 'b', '--sqlite', 'x'], 2, 'ls takes one --tag'],
@@ -333,7 +333,9 @@ describe('errors: message and exit code', () => {
     writeFileSync(join(build, 'bad-option.mjs'), 'export default { stor: 1 };\n');
   });
 
-  test.each(cases)('%s', async (_name, args, code, message) => {
+  test.each(cases)('%s', async (_name, args, code, expected) => {
+    // <build>: the directory the CLI runs in (a SqliteStore names its file by its absolute path).
+    const message = expected.replace('<build>', build);
     const run = await cli(build, args);
     expect(run.code).toBe(code);
     expect(run.stdout).toBe('');

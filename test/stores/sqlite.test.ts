@@ -503,10 +503,11 @@ describe('SqliteStore', () => {
   });
 
   test('close() closes a database it opened, and only that one', () => {
-    const own = new SqliteStore({ path: freshPath() });
+    const ownPath = freshPath();
+    const own = new SqliteStore({ path: ownPath });
     own.close();
     expect(own.database.open).toBe(false);
-    expect(() => own.get('k')).toThrow('page-dumper: the SqliteStore is closed');
+    expect(() => own.get('k')).toThrow(`page-dumper: SqliteStore ${ownPath} is closed`);
     const db = new Database(freshPath());
     const injected = new SqliteStore({ database: db });
     injected.set('k', entry('/x', 1), limits);
@@ -544,6 +545,26 @@ describe('SqliteStore', () => {
       await site.close();
       await dumper.close();
     }
+  });
+
+  test('a store failure the dumper logs names the file', async () => {
+    const path = freshPath();
+    const store = new SqliteStore({ path, busyTimeout: 0 });
+    const errors: string[] = [];
+    const dumper = createDumper({ store, logger: { debug() {}, warn() {}, error: (m: string) => void errors.push(m) } });
+    const site = await listen(withDumper(dumper, (_req, res) => res.end('page')));
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      expect(await (await fetch(`${site.url}/new`)).text()).toBe('page');
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+      await site.close();
+      await dumper.close();
+    }
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain(`SqliteStore ${path}: database is locked`);
   });
 
   test('checkpoints run on a thread of their own: the commits of the store do not, and the WAL stays bounded', async () => {
@@ -615,7 +636,7 @@ describe('SqliteStore', () => {
       }
       expect(error).toBeInstanceOf(DumperError);
       expect((error as DumperError).code).toBe('DUMPER_STORE_FAILURE');
-      expect((error as DumperError).message).toMatch(/^page-dumper: SqliteStore could not use the database "/);
+      expect((error as DumperError).message).toMatch(/^page-dumper: SqliteStore .+: could not use the database: /);
       expect((error as DumperError).message).toMatch(message);
       expect((error as DumperError).cause).toBeInstanceOf(Error);
     };
@@ -624,6 +645,8 @@ describe('SqliteStore', () => {
       const path = freshPath();
       writeFileSync(path, 'this is not a database, '.repeat(200));
       fails(() => new SqliteStore({ path }), /file is not a database/);
+      // Named by the label: the absolute path of the file.
+      fails(() => new SqliteStore({ path: relative(process.cwd(), path) }), new RegExp(`^page-dumper: SqliteStore ${path}: could not use the database: file is not a database$`));
     });
 
     test('in a directory that does not exist, or on a directory', () => {

@@ -508,10 +508,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     } catch (error) {
       if (this.#owned && db?.open) db.close();
       if (error instanceof TypeError && String(error.message).startsWith('page-dumper:')) throw error;
-      const where = path ?? (database as Database.Database).name;
       throw new DumperError(
         'DUMPER_STORE_FAILURE',
-        `page-dumper: SqliteStore could not use the database "${where}": ${error instanceof Error ? error.message : String(error)}`,
+        `page-dumper: ${this.label}: could not use the database: ${error instanceof Error ? error.message : String(error)}`,
         { cause: error },
       );
     }
@@ -807,7 +806,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   }
 
   #open(): this {
-    if (this.#closed) throw new Error('page-dumper: the SqliteStore is closed');
+    if (this.#closed) throw new Error(`page-dumper: ${this.label} is closed`);
     return this;
   }
 
