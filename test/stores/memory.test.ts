@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { createDumper, MemoryStore, type EncodedBody, type SetOptions, type StoredEntry } from '../../src/index.js';
 import { withDumper } from '../../src/http/node/index.js';
 import { runStoreConformance } from '../../src/testing/index.js';
+import { makeEntry } from '../../src/stores/memory/index.js';
 
 runStoreConformance({ test, create: () => new MemoryStore(), prefix: 'MemoryStore conformance: ' });
 
@@ -114,6 +115,22 @@ describe('MemoryStore', () => {
     expect([s.get('a'), s.get('b'), s.get('c'), s.get('d')]).toEqual([undefined, undefined, undefined, undefined]);
     expect(s.get('e')).toBeDefined();
     expect(s.size).toBe(1);
+  });
+
+  test('makeEntry: one object, one shape per kind, whatever the order and the extra fields given', () => {
+    const body = new Uint8Array(3);
+    const base = { status: 200, headers: ['etag', '"e"'], body, etag: '"e"', storedAt: 1, seq: 2, path: '/a', tags: ['/a'] };
+    const order = ['status', 'headers', 'body', 'etag', 'storedAt', 'seq', 'path', 'tags'];
+    const shuffled = { tags: ['/a'], seq: 2, extra: 'x', path: '/a', etag: '"e"', storedAt: 1, body, headers: ['etag', '"e"'], status: 200 };
+    expect(Object.keys(makeEntry(shuffled))).toEqual(order);
+    expect(Object.keys(makeEntry({ ...base, anonymousOnly: false, encodings: [] }))).toEqual(order);
+    const br = encoded(2);
+    const full = makeEntry({ ...base, encodings: br, anonymousOnly: true });
+    expect(Object.keys(full)).toEqual([...order, 'anonymousOnly', 'encodings']);
+    expect(full.encodings).toBe(br);
+    expect(full.body).toBe(body);
+    // The ten arguments SqliteStore and RedisStore still pass: the same entry.
+    expect(makeEntry(200, base.headers, body, '"e"', 1, 2, '/a', base.tags, true, br)).toEqual(full);
   });
 
   test('is labelled with its kind and its bound, which the dumper names it by', async () => {

@@ -130,8 +130,16 @@ function ownBody(body: Uint8Array): Uint8Array {
 
 /**
  * An entry with one object shape per kind (with or without `anonymousOnly`, with or without
- * encodings), its fields in one order: the stores make their entries here. `encodings` empty or
- * absent: the entry has no such property, as cheap as before encodings existed.
+ * encodings), its fields in one order, whatever the order and the extra fields of `fields`: the
+ * stores make their entries here. `anonymousOnly` absent or `false`: the entry has no such
+ * property; `encodings` empty or absent: none either, as cheap as before encodings existed.
+ * @internal
+ */
+export function makeEntry(fields: StoredEntry): StoredEntry;
+/**
+ * The same, from ten arguments in `StoredEntry`'s order.
+ * @deprecated Pass one object: `makeEntry({ status, headers, ... })`. Kept while SqliteStore and
+ * RedisStore still call it so.
  * @internal
  */
 export function makeEntry(
@@ -145,7 +153,27 @@ export function makeEntry(
   tags: readonly string[],
   anonymousOnly: boolean,
   encodings: readonly EncodedBody[] | undefined,
+): StoredEntry;
+export function makeEntry(
+  first: StoredEntry | number,
+  headers?: readonly string[],
+  body?: Uint8Array,
+  etag?: string,
+  storedAt?: number,
+  seq?: number,
+  path?: string,
+  tags?: readonly string[],
+  anonymousOnly?: boolean,
+  encodings?: readonly EncodedBody[],
 ): StoredEntry {
+  if (typeof first === 'object') return shaped(first);
+  return shaped({ status: first, headers: headers!, body: body!, etag: etag!, storedAt: storedAt!, seq: seq!, path: path!, tags: tags!, anonymousOnly, encodings });
+}
+
+/** `makeEntry`'s work: the fields of `fields` the entry keeps, in one order. */
+function shaped(fields: StoredEntry): StoredEntry {
+  const { status, headers, body, etag, storedAt, seq, path, tags, encodings } = fields;
+  const anonymousOnly = fields.anonymousOnly === true;
   if (encodings === undefined || encodings.length === 0) {
     return anonymousOnly
       ? { status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: true }
@@ -167,13 +195,13 @@ export function makeEntry(
  * @internal
  */
 export function compact(entry: StoredEntry): StoredEntry {
-  const { status, etag, storedAt, seq, path } = entry;
+  const { status, etag, storedAt, seq, path, anonymousOnly } = entry;
   let encodings: EncodedBody[] | undefined;
   if (entry.encodings !== undefined && entry.encodings.length > 0) {
     // One object shape for every encoded body, its coding name the string all entries share.
     encodings = entry.encodings.map(({ coding, body }) => ({ coding: sharedCoding(coding) ?? coding, body: ownBody(body) }));
   }
-  return makeEntry(status, entry.headers.slice(), ownBody(entry.body), etag, storedAt, seq, path, entry.tags.slice(), entry.anonymousOnly === true, encodings);
+  return makeEntry({ status, headers: entry.headers.slice(), body: ownBody(entry.body), etag, storedAt, seq, path, tags: entry.tags.slice(), anonymousOnly, encodings });
 }
 
 /**
