@@ -32,7 +32,7 @@ describe('store and edge types', () => {
     expectTypeOf<RedisStore>().toMatchTypeOf<PurgeQueueStore>();
     expectTypeOf<Redis>().toMatchTypeOf<NonNullable<RedisStoreOptions['client']>>();
     expectTypeOf<RedisStoreOptions['localTier']>().toEqualTypeOf<boolean | RedisLocalTierOptions | undefined>();
-    expectTypeOf<RedisStoreError['code']>().toEqualTypeOf<'DUMPER_REDIS_TIMEOUT' | 'DUMPER_REDIS_OFFLINE'>();
+    expectTypeOf<RedisStoreError['code']>().toEqualTypeOf<'DUMPER_REDIS_TIMEOUT' | 'DUMPER_REDIS_OFFLINE' | 'DUMPER_REDIS_NO_DATABASE'>();
     // Never called: each would connect.
     const uses = () => {
       createDumper({ store: new RedisStore({ url: 'redis://127.0.0.1:6379', prefix: 'site:', ttl: 86_400 }) });

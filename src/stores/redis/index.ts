@@ -137,11 +137,14 @@ const SCRIPTS = {
 
 /**
  * A store call that failed without an answer from Redis: it took longer than `commandTimeout`
- * (`DUMPER_REDIS_TIMEOUT`), or the connection was lost and is not back (`DUMPER_REDIS_OFFLINE`).
+ * (`DUMPER_REDIS_TIMEOUT`), or the connection was lost and is not back (`DUMPER_REDIS_OFFLINE`);
+ * or the database the URL or client options name does not exist on the server
+ * (`DUMPER_REDIS_NO_DATABASE`: Redis has 16 unless its `databases` setting says otherwise; every
+ * call fails, none falls back to database 0, until a reconnection finds the database there).
  * The dumper logs it as the `cause` of its `DUMPER_STORE_FAILURE` and sends the request to the app.
  */
 export class RedisStoreError extends Error {
-  readonly code: 'DUMPER_REDIS_TIMEOUT' | 'DUMPER_REDIS_OFFLINE';
+  readonly code: 'DUMPER_REDIS_TIMEOUT' | 'DUMPER_REDIS_OFFLINE' | 'DUMPER_REDIS_NO_DATABASE';
   constructor(code: RedisStoreError['code'], message: string) {
     super(message);
     this.name = 'RedisStoreError';
@@ -383,6 +386,18 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
   #droppedHi = -Infinity;
   /** The highest number handed out: a raise goes above it. */
   #maxHanded = 0;
+  /** The database the client's options name (0 for a Cluster, which has no other). */
+  readonly #db: number;
+  /**
+   * `true` once the client's connection is known to use `#db` (always, for database 0); the check
+   * running (a `SELECT` of it); or undefined: to be checked before the next command. ioredis
+   * selects the database when it connects, but when Redis refuses (no such database) it only
+   * emits an error, and the connection stays on database 0: the store then sends nothing until
+   * its own check has passed. Reset when the connection closes.
+   */
+  #dbChecked: true | Promise<void> | undefined;
+  /** The database does not exist (found by the check): every call fails with this until a reconnection. */
+  #noDatabase: RedisStoreError | undefined;
   /** Listeners put on the client (and a Cluster's nodes), removed by close(). */
   readonly #listeners: Array<{ emitter: NodeJS.EventEmitter; event: string; fn: (...a: any[]) => void }> = [];
 
@@ -455,6 +470,9 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#ownsClient = true;
     }
     this.label = `RedisStore ${client !== undefined ? `(injected ${isCluster(client) ? 'Cluster client' : 'client'}) ` : ''}${whereTo(this.#client)}`;
+    const db = isCluster(this.#client) ? 0 : (this.#client as Redis).options?.db;
+    this.#db = typeof db === 'number' && Number.isInteger(db) && db > 0 ? db : 0;
+    this.#dbChecked = this.#db === 0 ? true : undefined;
     this.#heartbeat = 0;
     if (local !== undefined) {
       this.#heartbeat = positiveInteger('localTier.heartbeat', local.heartbeat ?? 1000);
@@ -720,6 +738,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
   async entries(options: EntryListOptions = {}): Promise<EntryPage> {
     const limit = listLimit(options);
     if (this.#fenced) await this.#raise();
+    await this.#deadline('entries', this.#databaseChecked());
     const { pathPrefix = '', tag } = options;
     const cursor = parseScanCursor(options.cursor);
     const nodes: Client[] = tag === undefined && isCluster(this.#client) ? this.#client.nodes('master') : [this.#client];
@@ -762,6 +781,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
    */
   async info(): Promise<StoreInfo> {
     if (this.#fenced) await this.#raise();
+    await this.#deadline('info', this.#databaseChecked());
     const nodes: Client[] = isCluster(this.#client) ? this.#client.nodes('master') : [this.#client];
     let entries = 0;
     let bytes = 0;
@@ -847,6 +867,13 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     };
     const lost = () => this.#lost();
     on(client, 'close', lost);
+    // A new connection is checked again (the database may exist now, or no longer).
+    if (this.#db !== 0) {
+      on(client, 'close', () => {
+        this.#dbChecked = undefined;
+        this.#noDatabase = undefined;
+      });
+    }
     on(client, 'ready', () => {
       if (this.#fenced && !this.#closed) void this.#raise();
     });
@@ -903,7 +930,10 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     const epoch = this.#epoch;
     const client = this.#client as unknown as { eval(...a: unknown[]): Promise<unknown> };
     const generation = `${ORIGIN}.r${++fills}`;
-    const raised = this.#deadline('raise', client.eval(SCRIPTS.raise.src, 1, this.#meta, this.#local ? this.channel : '', generation, String(this.#maxHanded)));
+    const raised = this.#deadline(
+      'raise',
+      this.#databaseChecked().then(() => client.eval(SCRIPTS.raise.src, 1, this.#meta, this.#local ? this.channel : '', generation, String(this.#maxHanded))),
+    );
     this.#raising = raised.then(
       () => {
         this.#raising = undefined;
@@ -1029,7 +1059,8 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     ]);
     const checks: Array<{ entryKey: string; copy: RedisCopy; waiting: Waiter[]; id: Promise<string | null> }> = [];
     for (const [entryKey, waiting] of batch.gets) {
-      const copy = this.#copies.peek(entryKey);
+      // Plain reads only on a connection known to use the store's database.
+      const copy = this.#dbChecked === true ? this.#copies.peek(entryKey) : undefined;
       if (copy === undefined) {
         this.#scriptGet(batch, epoch, entryKey, waiting);
         continue;
@@ -1097,8 +1128,43 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     return fetched;
   }
 
-  /** EVALSHA, and EVAL once when the server does not know the script yet (new, restarted, flushed). */
+  /** Runs a script (see `#runNow`) once the connection is known to use the store's database. */
   #run(s: Script, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
+    if (this.#dbChecked !== true) return this.#databaseChecked().then(() => this.#runNow(s, keys, args));
+    return this.#runNow(s, keys, args);
+  }
+
+  /**
+   * Resolves once the connection is known to use the database the options name (see
+   * `#dbChecked`), by a `SELECT` of it: sent after the one ioredis sends on connecting, before any
+   * command of the store. Rejects with `DUMPER_REDIS_NO_DATABASE` when Redis has no such database.
+   */
+  #databaseChecked(): Promise<void> {
+    if (this.#noDatabase !== undefined) return Promise.reject(this.#noDatabase);
+    const checked = this.#dbChecked;
+    if (checked === true) return Promise.resolve();
+    if (checked !== undefined) return checked;
+    const check: Promise<void> = (this.#client as Redis).select(this.#db).then(
+      () => {
+        if (this.#dbChecked === check) this.#dbChecked = true;
+      },
+      (error: unknown) => {
+        if (this.#dbChecked === check) this.#dbChecked = undefined;
+        const message = error instanceof Error ? error.message : String(error);
+        if (!/DB index is out of range|invalid DB index/i.test(message)) throw error;
+        this.#noDatabase = new RedisStoreError(
+          'DUMPER_REDIS_NO_DATABASE',
+          `page-dumper: ${this.label}: Redis has no database ${this.#db} (it answered "${message}"; the number of databases is its \`databases\` setting, 16 by default). The store does not fall back to database 0: every call fails until the URL or the server is changed and the store reconnects`,
+        );
+        throw this.#noDatabase;
+      },
+    );
+    this.#dbChecked = check;
+    return check;
+  }
+
+  /** EVALSHA, and EVAL once when the server does not know the script yet (new, restarted, flushed). */
+  #runNow(s: Script, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
     // ioredis flattens array arguments, which keeps 10,000-path invalidations off the JS stack.
     const client = this.#client as unknown as {
       evalshaBuffer(...a: unknown[]): Promise<unknown>;
@@ -1114,6 +1180,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
 
   /** Deletes the keys matching `pattern`, every command bounded by `commandTimeout` (see `#deadline`). */
   async #deleteMatching(pattern: string): Promise<void> {
+    await this.#deadline('clear', this.#databaseChecked());
     const nodes = isCluster(this.#client) ? this.#client.nodes('master') : [this.#client];
     for (const node of nodes) {
       let cursor = '0';
