@@ -117,6 +117,8 @@ const port = await freePort();
 const redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', '0'], {
   stdio: 'ignore',
 });
+// The private server goes with this process, however it ends.
+process.on('exit', () => redisProc.kill());
 const REDIS_URL = `redis://127.0.0.1:${port}`;
 await listening(port);
 const admin = await connect(REDIS_URL);
