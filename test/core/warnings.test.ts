@@ -160,7 +160,7 @@ describe('logger: console', () => {
 
 describe('a store failure names the store', () => {
   class LabelledStore extends MemoryStore implements Store {
-    readonly label = 'TestStore tcp://10.0.0.9:7000/3';
+    override readonly label = 'TestStore tcp://10.0.0.9:7000/3';
     override get(): never {
       throw new Error('connect ETIMEDOUT');
     }

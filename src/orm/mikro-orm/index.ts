@@ -11,6 +11,7 @@
  */
 import type { EntityMetadata, EventSubscriber, MikroORM } from '@mikro-orm/core';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
+import { installedAnywhere, markInstalled, markUninstalled } from '../installs.js';
 import { readOptions, ReadTracker } from '../reads.js';
 import { MikroOrmIntegration, nativeScopes, writeType, type DriverLike, type QueryBuilderLike, type RelationsFor } from './integration.js';
 import { queryBuilderCloned, queryBuilderCompiled, selectExecuted, trackReads } from './reads.js';
@@ -253,7 +254,7 @@ export function mikroOrmDumper(dumper: Dumper, orm: MikroORM, options: MikroOrmD
     throw new TypeError('page-dumper: mikroOrmDumper() supports the SQL drivers of MikroORM (PostgreSQL, MySQL, MariaDB, SQLite...); this ORM has none');
   }
   const driver = orm.em.getDriver() as unknown as DriverLike & Record<string, unknown>;
-  if (installed.has(driver)) throw new TypeError('page-dumper: mikroOrmDumper() is already installed on this MikroORM instance');
+  if (installed.has(driver) || installedAnywhere(driver)) throw new TypeError('page-dumper: mikroOrmDumper() is already installed on this MikroORM instance');
   validate(options);
 
   const tracking = readOptions('mikroOrmDumper', options.trackReads, options.maxTagsPerPage);
@@ -302,6 +303,7 @@ export function mikroOrmDumper(dumper: Dumper, orm: MikroORM, options: MikroOrmD
   if (Array.isArray(configured)) configured.push(integration);
   else if (configured instanceof Set) configured.add(integration);
   installed.set(driver, integration);
+  markInstalled(driver);
 
   let closed = false;
   return {
@@ -314,6 +316,7 @@ export function mikroOrmDumper(dumper: Dumper, orm: MikroORM, options: MikroOrmD
       integration.close();
       untrack?.();
       installed.delete(driver);
+      markUninstalled(driver);
       for (const undo of restore) undo();
       if (Array.isArray(configured)) {
         const i = configured.indexOf(integration);

@@ -14,6 +14,7 @@
  */
 import type { Sequelize } from 'sequelize';
 import { assertDumper, type Dumper } from '../../core/dumper.js';
+import { installedAnywhere, markInstalled, markUninstalled } from '../installs.js';
 import { readOptions, ReadTracker } from '../reads.js';
 import { HOOKS, READ_WRAPPED, SequelizeIntegration, WRAPPED } from './integration.js';
 
@@ -129,7 +130,7 @@ export function sequelizeDumper(dumper: Dumper, sequelize: Sequelize, options: S
   ) {
     throw new TypeError('page-dumper: sequelizeDumper(dumper, sequelize) needs a Sequelize 6 instance (new Sequelize(...))');
   }
-  if (installed.has(sequelize)) throw new TypeError('page-dumper: sequelizeDumper() is already installed on this Sequelize instance');
+  if (installed.has(sequelize) || installedAnywhere(sequelize)) throw new TypeError('page-dumper: sequelizeDumper() is already installed on this Sequelize instance');
   const settings = validate(options);
 
   const reads = settings.trackReads ? new ReadTracker(dumper, { maxTagsPerPage: settings.maxTagsPerPage, integration: 'sequelize' }) : undefined;
@@ -160,6 +161,7 @@ export function sequelizeDumper(dumper: Dumper, sequelize: Sequelize, options: S
     }
   }
   installed.add(sequelize);
+  markInstalled(sequelize);
 
   let closed = false;
   return {
@@ -170,6 +172,7 @@ export function sequelizeDumper(dumper: Dumper, sequelize: Sequelize, options: S
       closed = true;
       integration.close();
       installed.delete(sequelize);
+      markUninstalled(sequelize);
       const removeHook = sequelize.removeHook.bind(sequelize) as (type: string, name: string) => unknown;
       for (const type of HOOKS) removeHook(type, HOOK_NAME);
       for (const [method, { wrapper, own, original }] of wrappers) {

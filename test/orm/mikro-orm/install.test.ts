@@ -8,6 +8,7 @@ import { wrap } from '@mikro-orm/core';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createDumper } from '../../../src/index.js';
 import { mikroOrmDumper, type MikroOrmDumperOptions } from '../../../src/orm/mikro-orm/index.js';
+import { installedAnywhere, markInstalled, markUninstalled } from '../../../src/orm/installs.js';
 import { seed, shop, type Shop } from './shop.js';
 import { openDatabase, type Counted, type TestDatabase } from './support.js';
 
@@ -63,6 +64,16 @@ describe('mikroOrmDumper() arguments and options', () => {
     handle.close();
     handle.close(); // idempotent
     mikroOrmDumper(dumper, writer.orm).close();
+    // An ORM with the integration of another copy of page-dumper (the CommonJS build beside the ES
+    // modules) is refused too: what that copy records, in the registry every copy shares.
+    const driver = writer.orm.em.getDriver();
+    markInstalled(driver);
+    expect(() => mikroOrmDumper(dumper, writer.orm)).toThrow(new TypeError('page-dumper: mikroOrmDumper() is already installed on this MikroORM instance'));
+    markUninstalled(driver);
+    const again = mikroOrmDumper(dumper, writer.orm);
+    expect(installedAnywhere(driver)).toBe(true);
+    again.close();
+    expect(installedAnywhere(driver)).toBe(false);
     await dumper.close();
   });
 });

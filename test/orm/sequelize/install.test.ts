@@ -8,6 +8,7 @@ import { DataTypes, Model, Sequelize } from 'sequelize';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createDumper } from '../../../src/index.js';
 import { HOOK_NAME, sequelizeDumper, type SequelizeDumperOptions } from '../../../src/orm/sequelize/index.js';
+import { installedAnywhere, markInstalled, markUninstalled } from '../../../src/orm/installs.js';
 import { Counter, invalidations } from './support.js';
 
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -51,6 +52,19 @@ describe('sequelizeDumper() arguments and options', () => {
     handle.close();
     handle.close(); // idempotent
     sequelizeDumper(d, s).close();
+  });
+
+  test('an instance with the integration of another copy of page-dumper (the CommonJS build beside the ES modules) is refused too', () => {
+    const { s } = sequelize();
+    const d = dumper();
+    // What the other copy records, in the registry every copy in the process shares.
+    markInstalled(s);
+    expect(() => sequelizeDumper(d, s)).toThrow(new TypeError('page-dumper: sequelizeDumper() is already installed on this Sequelize instance'));
+    markUninstalled(s);
+    const handle = sequelizeDumper(d, s);
+    expect(installedAnywhere(s)).toBe(true);
+    handle.close();
+    expect(installedAnywhere(s)).toBe(false);
   });
 });
 
