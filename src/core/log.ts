@@ -26,6 +26,18 @@ export interface Log {
 /** The namespace of the default logger: `DEBUG=dumper` shows every decision. */
 export const LOG_NAMESPACE = 'dumper';
 
+/**
+ * `text` with control characters escaped (`\n` as `\u000a`): a request path is decoded before it is
+ * logged, and `/a%0Adumper: ...` must not print a line of its own.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(text)
+    ? // eslint-disable-next-line no-control-regex
+      text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    : text;
+}
+
 function fieldsText(message: string, fields: LogFields): string {
   let s = '';
   for (const k in fields) {
@@ -33,7 +45,7 @@ function fieldsText(message: string, fields: LogFields): string {
     if (v === undefined) continue;
     // An error or a value the message already says is not said twice on the line.
     if ((v instanceof Error && message.includes(v.message)) || (typeof v === 'string' && v.length > 1 && message.includes(v))) continue;
-    s += ` ${k}=${typeof v === 'string' ? v : v instanceof Error ? v.message : JSON.stringify(v)}`;
+    s += ` ${k}=${printable(typeof v === 'string' ? v : v instanceof Error ? v.message : JSON.stringify(v))}`;
   }
   return s;
 }
@@ -47,15 +59,15 @@ function defaultLog(): Log {
       return d.enabled;
     },
     debug(message, fields) {
-      d('%s%s', message, fieldsText(message, fields));
+      d('%s%s', printable(message), fieldsText(message, fields));
     },
     warn(message, fields) {
-      if (e.enabled) e('%s%s', message, fieldsText(message, fields));
-      else console.warn(`${LOG_NAMESPACE}: ${message}${fieldsText(message, fields)}`);
+      if (e.enabled) e('%s%s', printable(message), fieldsText(message, fields));
+      else console.warn(`${LOG_NAMESPACE}: ${printable(message)}${fieldsText(message, fields)}`);
     },
     error(message, fields) {
-      if (e.enabled) e('%s%s', message, fieldsText(message, fields));
-      else console.error(`${LOG_NAMESPACE}: ${message}${fieldsText(message, fields)}`);
+      if (e.enabled) e('%s%s', printable(message), fieldsText(message, fields));
+      else console.error(`${LOG_NAMESPACE}: ${printable(message)}${fieldsText(message, fields)}`);
     },
   };
 }

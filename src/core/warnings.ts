@@ -1,4 +1,4 @@
-import type { Log } from './log.js';
+import { printable, type Log } from './log.js';
 import type { RefusalReason } from './stats.js';
 
 /**
@@ -58,7 +58,7 @@ export class RefusalWarnings {
     }
     this.#seen.add(id);
     const advice = ADVICE[reason];
-    this.#log.warn(`not storing ${method} ${path}: ${detail}.${advice === undefined ? '' : ` ${advice}`} Said once per path and reason.`, {
+    this.#log.warn(`not storing ${method} ${printable(path)}: ${detail}.${advice === undefined ? '' : ` ${advice}`} Said once per path and reason.`, {
       method,
       path,
       reason,

@@ -158,6 +158,27 @@ describe('logger: console', () => {
   });
 });
 
+describe('a path with control characters', () => {
+  test('is logged escaped, so that a request cannot print lines of its own', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const logged: string[] = [];
+    const dumper = createDumper();
+    const other = createDumper({ logger: { debug() {}, warn: (m: string) => logged.push(m) } });
+    for (const d of [dumper, other]) {
+      const server = await listen(withDumper(d, app));
+      await (await fetch(server.url + '/cookie/x%0Adumper:%20store%20get%20failed%0D%E2%80%A8')).text();
+      await server.close();
+      await d.close();
+    }
+    const lines = [...warn.mock.calls.map((c) => String(c[0])), ...logged];
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      expect(line).toMatch(/^dumper: not storing GET \/cookie\/x\\u000adumper: store get failed\\u000d\\u2028: response sets a cookie\./);
+      expect(line).not.toMatch(/[\n\r\u2028]/);
+    }
+  });
+});
+
 describe('a store failure names the store', () => {
   class LabelledStore extends MemoryStore implements Store {
     override readonly label = 'TestStore tcp://10.0.0.9:7000/3';
