@@ -37,6 +37,8 @@ declare module 'fastify' {
  * response's `close` settles the fill, once every `onSend` hook has had its say.
  */
 interface Capture {
+  readonly dumper: Dumper;
+  readonly reply: FastifyReply;
   readonly fill: Fill;
   /** Whether `onSend` saw the response. */
   seen: boolean;
@@ -56,8 +58,8 @@ const captures = new WeakMap<FastifyRequest, Capture>();
  * not at `close`, which waits for the socket (a response queued behind a pipelined one that
  * never ends would hold up every visitor waiting on this page).
  */
-function settle(dumper: Dumper, reply: FastifyReply, c: Capture, destroyed: boolean): void {
-  const fill = c.fill;
+function settle(c: Capture, destroyed: boolean): void {
+  const { dumper, reply, fill } = c;
   if (fill.done) return;
   if (!c.seen) return fill.abandon('no response was sent through onSend');
   // The body was whole when onSend saw it; a stream's only once it ended.
@@ -80,7 +82,8 @@ function settle(dumper: Dumper, reply: FastifyReply, c: Capture, destroyed: bool
  * a response that became personal after our onSend (`private`, `no-store`, `Set-Cookie`...) is
  * not stored, and is `no-store` for the edge.
  */
-function edgeAtWriteHead(dumper: Dumper, reply: FastifyReply, fill: Fill, member: { value: string } | undefined): void {
+function edgeAtWriteHead(c: Capture): void {
+  const { dumper, reply, fill, member } = c;
   const raw = reply.raw;
   const writeHead = raw.writeHead;
   raw.writeHead = function (this: typeof raw, ...args: unknown[]) {
@@ -199,7 +202,7 @@ function onPlan(x: Exchange, plan: MissPlan): void {
   }
   // @fastify/cookie registered before this plugin parsed the cookies already, out of our sight.
   if ((request as FastifyRequest & { cookies?: unknown }).cookies != null) fill.readCookies();
-  const capture: Capture = { fill, seen: false, status: 0, head: [], body: undefined, member };
+  const capture: Capture = { dumper, reply, fill, seen: false, status: 0, head: [], body: undefined, member };
   captures.set(request, capture);
   const end = res.end;
   let ending = false;
@@ -207,7 +210,7 @@ function onPlan(x: Exchange, plan: MissPlan): void {
     const destroyed = isGone(this);
     ending = true;
     const out = (end as (...a: unknown[]) => typeof res).apply(this, args);
-    settle(dumper, reply, capture, destroyed);
+    settle(capture, destroyed);
     return out;
   } as typeof res.end;
   res.once('close', () => {
@@ -295,7 +298,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     // The edge caches' headers (option `purgers`), from the core; not part of the stored head.
     // Added as the head is written, not here: an onSend hook registered after ours (a session
     // plugin) may still make the response personal, and then the edge gets `no-store`.
-    if (dumper._purging !== undefined) edgeAtWriteHead(dumper, reply, fill, capture.member);
+    if (dumper._purging !== undefined) edgeAtWriteHead(capture);
     const max = dumper.maxEntryBytes;
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
       const body = payload == null ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload;
