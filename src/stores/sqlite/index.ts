@@ -240,6 +240,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   #checkpointing = false;
   /** This store committed a write since the last checkpoint was asked. */
   #unCheckpointed = false;
+  /** A turn of reclaiming waits for the running checkpoint to end (see `#reclaimSlice`). */
+  #reclaimWaiting = false;
 
   readonly #get: Database.Statement<[string], EntryRow>;
   readonly #idOf: Database.Statement<[string], number>;
@@ -576,6 +578,13 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly #reclaimSlice = (): void => {
     this.#reclaimTimer = undefined;
     if (this.#closed) return;
+    // One turn per checkpoint: SQLite starts the WAL over (at the next commit) only once a
+    // checkpoint has copied all of it, which a stream of turns would never leave it time to do
+    // (the WAL would grow to the backstop). The turn runs when the checkpointer answers.
+    if (this.#checkpointing) {
+      this.#reclaimWaiting = true;
+      return;
+    }
     let more = true;
     const end = performance.now() + RECLAIM_TURN_MS;
     try {
@@ -783,7 +792,12 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     worker.unref();
     worker.on('message', () => {
       this.#checkpointing = false;
-      if (this.#unCheckpointed && !this.#closed) this.#wrote();
+      if (this.#closed) return;
+      if (this.#reclaimWaiting) {
+        // Its commits ask for the next checkpoint, which covers any other write meanwhile.
+        this.#reclaimWaiting = false;
+        this.#reclaimSlice();
+      } else if (this.#unCheckpointed) this.#wrote();
     });
     // A thread that failed (the file could not be opened, say) leaves the checkpoints to SQLite
     // again, in this connection's commits.
@@ -791,7 +805,12 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       if (this.#checkpointer !== worker) return;
       this.#checkpointer = null;
       this.#checkpointing = false;
-      if (!this.#closed) this.database.pragma('wal_autocheckpoint = 1000');
+      if (this.#closed) return;
+      this.database.pragma('wal_autocheckpoint = 1000');
+      if (this.#reclaimWaiting) {
+        this.#reclaimWaiting = false;
+        this.#startReclaiming();
+      }
     });
     this.database.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP}`);
     return worker;
