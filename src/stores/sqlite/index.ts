@@ -206,7 +206,8 @@ function byteLength(s: string): number {
  * a commit, on this event loop: 1,000 pages copied and two syncs, which took up to hundreds of
  * milliseconds every dozen transactions of a large deletion. It stays on as a backstop, past 64
  * MiB of WAL, and takes over again if the thread fails. An injected `database` keeps its own
- * checkpoint settings.
+ * checkpoint settings. The background deletes run one turn per checkpoint: SQLite starts the WAL
+ * over only after a checkpoint copied all of it, so the WAL holds about a turn's pages.
  *
  * Query-string variants of a path (`variant: true`) are bounded by `maxVariantsPerPath`: one more
  * evicts the least recently *stored* variant of that path, for the reason the byte bound evicts in
