@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
 import type { SetOptions, StoredEntry } from '../../src/index.js';
-import { RedisStore } from '../../src/stores/redis/index.js';
+import { INVALIDATE_TAGS_PER_SCRIPT, RedisStore } from '../../src/stores/redis/index.js';
 import { INVALIDATE, LAZY_TAG_ENTRIES, RECLAIM } from '../../src/stores/redis/scripts.js';
 import { definedIf, needService } from '../support/services.js';
 
@@ -109,34 +109,49 @@ definedIf(hasRedis, describe)('RedisStore: many paths invalidated at once', () =
     }
   }, 60_000);
 
-  test('invalidate() of 2,000 paths: freed in the background, a few scripts for all the sets, down to exactly what was not invalidated', async () => {
+  test('invalidate() of 2,000 paths: INVALIDATE_TAGS_PER_SCRIPT tags per script; freed in the background, a few scripts for all the sets, down to exactly what was not invalidated', async () => {
+    expect(INVALIDATE_TAGS_PER_SCRIPT).toBe(500);
     const p = `pdtest:paths:${randomUUID().slice(0, 8)}:`;
-    // A client that counts the reclamation scripts sent.
+    // A client that counts the invalidation and reclamation scripts sent.
     const client = new Redis(URL);
-    const reclaimSha = createHash('sha1').update(RECLAIM).digest('hex');
+    const sha = (src: string) => createHash('sha1').update(src).digest('hex');
+    const reclaimSha = sha(RECLAIM);
+    const invalidateSha = sha(INVALIDATE);
     let reclaims = 0;
+    const invalidations: number[] = [];
     const send = client.sendCommand.bind(client);
     client.sendCommand = ((command: { name: string; args: unknown[] }) => {
-      const first = command.args[0];
-      if ((command.name === 'evalsha' && String(first) === reclaimSha) || (command.name === 'eval' && String(first) === RECLAIM)) reclaims++;
+      const first = String(command.args[0]);
+      if ((command.name === 'evalsha' && first === reclaimSha) || (command.name === 'eval' && first === RECLAIM)) reclaims++;
+      // KEYS: meta, order, an index set and a variants set per tag, the reclaim queue.
+      if ((command.name === 'evalsha' && first === invalidateSha) || (command.name === 'eval' && first === INVALIDATE)) invalidations.push((Number(command.args[1]) - 3) / 2);
       return send(command as never);
     }) as typeof client.sendCommand;
     const store = new RedisStore({ client, prefix: p, commandTimeout: 5000, localBytes: 0 });
     const redis = new Redis(URL);
     try {
       await fill(store, 4000, await store.sequence());
+      // Two more variants of each of the 2,000 paths invalidated: 1,500 entries per script of
+      // 500 tags, past LAZY_TAG_ENTRIES, so that each script leaves them to the reclamation.
+      const seq0 = await store.sequence();
+      for (let from = 0; from < 2000; from += 250) {
+        const sets = [];
+        for (let i = from; i < from + 250; i++) for (const v of ['a', 'b']) sets.push(store.set(`k:/p${i}?${v}`, entry(`/p${i}`, seq0, [`/p${i}`]), { ...limits, variant: true }));
+        expect((await Promise.all(sets)).every(Boolean)).toBe(true);
+      }
       const paths = Array.from({ length: 2000 }, (_, i) => `/p${i}`);
       const seq = await store.invalidate(paths);
+      expect(invalidations).toEqual([500, 500, 500, 500]);
       // Stored again at once, while the freeing runs: valid, and kept.
       expect(await store.set('k:/p5', entry('/p5', seq), limits)).toBe(true);
       await until(async () => (await redis.llen(`{${p}}rq`)) === 0);
       await until(async () => (await redis.exists(`{${p}}e:k:/p1999`)) === 0);
       for (let i = 0; i < 4000; i++) expect((await store.get(`k:/p${i}`)) === undefined, `k:/p${i}`).toBe(i < 2000 && i !== 5);
-      // 2,000 queued sets of one entry each, 500 entries (a set counts as one) per script: a few
-      // scripts, not one per set.
-      expect(reclaims).toBeGreaterThanOrEqual(8);
-      expect(reclaims).toBeLessThanOrEqual(12);
-      expect(await keysByKind(redis, p)).toEqual({ e: 2002, t: 2000 + 1 + 1 + 1, m: 1, z: 1 });
+      expect(await store.get('k:/p7?a')).toBeUndefined();
+      // 2,000 queued sets of three entries each: a few scripts, not one per set.
+      expect(reclaims).toBeGreaterThanOrEqual(4);
+      expect(reclaims).toBeLessThanOrEqual(40);
+      expect(await keysByKind(redis, p)).toMatchObject({ e: 2002, t: 2000 + 1 + 1 + 1, m: 1, z: 1 });
       expect(await redis.keys(`{${p}}r:*`)).toEqual([]);
     } finally {
       redis.disconnect();

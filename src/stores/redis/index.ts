@@ -119,6 +119,12 @@ function script(src: string): Script {
 /** Entries freed per RECLAIM script: about a millisecond of Redis's time. */
 const RECLAIM_SLICE = 500;
 
+/**
+ * The most tags one invalidation script takes: a longer list is invalidated by several scripts,
+ * sent together and run one after the other, each holding Redis for a few milliseconds at most.
+ */
+export const INVALIDATE_TAGS_PER_SCRIPT = 500;
+
 const SCRIPTS = {
   get: script(GET),
   sequence: script(SEQUENCE),
@@ -203,7 +209,7 @@ function decode(buf: Buffer, encodings: Buffer | null): { entry: StoredEntry; va
   ];
   const body = buf.subarray(4 + n);
   // One object shape per kind of entry (with or without the flag, with or without encodings).
-  const entry = makeEntry(status, headers, body, etag, storedAt, seq, path, tags, (flags & ANONYMOUS_ONLY) !== 0, decodeEncodings(encodings));
+  const entry = makeEntry({ status, headers, body, etag, storedAt, seq, path, tags, anonymousOnly: (flags & ANONYMOUS_ONLY) !== 0, encodings: decodeEncodings(encodings) });
   return { entry, variant: (flags & VARIANT) !== 0 };
 }
 
@@ -598,6 +604,19 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
   }
 
   async invalidate(tags: readonly string[]): Promise<number> {
+    if (tags.length <= INVALIDATE_TAGS_PER_SCRIPT) return this.#invalidate(tags);
+    // Many tags at once (10,000 paths): one script each INVALIDATE_TAGS_PER_SCRIPT of them, sent
+    // together (one round trip), which Redis runs one after the other, serving other clients
+    // between them: it is never held for the whole list (recording an invalidation point costs
+    // some microseconds a tag). The fill protocol needs no more: a render begun before the call
+    // holds a sequence number below every script's, so it is refused whichever script names its
+    // tags; once the call resolves, every tag is invalidated.
+    const scripts: Array<Promise<number>> = [];
+    for (let i = 0; i < tags.length; i += INVALIDATE_TAGS_PER_SCRIPT) scripts.push(this.#invalidate(tags.slice(i, i + INVALIDATE_TAGS_PER_SCRIPT)));
+    return Math.max(...(await Promise.all(scripts)));
+  }
+
+  async #invalidate(tags: readonly string[]): Promise<number> {
     const keys = [this.#meta, this.#order];
     for (const tag of tags) keys.push(`${this.#prefix}t:${tag}`);
     for (const tag of tags) keys.push(`${this.#prefix}v:${tag}`);
