@@ -378,7 +378,6 @@ async function open(ctx: Context): Promise<Opened> {
     else await store.close?.();
   };
   await reach(store, label);
-  if (values.redis !== undefined) await selectable(values.redis, label);
   const made = () =>
     (dumper ??= createDumper({
       store,
@@ -409,33 +408,17 @@ function connectError(host: string, port: number): Promise<string | undefined> {
   });
 }
 
-/**
- * Fails (exit 1) when the Redis server has no database of the URL's number: ioredis's own
- * SELECT on connecting fails quietly and it carries on in database 0, where `stats` would count,
- * and `purge --all` clear, another site's pages.
- */
-async function selectable(url: string, label: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: STORE_TIMEOUT, commandTimeout: STORE_TIMEOUT });
-  client.on('error', () => {});
-  const db = client.options.db ?? 0;
-  try {
-    await client.connect();
-    await client.select(db);
-  } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw failure(`the store ${label} names database ${db}, which the Redis server cannot select: ${detail}`);
-  } finally {
-    client.disconnect();
-  }
-}
-
 /** Fails (exit 1) when the store does not answer. */
 async function reach(store: Store, label: string): Promise<void> {
   try {
     await store.sequence();
   } catch (error) {
-    const detail = error instanceof Error ? error.message.replace(/^page-dumper: /, '') : String(error);
+    let detail = error instanceof Error ? error.message.replace(/^page-dumper: /, '') : String(error);
+    if (store.label !== undefined && detail.startsWith(`${store.label}: `)) detail = detail.slice(store.label.length + 2);
+    // A Redis URL naming a database the server does not have: RedisStore refuses every call
+    // rather than use database 0, where `stats` would count, and `purge --all` clear, another
+    // site's pages.
+    if ((error as { code?: unknown }).code === 'DUMPER_REDIS_NO_DATABASE') throw failure(`the store ${label}: ${detail}`);
     throw failure(`cannot reach the store ${label}: ${detail}`);
   }
 }

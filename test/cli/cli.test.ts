@@ -360,7 +360,7 @@ describe('errors: message and exit code', () => {
   (hasRedis ? test : () => undefined)('cli: a Redis URL naming a database the server does not have (redis://...:6379/99) is a clear error, not a silent run against database 0', async () => {
     // A prefix of its own: were the check missing, `purge --all` would clear it in database 0.
     const prefix = `cli-db99-${randomUUID().slice(0, 8)}:`;
-    const message = `the store redis://127.0.0.1:6379/99 (prefix ${prefix}) names database 99, which the Redis server cannot select: ERR DB index is out of range`;
+    const message = `the store redis://127.0.0.1:6379/99 (prefix ${prefix}): Redis has no database 99 (it answered "ERR DB index is out of range"; the number of databases is its \`databases\` setting, 16 by default). The store does not fall back to database 0: every call fails until the URL or the server is changed and the store reconnects`;
     for (const command of [['stats'], ['purge', '--all']]) {
       const run = await cli(build, [...command, '--redis', 'redis://127.0.0.1:6379/99', '--store-prefix', prefix]);
       expect(run.code, command[0]).toBe(1);
