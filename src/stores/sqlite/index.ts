@@ -552,18 +552,18 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     const headers = JSON.parse(row.headers) as string[];
     const tags = JSON.parse(row.tags) as string[];
     // The flag and the encodings only on the entries that have them, as the dumper makes them.
-    const entry = makeEntry(
-      row.status,
+    const entry = makeEntry({
+      status: row.status,
       headers,
-      row.body,
-      row.etag,
-      row.stored_at,
-      row.seq,
-      row.path,
+      body: row.body,
+      etag: row.etag,
+      storedAt: row.stored_at,
+      seq: row.seq,
+      path: row.path,
       tags,
-      row.anonymous_only === 1,
-      decodeEncodings(row.encodings),
-    );
+      anonymousOnly: row.anonymous_only === 1,
+      encodings: decodeEncodings(row.encodings),
+    });
     return this.#keep(key, row.id, entry);
   }
 
