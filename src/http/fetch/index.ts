@@ -26,7 +26,7 @@ export function dumperFetch<A extends unknown[]>(dumper: Dumper, handler: FetchH
 }
 
 /** The origin-form target (path and query) of a request URL. */
-export function targetOf(url: string): string {
+function targetOf(url: string): string {
   const start = url.indexOf('/', url.indexOf('//') + 2);
   return start === -1 ? '/' : url.slice(start);
 }
@@ -299,14 +299,6 @@ function cookieWatch(init: Headers, fill: Fill): Headers {
   return h;
 }
 
-/**
- * A stored entry as a Response, as `dumper.reply()` says: the representation the request accepts,
- * or a 304. `collapsed`: the entry is one a concurrent render just made.
- */
-export function replay(dumper: Dumper, entry: StoredEntry, method: string, requestHeaders: HeaderSource, collapsed = false): Response {
-  return send({ dumper, method, headers: requestHeaders }, entry, collapsed ? 'render' : 'store');
-}
-
 /** What `send()` reads of a request. */
 interface Replayed {
   readonly dumper: Dumper;
@@ -316,7 +308,7 @@ interface Replayed {
 }
 
 /**
- * A stored entry as a Response (see `replay()`). `from`: `'store'` when the store had it;
+ * A stored entry as a Response, as `dumper.reply()` says. `from`: `'store'` when the store had it;
  * `'render'` when it is the entry a concurrent render of the same page just made (`MissPlan`
  * `entry`).
  */
