@@ -239,10 +239,11 @@ export function listLimit(options: EntryListOptions): number {
 }
 
 /**
- * A tag carried by more entries than this is invalidated lazily: its invalidation records the
- * id of the last slot made, `get()` treats the tag's slots made up to it as gone, and the slots
- * are removed in the background, `RECLAIM_SLICE` at a time (see `invalidate`). Fewer entries are
- * removed at once, as cheap as recording them.
+ * An invalidation whose tags are carried by more entries than this, together (one tag on every
+ * page, or 10,000 paths of an entry each), is lazy: it records the id of the last slot made for
+ * each tag, `get()` treats the tags' slots made up to it as gone, and the slots are removed in
+ * the background, `RECLAIM_SLICE` at a time (see `invalidate`). Fewer entries are removed at
+ * once, as cheap as recording them.
  * @internal
  */
 export const LAZY_TAG_ENTRIES = 1000;
@@ -254,13 +255,17 @@ export const LAZY_TAG_ENTRIES = 1000;
 const RECLAIM_SLICE = 2000;
 const RECLAIM_TURN_MS = 4;
 
-/** The entries of a lazily invalidated tag, still to be removed. */
+/** The entries of the tags of one lazy invalidation, still to be removed. */
 interface Reclaim {
-  readonly tag: string;
-  /** Slots of the tag with an id up to this one are invalid. */
+  readonly tags: readonly string[];
+  /** Slots of the tags with an id up to this one are invalid. */
   readonly mark: number;
-  /** The keys the tag index held when the tag was invalidated, walked once. */
-  readonly keys: Iterator<string>;
+  /** The Sets of keys of tags taken out of the tag index by the invalidation itself. */
+  readonly detached: Map<string, Set<string>> | undefined;
+  /** The index in `tags` of the tag whose keys are being walked. */
+  next: number;
+  /** The keys of that tag, when they are a Set taken out of the tag index: walked once. */
+  keys: Iterator<string> | undefined;
 }
 
 /**
@@ -342,10 +347,10 @@ function leastRecentlyUsed(group: Set<Slot>): Slot | undefined {
  * again (a crawler, junk query strings) evicts its own pages and those read least recently, not
  * the pages that take most hits, as a plain LRU would once the hot pages take most of the bound.
  * Invalidation deletes the affected entries at once (a tag → keys index), so a hit is one Map
- * lookup and a few pointer moves in the recency lists: no check, no allocation. A tag carried by
- * more than a thousand entries is the exception: its entries are removed in the background, and
- * until they are, a hit checks its tags (see `invalidate`). Answers synchronously, so a hit
- * allocates no promise.
+ * lookup and a few pointer moves in the recency lists: no check, no allocation. An invalidation
+ * reaching more than a thousand entries is the exception: its entries are removed in the
+ * background, and until they are, a hit checks its tags (see `invalidate`). Answers
+ * synchronously, so a hit allocates no promise.
  *
  * Query-string variants of one path (`variant: true`) are bounded by `maxVariantsPerPath`: one
  * more evicts the least recently used of them. The plain page of the path is not one of them, so a
@@ -384,10 +389,10 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   /**
    * Lazily invalidated tag → the id of the last slot made when it was invalidated: slots carrying
    * it with an id up to that are invalid until removed. Empty but while a reclamation runs, so a
-   * hit checks nothing more than its size.
+   * hit checks nothing more than its size. (While one runs, a hit looks each of its tags up here.)
    */
   readonly #stale = new Map<string, number>();
-  /** The lazily invalidated tags whose slots are still to be removed, oldest first. */
+  /** The lazy invalidations whose slots are still to be removed, oldest first. */
   #reclaims: Reclaim[] = [];
   #reclaimTimer: NodeJS.Immediate | undefined;
   #seq = 0;
@@ -484,13 +489,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#link(slot);
     this.#bytes += size;
     if (keep) this.#protect(slot);
-    for (const tag of entry.tags) {
-      const byTag = this.#byTag[shardOf(tag)]!;
-      const keys = byTag.get(tag);
-      if (keys === undefined) byTag.set(tag, key);
-      else if (typeof keys !== 'string') keys.add(key);
-      else if (keys !== key) byTag.set(tag, new Set([keys, key]));
-    }
+    for (const tag of entry.tags) this.#index(tag, key);
     if (variant) {
       let group = this.#variants.get(entry.path);
       if (group === undefined) this.#variants.set(entry.path, (group = new Set()));
@@ -505,30 +504,56 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
   }
 
   /**
-   * Invalidates the tags. The entries of a tag carried by at most `LAZY_TAG_ENTRIES` are removed
-   * at once; those of a tag carried by more (`layout`, on every page) are invalid at once and
-   * removed in the background, a slice of at most a few milliseconds per turn of the event loop, so that
-   * invalidating a tag on a million entries does not stall the process for a second. Meanwhile
-   * `get()` checks the tags of the entry it finds (one Map lookup per tag), `entries()` leaves the
-   * invalid ones out, `size` and `bytes` still count them, and `info()` finishes the removal first.
+   * Invalidates the tags. When the tags are carried by at most `LAZY_TAG_ENTRIES` entries
+   * together, the entries are removed at once; when by more (`layout`, on every page, or 10,000
+   * paths of an entry each), they are invalid at once and removed in the background, a slice of
+   * at most a few milliseconds per turn of the event loop, so that invalidating a tag on a
+   * million entries, or 10,000 paths, does not stall the process. More than `LAZY_TAG_ENTRIES`
+   * tags are not even looked up in the call: it records two numbers per tag. Meanwhile `get()`
+   * checks the tags of the entry it finds (one Map lookup per tag), `entries()` leaves the
+   * invalid ones out, `size` and `bytes` still count them, and `info()` finishes the removal
+   * first. (While the freeing walks a tag's entries, `entries({ tag })` may leave out entries of
+   * the tag stored after the invalidation, until it reaches them.)
    */
   invalidate(tags: readonly string[]): number {
     const seq = ++this.#seq;
-    for (const tag of tags) {
-      this.#tagSeq.set(tag, seq);
-      const byTag = this.#byTag[shardOf(tag)]!;
-      const keys = byTag.get(tag);
-      if (typeof keys === 'string') this.#remove(keys);
-      else if (keys !== undefined) {
-        if (keys.size <= LAZY_TAG_ENTRIES) for (const key of [...keys]) this.#remove(key);
-        else {
-          // The index of the tag starts over: entries stored from now on are valid, and listed there.
-          byTag.delete(tag);
-          this.#stale.set(tag, this.#lastId);
-          this.#reclaims.push({ tag, mark: this.#lastId, keys: keys.values() });
-          this.#reclaimTimer ??= setImmediate(this.#reclaimSlice).unref();
-        }
+    for (const tag of tags) this.#tagSeq.set(tag, seq);
+    // More than `LAZY_TAG_ENTRIES` tags: lazy without a look at the tag index (a cache miss per
+    // tag in a large store); marking a tag that has no entry costs as little.
+    const many = tags.length > LAZY_TAG_ENTRIES;
+    let lazy = many;
+    if (!many) {
+      let reached = 0;
+      for (const tag of tags) {
+        const keys = this.#byTag[shardOf(tag)]!.get(tag);
+        if (keys !== undefined) reached += typeof keys === 'string' ? 1 : keys.size;
       }
+      lazy = reached > LAZY_TAG_ENTRIES;
+    }
+    if (!lazy) {
+      for (const tag of tags) {
+        const keys = this.#byTag[shardOf(tag)]!.get(tag);
+        if (typeof keys === 'string') this.#remove(keys);
+        else if (keys !== undefined) for (const key of [...keys]) this.#remove(key);
+      }
+    } else {
+      // The tags' slots made up to now are invalid. A few tags (`layout`): their Sets of keys
+      // leave the tag index now, which lists only the entries stored from now on; they are
+      // walked, never shrunk (V8 would rehash a Set of a million in one removal). Many tags: the
+      // index is not looked at here; each tag's Set leaves it when the freeing reaches the tag.
+      const mark = this.#lastId;
+      let detached: Map<string, Set<string>> | undefined;
+      for (const tag of tags) {
+        this.#stale.set(tag, mark);
+        if (many) continue;
+        const byTag = this.#byTag[shardOf(tag)]!;
+        const keys = byTag.get(tag);
+        if (keys === undefined || typeof keys === 'string') continue;
+        byTag.delete(tag);
+        (detached ??= new Map()).set(tag, keys);
+      }
+      this.#reclaims.push({ tags: tags.slice(), mark, detached, next: 0, keys: undefined });
+      this.#reclaimTimer ??= setImmediate(this.#reclaimSlice).unref();
     }
     if (this.#tagSeq.size > this.#maxTrackedTags) {
       this.#floor = seq;
@@ -685,6 +710,15 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     }
   }
 
+  /** Lists `key` in the tag index under `tag`. */
+  #index(tag: string, key: string): void {
+    const byTag = this.#byTag[shardOf(tag)]!;
+    const keys = byTag.get(tag);
+    if (keys === undefined) byTag.set(tag, key);
+    else if (typeof keys !== 'string') keys.add(key);
+    else if (keys !== key) byTag.set(tag, new Set([keys, key]));
+  }
+
   /** Whether one of the slot's tags was lazily invalidated after the slot was made. */
   #isStale(slot: Slot): boolean {
     for (const tag of slot.entry.tags) {
@@ -701,24 +735,60 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     if (this.#reclaims.length > 0) this.#reclaimTimer = setImmediate(this.#reclaimSlice).unref();
   };
 
-  /** Removes up to `budget` slots of lazily invalidated tags, oldest invalidation first. */
+  /**
+   * Removes up to `budget` slots of lazily invalidated tags, oldest invalidation first (and,
+   * the last slice of an invalidation, forgets its marks: one Map removal per tag).
+   */
   #reclaim(budget: number): void {
     while (budget > 0 && this.#reclaims.length > 0) {
       const job = this.#reclaims[0]!;
       for (;;) {
-        const next = job.keys.next();
-        if (next.done === true) {
+        if (job.next === job.tags.length) {
           this.#reclaims.shift();
           // A later invalidation of the same tag has a reclamation of its own, with its own mark.
-          if (this.#stale.get(job.tag) === job.mark) this.#stale.delete(job.tag);
+          for (const tag of job.tags) if (this.#stale.get(tag) === job.mark) this.#stale.delete(tag);
           break;
         }
-        // The key may hold an entry stored since (a later slot, valid) or none any more.
-        const slot = this.#slots[shardOf(next.value)]!.get(next.value);
-        if (slot !== undefined && slot.id <= job.mark) this.#remove(next.value);
+        const tag = job.tags[job.next]!;
+        if (job.keys === undefined) {
+          let held = job.detached?.get(tag);
+          if (held === undefined) {
+            // What the index holds for the tag now: its invalid slots, and those stored since.
+            const byTag = this.#byTag[shardOf(tag)]!;
+            const keys = byTag.get(tag);
+            if (typeof keys !== 'object') {
+              job.next++;
+              if (keys !== undefined) this.#removeUpTo(keys, job.mark);
+              if (--budget === 0) return;
+              continue;
+            }
+            byTag.delete(tag);
+            held = keys;
+          }
+          job.keys = held.values();
+        }
+        const next = job.keys.next();
+        if (next.done === true) {
+          job.keys = undefined;
+          job.next++;
+          continue;
+        }
+        const key = next.value;
+        const slot = this.#slots[shardOf(key)]!.get(key);
+        if (slot !== undefined) {
+          if (slot.id <= job.mark) this.#remove(key);
+          // Stored since the invalidation, before the Set left the index: listed again.
+          else if (slot.entry.tags.includes(tag)) this.#index(tag, key);
+        }
         if (--budget === 0) return;
       }
     }
+  }
+
+  /** Removes the entry of `key` if its slot was made up to `mark` (not stored again since). */
+  #removeUpTo(key: string, mark: number): void {
+    const slot = this.#slots[shardOf(key)]!.get(key);
+    if (slot !== undefined && slot.id <= mark) this.#remove(key);
   }
 
   /** Takes `slot` out of its list (`slot.protected` says which). */
