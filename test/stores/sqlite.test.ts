@@ -4,6 +4,7 @@
  * other's writes at once, the bounds (bytes, entries, tag points), and loud failures at
  * construction. Every store works on a file of its own under os.tmpdir().
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -766,4 +767,30 @@ describe('SqliteStore', () => {
       fails(() => new SqliteStore({ path }), /layout version 99/);
     });
   });
+});
+
+describe('SqliteStore and the process', () => {
+  test('a process that wrote through a store and never closed it still exits when its work is done (the checkpoint thread does not hold it)', async () => {
+    // The built package, as an app imports it.
+    const root = join(import.meta.dirname, '../..');
+    execFileSync(process.execPath, [join(root, 'scripts/build-if-needed.mjs')], { cwd: root, stdio: 'pipe', timeout: 180_000 });
+    const file = join(dir, 'no-close.sqlite');
+    const script = `
+      import { SqliteStore } from 'page-dumper/sqlite';
+      const store = new SqliteStore({ path: ${JSON.stringify(file)} });
+      const seq = store.sequence();
+      store.set('k:/a', { status: 200, headers: [], body: new Uint8Array(10), etag: '"a"', storedAt: 0, seq, path: '/a', tags: ['/a'] }, { maxVariantsPerPath: 10, variant: false });
+      store.invalidate(['/a']);
+      console.log('wrote');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    // Far longer than the script needs; only a process held open reaches it.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once('exit', (c, s) => r([c, s])));
+    clearTimeout(guard);
+    expect(out).toBe('wrote\n');
+    expect([code, signal]).toEqual([0, null]);
+  }, 240_000);
 });

@@ -790,7 +790,6 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     } catch {
       return null;
     }
-    worker.unref();
     worker.on('message', () => {
       this.#checkpointing = false;
       if (this.#closed) return;
@@ -813,6 +812,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         this.#startReclaiming();
       }
     });
+    // After the listeners: adding a 'message' listener refs a worker again, and a thread that
+    // keeps the process alive would stop a server that ends by letting its event loop drain.
+    worker.unref();
     this.database.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP}`);
     return worker;
   }
