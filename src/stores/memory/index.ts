@@ -136,39 +136,8 @@ function ownBody(body: Uint8Array): Uint8Array {
  * property; `encodings` empty or absent: none either, as cheap as before encodings existed.
  * @internal
  */
-export function makeEntry(fields: StoredEntry): StoredEntry;
-/**
- * The same, from ten arguments in `StoredEntry`'s order.
- * @deprecated Pass one object: `makeEntry({ status, headers, ... })`. Kept while SqliteStore and
- * RedisStore still call it so.
- * @internal
- */
-export function makeEntry(
-  status: number,
-  headers: readonly string[],
-  body: Uint8Array,
-  etag: string,
-  storedAt: number,
-  seq: number,
-  path: string,
-  tags: readonly string[],
-  anonymousOnly: boolean,
-  encodings: readonly EncodedBody[] | undefined,
-): StoredEntry;
-export function makeEntry(
-  first: StoredEntry | number,
-  headers?: readonly string[],
-  body?: Uint8Array,
-  etag?: string,
-  storedAt?: number,
-  seq?: number,
-  path?: string,
-  tags?: readonly string[],
-  anonymousOnly?: boolean,
-  encodings?: readonly EncodedBody[],
-): StoredEntry {
-  if (typeof first === 'object') return shaped(first);
-  return shaped({ status: first, headers: headers!, body: body!, etag: etag!, storedAt: storedAt!, seq: seq!, path: path!, tags: tags!, anonymousOnly, encodings });
+export function makeEntry(fields: StoredEntry): StoredEntry {
+  return shaped(fields);
 }
 
 /** `makeEntry`'s work: the fields of `fields` the entry keeps, in one order. */
