@@ -1653,7 +1653,11 @@ export class Dumper {
   _refused(fill: Fill, detail: string, reason: RefusalReason = refusalOf(detail)): void {
     this._logDecision('not saving', fill.method, fill.path, fill.key, detail);
     this.#counters.refusals[reason]++;
-    this.#warnings?.refused(fill.method, fill.path, reason, detail);
+    if (this.#warnings !== undefined) {
+      const target = fill.view.target;
+      const q = target.indexOf('?');
+      this.#warnings.refused(fill.method, fill.path, q === -1 ? target : target.slice(0, q), reason, detail);
+    }
     if (refusalChannel.hasSubscribers) refusalChannel.publish({ dumper: this, key: fill.key, method: fill.method, path: fill.path, reason, detail });
   }
 

@@ -44,7 +44,7 @@ function fieldsText(message: string, fields: LogFields): string {
     const v = fields[k];
     if (v === undefined) continue;
     // An error or a value the message already says is not said twice on the line.
-    if ((v instanceof Error && message.includes(v.message)) || (typeof v === 'string' && v.length > 1 && message.includes(v))) continue;
+    if ((v instanceof Error && message.includes(v.message)) || ((k === 'method' || k === 'path' || k === 'store') && typeof v === 'string' && message.includes(v))) continue;
     s += ` ${k}=${printable(typeof v === 'string' ? v : v instanceof Error ? v.message : JSON.stringify(v))}`;
   }
   return s;
@@ -75,11 +75,18 @@ function defaultLog(): Log {
 function wrap(logger: DumperLogger): Log {
   const anyLogger = logger as unknown as Record<string, unknown>;
   const objectFirst = typeof anyLogger.bindings === 'function' || typeof anyLogger.fields === 'object';
+  // pino and bunyan: a logger named already (pino({ name: 'shop' }), a child with a name) keeps its
+  // name, a second `name` key would be a duplicate in its JSON line, and the dumper says who it is
+  // as `component`. An error goes under `err`, the key their serializers turn into message, stack
+  // and cause (other keys lose them).
+  const named = objectFirst && loggerName(anyLogger) !== undefined;
   const call = (fn: ((...args: any[]) => void) | undefined, message: string, fields: LogFields) => {
     if (!fn) return;
-    const withName = { name: LOG_NAMESPACE, ...fields };
-    if (objectFirst) fn.call(logger, withName, message);
-    else fn.call(logger, `${LOG_NAMESPACE}: ${message}`, fields);
+    if (objectFirst) {
+      const record: LogFields = named ? { component: LOG_NAMESPACE } : { name: LOG_NAMESPACE };
+      for (const k in fields) record[k === 'error' ? 'err' : k] = fields[k];
+      fn.call(logger, record, message);
+    } else fn.call(logger, `${LOG_NAMESPACE}: ${message}`, fields);
   };
   const levelEnabled = anyLogger.isLevelEnabled;
   return {
@@ -90,6 +97,16 @@ function wrap(logger: DumperLogger): Log {
     warn: (m, f) => call(logger.warn ?? logger.debug, m, f),
     error: (m, f) => call(logger.error ?? logger.warn ?? logger.debug, m, f),
   };
+}
+
+/** The name a pino (`bindings()`) or bunyan (`fields`) logger already has, if any. */
+function loggerName(logger: Record<string, unknown>): unknown {
+  try {
+    if (typeof logger.bindings === 'function') return (logger.bindings as () => Record<string, unknown>).call(logger)?.name;
+    return (logger.fields as Record<string, unknown> | undefined)?.name;
+  } catch {
+    return undefined;
+  }
 }
 
 const silent: Log = {

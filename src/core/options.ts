@@ -206,12 +206,14 @@ export interface DumperOptions {
   logger?: DumperLogger | false;
   /**
    * Which refusals to store a render are warned about through `logger` at warn level, once per
-   * path and reason (the first 100 pairs; `dumper.stats().refusals` counts every refusal). By
-   * default those that usually mean a page meant for the cache is not cached: a `Set-Cookie`, a
-   * `Cache-Control: private`/`no-store`/`no-cache`, a `Vary` on anything but `Accept-Encoding`, a
-   * coding that cannot be decoded, a body over `maxEntryBytes`, a render that read a visitor's
-   * cookies (`DEFAULT_WARNED_REFUSALS`). A status other than 200, a client that left, a store
-   * outage are not warned about. `false` for none, or the list of reasons to warn about.
+   * path and reason (the first 10 paths of each reason; `dumper.stats().refusals` counts every
+   * refusal). By default those that usually mean a page meant for the cache is not cached
+   * (`DEFAULT_WARNED_REFUSALS`): a `Set-Cookie`, a `Vary` on anything but `Accept-Encoding`, a
+   * coding that cannot be decoded, a body over `maxEntryBytes`, a response the adapter cannot
+   * store. Not by default: a `Cache-Control: private`/`no-store`/`no-cache` and a render that
+   * read a visitor's cookies (usually the site's intent), a status other than 200, a client that
+   * left, a store outage. `false` for none, or the list of reasons to warn about. The warning
+   * names the request's path (never its query string): with secrets in paths, pass `false`.
    * Every decision, stored or not, is logged at debug level.
    * @default DEFAULT_WARNED_REFUSALS
    */
@@ -410,8 +412,11 @@ export function validateOptions(options: unknown): asserts options is DumperOpti
   }
   if (o.warnings !== undefined && typeof o.warnings !== 'boolean') {
     const list = o.warnings as unknown;
-    if (!Array.isArray(list) || !list.every((r) => (REFUSAL_REASONS as readonly unknown[]).includes(r))) {
-      fail('warnings', `true, false or a list of refusal reasons (${REFUSAL_REASONS.map((r) => JSON.stringify(r)).join(', ')})`, o.warnings);
+    const reasons = REFUSAL_REASONS.map((r) => JSON.stringify(r)).join(', ');
+    if (!Array.isArray(list)) fail('warnings', `true, false or a list of refusal reasons (${reasons})`, o.warnings);
+    const wrong = list.findIndex((r) => !(REFUSAL_REASONS as readonly unknown[]).includes(r));
+    if (wrong !== -1) {
+      throw new TypeError(`page-dumper: option "warnings" names ${String(JSON.stringify(list[wrong]) ?? list[wrong])}, which is not a refusal reason (${reasons})`);
     }
   }
   if (o.coalesceTimeout !== undefined) positiveInt('coalesceTimeout', o.coalesceTimeout, true);

@@ -210,6 +210,8 @@ export class Counters {
 export function refusalOf(detail: string): RefusalReason {
   if (detail.startsWith('status ')) return detail.startsWith('status changed') ? 'incomplete' : 'status';
   if (detail === 'response sets a cookie') return 'set-cookie';
+  // The app compressed the page and forbade transforming it: a matter of its coding.
+  if (detail.includes('no-transform')) return 'content-encoding';
   if (detail.startsWith('Cache-Control:')) return 'cache-control';
   if (detail.startsWith('Vary:')) return 'vary';
   if (detail.includes('Content-Encoding') || detail.includes('could not be decoded')) return 'content-encoding';
@@ -221,7 +223,9 @@ export function refusalOf(detail: string): RefusalReason {
   if (detail.includes('pipelined')) return 'pipelined';
   if (detail === 'store unavailable') return 'store unavailable';
   if (/abort|destroyed|closed|does not match Content-Length|stream failed|app threw|no response|replaced after onSend/.test(detail)) return 'incomplete';
-  if (/could not be|unsupported|sent no body/.test(detail)) return 'unsupported';
+  // A HEAD route answering headers only (correct HTTP): nothing to store, as for a body cut short.
+  if (detail.includes('sent no body')) return 'incomplete';
+  if (/could not be|unsupported/.test(detail)) return 'unsupported';
   return 'other';
 }
 

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import createDebug from 'debug';
 import pino from 'pino';
+import { makeLog } from '../../src/core/log.js';
 import { afterEach, describe, expect, test } from 'vitest';
 import { dumperMiddleware } from '../../src/http/node/index.js';
 import { createDumper, type DumperLogger } from '../../src/index.js';
@@ -64,6 +65,25 @@ describe('logging: every decision django-dumper logs, under the "dumper" name', 
     records.length = 0;
     await exercise(pino({ level: 'info' }, sink) as unknown as DumperLogger);
     expect(records).toEqual([]);
+  });
+
+  test('a named pino logger keeps its name (the dumper is its component), and an error goes under err, with its message, stack and cause', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const log = makeLog(pino({ name: 'shop' }, sink) as unknown as DumperLogger);
+    const cause = new Error('connect ECONNREFUSED');
+    log.error('store get failed', { code: 'DUMPER_STORE_FAILURE', error: new Error('store get failed', { cause }) });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.match(/"name":/g)).toHaveLength(1);
+    const record = JSON.parse(lines[0]!) as Record<string, any>;
+    expect(record).toMatchObject({ name: 'shop', component: 'dumper', msg: 'store get failed', code: 'DUMPER_STORE_FAILURE' });
+    expect(record.err).toMatchObject({ type: 'Error', message: expect.stringContaining('store get failed'), stack: expect.stringContaining('Error: store get failed') });
+    expect(record.error).toBeUndefined();
   });
 
   test('by default, DEBUG=dumper shows the decisions through the debug package', async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { withDumper } from '../../src/http/node/index.js';
 import { createDumper, MemoryStore, type DumperOptions, type Store } from '../../src/index.js';
-import { DEFAULT_WARNED_REFUSALS, WARNING_LIMIT } from '../../src/core/warnings.js';
+import { DEFAULT_WARNED_REFUSALS, WARNINGS_PER_REASON } from '../../src/core/warnings.js';
 import { listen } from '../support/listen.js';
 
 /** Answers by path: `/cookie/...` sets a cookie, `/private/...` says private, `/missing` is a 404. */
@@ -62,7 +62,7 @@ describe('a render that is not stored is warned about once per path and reason',
   });
 
   test('another path, or another reason on the same path, is warned about again; spellings of one path are one', async () => {
-    const t = await setup();
+    const t = await setup({ warnings: ['set-cookie', 'vary'] });
     await t.get('/cookie/a');
     await t.get('/COOKIE/a/');
     await t.get('/cookie/b');
@@ -71,24 +71,40 @@ describe('a render that is not stored is warned about once per path and reason',
     expect(t.warnings().map((m) => m.split('.')[0])).toEqual([
       'dumper: not storing GET /cookie/a: response sets a cookie',
       'dumper: not storing GET /cookie/b: response sets a cookie',
-      'dumper: not storing GET /private/a: Cache-Control: private',
       'dumper: not storing GET /vary/a: Vary: user-agent',
     ]);
     await t.close();
   });
 
-  test('expected refusals (a 404) are not warned about by default, and can be asked for', async () => {
+  test('expected refusals (a 404, a page marked private or no-store) are not warned about by default, and can be asked for', async () => {
     const quiet = await setup();
     expect(await quiet.get('/missing')).toBe('MISS');
+    expect(await quiet.get('/private/reset-password/q8zt3vyk1mp0axr7')).toBe('MISS');
     expect(quiet.warnings()).toEqual([]);
     expect(quiet.dumper.stats().refusals.status).toBe(1);
+    expect(quiet.dumper.stats().refusals['cache-control']).toBe(1);
     await quiet.close();
 
-    const asked = await setup({ warnings: ['status'] });
+    const asked = await setup({ warnings: ['status', 'cache-control'] });
     await asked.get('/missing');
     await asked.get('/cookie/a');
-    expect(asked.warnings()).toEqual(['dumper: not storing GET /missing: status 404. Said once per path and reason.']);
+    await asked.get('/private/a');
+    expect(asked.warnings()).toEqual([
+      'dumper: not storing GET /missing: status 404. Said once per path and reason.',
+      'dumper: not storing GET /private/a: Cache-Control: private. If the page is the same for every visitor, it should not say private, no-store or no-cache. Said once per path and reason.',
+    ]);
     await asked.close();
+  });
+
+  test('the path is shown as requested (never its query string), and one warning covers its spellings', async () => {
+    const t = await setup();
+    await t.get('/cookie/My-Post?token=s3cret');
+    await t.get('/cookie/my-post/');
+    expect(t.warnings()).toHaveLength(1);
+    expect(t.warnings()[0]).toMatch(/^dumper: not storing GET \/cookie\/My-Post: response sets a cookie\./);
+    expect(t.logged.find((l) => l.level === 'warn')!.fields).toEqual({ method: 'GET', path: '/cookie/My-Post', reason: 'set-cookie' });
+    expect(JSON.stringify(t.logged.filter((l) => l.level !== 'debug'))).not.toContain('s3cret');
+    await t.close();
   });
 
   test('warnings: false says nothing at warn level; the decision is still logged at debug level', async () => {
@@ -99,25 +115,29 @@ describe('a render that is not stored is warned about once per path and reason',
     await t.close();
   });
 
-  test(`after ${WARNING_LIMIT} paths and reasons, one line says the rest are only counted`, async () => {
+  test(`after ${WARNINGS_PER_REASON} paths of one reason, one line says the rest of that reason are only counted; other reasons are still warned about`, async () => {
     const t = await setup();
-    for (let i = 0; i < WARNING_LIMIT + 5; i++) await t.get(`/cookie/${i}`);
+    for (let i = 0; i < WARNINGS_PER_REASON + 5; i++) await t.get(`/cookie/${i}`);
+    await t.get('/vary/late');
     const warnings = t.warnings();
-    expect(warnings).toHaveLength(WARNING_LIMIT + 1);
-    expect(warnings.at(-2)).toContain(`/cookie/${WARNING_LIMIT - 1}:`);
-    expect(warnings.at(-1)).toMatch(/^dumper: not storing pages for more reasons than shown: 100 paths and reasons were warned about; dumper\.stats\(\)\.refusals counts/);
-    expect(t.dumper.stats().refusals['set-cookie']).toBe(WARNING_LIMIT + 5);
+    expect(warnings).toHaveLength(WARNINGS_PER_REASON + 2);
+    expect(warnings[WARNINGS_PER_REASON - 1]).toContain(`/cookie/${WARNINGS_PER_REASON - 1}:`);
+    expect(warnings[WARNINGS_PER_REASON]).toBe(
+      'dumper: not storing pages on more paths for the same reason (set-cookie) than the 10 warned about: dumper.stats().refusals counts them, and DEBUG=dumper (or a logger at debug level) shows each',
+    );
+    expect(warnings.at(-1)).toMatch(/^dumper: not storing GET \/vary\/late: Vary: user-agent\./);
+    expect(t.dumper.stats().refusals['set-cookie']).toBe(WARNINGS_PER_REASON + 5);
     await t.close();
   });
 
   test('the default list', () => {
-    expect(DEFAULT_WARNED_REFUSALS).toEqual(['set-cookie', 'cache-control', 'vary', 'content-encoding', 'too large', 'cookies read', 'unsupported']);
+    expect(DEFAULT_WARNED_REFUSALS).toEqual(['set-cookie', 'vary', 'content-encoding', 'too large', 'unsupported']);
   });
 
   test('a bad warnings option is a TypeError naming the reasons', () => {
-    expect(() => createDumper({ warnings: ['set-cookies'] as never })).toThrow(
+    expect(() => createDumper({ warnings: ['vary', 'set-cookies'] as never })).toThrow(
       new TypeError(
-        'page-dumper: option "warnings" must be true, false or a list of refusal reasons ("status", "set-cookie", "cache-control", "vary", "content-encoding", "event stream", "static file", "too large", "cookies read", "untraceable", "incomplete", "pipelined", "unsupported", "store refused", "store unavailable", "store error", "other"), got an array',
+        'page-dumper: option "warnings" names "set-cookies", which is not a refusal reason ("status", "set-cookie", "cache-control", "vary", "content-encoding", "event stream", "static file", "too large", "cookies read", "untraceable", "incomplete", "pipelined", "unsupported", "store refused", "store unavailable", "store error", "other")',
       ),
     );
     expect(() => createDumper({ warnings: 'yes' as never })).toThrow(/option "warnings" must be true, false or a list/);
@@ -147,13 +167,11 @@ describe('logger: console', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const dumper = createDumper();
     const server = await listen(withDumper(dumper, app));
-    await (await fetch(server.url + '/private/x')).text();
+    await (await fetch(server.url + '/vary/x')).text();
     await server.close();
     await dumper.close();
     expect(warn.mock.calls).toEqual([
-      [
-        'dumper: not storing GET /private/x: Cache-Control: private. The app marked the page as not for shared caches: a page for every visitor should not say private, no-store or no-cache. Said once per path and reason. reason=cache-control',
-      ],
+      ['dumper: not storing GET /vary/x: Vary: user-agent. One page is served to every visitor, so only a Vary on Accept-Encoding is stored. Said once per path and reason. reason=vary'],
     ]);
   });
 });
@@ -173,7 +191,8 @@ describe('a path with control characters', () => {
     const lines = [...warn.mock.calls.map((c) => String(c[0])), ...logged];
     expect(lines).toHaveLength(2);
     for (const line of lines) {
-      expect(line).toMatch(/^dumper: not storing GET \/cookie\/x\\u000adumper: store get failed\\u000d\\u2028: response sets a cookie\./);
+      // As requested: percent-encoded, so the line cannot break.
+      expect(line).toMatch(/^dumper: not storing GET \/cookie\/x%0Adumper:%20store%20get%20failed%0D%E2%80%A8: response sets a cookie\./);
       expect(line).not.toMatch(/[\n\r\u2028]/);
     }
   });

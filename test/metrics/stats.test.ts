@@ -149,7 +149,7 @@ describe('dumper.stats()', () => {
       ['status changed to 500 after onSend', 'incomplete'],
       ['response sets a cookie', 'set-cookie'],
       ['Cache-Control: no-store', 'cache-control'],
-      ['Cache-Control: no-transform on a compressed response', 'cache-control'],
+      ['Cache-Control: no-transform on a compressed response', 'content-encoding'],
       ['Vary: cookie', 'vary'],
       ['Content-Encoding: compress (a coding page-dumper cannot decode)', 'content-encoding'],
       ['Content-Encoding set before the dumper ran', 'content-encoding'],
@@ -174,7 +174,7 @@ describe('dumper.stats()', () => {
       ['the query string could not be parsed again for the URL of its key (a custom querystringParser)', 'unsupported'],
       ['unsupported payload', 'unsupported'],
       ['unsupported body chunk', 'unsupported'],
-      ['HEAD route sent no body', 'unsupported'],
+      ['HEAD route sent no body', 'incomplete'],
       ['store unavailable', 'store unavailable'],
       ['something else entirely', 'other'],
     ];
