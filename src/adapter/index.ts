@@ -24,7 +24,10 @@
  * //   plan.fill.run(), report plan.fill.head(status, headers) and plan.fill.complete(status,
  * //   headers, body), or plan.fill.abandon(reason)
  * // the app's response goes out with dumper.cacheStatusHeader (MISS or BYPASS) and, with the
- * // option cacheStatus, a Cache-Status made by appendCacheStatus() from dumper.cacheStatus
+ * // option cacheStatus, a Cache-Status made by appendCacheStatus() from dumper.cacheStatus;
+ * // a GET or HEAD passed through without storing (a bypass, a pass) also gets, when
+ * // dumper.edgePurging, the headers of dumper.passThroughHeaders(method, getResponseHeader)
+ * // decisions are logged with dumper.logDecision('found' | "didn't find" | ..., { method, path, key })
  * ```
  *
  * `dumper.get()` and `dumper.beginFill()` answer without a promise when the store is synchronous

@@ -744,7 +744,7 @@ async function purge(ctx: Context): Promise<number> {
   }
   const storeErrors = dumper.stats().storeErrors - errorsBefore;
   if (storeErrors > 0) throw failure(`the store did not take ${storeErrors} invalidation(s): nothing is certain to be purged; run the command again`);
-  const purgers = dumper._purging !== undefined;
+  const purgers = dumper.edgePurging;
   if (purgers) {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeout)));

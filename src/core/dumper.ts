@@ -712,14 +712,24 @@ export class Dumper {
   readonly #rewarm: Rewarmer | undefined;
 
   /**
-   * @internal The headers a GET or HEAD response the dumper passes through without storing gets
-   * for the edge (bypassed, store unavailable, a follower whose leader's page was refused...): see
-   * `PurgeDispatcher.passThrough` (`no-store` for the edge unless the app said how shared caches
-   * keep it). Such a page carries no tags, so no purge would reach it; without them an edge might
-   * keep it for its fallback TTL. `get` reads a response header (lower-case name). Empty without
-   * purgers.
+   * Whether edge caches are kept fresh (option `purgers`): a response the dumper passes through
+   * then needs `passThroughHeaders()`.
+   * @category Adapter
    */
-  _edgePassThrough(method: string, get: (name: string) => string | undefined): readonly string[] {
+  get edgePurging(): boolean {
+    return this._purging !== undefined;
+  }
+
+  /**
+   * The headers a GET or HEAD response the dumper passes through without storing gets for the
+   * edge (bypassed, store unavailable, a follower whose leader's page was refused...): `no-store`
+   * for the edge unless the app said how shared caches keep it. Such a page carries no tags, so no
+   * purge would reach it; without them an edge might keep it for its fallback TTL. `get` reads a
+   * header of the response as the app sends it (lower-case name). Empty without purgers.
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
+   */
+  passThroughHeaders(method: string, get: (name: string) => string | undefined): readonly string[] {
     const purging = this._purging;
     if (purging === undefined || (method !== 'GET' && method !== 'HEAD')) return NO_HEADERS;
     const out = purging.passThrough(get);
@@ -1540,9 +1550,17 @@ export class Dumper {
 
   // ---------------------------------------------------------------- internals used by Fill
 
-  /** @internal */
-  _logDecision(what: string, method: string, path: string, key: string, reason?: string): void {
-    if (this.log.debugEnabled) this.log.debug(what, reason === undefined ? { method, path, key } : { method, path, key, reason });
+  /**
+   * Logs a decision at debug level, as every adapter does (`found`, `didn't find`, `skipped
+   * getting`, `not saving`), with the request's method, path and key, and the reason if any.
+   * Check `dumper.log.debugEnabled` first on the hit path: nothing is built when it is off.
+   * For HTTP adapters (`page-dumper/adapter`); applications do not call it.
+   * @category Adapter
+   */
+  logDecision(what: 'found' | "didn't find" | 'skipped getting' | 'not saving' | 'cached', request: { readonly method: string; readonly path: string; readonly key: string; readonly reason?: string }): void {
+    if (!this.log.debugEnabled) return;
+    const { method, path, key, reason } = request;
+    this.log.debug(what, reason === undefined ? { method, path, key } : { method, path, key, reason });
   }
 
   /** @internal */
@@ -1639,7 +1657,7 @@ export class Dumper {
       this._refused(fill, 'refused by the store: a tag was invalidated during the render, or a limit was reached', 'store refused');
       return false;
     }
-    if (this.log.debugEnabled) this._logDecision('cached', fill.method, fill.path, fill.key);
+    if (this.log.debugEnabled) this.logDecision('cached', { method: fill.method, path: fill.path, key: fill.key });
     this.#counters.stored(entry.body.byteLength);
     // A page rewarmed (or rendered again for a visitor) may carry other tags than when it was hit.
     this.#rewarm?.stored(fill.key, entry.tags);
@@ -1651,7 +1669,7 @@ export class Dumper {
 
   /** @internal A fill that is not stored: logged, counted, published. `reason` defaults to what `detail` says. */
   _refused(fill: Fill, detail: string, reason: RefusalReason = refusalOf(detail)): void {
-    this._logDecision('not saving', fill.method, fill.path, fill.key, detail);
+    this.logDecision('not saving', { method: fill.method, path: fill.path, key: fill.key, reason: detail });
     this.#counters.refusals[reason]++;
     if (this.#warnings !== undefined) {
       const target = fill.view.target;

@@ -135,3 +135,52 @@ describe('the main entry is the application API', () => {
     expectTypeOf(absent).toBeFunction();
   });
 });
+
+describe('an adapter written with the public entries only', () => {
+  test('passes a bypassed page through with the edge headers the built-in adapters send, and logs its decisions as they do', async () => {
+    const { createServer } = await import('node:http');
+    const { varnishPurger } = await import('../../src/edge/index.js');
+    const { withDumper } = await import('../../src/http/node/index.js');
+    const { listen } = await import('../support/listen.js');
+    type Listener = Parameters<typeof createServer>[1] & {};
+    const app: Listener = (_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end('<p>page</p>');
+    };
+    // A made-up framework's adapter: a bypass only (hits and fills are walked through above).
+    const outside = (dumper: main.Dumper): Listener => (req, res) => {
+      const key = dumper.keyFor(req.method!, req.url!, req.headers);
+      if (!isBypass(key)) return app(req, res);
+      dumper.logDecision('skipped getting', { method: req.method!, path: req.url!, key: '', reason: key.bypass });
+      if (dumper.cacheStatusHeader !== undefined) res.setHeader(dumper.cacheStatusHeader, 'BYPASS');
+      if (dumper.edgePurging) {
+        const writeHead = res.writeHead;
+        res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
+          const edge = dumper.passThroughHeaders(req.method!, (name) => {
+            const v = res.getHeader(name);
+            return v === undefined ? undefined : String(v);
+          });
+          for (let i = 0; i < edge.length; i += 2) res.setHeader(edge[i]!, edge[i + 1]!);
+          return writeHead.apply(this, args);
+        } as typeof writeHead;
+      }
+      app(req, res);
+    };
+    const headersThrough = async (wrap: (d: main.Dumper) => Listener) => {
+      const logged: string[] = [];
+      const dumper = main.createDumper({ logger: { debug: (m: string) => logged.push(m) }, purgers: [varnishPurger({ url: 'http://127.0.0.1:9/' })] });
+      const m = await listen(wrap(dumper));
+      const r = await fetch(m.url + '/page', { headers: { authorization: 'Bearer x' } });
+      await r.text();
+      await m.close();
+      await dumper.close();
+      const headers = Object.fromEntries([...r.headers].filter(([name]) => ['cache-control', 'surrogate-control', 'x-cache'].includes(name)));
+      return { headers, logged: logged.filter((l) => l.includes('skipped getting')) };
+    };
+    const builtIn = await headersThrough((d) => withDumper(d, app));
+    const own = await headersThrough(outside);
+    expect(builtIn.headers).toEqual({ 'cache-control': 'private, max-age=0, must-revalidate', 'surrogate-control': 'no-store', 'x-cache': 'BYPASS' });
+    expect(own).toEqual(builtIn);
+    expectTypeOf<main.Dumper['passThroughHeaders']>().parameters.toEqualTypeOf<[string, (name: string) => string | undefined]>();
+  });
+});

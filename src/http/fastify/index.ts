@@ -150,11 +150,11 @@ function replay(x: Exchange, entry: StoredEntry, from: 'store' | 'render'): Fast
 function onEntry(x: Exchange, entry: StoredEntry | undefined): void {
   const { dumper, next } = x;
   if (entry !== undefined) {
-    if (dumper.log.debugEnabled) dumper._logDecision('found', x.method, x.target, x.key);
+    if (dumper.log.debugEnabled) dumper.logDecision('found', { method: x.method, path: x.target, key: x.key });
     replay(x, entry, 'store');
     return;
   }
-  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", x.method, x.target, x.key);
+  if (dumper.log.debugEnabled) dumper.logDecision("didn't find", { method: x.method, path: x.target, key: x.key });
   const planned = dumper.beginFill(x.key, x.method, x.request.raw.headers);
   if (isPromise(planned)) {
     planned.then(
@@ -262,10 +262,10 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     const x = new Exchange(dumper, request, reply, next);
     const { method, target } = x;
     const raw = request.raw;
-    if (dumper._purging !== undefined && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, reply.raw, method);
+    if (dumper.edgePurging && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, reply.raw, method);
     const key = dumper.keyFor(method, target, raw.headers);
     if (isBypass(key)) {
-      if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
+      if (dumper.log.debugEnabled) dumper.logDecision('skipped getting', { method, path: target, key: '', reason: key.bypass });
       if (statusHeader !== undefined) reply.header(statusHeader, 'BYPASS');
       if (dumper.cacheStatus !== undefined) cacheStatusAtHead(dumper, reply.raw, dumper.cacheStatus.bypass[key.bypass]);
       if (key.bypass === 'method') watchUnsafe({ dumper, res: reply.raw, method, target, headers: reply });
@@ -298,7 +298,7 @@ const plugin: FastifyPluginCallback<FastifyDumperOptions> = (fastify: FastifyIns
     // The edge caches' headers (option `purgers`), from the core; not part of the stored head.
     // Added as the head is written, not here: an onSend hook registered after ours (a session
     // plugin) may still make the response personal, and then the edge gets `no-store`.
-    if (dumper._purging !== undefined) edgeAtWriteHead(capture);
+    if (dumper.edgePurging) edgeAtWriteHead(capture);
     const max = dumper.maxEntryBytes;
     if (payload === null || payload === undefined || typeof payload === 'string' || payload instanceof Uint8Array) {
       const body = payload == null ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload;

@@ -100,13 +100,13 @@ export function answer(dumper: Dumper, request: Request, app: App): Response | P
 
 function hit(x: Exchange, entry: StoredEntry): Response {
   const dumper = x.dumper;
-  if (dumper.log.debugEnabled) dumper._logDecision('found', x.method, x.target, x.key);
+  if (dumper.log.debugEnabled) dumper.logDecision('found', { method: x.method, path: x.target, key: x.key });
   return send(x, entry, 'store');
 }
 
 async function bypass(x: Exchange, key: Bypass): Promise<Response> {
   const { dumper, request, method, target } = x;
-  if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
+  if (dumper.log.debugEnabled) dumper.logDecision('skipped getting', { method, path: target, key: '', reason: key.bypass });
   const app = x.app;
   const response = await app(request);
   if (key.bypass === 'method') {
@@ -125,12 +125,12 @@ async function bypass(x: Exchange, key: Bypass): Promise<Response> {
 
 async function miss(x: Exchange): Promise<Response> {
   const { dumper, method } = x;
-  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", method, x.target, x.key);
+  if (dumper.log.debugEnabled) dumper.logDecision("didn't find", { method, path: x.target, key: x.key });
   const planned = dumper.beginFill(x.key, method, x.headers);
   const plan = isPromise(planned) ? await planned : planned;
   if (plan.kind === 'entry') return send(x, plan.entry, 'render');
   if (plan.kind === 'pass') {
-    if (dumper.log.debugEnabled) dumper._logDecision('not saving', method, x.target, x.key, plan.reason);
+    if (dumper.log.debugEnabled) dumper.logDecision('not saving', { method, path: x.target, key: x.key, reason: plan.reason });
     const app = x.app;
     return withStatus(dumper, await app(x.request), method);
   }
@@ -368,8 +368,8 @@ function plainHeads(list: readonly string[], withBody: boolean): Record<string, 
 function withStatus(dumper: Dumper, response: Response, method: string, bypass?: Bypass): Response {
   const name = dumper.cacheStatusHeader;
   const cacheStatus = dumper.cacheStatus;
-  // Passed through without storing: `no-store` for the edge (see Dumper._edgePassThrough).
-  const edge = dumper._edgePassThrough(method, (h) => response.headers.get(h) ?? undefined);
+  // Passed through without storing: `no-store` for the edge (see Dumper.passThroughHeaders).
+  const edge = dumper.passThroughHeaders(method, (h) => response.headers.get(h) ?? undefined);
   if (name === undefined && cacheStatus === undefined && edge.length === 0) return response;
   const set = (headers: Headers): void => {
     if (name !== undefined) headers.set(name, bypass === undefined ? 'MISS' : 'BYPASS');

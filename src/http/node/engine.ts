@@ -64,10 +64,10 @@ class Exchange {
 export function handle(h: Handled): void {
   const x = new Exchange(h);
   const { dumper, res, method, target } = x;
-  if (dumper._purging !== undefined && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, res, method);
+  if (dumper.edgePurging && (method === 'GET' || method === 'HEAD')) edgeDefault(dumper, res, method);
   const key = dumper.keyFor(method, target, x.req.headers);
   if (isBypass(key)) {
-    if (dumper.log.debugEnabled) dumper._logDecision('skipped getting', method, target, '', key.bypass);
+    if (dumper.log.debugEnabled) dumper.logDecision('skipped getting', { method, path: target, key: '', reason: key.bypass });
     if (dumper.cacheStatusHeader !== undefined) res.setHeader(dumper.cacheStatusHeader, 'BYPASS');
     if (dumper.cacheStatus !== undefined) cacheStatusAtHead(dumper, res, dumper.cacheStatus.bypass[key.bypass]);
     if (key.bypass === 'method') watchUnsafe(x);
@@ -102,7 +102,7 @@ export function handle(h: Handled): void {
  */
 function hit(x: Exchange, entry: StoredEntry, from: 'store' | 'render'): void {
   const { dumper, res } = x;
-  if (dumper.log.debugEnabled) dumper._logDecision('found', x.method, x.target, x.key);
+  if (dumper.log.debugEnabled) dumper.logDecision('found', { method: x.method, path: x.target, key: x.key });
   const r = dumper.reply(entry, x.method, x.req.headers, from === 'render');
   if (from === 'store' && x.merge && r.status !== 304) {
     // Middleware: headers are already set on the response (Express's X-Powered-By, say), so
@@ -139,7 +139,7 @@ export function headerObject(list: readonly string[]): OutgoingHttpHeaders {
 
 function miss(x: Exchange): void {
   const dumper = x.dumper;
-  if (dumper.log.debugEnabled) dumper._logDecision("didn't find", x.method, x.target, x.key);
+  if (dumper.log.debugEnabled) dumper.logDecision("didn't find", { method: x.method, path: x.target, key: x.key });
   let plan: MissPlan | Promise<MissPlan>;
   try {
     plan = dumper.beginFill(x.key, x.method, x.req.headers);
@@ -172,7 +172,7 @@ function onPlan(x: Exchange, plan: MissPlan): void {
     res.removeHeader('x-page-dumper');
   }
   if (plan.kind === 'pass') {
-    if (dumper.log.debugEnabled) dumper._logDecision('not saving', x.method, x.target, x.key, plan.reason);
+    if (dumper.log.debugEnabled) dumper.logDecision('not saving', { method: x.method, path: x.target, key: x.key, reason: plan.reason });
     return runApp(app);
   }
   const fill = plan.fill;
@@ -622,7 +622,7 @@ function capture(x: Exchange, fill: Fill, member: { value: string } | undefined)
 /**
  * With purgers: a GET or HEAD response that goes out without the edge headers of a page the
  * dumper stores (passed through: bypassed, the store unavailable, a page it refused) gets each
- * freshness header it lacks as `no-store` when its head is written (see `Dumper._edgePassThrough`).
+ * freshness header it lacks as `no-store` when its head is written (see `Dumper.passThroughHeaders`).
  */
 export function edgeDefault(dumper: Dumper, res: ServerResponse, method: string): void {
   const writeHead = res.writeHead;
@@ -643,7 +643,7 @@ export function edgeDefault(dumper: Dumper, res: ServerResponse, method: string)
       }
       return values.length === 0 ? undefined : values.join(', ');
     };
-    const edge = dumper._edgePassThrough(method, get);
+    const edge = dumper.passThroughHeaders(method, get);
     if (edge.length !== 0 && given !== undefined && !Array.isArray(given)) {
       // writeHead()'s own headers would replace what is set here: ours go in there too.
       for (let i = 0; i < edge.length; i += 2) for (const k in given) if (k.toLowerCase() === edge[i]) delete given[k];
