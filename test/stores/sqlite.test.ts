@@ -216,6 +216,57 @@ describe('SqliteStore', () => {
     b.close();
   });
 
+  test('a key read from the file is kept as a copy at its second read only, so reads spread over many keys leave the copies alone', () => {
+    const path = freshPath();
+    // Remembers 64 keys read once (one per 2 KiB of localBytes).
+    const a = new SqliteStore({ path, localBytes: 64 * 2048 });
+    const b = new SqliteStore({ path, localBytes: 0 });
+    for (let i = 0; i < 200; i++) b.set(`k${i}`, entry(`/p/${i}`, 100, b.sequence()), limits);
+    const first = a.get('k0');
+    const second = a.get('k0');
+    expect(second).not.toBe(first);
+    expect(a.get('k0')).toBe(second); // the copy
+    // 199 other keys read once each: none is kept, and k0's copy stays.
+    for (let i = 1; i < 200; i++) expect(a.get(`k${i}`)).toBeDefined();
+    expect(a.get('k0')).toBe(second);
+    // A key read once among the last 64 is kept at its next read; one read before them is not.
+    const recent = a.get('k199');
+    expect(recent).toBe(a.get('k199'));
+    const old = a.get('k1');
+    expect(old).not.toBe(a.get('k1'));
+    // Copies are still checked against the file: another process's invalidation and new fill.
+    b.invalidate(['/p/0']);
+    expect(a.get('k0')).toBeUndefined();
+    b.set('k199', { ...entry('/p/199', 100, b.sequence()), body: new Uint8Array([9]) }, limits);
+    expect([...a.get('k199')!.body]).toEqual([9]);
+    a.close();
+    b.close();
+  });
+
+  test('a hit is one statement: the row with its id when there is no copy, the id alone when there is', () => {
+    const statements: string[] = [];
+    const path = freshPath();
+    const db = new Database(path, { verbose: (sql) => statements.push(String(sql)) });
+    db.pragma('journal_mode = WAL');
+    const s = new SqliteStore({ database: db });
+    const other = new SqliteStore({ path, localBytes: 0 });
+    other.set('k', entry('/k', 100, other.sequence()), limits);
+    const during = (fn: () => unknown) => {
+      statements.length = 0;
+      expect(fn()).toBeDefined();
+      return statements.map((sql) => (/^SELECT id FROM /.test(sql) ? 'id' : /^SELECT id, anonymous_only/.test(sql) ? 'row' : sql));
+    };
+    expect(during(() => s.get('k'))).toEqual(['row']); // first read: not kept
+    expect(during(() => s.get('k'))).toEqual(['row']); // second: kept
+    expect(during(() => s.get('k'))).toEqual(['id']); // the copy, checked
+    // Replaced by another process: the id differs, the new row is read and kept at once.
+    other.set('k', entry('/k', 100, other.sequence()), limits);
+    expect(during(() => s.get('k'))).toEqual(['id', 'row']);
+    expect(during(() => s.get('k'))).toEqual(['id']);
+    other.close();
+    db.close();
+  });
+
   test('local copies are bounded by localBytes, and off with 0', () => {
     const path = freshPath();
     // Room for one copy of a 2,000-byte page with its overhead, not for two.
@@ -224,7 +275,9 @@ describe('SqliteStore', () => {
     one.set('b', entry('/b', 2000), limits);
     const b = one.get('b');
     expect(one.get('b')).toBe(b);
-    const a = one.get('a'); // read from the file; its copy pushes out b's
+    const once = one.get('a'); // read from the file, its first read: no copy is kept
+    const a = one.get('a'); // its second: kept, and its copy pushes out b's
+    expect(a).not.toBe(once);
     expect(one.get('a')).toBe(a);
     expect(one.get('b')).not.toBe(b);
     expect(bytesOf(one.get('b'))).toEqual(bytesOf(b));
@@ -398,6 +451,7 @@ describe('SqliteStore', () => {
     expect(s.size).toBe(2);
     expect(s.bytes).toBe(2 * withThem);
     // The copy of an entry with encodings (6,000 bytes of bodies) is kept within localBytes...
+    s.get('b'); // (its first read: no copy yet, see localBytes)
     expect(s.get('b')).toBe(s.get('b'));
     // ... and one with 9,000 is not: every read decodes the row again.
     s.set('d', { ...entry('/d', 3000), encodings: encoded(5000, 1000) }, limits);

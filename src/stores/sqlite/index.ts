@@ -75,10 +75,17 @@ export interface SqliteStoreOptions {
   maxTrackedTags?: number;
   /**
    * Bytes of entries this process keeps decoded, least recently used evicted past it. Such a copy
-   * is never served on trust: every `get()` first looks the key up in the file (one index lookup,
-   * no row read) and serves the copy only if the row it was read from is still the key's row.
-   * Rows are never updated in place and their ids never reused, so the same id means the same
-   * entry. A hit from the copy skips reading and decoding the body. `0` turns it off.
+   * is never served on trust: a `get()` of a key with a copy first looks the key up in the file
+   * (one index lookup, no row read) and serves the copy only if the row it was read from is still
+   * the key's row. Rows are never updated in place and their ids never reused, so the same id
+   * means the same entry. A hit from the copy skips reading and decoding the body; a key without
+   * a copy costs one read of its row, as with `0`.
+   *
+   * A copy is made by this process's own `set()`, and by a read only at the key's second read
+   * while it is among the last keys read without a copy (one remembered per 2 KiB of
+   * `localBytes`, at least 64: for the default, 8,192 keys, about 1 MiB on top of the copies).
+   * So hits spread evenly over many more entries than fit (a crawler walking a million pages)
+   * neither pay for copies nor push out the copies of the pages read often. `0` turns it off.
    * @default 16 MiB
    */
   localBytes?: number;
@@ -146,6 +153,13 @@ const LAZY_ENTRIES = 1000;
 const RECLAIM_SLICE = 100;
 /** Milliseconds of reclaiming per turn of the event loop, in transactions of `RECLAIM_SLICE`. */
 const RECLAIM_TURN_MS = 5;
+/**
+ * Keys remembered for admission to the local copies (see `#admit`): one per this many bytes of
+ * `localBytes` (as many as copies of 2 KiB pages it holds: 8,192 for the default 16 MiB, about
+ * 1 MiB of keys and set slots on top of the copies), and at least `SEEN_MIN`.
+ */
+const SEEN_BYTES = 2048;
+const SEEN_MIN = 64;
 const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `PRAGMA synchronous` levels. */
 const SYNC_FULL = 2;
@@ -186,8 +200,8 @@ function byteLength(s: string): number {
  * entries are kept and the sequence number never goes back.
  *
  * Answers synchronously (better-sqlite3 is synchronous), so a hit allocates no promise. A hit
- * never writes: it is one lookup in the key's index, then either the copy this process decoded
- * from that very row (see `localBytes`) or a read of the row. A fill, an invalidation and `clear()`
+ * never writes: it is either a lookup in the key's index that finds the row this process's copy
+ * was decoded from (see `localBytes`), or one read of the row. A fill, an invalidation and `clear()`
  * are each one `BEGIN IMMEDIATE` transaction, which serializes them across processes: the
  * sequence bump, the tag invalidation points and the deletion of the entries they reach commit
  * together or not at all. Because invalidation deletes the entries it reaches in that same
@@ -229,6 +243,13 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly localBytes: number;
   /** key → decoded entry, with the id of the row it was read from (see `localBytes`). */
   readonly #local: LocalCopies<LocalCopy<number>>;
+  /**
+   * Keys read from the file once, with no copy kept (oldest first; see `#admit`); `undefined`
+   * without local copies.
+   */
+  readonly #seen: Set<string> | undefined;
+  /** How many keys `#seen` remembers: one per `SEEN_BYTES` of `localBytes`, at least `SEEN_MIN`. */
+  readonly #seenBound: number;
   readonly #owned: boolean;
   /** The connection's `synchronous` level outside invalidations (see `#durably`). */
   readonly #sync: number;
@@ -309,6 +330,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
     this.localBytes = localBytes;
     this.#local = new LocalCopies(localBytes);
+    this.#seen = localBytes === 0 ? undefined : new Set();
+    this.#seenBound = Math.max(SEEN_MIN, Math.floor(localBytes / SEEN_BYTES));
     this.#owned = database === undefined;
     this.#file = path !== undefined && path !== ':memory:' ? resolve(path) : undefined;
 
@@ -534,20 +557,20 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   }
 
   get(key: string): StoredEntry | undefined {
-    const local = this.#local;
-    if (this.localBytes !== 0) {
-      const id = this.#open().#idOf.get(key);
-      if (id === undefined) {
-        local.forget(key);
-        return undefined;
-      }
-      const kept = local.get(key);
-      if (kept !== undefined) {
-        if (kept.id === id) return kept.entry;
-        local.forget(key);
-      }
+    const local = this.#open().#local;
+    // A copy is checked against the key's row by its id (the key's index alone); without one, the
+    // row is read at once, its id with it: one lookup, not an id lookup then a row read.
+    let admit = false;
+    const kept = this.localBytes !== 0 ? local.get(key) : undefined;
+    if (kept !== undefined) {
+      const id = this.#idOf.get(key);
+      if (id === kept.id) return kept.entry;
+      local.forget(key);
+      if (id === undefined) return undefined;
+      // The key had a copy: a key read again, whose new row is kept at once.
+      admit = true;
     }
-    const row = this.#open().#get.get(key);
+    const row = this.#get.get(key);
     if (row === undefined) return undefined;
     const headers = JSON.parse(row.headers) as string[];
     const tags = JSON.parse(row.tags) as string[];
@@ -564,7 +587,23 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       anonymousOnly: row.anonymous_only === 1,
       encodings: decodeEncodings(row.encodings),
     });
-    return this.#keep(key, row.id, entry);
+    return admit || this.#admit(key) ? this.#keep(key, row.id, entry) : entry;
+  }
+
+  /**
+   * Whether a key read from the file (with no copy of it here) is worth a copy: only at its second
+   * read while it is among the last `#seenBound` keys so read. A copy of a key read once costs a
+   * compact copy of the entry and the eviction of another copy, and is never used when hits are
+   * spread over far more entries than `localBytes` holds (a random walk over a million pages):
+   * those keys stay out, and the copies of the keys read often stay in.
+   */
+  #admit(key: string): boolean {
+    const seen = this.#seen;
+    if (seen === undefined) return false;
+    if (seen.delete(key)) return true;
+    seen.add(key);
+    if (seen.size > this.#seenBound) seen.delete(seen.values().next().value!);
+    return false;
   }
 
   set(key: string, entry: StoredEntry, options: SetOptions): boolean {
@@ -608,6 +647,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#open();
     this.#durably(this.#clear);
     this.#local.clear();
+    this.#seen?.clear();
   }
 
   // ------------------------------------------------------------ enumeration
@@ -757,6 +797,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#closed = true;
     clearTimeout(this.#reclaimTimer);
     this.#local.clear();
+    this.#seen?.clear();
     if (this.#checkpointer) this.#checkpointer.postMessage('close');
     this.#checkpointer = null;
     if (this.#owned) this.database.close();
