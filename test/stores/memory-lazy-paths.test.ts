@@ -1,8 +1,9 @@
 // MemoryStore: an invalidation whose tags reach more than 1,000 entries together (many paths of an
 // entry each) is lazy, as one tag on many entries is (test/stores/lazy-invalidation.test.ts): the
 // entries are invalid at once and freed afterwards, in bounded slices.
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { makeEntry } from '../../src/stores/memory/index.js';
 
 const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
 const entry = (path: string, seq: number, tags: string[] = [path]): StoredEntry => ({
@@ -131,5 +132,95 @@ describe('MemoryStore: many paths in one invalidation', () => {
     await turn();
     expect(s.size).toBe(5);
     expect(s.bytes).toBeGreaterThan(0);
+  });
+});
+
+// A later invalidation of a tag whose earlier lazy invalidation is still being freed: the entries
+// stored in between, held only by that freeing, are never served.
+const laterOpts = { variant: false, maxVariantsPerPath: 100 };
+const laterTurn = () => new Promise<void>((r) => setImmediate(r));
+function laterEntry(store: MemoryStore, path: string, tags: string[]) {
+  return makeEntry({ status: 200, headers: ['etag', '"x"'], body: new Uint8Array(4), etag: '"x"', storedAt: 0, seq: store.sequence(), path, tags: [path, ...tags] });
+}
+describe('MemoryStore: many-tag lazy invalidation + later eager invalidation of one tag', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  test('an entry invalidated after it was stored is never served', async () => {
+    // Slices deterministic: RECLAIM_TURN_MS never runs out, each turn walks 2,000 slots exactly.
+    vi.spyOn(performance, 'now').mockReturnValue(0);
+    const store = new MemoryStore({ maxBytes: 256 * 2 ** 20, maxTrackedTags: 100_000 });
+    // 1. An invalidation of more than LAZY_TAG_ENTRIES tags: lazy, the tag index is not looked at.
+    const many = Array.from({ length: 1500 }, (_, i) => `x:${i}`);
+    store.invalidate([...many, 'T']);
+    // 2. 1,200 pages stored afterwards (fills begun after the invalidation: valid), tagged T.
+    const keys: string[] = [];
+    for (let i = 0; i < 1200; i++) {
+      const key = `k/p${i}`;
+      expect(store.set(key, laterEntry(store, `/p${i}`, ['T']), laterOpts)).toBe(true);
+      keys.push(key);
+    }
+    // 3. One background slice: 1,500 budget on the x:* tags, then T's Set leaves the index and
+    //    500 of its 1,200 keys are listed again; 700 are only in the detached Set.
+    await laterTurn();
+    // 4. The data behind T changes: T is invalidated. 500 reached (<= 1,000): eager.
+    store.invalidate(['T']);
+    // Every page tagged T was stored before this invalidation: none may be served.
+    const served = keys.filter((k) => store.get(k) !== undefined).length;
+    expect(served).toBe(0);
+  });
+
+  test('...nor after the background freeing finishes (the entries are re-listed as valid)', async () => {
+    vi.spyOn(performance, 'now').mockReturnValue(0);
+    const store = new MemoryStore({ maxBytes: 256 * 2 ** 20, maxTrackedTags: 100_000 });
+    store.invalidate([...Array.from({ length: 1500 }, (_, i) => `x:${i}`), 'T']);
+    const keys = Array.from({ length: 1200 }, (_, i) => `k/p${i}`);
+    keys.forEach((k, i) => store.set(k, laterEntry(store, `/p${i}`, ['T']), laterOpts));
+    await laterTurn();
+    store.invalidate(['T']);
+    store.info(); // finishes the freeing
+    const listed = store.entries({ tag: 'T', limit: 10_000 }).entries.length;
+    const served = keys.filter((k) => store.get(k) !== undefined).length;
+    expect({ listed, served }).toEqual({ listed: 0, served: 0 });
+  });
+});
+
+describe('MemoryStore: many-tag lazy invalidation, then a (few-tag) lazy invalidation of the same tag', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  test('entries stored between the two invalidations are not served once the freeing ends', async () => {
+    vi.spyOn(performance, 'now').mockReturnValue(0);
+    const store = new MemoryStore({ maxBytes: 256 * 2 ** 20, maxTrackedTags: 100_000 });
+    store.invalidate([...Array.from({ length: 1500 }, (_, i) => `x:${i}`), 'T']); // job 1, mark m1
+    const keys = Array.from({ length: 2500 }, (_, i) => `k/p${i}`);
+    keys.forEach((k, i) => store.set(k, laterEntry(store, `/p${i}`, ['T']), laterOpts)); // ids > m1
+    await laterTurn(); // job 1 detaches T's Set of 2,500, re-lists 500
+    const more = Array.from({ length: 600 }, (_, i) => `k/q${i}`);
+    more.forEach((k, i) => store.set(k, laterEntry(store, `/q${i}`, ['T']), laterOpts));
+    // Index now lists 1,100 entries of T (> 1,000): lazy, few tags -> detaches those 1,100 (job 2, mark m2).
+    store.invalidate(['T']);
+    store.info(); // freeing to its end (same as letting the background slices run)
+    const served = [...keys, ...more].filter((k) => store.get(k) !== undefined).length;
+    expect(served).toBe(0);
+  });
+});
+
+describe('MemoryStore: two-tag lazy invalidation (one tag on a single entry), then an eager one', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  test('an entry invalidated after it was stored is never served', async () => {
+    vi.spyOn(performance, 'now').mockReturnValue(0);
+    const store = new MemoryStore({ maxBytes: 256 * 2 ** 20 });
+    for (let i = 0; i < 1001; i++) store.set(`k/b${i}`, laterEntry(store, `/b${i}`, ['big']), laterOpts);
+    store.set('k/t', laterEntry(store, '/t', ['T']), laterOpts);
+    // 1,002 entries together: lazy; big's Set is detached now, T's lone key (a string) stays in the index.
+    store.invalidate(['big', 'T']);
+    const keys = Array.from({ length: 1200 }, (_, i) => `k/p${i}`);
+    keys.forEach((k, i) => store.set(k, laterEntry(store, `/p${i}`, ['T']), laterOpts)); // valid: stored after
+    await laterTurn(); // 1,001 budget on big, then T's Set (1,200, all valid) leaves the index, 999 re-listed
+    store.invalidate(['T']); // 999 in the index: eager
+    const served = keys.filter((k) => store.get(k) !== undefined).length;
+    store.info();
+    const servedAfter = keys.filter((k) => store.get(k) !== undefined).length;
+    expect({ served, servedAfter }).toEqual({ served: 0, servedAfter: 0 });
   });
 });

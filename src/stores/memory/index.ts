@@ -490,8 +490,11 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     // More than `LAZY_TAG_ENTRIES` tags: lazy without a look at the tag index (a cache miss per
     // tag in a large store); marking a tag that has no entry costs as little.
     const many = tags.length > LAZY_TAG_ENTRIES;
-    let lazy = many;
-    if (!many) {
+    // A tag whose earlier lazy invalidation is still being freed: some of its entries (stored
+    // since, not walked yet) are listed only in the Set that freeing holds, out of the index, so
+    // only a mark of its own reaches them.
+    let lazy = many || (this.#stale.size !== 0 && tags.some((t) => this.#stale.has(t)));
+    if (!lazy) {
       let reached = 0;
       for (const tag of tags) {
         const keys = this.#byTag[shardOf(tag)]!.get(tag);
@@ -727,7 +730,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
             const keys = byTag.get(tag);
             if (typeof keys !== 'object') {
               job.next++;
-              if (keys !== undefined) this.#removeUpTo(keys, job.mark);
+              if (keys !== undefined) this.#removeUpTo(keys, Math.max(job.mark, this.#stale.get(tag) ?? 0));
               if (--budget === 0) return;
               continue;
             }
@@ -745,7 +748,9 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
         const key = next.value;
         const slot = this.#slots[shardOf(key)]!.get(key);
         if (slot !== undefined) {
-          if (slot.id <= job.mark) this.#remove(key);
+          // Invalid under this invalidation's mark, or a later one of the same tag's (whose own
+          // freeing does not see what this one holds).
+          if (slot.id <= Math.max(job.mark, this.#stale.get(tag) ?? 0)) this.#remove(key);
           // Stored since the invalidation, before the Set left the index: listed again.
           else if (slot.entry.tags.includes(tag)) this.#index(tag, key);
         }
