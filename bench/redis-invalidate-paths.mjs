@@ -35,6 +35,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
+import { buildSrc } from './lib/build-src.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -51,27 +52,7 @@ const loadavg = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
 const ENTRIES = ['index.ts', 'http/node/index.ts', 'stores/redis/index.ts'];
 function build() {
-  mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-  const dir = mkdtempSync(join(ROOT, '.tmp', 'bench-redis-paths-'));
-  let src = join(ROOT, 'src');
-  if (REF !== undefined) {
-    const tar = execFileSync('git', ['-C', ROOT, 'archive', REF, 'src'], { maxBuffer: 1 << 28 });
-    execFileSync('tar', ['-x', '-C', dir], { input: tar });
-    src = join(dir, 'src');
-  }
-  const tsconfig = join(dir, 'tsconfig.json');
-  writeFileSync(
-    tsconfig,
-    JSON.stringify({
-      extends: join(ROOT, 'tsconfig.build.json'),
-      compilerOptions: { rootDir: src, outDir: join(dir, 'dist'), declaration: false },
-      files: ENTRIES.map((e) => join(src, e)),
-      include: [],
-    }),
-  );
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', tsconfig], { encoding: 'utf8' });
-  for (const e of ENTRIES) if (!existsSync(join(dir, 'dist', e.replace(/\.ts$/, '.js')))) throw new Error(`the build did not write ${e}`);
-  return join(dir, 'dist');
+  return buildSrc({ name: 'redis-paths', ref: REF, entries: ENTRIES }).dist;
 }
 
 const freePort = () =>

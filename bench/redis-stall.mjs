@@ -30,6 +30,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
+import { buildSrc } from './lib/build-src.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -47,31 +48,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const ENTRIES = ['index.ts', 'http/node/index.ts', 'stores/redis/index.ts'];
 
-/** Compiles `src` (the working tree's, or a git ref's) into a directory of its own; returns its dist. */
+/** Compiles `src` (the working tree's, or a git ref's) into a directory of its own. */
 function build(name, ref) {
-  mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-  const dir = mkdtempSync(join(ROOT, '.tmp', `bench-redis-${name}-`));
-  let src = join(ROOT, 'src');
-  if (ref !== undefined) {
-    const tar = execFileSync('git', ['-C', ROOT, 'archive', ref, 'src'], { maxBuffer: 1 << 28 });
-    execFileSync('tar', ['-x', '-C', dir], { input: tar });
-    src = join(dir, 'src');
-  }
-  writeFileSync(
-    join(dir, 'tsconfig.json'),
-    JSON.stringify({
-      extends: join(ROOT, 'tsconfig.build.json'),
-      compilerOptions: { rootDir: src, outDir: join(dir, 'dist'), declaration: false },
-      files: ENTRIES.map((e) => join(src, e)),
-      include: [],
-    }),
-  );
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
-  for (const e of ENTRIES) {
-    const out = join(dir, 'dist', e.replace(/\.ts$/, '.js'));
-    if (!existsSync(out)) throw new Error(`the build of ${name} did not write ${out}`);
-  }
-  return { name, ref: ref ?? 'working tree', dir, dist: join(dir, 'dist') };
+  return { name, ref: ref ?? 'working tree', ...buildSrc({ name: `redis-${name}`, ref, entries: ENTRIES }) };
 }
 
 const load = (dist, path) => import(pathToFileURL(join(dist, path)).href);

@@ -34,6 +34,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
+import { buildSrc } from './lib/build-src.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -49,26 +50,7 @@ const log = (...a) => process.stderr.write(`[${new Date().toISOString().slice(11
 
 const ENTRIES = ['index.ts', 'http/node/index.ts', 'stores/sqlite/index.ts', 'stores/redis/index.ts'];
 function build() {
-  mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-  const dir = mkdtempSync(join(ROOT, '.tmp', 'bench-scale-'));
-  let src = join(ROOT, 'src');
-  if (REF !== undefined) {
-    const tar = execFileSync('git', ['-C', ROOT, 'archive', REF, 'src'], { maxBuffer: 1 << 28 });
-    execFileSync('tar', ['-x', '-C', dir], { input: tar });
-    src = join(dir, 'src');
-  }
-  writeFileSync(
-    join(dir, 'tsconfig.json'),
-    JSON.stringify({
-      extends: join(ROOT, 'tsconfig.build.json'),
-      compilerOptions: { rootDir: src, outDir: join(dir, 'dist'), declaration: false },
-      files: ENTRIES.map((e) => join(src, e)),
-      include: [],
-    }),
-  );
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
-  for (const e of ENTRIES) if (!existsSync(join(dir, 'dist', e.replace(/\.ts$/, '.js')))) throw new Error(`the build did not write ${e}`);
-  return join(dir, 'dist');
+  return buildSrc({ name: 'scale', ref: REF, entries: ENTRIES }).dist;
 }
 
 // ------------------------------------------------------------------ processes

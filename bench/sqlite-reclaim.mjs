@@ -29,6 +29,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildSrc } from './lib/build-src.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // A flag without a value is '' (present), so that `args.flag !== undefined` tells it was given.
@@ -207,26 +208,7 @@ if (args.measure !== undefined) {
 // ------------------------------------------------------------------------ the parent
 
 function build(ref) {
-  mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-  const dir = mkdtempSync(join(ROOT, '.tmp', 'bench-sqlite-reclaim-'));
-  let src = join(ROOT, 'src');
-  if (ref !== undefined) {
-    const tar = execFileSync('git', ['-C', ROOT, 'archive', ref, 'src'], { maxBuffer: 1 << 28 });
-    execFileSync('tar', ['-x', '-C', dir], { input: tar });
-    src = join(dir, 'src');
-  }
-  writeFileSync(
-    join(dir, 'tsconfig.json'),
-    JSON.stringify({
-      extends: join(ROOT, 'tsconfig.build.json'),
-      compilerOptions: { rootDir: src, outDir: join(dir, 'dist'), declaration: false },
-      files: [join(src, 'stores/sqlite/index.ts')],
-      include: [],
-    }),
-  );
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
-  if (!existsSync(join(dir, 'dist/stores/sqlite/index.js'))) throw new Error(`the build of ${ref ?? 'the working tree'} did not write stores/sqlite/index.js`);
-  return { dir, dist: join(dir, 'dist') };
+  return buildSrc({ name: 'sqlite-reclaim', ref, entries: ['stores/sqlite/index.ts'] });
 }
 
 const n = Number(args.entries ?? 1_000_000);
