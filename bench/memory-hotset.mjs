@@ -22,6 +22,7 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { mulberry32 } from './lib/page.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -34,17 +35,8 @@ const number = (name, fallback) => Number(option(name, [String(fallback)])[0]);
 /** A string with the same characters that shares nothing with `s`: flat, on the heap, not interned. */
 const fresh = (s) => Buffer.from(s, 'latin1').toString('latin1');
 
-/** A small deterministic generator (mulberry32): the same requests for every build. */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same requests for every build. */
+const random = mulberry32;
 
 async function run(dist, o) {
   const { MemoryStore } = await import(pathToFileURL(path.resolve(ROOT, dist, 'index.js')).href);

@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 
 export const PAGE_BYTES = 14 * 1024;
 
-function mulberry32(seed) {
+/** A small deterministic generator (mulberry32): numbers in [0, 1), the same for every run. */
+export function mulberry32(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
