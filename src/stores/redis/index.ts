@@ -20,7 +20,7 @@ import type {
   StoreInfo,
 } from '../../core/store.js';
 import { decodeEncodings, encodeEncodings, encodingSizes, LocalCopies, type LocalCopy } from '../local-copies.js';
-import { listLimit, makeEntry, MemoryStore, stringBytes } from '../memory/index.js';
+import { entryBytes, listLimit, makeEntry, MemoryStore, stringBytes } from '../memory/index.js';
 import { CLEAR, GET, INVALIDATE, LIST, QUEUE_ACK, QUEUE_CLAIM, QUEUE_PUSH, QUEUE_RETRY, QUEUE_STATS, RAISE, RECLAIM, SEQUENCE, SET } from './scripts.js';
 
 export interface RedisLocalTierOptions {
@@ -91,6 +91,12 @@ export interface RedisStoreOptions {
    * `localTier`, this keeps the full promise: nothing is served that Redis would not serve. `0`
    * turns it off: every hit then runs the get script and receives the page. (With `localTier` on,
    * the copies serve the tier's misses; the two bounds add up.)
+   *
+   * Which pages get a copy: those this process stores, and those it fetches a second time while
+   * it still remembers the first (it remembers about as many keys as the copies could hold, by a
+   * 30-bit hash each, about 40 bytes a key, outside this bound). A page fetched once is not kept:
+   * under uniform access to far more pages than fit, a copy would almost always be evicted before
+   * its next hit, and keeping it costs more than it saves.
    * @default 16 MiB
    */
   localBytes?: number;
@@ -271,6 +277,79 @@ function copyOf(id: string, entry: StoredEntry, variant: boolean): RedisCopy {
   return { id, entry, variant, fields };
 }
 
+/**
+ * Admission of copies: a page fetched by the get script is kept only when it was fetched before,
+ * recently (see `Seen`). Bounds of the keys remembered, whatever the copies' capacity; the
+ * smallest page size the window is sized for (a smaller page makes it no longer).
+ */
+const MIN_SEEN = 256;
+const MAX_SEEN = 1 << 20;
+const MIN_COPY_BYTES = 512;
+/** The size of a copy assumed by `Seen` before it has measured any (bytes, with the copy's overhead). */
+const ASSUMED_COPY_BYTES = 4096;
+
+/** A 30-bit hash of a key (FNV-1a over its UTF-16 code units): a small integer, stored without allocation. */
+function keyHash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/**
+ * The keys whose pages were fetched once without being kept, by hash, in a window about as long
+ * as the copies could hold (`localBytes` over the mean size of the copies offered): a page is kept
+ * when it is fetched again while still remembered. Under uniform access to far more pages than the
+ * copies hold, almost no fetch is the second within that window, so the copies are not churned (a
+ * copy kept and evicted before its next hit costs copying its body and collecting it); a page hit
+ * repeatedly is kept at its second fetch. Two keys of one hash count as one (a page kept early);
+ * a hash leaves the window in the order it came (a ring), without walking the set.
+ */
+class Seen {
+  readonly #hashes = new Set<number>();
+  /** The hashes in the order they came, from `#head` for `#length`; allocated at the first use. */
+  #ring: Int32Array | undefined;
+  #head = 0;
+  #length = 0;
+  #meanBytes = ASSUMED_COPY_BYTES;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** `true` when `key` was offered before and is still remembered (it is then forgotten); otherwise remembers it. */
+  admit(key: string, copyBytes: number): boolean {
+    const h = keyHash(key);
+    if (this.#hashes.delete(h)) return true;
+    this.#meanBytes += (copyBytes - this.#meanBytes) / 16;
+    this.#add(h, Math.floor(this.maxBytes / this.#meanBytes));
+    return false;
+  }
+
+  /** Remembers `key` as offered once (its copy was dropped while the key is in use). */
+  remember(key: string): void {
+    const h = keyHash(key);
+    if (!this.#hashes.has(h)) this.#add(h, Math.floor(this.maxBytes / this.#meanBytes));
+  }
+
+  #add(h: number, room: number): void {
+    const ring = (this.#ring ??= new Int32Array(Math.min(MAX_SEEN, Math.max(MIN_SEEN, Math.ceil(this.maxBytes / MIN_COPY_BYTES)))));
+    room = Math.min(ring.length, Math.max(MIN_SEEN, room));
+    // The oldest go (a hash remembered again since goes too: a page kept a little later).
+    while (this.#length >= room) {
+      this.#hashes.delete(ring[this.#head]!);
+      this.#head = (this.#head + 1) % ring.length;
+      this.#length--;
+    }
+    ring[(this.#head + this.#length) % ring.length] = h;
+    this.#length++;
+    this.#hashes.add(h);
+  }
+
+  clear(): void {
+    this.#hashes.clear();
+    this.#ring = undefined;
+    this.#head = this.#length = 0;
+  }
+}
+
 /** What a copy holds besides its entry, for `localBytes`: its fill id and its meta field names. */
 function copyExtraBytes(copy: RedisCopy): number {
   let bytes = stringBytes(copy.id) + 16 + 8 * copy.fields.length;
@@ -369,8 +448,10 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
   #variantLimits: SetOptions = { maxVariantsPerPath: 256, variant: true };
   /** The gets of this turn of the event loop, until they are sent. */
   #batch: Batch | undefined;
-  /** Entry key → the entry this process last fetched or stored under it (see `localBytes`). */
+  /** Entry key → the entry this process last stored, or fetched twice, under it (see `localBytes`). */
   readonly #copies: LocalCopies<RedisCopy>;
+  /** The keys fetched once by the get script and not kept: a second fetch keeps a copy. */
+  readonly #seen: Seen;
   /**
    * Bumped whenever a connection to Redis closes. An answer to a command sent before is not
    * trusted: ioredis resends unanswered commands after reconnecting, before the floor is raised.
@@ -427,6 +508,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#ttl = positiveInteger('ttl', ttl, true);
     this.#maxTrackedTags = positiveInteger('maxTrackedTags', maxTrackedTags);
     this.#copies = new LocalCopies(positiveInteger('localBytes', localBytes, true));
+    this.#seen = new Seen(this.#copies.maxBytes);
     this.#timeout = positiveInteger('commandTimeout', commandTimeout);
     if (client !== undefined && (client === null || typeof client !== 'object' || typeof (client as Redis).evalsha !== 'function')) {
       throw new TypeError('page-dumper: RedisStore option "client" must be an ioredis Redis or Cluster client');
@@ -673,6 +755,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#localReady = false;
     this.#local?.clear();
     this.#copies.clear();
+    this.#seen.clear();
     clearInterval(this.#heartbeatTimer);
     this.#subscriber?.disconnect();
     for (const { emitter, event, fn } of this.#listeners.splice(0)) emitter.removeListener(event, fn);
@@ -1098,6 +1181,8 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
           const answer = checkCopy(c.copy, id, (field) => values[fields.get(field)!]);
           if (answer === undefined) {
             this.#copies.forget(c.entryKey);
+            // Stored again (or its meta is gone): a key in use, whose new entry is kept at once.
+            this.#seen.remember(c.entryKey);
             this.#scriptGet(batch, epoch, c.entryKey, c.waiting);
             return;
           }
@@ -1138,7 +1223,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     }
     const [buf, id, encodings = null] = reply as [Buffer, Buffer | null, Buffer | null | undefined];
     const fetched = decode(buf, encodings);
-    if (id !== null && this.#copies.maxBytes !== 0) {
+    if (id !== null && this.#copies.maxBytes !== 0 && this.#seen.admit(entryKey, entryBytes(entryKey, fetched.entry) + 160)) {
       // `keep` gives the copy a body of its own (the reply's buffer may be a slice of a larger
       // read); answer the copy kept, so that the reply's buffer can be collected.
       const copy = copyOf(id.toString(), fetched.entry, fetched.variant);
