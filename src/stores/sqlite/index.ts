@@ -244,10 +244,13 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   /** key → decoded entry, with the id of the row it was read from (see `localBytes`). */
   readonly #local: LocalCopies<LocalCopy<number>>;
   /**
-   * Keys read from the file once, with no copy kept (oldest first; see `#admit`); `undefined`
-   * without local copies.
+   * Keys read from the file once, with no copy kept, each with its slot in `#seenRing` (see
+   * `#admit`); `undefined` without local copies.
    */
-  readonly #seen: Set<string> | undefined;
+  readonly #seen: Map<string, number> | undefined;
+  /** The keys of `#seen` in the order read, by slot; the next one taken is `#seenNext`. */
+  readonly #seenRing: Array<string | undefined> = [];
+  #seenNext = 0;
   /** How many keys `#seen` remembers: one per `SEEN_BYTES` of `localBytes`, at least `SEEN_MIN`. */
   readonly #seenBound: number;
   readonly #owned: boolean;
@@ -330,7 +333,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY;
     this.localBytes = localBytes;
     this.#local = new LocalCopies(localBytes);
-    this.#seen = localBytes === 0 ? undefined : new Set();
+    this.#seen = localBytes === 0 ? undefined : new Map();
     this.#seenBound = Math.max(SEEN_MIN, Math.floor(localBytes / SEEN_BYTES));
     this.#owned = database === undefined;
     this.#file = path !== undefined && path !== ':memory:' ? resolve(path) : undefined;
@@ -600,9 +603,21 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   #admit(key: string): boolean {
     const seen = this.#seen;
     if (seen === undefined) return false;
-    if (seen.delete(key)) return true;
-    seen.add(key);
-    if (seen.size > this.#seenBound) seen.delete(seen.values().next().value!);
+    const ring = this.#seenRing;
+    const slot = seen.get(key);
+    if (slot !== undefined) {
+      seen.delete(key);
+      ring[slot] = undefined;
+      return true;
+    }
+    // A ring of slots rather than the Set's own order: taking the oldest of a Map or Set that
+    // keeps losing its first entries walks over the holes they leave, up to its capacity.
+    const at = this.#seenNext;
+    const old = ring[at];
+    if (old !== undefined) seen.delete(old);
+    ring[at] = key;
+    seen.set(key, at);
+    this.#seenNext = at + 1 === this.#seenBound ? 0 : at + 1;
     return false;
   }
 
@@ -648,6 +663,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#durably(this.#clear);
     this.#local.clear();
     this.#seen?.clear();
+    this.#seenRing.length = 0;
+    this.#seenNext = 0;
   }
 
   // ------------------------------------------------------------ enumeration
@@ -798,6 +815,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     clearTimeout(this.#reclaimTimer);
     this.#local.clear();
     this.#seen?.clear();
+    this.#seenRing.length = 0;
+    this.#seenNext = 0;
     if (this.#checkpointer) this.#checkpointer.postMessage('close');
     this.#checkpointer = null;
     if (this.#owned) this.database.close();
