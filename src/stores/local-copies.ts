@@ -16,27 +16,45 @@ export interface LocalCopy<Id> {
 }
 
 /**
- * Bytes counted per copy on top of its entry (`entryBytes`): its place in the Map, the record of
- * its size and the copy object. Measured on Node 20 (x64) by `bench/memory-flood.mjs`, rounded up.
+ * Bytes counted per copy on top of its entry (`entryBytes`): its place in the Map and the copy
+ * object (120, measured on Node 20 x64 by `bench/memory-flood.mjs`, rounded up), and the record of
+ * its size and its place in the recency list (32 more).
  */
-const COPY_OVERHEAD = 120;
+const COPY_OVERHEAD = 152;
+
+/** One copy in the recency list. */
+interface Held<C> {
+  readonly key: string;
+  readonly copy: C;
+  readonly size: number;
+  /** Toward the least recently used. */
+  older: Held<C> | undefined;
+  /** Toward the most recently used. */
+  newer: Held<C> | undefined;
+}
 
 export class LocalCopies<C extends LocalCopy<unknown>> {
-  /** key → copy and its size; the Map's order is the recency order (oldest first). */
-  readonly #copies = new Map<string, { copy: C; size: number }>();
+  /**
+   * key → copy. The recency order is a list of its own, not the Map's insertion order: taking
+   * the oldest key of a Map that keeps losing its first entries walks over the holes they leave,
+   * which costs microseconds per eviction at thousands of keys.
+   */
+  readonly #copies = new Map<string, Held<C>>();
+  #oldest: Held<C> | undefined;
+  #newest: Held<C> | undefined;
   #used = 0;
 
   constructor(readonly maxBytes: number) {}
 
   /** The copy kept for `key`, made the most recently used. */
   get(key: string): C | undefined {
-    const kept = this.#copies.get(key);
-    if (kept === undefined) return undefined;
-    if (this.#copies.size > 1) {
-      this.#copies.delete(key);
-      this.#copies.set(key, kept);
+    const held = this.#copies.get(key);
+    if (held === undefined) return undefined;
+    if (held !== this.#newest) {
+      this.#unlink(held);
+      this.#append(held);
     }
-    return kept.copy;
+    return held.copy;
   }
 
   /** The copy kept for `key`, its recency unchanged. */
@@ -62,22 +80,42 @@ export class LocalCopies<C extends LocalCopy<unknown>> {
     const size = COPY_OVERHEAD + entryBytes(key, copy.entry) + extraBytes;
     if (size > this.maxBytes) return undefined;
     const kept = { ...copy, entry: compact(copy.entry) };
-    this.#copies.set(key, { copy: kept, size });
+    const held: Held<C> = { key, copy: kept, size, older: undefined, newer: undefined };
+    this.#copies.set(key, held);
+    this.#append(held);
     this.#used += size;
-    while (this.#used > this.maxBytes) this.forget(this.#copies.keys().next().value!);
+    while (this.#used > this.maxBytes) this.forget(this.#oldest!.key);
     return kept;
   }
 
   forget(key: string): void {
-    const kept = this.#copies.get(key);
-    if (kept === undefined) return;
+    const held = this.#copies.get(key);
+    if (held === undefined) return;
     this.#copies.delete(key);
-    this.#used -= kept.size;
+    this.#unlink(held);
+    this.#used -= held.size;
   }
 
   clear(): void {
     this.#copies.clear();
+    this.#oldest = this.#newest = undefined;
     this.#used = 0;
+  }
+
+  #append(held: Held<C>): void {
+    held.older = this.#newest;
+    held.newer = undefined;
+    if (this.#newest === undefined) this.#oldest = held;
+    else this.#newest.newer = held;
+    this.#newest = held;
+  }
+
+  #unlink(held: Held<C>): void {
+    if (held.older === undefined) this.#oldest = held.newer;
+    else held.older.newer = held.newer;
+    if (held.newer === undefined) this.#newest = held.older;
+    else held.newer.older = held.older;
+    held.older = held.newer = undefined;
   }
 }
 
