@@ -13,6 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { fillStore } from './lib/scale-fill.mjs';
 
 const [dist, kind, where, local] = process.argv.slice(2);
 /** SqliteStore/RedisStore `localBytes` (decoded copies kept in the process), when given. */
@@ -88,38 +89,8 @@ for (let i = 0; i < 500 && template === undefined; i++) {
 }
 if (template === undefined) throw new Error(`the page /p/0 was not stored (${renders} renders)`);
 
-function entryFor(i, seq) {
-  const e = template.entry;
-  const swap = (s) => s.replaceAll('/p/0', `/p/${i}`);
-  const body = Buffer.from(page(i));
-  const headers = e.headers.map((h, j) => (e.headers[j - 1] === 'content-length' ? String(body.byteLength) : swap(h)));
-  return { key: swap(template.key), entry: { ...e, body, seq, path: swap(e.path), tags: e.tags.map(swap), headers, encodings: undefined } };
-}
-
-const LIMITS = { maxVariantsPerPath: 16, variant: false };
-/** Stores entries from..to-1: batches of 1,000 (SqliteStore: one transaction each), Redis 500 sets in flight. */
-async function fill(from, to) {
-  const t0 = performance.now();
-  const seq = await store.sequence();
-  const batch = kind === 'redis' ? 500 : 1000;
-  for (let i = from; i < to; i += batch) {
-    const sets = [];
-    const one = () => {
-      for (let j = i; j < Math.min(to, i + batch); j++) {
-        const { key, entry } = entryFor(j, seq);
-        sets.push(store.set(key, entry, LIMITS));
-      }
-    };
-    if (kind === 'sqlite') store.database.transaction(one)();
-    else one();
-    const ok = await Promise.all(sets);
-    if (!ok.every(Boolean)) throw new Error(`a fill was refused at ${i}`);
-    const done = Math.min(to, i + batch);
-    if (Math.floor(done / 100_000) > Math.floor(i / 100_000)) process.send({ progress: done });
-    await new Promise((r) => setImmediate(r));
-  }
-  return performance.now() - t0;
-}
+/** Stores entries from..to-1 (see bench/lib/scale-fill.mjs), reporting progress to the parent. */
+const fill = (from, to) => fillStore({ store, kind, template, page, from, to, progress: (done) => process.send({ progress: done }) });
 
 let cpu0;
 let renders0;

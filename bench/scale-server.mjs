@@ -12,6 +12,7 @@ import { statSync } from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { fillStore } from './lib/scale-fill.mjs';
 
 const [dist, kind, where, prefix] = process.argv.slice(2);
 const load = (p) => import(pathToFileURL(join(dist, p)).href);
@@ -86,37 +87,8 @@ async function learn() {
   return { key: template.key, tags: template.entry.tags, headers: template.entry.headers.length / 2, body: template.entry.body.byteLength };
 }
 
-function entryFor(i, seq) {
-  const e = template.entry;
-  const swap = (s) => s.replaceAll('/p/0', `/p/${i}`);
-  const body = Buffer.from(page(i));
-  const headers = e.headers.map((h, j) => (e.headers[j - 1] === 'content-length' ? String(body.byteLength) : swap(h)));
-  return { key: swap(template.key), entry: { ...e, body, seq, path: swap(e.path), tags: e.tags.map(swap), headers, encodings: undefined } };
-}
-
-const LIMITS = { maxVariantsPerPath: 16, variant: false };
-async function fill(from, to) {
-  const t0 = performance.now();
-  const seq = await store.sequence();
-  const batch = kind === 'redis' ? 500 : 1000;
-  for (let i = from; i < to; i += batch) {
-    const sets = [];
-    const one = () => {
-      for (let j = i; j < Math.min(to, i + batch); j++) {
-        const { key, entry } = entryFor(j, seq);
-        sets.push(store.set(key, entry, LIMITS));
-      }
-    };
-    // SqliteStore: a batch in one transaction (each set a savepoint in it), one commit per batch.
-    if (kind === 'sqlite') store.database.transaction(one)();
-    else one();
-    const ok = await Promise.all(sets);
-    if (!ok.every(Boolean)) throw new Error(`a fill was refused at ${i}`);
-    // Let the event loop turn (the reclamation of earlier invalidations, timers).
-    await new Promise((r) => setImmediate(r));
-  }
-  return performance.now() - t0;
-}
+/** Stores entries from..to-1 (see bench/lib/scale-fill.mjs). */
+const fill = (from, to) => fillStore({ store, kind, template, page, from, to });
 
 /** Wall time, longest stall of this event loop and Redis commands of `fn` (and the 100 ms after it). */
 async function timed(fn) {
