@@ -4,27 +4,19 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
-import { MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { MemoryStore } from '../../src/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisStore } from '../../src/stores/redis/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { definedIf, needService } from '../support/services.js';
+import { pageEntry, storeLimits } from '../support/entries.js';
 
 const hasRedis = await needService('redis');
 
-const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
-const entry = (path: string, seq: number, tags: string[] = [path, 'layout']): StoredEntry => ({
-  status: 200,
-  headers: ['content-type', 'text/html'],
-  body: new Uint8Array(100),
-  etag: '"x"',
-  storedAt: 0,
-  seq,
-  path,
-  tags,
-});
+const limits = storeLimits;
+const entry = pageEntry;
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Runs `check` once per turn of the event loop until it holds, at most `turns` times. */

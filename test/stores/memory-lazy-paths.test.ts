@@ -2,20 +2,12 @@
 // entry each) is lazy, as one tag on many entries is (test/stores/lazy-invalidation.test.ts): the
 // entries are invalid at once and freed afterwards, in bounded slices.
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { MemoryStore, type SetOptions, type StoredEntry } from '../../src/index.js';
+import { MemoryStore } from '../../src/index.js';
 import { makeEntry } from '../../src/stores/memory/index.js';
+import { pageEntry, storeLimits } from '../support/entries.js';
 
-const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
-const entry = (path: string, seq: number, tags: string[] = [path]): StoredEntry => ({
-  status: 200,
-  headers: ['content-type', 'text/html'],
-  body: new Uint8Array(100),
-  etag: '"x"',
-  storedAt: 0,
-  seq,
-  path,
-  tags,
-});
+const limits = storeLimits;
+const entry = (path: string, seq: number, tags: string[] = [path]) => pageEntry(path, seq, tags);
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const paths = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `/p${from + i}`);
 

@@ -5,25 +5,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
-import type { SetOptions, StoredEntry } from '../../src/index.js';
 import { INVALIDATE_TAGS_PER_SCRIPT, RedisStore } from '../../src/stores/redis/index.js';
 import { INVALIDATE, LAZY_TAG_ENTRIES, RECLAIM } from '../../src/stores/redis/scripts.js';
 import { definedIf, needService } from '../support/services.js';
+import { pageEntry, storeLimits } from '../support/entries.js';
 
 const hasRedis = await needService('redis');
 const URL = 'redis://127.0.0.1:6379';
 
-const limits: SetOptions = { maxVariantsPerPath: 1000, variant: false };
-const entry = (path: string, seq: number, tags: string[] = [path, 'layout']): StoredEntry => ({
-  status: 200,
-  headers: ['content-type', 'text/html'],
-  body: new Uint8Array(100),
-  etag: '"x"',
-  storedAt: 0,
-  seq,
-  path,
-  tags,
-});
+const limits = storeLimits;
+const entry = pageEntry;
 
 /** Runs `check` every millisecond or so until it holds, at most `turns` times. */
 async function until(check: () => boolean | Promise<boolean>, turns = 5000): Promise<void> {
