@@ -7,6 +7,8 @@
 //        [--large-sqlite=N] [--large-redis=N] [--rounds=10] [--seconds=3] [--connections=8]
 //        [--local-bytes=N]   (SqliteStore/RedisStore `localBytes`; default: the store's default)
 //        [--warm]            (before the rounds, GET every page once, in order)
+//        [--hot=N]           (requests go to pages 0..N-1 only, on both sides: the same traffic
+//                             on a site of --small and of --large pages)
 //
 // For each store, two server processes run side by side (bench/hits-by-size-server.mjs: dist/'s
 // dumper, `compress: false`, in front of an app rendering 2,000-byte pages under /p/<i>, tagged
@@ -94,6 +96,8 @@ async function main() {
   const CONNECTIONS = Number(flag('connections', '8'));
   const LOCAL_BYTES = flag('local-bytes', '');
   const WARM = args.includes('--warm');
+  const HOT = flag('hot', '') === '' ? undefined : Number(flag('hot', ''));
+  if (HOT !== undefined && !(Number.isInteger(HOT) && HOT > 0 && HOT <= SMALL)) throw new Error(`--hot must be a whole number of pages from 1 to --small (${SMALL})`);
   const OUT = join(ROOT, '.tmp', 'hits-by-size');
   mkdirSync(OUT, { recursive: true });
   const DIST = join(ROOT, 'dist');
@@ -213,7 +217,7 @@ async function main() {
   const hit = (x, seconds) =>
     new Promise((resolve) => {
       loader.once('message', resolve);
-      loader.send({ port: x.port, n: x.n, seconds, connections: CONNECTIONS });
+      loader.send({ port: x.port, n: HOT ?? x.n, seconds, connections: CONNECTIONS });
     });
   async function round(x) {
     const la = load1();
@@ -301,11 +305,11 @@ async function main() {
 
   // -------------------------------------------------------------- report
   const json = join(OUT, `run-${stamp}.json`);
-  writeFileSync(json, JSON.stringify({ head, dirty, localBytes: LOCAL_BYTES, warm: WARM, node: process.version, cpus: os.cpus().length, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, results }, null, 2));
+  writeFileSync(json, JSON.stringify({ head, dirty, localBytes: LOCAL_BYTES, warm: WARM, hot: HOT, node: process.version, cpus: os.cpus().length, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, results }, null, 2));
   const f1 = (v) => v.toFixed(1);
   const f0 = (v) => Math.round(v).toLocaleString('en-US');
   const out = [];
-  out.push(`Node ${process.version}, ${os.cpus().length} cores, HEAD ${head}${dirty ? ' (src/ with uncommitted changes: ' + dirty.split('\n').map((l) => l.slice(3)).join(', ') + ')' : ''}; ${ROUNDS} rounds of ${SECONDS} s per server, ${CONNECTIONS} keep-alive connections${LOCAL_BYTES ? `, localBytes ${LOCAL_BYTES}` : ''}${WARM ? ', every page hit once before the rounds' : ''}.`);
+  out.push(`Node ${process.version}, ${os.cpus().length} cores, HEAD ${head}${dirty ? ' (src/ with uncommitted changes: ' + dirty.split('\n').map((l) => l.slice(3)).join(', ') + ')' : ''}; ${ROUNDS} rounds of ${SECONDS} s per server, ${CONNECTIONS} keep-alive connections${LOCAL_BYTES ? `, localBytes ${LOCAL_BYTES}` : ''}${WARM ? ', every page hit once before the rounds' : ''}${HOT !== undefined ? `, requests to pages 0..${HOT - 1} only` : ''}.`);
   out.push('');
   out.push('| store | entries | fill | server CPU µs/hit, median (min–max of rounds) | GC pauses µs/hit, median (of which scavenges) | hits/s, median | ratio large/small per pair: median (min–max) | not HIT / renders |');
   out.push('|---|---:|---|---|---:|---:|---|---|');
