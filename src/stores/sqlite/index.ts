@@ -106,36 +106,29 @@ export interface SqliteStoreOptions {
  */
 const CHECKPOINT_BACKSTOP = 16384;
 /**
- * Bytes of WAL file kept between checkpoints. SQLite reuses the WAL from its start after each
- * checkpoint, but its file keeps the largest size it reached (a burst of writes that outran the
- * checkpoints) until cut back.
+ * The size past which SQLite cuts the WAL file back (`journal_size_limit`), in the first commit
+ * after the WAL starts over: that commit waits for the file system to free the pages (about 100
+ * ms for 30 MB on a busy disk), on the event loop. SQLite reuses the WAL from its start after each
+ * checkpoint, so a WAL that a burst of writes grew (45 MB after a bulk fill of a million pages,
+ * the checkpointer behind) is kept at that size and reused, not cut in a commit; only a WAL grown
+ * past SQLite's own checkpoint backstop (`CHECKPOINT_BACKSTOP` pages: a checkpointer that cannot
+ * keep up, or readers that keep it from starting over) is cut back. Not cut by the checkpointer
+ * thread either: the TRUNCATE checkpoint that could do it starts the WAL over under the feet of a
+ * deferred transaction (the app's own, around the store's calls), whose first write then fails
+ * with SQLITE_BUSY_SNAPSHOT.
  */
-const WAL_KEPT_BYTES = 16 * 2 ** 20;
+const WAL_KEPT_BYTES = 64 * 2 ** 20;
 /**
  * The background checkpointer: a thread with a connection of its own to the file, which runs a
  * PASSIVE checkpoint (never waiting for readers or writers) each time it is asked, and answers
- * when it is done. When that checkpoint copied the whole WAL and the WAL file is larger than
- * `WAL_KEPT_BYTES`, it also cuts the file (a TRUNCATE checkpoint, given up at once when a writer
- * or a reader of an older snapshot is busy: the next one tries again). Left to the store's own
- * connection (`journal_size_limit`), that cut is made in the first commit after the WAL starts
- * over, on the event loop: 100 ms for a WAL of 45 MB after a bulk fill.
- * Plain CommonJS, evaluated by `Worker`: the same text serves both builds.
+ * when it is done. Plain CommonJS, evaluated by `Worker`: the same text serves both builds.
  */
 const CHECKPOINTER = `
-const { statSync } = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.path, { fileMustExist: true, timeout: 0 });
 db.pragma('wal_autocheckpoint = 0');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-const truncate = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)');
-const walSize = () => {
-  try {
-    return statSync(workerData.path + '-wal').size;
-  } catch {
-    return 0;
-  }
-};
 parentPort.on('message', (m) => {
   if (m === 'close') {
     db.close();
@@ -145,7 +138,6 @@ parentPort.on('message', (m) => {
   let answer;
   try {
     answer = checkpoint.get();
-    if (answer.busy === 0 && answer.log === answer.checkpointed && walSize() > workerData.keep) answer = truncate.get();
   } catch (error) {
     answer = { error: String(error && error.message) };
   }
@@ -373,7 +365,6 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         // made durable one by one (see #durably).
         db.pragma('synchronous = NORMAL');
         // The WAL is reused after each checkpoint, but its file keeps its largest size unless told.
-        // Cut in commits only until the checkpointer thread starts, which cuts it instead.
         db.pragma(`journal_size_limit = ${WAL_KEPT_BYTES}`);
       }
       this.database = db;
@@ -868,7 +859,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     if (module === undefined) return null;
     let worker: Worker;
     try {
-      worker = new Worker(CHECKPOINTER, { eval: true, workerData: { module, path: this.#file, keep: WAL_KEPT_BYTES } });
+      worker = new Worker(CHECKPOINTER, { eval: true, workerData: { module, path: this.#file } });
     } catch {
       return null;
     }
@@ -889,7 +880,6 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#checkpointing = false;
       if (this.#closed) return;
       this.database.pragma('wal_autocheckpoint = 1000');
-      this.database.pragma(`journal_size_limit = ${WAL_KEPT_BYTES}`);
       if (this.#reclaimWaiting) {
         this.#reclaimWaiting = false;
         this.#startReclaiming();
@@ -899,8 +889,6 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     // keeps the process alive would stop a server that ends by letting its event loop drain.
     worker.unref();
     this.database.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP}`);
-    // The thread cuts the WAL file (see CHECKPOINTER), not this connection's commits.
-    this.database.pragma('journal_size_limit = -1');
     return worker;
   }
 
