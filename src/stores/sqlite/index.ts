@@ -106,19 +106,6 @@ export interface SqliteStoreOptions {
  */
 const CHECKPOINT_BACKSTOP = 16384;
 /**
- * The size past which SQLite cuts the WAL file back (`journal_size_limit`), in the first commit
- * after the WAL starts over: that commit waits for the file system to free the pages (about 100
- * ms for 30 MB on a busy disk), on the event loop. SQLite reuses the WAL from its start after each
- * checkpoint, so a WAL that a burst of writes grew (45 MB after a bulk fill of a million pages,
- * the checkpointer behind) is kept at that size and reused, not cut in a commit; only a WAL grown
- * past SQLite's own checkpoint backstop (`CHECKPOINT_BACKSTOP` pages: a checkpointer that cannot
- * keep up, or readers that keep it from starting over) is cut back. Not cut by the checkpointer
- * thread either: the TRUNCATE checkpoint that could do it starts the WAL over under the feet of a
- * deferred transaction (the app's own, around the store's calls), whose first write then fails
- * with SQLITE_BUSY_SNAPSHOT.
- */
-const WAL_KEPT_BYTES = 64 * 2 ** 20;
-/**
  * The background checkpointer: a thread with a connection of its own to the file, which runs a
  * PASSIVE checkpoint (never waiting for readers or writers) each time it is asked, and answers
  * when it is done. Plain CommonJS, evaluated by `Worker`: the same text serves both builds.
@@ -365,7 +352,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         // made durable one by one (see #durably).
         db.pragma('synchronous = NORMAL');
         // The WAL is reused after each checkpoint, but its file keeps its largest size unless told.
-        db.pragma(`journal_size_limit = ${WAL_KEPT_BYTES}`);
+        db.pragma('journal_size_limit = 16777216');
       }
       this.database = db;
       this.#sync = Number(db.pragma('synchronous', { simple: true }));
