@@ -266,9 +266,6 @@ interface Flight {
 const MAX_COOLDOWN = 30_000;
 /** How many plain-path keys `keyFor` remembers before it starts again from empty. */
 const MAX_KNOWN_KEYS = 10_000;
-/** Lookups of the known keys per round, and one new key in how many remembered after a round that mostly missed (see `#knownRound`). */
-const KNOWN_ROUND = 4096;
-const KNOWN_SAMPLE = 16;
 
 /**
  * The request an app is given on a fill: exactly what the key describes, so that nothing the
@@ -674,12 +671,6 @@ export class Dumper {
   /** Host header → plain request target → key (see `#rememberKey`). */
   readonly #knownKeys = new Map<string, Map<string, string>>();
   #knownCount = 0;
-  /** Lookups in `#knownKeys` this round (`KNOWN_ROUND` of them), and how many found the key. */
-  #knownLookups = 0;
-  #knownFound = 0;
-  /** Whether this round remembers one new key in `KNOWN_SAMPLE` only, and how many it passed over. */
-  #knownSampling = false;
-  #knownPassed = 0;
   /** What `set` is told, for a plain page and for a query-string variant. */
   readonly #setPlain: SetOptions;
   readonly #setVariant: SetOptions;
@@ -882,12 +873,8 @@ export class Dumper {
       // The key of a plain path on a host seen before, as computed then: the same string each
       // time, so the store's lookup finds its hash already computed.
       if (hostHeader !== undefined && fwdHost === undefined && fwdProto === undefined) {
-        if (++this.#knownLookups === KNOWN_ROUND) this.#knownRound();
         const known = this.#knownKeys.get(hostHeader)?.get(target);
-        if (known !== undefined) {
-          this.#knownFound++;
-          return this.#ifUsable(known);
-        }
+        if (known !== undefined) return this.#ifUsable(known);
       }
       path = target;
     } else {
@@ -941,10 +928,6 @@ export class Dumper {
    * Bounded: past MAX_KNOWN_KEYS, it starts again from empty.
    */
   #rememberKey(host: string, target: string, key: string): void {
-    if (this.#knownSampling) {
-      if (++this.#knownPassed < KNOWN_SAMPLE) return;
-      this.#knownPassed = 0;
-    }
     if (this.#knownCount >= MAX_KNOWN_KEYS) {
       this.#knownKeys.clear();
       this.#knownCount = 0;
@@ -954,20 +937,6 @@ export class Dumper {
     if (!byTarget.has(target)) this.#knownCount++;
     byTarget.set(target, key);
   }
-  /**
-   * Ends a round of `KNOWN_ROUND` lookups of the known keys. When most of them missed (requests
-   * spread over far more paths than `MAX_KNOWN_KEYS`: a crawler, a random walk over a big site),
-   * the next round remembers one new key in `KNOWN_SAMPLE`: remembering each would only churn
-   * the table (every key inserted, the whole table dropped at the bound, the garbage collector
-   * copying the strings it keeps) for lookups that still miss. A path asked for often is
-   * remembered all the same, after a few requests, and the rounds that follow find it.
-   */
-  #knownRound(): void {
-    this.#knownSampling = this.#knownFound * 2 < KNOWN_ROUND;
-    this.#knownLookups = 0;
-    this.#knownFound = 0;
-  }
-
 
   /**
    * The stored entry for a request's key; `undefined` on a miss, when the store fails (never

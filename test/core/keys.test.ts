@@ -111,17 +111,6 @@ describe('keys of plain paths are remembered, and nothing that decides a key is 
     for (let i = 0; i < 25_000; i++) expect(d.keyFor('GET', `/p/${i}`, { host: 'x' })).toBe(`dumper.cached_path.x/p/${i}`);
     expect(d.keyFor('GET', '/p/24999', { host: 'x' })).toBe('dumper.cached_path.x/p/24999');
   });
-
-  test('keys stay right while requests spread over far more paths than are remembered, and when they gather again', () => {
-    // Rounds that mostly miss remember one new key in 16; a hot set is remembered all the same.
-    const d = createDumper({ logger: false });
-    let seed = 7;
-    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
-    const check = (i: number, host = 'x') => expect(d.keyFor('GET', `/p/${i}`, { host })).toBe(`dumper.cached_path.${host}/p/${i}`);
-    for (let k = 0; k < 40_000; k++) check(random(1_000_000));
-    for (let k = 0; k < 40_000; k++) check(random(100), k % 2 === 0 ? 'x' : 'y');
-    for (let k = 0; k < 40_000; k++) check(k % 3 === 0 ? random(1_000_000) : random(100));
-  });
 });
 
 test('afterUnsafe: a Host that only looks like an IP literal is no origin, and throws nothing', async () => {
