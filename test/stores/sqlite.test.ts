@@ -5,7 +5,7 @@
  * construction. Every store works on a file of its own under os.tmpdir().
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -638,7 +638,16 @@ describe('SqliteStore', () => {
       expect(grown).toBeGreaterThan(32 * 2 ** 20);
       // The WAL starts over (new salts in its header) in the first commit after the checkpointer
       // has copied all of it into the file.
-      const salts = () => readFileSync(walPath).subarray(16, 24).toString('hex');
+      const salts = () => {
+        const fd = openSync(walPath, 'r');
+        try {
+          const header = Buffer.alloc(8);
+          readSync(fd, header, 0, 8, 16);
+          return header.toString('hex');
+        } finally {
+          closeSync(fd);
+        }
+      };
       const before = salts();
       for (let waited = 0; salts() === before; waited += 20) {
         if (waited > 30_000) throw new Error('the WAL never started over');
@@ -678,6 +687,8 @@ describe('SqliteStore', () => {
         await new Promise((r) => setTimeout(r, 20));
         store.set('last', entry('/last', 10), limits);
       }
+      // Cut to the limit, not below it.
+      expect(statSync(walPath).size).toBe(128 * 2 ** 20);
       expect(store.get('k1535')?.body.byteLength).toBe(65536);
     } finally {
       reader.close();
