@@ -13,6 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { serveHandlers } from './lib/ipc.mjs';
 import { fillStore } from './lib/scale-fill.mjs';
 
 const [dist, kind, where, local] = process.argv.slice(2);
@@ -135,12 +136,5 @@ const handlers = {
   },
 };
 
-process.on('disconnect', () => process.exit(0));
-process.on('message', async ({ id, name, arg }) => {
-  try {
-    process.send({ id, ok: await handlers[name](arg) });
-  } catch (error) {
-    process.send({ id, error: String(error?.stack ?? error) });
-  }
-});
+serveHandlers(handlers);
 process.send({ ready: port });

@@ -12,6 +12,7 @@ import { statSync } from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { serveHandlers } from './lib/ipc.mjs';
 import { fillStore } from './lib/scale-fill.mjs';
 
 const [dist, kind, where, prefix] = process.argv.slice(2);
@@ -190,14 +191,7 @@ const handlers = {
   },
 };
 
-process.on('disconnect', () => process.exit(0));
-process.on('message', async ({ id, name, arg }) => {
-  try {
-    process.send({ id, ok: await handlers[name](arg) });
-  } catch (error) {
-    process.send({ id, error: String(error?.stack ?? error) });
-  }
-});
+serveHandlers(handlers);
 // Learnt here, at the top level: a request made from the IPC message handler's async context
 // reaches the app in a context the dumper cannot attribute its tags in.
 const learnt = await learn();
