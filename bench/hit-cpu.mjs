@@ -45,6 +45,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CONTENT_TYPE, ETAG, PAGE } from './lib/page.mjs';
+import { option } from './lib/options.mjs';
 
 const HEADERS = { 'content-type': CONTENT_TYPE, 'content-length': String(PAGE.length), etag: ETAG };
 const ROUTE = '/page/:id';
@@ -133,11 +134,6 @@ async function server(kind, dist, storeKind = 'memory') {
 }
 
 // ------------------------------------------------------------------------------ client side
-
-function option(name, fallback) {
-  const all = process.argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-  return all.length === 0 ? fallback : all;
-}
 
 /** With `grind` (a directory), the server runs under callgrind, instrumentation off until measured. */
 function start(name, kind, dist, grind, storeKind) {

@@ -41,15 +41,11 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { option, number } from './lib/options.mjs';
+import { fresh } from './lib/page.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 2 ** 20;
-
-function option(name, fallback) {
-  const all = process.argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-  return all.length === 0 ? fallback : all;
-}
-const number = (name, fallback) => Number(option(name, [String(fallback)])[0]);
 
 const load = (dist, p) => import(pathToFileURL(path.resolve(ROOT, dist, p)).href);
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -70,9 +66,6 @@ function page(i, size) {
 }
 
 // ------------------------------------------------------------------------ part 1: per entry
-
-/** A string with the same characters that shares nothing with `s`: flat, on the heap, not interned. */
-const fresh = (s) => Buffer.from(s, 'latin1').toString('latin1');
 
 const SHAPES = {
   plain: { own: 0, shared: 0, variants: 1 },

@@ -16,13 +16,9 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { option } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function option(name, fallback) {
-  const all = process.argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-  return all.length === 0 ? fallback : all;
-}
 
 const cpu = (c0) => {
   const d = process.cpuUsage(c0);

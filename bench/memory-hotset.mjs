@@ -22,18 +22,10 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { mulberry32 } from './lib/page.mjs';
+import { mulberry32, fresh } from './lib/page.mjs';
+import { option, number } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function option(name, fallback) {
-  const all = process.argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-  return all.length === 0 ? fallback : all;
-}
-const number = (name, fallback) => Number(option(name, [String(fallback)])[0]);
-
-/** A string with the same characters that shares nothing with `s`: flat, on the heap, not interned. */
-const fresh = (s) => Buffer.from(s, 'latin1').toString('latin1');
 
 /** The same requests for every build. */
 const random = mulberry32;

@@ -19,14 +19,9 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { option, number } from './lib/options.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function option(name, fallback) {
-  const all = process.argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-  return all.length === 0 ? fallback : all;
-}
-const number = (name, fallback) => Number(option(name, [String(fallback)])[0]);
 
 /** The main thread's time on a CPU so far, in ms (Linux schedstat; `process.cpuUsage()` adds V8's helper threads). */
 function threadCpuMs() {

@@ -26,18 +26,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { option, number } from './lib/options.mjs';
+import { fresh } from './lib/page.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-function option(name, fallback) {
-  const all = process.argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-  return all.length === 0 ? fallback : all;
-}
-const number = (name, fallback) => Number(option(name, [String(fallback)])[0]);
 const log = (s) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-
-/** A string with the same characters that shares nothing with `s`: flat, on the heap, not interned. */
-const fresh = (s) => Buffer.from(s, 'latin1').toString('latin1');
 
 async function run(dist, count, bodySize) {
   const { MemoryStore } = await import(pathToFileURL(path.resolve(ROOT, dist, 'index.js')).href);

@@ -49,3 +49,6 @@ export const PAGE = buildPage();
 export const ETAG = `"${createHash('sha1').update(PAGE).digest('base64url')}"`;
 export const PAGE_SHA1 = createHash('sha1').update(PAGE).digest('hex');
 export const CONTENT_TYPE = 'text/html; charset=utf-8';
+
+/** A string with the same characters that shares nothing with `s`: flat, on the heap, not interned. */
+export const fresh = (s) => Buffer.from(s, 'latin1').toString('latin1');
