@@ -13,10 +13,10 @@
 // times, with the loop building the keys alone timed the same way and taken off. Prints the median
 // over the rounds of the CPU time per call (this process's user + system, `process.cpuUsage()`)
 // and the range; writes nothing.
-import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { option } from './lib/options.mjs';
+import { childResult } from './lib/ipc.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -71,11 +71,7 @@ const results = new Map();
 for (const count of sizes) {
   for (let round = 0; round < rounds; round++) {
     for (const dist of dists) {
-      const child = fork(fileURLToPath(import.meta.url), ['--child', dist, String(count), String(gets)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      const r = await new Promise((resolve, reject) => {
-        child.on('message', resolve);
-        child.on('exit', (code) => (code === 0 ? undefined : reject(new Error(`the child exited with ${code}`))));
-      });
+      const r = await childResult(fileURLToPath(import.meta.url), ['--child', dist, String(count), String(gets)]);
       process.stderr.write(`${JSON.stringify(r)}\n`);
       const key = `${count}\t${dist}`;
       if (!results.has(key)) results.set(key, []);

@@ -19,11 +19,11 @@
 // is a miss in any cache), over `--requests` requests, per tenth of the run so that a drift shows.
 // Each `--dist` (repeatable; default dist, see bench/memory-flood.mjs for building another commit)
 // runs in a child process of its own. Prints Markdown; writes nothing.
-import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { mulberry32, fresh } from './lib/page.mjs';
 import { option, number } from './lib/options.mjs';
+import { childResult } from './lib/ipc.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -106,14 +106,7 @@ if (process.argv[2] === '--child') {
 
 const results = [];
 for (const dist of option('dist', ['dist'])) {
-  const child = fork(fileURLToPath(import.meta.url), ['--child', dist, JSON.stringify(o)], {
-    execArgv: ['--max-old-space-size=8192'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const r = await new Promise((resolve, reject) => {
-    child.on('message', resolve);
-    child.on('exit', (code) => (code === 0 ? undefined : reject(new Error(`the child exited with ${code}`))));
-  });
+  const r = await childResult(fileURLToPath(import.meta.url), ['--child', dist, JSON.stringify(o)], ['--max-old-space-size=8192']);
   process.stderr.write(`${JSON.stringify(r)}\n`);
   results.push(r);
 }

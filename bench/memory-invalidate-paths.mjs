@@ -15,11 +15,11 @@
 // measures the longest gap between two turns of the event loop and `get()`s one of the invalidated
 // keys on every turn (an invalidated entry must never be answered: the count is printed). Prints
 // Markdown; writes nothing.
-import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { option, number } from './lib/options.mjs';
+import { childResult } from './lib/ipc.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -89,14 +89,7 @@ const sizes = option('entries', ['100000,1000000'])[0].split(',').map(Number);
 const results = [];
 for (const count of sizes) {
   for (const dist of option('dist', ['dist'])) {
-    const child = fork(fileURLToPath(import.meta.url), ['--child', dist, String(count), JSON.stringify(o)], {
-      execArgv: ['--max-old-space-size=16384', '--expose-gc'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const r = await new Promise((resolve, reject) => {
-      child.on('message', resolve);
-      child.on('exit', (code) => (code === 0 ? undefined : reject(new Error(`the child exited with ${code}`))));
-    });
+    const r = await childResult(fileURLToPath(import.meta.url), ['--child', dist, String(count), JSON.stringify(o)], ['--max-old-space-size=16384', '--expose-gc']);
     process.stderr.write(`${JSON.stringify(r)}\n`);
     results.push(r);
   }

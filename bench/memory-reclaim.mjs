@@ -21,12 +21,12 @@
 //    the call and the freeing. `get()` of a random key every turn checks that no invalidated
 //    entry is ever answered.
 // Prints Markdown; writes nothing.
-import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { option, number } from './lib/options.mjs';
+import { childResult } from './lib/ipc.mjs';
 import { fresh } from './lib/page.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -127,14 +127,7 @@ const nodeArgs = option('node-arg', []);
 const results = [];
 for (const dist of dists) {
   log(`${dist}: ${count} entries`);
-  const child = fork(fileURLToPath(import.meta.url), ['--child', dist, String(count), String(bodySize)], {
-    execArgv: ['--expose-gc', '--max-old-space-size=16384', ...nodeArgs],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const result = await new Promise((resolve, reject) => {
-    child.on('message', resolve);
-    child.on('exit', (code) => (code === 0 ? undefined : reject(new Error(`the child exited with ${code}`))));
-  });
+  const result = await childResult(fileURLToPath(import.meta.url), ['--child', dist, String(count), String(bodySize)], ['--expose-gc', '--max-old-space-size=16384', ...nodeArgs]);
   log(JSON.stringify(result));
   results.push(result);
 }
