@@ -8,7 +8,7 @@
 //
 //   node bench/scale-server.mjs <dist> <store> <sqlite path | redis url> <prefix>
 import http from 'node:http';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,8 +30,63 @@ let commands = 0;
 /** The longest garbage-collection pause since it was last reset: what explains a stall the store did not cause. */
 let gcMax = 0;
 new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcMax = Math.max(gcMax, e.duration);
+  for (const e of list.getEntries()) {
+    gcMax = Math.max(gcMax, e.duration);
+    if (probe !== undefined) gcPauses.push({ at: e.startTime, ms: e.duration });
+  }
 }).observe({ entryTypes: ['gc'] });
+/**
+ * What the longest gap between two ticks of a 1 ms timer was made of, since `stallStart`: this
+ * thread's CPU time in it, its time waiting for a core (both from the kernel's schedstat), the
+ * garbage-collection pauses in it, and the longest SqliteStore `get()` or `set()` call in it. The rest of the gap
+ * the thread was off a core of its own accord: sleeping, or blocked in a read or a lock.
+ */
+const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
+const sched = () => {
+  try {
+    const [run, wait] = readFileSync(SCHEDSTAT, 'latin1').split(' ');
+    return { cpu: Number(run) / 1e6, wait: Number(wait) / 1e6 };
+  } catch {
+    return { cpu: NaN, wait: NaN };
+  }
+};
+let gcPauses = [];
+let callMax = { ms: 0, at: 0, name: '' };
+let probe;
+function probeStart() {
+  clearInterval(probe?.timer);
+  gcPauses = [];
+  callMax = { ms: 0, at: 0, name: '' };
+  let last = performance.now();
+  let lastSched = sched();
+  const p = { worst: undefined };
+  p.timer = setInterval(() => {
+    const now = performance.now();
+    const s = sched();
+    const gap = now - last;
+    if (p.worst === undefined || gap > p.worst.gapMs) p.worst = { from: last, to: now, gapMs: gap, cpuMs: s.cpu - lastSched.cpu, waitMs: s.wait - lastSched.wait };
+    last = now;
+    lastSched = s;
+  }, 1);
+  probe = p;
+}
+function probeStop() {
+  clearInterval(probe?.timer);
+  const w = probe?.worst;
+  if (w === undefined) return undefined;
+  const inGap = (t0, ms) => Math.max(0, Math.min(w.to, t0 + ms) - Math.max(w.from, t0));
+  const gcMs = gcPauses.reduce((sum, g) => sum + inGap(g.at, g.ms), 0);
+  const round = (x) => Math.round(x * 10) / 10;
+  return {
+    gapMs: round(w.gapMs),
+    cpuMs: round(w.cpuMs),
+    waitForCoreMs: round(w.waitMs),
+    gcMs: round(gcMs),
+    offCoreMs: round(w.gapMs - w.cpuMs - w.waitMs),
+    ...(callMax.at >= w.from && callMax.at <= w.to ? { longestStoreCall: `${callMax.name}() ${round(callMax.ms)} ms` } : {}),
+  };
+}
+
 let store;
 if (kind === 'memory') {
   const { MemoryStore } = await load('index.js');
@@ -49,6 +104,19 @@ if (kind === 'memory') {
     return send(...a);
   };
   store = new RedisStore({ client, prefix, commandTimeout: 60_000 });
+}
+if (kind === 'sqlite') {
+  // The longest get() or set() (synchronous: the whole call is on this thread), for the stall probe.
+  for (const name of ['get', 'set']) {
+    const call = store[name].bind(store);
+    store[name] = (...args) => {
+      const t0 = performance.now();
+      const out = call(...args);
+      const ms = performance.now() - t0;
+      if (ms > callMax.ms) callMax = { ms, at: t0 + ms, name };
+      return out;
+    };
+  }
 }
 // compress: false: a hit is a hit, not the first hit of an entry stored without its compressed
 // copies (which would compress it then), whatever the number of entries.
@@ -108,6 +176,7 @@ async function timed(fn) {
 
 let cpu0;
 let loopH;
+let stallAnatomy;
 const handlers = {
   learn,
   fill: ({ from, to }) => fill(from, to),
@@ -124,6 +193,7 @@ const handlers = {
     return { cpuUs: d.user + d.system, renders, stallMs: loopH.max / 1e6, gcMs: gcMax };
   },
   stallStart() {
+    probeStart();
     loopH?.disable();
     loopH = monitorEventLoopDelay({ resolution: 1 });
     loopH.enable();
@@ -131,8 +201,11 @@ const handlers = {
   },
   stallStop() {
     loopH.disable();
+    stallAnatomy = probeStop();
     return loopH.max / 1e6;
   },
+  /** What the longest gap of the last stallStart..stallStop was made of (see `probeStart`). */
+  stallAnatomy: () => stallAnatomy,
   gcMax: () => gcMax,
   async op({ op, n }) {
     if (op === 'paths') return timed(() => dumper.invalidate(Array.from({ length: n }, (_, i) => `/p/${i}`)));

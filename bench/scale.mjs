@@ -241,6 +241,7 @@ for (const n of SIZES) {
     stop();
     if (left !== undefined) await a.call('stallStart');
     out.servingStallMs = shared ? await b.call('stallStop') : out.stallMs;
+    if (shared) out.servingStall = await b.call('stallAnatomy');
     if (!shared && left === undefined) await b.call('stallStop');
     r[name] = out;
     log(`${STORE} ${n}: ${name}: ${JSON.stringify(out)}`);
@@ -250,6 +251,7 @@ for (const n of SIZES) {
       const target = async () => left + ((await rendered()) - renders0) * (STORE === 'redis' ? 2 : 1);
       out.reclaimMs = await reclaimed(a, target, 600_000);
       out.reclaimStallMs = await a.call('stallStop');
+      out.reclaimStall = await a.call('stallAnatomy');
       out.reclaimGcMs = await a.call('gcMax');
       log(`${STORE} ${n}: ${name}: freed in ${out.reclaimMs?.toFixed(0)} ms (stall ${out.reclaimStallMs} ms)`);
     }
