@@ -134,7 +134,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
     try {
       fill(s, 3000, s.sequence());
       const plain = s.entries({ pathPrefix: '/plain' }).entries[0]!.bytes;
-      const seq = s.invalidate(['layout']);
+      const seq = await s.invalidate(['layout']);
       // Still in the file, invalid: counted by size, not by info(), never read.
       expect(s.size).toBe(3001);
       expect(s.info()).toMatchObject({ entries: 1, bytes: plain });

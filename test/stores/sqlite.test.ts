@@ -119,12 +119,12 @@ const LAYOUT_1 = `
 `;
 
 describe('SqliteStore', () => {
-  test('entries, invalidation points and the sequence number survive a reopen', () => {
+  test('entries, invalidation points and the sequence number survive a reopen', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
     const before = a.sequence();
     a.set('k:/a', entry('/a', 10, before), limits);
-    const seq = a.invalidate(['/b']);
+    const seq = await a.invalidate(['/b']);
     a.close();
 
     const b = new SqliteStore({ path });
@@ -136,7 +136,7 @@ describe('SqliteStore', () => {
     b.close();
   });
 
-  test('the sequence number never goes back: through invalidations, clears, folds and reopens', () => {
+  test('the sequence number never goes back: through invalidations, clears, folds and reopens', async () => {
     const path = freshPath();
     let last = -1;
     for (let round = 0; round < 3; round++) {
@@ -144,7 +144,7 @@ describe('SqliteStore', () => {
       // A reopen reads the number where the last writer left it.
       expect(s.sequence()).toBe(round === 0 ? 0 : last);
       for (let i = 0; i < 5; i++) {
-        const n = s.invalidate([`/r${round}-${i}`]);
+        const n = await s.invalidate([`/r${round}-${i}`]);
         expect(n).toBeGreaterThan(last);
         last = n;
       }
@@ -155,14 +155,14 @@ describe('SqliteStore', () => {
     }
   });
 
-  test('two stores on one file see each other\'s fills and invalidations at once', () => {
+  test('two stores on one file see each other\'s fills and invalidations at once', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
     const b = new SqliteStore({ path });
     const seq = a.sequence();
     a.set('k:/x', entry('/x', 5, seq, ['/x', 'flavour:1']), limits);
     expect(b.get('k:/x')?.body.byteLength).toBe(5);
-    const n = b.invalidate(['flavour:1']);
+    const n = await b.invalidate(['flavour:1']);
     expect(a.sequence()).toBe(n);
     expect(a.get('k:/x')).toBeUndefined();
     // A render that began in A before B's invalidation is refused by A.
@@ -297,7 +297,8 @@ describe('SqliteStore', () => {
     const during = (fn: () => unknown) => {
       statements.length = 0;
       fn();
-      return statements.filter((sql) => sql.startsWith('PRAGMA') || sql === 'BEGIN IMMEDIATE' || sql === 'COMMIT');
+      // (Around each write, the busy timeout is set to 0 and back: see the write-lock tests.)
+      return statements.filter((sql) => sql.startsWith('PRAGMA synchronous') || sql === 'BEGIN IMMEDIATE' || sql === 'COMMIT');
     };
     const durable = ['PRAGMA synchronous = 2', 'BEGIN IMMEDIATE', 'COMMIT', 'PRAGMA synchronous = 1'];
     expect(during(() => s.invalidate(['/a']))).toEqual(durable);
@@ -591,7 +592,10 @@ describe('SqliteStore', () => {
         expect(await get('/cached')).toMatchObject({ status: 200, cache: 'HIT', body: 'render 1' });
         // The fill cannot take the lock: the page is still answered by the app.
         expect(await get('/new')).toMatchObject({ status: 200, body: 'render 2' });
-        expect(() => store.set('k', entry('/k', 1, store.sequence()), limits)).toThrow(/locked|busy/i);
+        // Tried again from a timer, the event loop free meanwhile, until busyTimeout has passed.
+        const fill = store.set('k', entry('/k', 1, store.sequence()), limits);
+        expect(fill).toBeInstanceOf(Promise);
+        await expect(fill).rejects.toThrow(/locked|busy/i);
       } finally {
         other.exec('ROLLBACK');
         other.close();
@@ -620,6 +624,144 @@ describe('SqliteStore', () => {
     }
     expect(errors).toHaveLength(1);
     expect(errors[0]).toContain(`SqliteStore ${path}: database is locked`);
+  });
+
+  describe('a write that finds the write lock taken by another process', () => {
+    /** Another connection to the file, holding its write lock until `release()`. */
+    const holdLock = (path: string) => {
+      const other = new Database(path);
+      other.exec('BEGIN IMMEDIATE');
+      return {
+        release() {
+          other.exec('ROLLBACK');
+          other.close();
+        },
+      };
+    };
+    /** Resolves after a few turns of the event loop: what a blocked loop could not do. */
+    const turns = async (n = 5) => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 1));
+    };
+
+    test('answers with a promise and leaves the event loop free; it is written once the lock is free, in the order asked', async () => {
+      const path = freshPath();
+      const store = new SqliteStore({ path });
+      try {
+        const seq = store.sequence();
+        expect(store.set('k:/kept', entry('/kept', 3, seq, ['/kept', 'menu']), limits)).toBe(true);
+        const lock = holdLock(path);
+        let fill: boolean | Promise<boolean>;
+        let invalidation: number | Promise<number>;
+        let late: boolean | Promise<boolean>;
+        try {
+          fill = store.set('k:/new', entry('/new', 4, seq, ['/new', 'menu']), limits);
+          invalidation = store.invalidate(['menu']);
+          // Asked after the invalidation, from a render that began before it: refused when written.
+          late = store.set('k:/late', entry('/late', 5, seq, ['/late', 'menu']), limits);
+          expect(fill).toBeInstanceOf(Promise);
+          expect(invalidation).toBeInstanceOf(Promise);
+          expect(late).toBeInstanceOf(Promise);
+          // Timers run and hits are answered meanwhile: nothing waits in this thread.
+          await turns();
+          expect(store.get('k:/kept')?.body.byteLength).toBe(3);
+          expect(store.get('k:/new')).toBeUndefined();
+        } finally {
+          lock.release();
+        }
+        expect(await fill).toBe(true);
+        expect(await invalidation).toBeGreaterThan(seq);
+        expect(await late).toBe(false);
+        // The fill was written, then the invalidation removed it with the page stored before.
+        expect(store.get('k:/new')).toBeUndefined();
+        expect(store.get('k:/kept')).toBeUndefined();
+        expect(store.size).toBe(0);
+        // With the lock free again, the next write answers at once.
+        expect(store.set('k:/after', entry('/after', 1, store.sequence()), limits)).toBe(true);
+      } finally {
+        store.close();
+      }
+    });
+
+    test('fails with SQLITE_BUSY after busyTimeout, at once with busyTimeout 0; a later write still goes through', async () => {
+      const path = freshPath();
+      const waiting = new SqliteStore({ path, busyTimeout: 30 });
+      const failing = new SqliteStore({ path, busyTimeout: 0 });
+      try {
+        const lock = holdLock(path);
+        try {
+          expect(() => failing.set('k:/a', entry('/a', 1, failing.sequence()), limits)).toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
+          const invalidation = waiting.invalidate(['/a']);
+          await expect(invalidation).rejects.toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
+        } finally {
+          lock.release();
+        }
+        expect(typeof waiting.invalidate(['/a'])).toBe('number');
+      } finally {
+        waiting.close();
+        failing.close();
+      }
+    });
+
+    test('fills wait up to a bound, then are refused at once; invalidations always wait', async () => {
+      const path = freshPath();
+      const store = new SqliteStore({ path });
+      try {
+        const seq = store.sequence();
+        const lock = holdLock(path);
+        const fills: Array<boolean | Promise<boolean>> = [];
+        let invalidation: number | Promise<number>;
+        try {
+          for (let i = 0; i < 300; i++) fills.push(store.set(`k:/p${i}`, entry(`/p${i}`, 1, seq), limits));
+          invalidation = store.invalidate(['/p0']);
+        } finally {
+          lock.release();
+        }
+        expect(fills.slice(0, 256).every((f) => f instanceof Promise)).toBe(true);
+        expect(fills.slice(256)).toEqual(Array(44).fill(false));
+        expect(await Promise.all(fills.slice(0, 256))).toEqual(Array(256).fill(true));
+        expect(await invalidation).toBeGreaterThan(seq);
+        expect(store.size).toBe(255);
+      } finally {
+        store.close();
+      }
+    });
+
+    test('close() fails the writes still waiting', async () => {
+      const path = freshPath();
+      const store = new SqliteStore({ path });
+      const lock = holdLock(path);
+      try {
+        const failed = expect(store.invalidate(['/a'])).rejects.toThrow(`page-dumper: SqliteStore ${path} was closed before the write lock was free`);
+        store.close();
+        await failed;
+      } finally {
+        lock.release();
+      }
+    });
+
+    test('the background deletes of a lazy invalidation wait for the lock without giving up', async () => {
+      const path = freshPath();
+      const store = new SqliteStore({ path, busyTimeout: 20, localBytes: 0 });
+      try {
+        const seq = store.sequence();
+        for (let i = 0; i < 1500; i++) store.set(`k:/p${i}`, entry(`/p${i}`, 1, seq, [`/p${i}`, 'layout']), limits);
+        // Made lazy (more than a thousand entries): the deletes run afterwards, from a timer, and
+        // find the lock taken (in this same turn) for far longer than busyTimeout.
+        expect(typeof store.invalidate(['layout'])).toBe('number');
+        const lock = holdLock(path);
+        try {
+          expect(store.size).toBe(1500);
+          await new Promise((r) => setTimeout(r, 100));
+          expect(store.size).toBe(1500);
+        } finally {
+          lock.release();
+        }
+        for (let i = 0; i < 3000 && store.size !== 0; i++) await new Promise((r) => setTimeout(r, 1));
+        expect(store.size).toBe(0);
+      } finally {
+        store.close();
+      }
+    });
   });
 
   test('checkpoints run on a thread of their own, and the WAL a burst of writes grew is reused, not cut in a commit', async () => {

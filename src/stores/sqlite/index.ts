@@ -90,10 +90,12 @@ export interface SqliteStoreOptions {
    */
   localBytes?: number;
   /**
-   * How long, in milliseconds, an operation waits for another process's write to finish before
-   * it fails (the dumper then answers from the app and retries later). better-sqlite3 waits
-   * synchronously: the event loop is blocked for as long. Writes are short, so waits are too.
-   * Only with `path`; set the timeout of an injected `database` when opening it.
+   * How long, in milliseconds, a write (a fill, an invalidation, `clear()`, the purge queue's)
+   * waits for another process's write lock before it fails with SQLITE_BUSY (the dumper then
+   * answers from the app, and replays a failed invalidation later). The wait does not block the
+   * event loop: a write that finds the lock taken answers with a promise and is tried again every
+   * millisecond from a timer. `0` fails at once. Reads never wait (WAL). Only with `path`; an
+   * injected `database` waits as long as its own timeout (better-sqlite3's `timeout` option).
    * @default 5000
    */
   busyTimeout?: number;
@@ -174,6 +176,29 @@ const SEEN_MIN = 64;
 const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `PRAGMA synchronous` levels. */
 const SYNC_FULL = 2;
+/** Milliseconds between two tries of a write that found the file's write lock taken (see `#write`). */
+const BUSY_RETRY_MS = 1;
+/**
+ * Fills waiting for the write lock (see `#write`) past which another fill is refused at once:
+ * each holds its page, and a page not stored is only rendered again at its next request.
+ */
+const MAX_WAITING_FILLS = 256;
+
+/** SQLite's answer that another connection holds the lock: SQLITE_BUSY or one of its extended codes. */
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+/** A write that found the file's write lock taken, tried again every `BUSY_RETRY_MS` (see `#write`). */
+interface WaitingWrite {
+  readonly write: () => unknown;
+  readonly fill: boolean;
+  /** `performance.now()` past which it fails with the last SQLITE_BUSY error. */
+  readonly until: number;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 interface EntryRow {
   id: number;
@@ -210,7 +235,9 @@ function byteLength(s: string): number {
  * process is seen by the next `get()` of every other, with no bus. The file survives restarts:
  * entries are kept and the sequence number never goes back.
  *
- * Answers synchronously (better-sqlite3 is synchronous), so a hit allocates no promise. A hit
+ * Answers synchronously (better-sqlite3 is synchronous), so a hit allocates no promise; a write
+ * too, but while another process holds the file's write lock: it then answers with a promise and
+ * waits off the event loop (see `busyTimeout`). A hit
  * never writes: it is either a lookup in the key's index that finds the row this process's copy
  * was decoded from (see `localBytes`), or one read of the row. A fill, an invalidation and `clear()`
  * are each one `BEGIN IMMEDIATE` transaction, which serializes them across processes: the
@@ -267,6 +294,17 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly #owned: boolean;
   /** The connection's `synchronous` level outside invalidations (see `#durably`). */
   readonly #sync: number;
+  /** `busyTimeout` of a store that opened its file; `undefined` with `database` (read from it each time). */
+  readonly #busyTimeout: number | undefined;
+  /** Writes waiting for the file's write lock, in the order they were asked for (see `#write`). */
+  readonly #waiting: WaitingWrite[] = [];
+  /** Of them, fills. */
+  #waitingFills = 0;
+  #waitTimer: NodeJS.Timeout | undefined;
+  readonly #busyOff: Database.Statement<[], unknown>;
+  readonly #busyRead: Database.Statement<[], number>;
+  /** `PRAGMA busy_timeout = <n>` for each timeout restored after a write (see `#now`). */
+  readonly #busyRestore = new Map<number, Database.Statement<[], unknown>>();
   #closed = false;
   /** The file, when the store opened it (`path`) and it is not `:memory:`: the checkpointer's. */
   readonly #file: string | undefined;
@@ -348,11 +386,12 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#seenBound = Math.max(SEEN_MIN, Math.floor(localBytes / SEEN_BYTES));
     this.#owned = database === undefined;
     this.#file = path !== undefined && path !== ':memory:' ? resolve(path) : undefined;
+    this.#busyTimeout = database === undefined ? (busyTimeout ?? 5000) : undefined;
 
     let db: Database.Database | undefined = database;
     try {
       if (db === undefined) {
-        db = new Database(path!, { timeout: busyTimeout ?? 5000 });
+        db = new Database(path!, { timeout: this.#busyTimeout });
         // WAL: a read never waits for a write (nor a write for reads), and each read sees the
         // last committed transaction of every process. Setting it needs the file for a moment,
         // hence the busy timeout first (given to the constructor above).
@@ -380,6 +419,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#seq = prepare<[], number>(`SELECT seq FROM ${p}state WHERE id = 1`).pluck();
       this.#counts = prepare<[], CountRow>(`SELECT bytes, entries FROM ${p}state WHERE id = 1`);
       this.#setSync = db.prepare(`PRAGMA synchronous = ${Math.max(this.#sync, SYNC_FULL)}`);
+      this.#busyOff = db.prepare('PRAGMA busy_timeout = 0');
+      this.#busyRead = db.prepare<[], number>('PRAGMA busy_timeout').pluck();
       this.#restoreSync = db.prepare(`PRAGMA synchronous = ${this.#sync}`);
 
       // Tags travel as one JSON array (json_each): a statement per call, not one per tag, which
@@ -632,8 +673,15 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     return false;
   }
 
-  set(key: string, entry: StoredEntry, options: SetOptions): boolean {
-    return this.#open().#set(key, entry, options);
+  /**
+   * Stores an entry, in one transaction. Answers `true` or `false` (refused: see `Store.set`) at
+   * once, or a promise of it while another process holds the file's write lock (see `#write`);
+   * `false` at once when `MAX_WAITING_FILLS` fills already wait for it.
+   */
+  set(key: string, entry: StoredEntry, options: SetOptions): boolean | Promise<boolean> {
+    this.#open();
+    if (this.#waitingFills >= MAX_WAITING_FILLS) return false;
+    return this.#write(() => this.#set(key, entry, options), true);
   }
 
   /** Deletes what lazy invalidations and `clear()` left, a slice per turn of the event loop. */
@@ -654,9 +702,11 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     let more = true;
     const end = performance.now() + RECLAIM_TURN_MS;
     try {
-      while (more && performance.now() < end) more = this.#reclaimTx();
-    } catch {
-      // Busy (another process writes) or failing: the next invalidation or start goes on.
+      while (more && performance.now() < end) more = this.#now(this.#reclaimTx);
+    } catch (error) {
+      // Another process holds the write lock: tried again in a moment, this event loop free
+      // meanwhile. Failing otherwise: the next invalidation or start goes on.
+      if (isBusy(error)) this.#reclaimTimer = setTimeout(this.#reclaimSlice, BUSY_RETRY_MS).unref();
       return;
     } finally {
       this.#wrote();
@@ -664,18 +714,101 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     if (more) this.#reclaimTimer = setTimeout(this.#reclaimSlice, 0).unref();
   };
 
-  invalidate(tags: readonly string[]): number {
+  invalidate(tags: readonly string[]): number | Promise<number> {
     this.#open();
-    return this.#durably(() => this.#invalidate(tags));
+    return this.#write(() => this.#durably(() => this.#invalidate(tags)), false);
   }
 
-  clear(): void {
+  clear(): void | Promise<void> {
     this.#open();
-    this.#durably(this.#clear);
-    this.#local.clear();
-    this.#seen?.clear();
-    this.#seenRing.length = 0;
-    this.#seenNext = 0;
+    return this.#write(() => {
+      this.#durably(this.#clear);
+      this.#local.clear();
+      this.#seen?.clear();
+      this.#seenRing.length = 0;
+      this.#seenNext = 0;
+    }, false);
+  }
+
+  // ------------------------------------------------------------ waiting for the write lock
+
+  /**
+   * Runs a write of this store, and answers with its result when the file's write lock was free.
+   * When another process holds it, the write does not wait for it in this thread (better-sqlite3
+   * would block the event loop, and SQLite's wait sleeps 1, 2, 5, 10... up to 100 ms between
+   * tries, so a lock taken and released in quick turns, as another process's background deletes
+   * do, kept a fill waiting for hundreds of milliseconds): it answers with a promise, and is
+   * tried again every `BUSY_RETRY_MS` from a timer, after the writes waiting before it, until it
+   * succeeds or `busyTimeout` has passed (it then fails with SQLite's SQLITE_BUSY error, as a
+   * blocking wait would have). Inside the app's own transaction (an injected `database`) the write
+   * runs at once, with the connection's own timeout: it cannot wait past that transaction.
+   */
+  #write<T>(write: () => T, fill: boolean): T | Promise<T> {
+    if (this.database.inTransaction) return write();
+    if (this.#waiting.length === 0) {
+      try {
+        return this.#now(write);
+      } catch (error) {
+        if (!isBusy(error) || this.#lockTimeout() === 0) throw error;
+      }
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push({ write, fill, until: performance.now() + this.#lockTimeout(), resolve: resolve as (value: unknown) => void, reject });
+      if (fill) this.#waitingFills++;
+      // Not unref'd: a process that awaits an invalidation must not exit before it is written.
+      this.#waitTimer ??= setTimeout(this.#retryWaiting, BUSY_RETRY_MS);
+    });
+  }
+
+  /** Tries the waiting writes in order, until one finds the lock taken again (see `#write`). */
+  readonly #retryWaiting = (): void => {
+    this.#waitTimer = undefined;
+    const waiting = this.#waiting;
+    while (waiting.length !== 0) {
+      // The app's transaction (an injected `database`) is open across an await: a write of this
+      // store made in it would be rolled back with it. Tried again once it has ended.
+      if (this.database.inTransaction) break;
+      const next = waiting[0]!;
+      let result: unknown;
+      try {
+        result = this.#now(next.write);
+      } catch (error) {
+        if (isBusy(error) && performance.now() < next.until) break;
+        this.#settle(next);
+        next.reject(error);
+        continue;
+      }
+      this.#settle(next);
+      next.resolve(result);
+    }
+    if (waiting.length !== 0) this.#waitTimer = setTimeout(this.#retryWaiting, BUSY_RETRY_MS);
+  };
+
+  #settle(done: WaitingWrite): void {
+    this.#waiting.shift();
+    if (done.fill) this.#waitingFills--;
+  }
+
+  /** Runs a write with the connection's busy timeout at 0: SQLITE_BUSY at once if another connection holds the lock. */
+  #now<T>(write: () => T): T {
+    const timeout = this.#lockTimeout();
+    if (timeout === 0) return write();
+    this.#busyOff.run();
+    try {
+      return write();
+    } finally {
+      let restore = this.#busyRestore.get(timeout);
+      if (restore === undefined) {
+        restore = this.database.prepare(`PRAGMA busy_timeout = ${timeout}`);
+        this.#busyRestore.set(timeout, restore);
+      }
+      restore.run();
+    }
+  }
+
+  /** How long a write may wait for the lock: `busyTimeout`, or the injected database's own timeout. */
+  #lockTimeout(): number {
+    return this.#busyTimeout ?? this.#busyRead.get()!;
   }
 
   // ------------------------------------------------------------ enumeration
@@ -793,25 +926,34 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     return this.#queueStatements;
   }
 
-  queuePush(queue: string, payloads: readonly string[], notBefore: number): number[] {
+  // Each a write: a promise while another process holds the write lock (see `#write`).
+
+  queuePush(queue: string, payloads: readonly string[], notBefore: number): number[] | Promise<number[]> {
     const q = this.#q();
-    // Synced like an invalidation: a purge lost in a power cut leaves a stale page at the edge.
-    const rows = this.#durably(() => q.push.all(queue, notBefore, JSON.stringify(payloads))) as Array<{ id: number }>;
-    this.#wrote();
-    return rows.map((r) => r.id).sort((a, b) => a - b);
+    return this.#write(() => {
+      // Synced like an invalidation: a purge lost in a power cut leaves a stale page at the edge.
+      const rows = this.#durably(() => q.push.all(queue, notBefore, JSON.stringify(payloads))) as Array<{ id: number }>;
+      this.#wrote();
+      return rows.map((r) => r.id).sort((a, b) => a - b);
+    }, false);
   }
 
-  queueClaim(queue: string, options: QueueClaimOptions): QueuedItem[] {
-    const rows = this.#q().claim.all(options.now + options.lease, queue, options.now, options.max) as QueuedItem[];
-    return rows.sort((a, b) => a.id - b.id);
+  queueClaim(queue: string, options: QueueClaimOptions): QueuedItem[] | Promise<QueuedItem[]> {
+    const q = this.#q();
+    return this.#write(() => {
+      const rows = q.claim.all(options.now + options.lease, queue, options.now, options.max) as QueuedItem[];
+      return rows.sort((a, b) => a.id - b.id);
+    }, false);
   }
 
-  queueAck(queue: string, ids: readonly number[]): void {
-    this.#q().ack.run(queue, JSON.stringify(ids));
+  queueAck(queue: string, ids: readonly number[]): void | Promise<void> {
+    const q = this.#q();
+    return this.#write(() => void q.ack.run(queue, JSON.stringify(ids)), false);
   }
 
-  queueRetry(queue: string, ids: readonly number[], notBefore: number): void {
-    this.#q().retry.run(notBefore, queue, JSON.stringify(ids));
+  queueRetry(queue: string, ids: readonly number[], notBefore: number): void | Promise<void> {
+    const q = this.#q();
+    return this.#write(() => void q.retry.run(notBefore, queue, JSON.stringify(ids)), false);
   }
 
   queueStats(queue: string): QueueStats {
@@ -824,6 +966,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#reclaimTimer);
+    clearTimeout(this.#waitTimer);
+    for (const w of this.#waiting.splice(0)) w.reject(new Error(`page-dumper: ${this.label} was closed before the write lock was free`));
+    this.#waitingFills = 0;
     this.#local.clear();
     this.#seen?.clear();
     this.#seenRing.length = 0;
