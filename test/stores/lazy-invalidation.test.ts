@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisStore } from '../../src/stores/redis/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
+import Database from 'better-sqlite3';
 import { definedIf, needService } from '../support/services.js';
 import { pageEntry, storeLimits } from '../support/entries.js';
 
@@ -169,6 +170,60 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
       expect(s.get('k:/plain')).toBeDefined();
     } finally {
       s.close();
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  });
+
+  test('an invalidation that marks nothing starts no background transaction; one made while marks are left resumes their deletion', async () => {
+    const path = file();
+    const statements: string[] = [];
+    const db = new Database(path, { verbose: (sql) => statements.push(String(sql)) });
+    db.pragma('journal_mode = WAL');
+    const s = new SqliteStore({ database: db });
+    try {
+      fill(s, 10, s.sequence());
+      statements.length = 0;
+      s.invalidate(['/p1']);
+      await new Promise((r) => setTimeout(r, 20));
+      // The invalidation's own transaction, and no other.
+      expect(statements.filter((sql) => sql === 'BEGIN IMMEDIATE')).toHaveLength(1);
+      expect(s.size).toBe(10);
+      // Another process marks a tag on 1,500 entries and stops before deleting them.
+      const other = new SqliteStore({ path });
+      fill(other, 1500, other.sequence());
+      other.invalidate(['layout']);
+      other.close();
+      expect(s.size).toBe(1501);
+      s.invalidate(['/plain']);
+      await until(() => s.size === 0);
+    } finally {
+      s.close();
+      db.close();
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  });
+
+  test("the background deletes walk the marked tags' ranges of the tag index, not the whole index", async () => {
+    const path = file();
+    const statements: string[] = [];
+    const db = new Database(path, { verbose: (sql) => statements.push(String(sql)) });
+    db.pragma('journal_mode = WAL');
+    const s = new SqliteStore({ database: db });
+    try {
+      fill(s, 1500, s.sequence());
+      s.invalidate(['layout']);
+      await until(() => s.size === 1);
+      const deletes = [...new Set(statements.filter((sql) => sql.startsWith('DELETE') && sql.includes('page_dumper_stale s')))];
+      expect(deletes).toHaveLength(1);
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${deletes[0]}`).all() as Array<{ detail: string }>;
+      const steps = plan.map((row) => row.detail);
+      // The marked tags outside, each a search of the tag index's primary key (tag, entry).
+      expect(steps).toContain('SCAN s');
+      expect(steps).toContainEqual(expect.stringMatching(/^SEARCH x USING PRIMARY KEY \(tag=\? AND entry<\?\)$/));
+      expect(steps.filter((step) => step.startsWith('SCAN x'))).toEqual([]);
+    } finally {
+      s.close();
+      db.close();
       rmSync(join(path, '..'), { recursive: true, force: true });
     }
   });

@@ -544,7 +544,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#invalidate = (tags) => {
         const seq = invalidateTx.immediate(tags);
         this.#wrote();
-        this.#startReclaiming();
+        // Only when something is left to delete: this invalidation's lazy marks, or what another
+        // one (of any process) left unfinished. Not a write transaction for nothing after each.
+        if (this.#pending.get() === 1) this.#startReclaiming();
         return seq;
       };
 
@@ -559,8 +561,12 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         this.#startReclaiming();
       };
 
+      // CROSS JOIN keeps the marked tags the outer loop: each is a range of the tag index (the
+      // rows of deleted entries go with them, so the range starts with what is left). Left to
+      // itself, SQLite (no statistics) walks the whole tag index in entry order instead, for the
+      // DISTINCT: 90-180 ms at a million entries for each turn, even with no tag marked.
       const deleteStale = prepare<[number], unknown>(
-        `DELETE FROM ${p}entries WHERE id IN (SELECT DISTINCT x.entry FROM ${p}stale s JOIN ${p}entry_tags x ON x.tag = s.tag AND x.entry <= s.mark LIMIT ?)`,
+        `DELETE FROM ${p}entries WHERE id IN (SELECT DISTINCT x.entry FROM ${p}stale s CROSS JOIN ${p}entry_tags x ON x.tag = s.tag AND x.entry <= s.mark LIMIT ?)`,
       );
       const deleteCleared = prepare<[number], unknown>(
         `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1) ORDER BY id LIMIT ?)`,
