@@ -158,13 +158,25 @@ const VARIANT_OVERHEAD = 16;
 const SCHEMA_VERSION = 4;
 /**
  * An invalidation whose tags are carried by more entries than this (together) is made lazily:
- * its entries are invalid at once (reads check the tags in `stale`), and deleted afterwards,
- * `RECLAIM_SLICE` per transaction.
+ * its entries are invalid at once (reads check the tags in `stale`), and deleted afterwards, a
+ * slice per transaction (see `#reclaimSlice`). Deleting an entry in the invalidation's own
+ * transaction costs microseconds in a small file, but in a large one its pages are far apart:
+ * at a million entries, 400-550 µs each for entries spread over the file (the row, its key, its
+ * two tag rows, each a page of WAL, synced), so 100 paths held the event loop 53 ms and 1,000
+ * paths 363 ms (BENCHMARKS.md, "SqliteStore: deleting scattered entries").
  */
-const LAZY_ENTRIES = 1000;
-/** Entries deleted per transaction while reclaiming: a millisecond or two of the write lock. */
+const LAZY_ENTRIES = 64;
+/**
+ * Entries deleted per background transaction at first, and its bounds: after each, the slice is
+ * halved when the transaction took over `RECLAIM_TX_MS` × 2, and grown by half when it took under
+ * `RECLAIM_TX_MS` / 2. Entries stored together (a tag on every page, `clear()`) are deleted a
+ * thousand at a time in a millisecond or two; entries spread over a large file, a few dozen.
+ */
 const RECLAIM_SLICE = 100;
-/** Milliseconds of reclaiming per turn of the event loop, in transactions of `RECLAIM_SLICE`. */
+const RECLAIM_SLICE_MIN = 4;
+const RECLAIM_SLICE_MAX = 2000;
+const RECLAIM_TX_MS = 2;
+/** Milliseconds of reclaiming per turn of the event loop, in transactions of the current slice. */
 const RECLAIM_TURN_MS = 5;
 /**
  * Keys remembered for admission to the local copies (see `#admit`): one per this many bytes of
@@ -244,12 +256,14 @@ function byteLength(s: string): number {
  * sequence bump, the tag invalidation points and the deletion of the entries they reach commit
  * together or not at all. Because invalidation deletes the entries it reaches in that same
  * transaction, and a fill checks the points in its own, a row in the table is valid but in two
- * cases, which a read checks without reading the row: an invalidation reaching more than a
- * thousand entries (a `layout` tag on every page, 10,000 paths) marks its tags with the last entry
- * id, and `clear()` marks every entry so; the rows are then deleted in the background, 100 per
- * transaction and 5 ms per turn of the event loop, by the process that made the mark (or the next
- * one to open the file). Deleting a million rows in the invalidation's own
- * transaction would hold the file's write lock, and this process's event loop, for many seconds.
+ * cases, which a read checks without reading the row: an invalidation reaching more than 64
+ * entries (a `layout` tag on every page, a few hundred paths) marks its tags with the last entry
+ * id, and `clear()` marks every entry so; the rows are then deleted in the background, in
+ * transactions of a few milliseconds (the number of rows adapts to what they cost) and 5 ms per
+ * turn of the event loop, by the process that made the mark (or the next one to open the file).
+ * Deleting a million rows in the invalidation's own transaction would hold the file's write lock,
+ * and this process's event loop, for many seconds; in a large file, a hundred scattered ones
+ * already take tens of milliseconds (see `LAZY_ENTRIES`).
  *
  * Checkpoints (copying the WAL into the file, then syncing both) run on a thread of their own
  * when the store opened the file (`path`): from its first write, the store asks a worker thread,
@@ -301,10 +315,12 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   /** Of them, fills. */
   #waitingFills = 0;
   #waitTimer: NodeJS.Timeout | undefined;
-  readonly #busyOff: Database.Statement<[], unknown>;
-  readonly #busyRead: Database.Statement<[], number>;
-  /** `PRAGMA busy_timeout = <n>` for each timeout restored after a write (see `#now`). */
-  readonly #busyRestore = new Map<number, Database.Statement<[], unknown>>();
+  /**
+   * The file is in WAL mode: a write may wait for the lock off the event loop (see `#write`). An
+   * injected database in another journal mode keeps SQLite's own wait: there, a commit that finds
+   * a reader must keep the lock it holds to get through, which giving up and trying again loses.
+   */
+  readonly #wal: boolean;
   #closed = false;
   /** The file, when the store opened it (`path`) and it is not `:memory:`: the checkpointer's. */
   readonly #file: string | undefined;
@@ -321,15 +337,21 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   readonly #idOf: Database.Statement<[string], number>;
   readonly #seq: Database.Statement<[], number>;
   readonly #counts: Database.Statement<[], CountRow>;
-  readonly #setSync: Database.Statement<[], unknown>;
-  readonly #restoreSync: Database.Statement<[], unknown>;
-  readonly #set: (key: string, entry: StoredEntry, options: SetOptions) => boolean;
+  /**
+   * `PRAGMA` texts run with `exec`, never prepared: SQLite applies a pragma's setting when it
+   * compiles the statement, so a prepared one sets it at `prepare()`, and not at its first run.
+   */
+  readonly #syncFull: string;
+  readonly #syncRestore: string;
+  readonly #set: (key: string, entry: StoredEntry, options: SetOptions, encodings: Buffer | undefined) => boolean;
   readonly #invalidate: (tags: readonly string[]) => number;
   readonly #clear: () => void;
   readonly #reclaimTx: () => boolean;
   readonly #pending: Database.Statement<[], number>;
   readonly #stale: Database.Statement<[], { entries: number; bytes: number }>;
   #reclaimTimer: NodeJS.Timeout | undefined;
+  /** Entries deleted per background transaction now (see `RECLAIM_SLICE`). */
+  #reclaimCount = RECLAIM_SLICE;
 
   constructor(options: SqliteStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -418,10 +440,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#idOf = prepare<[string], number>(`SELECT id FROM ${p}entries e WHERE key = ? AND ${valid(p)}`).pluck();
       this.#seq = prepare<[], number>(`SELECT seq FROM ${p}state WHERE id = 1`).pluck();
       this.#counts = prepare<[], CountRow>(`SELECT bytes, entries FROM ${p}state WHERE id = 1`);
-      this.#setSync = db.prepare(`PRAGMA synchronous = ${Math.max(this.#sync, SYNC_FULL)}`);
-      this.#busyOff = db.prepare('PRAGMA busy_timeout = 0');
-      this.#busyRead = db.prepare<[], number>('PRAGMA busy_timeout').pluck();
-      this.#restoreSync = db.prepare(`PRAGMA synchronous = ${this.#sync}`);
+      this.#syncFull = `PRAGMA synchronous = ${Math.max(this.#sync, SYNC_FULL)}`;
+      this.#syncRestore = `PRAGMA synchronous = ${this.#sync}`;
+      this.#wal = String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
 
       // Tags travel as one JSON array (json_each): a statement per call, not one per tag, which
       // makes an invalidation of 10,000 paths about three times faster.
@@ -518,9 +539,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         }
         return Number(lastInsertRowid);
       });
-      this.#set = (key, entry, options) => {
-        // Encoded before the write lock is taken: copying the bodies holds up no other process.
-        const id = setTx.immediate(key, entry, options, encodeEncodings(entry.encodings));
+      this.#set = (key, entry, options, encodings) => {
+        const id = setTx.immediate(key, entry, options, encodings);
         this.#wrote();
         if (id === undefined) return false;
         this.#keep(key, id, entry);
@@ -571,15 +591,22 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       const deleteCleared = prepare<[number], unknown>(
         `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1) ORDER BY id LIMIT ?)`,
       );
-      /** Deletes up to RECLAIM_SLICE invalid entries; whether there may be more. */
-      const reclaimTx = db.transaction((): boolean => {
-        if (deleteCleared.run(RECLAIM_SLICE).changes > 0) return true;
-        if (deleteStale.run(RECLAIM_SLICE).changes === RECLAIM_SLICE) return true;
+      /** Deletes up to `slice` invalid entries; whether there may be more. */
+      const reclaimTx = db.transaction((slice: number): boolean => {
+        if (deleteCleared.run(slice).changes > 0) return true;
+        if (deleteStale.run(slice).changes === slice) return true;
         // Every marked entry is gone (the write lock held since the delete): the marks go too.
         dropStale.run();
         return false;
       });
-      this.#reclaimTx = () => reclaimTx.immediate();
+      this.#reclaimTx = () => {
+        const t0 = performance.now();
+        const more = reclaimTx.immediate(this.#reclaimCount);
+        const ms = performance.now() - t0;
+        if (ms > RECLAIM_TX_MS * 2) this.#reclaimCount = Math.max(RECLAIM_SLICE_MIN, this.#reclaimCount >> 1);
+        else if (ms < RECLAIM_TX_MS / 2) this.#reclaimCount = Math.min(RECLAIM_SLICE_MAX, Math.ceil(this.#reclaimCount * 1.5));
+        return more;
+      };
       this.#pending = prepare<[], number>(
         `SELECT EXISTS (SELECT 1 FROM ${p}stale) OR EXISTS (SELECT 1 FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1))`,
       ).pluck();
@@ -687,7 +714,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   set(key: string, entry: StoredEntry, options: SetOptions): boolean | Promise<boolean> {
     this.#open();
     if (this.#waitingFills >= MAX_WAITING_FILLS) return false;
-    return this.#write(() => this.#set(key, entry, options), true);
+    // Encoded once, before the write lock is taken: copying the bodies holds up no other process.
+    const encodings = encodeEncodings(entry.encodings);
+    return this.#write(() => this.#set(key, entry, options, encodings), true);
   }
 
   /** Deletes what lazy invalidations and `clear()` left, a slice per turn of the event loop. */
@@ -705,17 +734,28 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#reclaimWaiting = true;
       return;
     }
+    // The app's transaction (an injected `database`) is open across an await: a delete made in it
+    // would hold the file's write lock until it ends, or be rolled back with it.
+    if (this.database.inTransaction) {
+      this.#reclaimTimer = setTimeout(this.#reclaimSlice, BUSY_RETRY_MS).unref();
+      return;
+    }
     let more = true;
+    let wrote = false;
     const end = performance.now() + RECLAIM_TURN_MS;
     try {
-      while (more && performance.now() < end) more = this.#now(this.#reclaimTx);
+      while (more && performance.now() < end) {
+        more = this.#now(this.#reclaimTx);
+        wrote = true;
+      }
     } catch (error) {
       // Another process holds the write lock: tried again in a moment, this event loop free
       // meanwhile. Failing otherwise: the next invalidation or start goes on.
       if (isBusy(error)) this.#reclaimTimer = setTimeout(this.#reclaimSlice, BUSY_RETRY_MS).unref();
       return;
     } finally {
-      this.#wrote();
+      // A checkpoint for what was committed; none for a turn that found the lock taken.
+      if (wrote) this.#wrote();
     }
     if (more) this.#reclaimTimer = setTimeout(this.#reclaimSlice, 0).unref();
   };
@@ -747,10 +787,11 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
    * tried again every `BUSY_RETRY_MS` from a timer, after the writes waiting before it, until it
    * succeeds or `busyTimeout` has passed (it then fails with SQLite's SQLITE_BUSY error, as a
    * blocking wait would have). Inside the app's own transaction (an injected `database`) the write
-   * runs at once, with the connection's own timeout: it cannot wait past that transaction.
+   * runs at once, with the connection's own timeout: it cannot wait past that transaction. So
+   * does every write to a file not in WAL mode (see `#wal`).
    */
   #write<T>(write: () => T, fill: boolean): T | Promise<T> {
-    if (this.database.inTransaction) return write();
+    if (this.database.inTransaction || !this.#wal) return write();
     if (this.#waiting.length === 0) {
       try {
         return this.#now(write);
@@ -766,15 +807,31 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     });
   }
 
-  /** Tries the waiting writes in order, until one finds the lock taken again (see `#write`). */
+  /**
+   * Tries the waiting writes in order, until one finds the lock taken again, for at most
+   * `RECLAIM_TURN_MS` of this event loop: what is left goes on at the next turn.
+   */
   readonly #retryWaiting = (): void => {
     this.#waitTimer = undefined;
     const waiting = this.#waiting;
+    const end = performance.now() + RECLAIM_TURN_MS;
+    let delay = BUSY_RETRY_MS;
     while (waiting.length !== 0) {
-      // The app's transaction (an injected `database`) is open across an await: a write of this
-      // store made in it would be rolled back with it. Tried again once it has ended.
-      if (this.database.inTransaction) break;
       const next = waiting[0]!;
+      const now = performance.now();
+      if (now >= end) {
+        delay = 0;
+        break;
+      }
+      // The app's transaction (an injected `database`) is open across an await: a write of this
+      // store made in it would be rolled back with it. Tried again once it has ended, unless its
+      // time is up.
+      if (this.database.inTransaction) {
+        if (now < next.until) break;
+        this.#settle(next);
+        next.reject(Object.assign(new Error(`page-dumper: ${this.label}: database is locked (a transaction of this connection stayed open)`), { code: 'SQLITE_BUSY' }));
+        continue;
+      }
       let result: unknown;
       try {
         result = this.#now(next.write);
@@ -787,7 +844,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#settle(next);
       next.resolve(result);
     }
-    if (waiting.length !== 0) this.#waitTimer = setTimeout(this.#retryWaiting, BUSY_RETRY_MS);
+    if (waiting.length !== 0) this.#waitTimer = setTimeout(this.#retryWaiting, delay);
   };
 
   #settle(done: WaitingWrite): void {
@@ -795,26 +852,51 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     if (done.fill) this.#waitingFills--;
   }
 
+  /**
+   * At `close()`: the waiting writes but fills are made now, each waiting in this thread for what
+   * is left of its time (an invalidation dropped would leave its pages served by every other
+   * process); the fills are dropped (`false`).
+   */
+  #finishWaiting(): void {
+    clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    const timeout = this.#lockTimeout();
+    try {
+      for (const w of this.#waiting.splice(0)) {
+        if (w.fill || this.database.inTransaction) {
+          if (w.fill) w.resolve(false);
+          else w.reject(new Error(`page-dumper: ${this.label} was closed before the write lock was free`));
+          continue;
+        }
+        try {
+          this.database.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.ceil(w.until - performance.now()))}`);
+          w.resolve(w.write());
+        } catch (error) {
+          w.reject(error);
+        }
+      }
+    } finally {
+      this.#waitingFills = 0;
+      this.database.exec(`PRAGMA busy_timeout = ${timeout}`);
+    }
+  }
+
   /** Runs a write with the connection's busy timeout at 0: SQLITE_BUSY at once if another connection holds the lock. */
   #now<T>(write: () => T): T {
     const timeout = this.#lockTimeout();
     if (timeout === 0) return write();
-    this.#busyOff.run();
+    this.database.exec('PRAGMA busy_timeout = 0');
     try {
       return write();
     } finally {
-      let restore = this.#busyRestore.get(timeout);
-      if (restore === undefined) {
-        restore = this.database.prepare(`PRAGMA busy_timeout = ${timeout}`);
-        this.#busyRestore.set(timeout, restore);
-      }
-      restore.run();
+      this.database.exec(`PRAGMA busy_timeout = ${timeout}`);
     }
   }
 
   /** How long a write may wait for the lock: `busyTimeout`, or the injected database's own timeout. */
   #lockTimeout(): number {
-    return this.#busyTimeout ?? this.#busyRead.get()!;
+    // Read with a statement compiled now: a prepared one would answer the value of its compilation.
+    return this.#busyTimeout ?? Number(this.database.pragma('busy_timeout', { simple: true }));
   }
 
   // ------------------------------------------------------------ enumeration
@@ -946,8 +1028,11 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
 
   queueClaim(queue: string, options: QueueClaimOptions): QueuedItem[] | Promise<QueuedItem[]> {
     const q = this.#q();
+    const asked = Date.now();
     return this.#write(() => {
-      const rows = q.claim.all(options.now + options.lease, queue, options.now, options.max) as QueuedItem[];
+      // `now` moved on by the wait for the lock, if any: the lease runs from the claim.
+      const now = options.now + Math.max(0, Date.now() - asked);
+      const rows = q.claim.all(now + options.lease, queue, now, options.max) as QueuedItem[];
       return rows.sort((a, b) => a.id - b.id);
     }, false);
   }
@@ -972,9 +1057,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#reclaimTimer);
-    clearTimeout(this.#waitTimer);
-    for (const w of this.#waiting.splice(0)) w.reject(new Error(`page-dumper: ${this.label} was closed before the write lock was free`));
-    this.#waitingFills = 0;
+    if (this.#waiting.length !== 0) this.#finishWaiting();
     this.#local.clear();
     this.#seen?.clear();
     this.#seenRing.length = 0;
@@ -1064,11 +1147,11 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     // Inside the app's own transaction on an injected database the level cannot change (SQLite
     // refuses); the app's commit decides.
     if (this.#sync >= SYNC_FULL || this.database.inTransaction) return fn();
-    this.#setSync.run();
+    this.database.exec(this.#syncFull);
     try {
       return fn();
     } finally {
-      this.#restoreSync.run();
+      this.database.exec(this.#syncRestore);
     }
   }
 
