@@ -32,14 +32,14 @@ let gcMax = 0;
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     gcMax = Math.max(gcMax, e.duration);
-    if (probe !== undefined) gcPauses.push({ at: e.startTime, ms: e.duration });
+    for (const p of probes) p.gc.push({ at: e.startTime, ms: e.duration });
   }
 }).observe({ entryTypes: ['gc'] });
 /**
- * What the longest gap between two ticks of a 1 ms timer was made of, since `stallStart`: this
+ * What the longest gap between two ticks of a 1 ms timer was made of, while a probe runs: this
  * thread's CPU time in it, its time waiting for a core (both from the kernel's schedstat), the
- * garbage-collection pauses in it, and the longest SqliteStore `get()` or `set()` call in it. The rest of the gap
- * the thread was off a core of its own accord: sleeping, or blocked in a read or a lock.
+ * garbage-collection pauses in it, and the longest SqliteStore call in it. The rest of the gap the
+ * thread was off a core of its own accord: sleeping, or blocked in a read, a write or a lock.
  */
 const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
 const sched = () => {
@@ -50,16 +50,12 @@ const sched = () => {
     return { cpu: NaN, wait: NaN };
   }
 };
-let gcPauses = [];
-let callMax = { ms: 0, at: 0, name: '' };
-let probe;
-function probeStart() {
-  clearInterval(probe?.timer);
-  gcPauses = [];
-  callMax = { ms: 0, at: 0, name: '' };
+/** The probes running (`startProbe`): a stallStart..stallStop one, and one per timed operation. */
+const probes = new Set();
+function startProbe() {
   let last = performance.now();
   let lastSched = sched();
-  const p = { worst: undefined };
+  const p = { worst: undefined, gc: [], call: { ms: 0, at: 0, name: '' } };
   p.timer = setInterval(() => {
     const now = performance.now();
     const s = sched();
@@ -68,24 +64,26 @@ function probeStart() {
     last = now;
     lastSched = s;
   }, 1);
-  probe = p;
-}
-function probeStop() {
-  clearInterval(probe?.timer);
-  const w = probe?.worst;
-  if (w === undefined) return undefined;
-  const inGap = (t0, ms) => Math.max(0, Math.min(w.to, t0 + ms) - Math.max(w.from, t0));
-  const gcMs = gcPauses.reduce((sum, g) => sum + inGap(g.at, g.ms), 0);
-  const round = (x) => Math.round(x * 10) / 10;
-  return {
-    gapMs: round(w.gapMs),
-    cpuMs: round(w.cpuMs),
-    waitForCoreMs: round(w.waitMs),
-    gcMs: round(gcMs),
-    offCoreMs: round(w.gapMs - w.cpuMs - w.waitMs),
-    ...(callMax.at >= w.from && callMax.at <= w.to ? { longestStoreCall: `${callMax.name}() ${round(callMax.ms)} ms` } : {}),
+  p.stop = () => {
+    clearInterval(p.timer);
+    probes.delete(p);
+    const w = p.worst;
+    if (w === undefined) return undefined;
+    const inGap = (t0, ms) => Math.max(0, Math.min(w.to, t0 + ms) - Math.max(w.from, t0));
+    const round = (x) => Math.round(x * 10) / 10;
+    return {
+      gapMs: round(w.gapMs),
+      cpuMs: round(w.cpuMs),
+      waitForCoreMs: round(w.waitMs),
+      gcMs: round(p.gc.reduce((sum, g) => sum + inGap(g.at, g.ms), 0)),
+      offCoreMs: round(w.gapMs - w.cpuMs - w.waitMs),
+      ...(p.call.at >= w.from && p.call.at <= w.to ? { longestStoreCall: `${p.call.name}() ${round(p.call.ms)} ms` } : {}),
+    };
   };
+  probes.add(p);
+  return p;
 }
+let probe;
 
 let store;
 if (kind === 'memory') {
@@ -106,14 +104,14 @@ if (kind === 'memory') {
   store = new RedisStore({ client, prefix, commandTimeout: 60_000 });
 }
 if (kind === 'sqlite') {
-  // The longest get() or set() (synchronous: the whole call is on this thread), for the stall probe.
-  for (const name of ['get', 'set']) {
+  // The longest call of each (synchronous but while a write waits for the lock), for the probes.
+  for (const name of ['get', 'set', 'invalidate', 'clear']) {
     const call = store[name].bind(store);
     store[name] = (...args) => {
       const t0 = performance.now();
       const out = call(...args);
       const ms = performance.now() - t0;
-      if (ms > callMax.ms) callMax = { ms, at: t0 + ms, name };
+      for (const p of probes) if (ms > p.call.ms) p.call = { ms, at: t0 + ms, name };
       return out;
     };
   }
@@ -159,10 +157,14 @@ async function learn() {
 /** Stores entries from..to-1 (see bench/lib/scale-fill.mjs). */
 const fill = (from, to) => fillStore({ store, kind, template, page, from, to });
 
-/** Wall time, longest stall of this event loop and Redis commands of `fn` (and the 100 ms after it). */
+/**
+ * Wall time, longest stall of this event loop (and what it was made of: see `startProbe`) and
+ * Redis commands of `fn` (and the 100 ms after it).
+ */
 async function timed(fn) {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
+  const p = startProbe();
   const c0 = commands;
   gcMax = 0;
   const t0 = performance.now();
@@ -171,7 +173,7 @@ async function timed(fn) {
   const cmds = commands - c0;
   await new Promise((r) => setTimeout(r, 100));
   h.disable();
-  return { ms, stallMs: h.max / 1e6, commands: cmds, gcMs: gcMax };
+  return { ms, stallMs: h.max / 1e6, stall: p.stop(), commands: cmds, gcMs: gcMax };
 }
 
 let cpu0;
@@ -193,7 +195,8 @@ const handlers = {
     return { cpuUs: d.user + d.system, renders, stallMs: loopH.max / 1e6, gcMs: gcMax };
   },
   stallStart() {
-    probeStart();
+    probe?.stop();
+    probe = startProbe();
     loopH?.disable();
     loopH = monitorEventLoopDelay({ resolution: 1 });
     loopH.enable();
@@ -201,14 +204,17 @@ const handlers = {
   },
   stallStop() {
     loopH.disable();
-    stallAnatomy = probeStop();
+    stallAnatomy = probe?.stop();
+    probe = undefined;
     return loopH.max / 1e6;
   },
-  /** What the longest gap of the last stallStart..stallStop was made of (see `probeStart`). */
+  /** What the longest gap of the last stallStart..stallStop was made of (see `startProbe`). */
   stallAnatomy: () => stallAnatomy,
   gcMax: () => gcMax,
   async op({ op, n }) {
     if (op === 'paths') return timed(() => dumper.invalidate(Array.from({ length: n }, (_, i) => `/p/${i}`)));
+    // `n` paths spread over the store (every `step`-th page from `first`): entries far apart in it.
+    if (op === 'scattered') return timed(() => dumper.invalidate(Array.from({ length: n.count }, (_, i) => `/p/${n.first + i * n.step}`)));
     if (op === 'tag') return timed(() => dumper.invalidateTags('layout'));
     if (op === 'all') return timed(() => dumper.invalidateAll());
     throw new Error(op);

@@ -21,10 +21,13 @@
 //    the first one of an entry, which would compress it then.
 // 4. start (SqliteStore, RedisStore): a new server process opens the filled store; the time from
 //    spawn to its first HIT answer. That process then serves the hits during the invalidations.
-// 5. invalidate one path, 10,000 paths (N at 1,000), the tag `layout` (on every entry), and
+// 5. invalidate one path, 10,000 paths (N at 1,000: the first stored), 1,000 paths spread over the
+//    store (N/10 at 1,000: every N/1,000th page), the tag `layout` (on every entry), and
 //    invalidateAll(): wall time of the call in the process that made it, Redis commands it sent,
-//    the longest event-loop stall (monitorEventLoopDelay, 1 ms) in that process and in the process
-//    serving hits at the time (the same one for MemoryStore), then the time until the store's own
+//    the longest event-loop stall in that process and in the process serving hits at the time (the
+//    same one for MemoryStore): the longest gap between ticks of a 1 ms timer, with what it was
+//    made of (CPU, waiting for a core, GC, the longest SqliteStore call: in the JSON and on
+//    stderr), or monitorEventLoopDelay's maximum if larger; then the time until the store's own
 //    count (MemoryStore/SqliteStore `size`, Redis DBSIZE) shows the entries freed, with the longest
 //    stall meanwhile. The entries are stored again between steps.
 // Prints a Markdown table on stdout, progress on stderr, and writes .tmp/scale-<store>.json.
@@ -261,6 +264,10 @@ for (const n of SIZES) {
   await a.call('fill', { from: 0, to: 1 });
   await invalidate('paths', 'paths', k);
   await a.call('fill', { from: 0, to: k });
+  // 1,000 paths spread over the whole store (100 at 1,000 entries), not the first ones stored.
+  const spread = { count: Math.min(1000, n / 10), first: 7, step: Math.floor(n / Math.min(1000, n / 10)) };
+  await invalidate('scattered', 'scattered', spread);
+  for (let i = 0; i < spread.count; i++) await a.call('fill', { from: spread.first + i * spread.step, to: spread.first + i * spread.step + 1 });
   // Redis keeps the index set of each path (t:<path>) until the path itself is invalidated.
   await invalidate('tag', 'tag', undefined, STORE === 'redis' ? n + 20 : 0);
   log(`${STORE} ${n}: refill`);
@@ -280,11 +287,14 @@ rmSync(tmp, { recursive: true, force: true });
 // ------------------------------------------------------------------ report
 
 const f = (x, d = 0) => (x === undefined ? '–' : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
-const op = (o) => `${f(o.ms, o.ms < 10 ? 1 : 0)} ms${STORE === 'redis' ? ` / ${o.commands} cmd` : ''}, stall ${f(o.stallMs)} / ${f(o.servingStallMs)} ms`;
-const freed = (o) => (o.reclaimMs === undefined ? '' : `; freed in ${f(o.reclaimMs / 1000, 1)} s, stall ${f(o.reclaimStallMs)} ms`);
+// The stalls: the longest gap between ticks of a 1 ms timer (bench/scale-server.mjs, startProbe),
+// which monitorEventLoopDelay's maximum misses when the loop is held from the moment it is enabled.
+const gap = (anatomy, histogramMs) => Math.max(anatomy?.gapMs ?? 0, histogramMs ?? 0);
+const op = (o) => `${f(o.ms, o.ms < 10 ? 1 : 0)} ms${STORE === 'redis' ? ` / ${o.commands} cmd` : ''}, stall ${f(gap(o.stall, o.stallMs))} / ${f(gap(shared ? o.servingStall : o.stall, o.servingStallMs))} ms`;
+const freed = (o) => (o.reclaimMs === undefined ? '' : `; freed in ${f(o.reclaimMs / 1000, 1)} s, stall ${f(gap(o.reclaimStall, o.reclaimStallMs))} ms`);
 console.log(`\n### ${STORE}${REF ? ` (${REF})` : ''}\n`);
-console.log('| entries | fill /s | memory /entry | hits/s | CPU µs/hit | get() CPU µs | first hit of a new process | invalidate 1 path | 10,000 paths | tag on every entry | invalidateAll() |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('| entries | fill /s | memory /entry | hits/s | CPU µs/hit | get() CPU µs | first hit of a new process | invalidate 1 path | 10,000 paths | 1,000 scattered paths | tag on every entry | invalidateAll() |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   const mem =
     STORE === 'memory'
@@ -293,6 +303,6 @@ for (const r of results) {
         ? `${f(r.filePerEntry)} B file`
         : `${f(r.redisPerEntry)} B used_memory`;
   console.log(
-    `| ${f(r.n)} | ${f(r.fillPerSec)} | ${mem} | ${f(r.hitsPerSec)}${r.notHit ? ` (${r.notHit} not hit)` : ''} | ${f(r.cpuUsPerHit, 1)} | ${f(r.getCpuUs, 2)}${r.redisCpuUsPerGet === undefined ? '' : ` (+${f(r.redisCpuUsPerGet, 2)} in Redis)`} | ${r.startMs === undefined ? '–' : `${f(r.startMs)} ms`} | ${op(r.one)} | ${op(r.paths)} | ${op(r.tag)}${freed(r.tag)} | ${op(r.all)}${freed(r.all)} |`,
+    `| ${f(r.n)} | ${f(r.fillPerSec)} | ${mem} | ${f(r.hitsPerSec)}${r.notHit ? ` (${r.notHit} not hit)` : ''} | ${f(r.cpuUsPerHit, 1)} | ${f(r.getCpuUs, 2)}${r.redisCpuUsPerGet === undefined ? '' : ` (+${f(r.redisCpuUsPerGet, 2)} in Redis)`} | ${r.startMs === undefined ? '–' : `${f(r.startMs)} ms`} | ${op(r.one)} | ${op(r.paths)} | ${op(r.scattered)} | ${op(r.tag)}${freed(r.tag)} | ${op(r.all)}${freed(r.all)} |`,
   );
 }

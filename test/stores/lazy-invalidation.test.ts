@@ -156,17 +156,17 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
     }
   });
 
-  test('1,500 paths in one invalidation (an entry each): marked, none served, the others kept, deleted afterwards', async () => {
+  test('1,000 paths in one invalidation (an entry each): marked, none served, the others kept, deleted afterwards', async () => {
     const path = file();
     const s = new SqliteStore({ path });
     try {
-      fill(s, 3000, s.sequence());
-      s.invalidate(Array.from({ length: 1500 }, (_, i) => `/p${i * 2}`));
-      expect(s.size).toBe(3001);
-      expect(s.info().entries).toBe(1501);
-      for (let i = 0; i < 3000; i++) expect(s.get(`k:/p${i}`) === undefined, `k:/p${i}`).toBe(i % 2 === 0);
+      fill(s, 2000, s.sequence());
+      expect(typeof s.invalidate(Array.from({ length: 1000 }, (_, i) => `/p${i * 2}`))).toBe('number');
+      expect(s.size).toBe(2001);
+      expect(s.info().entries).toBe(1001);
+      for (let i = 0; i < 2000; i++) expect(s.get(`k:/p${i}`) === undefined, `k:/p${i}`).toBe(i % 2 === 0);
       await until(() => s.database.prepare('SELECT count(*) FROM page_dumper_stale').pluck().get() === 0);
-      expect(s.size).toBe(1501);
+      expect(s.size).toBe(1001);
       expect(s.get('k:/plain')).toBeDefined();
     } finally {
       s.close();

@@ -535,6 +535,35 @@ describe('SqliteStore', () => {
     s.close();
   });
 
+  test('more than 1,000 tags are invalidated 1,000 per transaction, one per turn, each with a sequence number of its own', async () => {
+    const path = freshPath();
+    const s = new SqliteStore({ path, maxTrackedTags: 100_000 });
+    try {
+      const before = s.sequence();
+      for (let i = 0; i < 2500; i += 100) s.set(`k:/p${i}`, entry(`/p${i}`, 10, before), limits);
+      const tags = Array.from({ length: 2500 }, (_, i) => `/p${i}`);
+      let turns = 0;
+      const counting = setInterval(() => turns++, 0);
+      const done = s.invalidate(tags);
+      expect(done).toBeInstanceOf(Promise);
+      const seq = await done;
+      clearInterval(counting);
+      expect(seq).toBe(before + 3);
+      expect(s.sequence()).toBe(seq);
+      // The event loop turned between the transactions.
+      expect(turns).toBeGreaterThan(0);
+      for (let i = 0; i < 2500; i += 100) expect(s.get(`k:/p${i}`)).toBeUndefined();
+      // A render that began before the call is refused for a tag of any chunk, the last included.
+      expect(s.set('k:/p2499', entry('/p2499', 10, before), limits)).toBe(false);
+      expect(s.set('k:/p10', entry('/p10', 10, before), limits)).toBe(false);
+      // One that began after the first chunk committed is not, for that chunk's tags.
+      expect(s.set('k:/p10', entry('/p10', 10, before + 1), limits)).toBe(true);
+      expect(s.set('k:/p2499', entry('/p2499', 10, seq), limits)).toBe(true);
+    } finally {
+      s.close();
+    }
+  });
+
   test('folds old invalidation points into a floor: a bounded table, still no stale fill', () => {
     const path = freshPath();
     const s = new SqliteStore({ path, maxTrackedTags: 10 });
