@@ -142,3 +142,78 @@ test('a response whose client went away before it finished is not stored', async
   expect(n).toBe(2);
   expect((await fetch(m.url + '/p')).headers.get('x-cache')).toBe('HIT');
 });
+
+test('a response whose every declared byte was written is stored, though the client left before end() came', async () => {
+  // As a file piped in ends the response at the stream's EOF, a read after its last data.
+  let n = 0;
+  let finish!: () => void;
+  let closed!: Promise<void>;
+  const dumper = createDumper({ logger: false });
+  const m = await listen(
+    withDumper(dumper, (_req, res) => {
+      n++;
+      closed = new Promise((resolve) => res.once('close', () => resolve()));
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '10' });
+      res.write('whole page');
+      finish = () => res.end();
+    }),
+  );
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = http.get(m.url + '/p', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      // The whole body (its Content-Length) is in: the visitor leaves.
+      res.on('end', () => {
+        req.destroy();
+        resolve(text);
+      });
+    });
+    req.on('error', reject);
+  });
+  expect(body).toBe('whole page');
+  await closed;
+  finish();
+  const hit = await fetch(m.url + '/p');
+  expect(hit.headers.get('x-cache')).toBe('HIT');
+  expect(await hit.text()).toBe('whole page');
+  expect(n).toBe(1);
+});
+
+test('a response closed before all of its declared Content-Length was written is not stored', async () => {
+  let n = 0;
+  let closed!: Promise<void>;
+  const dumper = createDumper({ logger: false });
+  const m = await listen(
+    withDumper(dumper, (_req, res) => {
+      n++;
+      closed = new Promise((resolve) => res.once('close', () => resolve()));
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '20' });
+      res.write('half page.');
+    }),
+  );
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  await new Promise<void>((resolve) => {
+    const req = http.get(m.url + '/p', (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', () => {});
+  });
+  await closed;
+  // Rendered again (its head comes at once; its body never ends).
+  const next = await fetch(m.url + '/p');
+  expect(next.headers.get('x-cache')).toBe('MISS');
+  expect(n).toBe(2);
+  await next.body?.cancel();
+});
+

@@ -615,7 +615,18 @@ function capture(x: Exchange, fill: Fill, member: { value: string } | undefined)
   // Closed before the app ended it: the client left, or the app destroyed the response. A close
   // inside end() (a response that closes as it ends) is settled by the end wrapper.
   res.on('close', () => {
-    if (!fill.done && !c.ending) c.stop('response aborted before it ended');
+    if (fill.done || c.ending || c.chunks === undefined) return;
+    // Every byte of the declared Content-Length was written: the response is whole, though end()
+    // has not come yet. A file piped in (koa-static, res.sendFile) ends it at the stream's EOF, a
+    // read after its last data, and a client that had the whole body may leave before that.
+    if (c.head !== undefined && c.declared !== undefined && Number(c.declared) === c.size) {
+      const chunks = c.chunks;
+      c.ended(res, false);
+      // What the app writes or ends with from now on is not part of the stored page.
+      if (c.chunks === chunks) c.chunks = undefined;
+      return;
+    }
+    c.stop('response aborted before it ended');
   });
 }
 
