@@ -140,7 +140,8 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
       expect(s.size).toBe(3001);
       expect(s.info()).toMatchObject({ entries: 1, bytes: plain });
       expect(s.get('k:/p5')).toBeUndefined();
-      expect(s.set('k:/p7', entry('/p7', seq), limits)).toBe(true);
+      // (A promise while the background thread holds the write lock.)
+      expect(await s.set('k:/p7', entry('/p7', seq), limits)).toBe(true);
       // Done once the tag's mark is dropped.
       await until(() => s.database.prepare('SELECT count(*) FROM page_dumper_stale').pluck().get() === 0);
       expect(s.size).toBe(2);
@@ -188,11 +189,14 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
       // The invalidation's own transaction, and no other.
       expect(statements.filter((sql) => sql === 'BEGIN IMMEDIATE')).toHaveLength(1);
       expect(s.size).toBe(10);
-      // Another process marks a tag on 1,500 entries and stops before deleting them.
-      const other = new SqliteStore({ path });
+      // Another process marks a tag on 1,500 entries and stops before deleting them (a store on
+      // an injected database deletes on its own event loop, from a timer that has not run yet).
+      const otherDb = new Database(path);
+      const other = new SqliteStore({ database: otherDb });
       fill(other, 1500, other.sequence());
       other.invalidate(['layout']);
       other.close();
+      otherDb.close();
       expect(s.size).toBe(1501);
       s.invalidate(['/plain']);
       await until(() => s.size === 0);
@@ -228,6 +232,23 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
     }
   });
 
+  test('a store that opened its file deletes them on its background thread, while this event loop is held', () => {
+    const path = file();
+    const s = new SqliteStore({ path });
+    try {
+      fill(s, 1500, s.sequence());
+      expect(typeof s.invalidate(['layout'])).toBe('number');
+      // No timer of this thread runs from here on: only another thread can delete them.
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 20_000 && s.size !== 1; i++) Atomics.wait(nap, 0, 0, 1);
+      expect(s.size).toBe(1);
+      expect(s.get('k:/plain')).toBeDefined();
+    } finally {
+      s.close();
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  });
+
   test('a process that stops in the middle leaves the rest to the next one that opens the file', async () => {
     const path = file();
     try {
@@ -254,7 +275,8 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
       expect(s.info()).toMatchObject({ entries: 0, bytes: 0 });
       expect(s.get('k:/plain')).toBeUndefined();
       expect(s.entries({ limit: 10 }).entries).toEqual([]);
-      expect(s.set('k:/p3', entry('/p3', s.sequence()), limits)).toBe(true);
+      // (A promise while the background thread holds the write lock.)
+      expect(await s.set('k:/p3', entry('/p3', s.sequence()), limits)).toBe(true);
       await until(() => s.size === 1);
       expect(s.get('k:/p3')).toBeDefined();
       expect(s.info()).toMatchObject({ entries: 1, bytes: s.bytes });

@@ -119,20 +119,81 @@ const CHECKPOINT_BACKSTOP = 16384;
  */
 const WAL_KEPT_BYTES = 128 * 2 ** 20;
 /**
- * The background checkpointer: a thread with a connection of its own to the file, which runs a
- * PASSIVE checkpoint (never waiting for readers or writers) each time it is asked, and answers
- * when it is done. Plain CommonJS, evaluated by `Worker`: the same text serves both builds.
+ * The background thread of a store that opened its file (`path`), with a connection of its own:
+ * - the checkpointer: asked with `0`, it runs a PASSIVE checkpoint (never waiting for readers or
+ *   writers) and answers `{ checkpoint }` when it is done;
+ * - the background deletes: asked with `'reclaim'`, it deletes what lazy invalidations and
+ *   `clear()` marked (`workerData.reclaim`: the statements of `reclaimStatements`), in
+ *   transactions scaled to about `RECLAIM_TX_MS` each, `RECLAIM_TURN_MS` of them per turn, a
+ *   checkpoint after each turn, until none is left; then answers `{ reclaimed }`. Its connection
+ *   never waits for the lock: a turn that finds it taken is tried again a millisecond later. So
+ *   neither the deletes nor their checkpoints hold the event loop, however far apart on disk
+ *   the entries are (a thousand scattered over a file of a million: seconds of page reads).
+ * Plain CommonJS, evaluated by `Worker`: the same text serves both builds.
  */
-const CHECKPOINTER = `
+const BACKGROUND_THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.path, { fileMustExist: true, timeout: 0 });
 db.pragma('wal_autocheckpoint = 0');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+const { cleared, stale, drop, slice: first, min, max, txMs, turnMs } = workerData.reclaim;
+const deleteCleared = db.prepare(cleared);
+const deleteStale = db.prepare(stale);
+const dropStale = db.prepare(drop);
+const reclaimTx = db.transaction((n) => {
+  if (deleteCleared.run(n).changes > 0) return true;
+  if (deleteStale.run(n).changes === n) return true;
+  dropStale.run();
+  return false;
+});
+let closed = false;
+let reclaiming = false;
+let slice = first;
+function turn() {
+  if (closed) return;
+  const end = performance.now() + turnMs;
+  let more = true;
+  let wrote = false;
+  try {
+    while (more && performance.now() < end) {
+      const t0 = performance.now();
+      more = reclaimTx.immediate(slice);
+      wrote = true;
+      const ms = performance.now() - t0;
+      slice = Math.round(Math.min(max, Math.max(min, slice / 2, Math.min(slice * 2, (slice * txMs) / Math.max(ms, 0.01)))));
+    }
+  } catch (error) {
+    if (!String(error && error.code).startsWith('SQLITE_BUSY')) {
+      reclaiming = false;
+      parentPort.postMessage({ reclaimed: false, error: String(error && error.message) });
+      return;
+    }
+  }
+  if (wrote) {
+    try {
+      checkpoint.get();
+    } catch {}
+  }
+  if (!more) {
+    reclaiming = false;
+    parentPort.postMessage({ reclaimed: true });
+    return;
+  }
+  setTimeout(turn, 1);
+}
 parentPort.on('message', (m) => {
   if (m === 'close') {
+    closed = true;
     db.close();
     parentPort.close();
+    return;
+  }
+  if (m === 'reclaim') {
+    if (!reclaiming) {
+      reclaiming = true;
+      setImmediate(turn);
+    }
     return;
   }
   let answer;
@@ -141,9 +202,22 @@ parentPort.on('message', (m) => {
   } catch (error) {
     answer = { error: String(error && error.message) };
   }
-  parentPort.postMessage(answer);
+  parentPort.postMessage({ checkpoint: answer });
 });
 `;
+
+/** The statements that delete what lazy invalidations and `clear()` marked, for tables prefixed `p`. */
+function reclaimStatements(p: string): { cleared: string; stale: string; drop: string } {
+  return {
+    cleared: `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1) ORDER BY id LIMIT ?)`,
+    // CROSS JOIN keeps the marked tags the outer loop: each is a range of the tag index (the
+    // rows of deleted entries go with them, so the range starts with what is left). Left to
+    // itself, SQLite (no statistics) walks the whole tag index in entry order instead, for the
+    // DISTINCT: 90-180 ms at a million entries for each turn, even with no tag marked.
+    stale: `DELETE FROM ${p}entries WHERE id IN (SELECT DISTINCT x.entry FROM ${p}stale s CROSS JOIN ${p}entry_tags x ON x.tag = s.tag AND x.entry <= s.mark LIMIT ?)`,
+    drop: `DELETE FROM ${p}stale`,
+  };
+}
 
 /** Bytes counted per entry on top of its body, headers, key and tags: the row, its rowid and key index. */
 const ENTRY_OVERHEAD = 128;
@@ -158,21 +232,22 @@ const VARIANT_OVERHEAD = 16;
 const SCHEMA_VERSION = 4;
 /**
  * An invalidation whose tags are carried by more entries than this (together) is made lazily:
- * its entries are invalid at once (reads check the tags in `stale`), and deleted afterwards, a
- * slice per transaction (see `#reclaimSlice`). Deleting an entry in the invalidation's own
- * transaction costs microseconds in a small file, but in a large one its pages are far apart:
- * at a million entries, 400-550 µs each for entries spread over the file (the row, its key, its
- * two tag rows, each a page of WAL, synced), so 100 paths held the event loop 53 ms and 1,000
- * paths 363 ms (BENCHMARKS.md, "SqliteStore: deleting scattered entries").
+ * its entries are invalid at once (reads check the tags in `stale`), and deleted afterwards, on
+ * the background thread (see `BACKGROUND_THREAD`; with an injected `database`, a slice per turn
+ * of the event loop). Deleting an entry in the invalidation's own transaction costs microseconds
+ * in a small file, but in a large one its pages are far apart: at a million entries, 400-550 µs
+ * each for entries spread over the file (the row, its key, its two tag rows, each a page of WAL,
+ * synced), and 2.5 ms with the file out of the page cache, so 100 paths held the event loop 53 ms
+ * and 1,000 paths 363 ms (BENCHMARKS.md, "SqliteStore: what the stalls were").
  */
-const LAZY_ENTRIES = 64;
+const LAZY_ENTRIES = 16;
 /**
  * Entries deleted per background transaction at first, and its bounds: after each, the slice is
  * scaled by `RECLAIM_TX_MS` over the time the transaction took (at most halved or doubled), so a
  * transaction takes about that. Entries stored together (a tag on every page, `clear()`) are
  * deleted a hundred or more at a time; entries spread over a large file, a few dozen.
  */
-const RECLAIM_SLICE = 100;
+const RECLAIM_SLICE = 16;
 const RECLAIM_SLICE_MIN = 4;
 const RECLAIM_SLICE_MAX = 2000;
 const RECLAIM_TX_MS = 2;
@@ -258,14 +333,15 @@ function byteLength(s: string): number {
  * sequence bump, the tag invalidation points and the deletion of the entries they reach commit
  * together or not at all. Because invalidation deletes the entries it reaches in that same
  * transaction, and a fill checks the points in its own, a row in the table is valid but in two
- * cases, which a read checks without reading the row: an invalidation reaching more than 64
- * entries (a `layout` tag on every page, a few hundred paths) marks its tags with the last entry
+ * cases, which a read checks without reading the row: an invalidation reaching more than 16
+ * entries (a `layout` tag on every page, a few dozen paths) marks its tags with the last entry
  * id, and `clear()` marks every entry so; the rows are then deleted in the background, in
- * transactions of a few milliseconds (the number of rows adapts to what they cost) and 5 ms per
- * turn of the event loop, by the process that made the mark (or the next one to open the file).
- * Deleting a million rows in the invalidation's own transaction would hold the file's write lock,
- * and this process's event loop, for many seconds; in a large file, a hundred scattered ones
- * already take tens of milliseconds (see `LAZY_ENTRIES`).
+ * transactions of a few milliseconds (the number of rows adapts to what they cost), by the
+ * process that made the mark (or the next one to open the file): on its background thread, or,
+ * with an injected `database`, 5 ms per turn of the event loop. Deleting a million rows in the
+ * invalidation's own transaction would hold the file's write lock, and the event loop, for many
+ * seconds; in a large file, a hundred scattered ones already take tens of milliseconds (see
+ * `LAZY_ENTRIES`).
  *
  * Checkpoints (copying the WAL into the file, then syncing both) run on a thread of their own
  * when the store opened the file (`path`): from its first write, the store asks a worker thread,
@@ -274,8 +350,9 @@ function byteLength(s: string): number {
  * a commit, on this event loop: 1,000 pages copied and two syncs, which took up to hundreds of
  * milliseconds every dozen transactions of a large deletion. It stays on as a backstop, past 64
  * MiB of WAL, and takes over again if the thread fails. An injected `database` keeps its own
- * checkpoint settings. The background deletes run one turn per checkpoint: SQLite starts the WAL
- * over only after a checkpoint copied all of it, so the WAL holds about a turn's pages.
+ * checkpoint settings. The same thread makes the background deletes, a checkpoint after each
+ * turn of them: SQLite starts the WAL over only after a checkpoint copied all of it, so the WAL
+ * holds about a turn's pages.
  *
  * Query-string variants of a path (`variant: true`) are bounded by `maxVariantsPerPath`: one more
  * evicts the least recently *stored* variant of that path, for the reason the byte bound evicts in
@@ -334,6 +411,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
   #unCheckpointed = false;
   /** A turn of reclaiming waits for the running checkpoint to end (see `#reclaimSlice`). */
   #reclaimWaiting = false;
+  /** The background thread was asked to delete what is marked, and has not said it is done. */
+  #reclaimOnThread = false;
 
   readonly #get: Database.Statement<[string], EntryRow>;
   readonly #idOf: Database.Statement<[string], number>;
@@ -583,16 +662,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         this.#startReclaiming();
       };
 
-      // CROSS JOIN keeps the marked tags the outer loop: each is a range of the tag index (the
-      // rows of deleted entries go with them, so the range starts with what is left). Left to
-      // itself, SQLite (no statistics) walks the whole tag index in entry order instead, for the
-      // DISTINCT: 90-180 ms at a million entries for each turn, even with no tag marked.
-      const deleteStale = prepare<[number], unknown>(
-        `DELETE FROM ${p}entries WHERE id IN (SELECT DISTINCT x.entry FROM ${p}stale s CROSS JOIN ${p}entry_tags x ON x.tag = s.tag AND x.entry <= s.mark LIMIT ?)`,
-      );
-      const deleteCleared = prepare<[number], unknown>(
-        `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1) ORDER BY id LIMIT ?)`,
-      );
+      const reclaimSql = reclaimStatements(p);
+      const deleteStale = prepare<[number], unknown>(reclaimSql.stale);
+      const deleteCleared = prepare<[number], unknown>(reclaimSql.cleared);
       /** Deletes up to `slice` invalid entries; whether there may be more. */
       const reclaimTx = db.transaction((slice: number): boolean => {
         if (deleteCleared.run(slice).changes > 0) return true;
@@ -722,8 +794,19 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     return this.#write(() => this.#set(key, entry, options, encodings), true);
   }
 
-  /** Deletes what lazy invalidations and `clear()` left, a slice per turn of the event loop. */
+  /**
+   * Deletes what lazy invalidations and `clear()` left: on the background thread of a store that
+   * opened its file, else a slice per turn of this event loop.
+   */
   #startReclaiming(): void {
+    if (this.#file !== undefined && this.#checkpointer !== null) {
+      const thread = (this.#checkpointer ??= this.#startThread());
+      if (thread !== null) {
+        this.#reclaimOnThread = true;
+        thread.postMessage('reclaim');
+        return;
+      }
+    }
     this.#reclaimTimer ??= setTimeout(this.#reclaimSlice, 0).unref();
   }
 
@@ -1049,11 +1132,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
 
   queueClaim(queue: string, options: QueueClaimOptions): QueuedItem[] | Promise<QueuedItem[]> {
     const q = this.#q();
-    const asked = Date.now();
     return this.#write(() => {
-      // `now` moved on by the wait for the lock, if any: the lease runs from the claim.
-      const now = options.now + Math.max(0, Date.now() - asked);
-      const rows = q.claim.all(now + options.lease, queue, now, options.max) as QueuedItem[];
+      const rows = q.claim.all(options.now + options.lease, queue, options.now, options.max) as QueuedItem[];
       return rows.sort((a, b) => a.id - b.id);
     }, false);
   }
@@ -1096,7 +1176,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     if (this.#file === undefined || this.#checkpointer === null) return;
     this.#unCheckpointed = true;
     if (this.#checkpointing) return;
-    const worker = (this.#checkpointer ??= this.#startCheckpointer());
+    const worker = (this.#checkpointer ??= this.#startThread());
     if (worker === null) return;
     this.#unCheckpointed = false;
     this.#checkpointing = true;
@@ -1107,16 +1187,29 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
    * The checkpointer thread, with this connection's own automatic checkpoint raised to the
    * backstop; `null` (and SQLite's automatic checkpoint left on) when the thread cannot start.
    */
-  #startCheckpointer(): Worker | null {
+  #startThread(): Worker | null {
     const module = moduleFile(Database);
     if (module === undefined) return null;
     let worker: Worker;
     try {
-      worker = new Worker(CHECKPOINTER, { eval: true, workerData: { module, path: this.#file } });
+      const reclaim = {
+        ...reclaimStatements(this.tablePrefix),
+        slice: RECLAIM_SLICE,
+        min: RECLAIM_SLICE_MIN,
+        max: RECLAIM_SLICE_MAX,
+        txMs: RECLAIM_TX_MS,
+        turnMs: RECLAIM_TURN_MS,
+      };
+      worker = new Worker(BACKGROUND_THREAD, { eval: true, workerData: { module, path: this.#file, reclaim } });
     } catch {
       return null;
     }
-    worker.on('message', () => {
+    worker.on('message', (m: { checkpoint?: unknown; reclaimed?: boolean }) => {
+      if (m.reclaimed !== undefined) {
+        // Done, or failed otherwise than busy: the next invalidation or start goes on.
+        this.#reclaimOnThread = false;
+        return;
+      }
       this.#checkpointing = false;
       if (this.#closed) return;
       if (this.#reclaimWaiting) {
@@ -1133,8 +1226,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#checkpointing = false;
       if (this.#closed) return;
       this.database.pragma('wal_autocheckpoint = 1000');
-      if (this.#reclaimWaiting) {
+      if (this.#reclaimWaiting || this.#reclaimOnThread) {
         this.#reclaimWaiting = false;
+        this.#reclaimOnThread = false;
         this.#startReclaiming();
       }
     });
