@@ -871,6 +871,27 @@ describe('SqliteStore', () => {
       after.close();
     });
 
+    test('close() after the app closed its injected database fails the writes still waiting', async () => {
+      const path = freshPath();
+      const db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      const s = new SqliteStore({ database: db });
+      const other = new Database(path);
+      other.exec('BEGIN IMMEDIATE');
+      try {
+        const invalidation = s.invalidate(['/a']);
+        const fill = s.set('k:/b', entry('/b', 1, s.sequence()), limits);
+        const failed = expect(invalidation).rejects.toThrow(`page-dumper: SqliteStore ${db.name} was closed before the write lock was free`);
+        db.close();
+        s.close();
+        await failed;
+        expect(await fill).toBe(false);
+      } finally {
+        other.exec('ROLLBACK');
+        other.close();
+      }
+    });
+
     test("a write waiting while the app's own transaction stays open fails once its time is up", async () => {
       const path = freshPath();
       const db = new Database(path, { timeout: 30 });

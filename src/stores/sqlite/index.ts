@@ -137,15 +137,23 @@ const Database = require(workerData.module);
 const db = new Database(workerData.path, { fileMustExist: true, timeout: 0 });
 db.pragma('wal_autocheckpoint = 0');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-const { cleared, stale, drop, slice: first, min, max, txMs, turnMs } = workerData.reclaim;
+const { cleared, staleTags, range, unmark, anyStale, slice: first, min, max, txMs, turnMs } = workerData.reclaim;
 const deleteCleared = db.prepare(cleared);
-const deleteStale = db.prepare(stale);
-const dropStale = db.prepare(drop);
+const tagsMarked = db.prepare(staleTags);
+const deleteRange = db.prepare(range);
+const unmarkTag = db.prepare(unmark);
+const anyMarked = db.prepare(anyStale).pluck();
+// As the store's own reclaimTx (for an injected database): see there.
 const reclaimTx = db.transaction((n) => {
   if (deleteCleared.run(n).changes > 0) return true;
-  if (deleteStale.run(n).changes === n) return true;
-  dropStale.run();
-  return false;
+  let left = n;
+  for (const { tag, mark } of tagsMarked.all(n)) {
+    const done = deleteRange.run(tag, mark, left).changes;
+    if (done === left) return true;
+    unmarkTag.run(tag);
+    left -= done;
+  }
+  return anyMarked.get() === 1;
 });
 let closed = false;
 let reclaiming = false;
@@ -207,15 +215,19 @@ parentPort.on('message', (m) => {
 `;
 
 /** The statements that delete what lazy invalidations and `clear()` marked, for tables prefixed `p`. */
-function reclaimStatements(p: string): { cleared: string; stale: string; drop: string } {
+function reclaimStatements(p: string): { cleared: string; staleTags: string; range: string; unmark: string; anyStale: string } {
   return {
     cleared: `DELETE FROM ${p}entries WHERE id IN (SELECT id FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1) ORDER BY id LIMIT ?)`,
-    // CROSS JOIN keeps the marked tags the outer loop: each is a range of the tag index (the
-    // rows of deleted entries go with them, so the range starts with what is left). Left to
-    // itself, SQLite (no statistics) walks the whole tag index in entry order instead, for the
-    // DISTINCT: 90-180 ms at a million entries for each turn, even with no tag marked.
-    stale: `DELETE FROM ${p}entries WHERE id IN (SELECT DISTINCT x.entry FROM ${p}stale s CROSS JOIN ${p}entry_tags x ON x.tag = s.tag AND x.entry <= s.mark LIMIT ?)`,
-    drop: `DELETE FROM ${p}stale`,
+    // One marked tag at a time, each a range of the tag index's key (tag, entry): the rows of
+    // deleted entries go with them, so the range starts with what is left, and a tag whose range
+    // is empty is unmarked at once, never searched again. (One statement over all the marked
+    // tags, a join, searched every one of them again in each transaction: quadratic in the tags
+    // of an invalidation of 10,000 paths; and left to itself, SQLite walked the whole tag index
+    // instead, 90-180 ms at a million entries, even with no tag marked.)
+    staleTags: `SELECT tag, mark FROM ${p}stale ORDER BY tag LIMIT ?`,
+    range: `DELETE FROM ${p}entries WHERE id IN (SELECT entry FROM ${p}entry_tags WHERE tag = ? AND entry <= ? LIMIT ?)`,
+    unmark: `DELETE FROM ${p}stale WHERE tag = ?`,
+    anyStale: `SELECT EXISTS (SELECT 1 FROM ${p}stale)`,
   };
 }
 
@@ -279,10 +291,13 @@ function isBusy(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
+type WriteKind = 'fill' | 'claim' | 'write';
+
 /** A write that found the file's write lock taken, tried again every `BUSY_RETRY_MS` (see `#write`). */
 interface WaitingWrite {
   readonly write: () => unknown;
-  readonly fill: boolean;
+  /** A fill (dropped at `close()`), a claim of queue items (refused then), or another write. */
+  readonly kind: WriteKind;
   /** `performance.now()` past which it fails with the last SQLITE_BUSY error. */
   readonly until: number;
   readonly resolve: (value: unknown) => void;
@@ -325,9 +340,9 @@ function byteLength(s: string): number {
  * entries are kept and the sequence number never goes back.
  *
  * Answers synchronously (better-sqlite3 is synchronous), so a hit allocates no promise; a write
- * too, but while another process holds the file's write lock: it then answers with a promise and
- * waits off the event loop (see `busyTimeout`). A hit
- * never writes: it is either a lookup in the key's index that finds the row this process's copy
+ * too, but while another connection holds the file's write lock (another process, or this
+ * store's thread deleting): it then answers with a promise and waits off the event loop (see
+ * `busyTimeout`). A hit never writes: it is either a lookup in the key's index that finds the row this process's copy
  * was decoded from (see `localBytes`), or one read of the row. A fill, an invalidation and `clear()`
  * are each one `BEGIN IMMEDIATE` transaction, which serializes them across processes: the
  * sequence bump, the tag invalidation points and the deletion of the entries they reach commit
@@ -663,15 +678,24 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       };
 
       const reclaimSql = reclaimStatements(p);
-      const deleteStale = prepare<[number], unknown>(reclaimSql.stale);
       const deleteCleared = prepare<[number], unknown>(reclaimSql.cleared);
+      const tagsMarked = prepare<[number], { tag: string; mark: number }>(reclaimSql.staleTags);
+      const deleteRange = prepare<[string, number, number], unknown>(reclaimSql.range);
+      const unmarkTag = prepare<[string], unknown>(reclaimSql.unmark);
+      const anyMarked = prepare<[], number>(reclaimSql.anyStale).pluck();
       /** Deletes up to `slice` invalid entries; whether there may be more. */
       const reclaimTx = db.transaction((slice: number): boolean => {
         if (deleteCleared.run(slice).changes > 0) return true;
-        if (deleteStale.run(slice).changes === slice) return true;
-        // Every marked entry is gone (the write lock held since the delete): the marks go too.
-        dropStale.run();
-        return false;
+        let left = slice;
+        for (const { tag, mark } of tagsMarked.all(slice)) {
+          const done = deleteRange.run(tag, mark, left).changes;
+          if (done === left) return true;
+          // No entry of the tag up to its mark is left, and none can come (the write lock is held
+          // since the read of the mark; new entries get higher ids): its mark goes.
+          unmarkTag.run(tag);
+          left -= done;
+        }
+        return anyMarked.get() === 1;
       });
       this.#reclaimTx = () => {
         const t0 = performance.now();
@@ -685,8 +709,17 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#pending = prepare<[], number>(
         `SELECT EXISTS (SELECT 1 FROM ${p}stale) OR EXISTS (SELECT 1 FROM ${p}entries WHERE id <= (SELECT cleared FROM ${p}state WHERE id = 1))`,
       ).pluck();
+      // Only the marked rows are read: those up to the `clear()` mark (a range of ids), and those
+      // in the marked tags' ranges of the tag index. (Checking every row took a second at a
+      // million entries, while any mark was left.)
       this.#stale = prepare<[], { entries: number; bytes: number }>(
-        `SELECT count(*) AS entries, coalesce(sum(size), 0) AS bytes FROM ${p}entries e WHERE NOT (${valid(p)})`,
+        `WITH c AS (SELECT cleared AS id FROM ${p}state WHERE id = 1),
+         marked AS (
+           SELECT id FROM ${p}entries WHERE id <= (SELECT id FROM c)
+           UNION
+           SELECT x.entry FROM ${p}stale s CROSS JOIN ${p}entry_tags x ON x.tag = s.tag AND x.entry <= s.mark WHERE x.entry > (SELECT id FROM c)
+         )
+         SELECT count(*) AS entries, coalesce(sum(e.size), 0) AS bytes FROM marked m JOIN ${p}entries e ON e.id = m.id`,
       );
 
       // Fail here, not on the first request, when the file cannot be written (read-only, full
@@ -783,7 +816,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
 
   /**
    * Stores an entry, in one transaction. Answers `true` or `false` (refused: see `Store.set`) at
-   * once, or a promise of it while another process holds the file's write lock (see `#write`);
+   * once, or a promise of it while another connection holds the file's write lock (see `#write`);
    * `false` at once when `MAX_WAITING_FILLS` fills already wait for it.
    */
   set(key: string, entry: StoredEntry, options: SetOptions): boolean | Promise<boolean> {
@@ -791,7 +824,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     if (this.#waitingFills >= MAX_WAITING_FILLS) return false;
     // Encoded once, before the write lock is taken: copying the bodies holds up no other process.
     const encodings = encodeEncodings(entry.encodings);
-    return this.#write(() => this.#set(key, entry, options, encodings), true);
+    return this.#write(() => this.#set(key, entry, options, encodings), 'fill');
   }
 
   /**
@@ -854,7 +887,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
    */
   invalidate(tags: readonly string[]): number | Promise<number> {
     this.#open();
-    if (tags.length <= INVALIDATE_CHUNK) return this.#write(() => this.#durably(() => this.#invalidate(tags)), false);
+    if (tags.length <= INVALIDATE_CHUNK) return this.#write(() => this.#durably(() => this.#invalidate(tags)), 'write');
     return (async () => {
       let seq = 0;
       for (let i = 0; i < tags.length; i += INVALIDATE_CHUNK) {
@@ -863,7 +896,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
           this.#open();
         }
         const chunk = tags.slice(i, i + INVALIDATE_CHUNK);
-        seq = await this.#write(() => this.#durably(() => this.#invalidate(chunk)), false);
+        seq = await this.#write(() => this.#durably(() => this.#invalidate(chunk)), 'write');
       }
       return seq;
     })();
@@ -877,7 +910,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       this.#seen?.clear();
       this.#seenRing.length = 0;
       this.#seenNext = 0;
-    }, false);
+    }, 'write');
   }
 
   // ------------------------------------------------------------ waiting for the write lock
@@ -894,7 +927,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
    * runs at once, with the connection's own timeout: it cannot wait past that transaction. So
    * does every write to a file not in WAL mode (see `#wal`).
    */
-  #write<T>(write: () => T, fill: boolean): T | Promise<T> {
+  #write<T>(write: () => T, kind: WriteKind): T | Promise<T> {
     if (this.database.inTransaction || !this.#wal) return write();
     if (this.#waiting.length === 0) {
       try {
@@ -904,8 +937,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       }
     }
     return new Promise<T>((resolve, reject) => {
-      this.#waiting.push({ write, fill, until: performance.now() + this.#lockTimeout(), resolve: resolve as (value: unknown) => void, reject });
-      if (fill) this.#waitingFills++;
+      this.#waiting.push({ write, kind, until: performance.now() + this.#lockTimeout(), resolve: resolve as (value: unknown) => void, reject });
+      if (kind === 'fill') this.#waitingFills++;
       // Not unref'd: a process that awaits an invalidation must not exit before it is written.
       this.#waitTimer ??= setTimeout(this.#retryWaiting, BUSY_RETRY_MS);
     });
@@ -953,23 +986,34 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
 
   #settle(done: WaitingWrite): void {
     this.#waiting.shift();
-    if (done.fill) this.#waitingFills--;
+    if (done.kind === 'fill') this.#waitingFills--;
   }
 
   /**
-   * At `close()`: the waiting writes but fills are made now, each waiting in this thread for what
-   * is left of its time (an invalidation dropped would leave its pages served by every other
-   * process); the fills are dropped (`false`).
+   * At `close()`: the waiting writes are made now, each waiting in this thread for what is left of
+   * its time (an invalidation dropped would leave its pages served by every other process), but
+   * fills, dropped (`false`), and claims of queue items, refused (a closing process would hold
+   * leases it never works on).
    */
   #finishWaiting(): void {
     clearTimeout(this.#waitTimer);
     this.#waitTimer = undefined;
+    const closed = () => new Error(`page-dumper: ${this.label} was closed before the write lock was free`);
+    // An injected database the app closed first: nothing can be written.
+    if (!this.database.open) {
+      for (const w of this.#waiting.splice(0)) {
+        if (w.kind === 'fill') w.resolve(false);
+        else w.reject(closed());
+      }
+      this.#waitingFills = 0;
+      return;
+    }
     const timeout = this.#lockTimeout();
     try {
       for (const w of this.#waiting.splice(0)) {
-        if (w.fill || this.database.inTransaction) {
-          if (w.fill) w.resolve(false);
-          else w.reject(new Error(`page-dumper: ${this.label} was closed before the write lock was free`));
+        if (w.kind !== 'write' || this.database.inTransaction) {
+          if (w.kind === 'fill') w.resolve(false);
+          else w.reject(closed());
           continue;
         }
         try {
@@ -1031,8 +1075,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
 
   /**
    * Lists entries through indexes: by row id, by the tag index for `tag`, by a range of the tag
-   * index for `pathPrefix` (an entry's path is one of its tags). Rows in the table are always
-   * valid (invalidation deletes them), so nothing is checked.
+   * index for `pathPrefix` (an entry's path is one of its tags). Each row is checked against the
+   * marks of lazy invalidations and `clear()` (see `valid`), from the indexes.
    */
   entries(options: EntryListOptions = {}): EntryPage {
     const limit = listLimit(options);
@@ -1069,9 +1113,14 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
    * still to be deleted.
    */
   info(): StoreInfo {
-    const { entries, bytes } = this.#open().#counts.get()!;
-    const stale = this.#pending.get() === 1 ? this.#stale.get()! : { entries: 0, bytes: 0 };
-    return { entries: entries - stale.entries, bytes: bytes - stale.bytes, tags: this.#l().tags.get()!, sequence: this.sequence() };
+    const l = this.#open().#l();
+    // One read transaction: the counts and what is still to delete from one state of the file,
+    // which the background thread (or another process) deletes from meanwhile.
+    return this.database.transaction((): StoreInfo => {
+      const { entries, bytes } = this.#counts.get()!;
+      const stale = this.#pending.get() === 1 ? this.#stale.get()! : { entries: 0, bytes: 0 };
+      return { entries: entries - stale.entries, bytes: bytes - stale.bytes, tags: l.tags.get()!, sequence: this.#seq.get()! };
+    }).deferred();
   }
 
   #info(row: ListRow): EntryInfo {
@@ -1127,7 +1176,7 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       const rows = this.#durably(() => q.push.all(queue, notBefore, JSON.stringify(payloads))) as Array<{ id: number }>;
       this.#wrote();
       return rows.map((r) => r.id).sort((a, b) => a - b);
-    }, false);
+    }, 'write');
   }
 
   queueClaim(queue: string, options: QueueClaimOptions): QueuedItem[] | Promise<QueuedItem[]> {
@@ -1135,17 +1184,17 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     return this.#write(() => {
       const rows = q.claim.all(options.now + options.lease, queue, options.now, options.max) as QueuedItem[];
       return rows.sort((a, b) => a.id - b.id);
-    }, false);
+    }, 'claim');
   }
 
   queueAck(queue: string, ids: readonly number[]): void | Promise<void> {
     const q = this.#q();
-    return this.#write(() => void q.ack.run(queue, JSON.stringify(ids)), false);
+    return this.#write(() => void q.ack.run(queue, JSON.stringify(ids)), 'write');
   }
 
   queueRetry(queue: string, ids: readonly number[], notBefore: number): void | Promise<void> {
     const q = this.#q();
-    return this.#write(() => void q.retry.run(notBefore, queue, JSON.stringify(ids)), false);
+    return this.#write(() => void q.retry.run(notBefore, queue, JSON.stringify(ids)), 'write');
   }
 
   queueStats(queue: string): QueueStats {
