@@ -130,7 +130,8 @@ if (args.measure !== undefined) {
           const entry = { status: 200, headers, body, etag: '"e"', storedAt: Date.now(), seq, path, tags: [path, 'layout'] };
           if (!store.set(`k${path}`, entry, limits)) throw new Error(`a fill was refused at ${j}`);
         }
-      })();
+        // IMMEDIATE: the store's thread writes too (see bench/lib/scale-fill.mjs).
+      }).immediate();
       await turn();
     }
     return performance.now() - t0;

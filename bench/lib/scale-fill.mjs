@@ -16,7 +16,7 @@ export function entryFor(template, page, i, seq) {
 
 /**
  * Stores the pages from..to-1 under one sequence number: batches of 1,000 (SqliteStore: one
- * transaction each, each set a savepoint in it), RedisStore 500 sets in flight; the event loop
+ * IMMEDIATE transaction each, each set a savepoint in it), RedisStore 500 sets in flight; the event loop
  * turns between batches (the reclamation of earlier invalidations, timers). `progress(done)` is
  * called at each 100,000. Resolves with the milliseconds it took.
  */
@@ -32,7 +32,9 @@ export async function fillStore({ store, kind, template, page, from, to, progres
         sets.push(store.set(key, entry, LIMITS));
       }
     };
-    if (kind === 'sqlite') store.database.transaction(one)();
+    // IMMEDIATE: the store's thread (deleting what an invalidation marked) writes to the file too,
+    // and a deferred transaction that read before it wrote would be refused its first write.
+    if (kind === 'sqlite') store.database.transaction(one).immediate();
     else one();
     const ok = await Promise.all(sets);
     if (!ok.every(Boolean)) throw new Error(`a fill was refused at ${i}`);
