@@ -25,6 +25,17 @@ async function front(listener: http.RequestListener, options: DumperOptions = {}
   };
 }
 
+/** `listener` behind a dumper on a loopback port, closed after the test: its address. */
+async function serve(listener: http.RequestListener): Promise<Mounted> {
+  const dumper = createDumper({ logger: false });
+  const m: Mounted = await listen(withDumper(dumper, listener));
+  open.push(async () => {
+    await m.close();
+    await dumper.close();
+  });
+  return m;
+}
+
 test.each([{ cacheStatusHeader: 'X-Cache' }, { cacheStatusHeader: false as const }])(
   'headers passed to writeHead() are stored (%o)',
   async (options) => {
@@ -112,18 +123,11 @@ test('an empty 200 body is stored', async () => {
 test('a response whose client went away before it finished is not stored', async () => {
   let n = 0;
   let finish!: () => void;
-  const dumper = createDumper({ logger: false });
-  const m = await listen(
-    withDumper(dumper, (_req, res) => {
-      n++;
-      res.setHeader('content-type', 'text/plain');
-      res.write('partial ');
-      finish = () => res.end('rest');
-    }),
-  );
-  open.push(async () => {
-    await m.close();
-    await dumper.close();
+  const m = await serve((_req, res) => {
+    n++;
+    res.setHeader('content-type', 'text/plain');
+    res.write('partial ');
+    finish = () => res.end('rest');
   });
   await new Promise<void>((resolve) => {
     const req = http.get(m.url + '/p', (res) => {
@@ -148,19 +152,12 @@ test('a response whose every declared byte was written is stored, though the cli
   let n = 0;
   let finish!: () => void;
   let closed!: Promise<void>;
-  const dumper = createDumper({ logger: false });
-  const m = await listen(
-    withDumper(dumper, (_req, res) => {
-      n++;
-      closed = new Promise((resolve) => res.once('close', () => resolve()));
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '10' });
-      res.write('whole page');
-      finish = () => res.end();
-    }),
-  );
-  open.push(async () => {
-    await m.close();
-    await dumper.close();
+  const m = await serve((_req, res) => {
+    n++;
+    closed = new Promise((resolve) => res.once('close', () => resolve()));
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '10' });
+    res.write('whole page');
+    finish = () => res.end();
   });
   const body = await new Promise<string>((resolve, reject) => {
     const req = http.get(m.url + '/p', (res) => {
@@ -187,18 +184,11 @@ test('a response whose every declared byte was written is stored, though the cli
 test('a response closed before all of its declared Content-Length was written is not stored', async () => {
   let n = 0;
   let closed!: Promise<void>;
-  const dumper = createDumper({ logger: false });
-  const m = await listen(
-    withDumper(dumper, (_req, res) => {
-      n++;
-      closed = new Promise((resolve) => res.once('close', () => resolve()));
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '20' });
-      res.write('half page.');
-    }),
-  );
-  open.push(async () => {
-    await m.close();
-    await dumper.close();
+  const m = await serve((_req, res) => {
+    n++;
+    closed = new Promise((resolve) => res.once('close', () => resolve()));
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '20' });
+    res.write('half page.');
   });
   await new Promise<void>((resolve) => {
     const req = http.get(m.url + '/p', (res) => {

@@ -124,6 +124,16 @@ definedIf(hasRedis, describe)('RedisStore: a tag on many entries', () => {
 
 describe('SqliteStore: a tag on many entries, and clear()', () => {
   const file = () => join(mkdtempSync(join(tmpdir(), 'pd-lazy-')), 'pages.sqlite');
+  /**
+   * A store on a database opened here (WAL), as an app injects it: its background deletes run
+   * from a timer of this thread, so none runs before the test's next turn of the event loop (a
+   * store that opened its file deletes on its own thread, at any moment).
+   */
+  const injected = (path: string, options: Database.Options = {}) => {
+    const db = new Database(path, options);
+    db.pragma('journal_mode = WAL');
+    return { db, s: new SqliteStore({ database: db }) };
+  };
   const fill = (s: SqliteStore, n: number, seq: number) => {
     for (let i = 0; i < n; i++) s.set(`k:/p${i}`, entry(`/p${i}`, seq), limits);
     s.set('k:/plain', entry('/plain', seq, ['/plain']), limits);
@@ -131,10 +141,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
 
   test('the invalidation deletes none of them in its transaction; they are deleted afterwards, all but those stored again since', async () => {
     const path = file();
-    // On an injected database, whose deletes run from a timer of this thread: none before a turn.
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    const s = new SqliteStore({ database: db });
+    const { db, s } = injected(path);
     try {
       fill(s, 3000, s.sequence());
       const plain = s.entries({ pathPrefix: '/plain' }).entries[0]!.bytes;
@@ -162,11 +169,8 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
   });
 
   test('1,000 paths in one invalidation (an entry each): marked, none served, the others kept, deleted afterwards', async () => {
-    // On an injected database, whose deletes run from a timer of this thread: none before a turn.
     const path = file();
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    const s = new SqliteStore({ database: db });
+    const { db, s } = injected(path);
     try {
       fill(s, 2000, s.sequence());
       expect(typeof s.invalidate(Array.from({ length: 1000 }, (_, i) => `/p${i * 2}`))).toBe('number');
@@ -186,9 +190,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
   test('an invalidation that marks nothing starts no background transaction; one made while marks are left resumes their deletion', async () => {
     const path = file();
     const statements: string[] = [];
-    const db = new Database(path, { verbose: (sql) => statements.push(String(sql)) });
-    db.pragma('journal_mode = WAL');
-    const s = new SqliteStore({ database: db });
+    const { db, s } = injected(path, { verbose: (sql) => statements.push(String(sql)) });
     try {
       fill(s, 10, s.sequence());
       statements.length = 0;
@@ -199,8 +201,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
       expect(s.size).toBe(10);
       // Another process marks a tag on 1,500 entries and stops before deleting them (a store on
       // an injected database deletes on its own event loop, from a timer that has not run yet).
-      const otherDb = new Database(path);
-      const other = new SqliteStore({ database: otherDb });
+      const { db: otherDb, s: other } = injected(path);
       fill(other, 1500, other.sequence());
       other.invalidate(['layout']);
       other.close();
@@ -218,9 +219,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
   test("the background deletes search each marked tag's range of the tag index, once, not the whole index", async () => {
     const path = file();
     const statements: string[] = [];
-    const db = new Database(path, { verbose: (sql) => statements.push(String(sql)) });
-    db.pragma('journal_mode = WAL');
-    const s = new SqliteStore({ database: db });
+    const { db, s } = injected(path, { verbose: (sql) => statements.push(String(sql)) });
     try {
       fill(s, 1500, s.sequence());
       // 500 paths, an entry each: marked together (more than 16 entries).
@@ -250,9 +249,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
 
   test('an invalidation reaching 16 entries deletes them in its transaction; one reaching 17 marks them', () => {
     const path = file();
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    const s = new SqliteStore({ database: db });
+    const { db, s } = injected(path);
     try {
       const seq = s.sequence();
       for (let i = 0; i < 33; i++) s.set(`k:/p${i}`, entry(`/p${i}`, seq, [`/p${i}`, i < 16 ? 'sixteen' : 'seventeen']), limits);
@@ -274,9 +271,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
 
   test('an invalidation small enough to delete at once, of a tag still marked, reaches the entries stored since the mark', () => {
     const path = file();
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    const s = new SqliteStore({ database: db });
+    const { db, s } = injected(path);
     try {
       let seq = s.sequence();
       s.set('k:/menu-page', entry('/menu-page', seq, ['/menu-page', 'menu']), limits);
@@ -316,9 +311,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
     const path = file();
     try {
       // A store on an injected database, whose deletes would run from a timer: it closes first.
-      const db = new Database(path);
-      db.pragma('journal_mode = WAL');
-      const a = new SqliteStore({ database: db });
+      const { db, s: a } = injected(path);
       fill(a, 3000, a.sequence());
       a.invalidate(['layout']);
       a.close();
@@ -335,10 +328,7 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
 
   test('clear() deletes nothing in its transaction; the entries from before are deleted afterwards, those stored since stay', async () => {
     const path = file();
-    // On an injected database, whose deletes run from a timer of this thread: none before a turn.
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    const s = new SqliteStore({ database: db });
+    const { db, s } = injected(path);
     try {
       fill(s, 3000, s.sequence());
       s.clear();
