@@ -290,6 +290,37 @@ describe('SqliteStore: a tag on many entries, and clear()', () => {
     }
   });
 
+  test('each reclamation starts with small transactions, whatever the one before grew them to', async () => {
+    const path = file();
+    let log: string[] | undefined;
+    const { db, s } = injected(path, { verbose: (sql) => log?.push(String(sql)) });
+    try {
+      // A clear() of entries stored together: deleted in transactions grown large.
+      let seq = s.sequence();
+      db.transaction(() => {
+        for (let i = 0; i < 20_000; i++) s.set(`k:/c${i}`, entry(`/c${i}`, seq, [`/c${i}`]), limits);
+      })();
+      s.clear();
+      await until(() => s.size === 0, 20_000);
+      seq = s.sequence();
+      db.transaction(() => {
+        for (let i = 0; i < 4000; i++) s.set(`k:/p${i}`, entry(`/p${i}`, seq, [`/p${i}`]), limits);
+      })();
+      log = [];
+      s.invalidate(Array.from({ length: 1000 }, (_, i) => `/p${i * 4}`));
+      await until(() => s.size === 3000);
+      // The range deletes of the first background transaction: at most the first slice's 16.
+      const first = log.slice(log.indexOf('BEGIN IMMEDIATE', log.indexOf('COMMIT') + 1));
+      const deletes = first.slice(0, first.indexOf('COMMIT')).filter((sql) => sql.startsWith('DELETE FROM page_dumper_entries WHERE id IN (SELECT entry'));
+      expect(deletes.length).toBeGreaterThan(0);
+      expect(deletes.length).toBeLessThanOrEqual(16);
+    } finally {
+      s.close();
+      db.close();
+      rmSync(join(path, '..'), { recursive: true, force: true });
+    }
+  });
+
   test('a store that opened its file deletes them on its background thread, while this event loop is held', () => {
     const path = file();
     const s = new SqliteStore({ path });

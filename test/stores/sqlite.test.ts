@@ -564,6 +564,24 @@ describe('SqliteStore', () => {
     }
   });
 
+  test('close() right after an invalidation of more than 1,000 tags makes all of them', async () => {
+    const path = freshPath();
+    const a = new SqliteStore({ path });
+    const seq = a.sequence();
+    for (let i = 0; i < 2500; i++) a.set(`k:/p${i}`, entry(`/p${i}`, 10, seq), limits);
+    const tags = Array.from({ length: 2500 }, (_, i) => `/p${i}`);
+    const done = a.invalidate(tags);
+    // A shutdown while it is in flight (the dumper's close() closes the store).
+    a.close();
+    expect(await done).toBeGreaterThan(seq);
+    const b = new SqliteStore({ path });
+    try {
+      expect(tags.filter((t) => b.get(`k:${t}`) !== undefined)).toEqual([]);
+    } finally {
+      b.close();
+    }
+  });
+
   test('folds old invalidation points into a floor: a bounded table, still no stale fill', () => {
     const path = freshPath();
     const s = new SqliteStore({ path, maxTrackedTags: 10 });

@@ -134,7 +134,8 @@ const WAL_KEPT_BYTES = 128 * 2 ** 20;
 const BACKGROUND_THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
-const db = new Database(workerData.path, { fileMustExist: true, timeout: 0 });
+// A short wait while opening and preparing (another process may be recovering the WAL); none after.
+const db = new Database(workerData.path, { fileMustExist: true, timeout: 1000 });
 db.pragma('wal_autocheckpoint = 0');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 const { cleared, staleTags, range, unmark, anyStale, slice: first, min, max, txMs, turnMs } = workerData.reclaim;
@@ -144,7 +145,7 @@ const deleteRange = db.prepare(range);
 const unmarkTag = db.prepare(unmark);
 const anyMarked = db.prepare(anyStale).pluck();
 // As the store's own reclaimTx (for an injected database): see there.
-const reclaimTx = db.transaction((n) => {
+const reclaimTx = db.transaction((n, until) => {
   if (deleteCleared.run(n).changes > 0) return true;
   let left = n;
   for (const { tag, mark } of tagsMarked.all(n)) {
@@ -152,12 +153,15 @@ const reclaimTx = db.transaction((n) => {
     if (done === left) return true;
     unmarkTag.run(tag);
     left -= done;
+    if (performance.now() > until) return true;
   }
   return anyMarked.get() === 1;
 });
+db.exec('PRAGMA busy_timeout = 0');
 let closed = false;
 let reclaiming = false;
 let slice = first;
+let backoff = 1;
 function turn() {
   if (closed) return;
   const end = performance.now() + turnMs;
@@ -166,8 +170,9 @@ function turn() {
   try {
     while (more && performance.now() < end) {
       const t0 = performance.now();
-      more = reclaimTx.immediate(slice);
+      more = reclaimTx.immediate(slice, t0 + 2 * txMs);
       wrote = true;
+      backoff = 1;
       const ms = performance.now() - t0;
       slice = Math.round(Math.min(max, Math.max(min, slice / 2, Math.min(slice * 2, (slice * txMs) / Math.max(ms, 0.01)))));
     }
@@ -188,7 +193,9 @@ function turn() {
     parentPort.postMessage({ reclaimed: true });
     return;
   }
-  setTimeout(turn, 1);
+  // Busy: tried again a moment later, 1 ms at first, up to 50 ms while the lock stays taken.
+  if (!wrote) backoff = Math.min(50, backoff * 2);
+  setTimeout(turn, wrote ? 1 : backoff);
 }
 parentPort.on('message', (m) => {
   if (m === 'close') {
@@ -200,6 +207,8 @@ parentPort.on('message', (m) => {
   if (m === 'reclaim') {
     if (!reclaiming) {
       reclaiming = true;
+      // Sized afresh: entries stored together, deleted last, say nothing of the next ones.
+      slice = first;
       setImmediate(turn);
     }
     return;
@@ -684,7 +693,8 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
       const unmarkTag = prepare<[string], unknown>(reclaimSql.unmark);
       const anyMarked = prepare<[], number>(reclaimSql.anyStale).pluck();
       /** Deletes up to `slice` invalid entries; whether there may be more. */
-      const reclaimTx = db.transaction((slice: number): boolean => {
+      // The background thread's copy of it is in BACKGROUND_THREAD.
+      const reclaimTx = db.transaction((slice: number, until: number): boolean => {
         if (deleteCleared.run(slice).changes > 0) return true;
         let left = slice;
         for (const { tag, mark } of tagsMarked.all(slice)) {
@@ -694,12 +704,14 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
           // since the read of the mark; new entries get higher ids): its mark goes.
           unmarkTag.run(tag);
           left -= done;
+          // A slice grown on entries stored together may reach entries scattered over the file.
+          if (performance.now() > until) return true;
         }
         return anyMarked.get() === 1;
       });
       this.#reclaimTx = () => {
         const t0 = performance.now();
-        const more = reclaimTx.immediate(this.#reclaimCount);
+        const more = reclaimTx.immediate(this.#reclaimCount, t0 + 2 * RECLAIM_TX_MS);
         const ms = performance.now() - t0;
         const n = this.#reclaimCount;
         const scaled = Math.min(n * 2, Math.max(n / 2, (n * RECLAIM_TX_MS) / Math.max(ms, 0.01)));
@@ -840,7 +852,10 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         return;
       }
     }
-    this.#reclaimTimer ??= setTimeout(this.#reclaimSlice, 0).unref();
+    if (this.#reclaimTimer === undefined) {
+      this.#reclaimCount = RECLAIM_SLICE;
+      this.#reclaimTimer = setTimeout(this.#reclaimSlice, 0).unref();
+    }
   }
 
   readonly #reclaimSlice = (): void => {
@@ -881,25 +896,23 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
 
   /**
    * One transaction for up to `INVALIDATE_CHUNK` tags; more are invalidated in transactions of
-   * that many, one per turn of the event loop (10,000 tags in one took 50 ms of the loop), the
-   * promise resolving after the last. Each commits with a sequence number of its own: a fill
-   * that began before a chunk is refused for that chunk's tags, as it would be for the whole.
+   * that many, about one per turn of the event loop (10,000 tags in one took 50 ms of the loop),
+   * the promise resolving after the last; `close()` makes those left. Each commits with a sequence
+   * number of its own: a fill that began before a chunk is refused for that chunk's tags, as it
+   * would be for the whole.
    */
   invalidate(tags: readonly string[]): number | Promise<number> {
     this.#open();
-    if (tags.length <= INVALIDATE_CHUNK) return this.#write(() => this.#durably(() => this.#invalidate(tags)), 'write');
-    return (async () => {
-      let seq = 0;
-      for (let i = 0; i < tags.length; i += INVALIDATE_CHUNK) {
-        if (i !== 0) {
-          await new Promise((resolve) => setImmediate(resolve));
-          this.#open();
-        }
-        const chunk = tags.slice(i, i + INVALIDATE_CHUNK);
-        seq = await this.#write(() => this.#durably(() => this.#invalidate(chunk)), 'write');
-      }
-      return seq;
-    })();
+    const one = (chunk: readonly string[]) => () => this.#durably(() => this.#invalidate(chunk));
+    if (tags.length <= INVALIDATE_CHUNK) return this.#write(one(tags), 'write');
+    const chunks: Array<() => number> = [];
+    for (let i = 0; i < tags.length; i += INVALIDATE_CHUNK) chunks.push(one(tags.slice(i, i + INVALIDATE_CHUNK)));
+    // Where writes run at once (the app's transaction, a file not in WAL mode), all of them.
+    if (this.database.inTransaction || !this.#wal) return chunks.reduce((_, write) => write(), 0);
+    // Otherwise queued as waiting writes: made one per turn of the event loop (each takes about
+    // the turn's budget, see #retryWaiting), and those left at close() are made then.
+    const seqs = chunks.map((write) => this.#enqueue(write, 'write'));
+    return Promise.all(seqs).then((done) => done[done.length - 1]!);
   }
 
   clear(): void | Promise<void> {
@@ -936,6 +949,11 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         if (!isBusy(error) || this.#lockTimeout() === 0) throw error;
       }
     }
+    return this.#enqueue(write, kind);
+  }
+
+  /** Queues `write` behind the waiting writes (see `#write`), tried at the next retry. */
+  #enqueue<T>(write: () => T, kind: WriteKind): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#waiting.push({ write, kind, until: performance.now() + this.#lockTimeout(), resolve: resolve as (value: unknown) => void, reject });
       if (kind === 'fill') this.#waitingFills++;
@@ -1255,8 +1273,9 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
     }
     worker.on('message', (m: { checkpoint?: unknown; reclaimed?: boolean }) => {
       if (m.reclaimed !== undefined) {
-        // Done, or failed otherwise than busy: the next invalidation or start goes on.
         this.#reclaimOnThread = false;
+        // Failed otherwise than busy (a disk error, say): asked again a second later.
+        if (!m.reclaimed && !this.#closed) setTimeout(() => this.#closed || this.#startReclaiming(), 1000).unref();
         return;
       }
       this.#checkpointing = false;
