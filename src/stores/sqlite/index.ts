@@ -205,10 +205,11 @@ parentPort.on('message', (m) => {
     return;
   }
   if (m === 'reclaim') {
+    // Sized afresh for what was just marked: entries stored together, deleted before, say nothing
+    // of these.
+    slice = first;
     if (!reclaiming) {
       reclaiming = true;
-      // Sized afresh: entries stored together, deleted last, say nothing of the next ones.
-      slice = first;
       setImmediate(turn);
     }
     return;
@@ -852,10 +853,10 @@ export class SqliteStore implements Store, PurgeQueueStore, EnumerableStore {
         return;
       }
     }
-    if (this.#reclaimTimer === undefined) {
-      this.#reclaimCount = RECLAIM_SLICE;
-      this.#reclaimTimer = setTimeout(this.#reclaimSlice, 0).unref();
-    }
+    // Sized afresh for what was just marked: entries stored together, deleted before, say nothing
+    // of these.
+    this.#reclaimCount = RECLAIM_SLICE;
+    this.#reclaimTimer ??= setTimeout(this.#reclaimSlice, 0).unref();
   }
 
   readonly #reclaimSlice = (): void => {
