@@ -3,7 +3,7 @@
 // entries are invalid at once and freed afterwards, in bounded slices.
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { MemoryStore } from '../../src/index.js';
-import { makeEntry } from '../../src/stores/memory/index.js';
+import { makeEntry, shardOf } from '../../src/stores/memory/index.js';
 import { pageEntry, storeLimits } from '../support/entries.js';
 
 const limits = storeLimits;
@@ -106,6 +106,44 @@ describe('MemoryStore: many paths in one invalidation', () => {
     expect(u.get('k:/x')).toBeUndefined();
     expect(u.info()).toMatchObject({ entries: 1, tags: 1 });
     expect(u.get('k:/y')).toBeDefined();
+  });
+
+  test('keys alike at their end (the same query string) are spread over the shards of the indexes', () => {
+    for (const end of ['?page=2', '?sort=price&page=2', '']) {
+      const used = new Set(Array.from({ length: 2000 }, (_, i) => shardOf(`dumper.cached_path.shop.test/products/${i}${end}`)));
+      expect(used.size).toBe(64);
+    }
+  });
+
+  test('a tag on more entries than one Set holds (4,096): listed, reached and freed as its entries come and go', async () => {
+    const s = new MemoryStore();
+    const site = (p: string, seq = 0) => entry(p, seq, [p, 'site']);
+    const listed = () => s.entries({ tag: 'site', limit: 100_000 }).entries.map((e) => e.key);
+    for (const p of paths(6000)) s.set(`k:${p}`, site(p), limits);
+    for (let i = 0; i < 100; i++) s.set(`k:/q${i}?page=2`, site(`/q${i}`), { maxVariantsPerPath: 2, variant: true });
+    expect(listed()).toHaveLength(6100);
+    // 500 paths: freed in the call, each key taken out of the tag's keys.
+    s.invalidate(paths(500));
+    expect(s.size).toBe(5600);
+    expect(listed()).toEqual([...paths(5500, 500).map((p) => `k:${p}`), ...Array.from({ length: 100 }, (_, i) => `k:/q${i}?page=2`)]);
+    for (const p of paths(500)) s.set(`k:${p}`, site(p, s.sequence()), limits);
+    expect(new Set(listed()).size).toBe(6100);
+    // 6,099 paths: lazy; once freed, the tag lists its one entry left, and reaches it.
+    s.invalidate([...paths(5999, 1), ...Array.from({ length: 100 }, (_, i) => `/q${i}`)]);
+    await freedTo(s, 1);
+    expect(listed()).toEqual(['k:/p0']);
+    expect(s.info()).toMatchObject({ entries: 1, tags: 2 });
+    // Filled again past 4,096, then the tag itself, lazily: nothing of it served, all of it freed.
+    for (const p of paths(5000, 1)) s.set(`k:${p}`, site(p, s.sequence()), limits);
+    const before = s.sequence();
+    s.invalidate(['site']);
+    s.set('k:/after', site('/after', s.sequence()), limits);
+    expect(s.set('k:/late', site('/late', before), limits)).toBe(false);
+    expect(s.get('k:/p0')).toBeUndefined();
+    expect(s.get('k:/p4999')).toBeUndefined();
+    await freedTo(s, 1);
+    expect(listed()).toEqual(['k:/after']);
+    expect(s.info()).toMatchObject({ entries: 1, tags: 2 });
   });
 
   test('info() finishes the freeing; clear() ends it; the tags left in the index are those stored since', async () => {

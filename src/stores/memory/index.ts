@@ -229,8 +229,8 @@ interface Reclaim {
   readonly tags: readonly string[];
   /** Slots of the tags with an id up to this one are invalid. */
   readonly mark: number;
-  /** The Sets of keys of tags taken out of the tag index by the invalidation itself. */
-  readonly detached: Map<string, Set<string>> | undefined;
+  /** The keys of tags taken out of the tag index by the invalidation itself. */
+  readonly detached: Map<string, TagKeys> | undefined;
   /** The index in `tags` of the tag whose keys are being walked. */
   next: number;
   /** The keys of that tag, when they are a Set taken out of the tag index: walked once. */
@@ -266,8 +266,9 @@ interface Slot {
 }
 
 /**
- * The store's two indexes as large as its entries (key → slot, tag → keys) are each split in this
- * many Maps, by a hash of the key or tag (`shardOf`). V8 rehashes a Map whole, in one call, when it
+ * The store's indexes as large as its entries (key → slot, tag → keys, path → variants, and the
+ * keys of a tag on many entries: `KeyShards`) are each split in this many Maps or Sets, by a hash
+ * of the key, tag or path (`shardOf`). V8 rehashes a Map whole, in one call, when it
  * grows past a power of two or shrinks below a quarter of its capacity: removing a million entries
  * from one Map copies the 262,143 left in a single `delete` (about 60 ms, twice, as the two indexes
  * shrink together: the background removal's turn stalled for 130 ms and more). A shard holds a 64th
@@ -276,14 +277,14 @@ interface Slot {
 const SHARDS = 64;
 
 /**
- * The shard of a key or a tag: a hash (FNV-1a) of its last 8 characters, where pages differ (the
- * path's end, the query), taking the top bits, the best mixed. Keys all alike at the end share a
- * shard: the store then behaves as with one Map, no worse.
+ * The shard of a key or a tag: a hash (FNV-1a) of all of it, taking the top bits, the best mixed.
+ * A hash of the last few characters alone put every key ending in the same query string
+ * (`?page=2`) in one shard, which then grew and was rehashed as one Map.
+ * @internal
  */
-function shardOf(s: string): number {
+export function shardOf(s: string): number {
   let h = 0x811c9dc5 | 0;
-  const n = s.length;
-  for (let i = n > 8 ? n - 8 : 0; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  for (let i = 0, n = s.length; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return h >>> 26;
 }
 
@@ -291,6 +292,45 @@ function shardOf(s: string): number {
 function shards<V>(): Map<string, V>[] {
   return Array.from({ length: SHARDS }, () => new Map<string, V>());
 }
+
+/**
+ * A tag's keys in one Set up to this many; past it, in `SHARDS` Sets (`KeyShards`). V8 rehashes a
+ * Set whole when an `add` finds it full (deleted keys hold their places until then): one `add` to
+ * the Set of a tag on a million pages (`layout`) copied the million, 129 ms.
+ */
+const KEY_SHARDS_FROM = 4096;
+
+/** The keys of a tag carried by more than `KEY_SHARDS_FROM` entries, in `SHARDS` Sets by `shardOf(key)`. */
+class KeyShards {
+  readonly #sets = Array.from({ length: SHARDS }, () => new Set<string>());
+  size = 0;
+
+  constructor(keys: Iterable<string>) {
+    for (const key of keys) this.add(key);
+  }
+
+  add(key: string): void {
+    const set = this.#sets[shardOf(key)]!;
+    const before = set.size;
+    set.add(key);
+    this.size += set.size - before;
+  }
+
+  delete(key: string): void {
+    if (this.#sets[shardOf(key)]!.delete(key)) this.size--;
+  }
+
+  *values(): IterableIterator<string> {
+    for (const set of this.#sets) yield* set;
+  }
+
+  [Symbol.iterator](): IterableIterator<string> {
+    return this.values();
+  }
+}
+
+/** The keys of a tag carried by more than one entry. */
+type TagKeys = Set<string> | KeyShards;
 
 /** `n` bytes in the largest binary unit that divides it: `64 MiB`, `1536 KiB`, `1000 bytes`. */
 function byteSize(n: number): string {
@@ -350,9 +390,9 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
    * path tag) have one entry: a string saves a Set of about 150 bytes per entry. In `SHARDS` Maps
    * by `shardOf(tag)`.
    */
-  readonly #byTag = shards<string | Set<string>>();
-  /** path → the slots of its query-string variants (plain entries are not in it). */
-  readonly #variants = new Map<string, Set<Slot>>();
+  readonly #byTag = shards<string | TagKeys>();
+  /** path → the slots of its query-string variants (plain entries are not in it), in `SHARDS` Maps. */
+  readonly #variants = shards<Set<Slot>>();
   /** tag → sequence number of its last invalidation. */
   readonly #tagSeq = new Map<string, number>();
   /**
@@ -447,7 +487,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     const keep = old !== undefined && old.protected && !(this.#stale.size !== 0 && this.#isStale(old));
     this.#remove(key);
     if (variant) {
-      const group = this.#variants.get(entry.path);
+      const group = this.#variants[shardOf(entry.path)]!.get(entry.path);
       if (group !== undefined) {
         while (group.size > 0 && group.size >= options.maxVariantsPerPath) this.#remove(leastRecentlyUsed(group)!.key);
       }
@@ -460,8 +500,9 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     if (keep) this.#protect(slot);
     for (const tag of entry.tags) this.#index(tag, key);
     if (variant) {
-      let group = this.#variants.get(entry.path);
-      if (group === undefined) this.#variants.set(entry.path, (group = new Set()));
+      const variants = this.#variants[shardOf(entry.path)]!;
+      let group = variants.get(entry.path);
+      if (group === undefined) variants.set(entry.path, (group = new Set()));
       group.add(slot);
     }
     // Probation's least recently used first; the new slot itself last (it fits alone: see above).
@@ -514,7 +555,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
       // walked, never shrunk (V8 would rehash a Set of a million in one removal). Many tags: the
       // index is not looked at here; each tag's Set leaves it when the freeing reaches the tag.
       const mark = this.#lastId;
-      let detached: Map<string, Set<string>> | undefined;
+      let detached: Map<string, TagKeys> | undefined;
       for (const tag of tags) {
         this.#stale.set(tag, mark);
         if (many) continue;
@@ -555,7 +596,7 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#newestProtected = this.#oldestProtected = undefined;
     this.#protectedBytes = 0;
     for (const byTag of this.#byTag) byTag.clear();
-    this.#variants.clear();
+    for (const variants of this.#variants) variants.clear();
     this.#tagSeq.clear();
     this.#bytes = 0;
   }
@@ -687,8 +728,10 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
     const byTag = this.#byTag[shardOf(tag)]!;
     const keys = byTag.get(tag);
     if (keys === undefined) byTag.set(tag, key);
-    else if (typeof keys !== 'string') keys.add(key);
-    else if (keys !== key) byTag.set(tag, new Set([keys, key]));
+    else if (typeof keys !== 'string') {
+      keys.add(key);
+      if (keys.size > KEY_SHARDS_FROM && keys instanceof Set) byTag.set(tag, new KeyShards(keys));
+    } else if (keys !== key) byTag.set(tag, new Set([keys, key]));
   }
 
   /** Whether one of the slot's tags was lazily invalidated after the slot was made. */
@@ -800,10 +843,11 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
       }
     }
     if (slot.variant) {
-      const group = this.#variants.get(slot.entry.path);
+      const variants = this.#variants[shardOf(slot.entry.path)]!;
+      const group = variants.get(slot.entry.path);
       if (group !== undefined) {
         group.delete(slot);
-        if (group.size === 0) this.#variants.delete(slot.entry.path);
+        if (group.size === 0) variants.delete(slot.entry.path);
       }
     }
   }
