@@ -52,16 +52,23 @@ const sched = () => {
 };
 /** The probes running (`startProbe`): a stallStart..stallStop one, and one per timed operation. */
 const probes = new Set();
+/** Microseconds of the monotonic clock that V8's CPU profiles (`--cpu-prof`) time their samples by. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 function startProbe() {
   let last = performance.now();
+  let lastUs = monotonicUs();
   let lastSched = sched();
   const p = { worst: undefined, gc: [], call: { ms: 0, at: 0, name: '' } };
   p.timer = setInterval(() => {
     const now = performance.now();
+    const us = monotonicUs();
     const s = sched();
     const gap = now - last;
-    if (p.worst === undefined || gap > p.worst.gapMs) p.worst = { from: last, to: now, gapMs: gap, cpuMs: s.cpu - lastSched.cpu, waitMs: s.wait - lastSched.wait };
+    if (p.worst === undefined || gap > p.worst.gapMs) {
+      p.worst = { from: last, to: now, fromUs: lastUs, toUs: us, gapMs: gap, cpuMs: s.cpu - lastSched.cpu, waitMs: s.wait - lastSched.wait };
+    }
     last = now;
+    lastUs = us;
     lastSched = s;
   }, 1);
   p.stop = () => {
@@ -78,6 +85,9 @@ function startProbe() {
       gcMs: round(p.gc.reduce((sum, g) => sum + inGap(g.at, g.ms), 0)),
       offCoreMs: round(w.gapMs - w.cpuMs - w.waitMs),
       ...(p.call.at >= w.from && p.call.at <= w.to ? { longestStoreCall: `${p.call.name}() ${round(p.call.ms)} ms` } : {}),
+      // The gap on the clock of a CPU profile of this process (bench/stall-profile.mjs).
+      pid: process.pid,
+      monotonicUs: [w.fromUs, w.toUs],
     };
   };
   probes.add(p);

@@ -70,7 +70,9 @@ const freePort = () =>
 function startServer(dist, where, prefix) {
   const t0 = performance.now();
   const child = fork(join(ROOT, 'bench/scale-server.mjs'), [dist, STORE, where, prefix], {
-    execArgv: ['--max-old-space-size=16384', '--expose-gc'],
+    // SCALE_NODE_FLAGS adds flags, e.g. `--cpu-prof --cpu-prof-dir=.tmp/prof --cpu-prof-interval=250`
+    // to take a stall apart with bench/stall-profile.mjs.
+    execArgv: ['--max-old-space-size=16384', '--expose-gc', ...(process.env.SCALE_NODE_FLAGS ?? '').split(' ').filter(Boolean)],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let next = 0;
