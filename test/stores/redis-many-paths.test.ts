@@ -110,12 +110,18 @@ definedIf(hasRedis, describe)('RedisStore: many paths invalidated at once', () =
     const invalidateSha = sha(INVALIDATE);
     let reclaims = 0;
     const invalidations: number[] = [];
+    // The turn of the event loop each invalidation script was sent in.
+    let turn = 0;
+    const sentIn: number[] = [];
     const send = client.sendCommand.bind(client);
     client.sendCommand = ((command: { name: string; args: unknown[] }) => {
       const first = String(command.args[0]);
       if ((command.name === 'evalsha' && first === reclaimSha) || (command.name === 'eval' && first === RECLAIM)) reclaims++;
       // KEYS: meta, order, an index set and a variants set per tag, the reclaim queue.
-      if ((command.name === 'evalsha' && first === invalidateSha) || (command.name === 'eval' && first === INVALIDATE)) invalidations.push((Number(command.args[1]) - 3) / 2);
+      if ((command.name === 'evalsha' && first === invalidateSha) || (command.name === 'eval' && first === INVALIDATE)) {
+        invalidations.push((Number(command.args[1]) - 3) / 2);
+        sentIn.push(turn);
+      }
       return send(command as never);
     }) as typeof client.sendCommand;
     const store = new RedisStore({ client, prefix: p, commandTimeout: 5000, localBytes: 0 });
@@ -131,8 +137,16 @@ definedIf(hasRedis, describe)('RedisStore: many paths invalidated at once', () =
         expect((await Promise.all(sets)).every(Boolean)).toBe(true);
       }
       const paths = Array.from({ length: 2000 }, (_, i) => `/p${i}`);
-      const seq = await store.invalidate(paths);
+      let turning = true;
+      const count = () => {
+        turn++;
+        if (turning) setImmediate(count);
+      };
+      setImmediate(count);
+      const seq = await store.invalidate(paths).finally(() => (turning = false));
       expect(invalidations).toEqual([500, 500, 500, 500]);
+      // Each script in a turn of its own: the process is not held while all are built and sent.
+      expect(new Set(sentIn).size).toBe(4);
       // Stored again at once, while the freeing runs: valid, and kept.
       expect(await store.set('k:/p5', entry('/p5', seq), limits)).toBe(true);
       await until(async () => (await redis.llen(`{${p}}rq`)) === 0);
