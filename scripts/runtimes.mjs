@@ -20,12 +20,13 @@
  *
  * Linux x64 only, as CI is; elsewhere it says so and exits 1.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cache = join(root, '.tmp', 'runtimes');
@@ -98,43 +99,62 @@ function nodeGyp() {
   }
 }
 
-/** Compiles each ABI addon for the Node at `binary` (whose package holds the headers), once. */
-function buildAddons(binary) {
+/**
+ * The builds of each ABI addon for the Node at `binary` (whose package holds the headers) not
+ * compiled yet, each a function that compiles it.
+ */
+function addonBuilds(binary) {
   const nodedir = dirname(dirname(binary));
   const abi = execFileSync(binary, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim();
+  const builds = [];
   for (const name of ABI_ADDONS) {
     for (const source of copiesOf(name)) {
       const { version } = JSON.parse(readFileSync(join(source, 'package.json'), 'utf8'));
       const out = join(cache, 'addons', `node-v${abi}`, `${name.replace('/', '+')}@${version}`);
       if (existsSync(join(out, 'done'))) continue;
-      log(`compiling ${name}@${version} for node-v${abi} (${binary})`);
-      const work = join(cache, 'build', `node-v${abi}`, `${name.replace('/', '+')}@${version}`);
-      rmSync(work, { recursive: true, force: true });
-      cpSync(source, work, { recursive: true, filter: (path) => !/[\\/](build|node_modules)$/.test(path) });
-      // The compiler's warnings are noise unless the build fails: kept, and shown only then.
-      try {
-        execFileSync(binary, [nodeGyp(), 'rebuild', '--release', `--nodedir=${nodedir}`, `--jobs=${availableParallelism()}`, '--loglevel=error'], {
-          cwd: work,
-          stdio: 'pipe',
-          maxBuffer: 64 << 20,
-          env: { ...process.env, npm_config_nodedir: nodedir },
-        });
-      } catch (error) {
-        process.stderr.write(`${error.stdout ?? ''}${error.stderr ?? ''}`);
-        throw new Error(`runtimes: compiling ${name}@${version} for node-v${abi} failed (output above)`);
-      }
-      mkdirSync(out, { recursive: true });
-      for (const file of readdirSync(join(work, 'build', 'Release'))) {
-        if (file.endsWith('.node')) cpSync(join(work, 'build', 'Release', file), join(out, file));
-      }
-      writeFileSync(join(out, 'done'), `${new Date().toISOString()}\n`);
-      rmSync(work, { recursive: true, force: true });
+      builds.push(async () => {
+        log(`compiling ${name}@${version} for node-v${abi} (${binary})`);
+        const started = Date.now();
+        const work = join(cache, 'build', `node-v${abi}`, `${name.replace('/', '+')}@${version}`);
+        rmSync(work, { recursive: true, force: true });
+        cpSync(source, work, { recursive: true, filter: (path) => !/[\\/](build|node_modules)$/.test(path) });
+        // The compiler's warnings are noise unless the build fails: kept, and shown only then.
+        try {
+          await promisify(execFile)(binary, [nodeGyp(), 'rebuild', '--release', `--nodedir=${nodedir}`, `--jobs=${availableParallelism()}`, '--loglevel=error'], {
+            cwd: work,
+            maxBuffer: 64 << 20,
+            env: { ...process.env, npm_config_nodedir: nodedir },
+          });
+        } catch (error) {
+          process.stderr.write(`${error.stdout ?? ''}${error.stderr ?? ''}`);
+          throw new Error(`runtimes: compiling ${name}@${version} for node-v${abi} failed (output above)`);
+        }
+        mkdirSync(out, { recursive: true });
+        for (const file of readdirSync(join(work, 'build', 'Release'))) {
+          if (file.endsWith('.node')) cpSync(join(work, 'build', 'Release', file), join(out, file));
+        }
+        writeFileSync(join(out, 'done'), `${new Date().toISOString()}\n`);
+        rmSync(work, { recursive: true, force: true });
+        log(`compiled ${name}@${version} for node-v${abi} in ${Math.round((Date.now() - started) / 1000)} s`);
+      });
     }
   }
+  return builds;
+}
+
+/**
+ * Runs the builds as many at a time as there are cores: most of a build is one compiler process
+ * (SQLite's amalgamation, one file), so one at a time left the other core idle.
+ */
+async function runBuilds(builds) {
+  const next = async () => {
+    for (let build = builds.shift(); build !== undefined; build = builds.shift()) await build();
+  };
+  await Promise.all(Array.from({ length: Math.min(availableParallelism(), builds.length) }, next));
 }
 
 install();
-for (const name of ['NODE22', 'NODE24']) buildAddons(join(prefix, 'node_modules', RUNTIMES[name][1]));
+await runBuilds(['NODE22', 'NODE24'].flatMap((name) => addonBuilds(join(prefix, 'node_modules', RUNTIMES[name][1]))));
 for (const [name, [, bin]] of Object.entries(RUNTIMES)) {
   const path = join(prefix, 'node_modules', bin);
   log(`${name} ${versionOf(path)}`);
