@@ -10,10 +10,12 @@
  *   @deno/linux-x64-glibc     deno
  *
  * They go to .tmp/runtimes/ (ignored by git; CI keeps it between runs), where a second run finds
- * them and does nothing. Then, for each Node, better-sqlite3 (every copy in node_modules) is
- * compiled for that Node's ABI into .tmp/runtimes/addons/node-v<abi>/, from the package's own
- * sources and the headers above, so nothing is downloaded; test/runtimes/native-addons.cjs loads
- * those copies. Prints one `NAME=path` line per runtime, for the shell:
+ * them and does nothing. Then, for each Node, better-sqlite3 (every copy in node_modules, or with
+ * `--addons=project` only the project's own, which is all the suites CI runs on Node 22 and 24
+ * load: the nested copies belong to ORM drivers) is compiled for that Node's ABI into
+ * .tmp/runtimes/addons/node-v<abi>/, from the package's own sources and the headers above, so
+ * nothing is downloaded; test/runtimes/native-addons.cjs loads those copies. Two builds at a time.
+ * Prints one `NAME=path` line per runtime, for the shell:
  *
  *   eval "$(node scripts/runtimes.mjs)"
  *   NODE_OPTIONS="--require $PWD/test/runtimes/native-addons.cjs" "$NODE22" node_modules/vitest/vitest.mjs run
@@ -41,6 +43,11 @@ const RUNTIMES = {
 };
 /** Addons compiled against V8 rather than Node-API: they load only on the Node they were built for. */
 const ABI_ADDONS = ['better-sqlite3'];
+const addonsOption = process.argv.find((a) => a.startsWith('--addons='))?.slice('--addons='.length) ?? 'all';
+if (addonsOption !== 'all' && addonsOption !== 'project') {
+  console.error(`scripts/runtimes.mjs: --addons takes "all" or "project", got ${JSON.stringify(addonsOption)}`);
+  process.exit(2);
+}
 
 if (process.platform !== 'linux' || process.arch !== 'x64') {
   console.error(`scripts/runtimes.mjs: the runtime packages are pinned for linux-x64, not ${process.platform}-${process.arch}`);
@@ -108,7 +115,8 @@ function addonBuilds(binary) {
   const abi = execFileSync(binary, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim();
   const builds = [];
   for (const name of ABI_ADDONS) {
-    for (const source of copiesOf(name)) {
+    const own = join(root, 'node_modules', name);
+    for (const source of copiesOf(name).filter((copy) => addonsOption === 'all' || copy === own)) {
       const { version } = JSON.parse(readFileSync(join(source, 'package.json'), 'utf8'));
       const out = join(cache, 'addons', `node-v${abi}`, `${name.replace('/', '+')}@${version}`);
       if (existsSync(join(out, 'done'))) continue;
