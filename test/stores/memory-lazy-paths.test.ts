@@ -147,6 +147,14 @@ describe('MemoryStore: many paths in one invalidation', () => {
     await freedTo(s, 1);
     expect(listed()).toEqual(['k:/after']);
     expect(s.info()).toMatchObject({ entries: 1, tags: 2 });
+    // Its keys counted right as they go: 5,000, of which 4,500 invalidated by their paths (at once,
+    // 900 a call), leave 500, which an invalidation of the tag reaches at once (up to 1,000 are).
+    s.clear();
+    for (const p of paths(5000)) s.set(`k:${p}`, site(p, s.sequence()), limits);
+    for (let from = 0; from < 4500; from += 900) s.invalidate(paths(900, from));
+    expect(s.size).toBe(500);
+    s.invalidate(['site']);
+    expect(s.size).toBe(0);
   });
 
   test('info() finishes the freeing; clear() ends it; the tags left in the index are those stored since', async () => {
@@ -200,6 +208,43 @@ describe('MemoryStore: many-tag lazy invalidation + later eager invalidation of 
     // Every page tagged T was stored before this invalidation: none may be served.
     const served = keys.filter((k) => store.get(k) !== undefined).length;
     expect(served).toBe(0);
+  });
+
+  test('a tag invalidated lazily twice with no store between: its mark lasts until the second freeing is over', async () => {
+    // Slices of a few hundred removals, as on a busy machine.
+    let t = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => ++t);
+    const s = new MemoryStore();
+    const named = (n: number, p: string) => Array.from({ length: n }, (_, i) => `/${p}${i}`);
+    for (const p of named(3000, 'p')) s.set(`k:${p}`, laterEntry(s, p, ['layout']), laterOpts);
+    // A write of 1,500 paths and the layout (its freeing reaches `layout` last), then the layout
+    // alone, before any store: its keys leave the index with the second.
+    s.invalidate([...named(1500, 'gone'), 'layout']);
+    s.invalidate(['layout']);
+    let served = 0;
+    for (let i = 0; i < 40; i++) {
+      await laterTurn();
+      // Each key read once (a read of an invalid entry frees it).
+      for (let j = i; j < 3000; j += 40) if (s.get(`k:/p${j}`) !== undefined) served++;
+    }
+    expect(served).toBe(0);
+    // Pages stored since, then the layout again while the freeing runs: none of them served.
+    for (const p of named(1200, 'n')) s.set(`k:${p}`, laterEntry(s, p, ['layout']), laterOpts);
+    s.invalidate(['layout']);
+    s.info();
+    expect(named(1200, 'n').filter((p) => s.get(`k:${p}`) !== undefined)).toEqual([]);
+  });
+
+  test('a page stored again without a tag whose freeing is under way keeps its entry when the tag is invalidated again', () => {
+    const s = new MemoryStore();
+    for (let i = 0; i < 2000; i++) s.set(`k:/p${i}`, laterEntry(s, `/p${i}`, ['layout']), laterOpts);
+    s.invalidate(['layout']); // its 2,000 keys leave the index, to be walked later
+    s.set('k:/p5', laterEntry(s, '/p5', []), laterOpts); // rendered again, without the layout
+    s.invalidate(['layout']);
+    expect(s.get('k:/p5')).toBeDefined();
+    s.info(); // finishes the freeing
+    expect(s.get('k:/p5')).toBeDefined();
+    expect(s.size).toBe(1);
   });
 
   test('...nor after the background freeing finishes (the entries are re-listed as valid)', async () => {

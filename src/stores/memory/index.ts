@@ -276,15 +276,21 @@ interface Slot {
  */
 const SHARDS = 64;
 
+/** The characters of a key, from its end, that its shard is worked out from (see `shardOf`). */
+const SHARD_CHARS = 128;
+
 /**
- * The shard of a key or a tag: a hash (FNV-1a) of all of it, taking the top bits, the best mixed.
- * A hash of the last few characters alone put every key ending in the same query string
- * (`?page=2`) in one shard, which then grew and was rehashed as one Map.
+ * The shard of a key or a tag: a hash (FNV-1a) of its length and its last 128 characters (all of
+ * a key but a long one), taking the top bits, the best mixed. A hash of the last 8 characters
+ * alone put every key ending in the same query string (`?page=2`) in one shard, which then grew
+ * and was rehashed as one Map; a hash of all of it cost a long key (junk query strings) in
+ * proportion to its length.
  * @internal
  */
 export function shardOf(s: string): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = 0, n = s.length; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  const n = s.length;
+  let h = (0x811c9dc5 ^ n) | 0;
+  for (let i = n > SHARD_CHARS ? n - SHARD_CHARS : 0; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return h >>> 26;
 }
 
@@ -554,7 +560,10 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
       // leave the tag index now, which lists only the entries stored from now on; they are
       // walked, never shrunk (V8 would rehash a Set of a million in one removal). Many tags: the
       // index is not looked at here; each tag's Set leaves it when the freeing reaches the tag.
-      const mark = this.#lastId;
+      // A mark of its own (an id no slot gets), so that a reclamation of the same tag before it,
+      // ending first, does not forget the tag's mark while this one still holds its keys: with
+      // the last slot's id, two lazy invalidations with no store between them shared one.
+      const mark = ++this.#lastId;
       let detached: Map<string, TagKeys> | undefined;
       for (const tag of tags) {
         this.#stale.set(tag, mark);
@@ -792,10 +801,14 @@ export class MemoryStore implements Store, PurgeQueueStore, EnumerableStore {
         const slot = this.#slots[shardOf(key)]!.get(key);
         if (slot !== undefined) {
           // Invalid under this invalidation's mark, or a later one of the same tag's (whose own
-          // freeing does not see what this one holds).
-          if (slot.id <= Math.max(job.mark, this.#stale.get(tag) ?? 0)) this.#remove(key);
-          // Stored since the invalidation, before the Set left the index: listed again.
-          else if (slot.entry.tags.includes(tag)) this.#index(tag, key);
+          // freeing does not see what this one holds), if it still carries the tag: a page
+          // stored again without it is not the tag's any more (the Set walked here, out of the
+          // index, still lists its key).
+          if (slot.entry.tags.includes(tag)) {
+            if (slot.id <= Math.max(job.mark, this.#stale.get(tag) ?? 0)) this.#remove(key);
+            // Stored since the invalidation, before the Set left the index: listed again.
+            else this.#index(tag, key);
+          }
         }
         if (--budget === 0) return;
       }
