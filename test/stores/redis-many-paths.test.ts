@@ -180,4 +180,35 @@ definedIf(hasRedis, describe)('RedisStore: many paths invalidated at once', () =
       await store.close();
     }
   }, 60_000);
+
+  test('close() while an invalidation is under way (a shutdown) lets it finish: another process serves none of it, and refuses a fill begun before it', async () => {
+    for (const [n, wait] of [
+      [1500, 'a turn'],
+      [1500, 'none'],
+      [10, 'none'],
+    ] as const) {
+      const p = `pdtest:paths:${randomUUID().slice(0, 8)}:`;
+      const store = new RedisStore({ url: URL, prefix: p, commandTimeout: 5000 });
+      const other = new RedisStore({ url: URL, prefix: p, commandTimeout: 5000 });
+      try {
+        const begun = await store.sequence();
+        const paths = Array.from({ length: n }, (_, i) => `/p${i}`);
+        for (let from = 0; from < n; from += 250) {
+          const sets = paths.slice(from, from + 250).map((x) => store.set(`k:${x}`, entry(x, begun, [x]), limits));
+          expect((await Promise.all(sets)).every(Boolean)).toBe(true);
+        }
+        const invalidated = store.invalidate(paths);
+        if (wait === 'a turn') await new Promise((resolve) => setImmediate(resolve));
+        await store.close();
+        expect(await invalidated).toBeGreaterThan(begun);
+        const served = [];
+        for (const x of paths) if ((await other.get(`k:${x}`)) !== undefined) served.push(x);
+        expect(served, `${n} paths, close() after ${wait}`).toEqual([]);
+        expect(await other.set(`k:/p${n - 1}`, entry(`/p${n - 1}`, begun, [`/p${n - 1}`]), limits)).toBe(false);
+      } finally {
+        await store.close();
+        await other.close();
+      }
+    }
+  }, 60_000);
 });

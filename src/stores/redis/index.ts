@@ -686,7 +686,21 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
   }
 
   async invalidate(tags: readonly string[]): Promise<number> {
-    if (tags.length <= INVALIDATE_TAGS_PER_SCRIPT) return this.#invalidate(tags);
+    if (tags.length <= INVALIDATE_TAGS_PER_SCRIPT) return this.#inFlight(this.#invalidate(tags));
+    return this.#inFlight(this.#invalidateMany(tags));
+  }
+
+  /** Invalidations (and `clear()`s) under way: `close()` lets them finish, within `commandTimeout`. */
+  readonly #invalidating = new Set<Promise<unknown>>();
+
+  #inFlight<T>(work: Promise<T>): Promise<T> {
+    this.#invalidating.add(work);
+    const done = () => void this.#invalidating.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  async #invalidateMany(tags: readonly string[]): Promise<number> {
     // Many tags at once (10,000 paths): one script each INVALIDATE_TAGS_PER_SCRIPT of them, which
     // Redis runs one after the other, serving other clients between them: it is never held for
     // the whole list (recording an invalidation point costs some microseconds a tag). Nor is this
@@ -697,7 +711,8 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     // call resolves, every tag is invalidated.
     const scripts: Array<Promise<number>> = [];
     for (let i = 0; i < tags.length; i += INVALIDATE_TAGS_PER_SCRIPT) {
-      if (i !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      // Once close() has begun, the rest go at once, ahead of the connection's QUIT.
+      if (i !== 0 && !this.#closed) await new Promise<void>((resolve) => setImmediate(resolve));
       const script = this.#invalidate(tags.slice(i, i + INVALIDATE_TAGS_PER_SCRIPT));
       // Heard below, with the others; not an unhandled rejection while the next turn comes.
       script.catch(() => undefined);
@@ -749,7 +764,7 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
    * a walk of every key.
    */
   async clear(): Promise<void> {
-    await this.#deadline('clear', this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : '']));
+    await this.#inFlight(this.#deadline('clear', this.#run(SCRIPTS.clear, [this.#meta, this.#order], [this.#local ? this.channel : ''])));
     this.#local?.clear();
     this.#copies.clear();
     // Everything is already invalid (the floor moved); free the memory too. A failure leaves
@@ -757,6 +772,10 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     this.#deleteMatching(`${this.#prefix}[etv]:*`).catch(() => undefined);
   }
 
+  /**
+   * Stops the store's timers and subscription, lets the invalidations under way finish (within
+   * `commandTimeout`), and quits the client it created (one passed in is left open).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -767,6 +786,17 @@ export class RedisStore implements Store, PurgeQueueStore, EnumerableStore {
     clearInterval(this.#heartbeatTimer);
     this.#subscriber?.disconnect();
     for (const { emitter, event, fn } of this.#listeners.splice(0)) emitter.removeListener(event, fn);
+    // An invalidation under way (a shutdown while a write's invalidation is sent) is finished
+    // first: another process would serve what its unsent scripts name, and a closed dumper never
+    // replays it. Within commandTimeout, as each of its scripts is.
+    if (this.#invalidating.size !== 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#invalidating]),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#timeout))),
+      ]);
+      clearTimeout(timer);
+    }
     if (this.#ownsClient) {
       try {
         await this.#client.quit();
