@@ -211,7 +211,7 @@ definedIf(hasRedis, describe)('RedisStore', () => {
     await store.close();
   });
 
-  test('a hit, a fill and an invalidation of any number of paths are one round trip each', async () => {
+  test('a hit, a fill and an invalidation are one round trip each; 10,000 paths are 20 scripts', async () => {
     const client = new Redis(URL);
     await client.ping(); // the connection handshake is not the store's
     const p = prefix();
@@ -263,10 +263,12 @@ definedIf(hasRedis, describe)('RedisStore', () => {
     expect(await store.get('k:/a?v=7')).toBeUndefined();
     expect(await other.get('k:/a?v=7')).toBeUndefined();
     counts.clear();
+    // 10,000 paths: a script per 500, each sent in a turn of its own without waiting for the one
+    // before (test/stores/redis-many-paths.test.ts), so how many round trips they make depends on
+    // how fast Redis answers.
     const paths = Array.from({ length: 10_000 }, (_, i) => `/page/${i}`);
     await store.invalidate(paths);
-    expect(counts.roundTrips).toBe(1);
-    expect([...counts.keys()]).toEqual(['evalsha']);
+    expect([...counts]).toEqual([['evalsha', 20]]);
     await Promise.all([store.close(), other.close()]);
     client.disconnect();
     otherClient.disconnect();
